@@ -1,0 +1,1 @@
+#include "onnx.pb-c.h"

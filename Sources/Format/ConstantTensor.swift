@@ -1,0 +1,106 @@
+import Foundation
+
+/// Bytes that outlive the tensors viewing them: an `mmap`ed file region or heap memory.
+public final class ByteStorage: @unchecked Sendable {
+    public let base: UnsafeRawPointer
+    public let count: Int
+    private let release: () -> Void
+
+    /// Takes ownership of memory that `release` frees.
+    public init(base: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
+        self.base = base
+        self.count = count
+        self.release = release
+    }
+
+    /// Copies `bytes` into 64-byte aligned heap memory.
+    public convenience init(copying bytes: UnsafeRawBufferPointer) {
+        let memory = UnsafeMutableRawPointer.allocate(byteCount: max(bytes.count, 1), alignment: 64)
+        if let source = bytes.baseAddress, bytes.count > 0 {
+            memory.copyMemory(from: source, byteCount: bytes.count)
+        }
+        self.init(base: UnsafeRawPointer(memory), count: bytes.count) { memory.deallocate() }
+    }
+
+    deinit { release() }
+}
+
+/// A constant tensor: weights, or a value folded at convert time. Its bytes are viewed
+/// in place (zero copy for an `mmap`ed `.rgraph`); `ByteStorage` keeps them alive.
+public struct ConstantTensor: @unchecked Sendable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Int]
+    public let storage: ByteStorage
+    public let byteOffset: Int
+
+    public init(name: String, dtype: DType, shape: [Int], storage: ByteStorage, byteOffset: Int = 0) {
+        precondition(byteOffset + shape.reduce(1, *) * dtype.byteSize <= storage.count,
+                     "constant \(name) extends past its storage")
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.storage = storage
+        self.byteOffset = byteOffset
+    }
+
+    /// A float32 constant holding a copy of `values`.
+    public init(name: String, shape: [Int], floats values: [Float]) {
+        precondition(values.count == shape.reduce(1, *), "constant \(name): \(values.count) values for shape \(shape)")
+        let storage = values.withUnsafeBytes { ByteStorage(copying: $0) }
+        self.init(name: name, dtype: .float32, shape: shape, storage: storage)
+    }
+
+    /// An int64 (or bool, stored one byte each) constant holding a copy of `values`.
+    public init(name: String, shape: [Int], ints values: [Int64], dtype: DType = .int64) {
+        precondition(values.count == shape.reduce(1, *), "constant \(name): \(values.count) values for shape \(shape)")
+        let storage: ByteStorage
+        switch dtype {
+        case .int64: storage = values.withUnsafeBytes { ByteStorage(copying: $0) }
+        case .int32: storage = values.map { Int32(truncatingIfNeeded: $0) }.withUnsafeBytes { ByteStorage(copying: $0) }
+        case .bool: storage = values.map { UInt8($0 != 0 ? 1 : 0) }.withUnsafeBytes { ByteStorage(copying: $0) }
+        default: preconditionFailure("ints stored as \(dtype)")
+        }
+        self.init(name: name, dtype: dtype, shape: shape, storage: storage)
+    }
+
+    public var elementCount: Int { shape.reduce(1, *) }
+    public var byteCount: Int { elementCount * dtype.byteSize }
+
+    /// The raw bytes of the tensor.
+    public var bytes: UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage.base + byteOffset, count: byteCount)
+    }
+
+    /// The elements of a float32 tensor, in place.
+    public var float32Elements: UnsafeBufferPointer<Float> {
+        precondition(dtype == .float32, "\(name) is \(dtype), not f32")
+        return bytes.bindMemory(to: Float.self)
+    }
+
+    /// Elements widened to Float (converting f16, bf16, int types).
+    public func floatValues() -> [Float] {
+        let raw = bytes
+        switch dtype {
+        case .float32: return Array(raw.bindMemory(to: Float.self))
+        case .float16: return raw.bindMemory(to: UInt16.self).map { Float(Float16(bitPattern: $0)) }
+        case .bfloat16: return raw.bindMemory(to: UInt16.self).map { Float(bitPattern: UInt32($0) << 16) }
+        case .int8: return raw.bindMemory(to: Int8.self).map { Float($0) }
+        case .int32: return raw.bindMemory(to: Int32.self).map { Float($0) }
+        case .int64: return raw.bindMemory(to: Int64.self).map { Float($0) }
+        case .bool: return raw.map { $0 != 0 ? 1 : 0 }
+        }
+    }
+
+    /// Elements as Int64 (truncating floats toward zero).
+    public func intValues() -> [Int64] {
+        let raw = bytes
+        switch dtype {
+        case .int64: return Array(raw.bindMemory(to: Int64.self))
+        case .int32: return raw.bindMemory(to: Int32.self).map { Int64($0) }
+        case .int8: return raw.bindMemory(to: Int8.self).map { Int64($0) }
+        case .bool: return raw.map { $0 != 0 ? 1 : 0 }
+        case .float32, .float16, .bfloat16: return floatValues().map { Int64($0) }
+        }
+    }
+}

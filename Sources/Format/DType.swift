@@ -1,0 +1,32 @@
+/// Element types a tensor can have in a `.rgraph` file or at plan time.
+///
+/// Kernels compute in `float32`; `float16`, `bfloat16` and `int8` exist for stored weights
+/// (dequantized on load or per block). `int64` and `bool` carry shape arithmetic, indices
+/// and masks, which the planner evaluates per input size.
+public enum DType: String, Sendable, CaseIterable, Codable {
+    case float32 = "f32"
+    case float16 = "f16"
+    case bfloat16 = "bf16"
+    case int8 = "i8"
+    case int32 = "i32"
+    case int64 = "i64"
+    case bool = "bool"
+
+    /// Bytes one element takes in storage.
+    public var byteSize: Int {
+        switch self {
+        case .float32, .int32: 4
+        case .float16, .bfloat16: 2
+        case .int8, .bool: 1
+        case .int64: 8
+        }
+    }
+
+    /// Whether values of this type are carried as floats (true) or integers at plan time.
+    public var isFloatingPoint: Bool {
+        switch self {
+        case .float32, .float16, .bfloat16, .int8: true
+        case .int32, .int64, .bool: false
+        }
+    }
+}

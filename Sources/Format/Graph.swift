@@ -1,0 +1,110 @@
+/// One dimension of a graph input or output: a fixed size or a named symbol
+/// (such as `H`) that the runtime binds when it plans for a concrete input.
+public enum Dim: Hashable, Sendable, CustomStringConvertible {
+    case fixed(Int)
+    case symbol(String)
+
+    public var description: String {
+        switch self {
+        case .fixed(let size): String(size)
+        case .symbol(let name): name
+        }
+    }
+}
+
+/// Name, element type and (possibly symbolic) shape of a graph input or output.
+public struct ValueInfo: Hashable, Sendable {
+    public var name: String
+    public var dtype: DType
+    public var shape: [Dim]
+
+    public init(name: String, dtype: DType, shape: [Dim]) {
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+    }
+}
+
+/// A typed node attribute.
+public enum Attribute: Hashable, Sendable, CustomStringConvertible {
+    case int(Int)
+    case float(Float)
+    case ints([Int])
+    case floats([Float])
+    case string(String)
+
+    public var description: String {
+        switch self {
+        case .int(let v): String(v)
+        case .float(let v): String(v)
+        case .ints(let v): "\(v)"
+        case .floats(let v): "\(v)"
+        case .string(let v): "\"\(v)\""
+        }
+    }
+}
+
+/// One operation of the graph. Inputs and outputs name values; an empty input name
+/// marks an optional input that is absent.
+public struct Node: Hashable, Sendable {
+    public var name: String
+    public var op: OpKind
+    public var inputs: [String]
+    public var outputs: [String]
+    public var attributes: [String: Attribute]
+
+    public init(name: String, op: OpKind, inputs: [String], outputs: [String],
+                attributes: [String: Attribute] = [:]) {
+        self.name = name
+        self.op = op
+        self.inputs = inputs
+        self.outputs = outputs
+        self.attributes = attributes
+    }
+
+    /// The input at `index`, or nil when it is absent (past the end or named "").
+    public func input(_ index: Int) -> String? {
+        index < inputs.count && !inputs[index].isEmpty ? inputs[index] : nil
+    }
+}
+
+/// A model in Restore's own op set: nodes in topological order, constant tensors
+/// (weights and folded values) and string metadata (design.md §4 for `restore.*` keys).
+public struct Graph: Sendable {
+    public var inputs: [ValueInfo]
+    public var outputs: [ValueInfo]
+    public var nodes: [Node]
+    /// Constant tensors by name; `constantOrder` keeps the order they are written in.
+    public private(set) var constants: [String: ConstantTensor]
+    public private(set) var constantOrder: [String]
+    public var metadata: [String: String]
+
+    public init(inputs: [ValueInfo] = [], outputs: [ValueInfo] = [], nodes: [Node] = [],
+                constants: [ConstantTensor] = [], metadata: [String: String] = [:]) {
+        self.inputs = inputs
+        self.outputs = outputs
+        self.nodes = nodes
+        self.constants = [:]
+        self.constantOrder = []
+        self.metadata = metadata
+        for constant in constants { setConstant(constant) }
+    }
+
+    /// Adds or replaces a constant tensor.
+    public mutating func setConstant(_ constant: ConstantTensor) {
+        if constants.updateValue(constant, forKey: constant.name) == nil {
+            constantOrder.append(constant.name)
+        }
+    }
+
+    /// Removes constants that no node input or graph output names any more.
+    public mutating func removeUnusedConstants() {
+        var used = Set(outputs.map(\.name))
+        for node in nodes { used.formUnion(node.inputs) }
+        constantOrder.removeAll { !used.contains($0) }
+        constants = constants.filter { used.contains($0.key) }
+    }
+
+    /// Constants in file order.
+    public var orderedConstants: [ConstantTensor] { constantOrder.compactMap { constants[$0] } }
+}

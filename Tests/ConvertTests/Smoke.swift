@@ -1,0 +1,3 @@
+import XCTest
+@testable import Convert
+final class ConvertSmokeTests: XCTestCase { func testBuilds() {} }

@@ -1,0 +1,3 @@
+import XCTest
+@testable import Format
+final class FormatSmokeTests: XCTestCase { func testBuilds() {} }

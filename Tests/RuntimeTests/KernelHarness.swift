@@ -1,0 +1,85 @@
+import Format
+import XCTest
+@testable import Runtime
+
+/// Runs an operator's fast kernel on host tensors and compares it with its reference
+/// kernel; the shared check of every op test ("fast vs reference on odd shapes").
+enum KernelHarness {
+    /// Deterministic random floats in [-1, 1) (xorshift; a fixed seed per test).
+    static func random(_ shape: [Int], seed: UInt64) -> HostTensor {
+        var state = seed &* 0x9E3779B97F4A7C15 | 1
+        let values = (0..<shape.reduce(1, *)).map { _ -> Float in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(state >> 40) / Float(1 << 23) - 1
+        }
+        return HostTensor(shape: shape, floats: values)
+    }
+
+    /// Runs `node`'s fast kernel on `inputs` (nil = absent). Inputs listed in
+    /// `planTime` are given to the kernel as known values, as the planner does.
+    static func runFast(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [],
+                        threads: Int = 2) throws -> [HostTensor] {
+        let op = try OpKind.makeOperator(node)
+        let facts: [ValueFact?] = inputs.enumerated().map { index, tensor in
+            tensor.map { ValueFact(dtype: $0.dtype, shape: $0.shape, value: planTime.contains(index) || !$0.isFloat ? $0 : nil) }
+        }
+        let outputFacts = try op.outputs(for: facts)
+        let floatInputs = inputs.map { $0?.floats }
+        var outputs = outputFacts.map { [Float](repeating: .nan, count: $0.count) }
+        if op.isView {
+            return [HostTensor(shape: outputFacts[0].shape, floats: inputs[0]!.floats)]
+        }
+        let kernel = try op.kernel(inputs: facts, outputs: outputFacts)
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(kernel.scratchBytes, 64), alignment: 64)
+        defer { scratch.deallocate() }
+        let pool = ThreadPool(threads: threads)
+        let inputPointers = floatInputs.map { $0.map { array -> UnsafeMutablePointer<Float> in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(array.count, 1))
+            p.initialize(from: array, count: array.count)
+            return p
+        } }
+        defer { inputPointers.forEach { $0?.deallocate() } }
+        let outputPointers = outputs.map { array -> UnsafeMutablePointer<Float> in
+            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(array.count, 1))
+            p.initialize(from: array, count: array.count)
+            return p
+        }
+        defer { outputPointers.forEach { $0.deallocate() } }
+        kernel.run(KernelIO(inputs: inputPointers.map { $0.map { UnsafePointer($0) } },
+                            outputs: outputPointers,
+                            scratch: kernel.scratchBytes > 0 ? scratch : nil, pool: pool))
+        for i in outputs.indices {
+            outputs[i] = Array(UnsafeBufferPointer(start: outputPointers[i], count: outputs[i].count))
+        }
+        return zip(outputFacts, outputs).map { HostTensor(shape: $0.shape, floats: $1) }
+    }
+
+    /// Asserts fast == reference within `tolerance` (max abs error relative to the
+    /// reference's largest magnitude), printing both errors.
+    static func assertFastMatchesReference(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [],
+                                           tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
+        let op = try OpKind.makeOperator(node)
+        let expected = try op.reference(inputs)
+        let actual = try runFast(node, inputs, planTime: planTime)
+        XCTAssertEqual(expected.count, actual.count, file: file, line: line)
+        for (e, a) in zip(expected, actual) {
+            XCTAssertEqual(e.shape, a.shape, file: file, line: line)
+            let (maxAbs, relative) = errors(a.floats, e.floats)
+            print("\(node.name) \(e.shape): max abs error \(maxAbs), relative \(relative)")
+            XCTAssertLessThanOrEqual(relative, tolerance, "\(node.name): fast kernel differs from reference", file: file, line: line)
+        }
+    }
+
+    /// Max abs error, and that error divided by the reference's largest magnitude.
+    static func errors(_ actual: [Float], _ expected: [Float]) -> (maxAbs: Float, relative: Float) {
+        precondition(actual.count == expected.count)
+        var maxAbs: Float = 0
+        var scale: Float = 0
+        for (a, e) in zip(actual, expected) {
+            let diff = abs(a - e)
+            maxAbs = diff.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, diff)
+            scale = max(scale, abs(e))
+        }
+        return (maxAbs, maxAbs / max(scale, 1e-12))
+    }
+}
