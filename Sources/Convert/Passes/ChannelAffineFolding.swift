@@ -1,0 +1,109 @@
+import Format
+import Runtime
+
+/// Folds a per-output-channel multiply/divide/add/subtract by a constant that follows a
+/// convolution into its weights and bias. BatchNormalization is imported as exactly
+/// such a multiply and add, so this is where it disappears.
+enum ChannelAffineFolding {
+    static func run(_ graph: inout Graph) throws -> Int {
+        var folded = 0
+        var changed = true
+        while changed {
+            changed = false
+            let consumers = Consumers(graph)
+            for index in graph.nodes.indices where isFoldableConvolution(graph.nodes[index]) {
+                guard let readerIndex = consumers.soleReader(of: graph.nodes[index].outputs[0]),
+                      let (function, constant) = channelConstant(graph.nodes[readerIndex], reading: graph.nodes[index].outputs[0], graph),
+                      let factors = try perChannel(constant, channels: outputChannels(graph.nodes[index], graph))
+                else { continue }
+                try fold(function, factors, into: index, graph: &graph)
+                graph.absorb(readerIndex, into: index)
+                folded += 1
+                changed = true
+                break
+            }
+        }
+        _ = graph.removeDeadNodes()
+        return folded
+    }
+
+    /// A conv (or group-1 transposed conv) with constant weights and nothing fused yet.
+    private static func isFoldableConvolution(_ node: Node) -> Bool {
+        guard node.op == .conv || (node.op == .convTranspose && (try? node.int("group", default: 1)) == 1) else { return false }
+        let activation = (try? node.string("activation", default: "identity")) ?? "identity"
+        return activation == "identity" && node.input(3) == nil && node.outputs.count == 1
+    }
+
+    private static func outputChannels(_ node: Node, _ graph: Graph) -> Int {
+        guard let weights = graph.constants[node.inputs[1]] else { return -1 }
+        return node.op == .conv ? weights.shape[0] : weights.shape[1]
+    }
+
+    /// The binary function and constant of `node` when it combines `value` with a
+    /// constant (on the right for sub and div, either side for add and mul).
+    private static func channelConstant(_ node: Node, reading value: String, _ graph: Graph) -> (BinaryFunction, ConstantTensor)? {
+        guard node.op == .binary, node.inputs.count == 2,
+              let function: BinaryFunction = try? node.enumeration("function") else { return nil }
+        switch function {
+        case .add, .mul:
+            let other = node.inputs[0] == value ? node.inputs[1] : node.inputs[0]
+            return graph.constants[other].map { (function, $0) }
+        case .sub, .div:
+            guard node.inputs[0] == value else { return nil }
+            return graph.constants[node.inputs[1]].map { (function, $0) }
+        default:
+            return nil
+        }
+    }
+
+    /// The constant as one factor per output channel, when its shape broadcasts that way
+    /// against [N, M, H, W] without changing the result's shape.
+    private static func perChannel(_ constant: ConstantTensor, channels: Int) throws -> [Float]? {
+        guard channels > 0, constant.dtype.isFloatingPoint, constant.shape.count <= 4 else { return nil }
+        let values = constant.floatValues()
+        if values.count == 1 { return Array(repeating: values[0], count: channels) }
+        let padded = Array(repeating: 1, count: 4 - constant.shape.count) + constant.shape
+        guard padded == [1, channels, 1, 1] else { return nil }
+        return values
+    }
+
+    private static func fold(_ function: BinaryFunction, _ factors: [Float], into index: Int, graph: inout Graph) throws {
+        let node = graph.nodes[index]
+        guard let weights = graph.constants[node.inputs[1]] else { return }
+        let channels = factors.count
+        var bias = node.input(2).flatMap { graph.constants[$0]?.floatValues() } ?? Array(repeating: 0, count: channels)
+        switch function {
+        case .add: for m in 0..<channels { bias[m] += factors[m] }
+        case .sub: for m in 0..<channels { bias[m] -= factors[m] }
+        case .mul, .div:
+            let scale = function == .mul ? factors : factors.map { 1 / $0 }
+            var w = weights.floatValues()
+            // conv weights are [M, C/g, kH, kW]; transposed conv weights [C, M, kH, kW].
+            let inner = weights.shape.dropFirst(2).reduce(1, *)
+            for i in 0..<w.count {
+                let channel = node.op == .conv ? i / (w.count / channels) : (i / inner) % channels
+                w[i] *= scale[channel]
+            }
+            for m in 0..<channels { bias[m] *= scale[m] }
+            let weightName = uniqueName(node.name + ".weight", graph)
+            graph.setConstant(ConstantTensor(name: weightName, shape: weights.shape, floats: w))
+            graph.nodes[index].inputs[1] = weightName
+        default:
+            return
+        }
+        let biasName = uniqueName(node.name + ".bias", graph)
+        graph.setConstant(ConstantTensor(name: biasName, shape: [channels], floats: bias))
+        while graph.nodes[index].inputs.count < 3 { graph.nodes[index].inputs.append("") }
+        graph.nodes[index].inputs[2] = biasName
+    }
+
+    private static func uniqueName(_ base: String, _ graph: Graph) -> String {
+        var name = base
+        var counter = 1
+        while graph.constants[name] != nil {
+            name = "\(base).\(counter)"
+            counter += 1
+        }
+        return name
+    }
+}

@@ -1,0 +1,31 @@
+import Format
+import Runtime
+
+/// Evaluates, with the ops' reference kernels, every node whose inputs are all
+/// constants, and replaces it by the constants it produces. With every input dim fixed,
+/// also folds what the shapes decide (Shape/Gather/Concat arithmetic, masks).
+enum ConstantFolding {
+    static func run(_ graph: inout Graph, knownAtPlanTime: [String: HostTensor] = [:]) throws -> Int {
+        var folded = 0
+        for index in graph.nodes.indices {
+            let node = graph.nodes[index]
+            let outputs = node.outputs.filter { !$0.isEmpty }
+            if !outputs.isEmpty, outputs.allSatisfy({ knownAtPlanTime[$0] != nil }) {
+                for name in outputs { graph.setConstant(knownAtPlanTime[name]!.asConstant(named: name)) }
+            } else if node.inputs.allSatisfy({ $0.isEmpty || graph.constants[$0] != nil }) {
+                let op = try OpKind.makeOperator(node)
+                let values = try op.reference(node.inputs.map { $0.isEmpty ? nil : graph.constants[$0].map(HostTensor.init) })
+                for (name, value) in zip(node.outputs, values) where !name.isEmpty {
+                    graph.setConstant(value.asConstant(named: name))
+                }
+            } else {
+                continue
+            }
+            graph.nodes[index].inputs = []
+            folded += 1
+        }
+        graph.nodes.removeAll { $0.inputs.isEmpty && $0.outputs.allSatisfy { graph.constants[$0] != nil || $0.isEmpty } }
+        graph.removeUnusedConstants()
+        return folded
+    }
+}

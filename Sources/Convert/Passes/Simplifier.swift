@@ -1,0 +1,77 @@
+import Format
+import Runtime
+
+/// The convert-time rewrite pipeline: fold constants (and, for fixed-size models, all
+/// shape arithmetic), fold per-channel affines (BatchNorm) into convolutions, then fuse
+/// activations and residual adds into them. Each pass is a file of its own.
+public enum Simplifier {
+    public struct Report: Sendable, CustomStringConvertible {
+        public var nodesBefore: Int
+        public var nodesAfter: Int
+        public var passes: [(name: String, rewrites: Int)]
+        /// Why shape-dependent fusion was skipped, when it was.
+        public var notes: [String]
+
+        public var description: String {
+            var lines = ["nodes: \(nodesBefore) → \(nodesAfter)"]
+            for pass in passes { lines.append("  \(pass.name): \(pass.rewrites)") }
+            lines += notes.map { "  note: \($0)" }
+            return lines.joined(separator: "\n")
+        }
+    }
+
+    /// Simplifies `graph` in place. `multiple` is the size input H and W must be a
+    /// multiple of (`restore.multiple`), used to pick the sizes shapes are sampled at.
+    public static func simplify(_ graph: inout Graph, multiple: Int = 1) throws -> Report {
+        var report = Report(nodesBefore: graph.nodes.count, nodesAfter: 0, passes: [], notes: [])
+        report.passes.append(("constant folding", try ConstantFolding.run(&graph)))
+        let samples = sampleShapes(graph, multiple: multiple)
+        if graph.inputs.allSatisfy({ $0.shape.allSatisfy { if case .fixed = $0 { true } else { false } } }),
+           let plan = try? plan(graph, samples[0]) {
+            report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: plan.knownValues)))
+        }
+        report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
+        var activations = try ActivationFusion.run(&graph)
+        do {
+            let shapes = try samples.map { try plan(graph, $0).valueShapes }
+            report.passes.append(("residual add fusion", try ResidualFusion.run(&graph) { a, b in
+                shapes.allSatisfy { $0[a] != nil && $0[a] == $0[b] }
+            }))
+        } catch {
+            report.notes.append("residual fusion skipped: the model did not plan at sample sizes \(samples): \(error)")
+        }
+        activations += try ActivationFusion.run(&graph)
+        report.passes.append(("activation fusion", activations))
+        report.passes.append(("dead node removal", graph.removeDeadNodes()))
+        report.nodesAfter = graph.nodes.count
+        return report
+    }
+
+    /// Two sets of input shapes that bind every symbol: batch 1, and spatial sizes that
+    /// differ between H and W and between samples, rounded up to `multiple`, so shapes
+    /// that agree at both are equal by structure, not by coincidence.
+    static func sampleShapes(_ graph: Graph, multiple: Int) -> [[[Int]]] {
+        let step = max(1, multiple)
+        func round(_ size: Int) -> Int { (size + step - 1) / step * step }
+        let choices = [[round(64), round(48)], [round(40), round(72)]]
+        return choices.map { sizes in
+            var symbols: [String: Int] = [:]
+            return graph.inputs.map { info in
+                info.shape.enumerated().map { axis, dim in
+                    switch dim {
+                    case .fixed(let size): return size
+                    case .symbol(let name):
+                        if let bound = symbols[name] { return bound }
+                        let value = axis == 0 ? 1 : sizes[(symbols.count) % 2]
+                        symbols[name] = value
+                        return value
+                    }
+                }
+            }
+        }
+    }
+
+    private static func plan(_ graph: Graph, _ shapes: [[Int]]) throws -> Plan {
+        try Session(model: try Model(graph: graph), threads: 1).plan(for: shapes)
+    }
+}

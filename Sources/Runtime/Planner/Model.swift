@@ -1,0 +1,88 @@
+import Format
+
+/// A loaded model: the graph and one parsed operator per node. Immutable, so one model
+/// serves many sessions on many threads.
+public final class Model: Sendable {
+    public let graph: Graph
+    let operators: [any Operator]
+    /// Where each value comes from: a node's output index, a graph input or a constant.
+    let producers: [String: Producer]
+    /// Float constants as f32: in place for f32 (zero copy from an mmap), dequantized
+    /// once here for f16/bf16/int8 so every plan and session shares them.
+    private let floatConstants: [String: ByteStorage]
+
+    enum Producer: Sendable {
+        case input(Int)
+        case constant
+        case node(index: Int, output: Int)
+    }
+
+    /// Parses every node; throws `ModelError.invalidNodes` listing every bad node at once.
+    public init(graph: Graph) throws {
+        self.graph = graph
+        var operators: [any Operator] = []
+        var problems: [String] = []
+        var producers: [String: Producer] = [:]
+        for (index, input) in graph.inputs.enumerated() { producers[input.name] = .input(index) }
+        for name in graph.constantOrder { producers[name] = .constant }
+        for (index, node) in graph.nodes.enumerated() {
+            for input in node.inputs where !input.isEmpty && producers[input] == nil {
+                problems.append(GraphError.unknownValue(node: node.name, value: input).description)
+            }
+            do {
+                operators.append(try OpKind.makeOperator(node))
+            } catch {
+                problems.append("\(error)")
+            }
+            for (slot, output) in node.outputs.enumerated() where !output.isEmpty {
+                producers[output] = .node(index: index, output: slot)
+            }
+        }
+        for output in graph.outputs where producers[output.name] == nil {
+            problems.append("graph output '\(output.name)' is produced by no node")
+        }
+        guard problems.isEmpty else { throw ModelError.invalidNodes(problems) }
+        self.operators = operators
+        self.producers = producers
+        var floatConstants: [String: ByteStorage] = [:]
+        for constant in graph.orderedConstants where constant.dtype.isFloatingPoint {
+            floatConstants[constant.name] = constant.dtype == .float32
+                ? constant.storage
+                : constant.floatValues().withUnsafeBytes { ByteStorage(copying: $0) }
+        }
+        self.floatConstants = floatConstants
+    }
+
+    /// The f32 elements of a float constant; valid while the model lives.
+    func floatConstant(_ name: String) -> UnsafePointer<Float> {
+        guard let constant = graph.constants[name], let storage = floatConstants[name] else {
+            preconditionFailure("planner asked for '\(name)', which is not a float constant")
+        }
+        let offset = constant.dtype == .float32 ? constant.byteOffset : 0
+        return (storage.base + offset).assumingMemoryBound(to: Float.self)
+    }
+}
+
+/// Errors in loading, planning or running a model.
+public enum ModelError: Error, CustomStringConvertible, Equatable {
+    case invalidNodes([String])
+    case missingInput(String)
+    case unexpectedInput(String)
+    case inputShape(input: String, expected: String, found: [Int])
+    case inconsistentSymbol(String, Int, Int)
+    case node(name: String, message: String)
+
+    public var description: String {
+        switch self {
+        case .invalidNodes(let problems):
+            "\(problems.count) invalid node\(problems.count == 1 ? "" : "s"):\n  " + problems.joined(separator: "\n  ")
+        case .missingInput(let name): "input '\(name)' is missing"
+        case .unexpectedInput(let name): "the model has no input named '\(name)'"
+        case .inputShape(let input, let expected, let found):
+            "input '\(input)' should have shape \(expected), found \(found)"
+        case .inconsistentSymbol(let symbol, let a, let b):
+            "dimension '\(symbol)' is \(a) in one input and \(b) in another"
+        case .node(let name, let message): "node '\(name)': \(message)"
+        }
+    }
+}

@@ -1,0 +1,92 @@
+import Format
+
+/// Runs a model: one session per thread. Keeps a plan per set of input shapes and one
+/// arena sized for the largest plan it has run.
+public final class Session {
+    public let model: Model
+    public let pool: ThreadPool
+    private var plans: [[[Int]]: Plan] = [:]
+    private var arena: UnsafeMutableRawPointer?
+    private var arenaCapacity = 0
+
+    public init(model: Model, threads: Int) {
+        self.model = model
+        self.pool = ThreadPool(threads: threads)
+    }
+
+    deinit { arena?.deallocate() }
+
+    /// The plan for these input shapes (graph input order), made once and cached.
+    public func plan(for inputShapes: [[Int]]) throws -> Plan {
+        if let plan = plans[inputShapes] { return plan }
+        let plan = try Planner.plan(model, inputShapes: inputShapes)
+        plans[inputShapes] = plan
+        return plan
+    }
+
+    /// Runs the model on named inputs and returns every graph output by name.
+    public func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
+        let graphInputs = model.graph.inputs
+        for name in inputs.keys where !graphInputs.contains(where: { $0.name == name }) {
+            throw ModelError.unexpectedInput(name)
+        }
+        let ordered = try graphInputs.map { info -> HostTensor in
+            guard let tensor = inputs[info.name] else { throw ModelError.missingInput(info.name) }
+            return tensor
+        }
+        let outputs = try run(ordered)
+        return Dictionary(uniqueKeysWithValues: zip(model.graph.outputs.map(\.name), outputs))
+    }
+
+    /// Runs the model on inputs in graph order; outputs in graph order.
+    public func run(_ inputs: [HostTensor]) throws -> [HostTensor] {
+        let plan = try plan(for: inputs.map(\.shape))
+        let base = reserveArena(plan.arenaBytes)
+        for (tensor, offset) in zip(inputs, plan.inputOffsets) {
+            let destination = (base + offset).assumingMemoryBound(to: Float.self)
+            tensor.floats.withUnsafeBufferPointer { source in
+                if let address = source.baseAddress { destination.update(from: address, count: source.count) }
+            }
+        }
+        execute(plan, arena: base)
+        return plan.outputSources.map { source in
+            switch source {
+            case .known(let value):
+                return value
+            case .location(let location, let dtype, let shape):
+                let pointer = Self.pointer(location, arena: base)
+                let floats = Array(UnsafeBufferPointer(start: pointer, count: shape.reduce(1, *)))
+                return dtype.isFloatingPoint
+                    ? HostTensor(shape: shape, floats: floats)
+                    : HostTensor(shape: shape, ints: floats.map { Int64($0) }, dtype: dtype)
+            }
+        }
+    }
+
+    private func execute(_ plan: Plan, arena base: UnsafeMutableRawPointer) {
+        for step in plan.steps {
+            let io = KernelIO(
+                inputs: step.inputs.map { $0.map { Self.pointer($0, arena: base) } },
+                outputs: step.outputs.map { (base + $0).assumingMemoryBound(to: Float.self) },
+                scratch: step.scratch.map { base + $0 },
+                pool: pool)
+            step.kernel.run(io)
+        }
+    }
+
+    private static func pointer(_ location: Plan.Location, arena base: UnsafeMutableRawPointer) -> UnsafePointer<Float> {
+        switch location {
+        case .arena(let offset): UnsafePointer((base + offset).assumingMemoryBound(to: Float.self))
+        case .constant(let pointer), .known(let pointer): pointer
+        }
+    }
+
+    private func reserveArena(_ bytes: Int) -> UnsafeMutableRawPointer {
+        if let arena, arenaCapacity >= bytes { return arena }
+        arena?.deallocate()
+        let fresh = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        arena = fresh
+        arenaCapacity = bytes
+        return fresh
+    }
+}
