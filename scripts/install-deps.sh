@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages Restore builds against (as root on a fresh machine).
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "error: swift is not on PATH (Swift 6.2 or newer is required)" >&2; exit 1; }
