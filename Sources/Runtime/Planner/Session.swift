@@ -24,6 +24,9 @@ public final class Session {
         return plan
     }
 
+    /// The plans made so far, for diagnostics.
+    public var cachedPlans: [Plan] { Array(plans.values) }
+
     /// Runs the model on named inputs and returns every graph output by name.
     public func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
         let graphInputs = model.graph.inputs

@@ -1,0 +1,107 @@
+import Foundation
+import Format
+import Runtime
+
+/// What `convert` is asked to do besides importing: the restoration contract
+/// (design.md §4) and the stored weight type.
+public struct ConversionOptions: Sendable {
+    public enum WeightType: String, Sendable, CaseIterable {
+        case f32, f16, bf16
+    }
+
+    public var task: String?
+    public var range: String?
+    public var mean: [Float]?
+    public var std: [Float]?
+    public var residual = false
+    public var scale: Int?
+    public var multiple: Int?
+    public var tile: Int?
+    public var overlap: Int?
+    public var weights: WeightType = .f32
+
+    public init() {}
+
+    /// The `restore.*` metadata these options set.
+    var metadata: [String: String] {
+        var result: [String: String] = [:]
+        func list(_ values: [Float]) -> String { values.map { String($0) }.joined(separator: ",") }
+        result["restore.task"] = task
+        result["restore.range"] = range
+        result["restore.mean"] = mean.map(list)
+        result["restore.std"] = std.map(list)
+        if residual { result["restore.residual"] = "true" }
+        result["restore.scale"] = scale.map(String.init)
+        result["restore.multiple"] = multiple.map(String.init)
+        result["restore.tile"] = tile.map(String.init)
+        result["restore.overlap"] = overlap.map(String.init)
+        return result
+    }
+}
+
+/// Imports a model file, simplifies and fuses it, records the restoration contract
+/// and stores weights in the requested type: everything `convert` does but writing.
+public enum Conversion {
+    public struct Result {
+        public var graph: Graph
+        public var report: Simplifier.Report
+    }
+
+    public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
+        var graph: Graph
+        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
+        case "onnx":
+            graph = try ONNXImporter.importModel(at: URL(fileURLWithPath: path))
+        default:
+            throw ConversionError.unknownFormat(path)
+        }
+        for (key, value) in options.metadata { graph.metadata[key] = value }
+        graph.metadata["restore.converted-from"] = URL(fileURLWithPath: path).lastPathComponent
+        let multiple = Int(graph.metadata["restore.multiple"] ?? "") ?? 1
+        let report = try Simplifier.simplify(&graph, multiple: multiple)
+        if graph.metadata.keys.contains(where: { $0.hasPrefix("restore.") && $0 != "restore.converted-from" }) {
+            // Refuse a contract rrun could not apply, now rather than at run time.
+            _ = try RestorationContract(graph: graph)
+        }
+        if options.weights != .f32 { storeWeights(&graph, as: options.weights) }
+        // Plan once at a sample size, so a model that cannot run fails here with the node named.
+        let samples = Simplifier.sampleShapes(graph, multiple: multiple)
+        _ = try Session(model: try Model(graph: graph), threads: 1).plan(for: samples[0])
+        return Result(graph: graph, report: report)
+    }
+
+    /// Re-stores large float32 constants (weights) as f16 or bf16; small ones (biases,
+    /// scales) stay f32 since they cost nothing and matter most for accuracy.
+    private static func storeWeights(_ graph: inout Graph, as type: ConversionOptions.WeightType) {
+        for constant in graph.orderedConstants where constant.dtype == .float32 && constant.elementCount >= 1024 {
+            let bits: [UInt16] = constant.float32Elements.map { value in
+                switch type {
+                case .f16: Float16(value).bitPattern
+                case .bf16: bfloat16Bits(value)
+                case .f32: preconditionFailure("f32 weights are not converted")
+                }
+            }
+            let storage = bits.withUnsafeBytes { ByteStorage(copying: $0) }
+            graph.setConstant(ConstantTensor(name: constant.name, dtype: type == .f16 ? .float16 : .bfloat16,
+                                             shape: constant.shape, storage: storage))
+        }
+    }
+
+    /// bfloat16 by rounding to nearest even (NaN stays NaN).
+    static func bfloat16Bits(_ value: Float) -> UInt16 {
+        let bits = value.bitPattern
+        if value.isNaN { return UInt16(bits >> 16) | 0x40 }
+        let rounding = 0x7FFF + ((bits >> 16) & 1)
+        return UInt16((bits &+ rounding) >> 16)
+    }
+}
+
+public enum ConversionError: Error, CustomStringConvertible, Equatable {
+    case unknownFormat(String)
+
+    public var description: String {
+        switch self {
+        case .unknownFormat(let path): "\(path): not a model file convert reads (.onnx)"
+        }
+    }
+}

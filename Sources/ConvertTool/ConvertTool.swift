@@ -1,0 +1,93 @@
+import ArgumentParser
+import Convert
+import Foundation
+import Format
+
+/// `convert`: imports a model, simplifies and fuses it, and writes one `.rgraph` file.
+@main
+struct ConvertTool: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "convert",
+        abstract: "Convert an ONNX model to Restore's .rgraph format.",
+        discussion: """
+            The restoration options record how rrun and libRestore turn pixels into the \
+            model's input and its output back into pixels (design.md §4).
+            Example: convert denoiser.onnx -o denoiser.rgraph --range 0,1 --residual
+            """)
+
+    @Argument(help: "The model to convert (.onnx; external data files next to it are read).")
+    var model: String
+
+    @Option(name: .shortAndLong, help: "The .rgraph file to write.")
+    var output: String
+
+    @Option(help: "Pixel range the model expects: 0,1 or -1,1 or 0,255.")
+    var range: String?
+
+    @Option(help: "Per-channel mean subtracted after the range mapping: R,G,B.")
+    var mean: String?
+
+    @Option(help: "Per-channel standard deviation divided by after the mean: R,G,B.")
+    var std: String?
+
+    @Flag(help: "The network predicts a correction: output = input + network output.")
+    var residual = false
+
+    @Option(help: "Integer upscaling factor (1 for same-size restoration).")
+    var scale: Int?
+
+    @Option(help: "H and W are padded (reflect) to a multiple of this and cropped after.")
+    var multiple: Int?
+
+    @Option(help: "Default tile size in pixels for large images.")
+    var tile: Int?
+
+    @Option(help: "Default overlap between tiles in pixels.")
+    var overlap: Int?
+
+    @Option(help: "Task name stored in the model (denoise, deblur, inpaint, colorize, super-resolve, …).")
+    var task: String?
+
+    @Option(help: "How weights are stored: f32, f16 or bf16 (computation stays f32).")
+    var weights: String = "f32"
+
+    @Flag(name: .shortAndLong, help: "Print what the rewrite passes did.")
+    var verbose = false
+
+    func run() throws {
+        do {
+            var options = ConversionOptions()
+            options.task = task
+            options.range = range
+            options.mean = try mean.map { try floats($0, option: "--mean") }
+            options.std = try std.map { try floats($0, option: "--std") }
+            options.residual = residual
+            options.scale = scale
+            options.multiple = multiple
+            options.tile = tile
+            options.overlap = overlap
+            guard let weightType = ConversionOptions.WeightType(rawValue: weights) else {
+                throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
+            }
+            options.weights = weightType
+            let result = try Conversion.convert(model, options: options)
+            try RGraphWriter.write(result.graph, to: output)
+            print("\(model) → \(output): \(result.report.nodesBefore) nodes imported, \(result.report.nodesAfter) after fusion, "
+                  + "\(result.graph.constants.count) tensors")
+            if verbose { print(result.report) }
+        } catch let error as ValidationError {
+            throw error
+        } catch {
+            FileHandle.standardError.write(Data("convert: error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+
+    private func floats(_ text: String, option: String) throws -> [Float] {
+        let values = text.split(separator: ",").map { Float($0.trimmingCharacters(in: .whitespaces)) }
+        guard values.count == 3, values.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("\(option) takes three numbers R,G,B, found '\(text)'")
+        }
+        return values.compactMap { $0 }
+    }
+}

@@ -1,0 +1,38 @@
+import ArgumentParser
+import Foundation
+import Format
+import Runtime
+
+/// `rrun`: runs a converted `.rgraph` model on an image or on tensors.
+@main
+struct RRun: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rrun",
+        abstract: "Run a Restore model (.rgraph) on a PNG image or on .npy tensors.",
+        discussion: """
+            Image mode:  rrun MODEL.rgraph IN.png -o OUT.png [--ref CLEAN.png]
+            Tensor mode: rrun MODEL.rgraph X.npy [NAME=Y.npy ...] -o OUT.npy
+                         rrun MODEL.rgraph X.npy --outputs DIR
+            Inspect:     rrun info MODEL.rgraph
+            Benchmark:   rrun bench MODEL.rgraph --shape 1,3,512,512
+            """,
+        subcommands: [Restore.self, Info.self, Bench.self],
+        defaultSubcommand: Restore.self)
+}
+
+/// Runs `body`, printing an error as one line on stderr with a non-zero exit.
+func reportingErrors(_ body: () throws -> Void) throws {
+    do {
+        try body()
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        FileHandle.standardError.write(Data("rrun: error: \(error)\n".utf8))
+        throw ExitCode.failure
+    }
+}
+
+/// Loads and checks a model file.
+func loadModel(_ path: String) throws -> Model {
+    try Model(graph: try RGraphReader.read(path: path))
+}

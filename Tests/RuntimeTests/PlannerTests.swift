@@ -1,0 +1,107 @@
+import Format
+import XCTest
+@testable import Runtime
+
+final class PlannerTests: XCTestCase {
+    private let image = ValueInfo(name: "x", dtype: .float32, shape: [.symbol("N"), .fixed(3), .symbol("H"), .symbol("W")])
+
+    /// x → relu → neg → relu → … (`length` element-wise nodes).
+    private func chain(length: Int) -> Graph {
+        let functions = ["relu", "neg"]
+        let nodes = (0..<length).map { i in
+            Node(name: "n\(i)", op: .unary, inputs: [i == 0 ? "x" : "v\(i - 1)"], outputs: ["v\(i)"],
+                 attributes: ["function": .string(functions[i % 2])])
+        }
+        return Graph(inputs: [image], outputs: [ValueInfo(name: "v\(length - 1)", dtype: .float32, shape: image.shape)],
+                     nodes: nodes)
+    }
+
+    func testArenaReusesBuffersWhoseLifetimesDoNotOverlap() throws {
+        let session = Session(model: try Model(graph: chain(length: 10)), threads: 1)
+        let plan = try session.plan(for: [[1, 3, 32, 32]])
+        let bytes = 3 * 32 * 32 * 4
+        print("arena \(plan.arenaBytes) bytes, intermediates \(plan.intermediateBytes) bytes")
+        XCTAssertEqual(plan.intermediateBytes, 11 * bytes)
+        // The input, then two buffers in turn: a value dies when the next node has read it.
+        XCTAssertLessThanOrEqual(plan.arenaBytes, 3 * bytes)
+        XCTAssertEqual(plan.kernelCount, 10)
+    }
+
+    func testChainComputesTheRightValues() throws {
+        let session = Session(model: try Model(graph: chain(length: 3)), threads: 2)
+        let input = KernelHarness.random([1, 3, 5, 7], seed: 3)
+        let output = try session.run([input])[0]
+        // relu, neg, relu: always 0.
+        XCTAssertEqual(output.shape, [1, 3, 5, 7])
+        XCTAssertTrue(output.floats.allSatisfy { $0 == 0 })
+    }
+
+    func testPlansAreCachedPerInputSize() throws {
+        let session = Session(model: try Model(graph: chain(length: 2)), threads: 1)
+        let a = try session.plan(for: [[1, 3, 8, 8]])
+        let b = try session.plan(for: [[1, 3, 9, 8]])
+        XCTAssertTrue(a === (try session.plan(for: [[1, 3, 8, 8]])))
+        XCTAssertFalse(a === b)
+        XCTAssertEqual(session.cachedPlans.count, 2)
+    }
+
+    func testInputShapeErrorsNameTheInput() throws {
+        let session = Session(model: try Model(graph: chain(length: 1)), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 4, 8, 8]])) { error in
+            XCTAssertEqual(error as? ModelError, .inputShape(input: "x", expected: "[N, 3, H, W]", found: [1, 4, 8, 8]))
+        }
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("input 'x'"), "\(error)")
+        }
+        XCTAssertThrowsError(try session.run(["y": KernelHarness.random([1], seed: 1)])) { error in
+            XCTAssertEqual(error as? ModelError, .unexpectedInput("y"))
+        }
+    }
+
+    func testShapeArithmeticIsEvaluatedPerInputSize() throws {
+        // y = reshape(x, [shape(x)[0], -1]): the target depends on the input size.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("N"), .symbol("F")])],
+            nodes: [
+                Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
+                Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
+                Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
+            ],
+            constants: [ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        for (h, w) in [(4, 5), (7, 3)] {
+            let input = KernelHarness.random([2, 3, h, w], seed: UInt64(h))
+            let output = try session.run([input])[0]
+            XCTAssertEqual(output.shape, [2, 3 * h * w])
+            XCTAssertEqual(output.floats, input.floats)
+            let plan = try session.plan(for: [[2, 3, h, w]])
+            XCTAssertEqual(plan.foldedNodes, 2)
+            XCTAssertEqual(plan.kernelCount, 0, "reshape of a runtime value is a view")
+        }
+    }
+
+    func testDataDependentPlanTimeInputIsRefusedNamingTheNode() throws {
+        // A reshape whose target shape comes from image data cannot be planned.
+        let graph = Graph(
+            inputs: [image, ValueInfo(name: "target", dtype: .float32, shape: [.fixed(2)])],
+            outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("A"), .symbol("B")])],
+            nodes: [Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 4, 4], [2]])) { error in
+            XCTAssertTrue("\(error)".contains("reshape"), "\(error)")
+        }
+    }
+
+    func testEveryInvalidNodeIsReportedAtOnce() {
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "b", dtype: .float32, shape: image.shape)],
+            nodes: [
+                Node(name: "first", op: .unary, inputs: ["x"], outputs: ["a"], attributes: ["function": .string("bogus")]),
+                Node(name: "second", op: .unary, inputs: ["missing"], outputs: ["b"], attributes: ["function": .string("relu")]),
+            ])
+        XCTAssertThrowsError(try Model(graph: graph)) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("first") && text.contains("second") && text.contains("missing"), text)
+        }
+    }
+}
