@@ -299,6 +299,39 @@ final class RGraphHostileInputTests: XCTestCase {
         expectRefusal(parts.assembled(), "quantized") { $0 == .unsupportedQuantization(file: $0.file, tensor: "w") }
     }
 
+    /// Random edits of the header JSON, checksums made valid again so that decoding and
+    /// validation see them: every result is a graph or an `RGraphError`, never a crash.
+    func testRandomHeaderEditsAreReadOrRefusedWithoutCrashing() {
+        let original = Array(RGraphParts(smallFile).json.utf8)
+        let alphabet = Array("{}[]:,\"-0123456789eE.ntrufalsxyz\\ ".utf8)
+        var generator = SeededGenerator(seed: 99)
+        var accepted = 0, refused = 0
+        for _ in 0..<2000 {
+            var json = original
+            for _ in 0..<Int.random(in: 1...3, using: &generator) {
+                let position = Int.random(in: 0..<json.count, using: &generator)
+                switch Int.random(in: 0..<3, using: &generator) {
+                case 0: json[position] = alphabet.randomElement(using: &generator) ?? 0
+                case 1: json.remove(at: position)
+                default: json.insert(alphabet.randomElement(using: &generator) ?? 0, at: position)
+                }
+            }
+            var parts = RGraphParts(smallFile)
+            parts.json = String(decoding: json, as: UTF8.self)
+            let bytes = parts.assembled()
+            do {
+                _ = try bytes.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: "fuzz") }
+                accepted += 1
+            } catch is RGraphError {
+                refused += 1
+            } catch {
+                XCTFail("error of another type: \(error)")
+            }
+        }
+        print("random header edits: \(accepted) accepted, \(refused) refused")
+        XCTAssertGreaterThan(refused, 0)
+    }
+
     // MARK: Opening
 
     func testMissingFileAndDirectoryAreRefused() {
