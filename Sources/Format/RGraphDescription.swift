@@ -1,0 +1,58 @@
+/// Human-readable summaries of a model, for `rrun info`.
+extension Graph {
+    /// Metadata, inputs and outputs with symbolic dims, node count per op kind, and
+    /// constant count and bytes per dtype, one item per line.
+    public func describe() -> String {
+        var lines: [String] = []
+        lines.append("metadata:" + (metadata.isEmpty ? " none" : ""))
+        for key in metadata.keys.sorted() {
+            lines.append("  \(key) = \(metadata[key] ?? "")")
+        }
+        for (title, values) in [("inputs", inputs), ("outputs", outputs)] {
+            lines.append("\(title):" + (values.isEmpty ? " none" : ""))
+            for value in values {
+                let shape = value.shape.map(\.description).joined(separator: ", ")
+                lines.append("  \(value.name): \(value.dtype.rawValue) [\(shape)]")
+            }
+        }
+        lines.append("nodes: \(nodes.count)")
+        var nodesPerOp: [OpKind: Int] = [:]
+        for node in nodes { nodesPerOp[node.op, default: 0] += 1 }
+        for op in OpKind.allCases {
+            if let count = nodesPerOp[op] { lines.append("  \(op.rawValue): \(count)") }
+        }
+        let constants = orderedConstants
+        let totalBytes = constants.reduce(0) { $0 + $1.byteCount }
+        lines.append("tensors: \(constants.count), \(Self.byteText(totalBytes))")
+        for dtype in DType.allCases {
+            let ofType = constants.filter { $0.dtype == dtype }
+            guard !ofType.isEmpty else { continue }
+            let bytes = ofType.reduce(0) { $0 + $1.byteCount }
+            lines.append("  \(dtype.rawValue): \(ofType.count) tensor\(ofType.count == 1 ? "" : "s"), \(Self.byteText(bytes))")
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// Bytes exactly, with a binary-prefixed size for the large ones (12345678 bytes (11.8 MiB)).
+    private static func byteText(_ bytes: Int) -> String {
+        let units = ["KiB", "MiB", "GiB"]
+        var scaled = Double(bytes)
+        var unit: String?
+        for candidate in units where scaled >= 1024 {
+            scaled /= 1024
+            unit = candidate
+        }
+        guard let unit else { return "\(bytes) bytes" }
+        let tenths = (scaled * 10).rounded()
+        return "\(bytes) bytes (\(Int(tenths) / 10).\(Int(tenths) % 10) \(unit))"
+    }
+}
+
+extension RGraphFile {
+    /// The file's name, size, format version and generator, then `Graph.describe()`.
+    public func describe() -> String {
+        var header = "\(file): .rgraph \(version), \(fileSize) bytes"
+        if let generator { header += ", written by \(generator)" }
+        return header + "\n" + graph.describe()
+    }
+}

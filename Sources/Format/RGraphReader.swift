@@ -1,0 +1,206 @@
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A model read from an `.rgraph` file, with what the file says about itself.
+public struct RGraphFile: Sendable {
+    /// The model; its constants view the file's bytes in place.
+    public let graph: Graph
+    public let version: RGraphVersion
+    /// The `format.generator` text of the header section, if any.
+    public let generator: String?
+    /// The path, or for a file read from memory the name given to the reader.
+    public let file: String
+    public let fileSize: Int
+}
+
+/// Reads `.rgraph` files (schemas/rgraph.md), validating every field before use.
+public enum RGraphReader {
+    /// Maps the file at `path` read-only and decodes it. Constants view the mapping in
+    /// place (zero copy, 64-byte aligned); it is unmapped when the last of them is released.
+    public static func read(contentsOf path: String) throws(RGraphError) -> RGraphFile {
+        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { throw .cannotOpen(file: path, reason: systemError()) }
+        defer { close(descriptor) }
+        var status = stat()
+        guard fstat(descriptor, &status) == 0 else { throw .cannotOpen(file: path, reason: systemError()) }
+        guard status.st_mode & S_IFMT == S_IFREG else {
+            throw .cannotOpen(file: path, reason: "not a regular file")
+        }
+        let size = Int(status.st_size)
+        guard size >= RGraphFixedHeader.size else { throw .tooSmall(file: path, size: size) }
+        guard let base = mmap(nil, size, PROT_READ, MAP_PRIVATE, descriptor, 0),
+              base != UnsafeMutableRawPointer(bitPattern: -1) else {
+            throw .cannotOpen(file: path, reason: "mmap: \(systemError())")
+        }
+        let storage = ByteStorage(base: UnsafeRawPointer(base), count: size) { munmap(base, size) }
+        return try decode(storage, file: path)
+    }
+
+    /// Decodes an `.rgraph` file held in memory (`restore_model_load_memory`). The bytes are
+    /// copied once into 64-byte aligned memory that the constants then view; `name` stands
+    /// for the file in error messages.
+    public static func read(bytes: UnsafeRawBufferPointer, name: String) throws(RGraphError) -> RGraphFile {
+        guard bytes.count >= RGraphFixedHeader.size else { throw .tooSmall(file: name, size: bytes.count) }
+        return try decode(ByteStorage(copying: bytes), file: name)
+    }
+
+    /// Validates and decodes a whole file, in the order of schemas/rgraph.md §3 and §6.
+    static func decode(_ storage: ByteStorage, file: String) throws(RGraphError) -> RGraphFile {
+        let bytes = UnsafeRawBufferPointer(start: storage.base, count: storage.count)
+        let fixedHeader = try validatedFixedHeader(bytes, file: file)
+        let header = section(bytes, fixedHeader.headerOffset, fixedHeader.headerLength)
+        let data = section(bytes, fixedHeader.dataOffset, fixedHeader.dataLength)
+        try verify(header, .header, stored: fixedHeader.headerChecksum, file: file)
+        try verify(data, .data, stored: fixedHeader.dataChecksum, file: file)
+
+        let document: RGraphDocument
+        do {
+            document = try JSONDecoder().decode(RGraphDocument.self, from: Data(header))
+        } catch let error as DecodingError {
+            throw .malformedHeader(file: file, detail: error.locatedDescription)
+        } catch {
+            throw .malformedHeader(file: file, detail: "\(error)")
+        }
+        let version = RGraphVersion(major: Int(fixedHeader.major), minor: Int(fixedHeader.minor))
+        guard document.format.major == version.major, document.format.minor == version.minor else {
+            throw .malformedHeader(file: file, detail: "format version \(document.format.major)."
+                                   + "\(document.format.minor) differs from the fixed header's \(version)")
+        }
+        let graph = Graph(
+            inputs: try document.inputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
+            outputs: try document.outputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
+            nodes: try document.nodes.map { (node) throws(RGraphError) in try self.node(node, file: file) },
+            constants: try constants(document.tensors, storage: storage,
+                                     dataOffset: Int(fixedHeader.dataOffset), dataLength: data.count, file: file),
+            metadata: document.metadata)
+        return RGraphFile(graph: graph, version: version, generator: document.format.generator,
+                          file: file, fileSize: storage.count)
+    }
+
+    /// Checks magic, version, the header's own checksum and the section bounds.
+    private static func validatedFixedHeader(_ bytes: UnsafeRawBufferPointer,
+                                             file: String) throws(RGraphError) -> RGraphFixedHeader {
+        guard bytes.count >= RGraphFixedHeader.size else { throw .tooSmall(file: file, size: bytes.count) }
+        guard bytes.prefix(RGraphFixedHeader.magic.count).elementsEqual(RGraphFixedHeader.magic) else {
+            throw .badMagic(file: file)
+        }
+        let fixedHeader = RGraphFixedHeader(decoding: bytes)
+        // The version is checked before the checksum: a newer major may lay the header out
+        // differently, and its reader deserves "newer version", not "corrupt".
+        guard Int(fixedHeader.major) == RGraphVersion.current.major else {
+            throw .unsupportedVersion(file: file, major: Int(fixedHeader.major), minor: Int(fixedHeader.minor))
+        }
+        let stored = RGraphFixedHeader.storedChecksum(in: bytes)
+        let computed = RGraphChecksum.of(UnsafeRawBufferPointer(rebasing: bytes[0..<RGraphFixedHeader.checksummedSize]))
+        guard stored == computed else {
+            throw .fixedHeaderChecksumMismatch(file: file, stored: stored, computed: computed)
+        }
+        let sections: [(RGraphSection, offset: UInt64, length: UInt64)] = [
+            (.header, fixedHeader.headerOffset, fixedHeader.headerLength),
+            (.data, fixedHeader.dataOffset, fixedHeader.dataLength),
+        ]
+        for (section, offset, length) in sections {
+            let (end, overflow) = offset.addingReportingOverflow(length)
+            guard !overflow, end <= UInt64(bytes.count) else {
+                throw .sectionOutOfRange(file: file, section: section, offset: offset, length: length,
+                                         fileSize: bytes.count)
+            }
+            guard offset >= UInt64(RGraphFixedHeader.size),
+                  section == .header || offset % UInt64(RGraphFixedHeader.alignment) == 0 else {
+                throw .misplacedSection(file: file, section: section, offset: offset)
+            }
+        }
+        let headerEnd = fixedHeader.headerOffset + fixedHeader.headerLength
+        let dataEnd = fixedHeader.dataOffset + fixedHeader.dataLength
+        let bothNonEmpty = fixedHeader.headerLength > 0 && fixedHeader.dataLength > 0
+        guard !(bothNonEmpty && fixedHeader.headerOffset < dataEnd && fixedHeader.dataOffset < headerEnd) else {
+            throw .overlappingSections(file: file)
+        }
+        return fixedHeader
+    }
+
+    /// The bytes of a section whose bounds `validatedFixedHeader` has checked.
+    private static func section(_ bytes: UnsafeRawBufferPointer, _ offset: UInt64,
+                                _ length: UInt64) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: bytes[Int(offset) ..< Int(offset + length)])
+    }
+
+    private static func verify(_ bytes: UnsafeRawBufferPointer, _ section: RGraphSection, stored: UInt64,
+                               file: String) throws(RGraphError) {
+        let computed = RGraphChecksum.of(bytes)
+        guard computed == stored else {
+            throw .checksumMismatch(file: file, section: section, stored: stored, computed: computed)
+        }
+    }
+
+    private static func dtype(_ text: String, of owner: String, file: String) throws(RGraphError) -> DType {
+        guard let dtype = DType(rawValue: text) else { throw .unknownDType(file: file, owner: owner, dtype: text) }
+        return dtype
+    }
+
+    private static func valueInfo(_ value: RGraphDocument.Value, file: String) throws(RGraphError) -> ValueInfo {
+        for record in value.shape {
+            switch record.dim {
+            case .fixed(let size) where size < 0:
+                throw .badShape(file: file, owner: value.name, detail: "dimension \(size) is negative")
+            case .symbol(let name) where name.isEmpty:
+                throw .badShape(file: file, owner: value.name, detail: "a symbolic dimension has an empty name")
+            case .fixed, .symbol:
+                break
+            }
+        }
+        return ValueInfo(name: value.name, dtype: try dtype(value.dtype, of: value.name, file: file),
+                         shape: value.shape.map(\.dim))
+    }
+
+    private static func node(_ record: RGraphDocument.NodeRecord, file: String) throws(RGraphError) -> Node {
+        guard let op = OpKind(rawValue: record.op) else {
+            throw .unknownOp(file: file, node: record.name, op: record.op)
+        }
+        return Node(name: record.name, op: op, inputs: record.inputs, outputs: record.outputs,
+                    attributes: record.attributes.mapValues(\.attribute))
+    }
+
+    /// The tensor table as constants viewing `storage`, after checking each entry's dtype,
+    /// shape (no negative dims, no overflowing byte size), length, alignment and bounds.
+    private static func constants(_ records: [RGraphDocument.TensorRecord], storage: ByteStorage,
+                                  dataOffset: Int, dataLength: Int,
+                                  file: String) throws(RGraphError) -> [ConstantTensor] {
+        var names = Set<String>()
+        var constants: [ConstantTensor] = []
+        constants.reserveCapacity(records.count)
+        for record in records {
+            let name = record.name
+            guard names.insert(name).inserted else { throw .duplicateTensor(file: file, tensor: name) }
+            let dtype = try dtype(record.dtype, of: name, file: file)
+            guard record.quantization == nil else { throw .unsupportedQuantization(file: file, tensor: name) }
+            var byteCount = dtype.byteSize
+            for size in record.shape {
+                guard size >= 0 else {
+                    throw .badShape(file: file, owner: name, detail: "dimension \(size) is negative")
+                }
+                let (product, overflow) = byteCount.multipliedReportingOverflow(by: size)
+                guard !overflow else {
+                    throw .badShape(file: file, owner: name, detail: "byte size of shape \(record.shape) overflows")
+                }
+                byteCount = product
+            }
+            guard record.length == byteCount else {
+                throw .tensorLengthMismatch(file: file, tensor: name, expected: byteCount, found: record.length)
+            }
+            let (end, overflow) = record.offset.addingReportingOverflow(record.length)
+            guard record.offset >= 0, !overflow, end <= dataLength else {
+                throw .tensorOutOfRange(file: file, tensor: name, offset: record.offset, length: record.length,
+                                        dataLength: dataLength)
+            }
+            guard record.offset % RGraphFixedHeader.alignment == 0 else {
+                throw .misalignedTensor(file: file, tensor: name, offset: record.offset)
+            }
+            constants.append(ConstantTensor(name: name, dtype: dtype, shape: record.shape, storage: storage,
+                                            byteOffset: dataOffset + record.offset))
+        }
+        return constants
+    }
+}

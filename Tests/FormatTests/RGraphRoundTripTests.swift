@@ -1,0 +1,146 @@
+import Foundation
+import XCTest
+@testable import Format
+
+/// What the writer stores, the reader gives back bit for bit, in place and aligned.
+final class RGraphRoundTripTests: XCTestCase {
+    var directory = ""
+
+    override func setUpWithError() throws { directory = try makeTemporaryDirectory() }
+    override func tearDownWithError() throws { try FileManager.default.removeItem(atPath: directory) }
+
+    private func roundTrip(_ graph: Graph, name: String = "model.rgraph") throws -> RGraphFile {
+        let path = directory + "/" + name
+        try RGraphWriter.write(graph, to: path)
+        return try RGraphReader.read(contentsOf: path)
+    }
+
+    func testChecksumMatchesPublishedCheckValue() {
+        let check = Array("123456789".utf8).withUnsafeBytes { RGraphChecksum.of($0) }
+        XCTAssertEqual(check, 0x995D_C9BB_DF19_39FA)
+        XCTAssertEqual([UInt8]().withUnsafeBytes { RGraphChecksum.of($0) }, 0)
+    }
+
+    /// The slicing-by-8 checksum against the bit-at-a-time definition of schemas/rgraph.md §3,
+    /// on lengths around the 8-byte step and split into two `update` calls.
+    func testSlicedChecksumMatchesBitwiseDefinition() {
+        func bitwise(_ bytes: [UInt8]) -> UInt64 {
+            var crc: UInt64 = ~0
+            for byte in bytes {
+                crc ^= UInt64(byte)
+                for _ in 0..<8 { crc = crc & 1 == 1 ? (crc >> 1) ^ 0xC96C_5795_D787_0F42 : crc >> 1 }
+            }
+            return ~crc
+        }
+        var generator = SeededGenerator(seed: 7)
+        for length in [1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 1000] {
+            let bytes = (0..<length).map { _ in UInt8.random(in: 0 ... .max, using: &generator) }
+            let split = length / 3
+            var checksum = RGraphChecksum()
+            bytes[..<split].withUnsafeBytes { checksum.update($0) }
+            bytes[split...].withUnsafeBytes { checksum.update($0) }
+            XCTAssertEqual(checksum.value, bitwise(bytes), "length \(length)")
+        }
+    }
+
+    func testRoundTripKeepsEveryPartOfTheGraph() throws {
+        let graph = sampleGraph()
+        let file = try roundTrip(graph)
+        assertSameGraph(file.graph, graph)
+        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 0))
+        XCTAssertEqual(file.generator, "Restore")
+    }
+
+    func testFloatSpecialsRoundTripBitExactly() throws {
+        let graph = Graph(nodes: [Node(name: "n", op: .unary, inputs: ["x"], outputs: ["y"],
+                                       attributes: ["values": .floats(specialFloats), "one": .float(-.nan)])],
+                          constants: [ConstantTensor(name: "t", shape: [specialFloats.count], floats: specialFloats)])
+        let read = try roundTrip(graph).graph
+        guard case .floats(let values)? = read.nodes.first?.attributes["values"],
+              case .float(let one)? = read.nodes.first?.attributes["one"] else {
+            return XCTFail("float attributes lost: \(String(describing: read.nodes.first?.attributes))")
+        }
+        XCTAssertEqual(values.map(\.bitPattern), specialFloats.map(\.bitPattern))
+        XCTAssertEqual(one.bitPattern, (-Float.nan).bitPattern)
+        XCTAssertEqual(read.constants["t"]?.float32Elements.map(\.bitPattern), specialFloats.map(\.bitPattern))
+    }
+
+    /// Every binary32 text form parses back to the same bits, and only the forms of §4 parse.
+    func testFloatTextIsLosslessAndStrict() {
+        var generator = SeededGenerator(seed: 11)
+        let randomFloats = (0..<10_000).map { _ in Float(bitPattern: UInt32.random(in: 0 ... .max, using: &generator)) }
+        for value in randomFloats + specialFloats {
+            let text = FloatText.encode(value)
+            XCTAssertEqual(FloatText.decode(text)?.bitPattern, value.bitPattern, "\(text)")
+        }
+        XCTAssertEqual(FloatText.encode(.nan), "nan")
+        XCTAssertEqual(FloatText.encode(Float(bitPattern: 0x7FA0_0001)), "nan(0x7fa00001)")
+        for bad in ["", "0x1p3", "infinity", "NaN", "1e39", "nan(0x3f800000)", "nan(0x7fc0)", "1.0f", " 1"] {
+            XCTAssertNil(FloatText.decode(bad), "'\(bad)' should not parse")
+        }
+    }
+
+    func testEmptyGraphRoundTrips() throws {
+        let file = try roundTrip(Graph())
+        assertSameGraph(file.graph, Graph())
+        XCTAssertTrue(file.graph.nodes.isEmpty && file.graph.constants.isEmpty)
+    }
+
+    func testZeroSizeTensorRoundTrips() throws {
+        var generator = SeededGenerator(seed: 3)
+        let graph = Graph(constants: [
+            randomConstant("before", .float32, [3], using: &generator),
+            randomConstant("empty", .int64, [2, 0, 5], using: &generator),
+            randomConstant("after", .int8, [5], using: &generator),
+        ])
+        let read = try roundTrip(graph).graph
+        assertSameGraph(read, graph)
+        XCTAssertEqual(read.constants["empty"]?.byteCount, 0)
+    }
+
+    /// Constants point into the page-aligned mapping itself, each at a multiple of 64 bytes.
+    func testConstantsViewTheMappedFileInPlaceAligned() throws {
+        let path = directory + "/aligned.rgraph"
+        try RGraphWriter.write(sampleGraph(), to: path)
+        let file = try RGraphReader.read(contentsOf: path)
+        let onDisk = try fileBytes(path)
+        for constant in file.graph.orderedConstants {
+            let address = Int(bitPattern: constant.bytes.baseAddress)
+            XCTAssertEqual(address % 64, 0, "\(constant.name) at \(address)")
+            XCTAssertEqual(Int(bitPattern: constant.storage.base) % 4096, 0, "storage is not the page-aligned mapping")
+            XCTAssertEqual(constant.byteOffset % 64, 0)
+            XCTAssertEqual(constant.storage.count, onDisk.count, "\(constant.name) does not view the whole file")
+            XCTAssertTrue(constant.bytes.elementsEqual(onDisk[constant.byteOffset ..< constant.byteOffset + constant.byteCount]))
+        }
+    }
+
+    func testReadingFromMemoryGivesTheSameGraphAligned() throws {
+        let path = directory + "/memory.rgraph"
+        let graph = sampleGraph()
+        try RGraphWriter.write(graph, to: path)
+        let bytes = try fileBytes(path)
+        let file = try bytes.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: "buffer") }
+        assertSameGraph(file.graph, graph)
+        XCTAssertEqual(file.file, "buffer")
+        for constant in file.graph.orderedConstants {
+            XCTAssertEqual(Int(bitPattern: constant.bytes.baseAddress) % 64, 0, constant.name)
+        }
+    }
+
+    func testWriterIsDeterministic() throws {
+        try RGraphWriter.write(sampleGraph(), to: directory + "/a.rgraph")
+        try RGraphWriter.write(sampleGraph(), to: directory + "/b.rgraph")
+        XCTAssertEqual(try fileBytes(directory + "/a.rgraph"), try fileBytes(directory + "/b.rgraph"))
+    }
+
+    func testDescribeListsVersionMetadataShapesOpsAndBytes() throws {
+        let file = try roundTrip(sampleGraph(), name: "described.rgraph")
+        let text = file.describe()
+        print(text)
+        for expected in ["described.rgraph: .rgraph 1.0", "written by Restore", "restore.task = denoise",
+                         "image: f32 [1, 3, H, W]", "ids: i64 []", "nodes: 4", "conv: 2", "unary: 1", "where: 1",
+                         "tensors: 11", "f32: 5 tensors", "bf16: 1 tensor, 14 bytes", "bool: 1 tensor, 9 bytes"] {
+            XCTAssertTrue(text.contains(expected), "describe() lacks '\(expected)'")
+        }
+    }
+}

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Format
-final class FormatSmokeTests: XCTestCase { func testBuilds() {} }
