@@ -17,10 +17,10 @@ extension RRun {
 
         func run() throws {
             try reportingErrors {
-                let file = try RGraphReader.read(path: model)
-                print(RGraphSummary.describe(file))
+                let file = try RGraphReader.read(contentsOf: model)
+                print(file.describe())
                 guard !shape.isEmpty else { return }
-                let session = Session(model: try Model(graph: file), threads: 1)
+                let session = Session(model: try Model(graph: file.graph), threads: 1)
                 let plan = try session.plan(for: try parseShapes(shape))
                 print(PlanSummary(plan).description)
             }

@@ -34,5 +34,5 @@ func reportingErrors(_ body: () throws -> Void) throws {
 
 /// Loads and checks a model file.
 func loadModel(_ path: String) throws -> Model {
-    try Model(graph: try RGraphReader.read(path: path))
+    try Model(graph: try RGraphReader.read(contentsOf: path).graph)
 }
