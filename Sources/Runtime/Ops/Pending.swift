@@ -13,8 +13,6 @@ public struct ElementwiseUnary: PendingOperator { public init(node: Node) throws
 public struct ElementwiseBinary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseBinary is not implemented yet") } }
 public struct Select: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Select is not implemented yet") } }
 public struct Reduction: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Reduction is not implemented yet") } }
-public struct AveragePool: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "AveragePool is not implemented yet") } }
-public struct MaxPool: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MaxPool is not implemented yet") } }
 public struct Concatenation: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Concatenation is not implemented yet") } }
 public struct Split: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Split is not implemented yet") } }
 public struct Slice: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Slice is not implemented yet") } }

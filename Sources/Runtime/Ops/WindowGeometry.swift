@@ -150,6 +150,47 @@ struct WindowGeometry: Sendable, Equatable {
     }
 }
 
+extension WindowGeometry {
+    /// For each output row (`vertical`) or column, the kernel taps whose input position
+    /// lies in `-padBefore ..< input + padAfter`: with no padding allowance these are the
+    /// taps that read real pixels, the bounds-check-free loop ranges of pooling kernels.
+    func taps(vertical: Bool, padBefore: Int = 0, padAfter: Int = 0) -> [Range<Int>] {
+        let (outputs, kernel, stride, dilation, pad, input) = vertical
+            ? (outputHeight, kernelHeight, strideY, dilationY, padTop, inputHeight)
+            : (outputWidth, kernelWidth, strideX, dilationX, padLeft, inputWidth)
+        return (0..<outputs).map { o in
+            // Taps k with 0 <= start + k·dilation + padBefore < input + padBefore + padAfter.
+            WindowGeometry.validRange(count: kernel, stride: dilation, offset: o * stride - pad + padBefore,
+                                      limit: input + padBefore + padAfter)
+        }
+    }
+}
+
+/// The attributes of `averagePool` and `maxPool`: kernel shape, the window attributes and
+/// ceil mode.
+struct PoolingAttributes: Sendable {
+    var kernelShape: [Int]
+    var window: WindowAttributes
+    var ceilMode: Bool
+
+    init(node: Node) throws {
+        kernelShape = try node.ints("kernelShape")
+        guard kernelShape.count == 2, kernelShape.allSatisfy({ $0 >= 1 }) else {
+            throw GraphError.badAttribute(node: node.name, attribute: "kernelShape", expected: "2 values >= 1", found: "\(kernelShape)")
+        }
+        window = try WindowAttributes(node: node)
+        ceilMode = try node.int("ceilMode", default: 0) != 0
+    }
+
+    /// The window over X [N,C,H,W] and the output shape [N,C,outH,outW].
+    func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int]) {
+        guard input.count == 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }
+        let geometry = try WindowGeometry.forward(window, kernel: (kernelShape[0], kernelShape[1]),
+                                                  input: (input[2], input[3]), ceilMode: ceilMode, node: node)
+        return (geometry, [input[0], input[1], geometry.outputHeight, geometry.outputWidth])
+    }
+}
+
 /// Scratch memory split into slots, one per worker: kernels whose workers need private
 /// buffers (im2col tiles) ask for `slotCount × bytes` and run at most `slotCount` workers.
 enum ScratchSlots {
