@@ -6,7 +6,6 @@ import Format
 public struct TransposedConvolution: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "TransposedConvolution is not implemented yet") } }
 public struct Linear: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Linear is not implemented yet") } }
 public struct MatrixMultiply: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MatrixMultiply is not implemented yet") } }
-public struct InstanceNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "InstanceNormalization is not implemented yet") } }
 public struct LayerNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "LayerNormalization is not implemented yet") } }
 public struct Softmax: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Softmax is not implemented yet") } }
 public struct ElementwiseUnary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseUnary is not implemented yet") } }
@@ -23,8 +22,6 @@ public struct Unsqueeze: PendingOperator { public init(node: Node) throws { thro
 public struct Flatten: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Flatten is not implemented yet") } }
 public struct Pad: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Pad is not implemented yet") } }
 public struct Resize: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Resize is not implemented yet") } }
-public struct DepthToSpace: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "DepthToSpace is not implemented yet") } }
-public struct SpaceToDepth: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "SpaceToDepth is not implemented yet") } }
 public struct Expand: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Expand is not implemented yet") } }
 public struct Tile: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Tile is not implemented yet") } }
 public struct Gather: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Gather is not implemented yet") } }
