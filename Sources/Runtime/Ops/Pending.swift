@@ -3,7 +3,6 @@ import Format
 // Scaffolding while the op files are written: each op's file replaces its line here.
 // This file is deleted once every op has landed.
 
-public struct TransposedConvolution: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "TransposedConvolution is not implemented yet") } }
 public struct Linear: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Linear is not implemented yet") } }
 public struct MatrixMultiply: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MatrixMultiply is not implemented yet") } }
 public struct LayerNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "LayerNormalization is not implemented yet") } }
