@@ -1,0 +1,82 @@
+import Format
+
+/// `maxPool`: the largest value of each window over the spatial axes of NCHW; padding
+/// never wins (it is not read).
+public struct MaxPool: Operator {
+    let name: String
+    let pooling: PoolingAttributes
+
+    public init(node: Node) throws {
+        name = node.name
+        pooling = try PoolingAttributes(node: node)
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        return [ValueFact(dtype: .float32, shape: try pooling.resolve(x.shape, node: name).shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
+        let (g, shape) = try pooling.resolve(xTensor.shape, node: name)
+        let x = xTensor.floats
+        var y = [Float](repeating: 0, count: shape.reduce(1, *))
+        for plane in 0..<(shape[0] * shape[1]) {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    var largest = -Float.infinity
+                    for ky in 0..<g.kernelHeight {
+                        let iy = oy * g.strideY - g.padTop + ky * g.dilationY
+                        guard iy >= 0 && iy < g.inputHeight else { continue }
+                        for kx in 0..<g.kernelWidth {
+                            let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
+                            guard ix >= 0 && ix < g.inputWidth else { continue }
+                            largest = max(largest, x[(plane * g.inputHeight + iy) * g.inputWidth + ix])
+                        }
+                    }
+                    y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = largest
+                }
+            }
+        }
+        return [HostTensor(shape: shape, floats: y)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let g = try pooling.resolve(x.shape, node: name).geometry
+        return MaxPoolKernel(geometry: g, planes: x.shape[0] * x.shape[1],
+                             rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false))
+    }
+}
+
+/// Max pooling plane by plane (planes spread over threads), with each output pixel's
+/// in-bounds taps precomputed so the inner loops carry no bounds checks.
+struct MaxPoolKernel: Kernel {
+    let geometry: WindowGeometry
+    let planes: Int
+    let rowTaps: [Range<Int>], columnTaps: [Range<Int>]
+
+    func run(_ io: KernelIO) {
+        let g = geometry
+        let x = io.input(0), y = io.outputs[0]
+        io.pool.parallelFor(planes) { range in
+            for plane in range {
+                let input = x + plane * g.inputPixels
+                var output = y + plane * g.outputPixels
+                for oy in 0..<g.outputHeight {
+                    let firstRow = oy * g.strideY - g.padTop
+                    for ox in 0..<g.outputWidth {
+                        let firstColumn = ox * g.strideX - g.padLeft
+                        var largest = -Float.infinity
+                        for ky in rowTaps[oy] {
+                            let row = input + (firstRow + ky * g.dilationY) * g.inputWidth + firstColumn
+                            for kx in columnTaps[ox] { largest = max(largest, row[kx * g.dilationX]) }
+                        }
+                        output[ox] = largest
+                    }
+                    output += g.outputWidth
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,204 @@
+import Format
+
+/// `convTranspose`: the transpose (gradient) of a 2-D convolution: each input pixel
+/// scatters its weighted kernel into the output, with strides, padding, dilation, groups,
+/// output padding, bias and a fused activation.
+public struct TransposedConvolution: Operator {
+    let name: String
+    let window: WindowAttributes
+    let group: Int
+    let outputPadding: [Int]
+    let epilogue: ConvolutionEpilogue
+
+    public init(node: Node) throws {
+        name = node.name
+        window = try WindowAttributes(node: node)
+        group = try node.int("group", default: 1)
+        outputPadding = try node.ints("outputPadding", default: [0, 0])
+        guard group >= 1 else {
+            throw GraphError.badAttribute(node: name, attribute: "group", expected: "an int >= 1", found: String(group))
+        }
+        guard outputPadding.count == 2, outputPadding.allSatisfy({ $0 >= 0 }) else {
+            throw GraphError.badAttribute(node: name, attribute: "outputPadding", expected: "2 values >= 0", found: "\(outputPadding)")
+        }
+        epilogue = ConvolutionEpilogue(activation: try Activation(node: node, functionKey: "activation"),
+                                       residualBeforeActivation: false)
+    }
+
+    /// Checks X [N,C,H,W] against W [C,M/group,kH,kW] and resolves the window.
+    func geometry(input: [Int], weight: [Int]) throws -> WindowGeometry {
+        guard input.count == 4, weight.count == 4, input[1] == weight[0], weight[0] % group == 0 else {
+            throw OpError.shape(node: name, "convTranspose needs X [N,C,H,W] and W [C,M/group,kH,kW] with C divisible by group \(group), found \(input) and \(weight)")
+        }
+        return try WindowGeometry.transposed(window, kernel: (weight[2], weight[3]), input: (input[2], input[3]),
+                                             outputPadding: outputPadding, node: name)
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let w = try ShapeRules.required(inputs, 1, node: name)
+        let g = try geometry(input: x.shape, weight: w.shape)
+        let shape = [x.shape[0], w.shape[1] * group, g.outputHeight, g.outputWidth]
+        try epilogue.check(bias: inputs.count > 2 ? inputs[2]?.shape : nil, residual: nil, output: shape, node: name)
+        return [ValueFact(dtype: .float32, shape: shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let xTensor = inputs.first ?? nil, let wTensor = inputs.count > 1 ? inputs[1] : nil else {
+            throw GraphError.missingInput(node: name, index: inputs.isEmpty ? 0 : 1)
+        }
+        let shape = try outputs(for: inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } })[0].shape
+        let g = try geometry(input: xTensor.shape, weight: wTensor.shape)
+        let x = xTensor.floats, w = wTensor.floats
+        let (batch, channels, outChannels) = (shape[0], xTensor.shape[1], shape[1])
+        let groupIn = channels / group, groupOut = outChannels / group
+        var y = [Float](repeating: 0, count: shape.reduce(1, *))
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let firstOutput = (c / groupIn) * groupOut
+                for iy in 0..<g.inputHeight {
+                    for ix in 0..<g.inputWidth {
+                        let value = x[((n * channels + c) * g.inputHeight + iy) * g.inputWidth + ix]
+                        for m in 0..<groupOut {
+                            for ky in 0..<g.kernelHeight {
+                                let oy = iy * g.strideY - g.padTop + ky * g.dilationY
+                                guard oy >= 0 && oy < g.outputHeight else { continue }
+                                for kx in 0..<g.kernelWidth {
+                                    let ox = ix * g.strideX - g.padLeft + kx * g.dilationX
+                                    guard ox >= 0 && ox < g.outputWidth else { continue }
+                                    let wIndex = ((c * groupOut + m) * g.kernelHeight + ky) * g.kernelWidth + kx
+                                    y[((n * outChannels + firstOutput + m) * g.outputHeight + oy) * g.outputWidth + ox] += value * w[wIndex]
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        epilogue.applyReference(to: &y, channels: outChannels, planeSize: g.outputPixels,
+                                bias: inputs.count > 2 ? inputs[2]?.floats : nil, residual: nil)
+        return [HostTensor(shape: shape, floats: y)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let w = try ShapeRules.required(inputs, 1, node: name)
+        return TransposedConvolutionKernel(
+            batch: x.shape[0], inChannels: x.shape[1], outChannels: outputs[0].shape[1], group: group,
+            geometry: try geometry(input: x.shape, weight: w.shape),
+            hasBias: inputs.count > 2 && inputs[2] != nil, epilogue: epilogue)
+    }
+}
+
+/// The fast transposed convolution: per tile of input pixels, one GEMM Wᵀ·X gives the
+/// column matrix (output channel, ky, kx) × pixels in scratch, and col2im adds each
+/// column row into the output plane it lands on.
+///
+/// Tiles over input pixels bound the scratch (a full column matrix of a 64-channel 4×4
+/// upsampler at 256×256 would be 256 MB). Work items are (image, group, block of output
+/// channels): different items write different output planes, so the scatter-adds of
+/// parallel workers never collide; channels are split into blocks only when there are
+/// fewer images × groups than workers.
+struct TransposedConvolutionKernel: Kernel {
+    let batch: Int, inChannels: Int, outChannels: Int, group: Int
+    let geometry: WindowGeometry
+    let hasBias: Bool
+    let epilogue: ConvolutionEpilogue
+    /// Output channels per work item, and input pixels per tile.
+    let channelBlock: Int, tilePixels: Int
+
+    init(batch: Int, inChannels: Int, outChannels: Int, group: Int, geometry: WindowGeometry,
+         hasBias: Bool, epilogue: ConvolutionEpilogue) {
+        self.batch = batch; self.inChannels = inChannels; self.outChannels = outChannels
+        self.group = group; self.geometry = geometry; self.hasBias = hasBias; self.epilogue = epilogue
+        let groupOut = outChannels / group
+        let blocks = batch * group >= ScratchSlots.slotCount ? 1 : min(groupOut, ScratchSlots.slotCount)
+        channelBlock = (groupOut + blocks - 1) / blocks
+        // Same tile budget as the convolution's im2col (see ConvolutionKernel.tileBytes).
+        let rows = channelBlock * geometry.kernelPixels
+        let fit = ConvolutionKernel.tileBytes / (MemoryLayout<Float>.size * rows)
+        tilePixels = min(geometry.inputPixels, max(16, fit / 16 * 16))
+    }
+
+    private var slotBytes: Int {
+        (channelBlock * geometry.kernelPixels * tilePixels * MemoryLayout<Float>.size + 63) / 64 * 64
+    }
+
+    var scratchBytes: Int { ScratchSlots.slotCount * slotBytes }
+
+    func run(_ io: KernelIO) {
+        let g = geometry
+        let groupIn = inChannels / group, groupOut = outChannels / group
+        let blocks = (groupOut + channelBlock - 1) / channelBlock
+        let x = io.input(0), w = io.input(1), y = io.outputs[0]
+        let bias = hasBias ? io.inputs[2] : nil
+        guard let scratch = io.scratch else { preconditionFailure("convTranspose kernel ran without scratch") }
+        ScratchSlots.run(items: batch * group * blocks, pool: io.pool) { slot, item in
+            let block = item % blocks, groupIndex = item / blocks % group, n = item / blocks / group
+            let firstChannel = block * channelBlock
+            let channels = min(channelBlock, groupOut - firstChannel)
+            guard channels > 0 else { return }
+            let rows = channels * g.kernelPixels
+            let outputChannel = groupIndex * groupOut + firstChannel
+            let output = y + (n * outChannels + outputChannel) * g.outputPixels
+            output.update(repeating: 0, count: channels * g.outputPixels)
+            let columns = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
+            let input = x + (n * inChannels + groupIndex * groupIn) * g.inputPixels
+            // W of the group is [groupIn × groupOut·kH·kW]; its transpose's rows for this block.
+            let weights = w + groupIndex * groupIn * groupOut * g.kernelPixels + firstChannel * g.kernelPixels
+            var firstPixel = 0
+            while firstPixel < g.inputPixels {
+                let pixels = min(tilePixels, g.inputPixels - firstPixel)
+                GEMM.multiply(m: rows, n: pixels, k: groupIn,
+                              a: weights, lda: groupOut * g.kernelPixels, transposeA: true,
+                              b: input + firstPixel, ldb: g.inputPixels,
+                              c: columns, ldc: pixels)
+                col2im(columns, firstPixel: firstPixel, pixels: pixels, channels: channels, into: output)
+                firstPixel += pixels
+            }
+            for channel in 0..<channels {
+                let plane = output + channel * g.outputPixels
+                for oy in 0..<g.outputHeight {
+                    epilogue.apply(to: plane + oy * g.outputWidth, count: g.outputWidth,
+                                   bias: bias?[outputChannel + channel] ?? 0, residual: nil)
+                }
+            }
+        }
+    }
+
+    /// Adds the column rows (channel, ky, kx) × input pixels firstPixel..<firstPixel+pixels
+    /// into the output planes they land on.
+    private func col2im(_ columns: UnsafeMutablePointer<Float>, firstPixel: Int, pixels: Int, channels: Int,
+                        into output: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        var row = UnsafePointer(columns)
+        for channel in 0..<channels {
+            let plane = output + channel * g.outputPixels
+            for ky in 0..<g.kernelHeight {
+                for kx in 0..<g.kernelWidth {
+                    let xOffset = kx * g.dilationX - g.padLeft
+                    let valid = WindowGeometry.validRange(count: g.inputWidth, stride: g.strideX,
+                                                          offset: xOffset, limit: g.outputWidth)
+                    var pixel = firstPixel, read = 0
+                    // One segment per input row the tile touches.
+                    while read < pixels {
+                        let iy = pixel / g.inputWidth, firstX = pixel % g.inputWidth
+                        let length = min(g.inputWidth - firstX, pixels - read)
+                        let oy = iy * g.strideY - g.padTop + ky * g.dilationY
+                        if oy >= 0 && oy < g.outputHeight {
+                            let destination = plane + oy * g.outputWidth
+                            let source = row + read - firstX
+                            let lower = max(valid.lowerBound, firstX), upper = min(valid.upperBound, firstX + length)
+                            if lower < upper {
+                                for ix in lower..<upper { destination[ix * g.strideX + xOffset] += source[ix] }
+                            }
+                        }
+                        read += length
+                        pixel += length
+                    }
+                    row += pixels
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,91 @@
+import Format
+import XCTest
+@testable import Runtime
+
+/// The fast convolution (pointwise, depthwise and tiled im2col paths) against the
+/// reference loops, and the reference against onnxruntime.
+final class ConvolutionTests: XCTestCase {
+    private func conv(_ attributes: [String: Attribute], bias: Bool = true, residual: Bool = false) -> Node {
+        Node(name: "conv", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
+             outputs: ["Y"], attributes: attributes)
+    }
+
+    /// Checks one case: X [N,C,H,W], W [M,C/group,kH,kW], with bias and optional residual.
+    private func check(x: [Int], w: [Int], _ attributes: [String: Attribute] = [:],
+                       bias: Bool = true, residual: Bool = false, seed: UInt64,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        let node = conv(attributes, bias: bias, residual: residual)
+        let xTensor = KernelHarness.random(x, seed: seed)
+        let wTensor = KernelHarness.random(w, seed: seed + 1)
+        var inputs: [HostTensor?] = [xTensor, wTensor, bias ? KernelHarness.random([w[0]], seed: seed + 2) : nil]
+        if residual {
+            let shape = try Convolution(node: node).outputs(for: inputs.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } })[0].shape
+            inputs.append(KernelHarness.random(shape, seed: seed + 3))
+        }
+        try KernelHarness.assertFastMatchesReference(node, inputs, file: file, line: line)
+    }
+
+    func testGeneralOnOddShapes() throws {
+        try check(x: [1, 3, 7, 7], w: [5, 3, 3, 3], ["pads": .ints([1, 1, 1, 1])], seed: 1)
+        try check(x: [2, 4, 63, 65], w: [8, 4, 3, 3], ["pads": .ints([1, 1, 1, 1])], seed: 2)
+        try check(x: [1, 1, 1, 1], w: [3, 1, 1, 1], bias: false, seed: 3)
+        try check(x: [1, 2, 65, 17], w: [3, 2, 5, 3], ["pads": .ints([2, 1, 2, 1])], seed: 4)
+    }
+
+    func testStridesDilationsAndAsymmetricPads() throws {
+        try check(x: [1, 3, 63, 65], w: [4, 3, 3, 3], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], seed: 5)
+        try check(x: [1, 3, 33, 31], w: [4, 3, 3, 3], ["dilations": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])], seed: 6)
+        try check(x: [1, 3, 20, 23], w: [4, 3, 4, 2], ["strides": .ints([2, 3]), "pads": .ints([0, 2, 1, 0])], seed: 7)
+        try check(x: [1, 2, 9, 9], w: [2, 2, 1, 1], ["strides": .ints([2, 2])], seed: 8)
+    }
+
+    func testAutoPad() throws {
+        for mode in ["same_upper", "same_lower", "valid"] {
+            try check(x: [1, 3, 7, 9], w: [4, 3, 4, 4], ["autoPad": .string(mode), "strides": .ints([2, 2])], seed: 9)
+            try check(x: [1, 3, 7, 8], w: [4, 3, 3, 3], ["autoPad": .string(mode)], seed: 10)
+        }
+    }
+
+    func testGroupsAndDepthwise() throws {
+        try check(x: [2, 4, 15, 17], w: [6, 2, 3, 3], ["group": .int(2), "pads": .ints([1, 1, 1, 1])], seed: 11)
+        try check(x: [2, 8, 63, 65], w: [8, 1, 3, 3], ["group": .int(8), "pads": .ints([1, 1, 1, 1])], seed: 12)
+        try check(x: [1, 4, 17, 19], w: [8, 1, 5, 5], ["group": .int(4), "strides": .ints([2, 2]),
+                                                        "dilations": .ints([2, 1]), "pads": .ints([3, 1, 0, 2])], seed: 13)
+    }
+
+    func testPointwise() throws {
+        try check(x: [2, 16, 63, 65], w: [7, 16, 1, 1], seed: 14)
+        try check(x: [1, 8, 65, 65], w: [8, 4, 1, 1], ["group": .int(2)], residual: true, seed: 15)
+    }
+
+    func testActivationsAndResidual() throws {
+        let activations: [[String: Attribute]] = [
+            ["activation": .string("relu")],
+            ["activation": .string("leakyRelu"), "alpha": .float(0.2)],
+            ["activation": .string("clip"), "min": .float(-0.5), "max": .float(0.5)],
+            ["activation": .string("sigmoid")], ["activation": .string("silu")],
+            ["activation": .string("gelu")], ["activation": .string("tanh")],
+        ]
+        for (index, activation) in activations.enumerated() {
+            for before in [0, 1] {
+                var attributes = activation
+                attributes["pads"] = .ints([1, 1, 1, 1])
+                attributes["residualBeforeActivation"] = .int(before)
+                try check(x: [1, 3, 7, 9], w: [4, 3, 3, 3], attributes, residual: true, seed: 20 + UInt64(index))
+                attributes["group"] = .int(3)
+                try check(x: [1, 3, 7, 9], w: [3, 1, 3, 3], attributes, residual: true, seed: 30 + UInt64(index))
+            }
+        }
+    }
+
+    func testRejectsChannelMismatch() {
+        let node = conv([:])
+        let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: [1, 3, 8, 8]),
+                                   ValueFact(dtype: .float32, shape: [4, 2, 3, 3]), nil]
+        XCTAssertThrowsError(try Convolution(node: node).outputs(for: facts))
+    }
+
+    func testReferenceMatchesOnnxRuntime() throws {
+        try OnnxRuntimeCases.check(prefix: "conv_")
+    }
+}
