@@ -5,15 +5,7 @@ import Format
 
 public struct Convolution: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Convolution is not implemented yet") } }
 public struct TransposedConvolution: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "TransposedConvolution is not implemented yet") } }
-public struct Linear: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Linear is not implemented yet") } }
-public struct MatrixMultiply: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MatrixMultiply is not implemented yet") } }
 public struct InstanceNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "InstanceNormalization is not implemented yet") } }
-public struct LayerNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "LayerNormalization is not implemented yet") } }
-public struct Softmax: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Softmax is not implemented yet") } }
-public struct ElementwiseUnary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseUnary is not implemented yet") } }
-public struct ElementwiseBinary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseBinary is not implemented yet") } }
-public struct Select: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Select is not implemented yet") } }
-public struct Reduction: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Reduction is not implemented yet") } }
 public struct AveragePool: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "AveragePool is not implemented yet") } }
 public struct MaxPool: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MaxPool is not implemented yet") } }
 public struct Concatenation: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Concatenation is not implemented yet") } }
