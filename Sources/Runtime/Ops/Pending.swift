@@ -3,14 +3,6 @@ import Format
 // Scaffolding while the op files are written: each op's file replaces its line here.
 // This file is deleted once every op has landed.
 
-public struct Linear: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Linear is not implemented yet") } }
-public struct MatrixMultiply: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "MatrixMultiply is not implemented yet") } }
-public struct LayerNormalization: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "LayerNormalization is not implemented yet") } }
-public struct Softmax: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Softmax is not implemented yet") } }
-public struct ElementwiseUnary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseUnary is not implemented yet") } }
-public struct ElementwiseBinary: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "ElementwiseBinary is not implemented yet") } }
-public struct Select: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Select is not implemented yet") } }
-public struct Reduction: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Reduction is not implemented yet") } }
 public struct Concatenation: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Concatenation is not implemented yet") } }
 public struct Split: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Split is not implemented yet") } }
 public struct Slice: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Slice is not implemented yet") } }

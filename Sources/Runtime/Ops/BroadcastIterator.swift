@@ -1,0 +1,108 @@
+/// How several inputs are read when NumPy-broadcast to one output shape, with adjacent
+/// dimensions merged wherever every input steps through them the same way.
+///
+/// Merging is what gives element-wise kernels their fast paths without special-casing
+/// shapes: same-shape inputs collapse to one dimension with unit strides; a scalar side
+/// gets stride 0; a per-channel [C,1,1] operand of an [N,C,H,W] tensor becomes
+/// [N·C, H·W] with strides (1, 0), i.e. a scalar for every inner run of H·W elements.
+/// Kernels then only specialise the innermost run on its strides being 0 or 1.
+struct BroadcastLayout: Sendable {
+    /// The merged output shape, at least one dimension.
+    let shape: [Int]
+    /// For each input, its element stride along each merged dimension (0 = broadcast).
+    let strides: [[Int]]
+    /// Output elements in all.
+    let count: Int
+
+    /// The layout of `inputs` broadcast to `output`; each input must broadcast to it.
+    init(output: [Int], inputs: [[Int]]) {
+        let full = inputs.map { ShapeRules.broadcastStrides($0, to: output) }
+        var mergedShape: [Int] = []
+        var mergedStrides: [[Int]] = Array(repeating: [], count: inputs.count)
+        // Size-1 dimensions carry no elements, so they are dropped before merging.
+        for axis in output.indices where output[axis] != 1 {
+            let canMerge = !mergedShape.isEmpty && full.indices.allSatisfy { input in
+                mergedStrides[input][mergedStrides[input].count - 1] == full[input][axis] * output[axis]
+            }
+            if canMerge {
+                mergedShape[mergedShape.count - 1] *= output[axis]
+                for input in full.indices { mergedStrides[input][mergedStrides[input].count - 1] = full[input][axis] }
+            } else {
+                mergedShape.append(output[axis])
+                for input in full.indices { mergedStrides[input].append(full[input][axis]) }
+            }
+        }
+        if mergedShape.isEmpty {
+            mergedShape = [1]
+            mergedStrides = mergedStrides.map { _ in [0] }
+        }
+        self.shape = mergedShape
+        self.strides = mergedStrides
+        self.count = output.reduce(1, *)
+    }
+
+    /// The innermost stride of input `input` (0 when it is constant along a run).
+    func innerStride(_ input: Int) -> Int { strides[input][shape.count - 1] }
+
+    /// Calls `body(outputOffset, inputOffsets, length)` for each run of consecutive output
+    /// elements within `range` that lie in one innermost row; input `i` is read at
+    /// `inputOffsets[i] + j · innerStride(i)` for `j` in `0..<length`.
+    ///
+    /// Any output range may be given, so callers split the work across threads by
+    /// element count regardless of the shape.
+    func forEachRun(in range: Range<Int>, _ body: (Int, UnsafeBufferPointer<Int>, Int) -> Void) {
+        guard !range.isEmpty else { return }
+        let rank = shape.count
+        let inputCount = strides.count
+        withUnsafeTemporaryAllocation(of: Int.self, capacity: rank + inputCount) { buffer in
+            // buffer[0..<rank] is the multi-index of the current element; buffer[rank + i]
+            // is input i's offset there.
+            var remainder = range.lowerBound
+            for axis in stride(from: rank - 1, through: 0, by: -1) {
+                buffer[axis] = remainder % shape[axis]
+                remainder /= shape[axis]
+            }
+            for input in 0..<inputCount {
+                var offset = 0
+                for axis in 0..<rank { offset += buffer[axis] * strides[input][axis] }
+                buffer[rank + input] = offset
+            }
+            let offsets = UnsafeBufferPointer(rebasing: buffer[rank...])
+            let innerSize = shape[rank - 1]
+            var position = range.lowerBound
+            while position < range.upperBound {
+                let length = Swift.min(innerSize - buffer[rank - 1], range.upperBound - position)
+                body(position, offsets, length)
+                position += length
+                guard position < range.upperBound else { break }
+                // The run ended at its row's end: move to the next row's first element,
+                // carrying into outer axes like an odometer.
+                for input in 0..<inputCount { buffer[rank + input] -= buffer[rank - 1] * strides[input][rank - 1] }
+                buffer[rank - 1] = 0
+                var axis = rank - 2
+                while axis >= 0 {
+                    buffer[axis] += 1
+                    for input in 0..<inputCount { buffer[rank + input] += strides[input][axis] }
+                    if buffer[axis] < shape[axis] { break }
+                    for input in 0..<inputCount { buffer[rank + input] -= shape[axis] * strides[input][axis] }
+                    buffer[axis] = 0
+                    axis -= 1
+                }
+            }
+        }
+    }
+}
+
+extension ShapeRules {
+    /// For each element of `target` in row-major order, the flat index of the element of
+    /// `shape` that NumPy broadcasting reads there: the plain form reference kernels use.
+    static func broadcastSourceIndices(_ shape: [Int], to target: [Int]) -> [Int] {
+        let sourceStrides = broadcastStrides(shape, to: target)
+        let targetStrides = strides(target)
+        return (0..<target.reduce(1, *)).map { flat in
+            var source = 0
+            for axis in target.indices { source += (flat / targetStrides[axis]) % target[axis] * sourceStrides[axis] }
+            return source
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Format
+
+/// `layerNorm`: normalises X over axes [axis, rank) to zero mean and unit variance
+/// (variance + epsilon), then multiplies by `scale` and adds `bias`, both optional and
+/// broadcast over the normalised axes (ONNX LayerNormalization, output Y only).
+///
+/// Mean and variance take two passes (mean first, then the mean of squared deviations)
+/// rather than E[x²] − E[x]², which cancels catastrophically when the mean is large.
+public struct LayerNormalization: Operator {
+    let name: String
+    let axis: Int
+    let epsilon: Float
+
+    public init(node: Node) throws {
+        name = node.name
+        axis = try node.int("axis", default: -1)
+        epsilon = try node.float("epsilon", default: 1e-5)
+    }
+
+    /// The normalised trailing shape, after checking that scale and bias broadcast to it.
+    private func normalizedShape(_ shape: [Int], scale: [Int]?, bias: [Int]?) throws -> [Int] {
+        let normalized = Array(shape[try ShapeRules.axis(axis, rank: shape.count, node: name)...])
+        for (label, parameter) in [("scale", scale), ("bias", bias)] {
+            guard let parameter else { continue }
+            guard try ShapeRules.broadcast(parameter, normalized, node: name) == normalized else {
+                throw OpError.shape(node: name, "\(label) \(parameter) does not broadcast to the normalised shape \(normalized)")
+            }
+        }
+        return normalized
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        guard x.dtype.isFloatingPoint else { throw OpError.shape(node: name, "layerNorm of \(x.dtype) elements") }
+        _ = try normalizedShape(x.shape, scale: input(inputs, 1)?.shape, bias: input(inputs, 2)?.shape)
+        return [ValueFact(dtype: .float32, shape: x.shape)]
+    }
+
+    private func input<T>(_ inputs: [T?], _ index: Int) -> T? {
+        index < inputs.count ? inputs[index] : nil
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let x = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
+        let (scale, bias) = (input(inputs, 1), input(inputs, 2))
+        let normalized = try normalizedShape(x.shape, scale: scale?.shape, bias: bias?.shape)
+        let size = normalized.reduce(1, *)
+        let scaleValues = scale.map { s in ShapeRules.broadcastSourceIndices(s.shape, to: normalized).map { s.floats[$0] } }
+        let biasValues = bias.map { b in ShapeRules.broadcastSourceIndices(b.shape, to: normalized).map { b.floats[$0] } }
+        let values = x.floats
+        var result = [Float](repeating: 0, count: values.count)
+        for row in 0..<(size == 0 ? 0 : values.count / size) {
+            let elements = values[(row * size)..<((row + 1) * size)].map { Double($0) }
+            let mean = elements.reduce(0, +) / Double(size)
+            let variance = elements.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(size)
+            let inverseDeviation = 1 / (variance + Double(epsilon)).squareRoot()
+            for j in 0..<size {
+                var y = (elements[j] - mean) * inverseDeviation
+                if let scaleValues { y *= Double(scaleValues[j]) }
+                if let biasValues { y += Double(biasValues[j]) }
+                result[row * size + j] = Float(y)
+            }
+        }
+        return [HostTensor(shape: x.shape, floats: result)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (scale, bias) = (input(inputs, 1), input(inputs, 2))
+        let normalized = try normalizedShape(x.shape, scale: scale?.shape, bias: bias?.shape)
+        let size = normalized.reduce(1, *)
+        /// Where each normalised position reads a parameter that does not cover the whole
+        /// normalised shape (nil when it does, the usual case).
+        func gatherIndices(_ parameter: ValueFact?) -> [Int]? {
+            guard let parameter, parameter.count != size else { return nil }
+            return ShapeRules.broadcastSourceIndices(parameter.shape, to: normalized)
+        }
+        return LayerNormalizationKernel(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: epsilon,
+                                        hasScale: scale != nil, hasBias: bias != nil,
+                                        scaleIndices: gatherIndices(scale), biasIndices: gatherIndices(bias))
+    }
+}
+
+/// The float kernel of `layerNorm`: rows of `size` contiguous elements split across
+/// threads, each row normalised in three passes (mean, variance, write).
+struct LayerNormalizationKernel: Kernel {
+    let rows: Int
+    let size: Int
+    let epsilon: Float
+    let hasScale: Bool
+    let hasBias: Bool
+    let scaleIndices: [Int]?
+    let biasIndices: [Int]?
+
+    func run(_ io: KernelIO) {
+        let (input, output) = (io.input(0), io.outputs[0])
+        let scale = hasScale ? io.input(1) : nil
+        let bias = hasBias ? io.input(2) : nil
+        io.pool.parallelFor(rows, minimumChunk: Swift.max(1, (1 << 14) / Swift.max(size, 1))) { range in
+            for row in range {
+                let (x, y) = (input + row * size, output + row * size)
+                // Sums in Double: rows of thousands of elements lose digits in Float.
+                var sum: Double = 0
+                for j in 0..<size { sum += Double(x[j]) }
+                let mean = Float(sum / Double(size))
+                var squares: Double = 0
+                for j in 0..<size {
+                    let deviation = Double(x[j] - mean)
+                    squares += deviation * deviation
+                }
+                let inverseDeviation = Float(1 / (squares / Double(size) + Double(epsilon)).squareRoot())
+                for j in 0..<size { y[j] = (x[j] - mean) * inverseDeviation }
+                if let scale {
+                    if let scaleIndices {
+                        for j in 0..<size { y[j] *= scale[scaleIndices[j]] }
+                    } else {
+                        for j in 0..<size { y[j] *= scale[j] }
+                    }
+                }
+                if let bias {
+                    if let biasIndices {
+                        for j in 0..<size { y[j] += bias[biasIndices[j]] }
+                    } else {
+                        for j in 0..<size { y[j] += bias[j] }
+                    }
+                }
+            }
+        }
+    }
+}

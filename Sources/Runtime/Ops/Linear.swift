@@ -1,0 +1,100 @@
+import Format
+
+/// `linear`: Y [..., N] = act(X [..., K] · Wᵀ + B), W [N, K], B [N] optional, with the
+/// node's fused `activation`.
+public struct Linear: Operator {
+    let name: String
+    let activation: Activation
+
+    public init(node: Node) throws {
+        name = node.name
+        activation = try Activation(node: node, functionKey: "activation")
+    }
+
+    /// The output shape, after checking X, W and B agree.
+    private func outputShape(x: [Int], weight: [Int], bias: [Int]?) throws -> [Int] {
+        guard let k = x.last else { throw OpError.shape(node: name, "linear of a scalar") }
+        guard weight.count == 2, weight[1] == k else {
+            throw OpError.shape(node: name, "weight \(weight) should be [N, \(k)] for input \(x)")
+        }
+        if let bias, bias.reduce(1, *) != weight[0] || bias.count != 1 {
+            throw OpError.shape(node: name, "bias \(bias) should be [\(weight[0])]")
+        }
+        return x.dropLast() + [weight[0]]
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let weight = try ShapeRules.required(inputs, 1, node: name)
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        guard ([x, weight] + (bias.map { [$0] } ?? [])).allSatisfy({ $0.dtype.isFloatingPoint }) else {
+            throw OpError.unsupported(node: name, "linear of integer tensors")
+        }
+        return [ValueFact(dtype: .float32, shape: try outputShape(x: x.shape, weight: weight.shape, bias: bias?.shape))]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let x = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
+        guard inputs.count > 1, let weight = inputs[1] else { throw GraphError.missingInput(node: name, index: 1) }
+        let bias = inputs.count > 2 ? inputs[2] : nil
+        let shape = try outputShape(x: x.shape, weight: weight.shape, bias: bias?.shape)
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        let (xs, ws, bs) = (x.floats, weight.floats, bias?.floats)
+        let rows = shape.reduce(1, *) / Swift.max(n, 1)
+        var result = [Float](repeating: 0, count: rows * n)
+        for row in 0..<rows {
+            for j in 0..<n {
+                var sum = Double(bs?[j] ?? 0)
+                for p in 0..<k { sum += Double(xs[row * k + p]) * Double(ws[j * k + p]) }
+                result[row * n + j] = activation.apply(Float(sum))
+            }
+        }
+        return [HostTensor(shape: shape, floats: result)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let weight = try ShapeRules.required(inputs, 1, node: name)
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        return LinearKernel(rows: outputs[0].count / Swift.max(n, 1), n: n, k: k,
+                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: activation)
+    }
+}
+
+/// The float kernel of `linear`: all leading axes are one tall GEMM of `rows` rows,
+/// split across threads; each thread works in blocks of rows and adds the bias and
+/// applies the activation to a block right after GEMM wrote it, while it is in cache.
+struct LinearKernel: Kernel {
+    let rows: Int, n: Int, k: Int
+    let hasBias: Bool
+    let activation: Activation
+    /// Rows of Y per block: about 256 KB of output, which stays in L2 until the bias
+    /// and activation pass, yet at least 32 rows so GEMM's packing of W is amortised.
+    var rowsPerBlock: Int { Swift.max(32, (1 << 16) / Swift.max(n, 1)) }
+    /// Products smaller than this many multiply-adds run on one thread.
+    static let minimumParallelWork = 1 << 18
+
+    func run(_ io: KernelIO) {
+        let (x, weight, y) = (io.input(0), io.input(1), io.outputs[0])
+        let bias = hasBias ? io.input(2) : nil
+        let minimumRows = Swift.max(1, Self.minimumParallelWork / Swift.max(n * k, 1))
+        io.pool.parallelFor(rows, minimumChunk: minimumRows) { range in
+            var start = range.lowerBound
+            while start < range.upperBound {
+                let count = Swift.min(rowsPerBlock, range.upperBound - start)
+                let block = y + start * n
+                if k > 0 {
+                    GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
+                                  b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
+                } else {
+                    block.update(repeating: 0, count: count * n)
+                }
+                for row in 0..<count {
+                    let values = block + row * n
+                    if let bias { for j in 0..<n { values[j] += bias[j] } }
+                    activation.apply(values, count: n)
+                }
+                start += count
+            }
+        }
+    }
+}

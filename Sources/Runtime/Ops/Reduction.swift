@@ -1,0 +1,151 @@
+import Format
+
+/// `reduce`: mean, sum, max or min over `axes` (empty = all), keeping reduced axes as
+/// size 1 when `keepDims` is 1. Floats and integers (integer mean truncates toward zero).
+public struct Reduction: Operator {
+    enum Function: String { case mean, sum, max, min }
+
+    let name: String
+    let function: Function
+    let axes: [Int]
+    let keepDims: Bool
+
+    public init(node: Node) throws {
+        name = node.name
+        function = try node.enumeration("function")
+        axes = try node.ints("axes", default: [])
+        keepDims = try node.int("keepDims", default: 1) != 0
+    }
+
+    /// Which axes of a `shape` are reduced, or throws for a bad or repeated axis.
+    private func reducedAxes(_ shape: [Int]) throws -> [Bool] {
+        if axes.isEmpty { return Array(repeating: true, count: shape.count) }
+        var reduced = Array(repeating: false, count: shape.count)
+        for axis in axes {
+            let normalized = try ShapeRules.axis(axis, rank: shape.count, node: name)
+            guard !reduced[normalized] else { throw OpError.shape(node: name, "axis \(axis) is reduced twice") }
+            guard shape[normalized] > 0 else { throw OpError.shape(node: name, "reduces the empty axis \(axis) of \(shape)") }
+            reduced[normalized] = true
+        }
+        return reduced
+    }
+
+    /// The output shape with reduced axes kept as 1, and the number of elements each
+    /// output element reduces.
+    private func keptShape(_ shape: [Int]) throws -> (shape: [Int], reducedCount: Int) {
+        let reduced = try reducedAxes(shape)
+        let kept = shape.indices.map { reduced[$0] ? 1 : shape[$0] }
+        return (kept, shape.indices.reduce(1) { reduced[$1] ? $0 * shape[$1] : $0 })
+    }
+
+    private func outputShape(_ shape: [Int]) throws -> [Int] {
+        let reduced = try reducedAxes(shape)
+        return keepDims ? try keptShape(shape).shape : shape.indices.filter { !reduced[$0] }.map { shape[$0] }
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        return [ValueFact(dtype: x.dtype, shape: try outputShape(x.shape))]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let x = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
+        let (kept, reducedCount) = try keptShape(x.shape)
+        let shape = try outputShape(x.shape)
+        // Input element i accumulates into output element destinations[i].
+        let destinations = ShapeRules.broadcastSourceIndices(kept, to: x.shape)
+        let outputCount = kept.reduce(1, *)
+        switch x.elements {
+        case .float(let values):
+            // Double accumulation keeps the reference exact enough to judge fast kernels by.
+            let start: Double = function == .max ? -.infinity : function == .min ? .infinity : 0
+            var accumulators = [Double](repeating: start, count: outputCount)
+            for (value, destination) in zip(values, destinations) {
+                accumulators[destination] = combine(accumulators[destination], Double(value))
+            }
+            let scale = function == .mean ? 1 / Double(reducedCount) : 1
+            return [HostTensor(shape: shape, floats: accumulators.map { Float($0 * scale) })]
+        case .int(let values):
+            let start: Int64 = function == .max ? .min : function == .min ? .max : 0
+            var accumulators = [Int64](repeating: start, count: outputCount)
+            for (value, destination) in zip(values, destinations) {
+                accumulators[destination] = combine(accumulators[destination], value)
+            }
+            if function == .mean { accumulators = accumulators.map { $0 / Int64(reducedCount) } }
+            return [HostTensor(shape: shape, ints: accumulators, dtype: x.dtype)]
+        }
+    }
+
+    /// One step of the reduction: the sum for mean and sum, else the max or min.
+    @inline(__always)
+    private func combine<T: AdditiveArithmetic & Comparable>(_ accumulator: T, _ value: T) -> T {
+        switch function {
+        case .mean, .sum: accumulator + value
+        case .max: Swift.max(accumulator, value)
+        case .min: Swift.min(accumulator, value)
+        }
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (kept, reducedCount) = try keptShape(x.shape)
+        return ReductionKernel(reduction: self, reducedCount: reducedCount,
+                               layout: BroadcastLayout(output: x.shape, inputs: [kept]))
+    }
+
+    /// The float kernel: walks the input in memory order, accumulating each run into the
+    /// output, which the layout reads like a broadcast operand (stride 0 on reduced axes).
+    /// A run reduced along its length becomes one sum or extreme; a run over kept
+    /// elements updates as many outputs.
+    struct ReductionKernel: Kernel {
+        let reduction: Reduction
+        let reducedCount: Int
+        let layout: BroadcastLayout
+
+        func run(_ io: KernelIO) {
+            let (input, output) = (io.input(0), io.outputs[0])
+            let outputStrides = layout.strides[0]
+            let innerOutputStride = layout.innerStride(0)
+            // Threads split the outermost merged axis when it is kept, so each writes its
+            // own outputs; a reduction over the outermost axis runs on one thread.
+            let outer = outputStrides[0] != 0 ? layout.shape[0] : 1
+            let inputPerOuter = layout.count / outer
+            let outputPerOuter = outer > 1 ? outputStrides[0] : layout.count / Swift.max(reducedCount, 1)
+            let start: Float = reduction.function == .max ? -.infinity : reduction.function == .min ? .infinity : 0
+            io.pool.parallelFor(outer, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(inputPerOuter, 1))) { range in
+                let outputs = output + range.lowerBound * outputPerOuter
+                let outputCount = range.count * outputPerOuter
+                outputs.update(repeating: start, count: outputCount)
+                let elements = range.lowerBound * inputPerOuter..<range.upperBound * inputPerOuter
+                layout.forEachRun(in: elements) { inputOffset, offsets, length in
+                    let (x, y) = (input + inputOffset, output + offsets[0])
+                    if innerOutputStride == 0 {
+                        y[0] = reduction.combine(y[0], reduce(x, length))
+                    } else {
+                        for i in 0..<length { y[i] = reduction.combine(y[i], x[i]) }
+                    }
+                }
+                if reduction.function == .mean {
+                    let scale = 1 / Float(reducedCount)
+                    for i in 0..<outputCount { outputs[i] *= scale }
+                }
+            }
+        }
+
+        /// The sum (accumulated in Double, as long rows lose digits in Float) or extreme
+        /// of `count` contiguous floats.
+        @inline(__always)
+        private func reduce(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+            switch reduction.function {
+            case .mean, .sum:
+                var sum: Double = 0
+                for i in 0..<count { sum += Double(x[i]) }
+                return Float(sum)
+            case .max, .min:
+                var extreme = x[0]
+                for i in 1..<count { extreme = reduction.combine(extreme, x[i]) }
+                return extreme
+            }
+        }
+    }
+}

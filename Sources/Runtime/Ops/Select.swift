@@ -1,0 +1,83 @@
+import Format
+
+/// `where`: X where the condition is true (nonzero), else Y, all three broadcast.
+///
+/// The condition is bool, or 0/1 floats where a graph computed a mask in float. X and Y
+/// are both floats or both integers.
+public struct Select: Operator {
+    let name: String
+
+    public init(node: Node) throws {
+        name = node.name
+    }
+
+    /// The output type for these X and Y types, or throws when they cannot be combined.
+    private func outputType(_ x: DType, _ y: DType) throws -> DType {
+        guard x.isFloatingPoint == y.isFloatingPoint else {
+            throw OpError.shape(node: name, "where mixes \(x) and \(y) values; insert a cast")
+        }
+        if x.isFloatingPoint { return .float32 }
+        return x == y ? x : .int64
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let facts = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name) }
+        let shape = try ShapeRules.broadcast(ShapeRules.broadcast(facts[0].shape, facts[1].shape, node: name),
+                                             facts[2].shape, node: name)
+        return [ValueFact(dtype: try outputType(facts[1].dtype, facts[2].dtype), shape: shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        let tensors = try (0..<3).map { index -> HostTensor in
+            guard index < inputs.count, let tensor = inputs[index] else {
+                throw GraphError.missingInput(node: name, index: index)
+            }
+            return tensor
+        }
+        let (condition, x, y) = (tensors[0], tensors[1], tensors[2])
+        let dtype = try outputType(x.dtype, y.dtype)
+        let shape = try ShapeRules.broadcast(ShapeRules.broadcast(condition.shape, x.shape, node: name),
+                                             y.shape, node: name)
+        let chosen = condition.floats
+        let (c, ix, iy) = (ShapeRules.broadcastSourceIndices(condition.shape, to: shape),
+                           ShapeRules.broadcastSourceIndices(x.shape, to: shape),
+                           ShapeRules.broadcastSourceIndices(y.shape, to: shape))
+        let positions = shape.reduce(1, *)
+        switch (x.elements, y.elements) {
+        case (.int(let xs), .int(let ys)):
+            let values = (0..<positions).map { chosen[c[$0]] != 0 ? xs[ix[$0]] : ys[iy[$0]] }
+            return [HostTensor(shape: shape, ints: values, dtype: dtype)]
+        default:
+            let (xs, ys) = (x.floats, y.floats)
+            let values = (0..<positions).map { chosen[c[$0]] != 0 ? xs[ix[$0]] : ys[iy[$0]] }
+            return [HostTensor(shape: shape, floats: values)]
+        }
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
+        return SelectKernel(layout: BroadcastLayout(output: outputs[0].shape, inputs: shapes))
+    }
+}
+
+/// The float kernel of `where` over the broadcast layout's runs.
+struct SelectKernel: Kernel {
+    let layout: BroadcastLayout
+    /// Below 32K elements a second thread costs more than it saves.
+    static let minimumChunk = 1 << 15
+
+    func run(_ io: KernelIO) {
+        let (condition, x, y, output) = (io.input(0), io.input(1), io.input(2), io.outputs[0])
+        let strides = (layout.innerStride(0), layout.innerStride(1), layout.innerStride(2))
+        io.pool.parallelFor(layout.count, minimumChunk: Self.minimumChunk) { range in
+            layout.forEachRun(in: range) { outputOffset, offsets, length in
+                let (c, a, b, z) = (condition + offsets[0], x + offsets[1], y + offsets[2], output + outputOffset)
+                if strides == (1, 1, 1) {
+                    for i in 0..<length { z[i] = c[i] != 0 ? a[i] : b[i] }
+                } else {
+                    for i in 0..<length { z[i] = c[i * strides.0] != 0 ? a[i * strides.1] : b[i * strides.2] }
+                }
+            }
+        }
+    }
+}
