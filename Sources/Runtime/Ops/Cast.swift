@@ -1,0 +1,75 @@
+import Format
+
+/// Converts elements to the dtype `to` (ONNX Cast) among f32, i64, i32 and bool:
+/// float to integer truncates toward zero, anything to bool is "nonzero", bool to a
+/// number is 0 or 1.
+public struct Cast: Operator {
+    let name: String
+    let target: DType
+
+    public init(node: Node) throws {
+        name = node.name
+        target = try node.enumeration("to")
+        switch target {
+        case .float32, .int64, .int32, .bool: break
+        case .float16, .bfloat16, .int8:
+            throw OpError.unsupported(node: name, "cast to \(target); only f32, i64, i32 and bool")
+        }
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let input = try ShapeRules.required(inputs, 0, node: name)
+        return [ValueFact(dtype: target, shape: input.shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        let input = try LayoutIndexing.required(inputs, 0, node: name)
+        switch (target, input.elements) {
+        case (.float32, _):
+            return [HostTensor(shape: input.shape, floats: input.floats)]
+        case (.bool, .float(let values)):
+            return [HostTensor(shape: input.shape, ints: values.map { $0 != 0 ? 1 : 0 }, dtype: .bool)]
+        case (.bool, .int(let values)):
+            return [HostTensor(shape: input.shape, ints: values.map { $0 != 0 ? 1 : 0 }, dtype: .bool)]
+        case (_, .float(let values)):
+            let integers = try values.map { value -> Int64 in
+                // Int64(_:) traps outside its range; ONNX leaves those results undefined,
+                // so refuse them by name instead.
+                guard let integer = Int64(exactly: value.rounded(.towardZero)) else {
+                    throw OpError.shape(node: name, "cannot cast \(value) to \(target)")
+                }
+                return target == .int32 ? Int64(Int32(truncatingIfNeeded: integer)) : integer
+            }
+            return [HostTensor(shape: input.shape, ints: integers, dtype: target)]
+        case (_, .int(let values)):
+            let integers = target == .int32 ? values.map { Int64(Int32(truncatingIfNeeded: $0)) } : values
+            return [HostTensor(shape: input.shape, ints: integers, dtype: target)]
+        }
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        CastKernel(target: target, count: outputs[0].count)
+    }
+}
+
+/// Casts a float buffer in place of its integer or bool result, which the runtime also
+/// carries as floats: truncation for integers, 0/1 for bool.
+struct CastKernel: Kernel {
+    let target: DType
+    let count: Int
+
+    func run(_ io: KernelIO) {
+        let input = io.input(0)
+        let output = io.outputs[0]
+        let target = self.target
+        io.pool.parallelFor(count, minimumChunk: 65_536) { range in
+            for i in range {
+                switch target {
+                case .bool: output[i] = input[i] != 0 ? 1 : 0
+                case .int64, .int32: output[i] = input[i].rounded(.towardZero)
+                case .float32, .float16, .bfloat16, .int8: output[i] = input[i]
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import Format
+
+/// Cuts input 0 along `axis` into consecutive parts (ONNX Split). Part sizes come from
+/// the plan-time input 1 when present; otherwise there are `numOutputs` parts (default:
+/// the node's output count) of ceil(size / parts) each, the last one smaller when the
+/// size does not divide (the ONNX 18 rule).
+public struct Split: Operator {
+    let name: String
+    let axis: Int
+    let parts: Int
+
+    public init(node: Node) throws {
+        name = node.name
+        axis = try node.int("axis", default: 0)
+        parts = try node.int("numOutputs", default: node.outputs.count)
+        guard parts >= 1 else {
+            throw GraphError.badAttribute(node: name, attribute: "numOutputs", expected: "at least 1", found: String(parts))
+        }
+    }
+
+    /// The normalized axis and each part's size for an input of `shape`.
+    func layout(shape: [Int], sizes: [Int]?) throws -> (axis: Int, sizes: [Int]) {
+        let axis = try ShapeRules.axis(self.axis, rank: shape.count, node: name)
+        let length = shape[axis]
+        if let sizes {
+            guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == length else {
+                throw OpError.shape(node: name, "split sizes \(sizes) do not add up to \(length), the size of axis \(axis)")
+            }
+            return (axis, sizes)
+        }
+        let chunk = (length + parts - 1) / parts
+        return (axis, (0..<parts).map { max(0, min(chunk, length - $0 * chunk)) })
+    }
+
+    func outputShapes(_ shape: [Int], axis: Int, sizes: [Int]) -> [[Int]] {
+        sizes.map { size in
+            var part = shape
+            part[axis] = size
+            return part
+        }
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let input = try ShapeRules.required(inputs, 0, node: name)
+        let (axis, sizes) = try layout(shape: input.shape, sizes: try planTimeSizes(inputs))
+        return outputShapes(input.shape, axis: axis, sizes: sizes).map { ValueFact(dtype: input.dtype, shape: $0) }
+    }
+
+    func planTimeSizes(_ inputs: [ValueFact?]) throws -> [Int]? {
+        guard inputs.count > 1, inputs[1] != nil else { return nil }
+        return try LayoutIndexing.integers(ShapeRules.planTimeValue(inputs, 1, node: name), input: 1, node: name)
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        let input = try LayoutIndexing.required(inputs, 0, node: name)
+        let sizes = try inputs.count > 1 ? inputs[1].map { try LayoutIndexing.integers($0, input: 1, node: name) } : nil
+        let (axis, partSizes) = try layout(shape: input.shape, sizes: sizes)
+        let strides = ShapeRules.strides(input.shape)
+        var start = 0
+        return outputShapes(input.shape, axis: axis, sizes: partSizes).map { shape in
+            defer { start += shape[axis] }
+            let indices = LayoutIndexing.stridedIndices(shape: shape, strides: strides, offset: start * strides[axis])
+            return input.picking(indices, shape: shape)
+        }
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let input = try ShapeRules.required(inputs, 0, node: name)
+        let (axis, sizes) = try layout(shape: input.shape, sizes: try planTimeSizes(inputs))
+        let strides = ShapeRules.strides(input.shape)
+        var start = 0
+        let moves = outputShapes(input.shape, axis: axis, sizes: sizes).enumerated().map { index, shape in
+            defer { start += shape[axis] }
+            return StridedMove(input: 0, output: index, copy: StridedCopy(
+                shape: shape, sourceStrides: strides, sourceOffset: start * strides[axis],
+                destinationStrides: ShapeRules.strides(shape)))
+        }
+        return StridedCopyKernel(moves)
+    }
+}
