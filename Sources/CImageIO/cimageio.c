@@ -17,6 +17,7 @@ typedef struct {
     size_t out_size;
     size_t out_capacity;
     int out_of_memory;
+    char last_warning[160]; /* libpng explains some errors only in the warning before them */
     png_bytep *rows;
     void *samples;
     char *message;
@@ -31,13 +32,21 @@ static void set_message(io_context *context, const char *text) {
 
 static void on_error(png_structp png, png_const_charp text) {
     io_context *context = png_get_error_ptr(png);
-    if (context) set_message(context, text);
+    if (context && context->message && context->message_capacity > 0) {
+        if (context->last_warning[0]) {
+            snprintf(context->message, context->message_capacity, "%s: %s", text, context->last_warning);
+        } else {
+            snprintf(context->message, context->message_capacity, "%s", text);
+        }
+    }
     png_longjmp(png, 1);
 }
 
+/* Warnings never reach stderr; the last one is kept because libpng's error for a bad
+   IHDR ("Invalid IHDR data") says why only in the warnings it issued just before. */
 static void on_warning(png_structp png, png_const_charp text) {
-    (void)png;
-    (void)text; /* warnings (e.g. odd ancillary chunks) never reach stderr */
+    io_context *context = png_get_error_ptr(png);
+    if (context) snprintf(context->last_warning, sizeof context->last_warning, "%s", text);
 }
 
 static void read_from_memory(png_structp png, png_bytep destination, size_t length) {
