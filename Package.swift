@@ -25,9 +25,11 @@ let package = Package(
         .target(name: "CONNX", dependencies: ["CProtobufC"]),
         // The hand-written C header of libRestore (design.md §6).
         .target(name: "CRestore"),
+        // libpng behind setjmp: PNG errors come back as status codes, never as longjmp into Swift.
+        .target(name: "CImageIO", dependencies: ["CPNG"]),
 
         .target(name: "Format"),
-        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CPNG"]),
+        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CPNG", "CImageIO"]),
         .target(name: "Convert", dependencies: ["Format", "Runtime", "CONNX", "CProtobufC"]),
         .target(name: "CAPI", dependencies: ["Runtime", "CRestore"]),
         .executableTarget(name: "ConvertTool", dependencies: [

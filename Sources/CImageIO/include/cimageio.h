@@ -1,0 +1,58 @@
+#ifndef CIMAGEIO_H
+#define CIMAGEIO_H
+
+/*
+ * PNG decoding and encoding through libpng, in memory, without longjmp escaping.
+ *
+ * libpng reports errors by longjmp; Swift cannot unwind through that, so every libpng
+ * call happens here, under setjmp, and the outcome comes back as a status code plus a
+ * message. Nothing in this file aborts or prints: warnings are dropped, errors returned.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    CIMAGEIO_OK = 0,
+    CIMAGEIO_NOT_PNG = 1,        /* the 8-byte signature is missing or wrong */
+    CIMAGEIO_TRUNCATED = 2,      /* the data ended before the image did */
+    CIMAGEIO_CRC_ERROR = 3,      /* a critical chunk failed its CRC check */
+    CIMAGEIO_CORRUPT = 4,        /* any other malformed content libpng rejects */
+    CIMAGEIO_TOO_LARGE = 5,      /* dimensions beyond the limits below */
+    CIMAGEIO_UNSUPPORTED = 6,    /* a layout this wrapper does not write */
+    CIMAGEIO_OUT_OF_MEMORY = 7
+} cimageio_status;
+
+/* Limits applied to every decode (png_set_user_limits and our own pixel cap). */
+enum {
+    CIMAGEIO_MAX_SIDE = 65536,          /* width and height, each */
+    CIMAGEIO_MAX_PIXELS = 1 << 27,      /* width * height: 134 M pixels (11585²) */
+    CIMAGEIO_MAX_CHUNK_BYTES = 16 << 20 /* any ancillary chunk held in memory */
+};
+
+/* A decoded or to-be-encoded image: interleaved samples, rows top to bottom. */
+typedef struct {
+    uint32_t width;
+    uint32_t height;
+    int bit_depth;   /* 8 or 16 */
+    int channels;    /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
+    int was_palette; /* decode only: the file stored a palette (expanded here) */
+    /* width*height*channels samples: uint8_t for 8-bit, native-endian uint16_t for 16-bit.
+       After a decode it is owned by the caller and released with cimageio_free. */
+    void *samples;
+} cimageio_image;
+
+/* Decodes a whole PNG held in memory into 8- or 16-bit samples. Palettes become RGB
+   (RGBA with tRNS), gray below 8 bits becomes 8-bit, any tRNS becomes an alpha channel,
+   interlaced images are de-interlaced. On failure `message` holds a sentence. */
+cimageio_status cimageio_png_decode(const uint8_t *data, size_t size, cimageio_image *image,
+                                    char *message, size_t message_capacity);
+
+/* Encodes `image` (8/16 bit, 1-4 channels) as a non-interlaced PNG in a buffer the
+   caller releases with cimageio_free. */
+cimageio_status cimageio_png_encode(const cimageio_image *image, uint8_t **encoded,
+                                    size_t *encoded_size, char *message, size_t message_capacity);
+
+void cimageio_free(void *pointer);
+
+#endif

@@ -1,0 +1,35 @@
+/// Why an image could not be read, written or converted; every case names the file
+/// (or "<memory>" for bytes that came from no file).
+public enum ImageIOError: Error, Equatable, CustomStringConvertible {
+    /// The bytes do not start with the PNG signature.
+    case notPNG(file: String)
+    /// The data ends before the image does.
+    case truncated(file: String)
+    /// A critical chunk's CRC does not match its contents.
+    case crcMismatch(file: String, detail: String)
+    /// libpng rejected the content for another reason (bad chunk, bad zlib stream, …).
+    case corrupt(file: String, detail: String)
+    /// The declared dimensions exceed the decoder's limits (see `PixelImage.maximumSide`).
+    case tooLarge(file: String, detail: String)
+    /// A layout this code does not handle.
+    case unsupported(file: String, detail: String)
+    case outOfMemory(file: String)
+    /// Opening, reading, writing or renaming failed.
+    case fileSystem(file: String, detail: String)
+    /// A tensor given to rebuild an image has the wrong shape.
+    case tensorShape(expected: String, found: [Int])
+
+    public var description: String {
+        switch self {
+        case .notPNG(let file): "\(file): not a PNG file (bad signature)"
+        case .truncated(let file): "\(file): truncated PNG (the data ends before the image does)"
+        case .crcMismatch(let file, let detail): "\(file): PNG CRC error (\(detail))"
+        case .corrupt(let file, let detail): "\(file): corrupt PNG (\(detail))"
+        case .tooLarge(let file, let detail): "\(file): PNG too large (\(detail))"
+        case .unsupported(let file, let detail): "\(file): unsupported PNG (\(detail))"
+        case .outOfMemory(let file): "\(file): out of memory"
+        case .fileSystem(let file, let detail): "\(file): \(detail)"
+        case .tensorShape(let expected, let found): "image tensor must be \(expected), found \(found)"
+        }
+    }
+}

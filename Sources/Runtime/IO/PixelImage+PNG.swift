@@ -1,0 +1,113 @@
+import CImageIO
+
+/// PNG decoding and encoding through libpng (wrapped in the CImageIO C target so that
+/// libpng's longjmp errors never cross into Swift).
+///
+/// What is read: 8- and 16-bit gray, gray+alpha, RGB and RGBA; palettes (expanded to
+/// 8-bit RGB, or RGBA when a tRNS chunk gives transparency); 1/2/4-bit gray (expanded to
+/// 8-bit); any tRNS becomes an alpha channel; Adam7-interlaced images. Gamma, colour
+/// profiles and other ancillary chunks are ignored: samples are passed through as stored.
+///
+/// What is written: the image's own bit depth and colour type, not interlaced. A palette
+/// image is therefore written as 8-bit RGB (RGBA if it had transparency): the pixels are
+/// identical, only the file is larger, and no quantisation step is needed.
+///
+/// Limits against hostile files: width and height at most `maximumSide` (through
+/// png_set_user_limits), width × height at most `maximumPixels`, and any ancillary chunk
+/// at most 16 MiB in memory. Checked before the pixel buffer is allocated.
+extension PixelImage {
+    /// The largest width or height decoded (65536).
+    public static let maximumSide = Int(CIMAGEIO_MAX_SIDE)
+    /// The largest width × height decoded (2^27, e.g. 11585²; 2 GiB as 4-channel floats).
+    public static let maximumPixels = Int(CIMAGEIO_MAX_PIXELS)
+
+    /// Reads the PNG file at `path`.
+    public static func readPNG(path: String) throws -> PixelImage {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileBytes.readAll(path)
+        } catch let failure as FileBytes.Failure {
+            throw ImageIOError.fileSystem(file: path, detail: failure.detail)
+        }
+        return try decodePNG(bytes, source: path)
+    }
+
+    /// Decodes a PNG held in memory; `source` names it in errors.
+    public static func decodePNG(_ bytes: [UInt8], source: String = "<memory>") throws -> PixelImage {
+        var decoded = cimageio_image()
+        var message = [CChar](repeating: 0, count: 256)
+        let status = bytes.withUnsafeBufferPointer { data in
+            cimageio_png_decode(data.baseAddress, data.count, &decoded, &message, message.count)
+        }
+        defer { cimageio_free(decoded.samples) }
+        guard status == CIMAGEIO_OK else {
+            throw error(for: status, message: message, file: source)
+        }
+        guard let colorType = ColorType(channels: Int(decoded.channels)), let raw = decoded.samples,
+              decoded.bit_depth == 8 || decoded.bit_depth == 16 else {
+            throw ImageIOError.unsupported(file: source, detail: "\(decoded.channels) channels at \(decoded.bit_depth) bits")
+        }
+        let width = Int(decoded.width), height = Int(decoded.height)
+        let count = width * height * colorType.channels
+        let samples: [Float]
+        if decoded.bit_depth == 8 {
+            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: count)
+            samples = values.map { Float($0) / 255 }
+        } else {
+            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt16.self), count: count)
+            samples = values.map { Float($0) / 65535 }
+        }
+        return PixelImage(width: width, height: height, bitDepth: Int(decoded.bit_depth),
+                          colorType: colorType, samples: samples)
+    }
+
+    /// Encodes the image as PNG bytes at its own bit depth and colour type (samples are
+    /// clamped to 0…1 and rounded first).
+    public func encodePNG(name: String = "<memory>") throws -> [UInt8] {
+        let levels = quantizedSamples()
+        var message = [CChar](repeating: 0, count: 256)
+        var encoded: UnsafeMutablePointer<UInt8>?
+        var encodedSize = 0
+        func encode(_ buffer: UnsafeRawPointer?) -> cimageio_status {
+            var image = cimageio_image(width: UInt32(width), height: UInt32(height), bit_depth: Int32(bitDepth),
+                                       channels: Int32(colorType.channels), was_palette: 0,
+                                       samples: UnsafeMutableRawPointer(mutating: buffer))
+            return cimageio_png_encode(&image, &encoded, &encodedSize, &message, message.count)
+        }
+        let status: cimageio_status
+        if bitDepth == 8 {
+            status = levels.map { UInt8($0) }.withUnsafeBytes { encode($0.baseAddress) }
+        } else {
+            status = levels.withUnsafeBytes { encode($0.baseAddress) }
+        }
+        defer { cimageio_free(encoded) }
+        guard status == CIMAGEIO_OK, let encoded else {
+            throw Self.error(for: status, message: message, file: name)
+        }
+        return Array(UnsafeBufferPointer(start: encoded, count: encodedSize))
+    }
+
+    /// Writes the image as a PNG file at `path`, through a temporary file renamed into
+    /// place only when complete.
+    public func writePNG(path: String) throws {
+        let bytes = try encodePNG(name: path)
+        do {
+            try FileBytes.writeAtomically(bytes, to: path)
+        } catch let failure as FileBytes.Failure {
+            throw ImageIOError.fileSystem(file: path, detail: failure.detail)
+        }
+    }
+
+    private static func error(for status: cimageio_status, message: [CChar], file: String) -> ImageIOError {
+        let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch status {
+        case CIMAGEIO_NOT_PNG: return .notPNG(file: file)
+        case CIMAGEIO_TRUNCATED: return .truncated(file: file)
+        case CIMAGEIO_CRC_ERROR: return .crcMismatch(file: file, detail: detail)
+        case CIMAGEIO_TOO_LARGE: return .tooLarge(file: file, detail: detail)
+        case CIMAGEIO_UNSUPPORTED: return .unsupported(file: file, detail: detail)
+        case CIMAGEIO_OUT_OF_MEMORY: return .outOfMemory(file: file)
+        default: return .corrupt(file: file, detail: detail.isEmpty ? "libpng status \(status.rawValue)" : detail)
+        }
+    }
+}

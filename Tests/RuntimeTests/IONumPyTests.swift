@@ -1,0 +1,133 @@
+import XCTest
+@testable import Runtime
+
+/// `.npy` reading and writing: files NumPy itself wrote in every accepted dtype and
+/// version, round trips, and each kind of malformed or refused file.
+final class IONumPyTests: XCTestCase {
+    func testReadsWhatNumPyWroteInEveryAcceptedDTypeAndVersion() throws {
+        let cases = try XCTUnwrap(IOTestSupport.json("npy/cases.json") as? [String: [String: Any]])
+        XCTAssertEqual(cases.count, 10)
+        for (name, expected) in cases.sorted(by: { $0.key < $1.key }) {
+            let tensor = try NumPyFile.read(path: IOTestSupport.fixture("npy/\(name).npy"))
+            let shape = try XCTUnwrap(expected["shape"] as? [Int])
+            let values = try XCTUnwrap(expected["values"] as? [Double]).map { Float($0) }
+            let maxError = zip(tensor.floats, values).map { abs($0 - $1) }.max() ?? 0
+            print("\(name): shape \(tensor.shape), max abs error \(maxError)")
+            XCTAssertEqual(tensor.shape, shape, name)
+            XCTAssertEqual(tensor.floats, values, name)
+        }
+    }
+
+    func testRoundTripsThroughAFileWithNumPysAlignment() throws {
+        let directory = try IOTestSupport.scratchDirectory(for: self)
+        for (index, shape) in [[2, 3, 5], [7], [], [0, 3], [1, 3, 37, 53]].enumerated() {
+            let tensor = KernelHarness.random(shape, seed: UInt64(index + 1))
+            let path = "\(directory)/tensor\(index).npy"
+            try NumPyFile.write(tensor, path: path)
+            let bytes = try IOTestSupport.readFile(path)
+            let headerLength = Int(bytes[8]) | Int(bytes[9]) << 8
+            XCTAssertEqual((10 + headerLength) % 64, 0, "data of \(shape) is not 64-byte aligned")
+            XCTAssertEqual(try NumPyFile.read(path: path), tensor, "\(shape)")
+        }
+        XCTAssertEqual(try IOTestSupport.listing(directory), (0..<5).map { "tensor\($0).npy" })
+    }
+
+    func testWritesTheSameBytesAsNumPySave() throws {
+        for name in ["dtype_f4", "version_1", "scalar", "empty"] {
+            let path = IOTestSupport.fixture("npy/\(name).npy")
+            XCTAssertEqual(NumPyFile.encode(try NumPyFile.read(path: path)), try IOTestSupport.readFile(path), name)
+        }
+    }
+
+    func testRefusesFortranOrderBigEndianAndObjects() throws {
+        let fortran = IOTestSupport.fixture("npy/refuse_fortran.npy")
+        XCTAssertThrowsError(try NumPyFile.read(path: fortran)) {
+            XCTAssertEqual($0 as? NumPyFileError, .fortranOrder(file: fortran))
+        }
+        for name in ["refuse_bigendian", "refuse_object"] {
+            let path = IOTestSupport.fixture("npy/\(name).npy")
+            XCTAssertThrowsError(try NumPyFile.read(path: path)) { error in
+                print("\(name): \(error)")
+                guard case NumPyFileError.unsupportedDType(let file, _, _) = error else { return XCTFail("\(error)") }
+                XCTAssertEqual(file, path)
+            }
+        }
+    }
+
+    /// A version-1 file with the given header text (padded as NumPy pads) and data.
+    private func npy(_ header: String, data: [UInt8] = [], version: UInt8 = 1) -> [UInt8] {
+        var text = Array(header.utf8)
+        text += [UInt8](repeating: 0x20, count: (64 - (10 + text.count + 1) % 64) % 64) + [0x0A]
+        return NumPyFile.magic + [version, 0, UInt8(text.count & 0xFF), UInt8(text.count >> 8)] + text + data
+    }
+
+    private func decodeError(_ bytes: [UInt8], _ name: String) -> NumPyFileError? {
+        do {
+            _ = try NumPyFile.decode(bytes, source: name)
+            XCTFail("\(name) was accepted")
+        } catch let error as NumPyFileError {
+            print("\(name): \(error)")
+            XCTAssertTrue(error.description.hasPrefix(name), "\(error) does not name the file")
+            return error
+        } catch {
+            XCTFail("\(name): untyped error \(error)")
+        }
+        return nil
+    }
+
+    func testMalformedFilesGiveTypedErrorsNamingTheFile() {
+        let good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"
+        let eightBytes = [UInt8](repeating: 0, count: 8)
+        XCTAssertEqual(decodeError([], "empty.npy"), .notNumPy(file: "empty.npy"))
+        XCTAssertEqual(decodeError(Array("NUMPY not really".utf8), "magic.npy"), .notNumPy(file: "magic.npy"))
+        XCTAssertEqual(decodeError(npy(good, data: eightBytes, version: 4), "v4.npy"),
+                       .unsupportedVersion(file: "v4.npy", major: 4, minor: 0))
+        XCTAssertEqual(decodeError(NumPyFile.magic + [1, 0, 0x40], "cut_length.npy"),
+                       .malformedHeader(file: "cut_length.npy", detail: "file ends inside the header length"))
+        XCTAssertEqual(decodeError(Array(npy(good, data: eightBytes)[0..<30]), "cut_header.npy"),
+                       .malformedHeader(file: "cut_header.npy", detail: "file ends inside the 118-byte header"))
+        let badHeaders = [
+            "not_a_dict": "['descr', '<f4']",
+            "missing_key": "{'descr': '<f4', 'shape': (2,), }",
+            "unknown_key": "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), 'extra': 1}",
+            "bad_boolean": "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }",
+            "negative_dim": "{'descr': '<f4', 'fortran_order': False, 'shape': (-2,), }",
+            "unclosed": "{'descr': '<f4', 'fortran_order': False, 'shape': (2,",
+            "structured": "{'descr': [('x', '<f4')], 'fortran_order': False, 'shape': (2,), }",
+            "huge_digits": "{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999999,), }",
+        ]
+        for (name, header) in badHeaders.sorted(by: { $0.key < $1.key }) {
+            guard case .malformedHeader = decodeError(npy(header, data: eightBytes), name) else {
+                return XCTFail("\(name) is not a malformed header")
+            }
+        }
+        XCTAssertEqual(decodeError(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }"), "overflow.npy"),
+                       .shapeOverflow(file: "overflow.npy", shape: "[4294967296, 4294967296]"))
+        XCTAssertEqual(decodeError(npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1152921504606846976,), }"), "bytes_overflow.npy"),
+                       .shapeOverflow(file: "bytes_overflow.npy", shape: "[1152921504606846976]"))
+        XCTAssertEqual(decodeError(npy(good, data: [0, 0, 0, 0]), "short.npy"),
+                       .dataSize(file: "short.npy", expectedBytes: 8, foundBytes: 4))
+        XCTAssertEqual(decodeError(npy(good, data: eightBytes + [0]), "long.npy"),
+                       .dataSize(file: "long.npy", expectedBytes: 8, foundBytes: 9))
+        XCTAssertEqual(decodeError(npy("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", data: [0, 0, 0, 0]), "u2.npy"),
+                       .unsupportedDType(file: "u2.npy", descr: "<u2", detail: "expected <f4, <f8, <f2, <i8 or <i4"))
+    }
+
+    func testHeaderVariantsNumPyAcceptsAreRead() throws {
+        // Double quotes, no trailing comma, keys in another order, extra spaces.
+        let bytes = npy("{\"shape\": ( 1 , 2 ), \"fortran_order\": False, \"descr\": \"<i4\"}", data: [1, 0, 0, 0, 0xFE, 0xFF, 0xFF, 0xFF])
+        let tensor = try NumPyFile.decode(bytes)
+        XCTAssertEqual(tensor.shape, [1, 2])
+        XCTAssertEqual(tensor.floats, [1, -2])
+    }
+
+    func testAFailedWriteLeavesNoFileBehind() throws {
+        let directory = try IOTestSupport.scratchDirectory(for: self)
+        let blocked = "\(directory)/out.npy"
+        try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
+        XCTAssertThrowsError(try NumPyFile.write(KernelHarness.random([3], seed: 9), path: blocked)) { error in
+            XCTAssertTrue("\(error)".hasPrefix(blocked), "\(error)")
+        }
+        XCTAssertEqual(try IOTestSupport.listing(directory), ["out.npy"])
+    }
+}
