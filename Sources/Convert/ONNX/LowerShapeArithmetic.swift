@@ -1,0 +1,73 @@
+import Format
+
+/// Shape arithmetic, constants and no-ops: Shape, Cast, ConstantOfShape, Constant,
+/// Identity and Dropout.
+enum LowerShapeArithmetic {
+    static func shape(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        var attributes: [String: Attribute] = [:]
+        attributes.set("start", try node.int("start"))
+        attributes.set("end", try node.int("end"))
+        context.emit(node.name, .shape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+                     attributes: attributes)
+    }
+
+    /// Cast: the ONNX target type as Restore stores it (double → f32, narrow integers → i32).
+    static func cast(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        guard let to = try node.int("to") else { throw LoweringFailure.invalid("attribute 'to' is required") }
+        guard let onnxType = ONNXDataType(rawValue: Int32(truncatingIfNeeded: to)) else {
+            throw LoweringFailure.invalid("'to' \(to) is not an ONNX type")
+        }
+        guard let type = onnxType.restoreType else { throw LoweringFailure.unsupported("cast to \(onnxType.name)") }
+        context.emit(node.name, .cast, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+                     attributes: ["to": .string(type.rawValue)])
+    }
+
+    /// ConstantOfShape: the one-element `value` tensor gives the fill value and the type (default f32 zero).
+    static func constantOfShape(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        var value: Float = 0
+        var dtype = DType.float32
+        if let tensor = try node.tensor("value") {
+            guard tensor.elementCount == 1 else { throw LoweringFailure.invalid("'value' must hold one element") }
+            value = tensor.floatValues()[0]
+            dtype = tensor.dtype
+        }
+        context.emit(node.name, .constantOfShape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+                     attributes: ["value": .float(value), "dtype": .string(dtype.rawValue)])
+    }
+
+    /// Constant nodes become constant tensors named after their output.
+    static func constant(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let output = try node.output()
+        var tensor: ConstantTensor
+        if let value = try node.tensor("value") {
+            tensor = value
+            tensor.name = output
+        } else if case .float(let value)? = node.attributes["value_float"] {
+            tensor = ConstantTensor(name: output, shape: [], floats: [value])
+        } else if let values = try node.floats("value_floats") {
+            tensor = ConstantTensor(name: output, shape: [values.count], floats: values)
+        } else if let value = try node.int("value_int") {
+            tensor = ConstantTensor(name: output, shape: [], ints: [Int64(value)])
+        } else if let values = try node.ints("value_ints") {
+            tensor = ConstantTensor(name: output, shape: [values.count], ints: values.map { Int64($0) })
+        } else {
+            let kind = node.attributes.keys.sorted().joined(separator: ", ")
+            throw LoweringFailure.unsupported("a constant given as \(kind.isEmpty ? "nothing" : kind)")
+        }
+        context.addConstant(tensor)
+    }
+
+    /// Identity is only another name for its input.
+    static func identity(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        context.alias(try node.output(), to: try node.requiredInput(0), node: node.name)
+    }
+
+    /// Dropout at inference is the identity; its mask output is not computed.
+    static func dropout(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        try context.requireUnusedOutputs(node, from: 1, what: "mask")
+        if let trainingMode = node.input(2), context.constant(trainingMode)?.intValues().first ?? 0 != 0 {
+            throw LoweringFailure.unsupported("training_mode=true")
+        }
+        try identity(&context, node)
+    }
+}

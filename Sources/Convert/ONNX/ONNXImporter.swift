@@ -1,0 +1,180 @@
+import Format
+import Foundation
+
+/// Imports ONNX models into Restore's `Graph`: reads the protobuf with protobuf-c, decodes
+/// initializers (inline or external), and lowers each node to Restore's op set.
+///
+/// Every node Restore cannot lower is reported at once in one
+/// `ONNXImportError.unsupportedNodes`; other errors stop at the first problem. The result is
+/// topologically sorted; constants that became attributes are dropped.
+public enum ONNXImporter {
+    /// Default-domain opsets whose differences the lowering rules handle.
+    public static let supportedOpsets = 7...21
+
+    /// Imports the model at `url`; external data files are looked up next to it.
+    public static func importModel(at url: URL) throws -> Graph {
+        let file = url.lastPathComponent
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
+            throw ONNXImportError.unreadableFile(file: file, reason: "no such file")
+        }
+        guard !isDirectory.boolValue else { throw ONNXImportError.unreadableFile(file: file, reason: "it is a directory") }
+        let bytes: Data
+        do {
+            bytes = try Data(contentsOf: url, options: .mappedIfSafe)
+        } catch {
+            throw ONNXImportError.unreadableFile(file: file, reason: error.localizedDescription)
+        }
+        return try importModel(bytes: bytes, fileName: file, directory: url.deletingLastPathComponent())
+    }
+
+    /// Imports a model held in memory. `fileName` names it in errors; external data is
+    /// resolved against `directory`, and refused when it is nil.
+    public static func importModel(bytes: Data, fileName: String = "model.onnx", directory: URL? = nil) throws -> Graph {
+        let decoder = ONNXModelDecoder(tensors: TensorDecoder(fileName: fileName, directory: directory))
+        let model = try bytes.withUnsafeBytes { try decoder.decode($0) }
+        guard let opset = model.opset else { throw ONNXImportError.unsupportedOpset(file: fileName, version: nil) }
+        guard supportedOpsets.contains(opset) else { throw ONNXImportError.unsupportedOpset(file: fileName, version: opset) }
+        return try ModelLowering(fileName: fileName, model: model, opset: opset).lower()
+    }
+}
+
+/// One import: turns the decoded model into a `Graph`.
+private struct ModelLowering {
+    let fileName: String
+    let model: ONNXModelDescription
+    let opset: Int
+
+    func lower() throws -> Graph {
+        let initializerNames = Set(model.initializers.map(\.name))
+        // Graph inputs that are also initializers are weights with a default, i.e. constants.
+        let inputs = try model.inputs.filter { !initializerNames.contains($0.name) }.map { try valueInfo($0, isInput: true) }
+        let outputs = try model.outputs.map { try valueInfo($0, isInput: false) }
+        var metadata = model.metadata
+        metadata["onnx.opset"] = String(opset)
+        if !model.producer.isEmpty { metadata["onnx.producer"] = model.producer }
+
+        var knownShapes: [String: [Dim]] = [:]
+        for info in model.valueInfo + model.outputs + model.inputs {
+            if let shape = info.shape { knownShapes[info.name] = shape }
+        }
+        var context = LoweringContext(
+            opset: opset,
+            graph: Graph(inputs: inputs, outputs: outputs, constants: model.initializers, metadata: metadata),
+            knownShapes: knownShapes, onnxNodes: model.nodes)
+
+        var unsupported: [UnsupportedNode] = []
+        for node in model.nodes {
+            guard node.domain.isEmpty, let rule = LoweringTable.rules[node.opType] else {
+                unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name))
+                continue
+            }
+            do {
+                try rule(&context, node)
+            } catch LoweringFailure.unsupported(let reason) {
+                unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
+            } catch LoweringFailure.invalid(let reason) {
+                throw ONNXImportError.badNode(file: fileName, node: node.name, opType: node.opType, reason: reason)
+            }
+        }
+        guard unsupported.isEmpty else { throw ONNXImportError.unsupportedNodes(file: fileName, nodes: unsupported) }
+
+        context.resolveAllAliases()
+        context.removeUnusedConstants()
+        let graph = context.graph
+        context.setNodes(try TopologicalOrder(fileName: fileName).sorted(graph))
+        return context.graph
+    }
+
+    /// A graph input or output as Restore describes it. Inputs need a supported element
+    /// type and a known rank; an output without them is described as f32 of rank 0,
+    /// since the runtime derives output shapes itself.
+    private func valueInfo(_ info: ONNXValueInfo, isInput: Bool) throws -> ValueInfo {
+        let dtype: DType
+        if let elementType = info.elementType {
+            guard let type = ONNXDataType(rawValue: elementType)?.restoreType else {
+                let typeName = ONNXDataType(rawValue: elementType)?.name ?? String(elementType)
+                throw ONNXImportError.badValueInfo(file: fileName, value: info.name, reason: "element type \(typeName) is not supported")
+            }
+            dtype = type
+        } else if isInput {
+            throw ONNXImportError.badValueInfo(file: fileName, value: info.name, reason: "has no tensor type")
+        } else {
+            dtype = .float32
+        }
+        guard let shape = info.shape else {
+            if isInput {
+                throw ONNXImportError.badValueInfo(file: fileName, value: info.name, reason: "has no shape (unknown rank)")
+            }
+            return ValueInfo(name: info.name, dtype: dtype, shape: [])
+        }
+        return ValueInfo(name: info.name, dtype: dtype, shape: shape)
+    }
+}
+
+/// Orders nodes so every value is produced before it is read, keeping the model's order
+/// where it already is one, and checks that every value read has a source.
+struct TopologicalOrder {
+    let fileName: String
+
+    func sorted(_ graph: Graph) throws -> [Node] {
+        var producer: [String: Int] = [:]
+        for (index, node) in graph.nodes.enumerated() {
+            for output in node.outputs where !output.isEmpty {
+                if producer.updateValue(index, forKey: output) != nil || graph.constants[output] != nil
+                    || graph.inputs.contains(where: { $0.name == output }) {
+                    throw ONNXImportError.badGraph(file: fileName, reason: "value '\(output)' is produced twice (by node '\(node.name)' and earlier)")
+                }
+            }
+        }
+        let graphInputs = Set(graph.inputs.map(\.name))
+        var dependencies: [[Int]] = []
+        for node in graph.nodes {
+            var nodeDependencies: [Int] = []
+            for input in node.inputs where !input.isEmpty {
+                if let index = producer[input] {
+                    nodeDependencies.append(index)
+                } else if graph.constants[input] == nil && !graphInputs.contains(input) {
+                    throw ONNXImportError.badGraph(
+                        file: fileName, reason: "node '\(node.name)' reads '\(input)', which no node, initializer or graph input provides")
+                }
+            }
+            dependencies.append(nodeDependencies)
+        }
+        for output in graph.outputs where producer[output.name] == nil && graph.constants[output.name] == nil
+            && !graphInputs.contains(output.name) {
+            throw ONNXImportError.badGraph(file: fileName, reason: "graph output '\(output.name)' is produced by no node")
+        }
+
+        // Depth-first, visiting producers before consumers, nodes in model order; an
+        // explicit stack keeps deep graphs from overflowing the call stack.
+        enum Mark { case unvisited, inProgress, done }
+        var marks = [Mark](repeating: .unvisited, count: graph.nodes.count)
+        var order: [Node] = []
+        order.reserveCapacity(graph.nodes.count)
+        for root in graph.nodes.indices where marks[root] == .unvisited {
+            var stack: [(node: Int, next: Int)] = [(root, 0)]
+            marks[root] = .inProgress
+            while let (node, next) = stack.last {
+                if next < dependencies[node].count {
+                    stack[stack.count - 1].next += 1
+                    let dependency = dependencies[node][next]
+                    switch marks[dependency] {
+                    case .unvisited:
+                        marks[dependency] = .inProgress
+                        stack.append((dependency, 0))
+                    case .inProgress:
+                        throw ONNXImportError.badGraph(file: fileName, reason: "nodes form a cycle through '\(graph.nodes[dependency].name)'")
+                    case .done:
+                        break
+                    }
+                } else {
+                    marks[node] = .done
+                    order.append(graph.nodes[node])
+                    stack.removeLast()
+                }
+            }
+        }
+        return order
+    }
+}

@@ -1,0 +1,131 @@
+import Format
+
+/// Typed access to an ONNX node's attributes and inputs for lowering rules. A wrong
+/// attribute type or a missing required input is `LoweringFailure.invalid`.
+extension ONNXNode {
+    /// The input at `index`, or nil when it is absent (past the end or named "").
+    func input(_ index: Int) -> String? {
+        index < inputs.count && !inputs[index].isEmpty ? inputs[index] : nil
+    }
+
+    func requiredInput(_ index: Int) throws -> String {
+        guard let name = input(index) else { throw LoweringFailure.invalid("input \(index) is required") }
+        return name
+    }
+
+    /// The first output, which every lowered op produces.
+    func output() throws -> String {
+        guard let name = outputs.first, !name.isEmpty else { throw LoweringFailure.invalid("the node has no output") }
+        return name
+    }
+
+    func int(_ key: String) throws -> Int? {
+        switch attributes[key] {
+        case nil: return nil
+        case .int(let value)?: return value
+        case let other?: throw wrongType(key, expected: "an int", found: other)
+        }
+    }
+
+    func int(_ key: String, default defaultValue: Int) throws -> Int {
+        try int(key) ?? defaultValue
+    }
+
+    func float(_ key: String) throws -> Float? {
+        switch attributes[key] {
+        case nil: return nil
+        case .float(let value)?: return value
+        case .int(let value)?: return Float(value)
+        case let other?: throw wrongType(key, expected: "a float", found: other)
+        }
+    }
+
+    func float(_ key: String, default defaultValue: Float) throws -> Float {
+        try float(key) ?? defaultValue
+    }
+
+    func ints(_ key: String) throws -> [Int]? {
+        switch attributes[key] {
+        case nil: return nil
+        case .ints(let values)?: return values
+        case let other?: throw wrongType(key, expected: "a list of ints", found: other)
+        }
+    }
+
+    func floats(_ key: String) throws -> [Float]? {
+        switch attributes[key] {
+        case nil: return nil
+        case .floats(let values)?: return values
+        case let other?: throw wrongType(key, expected: "a list of floats", found: other)
+        }
+    }
+
+    func string(_ key: String, default defaultValue: String) throws -> String {
+        switch attributes[key] {
+        case nil: return defaultValue
+        case .string(let value)?: return value
+        case let other?: throw wrongType(key, expected: "a string", found: other)
+        }
+    }
+
+    func tensor(_ key: String) throws -> ConstantTensor? {
+        switch attributes[key] {
+        case nil: return nil
+        case .tensor(let value)?: return value
+        case let other?: throw wrongType(key, expected: "a tensor", found: other)
+        }
+    }
+
+    private func wrongType(_ key: String, expected: String, found: ONNXAttribute) -> LoweringFailure {
+        let kind = switch found {
+        case .int: "an int"
+        case .float: "a float"
+        case .string: "a string"
+        case .ints: "a list of ints"
+        case .floats: "a list of floats"
+        case .strings: "a list of strings"
+        case .tensor: "a tensor"
+        case .other(let name): name
+        }
+        return .invalid("attribute '\(key)' should be \(expected), found \(kind)")
+    }
+}
+
+/// Attribute-dictionary building with ONNX's optional attributes: only present values are copied.
+extension Dictionary where Key == String, Value == Attribute {
+    mutating func set(_ key: String, _ value: Int?) { if let value { self[key] = .int(value) } }
+    mutating func set(_ key: String, _ value: Float?) { if let value { self[key] = .float(value) } }
+    mutating func set(_ key: String, _ value: [Int]?) { if let value { self[key] = .ints(value) } }
+}
+
+extension LoweringContext {
+    /// The integer values of an input Restore needs at import time (axes, split sizes):
+    /// nil when the input is absent; unsupported when it is computed by the graph.
+    func constantInts(_ node: ONNXNode, _ index: Int, role: String) throws -> [Int]? {
+        guard let name = node.input(index) else { return nil }
+        guard let tensor = constant(name) else {
+            throw LoweringFailure.unsupported("input '\(role)' must be a constant")
+        }
+        return tensor.intValues().map { Int($0) }
+    }
+
+    /// The float values of an input Restore needs at import time (Clip bounds).
+    func constantFloats(_ node: ONNXNode, _ index: Int, role: String) throws -> [Float]? {
+        guard let name = node.input(index) else { return nil }
+        guard let tensor = constant(name) else {
+            throw LoweringFailure.unsupported("input '\(role)' must be a constant")
+        }
+        return tensor.floatValues()
+    }
+
+    /// Refuses a node whose optional outputs from `index` on are read (MaxPool indices,
+    /// Dropout mask, normalisation statistics): Restore computes only the first output.
+    func requireUnusedOutputs(_ node: ONNXNode, from index: Int, what: String) throws {
+        if node.outputs.dropFirst(index).contains(where: isConsumed) {
+            throw LoweringFailure.unsupported("its \(what) output is used")
+        }
+    }
+
+    /// The rank of a value when the model states it.
+    func rank(of name: String) -> Int? { shape(of: name)?.count }
+}
