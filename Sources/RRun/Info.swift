@@ -93,7 +93,7 @@ func parseShapes(_ texts: [String]) throws -> [[Int]] {
 /// Peak resident set size of this process, in bytes.
 func peakResidentBytes() -> Int {
     var usage = rusage()
-    getrusage(RUSAGE_SELF, &usage)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
     return usage.ru_maxrss * 1024
 }
 

@@ -73,7 +73,7 @@ extension RRun {
                     throw ValidationError("extra inputs are NAME=FILE.npy, found '\(argument)'")
                 }
                 let name = String(argument[..<equals])
-                result[name] = try NPY.read(path: String(argument[argument.index(after: equals)...]))
+                result[name] = try NumPyFile.read(path: String(argument[argument.index(after: equals)...]))
             }
             return result
         }
@@ -108,26 +108,26 @@ extension RRun {
         /// "label: PSNR xx.xx dB  SSIM 0.xxxx" for an RGB tensor against a reference, after
         /// quantising to the output's bit depth as it would be saved.
         private func qualityLine(_ label: String, _ tensor: HostTensor, _ reference: HostTensor) throws -> String {
-            let psnr = Metrics.psnr(tensor, reference, dataRange: 1)
-            let ssim = try Metrics.ssim(tensor, reference, dataRange: 1)
+            let psnr = try ImageMetrics.psnr(tensor, reference, dataRange: 1)
+            let ssim = try ImageMetrics.ssim(tensor, reference, dataRange: 1)
             return String(format: "%@: PSNR %.2f dB  SSIM %.4f", label, psnr, ssim)
         }
 
         private func runTensors(_ session: Session, extraInputs: [String: HostTensor]) throws {
             guard let first = session.model.graph.inputs.first else { throw ValidationError("the model has no inputs") }
             var feeds = extraInputs
-            feeds[first.name] = try NPY.read(path: inputs[0])
+            feeds[first.name] = try NumPyFile.read(path: inputs[0])
             let results = try session.run(feeds)
             if verbose { printPlans(session) }
             if let output, let firstOutput = session.model.graph.outputs.first, let tensor = results[firstOutput.name] {
-                try NPY.write(tensor, path: output)
+                try NumPyFile.write(tensor, path: output)
             }
             if let directory = outputs {
                 try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
                 for info in session.model.graph.outputs {
                     guard let tensor = results[info.name] else { continue }
                     let safeName = info.name.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == "." ? $0 : "_" }
-                    try NPY.write(tensor, path: directory + "/" + String(safeName) + ".npy")
+                    try NumPyFile.write(tensor, path: directory + "/" + String(safeName) + ".npy")
                 }
             }
         }
