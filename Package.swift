@@ -40,9 +40,10 @@ let package = Package(
         ]),
 
         .testTarget(name: "FormatTests", dependencies: ["Format"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"],
-                    resources: []),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
         .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime"]),
+        // Runs the built `convert` and `rrun` executables as a user would.
+        .testTarget(name: "CLITests", dependencies: ["Runtime", "Format"]),
     ],
     swiftLanguageModes: [.v5]
 )

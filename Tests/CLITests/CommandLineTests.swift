@@ -1,0 +1,185 @@
+import Foundation
+import Format
+import Runtime
+import XCTest
+
+/// The `convert` and `rrun` executables as a user runs them: the happy paths, and bad
+/// input of every kind giving a message that names the file, a non-zero exit and no
+/// output file.
+final class CommandLineTests: XCTestCase {
+    private static let repository = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    private static let fixtures = repository.appendingPathComponent("Tests/Fixtures")
+    /// The executables sit beside the test bundle in the build folder.
+    private static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+
+    private var scratch: URL!
+
+    override func setUpWithError() throws {
+        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("restore-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try? FileManager.default.removeItem(at: scratch)
+    }
+
+    private struct Outcome {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    private func run(_ tool: String, _ arguments: [String]) throws -> Outcome {
+        let process = Process()
+        process.executableURL = Self.binaries.appendingPathComponent(tool)
+        process.arguments = arguments
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = out.fileHandleForReading.readDataToEndOfFile()
+        let stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
+                       stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    private func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
+
+    /// Asserts a failed run: non-zero exit, a message containing `mention`, no `output`.
+    private func assertFails(_ outcome: Outcome, mentioning mention: String, noFileAt output: String? = nil,
+                             file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertNotEqual(outcome.status, 0, "should fail: \(outcome.stdout)", file: file, line: line)
+        XCTAssertTrue(outcome.stderr.contains(mention), "stderr should name \(mention): \(outcome.stderr)", file: file, line: line)
+        XCTAssertFalse(outcome.stderr.contains("Fatal error"), outcome.stderr, file: file, line: line)
+        if let output {
+            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(output) left behind", file: file, line: line)
+        }
+        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) ?? []
+        XCTAssertFalse(leftovers.contains { $0.hasPrefix(".") }, "temporary files left: \(leftovers)", file: file, line: line)
+    }
+
+    /// Converts the DnCNN fixture as a residual 0…1 denoiser.
+    private func convertedDnCNN() throws -> String {
+        let output = path("dncnn.rgraph")
+        let outcome = try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path,
+                                          "-o", output, "--range", "0,1", "--residual", "--task", "denoise"])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        return output
+    }
+
+    private func writePNG(_ name: String, width: Int, height: Int, bitDepth: Int = 8,
+                          colorType: PixelImage.ColorType = .rgb) throws -> String {
+        let channels = colorType.channels
+        let samples = (0..<width * height * channels).map { i in Float((i * 37) % 255) / 255 }
+        let image = PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, samples: samples)
+        try image.writePNG(path: path(name))
+        return path(name)
+    }
+
+    func testConvertThenInfoDescribesTheModel() throws {
+        let model = try convertedDnCNN()
+        let info = try run("rrun", ["info", model, "--shape", "1,3,64,48"])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("restore.task"), info.stdout)
+        XCTAssertTrue(info.stdout.contains("arena"), info.stdout)
+    }
+
+    func testTensorModeMatchesOnnxRuntime() throws {
+        let model = try convertedDnCNN()
+        let cases = Self.fixtures.appendingPathComponent("models/dncnn/37x45")
+        let output = path("out.npy")
+        let outcome = try run("rrun", [model, cases.appendingPathComponent("input_0.npy").path, "-o", output])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        let actual = try NumPyFile.read(path: output)
+        let expected = try NumPyFile.read(path: cases.appendingPathComponent("output_0.npy").path)
+        XCTAssertEqual(actual.shape, expected.shape)
+        let maxAbs = zip(actual.floats, expected.floats).map { abs($0 - $1) }.max() ?? .infinity
+        print("rrun tensor mode vs onnxruntime: max abs error \(maxAbs)")
+        XCTAssertLessThan(maxAbs, 1e-5)
+
+        let directory = path("all")
+        let every = try run("rrun", [model, cases.appendingPathComponent("input_0.npy").path, "--outputs", directory])
+        XCTAssertEqual(every.status, 0, every.stderr)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: directory), ["output.npy"])
+    }
+
+    func testImageModeKeepsBitDepthAndColourTypeAndMeasuresAgainstReference() throws {
+        let model = try convertedDnCNN()
+        for (colorType, bitDepth) in [(PixelImage.ColorType.gray, 16), (.rgba, 8), (.rgb, 8)] {
+            let input = try writePNG("in-\(colorType)-\(bitDepth).png", width: 23, height: 17, bitDepth: bitDepth, colorType: colorType)
+            let output = path("out-\(colorType)-\(bitDepth).png")
+            let outcome = try run("rrun", [model, input, "-o", output, "--ref", input, "--tile", "16", "--overlap", "4"])
+            XCTAssertEqual(outcome.status, 0, outcome.stderr)
+            XCTAssertTrue(outcome.stdout.contains("input : PSNR inf dB  SSIM 1.0000"), outcome.stdout)
+            XCTAssertTrue(outcome.stdout.contains("output: PSNR"), outcome.stdout)
+            let restored = try PixelImage.readPNG(path: output)
+            XCTAssertEqual([restored.width, restored.height, restored.bitDepth], [23, 17, bitDepth])
+            XCTAssertEqual(restored.colorType, colorType)
+        }
+    }
+
+    func testConvertRefusesBadModelsWithoutWritingOutput() throws {
+        let output = path("model.rgraph")
+        assertFails(try run("convert", [path("missing.onnx"), "-o", output]), mentioning: "missing.onnx", noFileAt: output)
+
+        let onnx = try Data(contentsOf: Self.fixtures.appendingPathComponent("models/dncnn/model.onnx"))
+        let truncated = path("truncated.onnx")
+        try onnx.prefix(onnx.count / 2).write(to: URL(fileURLWithPath: truncated))
+        assertFails(try run("convert", [truncated, "-o", output]), mentioning: "truncated.onnx", noFileAt: output)
+
+        let garbage = path("garbage.onnx")
+        try Data((0..<4096).map { UInt8(truncatingIfNeeded: $0 &* 7919) }).write(to: URL(fileURLWithPath: garbage))
+        assertFails(try run("convert", [garbage, "-o", output]), mentioning: "garbage.onnx", noFileAt: output)
+
+        assertFails(try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path,
+                                        "-o", output, "--range", "0,2"]), mentioning: "restore.range", noFileAt: output)
+    }
+
+    func testConvertFailureLeavesAnExistingOutputUntouched() throws {
+        let output = path("model.rgraph")
+        try Data("previous".utf8).write(to: URL(fileURLWithPath: output))
+        let outcome = try run("convert", [path("missing.onnx"), "-o", output])
+        XCTAssertNotEqual(outcome.status, 0)
+        XCTAssertEqual(try String(contentsOfFile: output, encoding: .utf8), "previous")
+    }
+
+    func testRrunRefusesCorruptModelsAndImagesWithoutWritingOutput() throws {
+        let model = try convertedDnCNN()
+        let image = try writePNG("in.png", width: 8, height: 8)
+        let output = path("out.png")
+
+        var bytes = try Data(contentsOf: URL(fileURLWithPath: model))
+        bytes[bytes.count - 3] ^= 0xFF
+        let corrupt = path("corrupt.rgraph")
+        try bytes.write(to: URL(fileURLWithPath: corrupt))
+        assertFails(try run("rrun", [corrupt, image, "-o", output]), mentioning: "corrupt.rgraph", noFileAt: output)
+
+        let truncatedModel = path("truncated.rgraph")
+        try bytes.prefix(100).write(to: URL(fileURLWithPath: truncatedModel))
+        assertFails(try run("rrun", [truncatedModel, image, "-o", output]), mentioning: "truncated.rgraph", noFileAt: output)
+
+        let png = try Data(contentsOf: URL(fileURLWithPath: image))
+        let truncatedImage = path("truncated.png")
+        try png.prefix(png.count - 20).write(to: URL(fileURLWithPath: truncatedImage))
+        assertFails(try run("rrun", [model, truncatedImage, "-o", output]), mentioning: "truncated.png", noFileAt: output)
+
+        assertFails(try run("rrun", [model, path("absent.png"), "-o", output]), mentioning: "absent.png", noFileAt: output)
+    }
+
+    func testRrunRefusesWrongTensorsNamingThem() throws {
+        let model = try convertedDnCNN()
+        let output = path("out.npy")
+        let wrongShape = path("wrong.npy")
+        try NumPyFile.write(HostTensor(shape: [1, 4, 8, 8], floats: Array(repeating: 0.5, count: 256)), path: wrongShape)
+        assertFails(try run("rrun", [model, wrongShape, "-o", output]), mentioning: "input", noFileAt: output)
+
+        let notNPY = path("text.npy")
+        try Data("hello".utf8).write(to: URL(fileURLWithPath: notNPY))
+        assertFails(try run("rrun", [model, notNPY, "-o", output]), mentioning: "text.npy", noFileAt: output)
+
+        let good = Self.fixtures.appendingPathComponent("models/dncnn/32x32/input_0.npy").path
+        assertFails(try run("rrun", [model, good, "nosuch=\(good)", "-o", output]), mentioning: "nosuch", noFileAt: output)
+    }
+}
