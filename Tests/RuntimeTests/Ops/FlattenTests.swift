@@ -28,6 +28,14 @@ final class FlattenTests: XCTestCase {
         XCTAssertEqual(output, [HostTensor(shape: [2, 2], ints: [1, 0, 1, 1], dtype: .bool)])
     }
 
+    /// For a view the harness checks the shape rule against the reference kernel.
+    func testShapeRuleMatchesReferenceOnOddShapes() throws {
+        for (seed, (shape, attribute)) in [([7], 1), ([63, 65], 0), ([1, 7, 63], -1), ([2, 3, 1, 5, 7], 3)].enumerated() {
+            try KernelHarness.assertFastMatchesReference(LayoutTesting.node(.flatten, "flatten\(shape)", ["axis": .int(attribute)]),
+                                                         [KernelHarness.random(shape, seed: UInt64(seed + 1))])
+        }
+    }
+
     func testMatchesOnnxruntime() throws {
         try LayoutFixtureCase.assertMatchesOnnxruntime(["flatten_axis0", "flatten_axis2", "flatten_axisminus1"])
     }

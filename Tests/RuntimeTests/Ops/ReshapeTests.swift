@@ -8,6 +8,17 @@ final class ReshapeTests: XCTestCase {
         return try op.outputs(for: [ValueFact(dtype: .float32, shape: input), ValueFact(LayoutTesting.ints(target))])[0].shape
     }
 
+    /// For a view the harness checks the shape rule against the reference kernel.
+    func testShapeRuleMatchesReferenceOnOddShapes() throws {
+        let cases: [([Int], [Int64])] = [([7], [7, 1]), ([63, 65], [65, -1]), ([1, 7, 63], [0, 0, 9, -1]),
+                                         ([2, 3, 5, 7, 1], [-1]), ([65], [1, 5, 1, 13, 1])]
+        for (seed, (shape, target)) in cases.enumerated() {
+            try KernelHarness.assertFastMatchesReference(LayoutTesting.node(.reshape, "reshape\(shape)", inputs: 2),
+                                                         [KernelHarness.random(shape, seed: UInt64(seed + 1)), LayoutTesting.ints(target)],
+                                                         planTime: [1])
+        }
+    }
+
     func testZeroCopiesAndMinusOneInfers() throws {
         XCTAssertEqual(try outputShape([2, 3, 4], [0, -1]), [2, 12])
         XCTAssertEqual(try outputShape([1, 3, 63, 65], [0, 0, -1]), [1, 3, 4095])

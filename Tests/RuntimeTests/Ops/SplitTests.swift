@@ -45,6 +45,16 @@ final class SplitTests: XCTestCase {
         }
     }
 
+    func testPartCountDisagreeingWithOutputsNamesTheNode() throws {
+        LayoutTesting.assertError(naming: "bad_split") {
+            _ = try OpKind.makeOperator(LayoutTesting.node(.split, "bad_split", outputs: 2, ["numOutputs": .int(3)]))
+        }
+        let op = try OpKind.makeOperator(LayoutTesting.node(.split, "bad_split", inputs: 2, outputs: 2))
+        LayoutTesting.assertError(naming: "bad_split") {
+            _ = try op.outputs(for: [ValueFact(dtype: .float32, shape: [6]), ValueFact(LayoutTesting.ints([2, 2, 2]))])
+        }
+    }
+
     func testMatchesOnnxruntime() throws {
         try LayoutFixtureCase.assertMatchesOnnxruntime(["split_sizes", "split_equal_parts"])
     }

@@ -26,6 +26,14 @@ final class SqueezeTests: XCTestCase {
         XCTAssertEqual(output, [HostTensor(shape: [], ints: [48])])
     }
 
+    /// For a view the harness checks the shape rule against the reference kernel.
+    func testShapeRuleMatchesReferenceOnOddShapes() throws {
+        for (seed, (shape, attribute)) in [([1], []), ([7, 1], [-1]), ([1, 63, 1, 65], [0, 2]), ([2, 1, 3, 1, 5], [])].enumerated() {
+            try KernelHarness.assertFastMatchesReference(LayoutTesting.node(.squeeze, "squeeze\(shape)", ["axes": .ints(attribute)]),
+                                                         [KernelHarness.random(shape, seed: UInt64(seed + 1))])
+        }
+    }
+
     func testMatchesOnnxruntime() throws {
         try LayoutFixtureCase.assertMatchesOnnxruntime(["squeeze_axes", "squeeze_all"])
     }

@@ -28,6 +28,14 @@ final class UnsqueezeTests: XCTestCase {
         XCTAssertEqual(output, [LayoutTesting.ints([64])])
     }
 
+    /// For a view the harness checks the shape rule against the reference kernel.
+    func testShapeRuleMatchesReferenceOnOddShapes() throws {
+        for (seed, (shape, attribute)) in [([7], [0]), ([63, 65], [1, -1]), ([1, 7, 63], [3]), ([2, 3, 5, 7], [-5])].enumerated() {
+            try KernelHarness.assertFastMatchesReference(LayoutTesting.node(.unsqueeze, "unsqueeze\(shape)", ["axes": .ints(attribute)]),
+                                                         [KernelHarness.random(shape, seed: UInt64(seed + 1))])
+        }
+    }
+
     func testMatchesOnnxruntime() throws {
         try LayoutFixtureCase.assertMatchesOnnxruntime(["unsqueeze_axes"])
     }
