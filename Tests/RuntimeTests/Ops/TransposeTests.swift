@@ -8,6 +8,8 @@ final class TransposeTests: XCTestCase {
             ([7], [0]), ([1, 7], [1, 0]), ([63, 65], [1, 0]), ([65, 63], []),
             ([2, 3, 7, 65], [0, 2, 3, 1]),          // NCHW → NHWC
             ([1, 65, 7, 63], [0, 3, 1, 2]),         // NHWC → NCHW
+            ([1, 7, 40, 20], [0, 2, 3, 1]),         // NCHW → NHWC, several partial tiles
+            ([1, 30, 5, 257], [0, 3, 1, 2]),        // NHWC → NCHW, C beyond one tile
             ([3, 7, 5], [0, 1, 2]),                 // identity
             ([5, 65, 33], [2, 0, 1]), ([7, 1, 63], []),
             ([2, 3, 1, 4, 5], [4, 1, 3, 0, 2]), ([3, 5, 7, 2, 9], [0, 1, 2, 4, 3]),
@@ -16,6 +18,26 @@ final class TransposeTests: XCTestCase {
             let node = LayoutTesting.node(.transpose, "transpose\(shape)", ["perm": .ints(perm)])
             try KernelHarness.assertFastMatchesReference(node, [KernelHarness.random(shape, seed: UInt64(seed + 1))])
         }
+    }
+
+    /// Axis merging is what makes the fast paths: identity is one contiguous run and
+    /// NCHW → NHWC a batch of [C, H·W] → [H·W, C] transposes.
+    func testFastPathsMergeAxes() throws {
+        func copy(_ shape: [Int], _ perm: [Int]) -> StridedCopy {
+            let strides = ShapeRules.strides(shape)
+            let outputShape = perm.map { shape[$0] }
+            return StridedCopy(shape: outputShape, sourceStrides: perm.map { strides[$0] },
+                               destinationStrides: ShapeRules.strides(outputShape))
+        }
+        let identity = copy([2, 3, 5, 7], [0, 1, 2, 3])
+        XCTAssertEqual(identity.shape, [210])
+        XCTAssertEqual(identity.sourceStrides, [1])
+        let toNHWC = copy([2, 3, 5, 7], [0, 2, 3, 1])
+        XCTAssertEqual(toNHWC.shape, [2, 35, 3])
+        XCTAssertEqual(toNHWC.sourceStrides, [105, 1, 35])
+        let toNCHW = copy([2, 5, 7, 3], [0, 3, 1, 2])
+        XCTAssertEqual(toNCHW.shape, [2, 3, 35])
+        XCTAssertEqual(toNCHW.sourceStrides, [105, 1, 3])
     }
 
     func testReferenceTransposesIntegersExactly() throws {
