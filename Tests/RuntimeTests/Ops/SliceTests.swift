@@ -44,6 +44,8 @@ final class SliceTests: XCTestCase {
         XCTAssertEqual(try shape([9], [.min], [-3]), [4])
         XCTAssertEqual(try shape([3], [2], [1]), [0])
         XCTAssertEqual(try shape([.min], [.max], [4]), [3])
+        XCTAssertEqual(try shape([2], [.max], [.max]), [1])
+        XCTAssertEqual(try shape([-1], [.min], [.min]), [1])
     }
 
     func testZeroStepAndRuntimeStartsNameTheNode() throws {
