@@ -11,6 +11,16 @@ public struct ArithmeticRange: Operator {
         name = node.name
     }
 
+    /// Largest length accepted: far beyond any real model's shape arithmetic, small
+    /// enough that a corrupt scalar fails here instead of exhausting memory.
+    static let maximumLength = 1 << 31
+
+    private func checkLength<T>(_ length: Double, _ start: T, _ limit: T, _ delta: T) throws {
+        guard length >= 0, length <= Double(Self.maximumLength) else {
+            throw OpError.shape(node: name, "range(\(start), \(limit), \(delta)) is too long")
+        }
+    }
+
     func evaluate(start: HostTensor, limit: HostTensor, delta: HostTensor) throws -> HostTensor {
         for (index, scalar) in [start, limit, delta].enumerated() where scalar.count != 1 {
             throw OpError.shape(node: name, "input \(index) must be a scalar, found shape \(scalar.shape)")
@@ -19,14 +29,17 @@ public struct ArithmeticRange: Operator {
         case (.int(let first), .int(let last), .int(let step)):
             let (first, last, step) = (first[0], last[0], step[0])
             guard step != 0 else { throw OpError.shape(node: name, "delta is 0") }
-            let span = last - first
+            let (span, overflow) = last.subtractingReportingOverflow(first)
             // Ceiling division of integers, rounding toward +infinity for either sign.
-            let count = max(0, span / step + (span % step != 0 && (span < 0) == (step < 0) ? 1 : 0))
+            let count = overflow ? -1 : max(0, span / step + (span % step != 0 && (span < 0) == (step < 0) ? 1 : 0))
+            try checkLength(Double(count), first, last, step)
             return HostTensor(shape: [Int(count)], ints: (0..<count).map { first + $0 * step }, dtype: start.dtype)
         default:
             let (first, last, step) = (start.floats[0], limit.floats[0], delta.floats[0])
             guard step != 0 else { throw OpError.shape(node: name, "delta is 0") }
-            let count = Int(max(0, (Double(last - first) / Double(step)).rounded(.up)))
+            let length = max(0, (Double(last - first) / Double(step)).rounded(.up))
+            try checkLength(length, first, last, step)
+            let count = Int(length)
             var values: [Float] = []
             values.reserveCapacity(count)
             var value = first

@@ -63,12 +63,13 @@ struct CastKernel: Kernel {
         let output = io.outputs[0]
         let target = self.target
         io.pool.parallelFor(count, minimumChunk: 65_536) { range in
-            for i in range {
-                switch target {
-                case .bool: output[i] = input[i] != 0 ? 1 : 0
-                case .int64, .int32: output[i] = input[i].rounded(.towardZero)
-                case .float32, .float16, .bfloat16, .int8: output[i] = input[i]
-                }
+            switch target {
+            case .bool:
+                for i in range { output[i] = input[i] != 0 ? 1 : 0 }
+            case .int64, .int32:
+                for i in range { output[i] = input[i].rounded(.towardZero) }
+            case .float32, .float16, .bfloat16, .int8:
+                (output + range.lowerBound).update(from: input + range.lowerBound, count: range.count)
             }
         }
     }

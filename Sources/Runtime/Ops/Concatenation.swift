@@ -35,7 +35,7 @@ public struct Concatenation: Operator {
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let facts = try inputs.indices.map { try ShapeRules.required(inputs, $0, node: name) }
         let (_, shape) = try layout(shapes: facts.map(\.shape), dtypes: facts.map(\.dtype))
-        return [ValueFact(dtype: facts.first?.dtype ?? .float32, shape: shape)]
+        return [ValueFact(dtype: facts[0].dtype, shape: shape)]
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {

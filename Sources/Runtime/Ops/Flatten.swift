@@ -12,8 +12,11 @@ public struct Flatten: ReshapingOperator {
     }
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
-        // The split point lies in 0...rank, so normalise against rank + 1 positions.
-        let split = try ShapeRules.axis(axis < 0 ? axis + shape.count : axis, rank: shape.count + 1, node: name)
+        // The split point lies in 0...rank (one more position than there are axes).
+        let split = axis < 0 ? axis + shape.count : axis
+        guard (0...shape.count).contains(split) else {
+            throw OpError.shape(node: name, "axis \(axis) is out of range for flattening rank \(shape.count)")
+        }
         return [shape[..<split].reduce(1, *), shape[split...].reduce(1, *)]
     }
 }

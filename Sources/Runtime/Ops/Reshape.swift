@@ -14,8 +14,9 @@ public struct Reshape: ReshapingOperator {
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
         guard let target = parameters.first ?? nil else { throw GraphError.missingInput(node: name, index: 1) }
-        var result = try LayoutIndexing.integers(target, input: 1, node: name)
-        let impossible = OpError.shape(node: name, "cannot reshape \(shape) (\(shape.reduce(1, *)) elements) to \(result)")
+        let requested = try LayoutIndexing.integers(target, input: 1, node: name)
+        let impossible = OpError.shape(node: name, "cannot reshape \(shape) (\(shape.reduce(1, *)) elements) to \(requested)")
+        var result = requested
         if !allowZero {
             for (position, size) in result.enumerated() where size == 0 {
                 guard position < shape.count else { throw impossible }

@@ -40,11 +40,13 @@ public struct Slice: Operator {
             let end = ends[i] < 0 ? ends[i] &+ size : ends[i]
             let clampedStart = step > 0 ? min(max(start, 0), size) : min(max(start, 0), size - 1)
             let clampedEnd = step > 0 ? min(max(end, 0), size) : min(max(end, -1), size - 1)
+            // ceil(span / step) elements when span and step share a sign, written so
+            // that steps near ±INT64_MAX cannot overflow.
             let span = clampedEnd - clampedStart
-            let length = step > 0 ? (span + step - 1) / step : (span + step + 1) / step
+            let length = step > 0 ? (span > 0 ? (span - 1) / step + 1 : 0) : (span < 0 ? (span + 1) / step + 1 : 0)
             window.starts[axis] = clampedStart
             window.steps[axis] = step
-            window.shape[axis] = max(0, length)
+            window.shape[axis] = length
         }
         return window
     }

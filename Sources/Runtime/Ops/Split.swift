@@ -1,20 +1,23 @@
 import Format
 
-/// Cuts input 0 along `axis` into consecutive parts (ONNX Split). Part sizes come from
-/// the plan-time input 1 when present; otherwise there are `numOutputs` parts (default:
-/// the node's output count) of ceil(size / parts) each, the last one smaller when the
-/// size does not divide (the ONNX 18 rule).
+/// Cuts input 0 along `axis` into one consecutive part per node output (ONNX Split).
+/// Part sizes come from the plan-time input 1 when present; otherwise each part has
+/// ceil(size / parts) elements, the last one fewer when the size does not divide (the
+/// ONNX 18 rule). `numOutputs`, when given, must equal the node's output count.
 public struct Split: Operator {
     let name: String
     let axis: Int
+    /// The node's output count: the number of parts.
     let parts: Int
 
     public init(node: Node) throws {
         name = node.name
         axis = try node.int("axis", default: 0)
-        parts = try node.int("numOutputs", default: node.outputs.count)
-        guard parts >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "numOutputs", expected: "at least 1", found: String(parts))
+        parts = node.outputs.count
+        let numOutputs = try node.int("numOutputs", default: parts)
+        guard parts >= 1, numOutputs == parts else {
+            throw GraphError.badAttribute(node: name, attribute: "numOutputs", expected: "the node's \(parts) outputs",
+                                          found: String(numOutputs))
         }
     }
 
@@ -23,8 +26,8 @@ public struct Split: Operator {
         let axis = try ShapeRules.axis(self.axis, rank: shape.count, node: name)
         let length = shape[axis]
         if let sizes {
-            guard sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == length else {
-                throw OpError.shape(node: name, "split sizes \(sizes) do not add up to \(length), the size of axis \(axis)")
+            guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == length else {
+                throw OpError.shape(node: name, "split sizes \(sizes) are not \(parts) parts adding up to \(length), the size of axis \(axis)")
             }
             return (axis, sizes)
         }

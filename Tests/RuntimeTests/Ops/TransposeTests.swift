@@ -1,0 +1,67 @@
+import Format
+import XCTest
+@testable import Runtime
+
+final class TransposeTests: XCTestCase {
+    func testFastMatchesReferenceOnOddShapes() throws {
+        let cases: [([Int], [Int])] = [
+            ([7], [0]), ([1, 7], [1, 0]), ([63, 65], [1, 0]), ([65, 63], []),
+            ([2, 3, 7, 65], [0, 2, 3, 1]),          // NCHW → NHWC
+            ([1, 65, 7, 63], [0, 3, 1, 2]),         // NHWC → NCHW
+            ([1, 7, 40, 20], [0, 2, 3, 1]),         // NCHW → NHWC, several partial tiles
+            ([1, 30, 5, 257], [0, 3, 1, 2]),        // NHWC → NCHW, C beyond one tile
+            ([3, 7, 5], [0, 1, 2]),                 // identity
+            ([5, 65, 33], [2, 0, 1]), ([7, 1, 63], []),
+            ([2, 3, 1, 4, 5], [4, 1, 3, 0, 2]), ([3, 5, 7, 2, 9], [0, 1, 2, 4, 3]),
+        ]
+        for (seed, (shape, perm)) in cases.enumerated() {
+            let node = LayoutTesting.node(.transpose, "transpose\(shape)", ["perm": .ints(perm)])
+            try KernelHarness.assertFastMatchesReference(node, [KernelHarness.random(shape, seed: UInt64(seed + 1))])
+        }
+    }
+
+    /// Axis merging is what makes the fast paths: identity is one contiguous run and
+    /// NCHW → NHWC a batch of [C, H·W] → [H·W, C] transposes.
+    func testFastPathsMergeAxes() throws {
+        func copy(_ shape: [Int], _ perm: [Int]) -> StridedCopy {
+            let strides = ShapeRules.strides(shape)
+            let outputShape = perm.map { shape[$0] }
+            return StridedCopy(shape: outputShape, sourceStrides: perm.map { strides[$0] },
+                               destinationStrides: ShapeRules.strides(outputShape))
+        }
+        let identity = copy([2, 3, 5, 7], [0, 1, 2, 3])
+        XCTAssertEqual(identity.shape, [210])
+        XCTAssertEqual(identity.sourceStrides, [1])
+        let toNHWC = copy([2, 3, 5, 7], [0, 2, 3, 1])
+        XCTAssertEqual(toNHWC.shape, [2, 35, 3])
+        XCTAssertEqual(toNHWC.sourceStrides, [105, 1, 35])
+        let toNCHW = copy([2, 5, 7, 3], [0, 3, 1, 2])
+        XCTAssertEqual(toNCHW.shape, [2, 3, 35])
+        XCTAssertEqual(toNCHW.sourceStrides, [105, 1, 3])
+    }
+
+    func testReferenceTransposesIntegersExactly() throws {
+        let input = HostTensor(shape: [2, 3], ints: [1, 2, 3, 4, 5, 6])
+        let output = try LayoutTesting.reference(LayoutTesting.node(.transpose, "t"), [input])
+        XCTAssertEqual(output, [HostTensor(shape: [3, 2], ints: [1, 4, 2, 5, 3, 6])])
+    }
+
+    func testNegativePermutationEntriesCountFromTheEnd() throws {
+        let fact = ValueFact(dtype: .float32, shape: [2, 3, 4])
+        let op = try OpKind.makeOperator(LayoutTesting.node(.transpose, "t", ["perm": .ints([-1, 0, 1])]))
+        XCTAssertEqual(try op.outputs(for: [fact]).map(\.shape), [[4, 2, 3]])
+    }
+
+    func testBadPermutationNamesTheNode() throws {
+        let fact = ValueFact(dtype: .float32, shape: [2, 3, 4])
+        for perm in [[0, 1], [0, 0, 1], [0, 1, 3]] {
+            let op = try OpKind.makeOperator(LayoutTesting.node(.transpose, "bad_perm", ["perm": .ints(perm)]))
+            LayoutTesting.assertError(naming: "bad_perm") { _ = try op.outputs(for: [fact]) }
+        }
+    }
+
+    func testMatchesOnnxruntime() throws {
+        try LayoutFixtureCase.assertMatchesOnnxruntime(["transpose_nchw_to_nhwc", "transpose_nhwc_to_nchw",
+                                                        "transpose_reverse", "transpose_rank5"])
+    }
+}
