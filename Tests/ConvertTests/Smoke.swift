@@ -1,3 +1,0 @@
-import XCTest
-@testable import Convert
-final class ConvertSmokeTests: XCTestCase { func testBuilds() {} }
