@@ -85,3 +85,30 @@ struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// Random byte changes in valid models either import or fail with an error naming the
+/// file; none may crash the importer (a stand-in for a fuzz run).
+final class ONNXCorruptionTests: XCTestCase {
+    func testFlippedBytesNeverCrash() throws {
+        var generator = SplitMix64(seed: 7)
+        var failures = 0
+        var imports = 0
+        for fixture in ["misc_ops.onnx", "opset11.onnx", "initializers_typed.onnx", "elementwise_ops.onnx"] {
+            let original = [UInt8](try Data(contentsOf: ImporterFixtures.url(fixture)))
+            for _ in 0..<150 {
+                var bytes = original
+                for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                }
+                do {
+                    _ = try ONNXImporter.importModel(bytes: Data(bytes), fileName: "flipped.onnx")
+                    imports += 1
+                } catch let error as ONNXImportError {
+                    XCTAssertTrue(error.description.hasPrefix("flipped.onnx: "), error.description)
+                    failures += 1
+                }
+            }
+        }
+        print("  flipped bytes: \(imports) imported, \(failures) refused")
+    }
+}

@@ -143,6 +143,8 @@ final class ONNXLoweringTests: XCTestCase {
         print("  batchnorm constants: max abs error \(maxError)")
         XCTAssertLessThan(maxError, 1e-6)
         XCTAssertNil(graph.constants["mean"], "statistics folded into the constants are dropped")
+        XCTAssertEqual(graph.inputs.map(\.name), ["x"], "a graph input that is an initializer is a constant")
+        XCTAssertEqual(graph.constants["w"]?.shape, [2, 3, 1, 1])
     }
 
     func testGemmWithConstantWeightsBecomesLinear() throws {

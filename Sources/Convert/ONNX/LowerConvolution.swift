@@ -45,6 +45,11 @@ enum LowerConvolution {
         guard strides.count == 2, dilations.count == 2, outputPadding.count == 2 else {
             throw LoweringFailure.invalid("strides, dilations and output_padding need 2 values each")
         }
+        // Bounds keep the arithmetic below from overflowing on hostile values.
+        let sane = 0...(1 << 24)
+        guard (kernel + strides + dilations + outputPadding + outputShape + [height, width]).allSatisfy(sane.contains) else {
+            throw LoweringFailure.invalid("kernel, strides, dilations, output_padding or output_shape out of range")
+        }
         let upper = try node.string("auto_pad", default: "NOTSET") == "SAME_UPPER"
         var begins: [Int] = []
         var ends: [Int] = []
