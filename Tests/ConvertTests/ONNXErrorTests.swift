@@ -62,6 +62,21 @@ final class ONNXErrorTests: XCTestCase {
                        + "MaxPool (pool_with_indices: its indices output is used), com.example.FancyOp (fancy)")
     }
 
+    func testUnsupportedUsesOfSupportedOpsAreListedWithTheirReasons() throws {
+        let error = assertImportError("unsupported_features.onnx", contains: [
+            "7 unsupported nodes",
+            "resize_aa: antialias=1",
+            "resize_axes: axes [2, 3]",
+            "resize_crop: coordinate_transformation_mode tf_crop_and_resize",
+            "deconv: output_shape needs a static input height and width",
+            "clip_computed: input 'max' must be a constant",
+            "pad_wrap: mode 'wrap'",
+            "conv1d: 1-D convolution",
+        ]) { try ImporterFixtures.load("unsupported_features.onnx") }
+        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
+        XCTAssertEqual(nodes.map(\.opType), ["Resize", "Resize", "Resize", "ConvTranspose", "Clip", "Pad", "Conv"])
+    }
+
     func testOpsetOutsideTheSupportedRangeIsRefused() {
         assertImportError("opset22.onnx", contains: ["opset 22", "7–21"]) { try ImporterFixtures.load("opset22.onnx") }
     }

@@ -189,7 +189,7 @@ enum LowerConvolution {
     private static func requireTwoSpatialDims(_ node: ONNXNode, weight: String, context: LoweringContext) throws {
         let spatialDims = try node.ints("kernel_shape")?.count ?? context.rank(of: weight).map { $0 - 2 }
         if let spatialDims, spatialDims != 2 {
-            throw LoweringFailure.unsupported("\(spatialDims)-D convolution (only 2-D is supported)")
+            throw LoweringFailure.unsupported("\(spatialDims)-D convolution; only 2-D is supported")
         }
     }
 }

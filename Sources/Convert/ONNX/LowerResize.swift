@@ -6,7 +6,7 @@ import Format
 enum LowerResize {
     static func resize(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard context.opset >= 11 else {
-            throw LoweringFailure.unsupported("Resize before opset 11 (re-export with opset 11 or newer)")
+            throw LoweringFailure.unsupported("Resize before opset 11; re-export with opset 11 or newer")
         }
         let input = try node.requiredInput(0)
         let coordinates = try node.string("coordinate_transformation_mode", default: "half_pixel")
@@ -32,7 +32,7 @@ enum LowerResize {
             let rank = context.rank(of: input)
             let normalized = axes.map { $0 < 0 ? $0 + (rank ?? 0) : $0 }
             guard let rank, normalized == Array(0..<rank) else {
-                throw LoweringFailure.unsupported("axes \(axes) (only all axes in order)")
+                throw LoweringFailure.unsupported("axes \(axes) other than all axes in order")
             }
         }
 
