@@ -51,7 +51,7 @@ enum LowerResize {
     /// offsets: resize with "asymmetric" coordinates and, for nearest, rounding down.
     /// Scales are an attribute before opset 9 and an input from 9 on.
     static func upsample(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        guard context.opset <= 9 else { throw LoweringFailure.invalid("Upsample was removed in opset 10") }
+        guard context.opset <= 9 else { throw LoweringFailure.unsupported("Upsample is deprecated from opset 10; use Resize") }
         let input = try node.requiredInput(0)
         let mode = try node.string("mode", default: "nearest")
         guard mode == "nearest" || mode == "linear" else { throw LoweringFailure.invalid("mode '\(mode)' is not an ONNX value") }
