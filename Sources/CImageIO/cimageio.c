@@ -193,6 +193,13 @@ static cimageio_status encode_with(png_structp png, png_infop info, io_context *
     png_set_IHDR(png, info, image->width, image->height, image->bit_depth,
                  color_types[image->channels - 1], PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* Speed over the last bytes: on a 4096x4096 8-bit RGB photo-like image (smooth colour
+       plus 1% noise) libpng's defaults (zlib level 6, every filter tried per row) took
+       20 s and 15.3 MB; zlib level 2 with the Paeth filter alone took 2.1 s and 18.2 MB
+       (16-bit: 19.4 s -> 6.5 s, 76.3 -> 78.5 MB). Restoration outputs are photos, where
+       Paeth is the usual best single filter. */
+    png_set_compression_level(png, 2);
+    png_set_filter(png, PNG_FILTER_TYPE_BASE, PNG_FILTER_PAETH);
     png_write_info(png, info);
     if (image->bit_depth == 16) {
         const uint16_t probe = 1;
