@@ -93,6 +93,19 @@ static cimageio_status decode_with(png_structp png, png_infop info, io_context *
         set_message(context, text);
         return CIMAGEIO_TOO_LARGE;
     }
+    /* deflate expands at most 1032-fold, so the bytes left in the file bound the image
+       they can hold; a tiny file declaring a large image is refused before the pixel
+       buffer is allocated rather than after filling gigabytes. */
+    uint64_t stored_bytes = ((uint64_t)png_get_rowbytes(png, info) + 1) * height;
+    uint64_t remaining = context->size - context->position;
+    if (stored_bytes / 1032 > remaining) {
+        char text[160];
+        snprintf(text, sizeof text, "%llu bytes of data cannot hold a %ux%u image",
+                 (unsigned long long)remaining, width, height);
+        set_message(context, text);
+        context->ran_out_of_data = 1;
+        return CIMAGEIO_TRUNCATED;
+    }
     image->was_palette = color_type == PNG_COLOR_TYPE_PALETTE;
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);

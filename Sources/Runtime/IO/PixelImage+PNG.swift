@@ -102,7 +102,7 @@ extension PixelImage {
         let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         switch status {
         case CIMAGEIO_NOT_PNG: return .notPNG(file: file)
-        case CIMAGEIO_TRUNCATED: return .truncated(file: file)
+        case CIMAGEIO_TRUNCATED: return .truncated(file: file, detail: detail)
         case CIMAGEIO_CRC_ERROR: return .crcMismatch(file: file, detail: detail)
         case CIMAGEIO_TOO_LARGE: return .tooLarge(file: file, detail: detail)
         case CIMAGEIO_UNSUPPORTED: return .unsupported(file: file, detail: detail)
