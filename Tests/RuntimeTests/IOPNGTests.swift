@@ -188,6 +188,28 @@ final class IOPNGTests: XCTestCase {
         guard case .truncated = error else { return XCTFail("\(String(describing: error)) is not truncated") }
     }
 
+    func testRandomlyCorruptedFilesNeverCrash() throws {
+        // Seeded byte flips anywhere in an interlaced 16-bit file: every outcome must be an
+        // image or a typed error (a longjmp escaping into Swift or an abort would crash here).
+        let original = try IOTestSupport.readFile(IOTestSupport.fixture("png/rgba16_interlaced.png"))
+        var state: UInt64 = 0x2545F4914F6CDD1D
+        var outcomes: [String: Int] = [:]
+        for _ in 0..<300 {
+            var bytes = original
+            for _ in 0..<3 {
+                state ^= state << 13; state ^= state >> 7; state ^= state << 17
+                bytes[Int(state % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: state >> 32) | 1
+            }
+            do {
+                _ = try PixelImage.decodePNG(bytes, source: "flipped.png")
+                outcomes["decoded", default: 0] += 1
+            } catch let error as ImageIOError {
+                outcomes[Mirror(reflecting: error).children.first?.label ?? "\(error)", default: 0] += 1
+            }
+        }
+        print("300 corrupted files: \(outcomes.sorted { $0.key < $1.key })")
+    }
+
     func testAFailedWriteLeavesNoFileBehind() throws {
         let directory = try IOTestSupport.scratchDirectory(for: self)
         let image = try PixelImage.readPNG(path: IOTestSupport.fixture("png/rgb8.png"))
