@@ -106,7 +106,6 @@ static cimageio_status decode_with(png_structp png, png_infop info, io_context *
         context->ran_out_of_data = 1;
         return CIMAGEIO_TRUNCATED;
     }
-    image->was_palette = color_type == PNG_COLOR_TYPE_PALETTE;
     if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
     if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
     if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
