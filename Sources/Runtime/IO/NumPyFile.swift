@@ -113,10 +113,9 @@ public enum NumPyFile {
         var bytes = magic + [version, 0]
         for index in 0..<(version == 1 ? 2 : 4) { bytes.append(UInt8(truncatingIfNeeded: header.count >> (8 * index))) }
         bytes += header
-        for value in tensor.floats {
-            let bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: bits) { bytes += $0 }
-        }
+        let littleEndianBits = tensor.floats.map { $0.bitPattern.littleEndian }
+        bytes.reserveCapacity(bytes.count + 4 * littleEndianBits.count)
+        littleEndianBits.withUnsafeBytes { bytes += $0 }
         return bytes
     }
 
