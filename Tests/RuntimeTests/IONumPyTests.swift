@@ -110,7 +110,7 @@ final class IONumPyTests: XCTestCase {
         XCTAssertEqual(decodeError(npy(good, data: eightBytes + [0]), "long.npy"),
                        .dataSize(file: "long.npy", expectedBytes: 8, foundBytes: 9))
         XCTAssertEqual(decodeError(npy("{'descr': '<u2', 'fortran_order': False, 'shape': (2,), }", data: [0, 0, 0, 0]), "u2.npy"),
-                       .unsupportedDType(file: "u2.npy", descr: "<u2", detail: "expected <f4, <f8, <f2, <i8 or <i4"))
+                       .unsupportedDType(file: "u2.npy", descr: "<u2", detail: "expected <f4, <f8, <f2, <i8, <i4 or |b1"))
     }
 
     func testHeaderVariantsNumPyAcceptsAreRead() throws {
