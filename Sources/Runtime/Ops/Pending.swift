@@ -19,7 +19,6 @@ public struct Reshape: PendingOperator { public init(node: Node) throws { throw 
 public struct Squeeze: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Squeeze is not implemented yet") } }
 public struct Unsqueeze: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Unsqueeze is not implemented yet") } }
 public struct Flatten: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Flatten is not implemented yet") } }
-public struct Resize: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Resize is not implemented yet") } }
 public struct Expand: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Expand is not implemented yet") } }
 public struct Tile: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Tile is not implemented yet") } }
 public struct Gather: PendingOperator { public init(node: Node) throws { throw OpError.unsupported(node: node.name, "Gather is not implemented yet") } }
