@@ -85,7 +85,7 @@ struct AveragePoolKernel: Kernel {
                         var sum: Float = 0
                         for ky in rowTaps[oy] {
                             let row = input + (firstRow + ky * g.dilationY) * g.inputWidth + firstColumn
-                            for kx in columnTaps[ox] { sum += row[kx * g.dilationX] }
+                            for kx in columnTaps[ox] { sum += row[kx &* g.dilationX] }
                         }
                         output[ox] = sum * (rowScale[oy] * columnScale[ox])
                     }

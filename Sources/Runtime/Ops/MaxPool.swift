@@ -70,7 +70,7 @@ struct MaxPoolKernel: Kernel {
                         var largest = -Float.infinity
                         for ky in rowTaps[oy] {
                             let row = input + (firstRow + ky * g.dilationY) * g.inputWidth + firstColumn
-                            for kx in columnTaps[ox] { largest = max(largest, row[kx * g.dilationX]) }
+                            for kx in columnTaps[ox] { largest = max(largest, row[kx &* g.dilationX]) }
                         }
                         output[ox] = largest
                     }

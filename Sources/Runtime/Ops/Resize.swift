@@ -212,6 +212,7 @@ public struct Resize: Operator {
 /// Resizing plane by plane (planes spread over threads) from per-axis index and weight
 /// tables built when the kernel is made; the interpolation is separable, so each output
 /// pixel is Σ rowWeight · Σ columnWeight · input, and nearest is a plain gather.
+/// `taps` is 1, 2 or 4 (`Resize.tapCount`).
 struct ResizeKernel: Kernel {
     let planes: Int
     let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
@@ -221,29 +222,48 @@ struct ResizeKernel: Kernel {
 
     func run(_ io: KernelIO) {
         let x = io.input(0), y = io.outputs[0]
-        io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
-            for item in range {
-                let plane = item / outputHeight, oy = item % outputHeight
-                let input = x + plane * inputHeight * inputWidth
-                let output = y + item * outputWidth
-                if taps == 1 {
-                    let row = input + rowIndices[oy] * inputWidth
-                    for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
-                    continue
-                }
-                for ox in 0..<outputWidth { output[ox] = 0 }
-                for ty in 0..<taps {
-                    let rowWeight = rowWeights[oy * taps + ty]
-                    let row = input + rowIndices[oy * taps + ty] * inputWidth
-                    for ox in 0..<outputWidth {
-                        var sum: Float = 0
-                        for tx in 0..<taps {
-                            sum += columnWeights[ox * taps + tx] * row[columnIndices[ox * taps + tx]]
+        rowIndices.withUnsafeBufferPointer { rowIndices in
+        rowWeights.withUnsafeBufferPointer { rowWeights in
+        columnIndices.withUnsafeBufferPointer { columnIndices in
+        columnWeights.withUnsafeBufferPointer { columnWeights in
+            io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
+                for item in range {
+                    let plane = item / outputHeight, oy = item % outputHeight
+                    let input = x + plane * inputHeight * inputWidth
+                    let output = y + item * outputWidth
+                    if taps == 1 {
+                        let row = input + rowIndices[oy] * inputWidth
+                        for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
+                        continue
+                    }
+                    output.update(repeating: 0, count: outputWidth)
+                    for ty in 0..<taps {
+                        let rowWeight = rowWeights[oy * taps + ty]
+                        let row = input + rowIndices[oy * taps + ty] * inputWidth
+                        // Fixed tap counts (and unchecked tables) let the compiler unroll the
+                        // sums: against a generic loop over `taps`, linear went from 228 to
+                        // 68 ms and cubic from 750 to 209 ms (64×256² ×2, shared 2-core machine,
+                        // noisy).
+                        if taps == 2 {
+                            for ox in 0..<outputWidth {
+                                let t = ox * 2
+                                output[ox] += rowWeight * (columnWeights[t] * row[columnIndices[t]]
+                                                           + columnWeights[t + 1] * row[columnIndices[t + 1]])
+                            }
+                        } else {
+                            for ox in 0..<outputWidth {
+                                let t = ox * 4
+                                let near = columnWeights[t + 1] * row[columnIndices[t + 1]] + columnWeights[t + 2] * row[columnIndices[t + 2]]
+                                let far = columnWeights[t] * row[columnIndices[t]] + columnWeights[t + 3] * row[columnIndices[t + 3]]
+                                output[ox] += rowWeight * (near + far)
+                            }
                         }
-                        output[ox] += rowWeight * sum
                     }
                 }
             }
+        }
+        }
+        }
         }
     }
 }
