@@ -42,6 +42,17 @@ final class ResizeTests: XCTestCase {
             [KernelHarness.random([1, 2, 9, 7], seed: 41), scales([1, 1, 1.5, 0.8])], planTime: [1])
     }
 
+    func testSeveralRowBlocksPerPlane() throws {
+        // 68 and 35 output rows: the fast kernel's 32-row work items and their row rings
+        // start over inside a plane.
+        for mode in ["linear", "cubic"] {
+            try KernelHarness.assertFastMatchesReference(node(["mode": .string(mode)]),
+                                                         [KernelHarness.random([1, 2, 40, 9], seed: 50), scales([1, 1, 1.7, 1])], planTime: [1])
+            try KernelHarness.assertFastMatchesReference(node(["mode": .string(mode), "coordinateTransformationMode": .string("align_corners")]),
+                                                         [KernelHarness.random([2, 1, 71, 5], seed: 51), scales([1, 1, 0.5, 3])], planTime: [1])
+        }
+    }
+
     func testTfHalfPixelForNearestIndices() throws {
         // onnxruntime no longer runs this mode; check indices by hand: x_in = (x + 0.5) / 2,
         // rounded half down: 0.25→0, 0.75→1, 1.25→1, 1.75→2, 2.25→2, 2.75→3 (clamped to 2).
