@@ -179,7 +179,9 @@ struct ConvolutionKernel: Kernel {
     /// 512² and 256→256 at 64², minima of interleaved runs on a shared machine: 32 KB
     /// tiles were 2–3× slower than 1 MB (every GEMM call re-packs the weights, and narrow
     /// tiles give it few columns to amortise that over); 512 KB to 2 MB were within the
-    /// noise of each other. 1 MB keeps scratch at about one L2 per worker.
+    /// noise of each other. 1 MB keeps scratch at about one L2 per worker. With it the
+    /// im2col costs nothing measurable: 3×3 64→64 at 256² ran in 68 ms (71 GFLOP/s on two
+    /// threads), the same GEMM without im2col (1×1, 576→64 channels) in 67 ms.
     static let tileBytes = 1024 * 1024
     /// Pointwise tiles are only for spreading work: OpenBLAS packs X itself.
     static let pointwiseTilePixels = 4096

@@ -76,7 +76,9 @@ final class ConvolutionTests: XCTestCase {
             ["activation": .string("leakyRelu"), "alpha": .float(0.2)],
             ["activation": .string("clip"), "min": .float(-0.5), "max": .float(0.5)],
             ["activation": .string("sigmoid")], ["activation": .string("silu")],
-            ["activation": .string("gelu")], ["activation": .string("tanh")],
+            ["activation": .string("gelu")], ["activation": .string("geluTanh")], ["activation": .string("tanh")],
+            ["activation": .string("elu"), "alpha": .float(0.5)], ["activation": .string("hardSigmoid")],
+            ["activation": .string("softplus")],
         ]
         for (index, activation) in activations.enumerated() {
             for before in [0, 1] {
