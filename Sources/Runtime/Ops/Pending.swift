@@ -33,3 +33,4 @@ extension PendingOperator {
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] { fatalError() }
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel { fatalError() }
 }
+
