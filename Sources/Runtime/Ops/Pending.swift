@@ -33,4 +33,3 @@ extension PendingOperator {
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] { fatalError() }
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel { fatalError() }
 }
-
