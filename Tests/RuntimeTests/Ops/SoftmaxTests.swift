@@ -21,6 +21,8 @@ final class SoftmaxTests: XCTestCase {
         let x = KernelHarness.random([2, 8, 65, 63], seed: 4)
         try KernelHarness.assertFastMatchesReference(node(axis: -1), [x])
         try KernelHarness.assertFastMatchesReference(node(axis: 1), [x])
+        // One image, softmax over channels: 600 columns make three strips, the last partial.
+        try KernelHarness.assertFastMatchesReference(node(axis: 1), [KernelHarness.random([1, 9, 20, 30], seed: 5)])
     }
 
     func testLargeLogitsStayFiniteAndSumToOne() throws {
