@@ -50,6 +50,7 @@ struct BroadcastLayout: Sendable {
     ///
     /// Any output range may be given, so callers split the work across threads by
     /// element count regardless of the shape.
+    @inline(__always)
     func forEachRun(in range: Range<Int>, _ body: (Int, UnsafeBufferPointer<Int>, Int) -> Void) {
         guard !range.isEmpty else { return }
         let rank = shape.count

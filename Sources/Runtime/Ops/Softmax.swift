@@ -87,6 +87,9 @@ struct SoftmaxKernel: Kernel {
         }
     }
 
+    // The row and strip functions stay out of line so both paths of `parallelFor` run
+    // the same compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
     private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         var maximum = -Float.infinity
         for k in 0..<length { maximum = Swift.max(maximum, x[k]) }
@@ -101,6 +104,7 @@ struct SoftmaxKernel: Kernel {
     }
 
     /// Softmax down each of `width` columns of a [length, inner]-strided block.
+    @inline(never)
     private func softmaxColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, width: Int) {
         withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * Self.stripWidth) { buffer in
             let maximum = UnsafeMutableBufferPointer(rebasing: buffer[..<width])
