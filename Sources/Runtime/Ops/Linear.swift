@@ -17,7 +17,7 @@ public struct Linear: Operator {
         guard weight.count == 2, weight[1] == k else {
             throw OpError.shape(node: name, "weight \(weight) should be [N, \(k)] for input \(x)")
         }
-        if let bias, bias.reduce(1, *) != weight[0] || bias.count != 1 {
+        if let bias, bias != [weight[0]] {
             throw OpError.shape(node: name, "bias \(bias) should be [\(weight[0])]")
         }
         return x.dropLast() + [weight[0]]
@@ -27,7 +27,7 @@ public struct Linear: Operator {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let bias = inputs.count > 2 ? inputs[2] : nil
-        guard ([x, weight] + (bias.map { [$0] } ?? [])).allSatisfy({ $0.dtype.isFloatingPoint }) else {
+        guard [x, weight, bias].compactMap({ $0 }).allSatisfy({ $0.dtype.isFloatingPoint }) else {
             throw OpError.unsupported(node: name, "linear of integer tensors")
         }
         return [ValueFact(dtype: .float32, shape: try outputShape(x: x.shape, weight: weight.shape, bias: bias?.shape))]
