@@ -89,7 +89,7 @@ public struct Reduction: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let (kept, reducedCount) = try keptShape(x.shape)
-        return ReductionKernel(reduction: self, reducedCount: reducedCount,
+        return ReductionKernel(reduction: self, reducedCount: reducedCount, integerInputs: !x.dtype.isFloatingPoint,
                                layout: BroadcastLayout(output: x.shape, inputs: [kept]))
     }
 
@@ -100,6 +100,9 @@ public struct Reduction: Operator {
     struct ReductionKernel: Kernel {
         let reduction: Reduction
         let reducedCount: Int
+        /// Integer tensors computed at run time arrive as floats; their mean still
+        /// truncates toward zero, as the reference's does.
+        let integerInputs: Bool
         let layout: BroadcastLayout
         /// Threads split the outermost merged axis when it is kept, so each writes its
         /// own outputs; a reduction over the outermost axis runs on one thread (outer 1).
@@ -107,9 +110,10 @@ public struct Reduction: Operator {
         let inputPerOuter: Int
         let outputPerOuter: Int
 
-        init(reduction: Reduction, reducedCount: Int, layout: BroadcastLayout) {
+        init(reduction: Reduction, reducedCount: Int, integerInputs: Bool, layout: BroadcastLayout) {
             self.reduction = reduction
             self.reducedCount = reducedCount
+            self.integerInputs = integerInputs
             self.layout = layout
             let outermostKept = layout.strides[0][0] != 0
             outer = outermostKept ? layout.shape[0] : 1
@@ -142,8 +146,14 @@ public struct Reduction: Operator {
                 }
             }
             if function == .mean {
-                let scale = 1 / Float(reducedCount)
-                for i in 0..<count { outputs[i] *= scale }
+                if integerInputs {
+                    // Divide rather than multiply by 1/n: -7 · (1/7) is -0.99999994, which truncates to 0.
+                    let divisor = Float(reducedCount)
+                    for i in 0..<count { outputs[i] = (outputs[i] / divisor).rounded(.towardZero) }
+                } else {
+                    let scale = 1 / Float(reducedCount)
+                    for i in 0..<count { outputs[i] *= scale }
+                }
             }
         }
 

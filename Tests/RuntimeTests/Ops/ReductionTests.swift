@@ -48,6 +48,15 @@ final class ReductionTests: XCTestCase {
         }
     }
 
+    func testFastKernelTruncatesTheMeanOfIntegerInputs() throws {
+        for function in ["mean", "sum", "max", "min"] {
+            try KernelHarness.assertFastMatchesReference(node(function, axes: [1], keepDims: 0), [.randomInts([3, 7, 5], seed: 2)])
+        }
+        // A sum that is an exact multiple of the count: 1/7 rounds below 1/7 in Float.
+        let sevens = HostTensor(shape: [1, 7], ints: Array(repeating: -1, count: 7))
+        XCTAssertEqual(try KernelHarness.runFast(node("mean", axes: [1], keepDims: 0), [sevens])[0].floats, [-1])
+    }
+
     func testRepeatedAxisThrowsNamingTheNode() throws {
         let op = try OpKind.makeOperator(node("sum", axes: [1, -1], keepDims: 1))
         XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [3, 4])])) { error in
