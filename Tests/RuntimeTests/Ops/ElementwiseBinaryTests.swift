@@ -27,14 +27,14 @@ final class ElementwiseBinaryTests: XCTestCase {
     /// Random inputs that suit the function: positive bases for pow, divisors away from
     /// zero, halves for comparisons (so ties occur), bool for logic.
     private func inputs(_ function: BinaryFunction, _ a: [Int], _ b: [Int], seed: UInt64) -> [HostTensor] {
-        let x = KernelHarness.random(a, seed: seed).mapFloats { $0 * 3 }
-        let y = KernelHarness.random(b, seed: seed + 1000).mapFloats { $0 * 3 }
+        let x = KernelHarness.random(a, seed: seed).mathMapped { $0 * 3 }
+        let y = KernelHarness.random(b, seed: seed + 1000).mathMapped { $0 * 3 }
         switch function {
-        case .pow: return [x.mapFloats { abs($0) + 0.1 }, y]
-        case .div, .mod: return [x, y.mapFloats { $0 < 0 ? $0 - 0.2 : $0 + 0.2 }]
+        case .pow: return [x.mathMapped { abs($0) + 0.1 }, y]
+        case .div, .mod: return [x, y.mathMapped { $0 < 0 ? $0 - 0.2 : $0 + 0.2 }]
         case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual:
-            return [x.mapFloats { ($0 * 2).rounded() / 2 }, y.mapFloats { ($0 * 2).rounded() / 2 }]
-        case .and, .or: return [.randomMask(a, seed: seed), .randomMask(b, seed: seed + 1000)]
+            return [x.mathMapped { ($0 * 2).rounded() / 2 }, y.mathMapped { ($0 * 2).rounded() / 2 }]
+        case .and, .or: return [.mathRandomMask(a, seed: seed), .mathRandomMask(b, seed: seed + 1000)]
         case .add, .sub, .mul, .max, .min, .prelu: return [x, y]
         }
     }
@@ -114,7 +114,7 @@ final class ElementwiseBinaryTests: XCTestCase {
     func testFastKernelKeepsIntegerDivisionAndModOnIntegerInputs() throws {
         for function in [BinaryFunction.div, .mod, .add, .less] {
             try KernelHarness.assertFastMatchesReference(node(function), [
-                .randomInts([3, 5, 7], seed: 3), .randomInts([5, 1], seed: 4, nonzero: true)])
+                .mathRandomInts([3, 5, 7], seed: 3), .mathRandomInts([5, 1], seed: 4, nonzero: true)])
         }
     }
 

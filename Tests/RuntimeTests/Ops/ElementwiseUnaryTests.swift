@@ -20,9 +20,9 @@ final class ElementwiseUnaryTests: XCTestCase {
     private func input(_ function: UnaryFunction, _ shape: [Int], seed: UInt64) -> HostTensor {
         let x = KernelHarness.random(shape, seed: seed)
         switch function {
-        case .not: return .randomMask(shape, seed: seed)
-        case .log, .sqrt, .reciprocal: return x.mapFloats { abs($0) + 0.05 }
-        default: return x.mapFloats { $0 * 4 }
+        case .not: return .mathRandomMask(shape, seed: seed)
+        case .log, .sqrt, .reciprocal: return x.mathMapped { abs($0) + 0.05 }
+        default: return x.mathMapped { $0 * 4 }
         }
     }
 

@@ -18,7 +18,7 @@ final class LayerNormalizationTests: XCTestCase {
         for (index, (shape, axis, parameterShape)) in cases.enumerated() {
             let seed = UInt64(index + 1)
             let x = KernelHarness.random(shape, seed: seed)
-            let scale = KernelHarness.random(parameterShape, seed: seed + 10).mapFloats { $0 + 1.5 }
+            let scale = KernelHarness.random(parameterShape, seed: seed + 10).mathMapped { $0 + 1.5 }
             let bias = KernelHarness.random(parameterShape, seed: seed + 20)
             for (hasScale, hasBias) in [(true, true), (true, false), (false, true), (false, false)] {
                 try KernelHarness.assertFastMatchesReference(node(axis: axis, scale: hasScale, bias: hasBias),
@@ -36,7 +36,7 @@ final class LayerNormalizationTests: XCTestCase {
         // A mean of 1000 with deviations of ±1: E[x²]−E[x]² in Float would lose most digits
         // (errors near 1e-1). Two passes leave only the rounding of the Float mean, at most
         // ulp(1000)/2 ≈ 3e-5 on x − mean, i.e. up to 1e-4 of the normalised values (std 0.58).
-        let x = KernelHarness.random([4, 1001], seed: 5).mapFloats { $0 + 1000 }
+        let x = KernelHarness.random([4, 1001], seed: 5).mathMapped { $0 + 1000 }
         let y = try KernelHarness.runFast(node(axis: -1, scale: false, bias: false), [x, nil, nil])[0]
         let expected = try OpKind.makeOperator(node(axis: -1, scale: false, bias: false)).reference([x, nil, nil])[0]
         let (maxAbs, relative) = KernelHarness.errors(y.floats, expected.floats)

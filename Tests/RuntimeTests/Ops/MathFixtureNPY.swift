@@ -147,7 +147,7 @@ extension Node {
 extension HostTensor {
     /// Random integers in -range...range from the harness's float generator (0 becomes
     /// 1 when `nonzero`, for divisors).
-    static func randomInts(_ shape: [Int], seed: UInt64, range: Float = 20, nonzero: Bool = false) -> HostTensor {
+    static func mathRandomInts(_ shape: [Int], seed: UInt64, range: Float = 20, nonzero: Bool = false) -> HostTensor {
         let values = KernelHarness.random(shape, seed: seed).floats.map { value -> Int64 in
             let integer = Int64((value * range).rounded())
             return nonzero && integer == 0 ? 1 : integer
@@ -156,12 +156,12 @@ extension HostTensor {
     }
 
     /// A random bool mask, about half true.
-    static func randomMask(_ shape: [Int], seed: UInt64) -> HostTensor {
+    static func mathRandomMask(_ shape: [Int], seed: UInt64) -> HostTensor {
         HostTensor(shape: shape, ints: KernelHarness.random(shape, seed: seed).floats.map { $0 > 0 ? 1 : 0 }, dtype: .bool)
     }
 
     /// The same shape with `transform` applied to each float.
-    func mapFloats(_ transform: (Float) -> Float) -> HostTensor {
+    func mathMapped(_ transform: (Float) -> Float) -> HostTensor {
         HostTensor(shape: shape, floats: floats.map(transform))
     }
 }

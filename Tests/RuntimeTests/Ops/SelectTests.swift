@@ -17,13 +17,13 @@ final class SelectTests: XCTestCase {
         ]
         for (index, (c, x, y)) in patterns.enumerated() {
             let seed = UInt64(index + 1)
-            try KernelHarness.assertFastMatchesReference(node, [.randomMask(c, seed: seed), KernelHarness.random(x, seed: seed + 10),
+            try KernelHarness.assertFastMatchesReference(node, [.mathRandomMask(c, seed: seed), KernelHarness.random(x, seed: seed + 10),
                                                                 KernelHarness.random(y, seed: seed + 20)])
         }
     }
 
     func testFloatConditionOfZerosAndOnesSelectsLikeBool() throws {
-        let mask = HostTensor.randomMask([4, 9], seed: 2)
+        let mask = HostTensor.mathRandomMask([4, 9], seed: 2)
         let (x, y) = (KernelHarness.random([4, 9], seed: 3), KernelHarness.random([9], seed: 4))
         let op = try OpKind.makeOperator(node)
         XCTAssertEqual(try op.reference([HostTensor(shape: mask.shape, floats: mask.floats), x, y]), try op.reference([mask, x, y]))
@@ -31,7 +31,7 @@ final class SelectTests: XCTestCase {
     }
 
     func testFastSplitsLargeTensorsAcrossThreads() throws {
-        try KernelHarness.assertFastMatchesReference(node, [.randomMask([2, 16, 65, 1], seed: 1),
+        try KernelHarness.assertFastMatchesReference(node, [.mathRandomMask([2, 16, 65, 1], seed: 1),
                                                             KernelHarness.random([2, 16, 65, 63], seed: 2),
                                                             KernelHarness.random([63], seed: 3)])
     }

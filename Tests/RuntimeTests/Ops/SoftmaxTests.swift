@@ -12,7 +12,7 @@ final class SoftmaxTests: XCTestCase {
         for (index, shape) in shapes.enumerated() {
             for axis in -shape.count..<shape.count {
                 try KernelHarness.assertFastMatchesReference(node(axis: axis),
-                                                             [KernelHarness.random(shape, seed: UInt64(index + 1)).mapFloats { $0 * 8 }])
+                                                             [KernelHarness.random(shape, seed: UInt64(index + 1)).mathMapped { $0 * 8 }])
             }
         }
     }
@@ -27,7 +27,7 @@ final class SoftmaxTests: XCTestCase {
 
     func testLargeLogitsStayFiniteAndSumToOne() throws {
         // Without subtracting the max, exp(1000) overflows to infinity and gives NaN.
-        let x = KernelHarness.random([4, 33], seed: 2).mapFloats { $0 * 100 + 1000 }
+        let x = KernelHarness.random([4, 33], seed: 2).mathMapped { $0 * 100 + 1000 }
         for y in [try OpKind.makeOperator(node(axis: -1)).reference([x])[0], try KernelHarness.runFast(node(axis: -1), [x])[0]] {
             XCTAssertTrue(y.floats.allSatisfy(\.isFinite))
             for row in 0..<4 {
