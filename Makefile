@@ -35,10 +35,14 @@ install: library
 ifeq ($(BUNDLE_SWIFT_RUNTIME),1)
 	swift_lib_dir=$$(dirname "$$(ldd "$(RELEASE_DIR)/libRestore.so" | awk '/libswiftCore.so/ { print $$3 }')") && \
 	ldd "$(RELEASE_DIR)/libRestore.so" | awk '{ print $$3 }' | grep "^$$swift_lib_dir/" | \
-		xargs -I{} install -m 644 {} "$(PREFIX)/lib/"
+		tee "$(PREFIX)/lib/restore-swift-runtime.txt" | xargs -I{} install -m 644 {} "$(PREFIX)/lib/"
 endif
 
 uninstall:
+	if [ -f "$(PREFIX)/lib/restore-swift-runtime.txt" ]; then \
+		xargs -I{} basename {} < "$(PREFIX)/lib/restore-swift-runtime.txt" | sed 's|^|$(PREFIX)/lib/|' | xargs rm -f; \
+		rm -f "$(PREFIX)/lib/restore-swift-runtime.txt"; \
+	fi
 	rm -f "$(PREFIX)/include/restore.h" "$(PREFIX)/lib/libRestore.so" "$(PREFIX)/lib/pkgconfig/restore.pc"
 
 # The C tests only (scripts/test-capi.sh without the example and Python parts): they

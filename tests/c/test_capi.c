@@ -326,7 +326,7 @@ struct worker {
 static void *worker_main(void *argument) {
     struct worker *worker = argument;
     restore_session *session = NULL;
-    worker->status = restore_session_create(worker->model, 1, &session);
+    worker->status = restore_session_create(worker->model, 2, &session); /* kernels on 2 threads too */
     worker->results_stable = 1;
     for (int round = 0; round < worker->rounds && worker->status == RESTORE_OK; round++) {
         uint8_t *result = restore_test_image(session, worker->pixels, worker->stride, &worker->status);
@@ -390,8 +390,8 @@ struct sharer {
 static void *sharer_main(void *argument) {
     struct sharer *sharer = argument;
     for (int i = 0; i < 20; i++) {
-        uint8_t out[16 * 16 * 3];
-        restore_status status = restore_image_u8(sharer->session, sharer->pixels, 16, 16, 3, 48, out, 48, 0, -1);
+        uint8_t out[24 * 24 * 3];
+        restore_status status = restore_image_u8(sharer->session, sharer->pixels, 24, 24, 3, 72, out, 72, 0, -1);
         if (status == RESTORE_OK) sharer->succeeded++;
         else if (status == RESTORE_ERROR_ARGUMENT && strstr(restore_last_error(), "another thread")) sharer->refused++;
         else sharer->other++;
@@ -402,7 +402,7 @@ static void *sharer_main(void *argument) {
 static void test_shared_session_refused(restore_model *model) {
     restore_session *session = NULL;
     CHECK_OK(restore_session_create(model, 1, &session));
-    uint8_t pixels[16 * 16 * 3];
+    uint8_t pixels[24 * 24 * 3];
     fill_random(pixels, sizeof pixels, 5);
     struct sharer sharers[2] = {{.session = session, .pixels = pixels}, {.session = session, .pixels = pixels}};
     pthread_t threads[2];
