@@ -47,6 +47,6 @@ cc -std=c11 -Wall -Wextra -Werror -O1 -g tests/c/test_capi.c $(pkg-config --cfla
 cc -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
     -o "$work/restore_png"
 
-RESTORE_LIBRARY="$prefix/lib/libRestore.so" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" \
+RESTORE_LIBRARY="$prefix/lib/libRestore.so" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
     RESTORE_C_EXAMPLE="$work/restore_png" PYTHONPATH="$PWD/python" \
     "${PYTHON:-python3}" -m pytest -q python/tests

@@ -193,15 +193,19 @@ public func restore_run_f32(_ s: OpaquePointer?, _ input: UnsafePointer<Float>?,
             guard let firstInput = graph.inputs.first, let firstOutput = graph.outputs.first else {
                 throw CallFailure.unsupported("the model has no inputs or no outputs")
             }
-            var feeds = handle.extraInputs
-            feeds[firstInput.name] = HostTensor(shape: dimensions, floats: Array(UnsafeBufferPointer(start: input, count: count)))
-
-            // Plan first (cached for the run) to learn the output's size before running.
+            // Plan first (cached for the run) to learn the memory and output size the run
+            // needs before reading the input or running.
             let inputShapes = try graph.inputs.map { info in
-                guard let tensor = feeds[info.name] else { throw ModelError.missingInput(info.name) }
+                if info.name == firstInput.name { return dimensions }
+                guard let tensor = handle.extraInputs[info.name] else { throw ModelError.missingInput(info.name) }
                 return tensor.shape
             }
-            guard let outputDimensions = try handle.session.plan(for: inputShapes).valueShapes[firstOutput.name] else {
+            let plan = try handle.session.plan(for: inputShapes)
+            guard plan.arenaBytes <= Sizes.physicalMemory else {
+                throw CallFailure.memory("a run at input shapes \(inputShapes) needs \(plan.arenaBytes) bytes of working memory, "
+                                         + "more than the machine's \(Sizes.physicalMemory)")
+            }
+            guard let outputDimensions = plan.valueShapes[firstOutput.name] else {
                 throw CallFailure.internal("the plan has no shape for output '\(firstOutput.name)'")
             }
             guard outputDimensions.count <= RESTORE_MAX_RANK else {
@@ -216,6 +220,8 @@ public func restore_run_f32(_ s: OpaquePointer?, _ input: UnsafePointer<Float>?,
             }
             guard let output else { throw CallFailure.argument("output is NULL") }
 
+            var feeds = handle.extraInputs
+            feeds[firstInput.name] = HostTensor(shape: dimensions, floats: Array(UnsafeBufferPointer(start: input, count: count)))
             guard let result = try handle.session.run(feeds)[firstOutput.name], result.shape == outputDimensions else {
                 throw CallFailure.internal("output '\(firstOutput.name)' does not have its planned shape \(outputDimensions)")
             }

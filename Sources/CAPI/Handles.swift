@@ -37,8 +37,6 @@ final class ModelHandle: Sendable {
     }
 }
 
-extension OwnedCString: @unchecked Sendable {}  // immutable after init
-
 /// What a `restore_session *` points to: a session with its restorer and the extra
 /// inputs set with `restore_session_set_input`. It keeps its model alive, so the two
 /// handles may be freed in either order.

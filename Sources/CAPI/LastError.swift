@@ -40,7 +40,8 @@ enum StaticCString {
 }
 
 /// A C string owned by a handle: copied from a Swift string, freed with its owner.
-final class OwnedCString {
+/// Immutable after init, so handles share it between threads.
+final class OwnedCString: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<CChar>
 
     init(_ string: String) {

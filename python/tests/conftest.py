@@ -1,8 +1,8 @@
 """Shared fixtures: the converted test model, rrun, and the C example.
 
 scripts/test-capi.sh sets RESTORE_TEST_MODEL (the dncnn fixture converted with
-`convert ... --range 0,1`), RESTORE_RRUN and RESTORE_C_EXAMPLE. Without them the model
-is converted here with the repository's `convert` and rrun is taken from .build.
+`convert ... --range 0,1`), RESTORE_CONVERT, RESTORE_RRUN and RESTORE_C_EXAMPLE. Without
+them the tools are taken from .build and the model is converted here.
 """
 
 import os
@@ -26,14 +26,20 @@ def _built_tool(name):
 
 
 @pytest.fixture(scope="session")
-def model_path(tmp_path_factory):
+def convert():
+    path = os.environ.get("RESTORE_CONVERT") or _built_tool("convert")
+    if path is None:
+        pytest.fail("convert not found: set RESTORE_CONVERT or build it (swift build --product convert)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, request):
     if os.environ.get("RESTORE_TEST_MODEL"):
         return os.environ["RESTORE_TEST_MODEL"]
-    convert = _built_tool("convert")
-    if convert is None:
-        pytest.fail("no model: set RESTORE_TEST_MODEL or build `convert` (swift build --product convert)")
     path = tmp_path_factory.mktemp("model") / "dncnn.rgraph"
-    subprocess.run([convert, str(FIXTURE / "model.onnx"), "-o", str(path), "--range", "0,1"], check=True)
+    tool = request.getfixturevalue("convert")
+    subprocess.run([tool, str(FIXTURE / "model.onnx"), "-o", str(path), "--range", "0,1"], check=True)
     return str(path)
 
 

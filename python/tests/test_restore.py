@@ -37,6 +37,25 @@ def test_run_matches_onnxruntime_reference(model, case):
     assert relative <= 1e-4
 
 
+@pytest.mark.parametrize("case", ["20x28", "36x44"])
+def test_run_with_a_second_input_matches_onnxruntime_reference(convert, tmp_path, case):
+    # resgan takes an attribute vector besides the image: passed by name (restore_session_set_input).
+    resgan = FIXTURE.parent / "resgan"
+    path = tmp_path / "resgan.rgraph"
+    subprocess.run([convert, str(resgan / "model.onnx"), "-o", str(path), "--range=-1,1", "--multiple", "4"], check=True)
+    with restore.Model(path) as model:
+        assert model.inputs == ["image", "attributes"]
+        attributes = np.load(resgan / case / "input_1.npy")
+        y = model.run(np.load(resgan / case / "input_0.npy"), inputs={"attributes": attributes})
+        with pytest.raises(restore.ArgumentError, match="attributes"):
+            model.run(np.load(resgan / case / "input_0.npy"))  # the input is set for one call only
+    expected = np.load(resgan / case / "output_0.npy")
+    max_abs = float(np.max(np.abs(y - expected)))
+    relative = max_abs / float(np.max(np.abs(expected)))
+    print(f"resgan {case}: max abs {max_abs:.3g}, relative {relative:.3g}")
+    assert relative <= 1e-4
+
+
 def test_run_accepts_float64_and_non_contiguous_input(model):
     x = np.load(FIXTURE / "32x32" / "input_0.npy")
     wide = np.asfortranarray(x.astype(np.float64))
