@@ -13,6 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-all}"
+cc="${CC:-$(command -v cc || command -v clang)}"
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -39,12 +40,12 @@ fi
 make install PREFIX="$prefix"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
-cc -std=c11 -Wall -Wextra -Werror -O1 -g tests/c/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
+"$cc" -std=c11 -Wall -Wextra -Werror -O1 -g tests/c/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
     -o "$work/test_capi"
 (cd "$work" && ./test_capi "$model")
 [[ "$mode" == "--c-only" ]] && exit 0
 
-cc -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
+"$cc" -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
     -o "$work/restore_png"
 
 RESTORE_LIBRARY="$prefix/lib/libRestore.so" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \

@@ -13,8 +13,8 @@
  *  - A restore_model is immutable once loaded and may be shared by any number of
  *    threads. A restore_session holds per-run state (plans, memory) and must be used by
  *    one thread at a time; a call that finds its session busy on another thread
- *    returns RESTORE_ERROR_ARGUMENT instead of racing. Free every session of a model
- *    before the model.
+ *    returns RESTORE_ERROR_ARGUMENT instead of racing. A session keeps its model
+ *    alive, so models and sessions may be freed in either order.
  *  - Strings returned by the library are UTF-8 and owned by it.
  *
  * Link with `pkg-config --cflags --libs restore`.
@@ -53,8 +53,9 @@ typedef enum {
 /** The library's version, "MAJOR.MINOR.PATCH". Static storage. */
 const char *restore_version(void);
 
-/** The message of the last failed call on this thread ("" if that call succeeded).
-    Thread-local; valid until the next call into the library on this thread. Never NULL. */
+/** The message of the last call on this thread that returned a restore_status: what
+    went wrong, or "" if it succeeded. Thread-local; valid until the next call into the
+    library on this thread. Never NULL. */
 const char *restore_last_error(void);
 
 /** The name of a status, e.g. "RESTORE_ERROR_SHAPE". Static storage; never NULL. */
@@ -69,7 +70,8 @@ restore_status restore_model_load(const char *path, restore_model **out);
     caller may free them as soon as this returns. */
 restore_status restore_model_load_memory(const void *data, size_t size, restore_model **out);
 
-/** Frees a model. NULL is ignored. Its sessions must be freed first. */
+/** Releases a model. NULL is ignored. Sessions made from it keep it alive until they
+    are freed too. */
 void restore_model_free(restore_model *model);
 
 /** The metadata value for `key` (e.g. "restore.scale"), or NULL if absent or if an
@@ -104,7 +106,7 @@ restore_status restore_output_size(const restore_model *model, int width, int he
 /* ---- sessions ----------------------------------------------------------------------- */
 
 /** Creates a session that runs `model` with `threads` threads for its kernels
-    (0 = one per processor). The model must outlive the session. */
+    (0 = one per processor). The session holds a reference to the model. */
 restore_status restore_session_create(const restore_model *model, int threads, restore_session **out);
 
 /** Frees a session. NULL is ignored. */
