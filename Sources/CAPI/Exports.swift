@@ -195,16 +195,8 @@ public func restore_run_f32(_ s: OpaquePointer?, _ input: UnsafePointer<Float>?,
             }
             // Plan first (cached for the run) to learn the memory and output size the run
             // needs before reading the input or running.
-            let inputShapes = try graph.inputs.map { info in
-                if info.name == firstInput.name { return dimensions }
-                guard let tensor = handle.extraInputs[info.name] else { throw ModelError.missingInput(info.name) }
-                return tensor.shape
-            }
-            let plan = try handle.session.plan(for: inputShapes)
-            guard plan.arenaBytes <= Sizes.physicalMemory else {
-                throw CallFailure.memory("a run at input shapes \(inputShapes) needs \(plan.arenaBytes) bytes of working memory, "
-                                         + "more than the machine's \(Sizes.physicalMemory)")
-            }
+            let plan = try handle.checkedPlan(for: try handle.inputShapes(setting: firstInput.name, to: dimensions),
+                                              besides: count * MemoryLayout<Float>.stride)
             guard let outputDimensions = plan.valueShapes[firstOutput.name] else {
                 throw CallFailure.internal("the plan has no shape for output '\(firstOutput.name)'")
             }
@@ -256,6 +248,14 @@ public func restore_image_u8(_ s: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
                 throw CallFailure.argument("out_stride \(out_stride) is below output width × channels = \(outRow) "
                                            + "(the output is \(outWidth)×\(outHeight))")
             }
+
+            let contract = try handle.owner.contract.get()
+            let region = try handle.largestRegion(contract, height: h, width: w, tile: Int(tile))
+            // Besides the model's arena: the image as floats (interleaved and planar) and the
+            // result (planar, blend weights, interleaved, levels), 4 bytes a sample.
+            let outputBytes = try Sizes.product(try Sizes.product(outWidth, outHeight, "output size"), 4 * (4 + 2 * c), "output bytes")
+            _ = try handle.checkedPlan(for: try handle.inputShapes(setting: contract.input, to: [1, 3, region.height, region.width]),
+                                       besides: 4 * w * h * (c + 3) + outputBytes)
 
             // Read everything before writing, so `out` may alias `pixels`.
             var samples = [Float](repeating: 0, count: w * h * c)

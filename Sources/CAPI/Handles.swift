@@ -62,6 +62,41 @@ final class SessionHandle {
         return restorer
     }
 
+    /// The plan for these input shapes, refused up front when its arena plus `extraBytes`
+    /// exceeds physical memory (where allocating would abort the process).
+    func checkedPlan(for inputShapes: [[Int]], besides extraBytes: Int) throws -> Plan {
+        let plan = try session.plan(for: inputShapes)
+        guard plan.arenaBytes <= Sizes.physicalMemory - min(extraBytes, Sizes.physicalMemory) else {
+            throw CallFailure.memory("a run at input shapes \(inputShapes) needs \(plan.arenaBytes) bytes of working memory "
+                                     + "besides \(extraBytes) for its data, more than the machine's \(Sizes.physicalMemory)")
+        }
+        return plan
+    }
+
+    /// Every graph input's shape: `shape` for input `name`, the set inputs' for the rest.
+    func inputShapes(setting name: String, to shape: [Int]) throws -> [[Int]] {
+        try owner.model.graph.inputs.map { info in
+            if info.name == name { return shape }
+            guard let tensor = extraInputs[info.name] else { throw ModelError.missingInput(info.name) }
+            return tensor.shape
+        }
+    }
+
+    /// The largest region `Restorer` runs the model on at once for a height×width image
+    /// (used only to check memory before starting): the model's fixed size, or the tile
+    /// (`tile`, else restore.tile, else the whole image) clipped to the image and padded
+    /// to restore.multiple.
+    func largestRegion(_ contract: RestorationContract, height: Int, width: Int, tile: Int) throws -> (height: Int, width: Int) {
+        if let info = owner.model.graph.inputs.first(where: { $0.name == contract.input }),
+           let fixed = RestorationContract.fixedSize(of: info) {
+            return fixed
+        }
+        let size = tile > 0 ? tile : contract.tile
+        let (h, w) = size > 0 ? (min(size, height), min(size, width)) : (height, width)
+        let multiple = contract.multiple
+        return ((h + multiple - 1) / multiple * multiple, (w + multiple - 1) / multiple * multiple)
+    }
+
     /// Runs `body` with the session behind `pointer`, refusing NULL and concurrent use.
     static func with(_ pointer: OpaquePointer?, _ body: (SessionHandle) throws -> Void) throws {
         guard let pointer else { throw CallFailure.argument("session is NULL") }

@@ -327,6 +327,10 @@ static void test_image_errors(restore_model *model) {
                 RESTORE_ERROR_MEMORY);
     CHECK_FAILS(restore_image_u8(session, pixels, 1 << 20, 1 << 20, 3, 1 << 30, out, 1 << 30, 0, -1), RESTORE_ERROR_MEMORY);
 
+    /* Within the pixel limit but beyond the machine's memory for one run: refused before
+       the pixels are read (this buffer is far too small for the claimed size). */
+    CHECK_FAILS(restore_image_u8(session, pixels, 30000, 30000, 3, 90000, out, 90000, 0, -1), RESTORE_ERROR_MEMORY);
+
     CHECK_OK(restore_image_u8(session, pixels, W, H, 4, W * 4, out, W * 4, 0, -1));
     int alpha_kept = 1;
     for (int i = 0; i < W * H; i++) alpha_kept &= out[i * 4 + 3] == pixels[i * 4 + 3];
