@@ -223,3 +223,17 @@ def test_closed_model_raises(model_path):
 def test_negative_thread_count_is_an_argument_error(model):
     with pytest.raises(restore.ArgumentError, match="threads"):
         model.session(threads=-1)
+
+
+def test_image_mode_on_a_model_without_image_input_is_unsupported(convert, tmp_path):
+    path = tmp_path / "vector.rgraph"
+    onnx = os.path.join(os.path.dirname(__file__), "data", "vector_relu.onnx")
+    subprocess.run([convert, onnx, "-o", str(path)], check=True)
+    with restore.Model(path) as model:
+        np.testing.assert_array_equal(model.run(np.array([[-1, 2, -3, 4]], np.float32)), [[0, 2, 0, 4]])
+        with pytest.raises(restore.UnsupportedError, match="not an image restoration model"):
+            model.restore(np.zeros((4, 4, 3), np.uint8))
+        with pytest.raises(restore.UnsupportedError):
+            model.output_size(4, 4)
+        with pytest.raises(restore.ShapeError):
+            model.run(np.zeros((1, 5), np.float32))
