@@ -20,6 +20,7 @@ import ctypes
 import os
 import pathlib
 import threading
+import weakref
 
 import numpy as np
 
@@ -211,7 +212,8 @@ class Model:
     def _adopt(self, handle):
         self._handle = handle
         self._sessions = threading.local()
-        self._all_sessions = []
+        # Weak, so a thread's session is freed when the thread ends (its locals go away).
+        self._all_sessions = weakref.WeakSet()
         self._sessions_lock = threading.Lock()
         lib = _lib()
         self.metadata = {
@@ -252,7 +254,7 @@ class Model:
             session = Session(self, 0)
             self._sessions.session = session
             with self._sessions_lock:
-                self._all_sessions.append(session)
+                self._all_sessions.add(session)
         return session
 
     def run(self, array, inputs=None):
@@ -271,9 +273,9 @@ class Model:
         if self._handle is None:
             return
         with self._sessions_lock:
-            for session in self._all_sessions:
+            for session in list(self._all_sessions):
                 session.close()
-            self._all_sessions.clear()
+            self._all_sessions = weakref.WeakSet()
         _lib().restore_model_free(self._handle)
         self._handle = None
 
