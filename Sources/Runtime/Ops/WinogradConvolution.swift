@@ -1,0 +1,308 @@
+// Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions.
+//
+// Measurements: see the block below (filled in as the kernel is tuned).
+
+/// The fast kernel of 3×3, stride-1, dilation-1, ungrouped convolutions: Winograd
+/// F(4×4, 3×3), which computes each 4×4 output tile from a 6×6 input tile with 36
+/// multiplications per (input, output) channel pair instead of 144.
+///
+/// Per block of output tiles:
+/// 1. input transform V = Bᵀ d B of every 6×6 input tile and input channel, stored as 36
+///    matrices [inChannels × tiles];
+/// 2. 36 GEMMs M[ξ] = U[ξ] · V[ξ], with U[ξ] [outChannels × inChannels] the transformed
+///    weights (transformed at the start of every run: weights only exist as a pointer);
+/// 3. output transform Y = Aᵀ M A of every tile and output channel, written to the output
+///    and finished by the convolution's epilogue row by row.
+///
+/// The transforms come from the Toom-Cook construction over the interpolation points
+/// 0, 1, −1, 2, −2 and ∞ (α = 4 + 3 − 1 = 6 points):
+/// - G (6×3): row p evaluates the filter polynomial g(x) = g0 + g1·x + g2·x² at p and
+///   divides by the Lagrange denominator N_p = ∏_{q ≠ p, finite} (p − q): 4, −6, −6, 24, 24;
+///   the row of ∞ takes the leading coefficient g2.
+/// - Bᵀ (6×6): row p holds the coefficients of ∏_{q ≠ p, finite} (x − q), for ∞ of the
+///   product over all five finite points, e.g. (x² − 1)(x² − 4) = 4 − 5x² + x⁴ for p = 0.
+/// - Aᵀ (4×6): column p is (1, p, p², p³), the column of ∞ is (0, 0, 0, 1).
+/// The one-dimensional transforms are spelt out in `inputTransform`, `weightTransform` and
+/// `outputTransform`; two-dimensional ones apply them along columns, then rows.
+///
+/// Rounding: the points ±2 scale terms by up to 8 and 1/24; on He-scaled weights and unit
+/// inputs the float32 error is ~5e-6 of the output's magnitude at 64 channels and ~1e-5
+/// at 256 (F(2×2, 3×3): ~4e-7), inside the 1e-4 parity tolerance.
+struct WinogradConvolutionKernel: Kernel {
+    typealias Layout = ConvolutionKernel.Layout
+
+    /// Output tile side, input tile side and transform points (6×6).
+    static let outputTile = 4, inputTile = 6, points = 36
+    /// Fewer channels than this on either side leave the GEMMs too small for Winograd to
+    /// beat im2col (measured, see the top of the file).
+    static let minimumChannels = 16
+    /// Largest transformed weight set (36 × out × in floats) worth its scratch memory:
+    /// 512→512 channels take 38 MB; a 2048→512 bottleneck (151 MB) stays on im2col.
+    static let maximumWeightBytes = 64 << 20
+    /// Target size of one worker's transformed input and GEMM output for a block of tiles,
+    /// so that both stay in the 1 MB L2 of a core.
+    static let defaultBlockBytes = 1 << 20
+
+    let layout: Layout
+    let epilogue: ConvolutionEpilogue
+    /// Output tiles down and across one image (edge tiles may be partial).
+    let tileRows: Int, tileColumns: Int
+    /// Tiles per work item, consecutive in raster order (a block may span tile rows).
+    let tilesPerBlock: Int
+
+    /// True when Winograd handles this convolution and is expected to beat im2col.
+    static func suits(_ layout: Layout) -> Bool {
+        let g = layout.geometry
+        return g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
+            && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1
+            && layout.inChannels >= minimumChannels && layout.outChannels >= minimumChannels
+            && points * layout.inChannels * layout.outChannels * MemoryLayout<Float>.size <= maximumWeightBytes
+    }
+
+    /// `blockBytes` sets the block size (tests use small blocks to cross tile rows).
+    init(layout: Layout, epilogue: ConvolutionEpilogue, blockBytes: Int = defaultBlockBytes) {
+        let g = layout.geometry
+        precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
+                     && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1,
+                     "Winograd F(4×4, 3×3) needs a 3×3, stride-1, dilation-1, ungrouped convolution")
+        self.layout = layout
+        self.epilogue = epilogue
+        tileRows = (g.outputHeight + Self.outputTile - 1) / Self.outputTile
+        tileColumns = (g.outputWidth + Self.outputTile - 1) / Self.outputTile
+        let bytesPerTile = Self.points * (layout.inChannels + layout.outChannels) * MemoryLayout<Float>.size
+        // A multiple of 8 tiles keeps the GEMMs' column blocks whole.
+        let fit = max(8, blockBytes / bytesPerTile / 8 * 8)
+        tilesPerBlock = min(fit, tileRows * tileColumns)
+    }
+
+    var scratchBytes: Int { weightBytes + ScratchSlots.slotCount * slotBytes }
+
+    /// The transformed weights U, shared by all workers.
+    private var weightBytes: Int {
+        Self.aligned(Self.points * layout.outChannels * layout.inChannels)
+    }
+
+    /// One worker's V, M and transform rows.
+    private var slotBytes: Int {
+        let t = tilesPerBlock
+        return Self.aligned(Self.points * layout.inChannels * t) + Self.aligned(Self.points * layout.outChannels * t)
+            + Self.aligned(workFloats)
+    }
+
+    /// Rows of the input transform (two sets of 6 rows of 4t + 2 pixels) or of the output
+    /// transform (4 × 6 partial results and 4 rows of 4t pixels), whichever is larger.
+    private var workFloats: Int {
+        let t = tilesPerBlock
+        return max(2 * Self.inputTile * (Self.outputTile * t + 2), (4 * Self.inputTile + 4 * Self.outputTile) * t)
+    }
+
+    /// Bytes of `floats` floats rounded up to 64 so every buffer starts aligned.
+    private static func aligned(_ floats: Int) -> Int {
+        (floats * MemoryLayout<Float>.size + 63) / 64 * 64
+    }
+
+    func run(_ io: KernelIO) {
+        let l = layout
+        guard let scratch = io.scratch else { preconditionFailure("Winograd conv kernel ran without scratch") }
+        let x = io.input(0), w = io.input(1)
+        let bias = l.hasBias ? io.inputs[2] : nil
+        let residual = l.hasResidual ? io.inputs[3] : nil
+        let y = io.outputs[0]
+        let u = scratch.assumingMemoryBound(to: Float.self)
+        io.pool.parallelFor(l.outChannels) { channels in
+            for k in channels { transformWeights(w, outChannel: k, into: u) }
+        }
+        let tilesPerImage = tileRows * tileColumns
+        let blocksPerImage = (tilesPerImage + tilesPerBlock - 1) / tilesPerBlock
+        let vBytes = Self.aligned(Self.points * l.inChannels * tilesPerBlock)
+        let mBytes = Self.aligned(Self.points * l.outChannels * tilesPerBlock)
+        ScratchSlots.run(items: l.batch * blocksPerImage, pool: io.pool) { slot, item in
+            let slotBase = scratch + weightBytes + slot * slotBytes
+            let v = slotBase.assumingMemoryBound(to: Float.self)
+            let m = (slotBase + vBytes).assumingMemoryBound(to: Float.self)
+            let work = (slotBase + vBytes + mBytes).assumingMemoryBound(to: Float.self)
+            let n = item / blocksPerImage
+            let firstTile = item % blocksPerImage * tilesPerBlock
+            let tiles = min(tilesPerBlock, tilesPerImage - firstTile)
+            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
+                transformInput(x, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
+                               into: v + offset, work: work)
+            }
+            for point in 0..<Self.points {
+                GEMM.multiply(m: l.outChannels, n: tiles, k: l.inChannels,
+                              a: u + point * l.outChannels * l.inChannels, lda: l.inChannels,
+                              b: v + point * l.inChannels * tilesPerBlock, ldb: tilesPerBlock,
+                              c: m + point * l.outChannels * tilesPerBlock, ldc: tilesPerBlock)
+            }
+            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
+                transformOutput(m + offset, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
+                                bias: bias, residual: residual, into: y, work: work)
+            }
+        }
+    }
+
+    /// Splits tiles firstTile..<firstTile+tiles (raster order) into runs within one tile
+    /// row: (tile row, first tile column, run length, run's offset in the block).
+    private func forEachSegment(firstTile: Int, tiles: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        var offset = 0
+        while offset < tiles {
+            let tile = firstTile + offset
+            let tileRow = tile / tileColumns, firstColumn = tile % tileColumns
+            let length = min(tileColumns - firstColumn, tiles - offset)
+            body(tileRow, firstColumn, length, offset)
+            offset += length
+        }
+    }
+
+    /// U[ξ][k][c] = (G g Gᵀ)[ξ] for every input channel c of output channel k.
+    private func transformWeights(_ w: UnsafePointer<Float>, outChannel k: Int, into u: UnsafeMutablePointer<Float>) {
+        let l = layout
+        let pointStride = l.outChannels * l.inChannels
+        for c in 0..<l.inChannels {
+            let g = w + (k * l.inChannels + c) * 9
+            // Along columns: the 6×3 matrix G g, one column per kernel column.
+            let c0 = Self.weightTransform(g[0], g[3], g[6])
+            let c1 = Self.weightTransform(g[1], g[4], g[7])
+            let c2 = Self.weightTransform(g[2], g[5], g[8])
+            let destination = u + k * l.inChannels + c
+            // Along rows: (G g) Gᵀ, one row of six points per row of G g.
+            func store(_ row: Int, _ g0: Float, _ g1: Float, _ g2: Float) {
+                let t = Self.weightTransform(g0, g1, g2)
+                let base = destination + row * Self.inputTile * pointStride
+                base[0] = t.0; base[pointStride] = t.1; base[2 * pointStride] = t.2
+                base[3 * pointStride] = t.3; base[4 * pointStride] = t.4; base[5 * pointStride] = t.5
+            }
+            store(0, c0.0, c1.0, c2.0); store(1, c0.1, c1.1, c2.1); store(2, c0.2, c1.2, c2.2)
+            store(3, c0.3, c1.3, c2.3); store(4, c0.4, c1.4, c2.4); store(5, c0.5, c1.5, c2.5)
+        }
+    }
+
+    /// V[ξ][c][offset + t] = (Bᵀ d B)[ξ] for the `length` tiles of one tile row starting at
+    /// `firstColumn` and every input channel c; pixels outside the input read as zero.
+    private func transformInput(_ x: UnsafePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int, length: Int,
+                                into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+        let l = layout, g = l.geometry
+        let width = Self.outputTile * length + 2
+        let rows = work, columns = work + Self.inputTile * width
+        let firstY = tileRow * Self.outputTile - g.padTop
+        let firstX = firstColumn * Self.outputTile - g.padLeft
+        // The part of a padded row that lies inside the input.
+        let lower = min(max(0, -firstX), width)
+        let upper = max(lower, min(width, g.inputWidth - firstX))
+        let channelStride = tilesPerBlock, pointStride = l.inChannels * tilesPerBlock
+        for c in 0..<l.inChannels {
+            let plane = x + (n * l.inChannels + c) * g.inputPixels
+            for i in 0..<Self.inputTile {
+                let row = rows + i * width, iy = firstY + i
+                if iy < 0 || iy >= g.inputHeight {
+                    row.update(repeating: 0, count: width)
+                } else {
+                    row.update(repeating: 0, count: lower)
+                    (row + lower).update(from: plane + iy * g.inputWidth + firstX + lower, count: upper - lower)
+                    (row + upper).update(repeating: 0, count: width - upper)
+                }
+            }
+            // Along columns: Bᵀ d over the six rows, vectorised across the row.
+            for p in 0..<width {
+                let t = Self.inputTransform(rows[p], rows[width + p], rows[2 * width + p],
+                                            rows[3 * width + p], rows[4 * width + p], rows[5 * width + p])
+                columns[p] = t.0; columns[width + p] = t.1; columns[2 * width + p] = t.2
+                columns[3 * width + p] = t.3; columns[4 * width + p] = t.4; columns[5 * width + p] = t.5
+            }
+            // Along rows: (Bᵀ d) B, tile by tile; row i of the tile gives points 6i..<6i+6.
+            for i in 0..<Self.inputTile {
+                let source = columns + i * width
+                let destination = v + i * Self.inputTile * pointStride + c * channelStride
+                for t in 0..<length {
+                    let d = source + Self.outputTile * t
+                    let r = Self.inputTransform(d[0], d[1], d[2], d[3], d[4], d[5])
+                    destination[t] = r.0; destination[pointStride + t] = r.1
+                    destination[2 * pointStride + t] = r.2; destination[3 * pointStride + t] = r.3
+                    destination[4 * pointStride + t] = r.4; destination[5 * pointStride + t] = r.5
+                }
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A for the `length` tiles of one tile row and every output channel, written
+    /// to the output (edge tiles clipped) and finished by the epilogue.
+    private func transformOutput(_ m: UnsafeMutablePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int,
+                                 length: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                                 into y: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+        let l = layout, g = l.geometry
+        let t = tilesPerBlock, rowStride = Self.outputTile * tilesPerBlock
+        // partial[i][j][tile]: Aᵀ M, 4 × 6 values per tile; then 4 output rows of 4 pixels per tile.
+        let partial = work, rowBuffer = work + Self.outputTile * Self.inputTile * t
+        let pointStride = l.outChannels * t
+        let firstY = tileRow * Self.outputTile, firstX = firstColumn * Self.outputTile
+        let outputRows = min(Self.outputTile, g.outputHeight - firstY)
+        let outputColumns = min(Self.outputTile * length, g.outputWidth - firstX)
+        for k in 0..<l.outChannels {
+            let channel = m + k * t
+            // Along columns: Aᵀ M over the six point rows, for each of the six point columns.
+            for j in 0..<Self.inputTile {
+                let column = channel + j * pointStride
+                let step = Self.inputTile * pointStride, partialStep = Self.inputTile * t
+                let destination = partial + j * t
+                for tile in 0..<length {
+                    let s = Self.outputTransform(column[tile], column[step + tile], column[2 * step + tile],
+                                                 column[3 * step + tile], column[4 * step + tile], column[5 * step + tile])
+                    destination[tile] = s.0; destination[partialStep + tile] = s.1
+                    destination[2 * partialStep + tile] = s.2; destination[3 * partialStep + tile] = s.3
+                }
+            }
+            // Along rows: (Aᵀ M) A, four output pixels per tile and row.
+            for i in 0..<Self.outputTile {
+                let source = partial + i * Self.inputTile * t
+                let row = rowBuffer + i * rowStride
+                for tile in 0..<length {
+                    let o = Self.outputTransform(source[tile], source[t + tile], source[2 * t + tile],
+                                                 source[3 * t + tile], source[4 * t + tile], source[5 * t + tile])
+                    let pixel = row + Self.outputTile * tile
+                    pixel[0] = o.0; pixel[1] = o.1; pixel[2] = o.2; pixel[3] = o.3
+                }
+            }
+            for i in 0..<outputRows {
+                let offset = ((n * l.outChannels + k) * g.outputHeight + firstY + i) * g.outputWidth + firstX
+                (y + offset).update(from: rowBuffer + i * rowStride, count: outputColumns)
+                epilogue.apply(to: y + offset, count: outputColumns, bias: bias?[k] ?? 0,
+                               residual: residual.map { $0 + offset })
+            }
+        }
+    }
+
+    /// Bᵀ d: one column (or row) of a 6-pixel input tile at the six points.
+    @inline(__always)
+    static func inputTransform(_ d0: Float, _ d1: Float, _ d2: Float, _ d3: Float, _ d4: Float, _ d5: Float)
+        -> (Float, Float, Float, Float, Float, Float) {
+        (4 * d0 - 5 * d2 + d4,
+         -4 * (d1 + d2) + d3 + d4,
+         4 * (d1 - d2) - d3 + d4,
+         2 * (d3 - d1) - d2 + d4,
+         2 * (d1 - d3) - d2 + d4,
+         4 * d1 - 5 * d3 + d5)
+    }
+
+    /// G g: a 3-tap filter at the six points, divided by the Lagrange denominators.
+    @inline(__always)
+    static func weightTransform(_ g0: Float, _ g1: Float, _ g2: Float) -> (Float, Float, Float, Float, Float, Float) {
+        (g0 / 4,
+         -(g0 + g1 + g2) / 6,
+         -(g0 - g1 + g2) / 6,
+         (g0 + 2 * g1 + 4 * g2) / 24,
+         (g0 - 2 * g1 + 4 * g2) / 24,
+         g2)
+    }
+
+    /// Aᵀ m: four outputs from the products at the six points.
+    @inline(__always)
+    static func outputTransform(_ m0: Float, _ m1: Float, _ m2: Float, _ m3: Float, _ m4: Float, _ m5: Float)
+        -> (Float, Float, Float, Float) {
+        let sum12 = m1 + m2, difference12 = m1 - m2
+        let sum34 = m3 + m4, difference34 = m3 - m4
+        return (m0 + sum12 + sum34,
+                difference12 + 2 * difference34,
+                sum12 + 4 * sum34,
+                difference12 + 8 * difference34 + m5)
+    }
+}
