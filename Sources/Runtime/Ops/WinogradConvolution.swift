@@ -33,6 +33,8 @@ struct WinogradConvolutionKernel: Kernel {
 
     /// Output tile side, input tile side and transform points (6×6).
     static let outputTile = 4, inputTile = 6, points = 36
+    /// Tiles transformed at once along a row (SIMD8 lanes, one tile per lane).
+    static let lanes = 8
     /// Fewer channels than this on either side leave the GEMMs too small for Winograd to
     /// beat im2col (measured, see the top of the file).
     static let minimumChannels = 16
@@ -89,11 +91,20 @@ struct WinogradConvolutionKernel: Kernel {
             + Self.aligned(workFloats)
     }
 
-    /// Rows of the input transform (two sets of 6 rows of 4t + 2 pixels) or of the output
-    /// transform (4 × 6 partial results and 4 rows of 4t pixels), whichever is larger.
+    /// Tiles per block rounded up to whole SIMD groups: the stride of the work rows.
+    private var laneTiles: Int { (tilesPerBlock + Self.lanes - 1) / Self.lanes * Self.lanes }
+
+    /// Input pixels of a padded transform row: whole SIMD groups of tiles plus the 4 pixels
+    /// the last group's second load reaches beyond them.
+    private var paddedRowWidth: Int { Self.outputTile * laneTiles + Self.outputTile }
+
+    /// Work rows of the input transform (6 padded input rows and 36 rows of row-transformed
+    /// tiles) or of the output transform (4 × 6 partial results and 4 output rows),
+    /// whichever is larger.
     private var workFloats: Int {
-        let t = tilesPerBlock
-        return max(2 * Self.inputTile * (Self.outputTile * t + 2), (4 * Self.inputTile + 4 * Self.outputTile) * t)
+        let t = laneTiles
+        return max(Self.inputTile * paddedRowWidth + Self.points * t,
+                   (Self.outputTile * Self.inputTile + Self.outputTile * Self.outputTile) * t)
     }
 
     /// Bytes of `floats` floats rounded up to 64 so every buffer starts aligned.
@@ -182,14 +193,15 @@ struct WinogradConvolutionKernel: Kernel {
     private func transformInput(_ x: UnsafePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int, length: Int,
                                 into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
-        let width = Self.outputTile * length + 2
-        let rows = work, columns = work + Self.inputTile * width
+        let width = paddedRowWidth, t = laneTiles
+        let rows = work, rowTransformed = work + Self.inputTile * width
         let firstY = tileRow * Self.outputTile - g.padTop
         let firstX = firstColumn * Self.outputTile - g.padLeft
         // The part of a padded row that lies inside the input.
         let lower = min(max(0, -firstX), width)
         let upper = max(lower, min(width, g.inputWidth - firstX))
-        let channelStride = tilesPerBlock, pointStride = l.inChannels * tilesPerBlock
+        let groups = (length + Self.lanes - 1) / Self.lanes
+        let pointStride = l.inChannels * tilesPerBlock
         for c in 0..<l.inChannels {
             let plane = x + (n * l.inChannels + c) * g.inputPixels
             for i in 0..<Self.inputTile {
@@ -202,23 +214,38 @@ struct WinogradConvolutionKernel: Kernel {
                     (row + upper).update(repeating: 0, count: width - upper)
                 }
             }
-            // Along columns: Bᵀ d over the six rows, vectorised across the row.
-            for p in 0..<width {
-                let t = Self.inputTransform(rows[p], rows[width + p], rows[2 * width + p],
-                                            rows[3 * width + p], rows[4 * width + p], rows[5 * width + p])
-                columns[p] = t.0; columns[width + p] = t.1; columns[2 * width + p] = t.2
-                columns[3 * width + p] = t.3; columns[4 * width + p] = t.4; columns[5 * width + p] = t.5
-            }
-            // Along rows: (Bᵀ d) B, tile by tile; row i of the tile gives points 6i..<6i+6.
+            // Along rows: d B for eight tiles at a time. Tile t of a group starts at pixel
+            // 4t, so pixels 0..<32 split by index mod 4 into d0...d3 and pixels 4..<36 give
+            // d4 and d5.
             for i in 0..<Self.inputTile {
-                let source = columns + i * width
-                let destination = v + i * Self.inputTile * pointStride + c * channelStride
-                for t in 0..<length {
-                    let d = source + Self.outputTile * t
-                    let r = Self.inputTransform(d[0], d[1], d[2], d[3], d[4], d[5])
-                    destination[t] = r.0; destination[pointStride + t] = r.1
-                    destination[2 * pointStride + t] = r.2; destination[3 * pointStride + t] = r.3
-                    destination[4 * pointStride + t] = r.4; destination[5 * pointStride + t] = r.5
+                let source = UnsafeRawPointer(rows + i * width)
+                let destination = rowTransformed + i * Self.inputTile * t
+                for group in 0..<groups {
+                    let pixel = group * Self.outputTile * Self.lanes
+                    let first = source.loadUnaligned(fromByteOffset: pixel * 4, as: SIMD32<Float>.self)
+                    let next = source.loadUnaligned(fromByteOffset: (pixel + Self.outputTile) * 4, as: SIMD32<Float>.self)
+                    let firstEven = first.evenHalf, firstOdd = first.oddHalf
+                    let r = Self.inputTransform(firstEven.evenHalf, firstOdd.evenHalf, firstEven.oddHalf,
+                                                firstOdd.oddHalf, next.evenHalf.evenHalf, next.oddHalf.evenHalf)
+                    let lane = group * Self.lanes
+                    func store(_ j: Int, _ value: SIMD8<Float>) {
+                        UnsafeMutableRawPointer(destination + j * t + lane).storeBytes(of: value, as: SIMD8<Float>.self)
+                    }
+                    store(0, r.0); store(1, r.1); store(2, r.2); store(3, r.3); store(4, r.4); store(5, r.5)
+                }
+            }
+            // Along columns: Bᵀ (d B), contiguous over the tiles; row i of the result gives
+            // points 6i..<6i+6.
+            for j in 0..<Self.inputTile {
+                let column = rowTransformed + j * t, step = Self.inputTile * t
+                let destination = v + j * pointStride + c * tilesPerBlock
+                let pointStep = Self.inputTile * pointStride
+                for tile in 0..<length {
+                    let r = Self.inputTransform(column[tile], column[step + tile], column[2 * step + tile],
+                                                column[3 * step + tile], column[4 * step + tile], column[5 * step + tile])
+                    destination[tile] = r.0; destination[pointStep + tile] = r.1
+                    destination[2 * pointStep + tile] = r.2; destination[3 * pointStep + tile] = r.3
+                    destination[4 * pointStep + tile] = r.4; destination[5 * pointStep + tile] = r.5
                 }
             }
         }
@@ -230,15 +257,16 @@ struct WinogradConvolutionKernel: Kernel {
                                  length: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
                                  into y: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
-        let t = tilesPerBlock, rowStride = Self.outputTile * tilesPerBlock
+        let t = laneTiles, rowStride = Self.outputTile * laneTiles
         // partial[i][j][tile]: Aᵀ M, 4 × 6 values per tile; then 4 output rows of 4 pixels per tile.
         let partial = work, rowBuffer = work + Self.outputTile * Self.inputTile * t
-        let pointStride = l.outChannels * t
+        let pointStride = l.outChannels * tilesPerBlock
         let firstY = tileRow * Self.outputTile, firstX = firstColumn * Self.outputTile
         let outputRows = min(Self.outputTile, g.outputHeight - firstY)
         let outputColumns = min(Self.outputTile * length, g.outputWidth - firstX)
+        let groups = (length + Self.lanes - 1) / Self.lanes
         for k in 0..<l.outChannels {
-            let channel = m + k * t
+            let channel = m + k * tilesPerBlock
             // Along columns: Aᵀ M over the six point rows, for each of the six point columns.
             for j in 0..<Self.inputTile {
                 let column = channel + j * pointStride
@@ -251,15 +279,20 @@ struct WinogradConvolutionKernel: Kernel {
                     destination[2 * partialStep + tile] = s.2; destination[3 * partialStep + tile] = s.3
                 }
             }
-            // Along rows: (Aᵀ M) A, four output pixels per tile and row.
+            // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels.
             for i in 0..<Self.outputTile {
-                let source = partial + i * Self.inputTile * t
-                let row = rowBuffer + i * rowStride
-                for tile in 0..<length {
-                    let o = Self.outputTransform(source[tile], source[t + tile], source[2 * t + tile],
-                                                 source[3 * t + tile], source[4 * t + tile], source[5 * t + tile])
-                    let pixel = row + Self.outputTile * tile
-                    pixel[0] = o.0; pixel[1] = o.1; pixel[2] = o.2; pixel[3] = o.3
+                let source = UnsafeRawPointer(partial + i * Self.inputTile * t)
+                let row = UnsafeMutableRawPointer(rowBuffer + i * rowStride)
+                for group in 0..<groups {
+                    func load(_ j: Int) -> SIMD8<Float> {
+                        source.loadUnaligned(fromByteOffset: (j * t + group * Self.lanes) * 4, as: SIMD8<Float>.self)
+                    }
+                    let o = Self.outputTransform(load(0), load(1), load(2), load(3), load(4), load(5))
+                    var evenPixels = SIMD16<Float>(), oddPixels = SIMD16<Float>(), pixels = SIMD32<Float>()
+                    evenPixels.evenHalf = o.0; evenPixels.oddHalf = o.2
+                    oddPixels.evenHalf = o.1; oddPixels.oddHalf = o.3
+                    pixels.evenHalf = evenPixels; pixels.oddHalf = oddPixels
+                    row.storeBytes(of: pixels, toByteOffset: group * Self.outputTile * Self.lanes * 4, as: SIMD32<Float>.self)
                 }
             }
             for i in 0..<outputRows {
@@ -273,14 +306,16 @@ struct WinogradConvolutionKernel: Kernel {
 
     /// Bᵀ d: one column (or row) of a 6-pixel input tile at the six points.
     @inline(__always)
-    static func inputTransform(_ d0: Float, _ d1: Float, _ d2: Float, _ d3: Float, _ d4: Float, _ d5: Float)
-        -> (Float, Float, Float, Float, Float, Float) {
-        (4 * d0 - 5 * d2 + d4,
-         -4 * (d1 + d2) + d3 + d4,
-         4 * (d1 - d2) - d3 + d4,
-         2 * (d3 - d1) - d2 + d4,
-         2 * (d1 - d3) - d2 + d4,
-         4 * d1 - 5 * d3 + d5)
+    static func inputTransform<L: WinogradLanes>(_ d0: L, _ d1: L, _ d2: L, _ d3: L, _ d4: L, _ d5: L)
+        -> (L, L, L, L, L, L) {
+        let sum12 = d1 + d2, difference12 = d1 - d2, difference31 = d3 - d1
+        let d4MinusD2 = d4 - d2
+        return (4 * d0 - 5 * d2 + d4,
+                d3 + d4 - 4 * sum12,
+                d4 - d3 + 4 * difference12,
+                d4MinusD2 + 2 * difference31,
+                d4MinusD2 - 2 * difference31,
+                4 * d1 - 5 * d3 + d5)
     }
 
     /// G g: a 3-tap filter at the six points, divided by the Lagrange denominators.
@@ -296,8 +331,8 @@ struct WinogradConvolutionKernel: Kernel {
 
     /// Aᵀ m: four outputs from the products at the six points.
     @inline(__always)
-    static func outputTransform(_ m0: Float, _ m1: Float, _ m2: Float, _ m3: Float, _ m4: Float, _ m5: Float)
-        -> (Float, Float, Float, Float) {
+    static func outputTransform<L: WinogradLanes>(_ m0: L, _ m1: L, _ m2: L, _ m3: L, _ m4: L, _ m5: L)
+        -> (L, L, L, L) {
         let sum12 = m1 + m2, difference12 = m1 - m2
         let sum34 = m3 + m4, difference34 = m3 - m4
         return (m0 + sum12 + sum34,
@@ -306,3 +341,14 @@ struct WinogradConvolutionKernel: Kernel {
                 difference12 + 8 * difference34 + m5)
     }
 }
+
+/// A float or a SIMD vector of floats: the transforms run on single tiles along columns and
+/// on eight tiles at a time along rows.
+protocol WinogradLanes {
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Float, rhs: Self) -> Self
+}
+
+extension Float: WinogradLanes {}
+extension SIMD8<Float>: WinogradLanes {}
