@@ -35,15 +35,20 @@ struct WinogradConvolutionKernel: Kernel {
     static let outputTile = 4, inputTile = 6, points = 36
     /// Tiles transformed at once along a row (SIMD8 lanes, one tile per lane).
     static let lanes = 8
-    /// Fewer channels than this on either side leave the GEMMs too small for Winograd to
-    /// beat im2col (measured, see the top of the file).
-    static let minimumChannels = 16
+    /// With fewer input channels the 36 GEMMs are too thin (k < 8) for Winograd to beat
+    /// im2col, whose GEMM has k = 9 × channels (measured, see the top of the file). Few
+    /// output channels are no obstacle: there Winograd wins most.
+    static let minimumInChannels = 8
     /// Largest transformed weight set (36 × out × in floats) worth its scratch memory:
     /// 512→512 channels take 38 MB; a 2048→512 bottleneck (151 MB) stays on im2col.
     static let maximumWeightBytes = 64 << 20
     /// Target size of one worker's transformed input and GEMM output for a block of tiles,
     /// so that both stay in the 1 MB L2 of a core.
-    static let defaultBlockBytes = 1 << 20
+    static let blockBytes = 1 << 20
+    /// Fewest tiles per block however many channels: with fewer, each GEMM repacks its
+    /// out × in weight matrix for too few columns (512→512 channels: 8 tiles ran 1.6× slower
+    /// than 56). At 512 channels 32 tiles take 4.7 MB per worker.
+    static let minimumBlockTiles = 32
 
     let layout: Layout
     let epilogue: ConvolutionEpilogue
@@ -57,12 +62,12 @@ struct WinogradConvolutionKernel: Kernel {
         let g = layout.geometry
         return g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
             && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1
-            && layout.inChannels >= minimumChannels && layout.outChannels >= minimumChannels
+            && layout.inChannels >= minimumInChannels
             && points * layout.inChannels * layout.outChannels * MemoryLayout<Float>.size <= maximumWeightBytes
     }
 
-    /// `blockBytes` sets the block size (tests use small blocks to cross tile rows).
-    init(layout: Layout, epilogue: ConvolutionEpilogue, blockBytes: Int = defaultBlockBytes) {
+    /// `tilesPerBlock` overrides the block size (tests use small blocks to cross tile rows).
+    init(layout: Layout, epilogue: ConvolutionEpilogue, tilesPerBlock: Int? = nil) {
         let g = layout.geometry
         precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
                      && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1,
@@ -73,8 +78,8 @@ struct WinogradConvolutionKernel: Kernel {
         tileColumns = (g.outputWidth + Self.outputTile - 1) / Self.outputTile
         let bytesPerTile = Self.points * (layout.inChannels + layout.outChannels) * MemoryLayout<Float>.size
         // A multiple of 8 tiles keeps the GEMMs' column blocks whole.
-        let fit = max(8, blockBytes / bytesPerTile / 8 * 8)
-        tilesPerBlock = min(fit, tileRows * tileColumns)
+        let fit = max(Self.minimumBlockTiles, Self.blockBytes / bytesPerTile / 8 * 8)
+        self.tilesPerBlock = max(1, min(tilesPerBlock ?? fit, tileRows * tileColumns))
     }
 
     var scratchBytes: Int { weightBytes + ScratchSlots.slotCount * slotBytes }
@@ -227,25 +232,25 @@ struct WinogradConvolutionKernel: Kernel {
                     let firstEven = first.evenHalf, firstOdd = first.oddHalf
                     let r = Self.inputTransform(firstEven.evenHalf, firstOdd.evenHalf, firstEven.oddHalf,
                                                 firstOdd.oddHalf, next.evenHalf.evenHalf, next.oddHalf.evenHalf)
-                    let lane = group * Self.lanes
-                    func store(_ j: Int, _ value: SIMD8<Float>) {
-                        UnsafeMutableRawPointer(destination + j * t + lane).storeBytes(of: value, as: SIMD8<Float>.self)
-                    }
-                    store(0, r.0); store(1, r.1); store(2, r.2); store(3, r.3); store(4, r.4); store(5, r.5)
+                    let tile = destination + group * Self.lanes
+                    r.0.store(to: tile); r.1.store(to: tile + t); r.2.store(to: tile + 2 * t)
+                    r.3.store(to: tile + 3 * t); r.4.store(to: tile + 4 * t); r.5.store(to: tile + 5 * t)
                 }
             }
-            // Along columns: Bᵀ (d B), contiguous over the tiles; row i of the result gives
-            // points 6i..<6i+6.
+            // Along columns: Bᵀ (d B), contiguous over the tiles, eight at a time while whole
+            // groups remain (V's rows end at `length`); row i of the result gives points 6i..<6i+6.
             for j in 0..<Self.inputTile {
-                let column = rowTransformed + j * t, step = Self.inputTile * t
+                let column = rowTransformed + j * t
                 let destination = v + j * pointStride + c * tilesPerBlock
-                let pointStep = Self.inputTile * pointStride
-                for tile in 0..<length {
-                    let r = Self.inputTransform(column[tile], column[step + tile], column[2 * step + tile],
-                                                column[3 * step + tile], column[4 * step + tile], column[5 * step + tile])
-                    destination[tile] = r.0; destination[pointStep + tile] = r.1
-                    destination[2 * pointStep + tile] = r.2; destination[3 * pointStep + tile] = r.3
-                    destination[4 * pointStep + tile] = r.4; destination[5 * pointStep + tile] = r.5
+                var tile = 0
+                while tile + Self.lanes <= length {
+                    Self.transformInputColumn(SIMD8<Float>.self, column + tile, step: Self.inputTile * t,
+                                              into: destination + tile, step: Self.inputTile * pointStride)
+                    tile += Self.lanes
+                }
+                for tile in tile..<length {
+                    Self.transformInputColumn(Float.self, column + tile, step: Self.inputTile * t,
+                                              into: destination + tile, step: Self.inputTile * pointStride)
                 }
             }
         }
@@ -267,27 +272,27 @@ struct WinogradConvolutionKernel: Kernel {
         let groups = (length + Self.lanes - 1) / Self.lanes
         for k in 0..<l.outChannels {
             let channel = m + k * tilesPerBlock
-            // Along columns: Aᵀ M over the six point rows, for each of the six point columns.
+            // Along columns: Aᵀ M over the six point rows, for each of the six point columns,
+            // eight tiles at a time (lanes past `length` compute unused values).
             for j in 0..<Self.inputTile {
                 let column = channel + j * pointStride
                 let step = Self.inputTile * pointStride, partialStep = Self.inputTile * t
                 let destination = partial + j * t
-                for tile in 0..<length {
-                    let s = Self.outputTransform(column[tile], column[step + tile], column[2 * step + tile],
-                                                 column[3 * step + tile], column[4 * step + tile], column[5 * step + tile])
-                    destination[tile] = s.0; destination[partialStep + tile] = s.1
-                    destination[2 * partialStep + tile] = s.2; destination[3 * partialStep + tile] = s.3
+                for lane in stride(from: 0, to: length, by: Self.lanes) {
+                    let source = column + lane
+                    let s = Self.outputTransform(SIMD8<Float>.load(source), .load(source + step), .load(source + 2 * step),
+                                                 .load(source + 3 * step), .load(source + 4 * step), .load(source + 5 * step))
+                    s.0.store(to: destination + lane); s.1.store(to: destination + partialStep + lane)
+                    s.2.store(to: destination + 2 * partialStep + lane); s.3.store(to: destination + 3 * partialStep + lane)
                 }
             }
             // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels.
             for i in 0..<Self.outputTile {
-                let source = UnsafeRawPointer(partial + i * Self.inputTile * t)
                 let row = UnsafeMutableRawPointer(rowBuffer + i * rowStride)
                 for group in 0..<groups {
-                    func load(_ j: Int) -> SIMD8<Float> {
-                        source.loadUnaligned(fromByteOffset: (j * t + group * Self.lanes) * 4, as: SIMD8<Float>.self)
-                    }
-                    let o = Self.outputTransform(load(0), load(1), load(2), load(3), load(4), load(5))
+                    let source = UnsafePointer(partial + i * Self.inputTile * t + group * Self.lanes)
+                    let o = Self.outputTransform(SIMD8<Float>.load(source), .load(source + t), .load(source + 2 * t),
+                                                 .load(source + 3 * t), .load(source + 4 * t), .load(source + 5 * t))
                     var evenPixels = SIMD16<Float>(), oddPixels = SIMD16<Float>(), pixels = SIMD32<Float>()
                     evenPixels.evenHalf = o.0; evenPixels.oddHalf = o.2
                     oddPixels.evenHalf = o.1; oddPixels.oddHalf = o.3
@@ -302,6 +307,19 @@ struct WinogradConvolutionKernel: Kernel {
                                residual: residual.map { $0 + offset })
             }
         }
+    }
+
+    /// Bᵀ d on one tile (Float) or eight adjacent tiles (SIMD8): reads the six rows
+    /// `step` apart, writes the six points `destinationStep` apart.
+    @inline(__always)
+    private static func transformInputColumn<L: WinogradLanes>(_: L.Type, _ source: UnsafePointer<Float>, step: Int,
+                                                               into destination: UnsafeMutablePointer<Float>,
+                                                               step destinationStep: Int) {
+        let r = inputTransform(L.load(source), L.load(source + step), L.load(source + 2 * step),
+                               L.load(source + 3 * step), L.load(source + 4 * step), L.load(source + 5 * step))
+        r.0.store(to: destination); r.1.store(to: destination + destinationStep)
+        r.2.store(to: destination + 2 * destinationStep); r.3.store(to: destination + 3 * destinationStep)
+        r.4.store(to: destination + 4 * destinationStep); r.5.store(to: destination + 5 * destinationStep)
     }
 
     /// Bᵀ d: one column (or row) of a 6-pixel input tile at the six points.
@@ -348,7 +366,21 @@ protocol WinogradLanes {
     static func + (lhs: Self, rhs: Self) -> Self
     static func - (lhs: Self, rhs: Self) -> Self
     static func * (lhs: Float, rhs: Self) -> Self
+    /// The lanes starting at `pointer` (unaligned).
+    static func load(_ pointer: UnsafePointer<Float>) -> Self
+    func store(to pointer: UnsafeMutablePointer<Float>)
 }
 
-extension Float: WinogradLanes {}
-extension SIMD8<Float>: WinogradLanes {}
+extension Float: WinogradLanes {
+    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> Float { pointer.pointee }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) { pointer.pointee = self }
+}
+
+extension SIMD8<Float>: WinogradLanes {
+    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}

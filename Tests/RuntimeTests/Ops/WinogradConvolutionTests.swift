@@ -15,7 +15,7 @@ final class WinogradConvolutionTests: XCTestCase {
     /// X [N,C,H,W] and W [M,C,3,3] and compares it with the reference.
     private func check(x: [Int], outChannels: Int, pads: [Int] = [1, 1, 1, 1], activation: [String: Attribute] = [:],
                        bias: Bool = true, residual: Bool = false, residualBeforeActivation: Bool = false,
-                       blockBytes: Int = WinogradConvolutionKernel.defaultBlockBytes, seed: UInt64,
+                       tilesPerBlock: Int? = nil, seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         var attributes = activation
         attributes["pads"] = .ints(pads)
@@ -31,7 +31,7 @@ final class WinogradConvolutionTests: XCTestCase {
         if residual { inputs.append(KernelHarness.random(outputShape, seed: seed + 3)) }
         let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: outChannels, group: 1,
                                               geometry: geometry, hasBias: bias, hasResidual: residual)
-        let kernel = WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, blockBytes: blockBytes)
+        let kernel = WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, tilesPerBlock: tilesPerBlock)
         let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
         let expected = try op.reference(inputs)[0]
         XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
@@ -61,10 +61,12 @@ final class WinogradConvolutionTests: XCTestCase {
         try check(x: [1, 3, 6, 10], outChannels: 4, pads: [2, 2, 2, 2], bias: false, seed: 12)
     }
 
-    /// Blocks of 8 tiles, so blocks start mid tile row and span several tile rows.
+    /// Small blocks start mid tile row and span several tile rows; 3 and 11 tiles leave
+    /// partial SIMD groups.
     func testBlocksAcrossTileRows() throws {
-        try check(x: [2, 16, 19, 23], outChannels: 16, blockBytes: 1, seed: 13)
-        try check(x: [1, 3, 9, 5], outChannels: 4, pads: [0, 1, 1, 1], blockBytes: 1, seed: 14)
+        try check(x: [2, 16, 19, 23], outChannels: 16, tilesPerBlock: 8, seed: 13)
+        try check(x: [1, 3, 9, 5], outChannels: 4, pads: [0, 1, 1, 1], tilesPerBlock: 3, seed: 14)
+        try check(x: [1, 9, 37, 45], outChannels: 5, tilesPerBlock: 11, seed: 15)
     }
 
     func testActivationsAndResidual() throws {
@@ -83,8 +85,8 @@ final class WinogradConvolutionTests: XCTestCase {
         }
     }
 
-    /// The conv op picks Winograd for 3×3 stride-1 convolutions with ≥ 16 channels each
-    /// way and im2col otherwise; through the op, Winograd matches the reference.
+    /// The conv op picks Winograd for 3×3 stride-1 convolutions with ≥ 8 input channels and
+    /// im2col otherwise; through the op, Winograd matches the reference.
     func testDispatch() throws {
         func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
             let node = Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
@@ -94,9 +96,9 @@ final class WinogradConvolutionTests: XCTestCase {
         }
         let pads: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], pads) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 16, 8, 8], [16, 16, 3, 3], [:]) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 8, 32, 32], [64, 8, 3, 3], pads) is ConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 64, 32, 32], [3, 64, 3, 3], pads) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 8, 8, 8], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [3, 64, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 3, 32, 32], [64, 3, 3, 3], pads) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["strides": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["dilations": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 32, 3, 3], ["group": .int(2)]) is ConvolutionKernel)
