@@ -275,12 +275,12 @@ struct WinogradConvolutionKernel: Kernel {
                 var tile = 0
                 while tile + Self.lanes <= length {
                     Self.transformInputColumn(SIMD8<Float>.self, column + tile, step: Self.inputTile * t,
-                                              into: destination + tile, step: Self.inputTile * pointStride)
+                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
                     tile += Self.lanes
                 }
                 for tile in tile..<length {
                     Self.transformInputColumn(Float.self, column + tile, step: Self.inputTile * t,
-                                              into: destination + tile, step: Self.inputTile * pointStride)
+                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
                 }
             }
         }
@@ -341,11 +341,11 @@ struct WinogradConvolutionKernel: Kernel {
     }
 
     /// Bᵀ d on one tile (Float) or eight adjacent tiles (SIMD8): reads the six rows
-    /// `step` apart, writes the six points `destinationStep` apart.
+    /// `step` apart, writes the six points `pointStep` apart.
     @inline(__always)
     private static func transformInputColumn<L: WinogradLanes>(_: L.Type, _ source: UnsafePointer<Float>, step: Int,
                                                                into destination: UnsafeMutablePointer<Float>,
-                                                               step destinationStep: Int) {
+                                                               pointStep destinationStep: Int) {
         let r = inputTransform(L.load(source), L.load(source + step), L.load(source + 2 * step),
                                L.load(source + 3 * step), L.load(source + 4 * step), L.load(source + 5 * step))
         r.0.store(to: destination); r.1.store(to: destination + destinationStep)
