@@ -7,13 +7,13 @@
 // Effective GFLOP/s = direct-conv FLOPs (2·9·C·M·H·W) / wall time.
 //
 //   conv 64→64, 3×3, pad 1, 512×512 (DnCNN body; 19.3 GFLOP):
-//     im2col + OpenBLAS   wall 800–1135 ms (17–24 GFLOP/s)   CPU 372–390 ms
-//     onnxruntime (MLAS)  wall 235–255 ms  (76–82 GFLOP/s)   CPU  95–97 ms
-//     Winograd (here)     wall 203–250 ms  (77–95 GFLOP/s)   CPU  82–85 ms
+//     im2col + OpenBLAS   wall 660–1135 ms (17–29 GFLOP/s)    CPU 342–390 ms
+//     onnxruntime (MLAS)  wall 170–255 ms  (76–113 GFLOP/s)   CPU  93–105 ms
+//     Winograd (here)     wall 111–181 ms  (107–175 GFLOP/s)  CPU  77–80 ms
 //   conv 512→512, 64×64 (UperNet-sized; 19.3 GFLOP):
-//     im2col 342 ms CPU, onnxruntime 84 ms CPU, Winograd 144 ms CPU (32 tiles per block)
+//     im2col 342 ms CPU, onnxruntime 84 ms CPU, Winograd 144–153 ms CPU (32 tiles per block)
 //   conv 64→3, 512×512 (DnCNN output layer): im2col 196 ms CPU, onnxruntime 34 ms,
-//     Winograd 27 ms (im2col's GEMM has only 3 rows)
+//     Winograd 25–27 ms (im2col's GEMM has only 3 rows)
 //   Threshold, 256×256, CPU time im2col → Winograd: 4→4 0.5 → 0.5 ms, 8→8 1.7 → 1.1,
 //     8→64 8.3 → 5.7, 3→32 1.8 → 2.1, 4→64 4.4 → 5.0, 32→3 13.2 → 3.7, 64→4 39.8 → 6.4:
 //     Winograd wins from 8 input channels whatever the output channels.
@@ -24,9 +24,10 @@
 // Happened: the first version (scalar row transforms) was ~2.3× faster than im2col and on
 // par with onnxruntime in wall time; its profile showed the transforms at ~45% of the time.
 // Doing the row transforms on eight tiles at once (SIMD deinterleave/interleave) and the
-// column transforms on SIMD8 brought it to ~4.5× im2col in CPU time and slightly ahead of
-// onnxruntime at 64 channels; onnxruntime's lead over im2col was ~4×, not 2×. Now about half
-// of the time is OpenBLAS (kernel and packing), the rest transforms and copies. At 512
+// column transforms on SIMD8, then storing output pixels straight into Y, brought it to
+// ~4.5× im2col in CPU time and ~15–20% ahead of onnxruntime at 64 channels; onnxruntime's
+// lead over im2col was ~4×, not 2×. Now about half of the time is OpenBLAS (kernel and
+// packing), the rest transforms and copying input rows into zero-padded buffers. At 512
 // channels onnxruntime stays 1.7× ahead: each GEMM repacks a 512×512 weight matrix for only
 // 32 tile columns (more tiles per block help a little and cost scratch).
 
@@ -317,9 +318,14 @@ struct WinogradConvolutionKernel: Kernel {
                     s.2.store(to: destination + 2 * partialStep + lane); s.3.store(to: destination + 3 * partialStep + lane)
                 }
             }
-            // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels.
-            for i in 0..<Self.outputTile {
-                let row = UnsafeMutableRawPointer(rowBuffer + i * rowStride)
+            // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels that
+            // go straight to the output while they fit in it, else to the row buffer. Rows
+            // below the image are not computed.
+            let pixelsPerGroup = Self.outputTile * Self.lanes
+            let directGroups = outputColumns / pixelsPerGroup
+            for i in 0..<outputRows {
+                let offset = ((n * l.outChannels + k) * g.outputHeight + firstY + i) * g.outputWidth + firstX
+                let outputRow = y + offset, bufferRow = rowBuffer + i * rowStride
                 for group in 0..<groups {
                     let source = UnsafePointer(partial + i * Self.inputTile * t + group * Self.lanes)
                     let o = Self.outputTransform(SIMD8<Float>.load(source), .load(source + t), .load(source + 2 * t),
@@ -328,13 +334,12 @@ struct WinogradConvolutionKernel: Kernel {
                     evenPixels.evenHalf = o.0; evenPixels.oddHalf = o.2
                     oddPixels.evenHalf = o.1; oddPixels.oddHalf = o.3
                     pixels.evenHalf = evenPixels; pixels.oddHalf = oddPixels
-                    row.storeBytes(of: pixels, toByteOffset: group * Self.outputTile * Self.lanes * 4, as: SIMD32<Float>.self)
+                    let destination = (group < directGroups ? outputRow : bufferRow) + group * pixelsPerGroup
+                    UnsafeMutableRawPointer(destination).storeBytes(of: pixels, as: SIMD32<Float>.self)
                 }
-            }
-            for i in 0..<outputRows {
-                let offset = ((n * l.outChannels + k) * g.outputHeight + firstY + i) * g.outputWidth + firstX
-                (y + offset).update(from: rowBuffer + i * rowStride, count: outputColumns)
-                epilogue.apply(to: y + offset, count: outputColumns, bias: bias?[k] ?? 0,
+                let copied = directGroups * pixelsPerGroup
+                (outputRow + copied).update(from: bufferRow + copied, count: outputColumns - copied)
+                epilogue.apply(to: outputRow, count: outputColumns, bias: bias?[k] ?? 0,
                                residual: residual.map { $0 + offset })
             }
         }
