@@ -1,4 +1,4 @@
-# libRestore: build, install and test the C library (docs/capi.md).
+# libRestore: build, install and test the C library (README.md, "Using Restore from C").
 #
 #   make install PREFIX=DIR   release build; DIR/include/restore.h, DIR/lib/libRestore.so,
 #                             DIR/lib/pkgconfig/restore.pc
