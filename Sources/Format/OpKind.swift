@@ -27,6 +27,10 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case linear
     /// inputs: A, B; NumPy matmul semantics (batched, broadcasting, 1-D promotion).
     case matMul
+    /// inputs: Q [..., Lq, D], K [..., Lk, D], V [..., Lk, Dv] (same leading dims),
+    ///        bias (broadcast to [..., Lq, Lk] without enlarging it)?; attrs: scale =1.
+    /// Y [..., Lq, Dv] = softmax(scale·Q·Kᵀ + bias, last axis) · V.
+    case attention
 
     // MARK: Normalisation
     /// inputs: X [N,C,...], scale [C], bias [C]; attrs: epsilon =1e-5.

@@ -2,8 +2,8 @@ import Format
 
 /// Who reads each value of a graph, for rewrites that must know a value has one reader.
 struct Consumers {
-    private var readers: [String: [Int]] = [:]
-    private let graphOutputs: Set<String>
+    fileprivate var readers: [String: [Int]] = [:]
+    fileprivate let graphOutputs: Set<String>
 
     init(_ graph: Graph) {
         graphOutputs = Set(graph.outputs.map(\.name))
@@ -40,5 +40,129 @@ extension Graph {
         nodes = nodes.indices.filter { keep[$0] }.map { nodes[$0] }
         removeUnusedConstants()
         return before - nodes.count
+    }
+}
+
+extension Consumers {
+    /// The distinct nodes reading `value`, in graph order (empty for a graph output's
+    /// readers too: a value the caller sees must not be fused away).
+    func distinctReaders(of value: String) -> [Int] {
+        guard !graphOutputs.contains(value), let nodes = readers[value] else { return [] }
+        return Array(Set(nodes)).sorted()
+    }
+}
+
+/// What fusion passes ask of a graph while matching a decomposed pattern: who produces
+/// and who reads a value, which function a node applies, and what scalar a constant holds.
+struct PatternView {
+    let graph: Graph
+    let consumers: Consumers
+    private let producers: [String: Int]
+
+    init(_ graph: Graph) {
+        self.graph = graph
+        consumers = Consumers(graph)
+        producers = Dictionary(graph.nodes.enumerated().flatMap { index, node in node.outputs.map { ($0, index) } },
+                               uniquingKeysWith: { first, _ in first })
+    }
+
+    /// True when `node` is `op` and, for `unary`/`binary`, applies `function`.
+    func isNode(_ index: Int, _ op: OpKind, _ function: String? = nil) -> Bool {
+        let node = graph.nodes[index]
+        guard node.op == op, node.outputs.count == 1 else { return false }
+        return function.map { node.attributes["function"] == .string($0) } ?? true
+    }
+
+    /// The node producing `value` when it is `op` (`function`).
+    func producer(of value: String, _ op: OpKind, _ function: String? = nil) -> Int? {
+        producers[value].flatMap { isNode($0, op, function) ? $0 : nil }
+    }
+
+    /// The only node reading `value` when it is `op` (`function`).
+    func soleReader(of value: String, _ op: OpKind, _ function: String? = nil) -> Int? {
+        consumers.soleReader(of: value).flatMap { isNode($0, op, function) ? $0 : nil }
+    }
+
+    /// The single value of a float constant with one element, of any shape.
+    func scalar(_ value: String) -> Float? {
+        guard let constant = graph.constants[value], constant.dtype.isFloatingPoint,
+              constant.shape.reduce(1, *) == 1 else { return nil }
+        return constant.floatValues().first
+    }
+
+    /// True when `value` is a scalar constant within float32 rounding of `expected`
+    /// (exporters write 1/√2 and √(2/π) with different numbers of digits).
+    func isScalar(_ value: String, _ expected: Float) -> Bool {
+        scalar(value).map { abs($0 - expected) <= 1e-6 * max(1, abs(expected)) } ?? false
+    }
+
+    /// The input of a two-input node that is not `value`, when the node reads `value`.
+    func operand(of index: Int, besides value: String) -> String? {
+        let inputs = graph.nodes[index].inputs
+        guard inputs.count == 2 else { return nil }
+        if inputs[0] == value { return inputs[1] }
+        if inputs[1] == value { return inputs[0] }
+        return nil
+    }
+
+    /// The only output of node `index`.
+    func output(_ index: Int) -> String { graph.nodes[index].outputs[0] }
+}
+
+/// One match of a fusion pass: the matched nodes, and what replaces them at the position
+/// of the last one (all the replacement's inputs exist by then), with the new constants
+/// the replacement reads.
+struct Rewrite {
+    var matched: [Int]
+    var replacement: [Node]
+    var constants: [ConstantTensor] = []
+}
+
+extension Graph {
+    /// Applies rewrites whose matches do not overlap (later overlapping ones are skipped);
+    /// returns how many were applied.
+    mutating func apply(_ rewrites: [Rewrite]) -> Int {
+        var claimed = Set<Int>()
+        var placed: [Int: [Node]] = [:]
+        for rewrite in rewrites where claimed.isDisjoint(with: rewrite.matched) {
+            guard let last = rewrite.matched.max() else { continue }
+            claimed.formUnion(rewrite.matched)
+            placed[last] = rewrite.replacement
+            for constant in rewrite.constants { setConstant(constant) }
+        }
+        nodes = nodes.indices.flatMap { index in placed[index] ?? (claimed.contains(index) ? [] : [nodes[index]]) }
+        removeUnusedConstants()
+        return placed.count
+    }
+
+    /// `base`, or `base.1`, `base.2` … : a name no constant or node output uses yet.
+    func unusedName(_ base: String) -> String {
+        let taken = Set(nodes.flatMap(\.outputs)).union(constants.keys).union(inputs.map(\.name))
+        var name = base
+        var counter = 1
+        while taken.contains(name) {
+            name = "\(base).\(counter)"
+            counter += 1
+        }
+        return name
+    }
+}
+
+/// Value shapes of a graph at each sampled input size (see `Simplifier.sampleShapes`);
+/// passes ask them only for what holds at every sample.
+struct SampledShapes {
+    var samples: [[String: [Int]]]
+
+    /// The rank of `value` when it is known and the same at every sample.
+    func rank(_ value: String) -> Int? {
+        let ranks = Set(samples.compactMap { $0[value]?.count })
+        guard ranks.count == 1, samples.allSatisfy({ $0[value] != nil }) else { return nil }
+        return ranks.first
+    }
+
+    /// `value`'s shape at each sample, when it is known at all of them.
+    func shapes(_ value: String) -> [[Int]]? {
+        let shapes = samples.compactMap { $0[value] }
+        return shapes.count == samples.count && !shapes.isEmpty ? shapes : nil
     }
 }

@@ -2,8 +2,11 @@ import Format
 import Runtime
 
 /// The convert-time rewrite pipeline: fold constants (and, for fixed-size models, all
-/// shape arithmetic), fold per-channel affines (BatchNorm) into convolutions, then fuse
-/// activations and residual adds into them. Each pass is a file of its own.
+/// shape arithmetic); recognise layer norms, GELU/SiLU, attention and linear layers
+/// written out as elementary ops; fold per-channel affines (BatchNorm) into convolutions;
+/// then fuse activations and residual adds into convolutions and linear layers (so the
+/// recognisers run first: a GELU must be one node before it can fuse). Each pass is a
+/// file of its own.
 public enum Simplifier {
     public struct Report: Sendable, CustomStringConvertible {
         public var nodesBefore: Int
@@ -30,6 +33,15 @@ public enum Simplifier {
            let plan = try? plan(graph, samples[0]) {
             report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: plan.knownValues)))
         }
+        let planned = samples.compactMap { try? plan(graph, $0).valueShapes }
+        let sampled = SampledShapes(samples: planned.count == samples.count ? planned : [])
+        if planned.count < samples.count {
+            report.notes.append("shape-dependent recognisers limited: the model did not plan at sample sizes \(samples)")
+        }
+        report.passes.append(("layer norm fusion", try LayerNormFusion.run(&graph, shapes: sampled)))
+        report.passes.append(("GELU/SiLU fusion", try GELUFusion.run(&graph)))
+        report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
+        report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {

@@ -8,6 +8,7 @@ extension OpKind {
         case .convTranspose: TransposedConvolution.self
         case .linear: Linear.self
         case .matMul: MatrixMultiply.self
+        case .attention: ScaledDotProductAttention.self
         case .instanceNorm: InstanceNormalization.self
         case .layerNorm: LayerNormalization.self
         case .softmax: Softmax.self

@@ -71,7 +71,7 @@ struct SoftmaxKernel: Kernel {
         guard slice > 0 else { return }
         if inner == 1 {
             io.pool.parallelFor(outer, minimumChunk: Swift.max(1, (1 << 14) / slice)) { range in
-                for o in range { softmaxRow(input + o * slice, output + o * slice) }
+                for o in range { Self.softmaxRow(input + o * slice, output + o * slice, length: length) }
             }
             return
         }
@@ -89,8 +89,9 @@ struct SoftmaxKernel: Kernel {
 
     // The row and strip functions stay out of line so both paths of `parallelFor` run
     // the same compiled loops (see `BinaryKernel.compute`).
+    // `attention` normalises its score rows with it too; x and y may be the same row.
     @inline(never)
-    private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int) {
         var maximum = -Float.infinity
         for k in 0..<length { maximum = Swift.max(maximum, x[k]) }
         var sum: Float = 0

@@ -1,0 +1,132 @@
+import Format
+
+/// Fuses layer normalisation written out as elementary ops — what opset < 17 exports and
+/// hand-written modules such as NAFNet's LayerNorm2d produce — into one `layerNorm`:
+///
+///     m = mean(x, axis); d = x − m; v = mean(d², axis)      (d² as Pow 2 or d·d)
+///     n = d / sqrt(v + ε)  or  d · reciprocal(sqrt(v + ε))
+///     y = n · γ + β                                          (γ, β optional, either side)
+///
+/// over the last axis, or over the channels of NCHW. `layerNorm` normalises trailing
+/// axes, so the channel form becomes transpose to NHWC, `layerNorm`, transpose back:
+/// three nodes and two copies instead of ten element-wise passes.
+enum LayerNormFusion {
+    static func run(_ graph: inout Graph, shapes: SampledShapes) throws -> Int {
+        let view = PatternView(graph)
+        var rewrites: [Rewrite] = []
+        for index in graph.nodes.indices {
+            if let rewrite = match(mean: index, view, shapes) { rewrites.append(rewrite) }
+        }
+        return graph.apply(rewrites)
+    }
+
+    /// The axis normalised, when `node` is a keep-dims mean over exactly one axis: -1 for
+    /// the last axis, 1 for the channels of a rank-4 tensor.
+    private static func normalisedAxis(_ node: Node, rank: Int?) -> Int? {
+        guard node.attributes["function"] == .string("mean"), node.attributes["keepDims"] != .int(0),
+              case .ints(let axes)? = node.attributes["axes"], axes.count == 1 else { return nil }
+        if axes[0] == -1 || (rank.map { axes[0] == $0 - 1 } ?? false) { return -1 }
+        if rank == 4 && (axes[0] == 1 || axes[0] == -3) { return 1 }
+        return nil
+    }
+
+    private static func match(mean: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
+        let graph = view.graph
+        guard view.isNode(mean, .reduce), let x = graph.nodes[mean].input(0) else { return nil }
+        let rank = shapes.rank(x)
+        guard let axis = normalisedAxis(graph.nodes[mean], rank: rank),
+              let centre = view.soleReader(of: view.output(mean), .binary, "sub"),
+              graph.nodes[centre].inputs == [x, view.output(mean)] else { return nil }
+        let centred = view.output(centre)
+        // d is read by the square and by the division, nothing else.
+        let readers = view.consumers.distinctReaders(of: centred)
+        guard readers.count == 2,
+              let square = readers.first(where: { isSquare($0, of: centred, view) }),
+              let variance = view.soleReader(of: view.output(square), .reduce),
+              normalisedAxis(graph.nodes[variance], rank: rank) == axis,
+              graph.nodes[variance].attributes["axes"] == graph.nodes[mean].attributes["axes"],
+              let shift = view.soleReader(of: view.output(variance), .binary, "add"),
+              let epsilon = view.operand(of: shift, besides: view.output(variance)).flatMap(view.scalar),
+              let root = view.soleReader(of: view.output(shift), .unary, "sqrt"),
+              let (division, normalised) = divide(centred, by: root, view),
+              Set(readers) == Set([square] + division.filter { graph.nodes[$0].inputs.contains(centred) })
+        else { return nil }
+        var matched = [mean, centre, square, variance, shift, root] + division
+        var result = normalised
+        var scale: [Float]?
+        var bias: [Float]?
+        if let multiply = view.soleReader(of: result, .binary, "mul"),
+           let values = view.operand(of: multiply, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view) }) {
+            scale = values
+            matched.append(multiply)
+            result = view.output(multiply)
+        }
+        if let add = view.soleReader(of: result, .binary, "add"),
+           let values = view.operand(of: add, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view) }) {
+            bias = values
+            matched.append(add)
+            result = view.output(add)
+        }
+        let name = graph.nodes[mean].name
+        var constants: [ConstantTensor] = []
+        var parameters: [String] = []
+        for (label, values) in [("scale", scale), ("bias", bias)] {
+            guard let values else { parameters.append(""); continue }
+            constants.append(ConstantTensor(name: graph.unusedName("\(name).\(label)"), shape: [values.count], floats: values))
+            parameters.append(constants[constants.count - 1].name)
+        }
+        return Rewrite(matched: matched, replacement: replacement(x: x, parameters: parameters, output: result, axis: axis,
+                                                                  epsilon: epsilon, name: name, graph),
+                       constants: constants)
+    }
+
+    /// d² as `pow(d, 2)` or `d · d`.
+    private static func isSquare(_ index: Int, of value: String, _ view: PatternView) -> Bool {
+        let inputs = view.graph.nodes[index].inputs
+        if view.isNode(index, .binary, "pow") { return inputs.count == 2 && inputs[0] == value && view.isScalar(inputs[1], 2) }
+        return view.isNode(index, .binary, "mul") && inputs == [value, value]
+    }
+
+    /// The nodes computing d / root and its output: one `div`, or `reciprocal` then `mul`.
+    private static func divide(_ centred: String, by root: Int, _ view: PatternView) -> ([Int], String)? {
+        let deviation = view.output(root)
+        if let division = view.soleReader(of: deviation, .binary, "div"),
+           view.graph.nodes[division].inputs == [centred, deviation] {
+            return ([division], view.output(division))
+        }
+        if let reciprocal = view.soleReader(of: deviation, .unary, "reciprocal"),
+           let multiply = view.soleReader(of: view.output(reciprocal), .binary, "mul"),
+           view.operand(of: multiply, besides: view.output(reciprocal)) == centred {
+            return ([reciprocal, multiply], view.output(multiply))
+        }
+        return nil
+    }
+
+    /// The values of a γ or β constant that varies at most along the normalised axis
+    /// (so broadcasting it neither mixes positions nor enlarges the result).
+    private static func parameter(_ value: String, axis: Int, rank: Int?, _ view: PatternView) -> [Float]? {
+        guard let constant = view.graph.constants[value], constant.dtype.isFloatingPoint else { return nil }
+        let shape = constant.shape
+        guard let rank, shape.count <= rank else { return shape.count == 1 ? constant.floatValues() : nil }
+        let padded = Array(repeating: 1, count: rank - shape.count) + shape
+        let normalisedIndex = axis < 0 ? rank - 1 : axis
+        guard padded.indices.allSatisfy({ $0 == normalisedIndex || padded[$0] == 1 }) else { return nil }
+        return constant.floatValues()
+    }
+
+    /// `layerNorm` of x with [scale, bias] names ("" when absent), wrapped in transposes
+    /// for the channel axis.
+    private static func replacement(x: String, parameters: [String], output: String, axis: Int, epsilon: Float,
+                                    name: String, _ graph: Graph) -> [Node] {
+        let attributes: [String: Attribute] = ["axis": .int(-1), "epsilon": .float(epsilon)]
+        if axis == -1 {
+            return [Node(name: name, op: .layerNorm, inputs: [x] + parameters, outputs: [output], attributes: attributes)]
+        }
+        let (channelsLast, normalised) = (graph.unusedName("\(name).nhwc"), graph.unusedName("\(name).normalised_nhwc"))
+        return [
+            Node(name: "\(name).to_nhwc", op: .transpose, inputs: [x], outputs: [channelsLast], attributes: ["perm": .ints([0, 2, 3, 1])]),
+            Node(name: name, op: .layerNorm, inputs: [channelsLast] + parameters, outputs: [normalised], attributes: attributes),
+            Node(name: "\(name).to_nchw", op: .transpose, inputs: [normalised], outputs: [output], attributes: ["perm": .ints([0, 3, 1, 2])]),
+        ]
+    }
+}

@@ -1,0 +1,198 @@
+import Foundation
+import Format
+
+/// `attention`: Y [..., Lq, Dv] = softmax(scale · Q·Kᵀ + bias) · V, the softmax over the
+/// keys. Q [..., Lq, D], K [..., Lk, D] and V [..., Lk, Dv] share their leading (batch,
+/// head) dims; the optional bias (a mask or relative-position bias) broadcasts to the
+/// score shape [..., Lq, Lk], typically over batch or heads.
+public struct ScaledDotProductAttention: Operator {
+    let name: String
+    let scale: Float
+
+    public init(node: Node) throws {
+        name = node.name
+        scale = try node.float("scale", default: 1)
+    }
+
+    /// Sizes of one attention problem, after checking the inputs agree.
+    struct Geometry {
+        /// Product of the leading dims: independent (batch, head) problems.
+        var batch: Int
+        var queries: Int, keys: Int, depth: Int, valueDepth: Int
+        var scoreShape: [Int]
+        var outputShape: [Int]
+    }
+
+    func geometry(query: [Int], key: [Int], value: [Int], bias: [Int]?) throws -> Geometry {
+        let rank = query.count
+        guard rank >= 2, key.count == rank, value.count == rank else {
+            throw OpError.shape(node: name, "Q \(query), K \(key) and V \(value) should have one rank ≥ 2")
+        }
+        let leading = Array(query.dropLast(2))
+        guard Array(key.dropLast(2)) == leading, Array(value.dropLast(2)) == leading,
+              key[rank - 1] == query[rank - 1], value[rank - 2] == key[rank - 2] else {
+            throw OpError.shape(node: name, "Q \(query), K \(key) and V \(value) should be [..., Lq, D], [..., Lk, D], [..., Lk, Dv]")
+        }
+        guard key[rank - 2] > 0 else { throw OpError.shape(node: name, "attention over no keys (K \(key))") }
+        let scoreShape = leading + [query[rank - 2], key[rank - 2]]
+        if let bias {
+            guard bias.count <= rank, try ShapeRules.broadcast(bias, scoreShape, node: name) == scoreShape else {
+                throw OpError.shape(node: name, "bias \(bias) does not broadcast to the scores \(scoreShape)")
+            }
+        }
+        return Geometry(batch: leading.reduce(1, *), queries: query[rank - 2], keys: key[rank - 2],
+                        depth: query[rank - 1], valueDepth: value[rank - 1],
+                        scoreShape: scoreShape, outputShape: leading + [query[rank - 2], value[rank - 1]])
+    }
+
+    private func input<T>(_ inputs: [T?], _ index: Int) -> T? {
+        index < inputs.count ? inputs[index] : nil
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let facts = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name) } + [input(inputs, 3)].compactMap { $0 }
+        guard facts.allSatisfy({ $0.dtype.isFloatingPoint }) else {
+            throw OpError.unsupported(node: name, "attention of integer tensors")
+        }
+        let shape = try geometry(query: facts[0].shape, key: facts[1].shape, value: facts[2].shape,
+                                 bias: input(inputs, 3)?.shape).outputShape
+        return [ValueFact(dtype: .float32, shape: shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        let tensors = try (0..<3).map { index -> HostTensor in
+            guard let tensor = input(inputs, index) else { throw GraphError.missingInput(node: name, index: index) }
+            return tensor
+        }
+        let bias = input(inputs, 3)
+        let g = try geometry(query: tensors[0].shape, key: tensors[1].shape, value: tensors[2].shape, bias: bias?.shape)
+        let (q, k, v) = (tensors[0].floats, tensors[1].floats, tensors[2].floats)
+        let layout = bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) }
+        let biasValues = bias?.floats
+        var result = [Float](repeating: 0, count: g.outputShape.reduce(1, *))
+        for b in 0..<g.batch {
+            for i in 0..<g.queries {
+                var scores = (0..<g.keys).map { j -> Double in
+                    var dot = 0.0
+                    for p in 0..<g.depth {
+                        dot += Double(q[(b * g.queries + i) * g.depth + p]) * Double(k[(b * g.keys + j) * g.depth + p])
+                    }
+                    let shift = layout.map { Double(biasValues?[$0.offset(batch: b, row: i, column: j)] ?? 0) } ?? 0
+                    return Double(scale) * dot + shift
+                }
+                let maximum = scores.max() ?? 0
+                scores = scores.map { Foundation.exp($0 - maximum) }
+                let sum = scores.reduce(0, +)
+                for c in 0..<g.valueDepth {
+                    var total = 0.0
+                    for j in 0..<g.keys { total += scores[j] * Double(v[(b * g.keys + j) * g.valueDepth + c]) }
+                    result[(b * g.queries + i) * g.valueDepth + c] = Float(total / sum)
+                }
+            }
+        }
+        return [HostTensor(shape: g.outputShape, floats: result)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let facts = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name) }
+        let bias = input(inputs, 3)
+        let g = try geometry(query: facts[0].shape, key: facts[1].shape, value: facts[2].shape, bias: bias?.shape)
+        return AttentionKernel(geometry: g, scale: scale, bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
+    }
+}
+
+/// Where the bias element added to score (batch, row, column) lives: broadcast axes
+/// have stride 0, so one bias shared by all heads is read in place, never expanded.
+struct BiasLayout {
+    /// Offset of each flattened leading (batch, head) index.
+    let batchOffsets: [Int]
+    let rowStride: Int
+    let columnStride: Int
+
+    init(shape: [Int], scores: [Int]) {
+        let strides = ShapeRules.broadcastStrides(shape, to: scores)
+        let rank = scores.count
+        var offsets = [0]
+        for axis in 0..<(rank - 2) {
+            offsets = offsets.flatMap { base in (0..<scores[axis]).map { base + $0 * strides[axis] } }
+        }
+        batchOffsets = offsets
+        rowStride = strides[rank - 2]
+        columnStride = strides[rank - 1]
+    }
+
+    func offset(batch: Int, row: Int, column: Int) -> Int {
+        batchOffsets[batch] + row * rowStride + column * columnStride
+    }
+}
+
+/// The float kernel of `attention`. Work is cut into blocks of query rows of one (batch,
+/// head) problem; for each block one GEMM makes its scores, the bias is added and the
+/// rows are normalised in place, and a second GEMM multiplies them by V into the output.
+/// Only one block of scores per worker exists at a time, so memory stays bounded by the
+/// block size however long the sequence (the full score matrix is Lq·Lk per head).
+struct AttentionKernel: Kernel {
+    let geometry: ScaledDotProductAttention.Geometry
+    let scale: Float
+    let bias: BiasLayout?
+    /// Scratch holds this many score blocks, one per worker; the thread pool spreads the
+    /// workers over its threads (8 covers the pool sizes Restore runs with).
+    static let workers = 8
+
+    /// Query rows per block: up to 64 rows (GEMM amortises packing K over them), fewer
+    /// for long key sequences so a block of scores stays within ~128 KB (L2) between the
+    /// two GEMMs that write and read it.
+    var rowsPerBlock: Int {
+        Swift.max(1, Swift.min(geometry.queries, 64, (1 << 15) / geometry.keys))
+    }
+
+    var scratchBytes: Int { Self.workers * rowsPerBlock * geometry.keys * MemoryLayout<Float>.stride }
+
+    func run(_ io: KernelIO) {
+        let g = geometry
+        guard g.batch * g.queries * g.valueDepth > 0, let scratch = io.scratch else { return }
+        let scores = scratch.bindMemory(to: Float.self, capacity: Self.workers * rowsPerBlock * g.keys)
+        let blocks = (g.queries + rowsPerBlock - 1) / rowsPerBlock
+        let tasks = g.batch * blocks
+        let workers = Swift.min(Self.workers, tasks)
+        // Small problems stay on one thread: waking threads costs more than ~64K multiply-adds.
+        let work = g.batch * g.queries * g.keys * (g.depth + g.valueDepth)
+        io.pool.parallelFor(workers, minimumChunk: work < (1 << 16) ? workers : 1) { range in
+            for worker in range {
+                let block = scores + worker * rowsPerBlock * g.keys
+                for task in (tasks * worker / workers)..<(tasks * (worker + 1) / workers) {
+                    let (b, rowBlock) = task.quotientAndRemainder(dividingBy: blocks)
+                    compute(batch: b, rows: rowBlock * rowsPerBlock..<Swift.min(g.queries, (rowBlock + 1) * rowsPerBlock),
+                            io: io, scores: block)
+                }
+            }
+        }
+    }
+
+    /// One block of query rows of one (batch, head) problem. Out of line so both paths
+    /// of `parallelFor` run the same compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
+    private func compute(batch b: Int, rows: Range<Int>, io: KernelIO, scores: UnsafeMutablePointer<Float>) {
+        let g = geometry
+        let query = io.input(0) + (b * g.queries + rows.lowerBound) * g.depth
+        let key = io.input(1) + b * g.keys * g.depth
+        let value = io.input(2) + b * g.keys * g.valueDepth
+        let output = io.outputs[0] + (b * g.queries + rows.lowerBound) * g.valueDepth
+        if g.depth > 0 {
+            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: g.depth,
+                          b: key, ldb: g.depth, transposeB: true, c: scores, ldc: g.keys, alpha: scale)
+        } else {
+            scores.update(repeating: 0, count: rows.count * g.keys)
+        }
+        for (r, i) in rows.enumerated() {
+            let row = scores + r * g.keys
+            if let bias, let values = io.inputs[3] {
+                let source = values + bias.offset(batch: b, row: i, column: 0)
+                for j in 0..<g.keys { row[j] += source[j * bias.columnStride] }
+            }
+            SoftmaxKernel.softmaxRow(row, row, length: g.keys)
+        }
+        GEMM.multiply(m: rows.count, n: g.valueDepth, k: g.keys, a: scores, lda: g.keys,
+                      b: value, ldb: g.valueDepth, c: output, ldc: g.valueDepth)
+    }
+}

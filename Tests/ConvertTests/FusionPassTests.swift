@@ -1,0 +1,320 @@
+import Format
+import XCTest
+@testable import Convert
+@testable import Runtime
+
+/// The recognisers of decomposed layers (layer norm, GELU/SiLU, linear, attention), each
+/// alone on a hand-built graph of the pattern as exporters write it: the pass must fire,
+/// leave near-misses alone and keep the result (both graphs run on random inputs).
+final class FusionPassTests: XCTestCase {
+    private func random(_ shape: [Int], seed: UInt64) -> [Float] {
+        var state = seed &* 0x9E3779B97F4A7C15 | 1
+        return (0..<shape.reduce(1, *)).map { _ in
+            state ^= state << 13; state ^= state >> 7; state ^= state << 17
+            return Float(state >> 40) / Float(1 << 23) - 1
+        }
+    }
+
+    private func constant(_ name: String, _ shape: [Int], seed: UInt64, offset: Float = 0) -> ConstantTensor {
+        ConstantTensor(name: name, shape: shape, floats: random(shape, seed: seed).map { $0 + offset })
+    }
+
+    private func scalar(_ name: String, _ value: Float) -> ConstantTensor {
+        ConstantTensor(name: name, shape: [], floats: [value])
+    }
+
+    private func binary(_ name: String, _ function: String, _ a: String, _ b: String, _ output: String? = nil) -> Node {
+        Node(name: name, op: .binary, inputs: [a, b], outputs: [output ?? name], attributes: ["function": .string(function)])
+    }
+
+    private func unary(_ name: String, _ function: String, _ x: String, _ output: String? = nil) -> Node {
+        Node(name: name, op: .unary, inputs: [x], outputs: [output ?? name], attributes: ["function": .string(function)])
+    }
+
+    private func graph(inputs: [(String, [Int])], nodes: [Node], constants: [ConstantTensor], output: String = "y") -> Graph {
+        Graph(inputs: inputs.map { ValueInfo(name: $0.0, dtype: .float32, shape: $0.1.map { .fixed($0) }) },
+              outputs: [ValueInfo(name: output, dtype: .float32, shape: [])], nodes: nodes, constants: constants)
+    }
+
+    /// The graph's value shapes at the simplifier's sample sizes, as passes see them.
+    private func shapes(_ graph: Graph) throws -> SampledShapes {
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        return SampledShapes(samples: try Simplifier.sampleShapes(graph, multiple: 1).map { try session.plan(for: $0).valueShapes })
+    }
+
+    private func run(_ graph: Graph, scale: Float) throws -> [Float] {
+        let session = Session(model: try Model(graph: graph), threads: 2)
+        let inputs = graph.inputs.enumerated().map { index, info in
+            let shape = info.shape.map { if case .fixed(let size) = $0 { size } else { 1 } }
+            return HostTensor(shape: shape, floats: random(shape, seed: UInt64(20 + index)).map { $0 * scale })
+        }
+        return try session.run(inputs)[0].floats
+    }
+
+    /// Runs both graphs on the same random inputs (scaled by `scale`) and compares.
+    private func assertSameResult(_ before: Graph, _ after: Graph, scale: Float = 3, tolerance: Float = 1e-5,
+                                  file: StaticString = #filePath, line: UInt = #line) throws {
+        let expected = try run(before, scale: scale)
+        let actual = try run(after, scale: scale)
+        XCTAssertEqual(expected.count, actual.count, file: file, line: line)
+        var maxAbs: Float = 0
+        for (a, e) in zip(actual, expected) { maxAbs = max(maxAbs, abs(a - e)) }
+        let magnitude = expected.map(abs).max() ?? 1
+        print("fused vs decomposed: max abs error \(maxAbs), relative \(maxAbs / magnitude)")
+        XCTAssertLessThan(maxAbs / magnitude, tolerance, file: file, line: line)
+    }
+
+    // MARK: Layer norm
+
+    private enum SquareForm { case power, product }
+    private enum DivisionForm { case divide, reciprocal }
+
+    /// mean → sub → square → mean → +ε → sqrt → divide → ·γ → +β over `axes` of x.
+    private func layerNormGraph(shape: [Int], axes: [Int], parameterShape: [Int], square: SquareForm = .power,
+                                division: DivisionForm = .divide, gammaFirst: Bool = false) -> Graph {
+        let reduce = { (name: String, x: String) in
+            Node(name: name, op: .reduce, inputs: [x], outputs: [name],
+                 attributes: ["function": .string("mean"), "axes": .ints(axes), "keepDims": .int(1)])
+        }
+        var nodes = [reduce("mean", "x"), binary("centre", "sub", "x", "mean")]
+        nodes.append(square == .power ? binary("square", "pow", "centre", "two") : binary("square", "mul", "centre", "centre"))
+        nodes += [reduce("variance", "square"), binary("shift", "add", "variance", "epsilon"), unary("root", "sqrt", "shift")]
+        if division == .divide {
+            nodes.append(binary("normalised", "div", "centre", "root"))
+        } else {
+            nodes += [unary("inverse", "reciprocal", "root"), binary("normalised", "mul", "inverse", "centre")]
+        }
+        nodes.append(gammaFirst ? binary("scaled", "mul", "gamma", "normalised") : binary("scaled", "mul", "normalised", "gamma"))
+        nodes.append(binary("shifted", "add", "scaled", "beta", "y"))
+        return graph(inputs: [("x", shape)], nodes: nodes,
+                     constants: [scalar("two", 2), scalar("epsilon", 1e-5), constant("gamma", parameterShape, seed: 1, offset: 1),
+                                 constant("beta", parameterShape, seed: 2)])
+    }
+
+    func testLayerNormOverLastAxisFuses() throws {
+        let before = layerNormGraph(shape: [2, 5, 16], axes: [-1], parameterShape: [16])
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.layerNorm])
+        XCTAssertEqual(after.nodes[0].attributes["epsilon"], .float(1e-5))
+        try assertSameResult(before, after)
+    }
+
+    func testLayerNormWithSelfProductAndReciprocalFuses() throws {
+        // transformers-style variants: d·d for the square, reciprocal then multiply, γ on the left, positive axis.
+        let before = layerNormGraph(shape: [3, 24], axes: [1], parameterShape: [1, 24], square: .product,
+                                    division: .reciprocal, gammaFirst: true)
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.layerNorm])
+        try assertSameResult(before, after)
+    }
+
+    func testChannelLayerNormOfNCHWFusesBetweenTransposes() throws {
+        // NAFNet's LayerNorm2d: mean over channels, γ and β viewed as [1, C, 1, 1].
+        let before = layerNormGraph(shape: [1, 6, 5, 7], axes: [1], parameterShape: [1, 6, 1, 1], gammaFirst: true)
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.transpose, .layerNorm, .transpose])
+        try assertSameResult(before, after)
+    }
+
+    func testMeanOverAMiddleAxisIsNotALayerNorm() throws {
+        // Axis 1 of a rank-3 tensor is neither the last axis nor NCHW channels.
+        let before = layerNormGraph(shape: [2, 6, 5], axes: [1], parameterShape: [6, 1])
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 0)
+        XCTAssertEqual(after.nodes, before.nodes)
+    }
+
+    func testParameterVaryingOffTheNormalisedAxisStaysOutside() throws {
+        // γ of shape [5, 16] varies along rows too: the normalisation fuses, the multiply does not.
+        let before = layerNormGraph(shape: [2, 5, 16], axes: [-1], parameterShape: [5, 16])
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.layerNorm, .binary, .binary])
+        XCTAssertEqual(after.nodes[0].input(1), nil)
+        try assertSameResult(before, after)
+    }
+
+    func testCentredValueReadElsewhereBlocksLayerNorm() throws {
+        var before = layerNormGraph(shape: [2, 16], axes: [-1], parameterShape: [16])
+        before.nodes.append(binary("leak", "add", "y", "centre", "z"))
+        before.outputs[0].name = "z"
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 0)
+    }
+
+    // MARK: GELU and SiLU
+
+    /// gelu(x) = x·0.5·(1+erf(x/√2)) in one of PyTorch's / transformers' orders.
+    private func erfGELUGraph(divide: Bool, halfFirst: Bool, root: Float = Float(2.0.squareRoot())) -> Graph {
+        var nodes = [divide ? binary("scaled", "div", "x", "root") : binary("scaled", "mul", "inverseRoot", "x"),
+                     unary("erf", "erf", "scaled"), binary("plusOne", "add", "one", "erf")]
+        if halfFirst {
+            nodes += [binary("halfX", "mul", "x", "half"), binary("product", "mul", "halfX", "plusOne", "y")]
+        } else {
+            nodes += [binary("product", "mul", "x", "plusOne"), binary("halved", "mul", "product", "half", "y")]
+        }
+        return graph(inputs: [("x", [2, 3, 17])], nodes: nodes,
+                     constants: [scalar("root", root), scalar("inverseRoot", 1 / root), scalar("one", 1), scalar("half", 0.5)])
+    }
+
+    func testErfGELUFusesInExportedOrders() throws {
+        for (divide, halfFirst) in [(true, false), (false, true), (true, true), (false, false)] {
+            let before = erfGELUGraph(divide: divide, halfFirst: halfFirst)
+            var after = before
+            XCTAssertEqual(try GELUFusion.run(&after), 1, "divide \(divide), half first \(halfFirst)")
+            XCTAssertEqual(after.nodes, [unary("erf", "gelu", "x", "y")])
+            try assertSameResult(before, after)
+        }
+    }
+
+    func testErfOfOtherScaleIsNotGELU() throws {
+        let before = erfGELUGraph(divide: true, halfFirst: false, root: 2)
+        var after = before
+        XCTAssertEqual(try GELUFusion.run(&after), 0)
+        XCTAssertEqual(after.nodes, before.nodes)
+    }
+
+    /// 0.5·x·(1+tanh(√(2/π)·(x + 0.044715·x³))), x³ as pow or as x·x·x.
+    private func tanhGELUGraph(power: Bool) -> Graph {
+        var nodes = power ? [binary("cube", "pow", "x", "three")]
+                          : [binary("square", "mul", "x", "x"), binary("cube", "mul", "square", "x")]
+        nodes += [binary("cubic", "mul", "cube", "kappa"), binary("inner", "add", "x", "cubic"),
+                  binary("argument", "mul", "beta", "inner"), unary("tanh", "tanh", "argument"),
+                  binary("plusOne", "add", "tanh", "one"), binary("halfX", "mul", "half", "x"),
+                  binary("product", "mul", "halfX", "plusOne", "y")]
+        return graph(inputs: [("x", [4, 33])], nodes: nodes,
+                     constants: [scalar("three", 3), scalar("kappa", 0.044715), scalar("beta", Float((2 / Double.pi).squareRoot())),
+                                 scalar("one", 1), scalar("half", 0.5)])
+    }
+
+    func testTanhGELUFuses() throws {
+        for power in [true, false] {
+            let before = tanhGELUGraph(power: power)
+            var after = before
+            XCTAssertEqual(try GELUFusion.run(&after), 1)
+            XCTAssertEqual(after.nodes, [unary("tanh", "geluTanh", "x", "y")])
+            try assertSameResult(before, after)
+        }
+    }
+
+    func testSiLUFusesOnlyWhenGatingItsOwnInput() throws {
+        let before = graph(inputs: [("x", [3, 9])], nodes: [unary("sigmoid", "sigmoid", "x"), binary("gate", "mul", "x", "sigmoid", "y")],
+                           constants: [])
+        var after = before
+        XCTAssertEqual(try GELUFusion.run(&after), 1)
+        XCTAssertEqual(after.nodes, [unary("sigmoid", "silu", "x", "y")])
+        try assertSameResult(before, after)
+
+        // sigmoid(x)·w gates another value: a GLU-style gate, not SiLU.
+        var gate = graph(inputs: [("x", [3, 9])], nodes: [unary("sigmoid", "sigmoid", "x"), binary("gate", "mul", "w", "sigmoid", "y")],
+                         constants: [constant("w", [3, 9], seed: 3)])
+        XCTAssertEqual(try GELUFusion.run(&gate), 0)
+    }
+
+    // MARK: Linear
+
+    private func linearGraph(biasShape: [Int]) -> Graph {
+        graph(inputs: [("x", [2, 7, 12])],
+              nodes: [Node(name: "xw", op: .matMul, inputs: ["x", "w"], outputs: ["xw"]), binary("biased", "add", "b", "xw", "y")],
+              constants: [constant("w", [12, 10], seed: 4), constant("b", biasShape, seed: 5)])
+    }
+
+    func testMatMulAndBiasVectorBecomeLinear() throws {
+        let before = linearGraph(biasShape: [10])
+        var after = before
+        XCTAssertEqual(try LinearFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.linear])
+        XCTAssertEqual(after.nodes[0].input(1).flatMap { after.constants[$0]?.shape }, [10, 12])
+        XCTAssertNil(after.constants["w"])
+        try assertSameResult(before, after)
+    }
+
+    func testBiasVaryingAlongRowsStaysAnAdd() throws {
+        let before = linearGraph(biasShape: [7, 10])
+        var after = before
+        XCTAssertEqual(try LinearFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.linear, .binary])
+        XCTAssertEqual(after.nodes[0].inputs.count, 2)
+        try assertSameResult(before, after)
+    }
+
+    func testProductOfTwoActivationsIsNotLinear() throws {
+        let before = graph(inputs: [("x", [3, 4])], nodes: [
+            Node(name: "transpose", op: .transpose, inputs: ["x"], outputs: ["xt"], attributes: ["perm": .ints([1, 0])]),
+            Node(name: "gram", op: .matMul, inputs: ["x", "xt"], outputs: ["y"]),
+        ], constants: [])
+        var after = before
+        XCTAssertEqual(try LinearFusion.run(&after, shapes: shapes(before)), 0)
+    }
+
+    func testSimplifierFusesDecomposedGELUIntoLinear() throws {
+        // matMul + bias, then an erf GELU: the recognisers run before activation fusion, so all of it is one node.
+        var before = linearGraph(biasShape: [10])
+        before.nodes[1].outputs = ["biased"]
+        let gelu = erfGELUGraph(divide: true, halfFirst: false)
+        before.nodes += gelu.nodes.map { node in
+            var node = node
+            node.inputs = node.inputs.map { $0 == "x" ? "biased" : $0 }
+            return node
+        }
+        for name in ["root", "one", "half"] { before.setConstant(gelu.constants[name]!) }
+        var after = before
+        print(try Simplifier.simplify(&after))
+        XCTAssertEqual(after.nodes.map(\.op), [.linear])
+        XCTAssertEqual(after.nodes[0].attributes["activation"], .string("gelu"))
+        try assertSameResult(before, after)
+    }
+
+    // MARK: Attention
+
+    /// softmax(Q·Kᵀ / √d (+ bias)) · V with Q, K, V of `shape` as inputs.
+    private func attentionGraph(bias: [Int]?, perm: [Int] = [0, 1, 3, 2], softmaxAxis: Int = -1, multiply: Bool = false,
+                                shape: [Int] = [2, 3, 7, 8]) -> Graph {
+        var nodes = [
+            Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints(perm)]),
+            Node(name: "scores", op: .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
+            multiply ? binary("scaled", "mul", "scores", "inverseScale") : binary("scaled", "div", "scores", "scale"),
+        ]
+        if bias != nil { nodes.append(binary("biased", "add", "scaled", "bias")) }
+        nodes += [
+            Node(name: "softmax", op: .softmax, inputs: [bias == nil ? "scaled" : "biased"], outputs: ["weights"],
+                 attributes: ["axis": .int(softmaxAxis)]),
+            Node(name: "context", op: .matMul, inputs: ["weights", "v"], outputs: ["y"]),
+        ]
+        var constants = [scalar("scale", Float(8.0.squareRoot())), scalar("inverseScale", 1 / Float(8.0.squareRoot()))]
+        if let bias { constants.append(constant("bias", bias, seed: 6)) }
+        return graph(inputs: [("q", shape), ("k", shape), ("v", shape)], nodes: nodes, constants: constants)
+    }
+
+    func testEagerAttentionFuses() throws {
+        for (bias, multiply) in [([3, 7, 7], false), (nil, true), ([2, 1, 1, 7], true)] as [([Int]?, Bool)] {
+            let before = attentionGraph(bias: bias, multiply: multiply)
+            var after = before
+            XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 1)
+            XCTAssertEqual(after.nodes.map(\.op), [.attention])
+            XCTAssertEqual(after.nodes[0].inputs, ["q", "k", "v"] + (bias == nil ? [] : ["bias"]))
+            XCTAssertEqual(after.nodes[0].attributes["scale"], .float(1 / Float(8.0.squareRoot())))
+            try assertSameResult(before, after)
+        }
+    }
+
+    func testSoftmaxOverAnotherAxisOrOtherTransposeIsNotAttention() throws {
+        // Softmax over the queries; K transposed across batch and heads as well.
+        for before in [attentionGraph(bias: nil, softmaxAxis: 2), attentionGraph(bias: nil, perm: [1, 0, 3, 2], shape: [3, 3, 7, 8])] {
+            var after = before
+            XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 0)
+            XCTAssertEqual(after.nodes, before.nodes)
+        }
+    }
+
+    func testBiasThatWouldEnlargeScoresIsNotFused() throws {
+        // A [5, 1, 1, 1, 7] bias adds a leading axis to the scores: the fused op could not express it.
+        let before = attentionGraph(bias: [5, 1, 1, 1, 7])
+        var after = before
+        XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 0)
+        XCTAssertEqual(after.nodes, before.nodes)
+    }
+}

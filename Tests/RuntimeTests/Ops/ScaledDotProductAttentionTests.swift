@@ -1,0 +1,65 @@
+import Format
+import XCTest
+@testable import Runtime
+
+final class ScaledDotProductAttentionTests: XCTestCase {
+    private func node(_ name: String, scale: Float, bias: Bool) -> Node {
+        Node(name: name, op: .attention, inputs: ["q", "k", "v"] + (bias ? ["bias"] : []), outputs: ["y"],
+             attributes: ["scale": .float(scale)])
+    }
+
+    /// Q, K, V for `heads` heads of `queries` × `keys` with head dim `depth` (batch 2).
+    private func inputs(heads: Int, queries: Int, keys: Int, depth: Int, seed: UInt64) -> [HostTensor] {
+        [KernelHarness.random([2, heads, queries, depth], seed: seed),
+         KernelHarness.random([2, heads, keys, depth], seed: seed + 1),
+         KernelHarness.random([2, heads, keys, depth + 3], seed: seed + 2)]
+    }
+
+    func testFastMatchesReferenceOnOddShapes() throws {
+        var seed: UInt64 = 1
+        for heads in [1, 3] {
+            for sequence in [1, 7, 49, 65] {
+                for depth in [8, 32] {
+                    let scale = 1 / Float(depth).squareRoot()
+                    // Scores scaled ×4 so softmax rows are far from uniform.
+                    try KernelHarness.assertFastMatchesReference(
+                        node("attention_h\(heads)_s\(sequence)_d\(depth)", scale: 4 * scale, bias: false),
+                        inputs(heads: heads, queries: sequence, keys: sequence, depth: depth, seed: seed))
+                    seed += 3
+                }
+            }
+        }
+    }
+
+    func testQueriesAndKeysOfDifferentLengths() throws {
+        // 65 queries cut into a 64-row block and a 1-row block; 7 keys.
+        try KernelHarness.assertFastMatchesReference(node("cross", scale: 0.5, bias: false),
+                                                     inputs(heads: 3, queries: 65, keys: 7, depth: 8, seed: 40))
+    }
+
+    func testBiasBroadcastOverBatchOrHeads() throws {
+        let biasShapes: [String: [Int]] = [
+            "per_head_shared_by_batch": [3, 49, 49],   // relative-position bias
+            "per_batch_shared_by_heads": [2, 1, 1, 49], // padding mask
+            "full": [2, 3, 49, 49],
+            "per_key_column": [49],
+        ]
+        for (label, shape) in biasShapes.sorted(by: { $0.key < $1.key }) {
+            let bias = KernelHarness.random(shape, seed: 50).mathMapped { $0 * 3 }
+            try KernelHarness.assertFastMatchesReference(node("bias_\(label)", scale: 0.35, bias: true),
+                                                         inputs(heads: 3, queries: 49, keys: 49, depth: 32, seed: 51) + [bias])
+        }
+    }
+
+    func testLongSequenceUsesSeveralBlocksPerProblem() throws {
+        // 600 keys: blocks of 54 rows, so 300 queries take six blocks of scores per head.
+        try KernelHarness.assertFastMatchesReference(node("long", scale: 0.2, bias: false),
+                                                     inputs(heads: 1, queries: 300, keys: 600, depth: 8, seed: 60))
+    }
+
+    func testBiasThatWouldEnlargeTheScoresIsRejected() throws {
+        let op = try OpKind.makeOperator(node("bad", scale: 1, bias: true))
+        let facts = [[1, 2, 5, 4], [1, 2, 6, 4], [1, 2, 6, 4], [3, 1, 5, 6]].map { ValueFact(dtype: .float32, shape: $0) }
+        XCTAssertThrowsError(try op.outputs(for: facts))
+    }
+}
