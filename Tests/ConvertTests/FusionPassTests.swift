@@ -270,40 +270,69 @@ final class FusionPassTests: XCTestCase {
 
     // MARK: Attention
 
-    /// softmax(Q·Kᵀ / √d (+ bias)) · V with Q, K, V of `shape` as inputs.
-    private func attentionGraph(bias: [Int]?, perm: [Int] = [0, 1, 3, 2], softmaxAxis: Int = -1, multiply: Bool = false,
-                                shape: [Int] = [2, 3, 7, 8]) -> Graph {
-        var nodes = [
-            Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints(perm)]),
-            Node(name: "scores", op: .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
-            multiply ? binary("scaled", "mul", "scores", "inverseScale") : binary("scaled", "div", "scores", "scale"),
-        ]
-        if bias != nil { nodes.append(binary("biased", "add", "scaled", "bias")) }
+    /// Where the 1/√d goes: scores / √d (transformers' eager attention), scores · 1/√d,
+    /// or Q and Kᵀ each · d^(-1/4) (PyTorch's exported scaled_dot_product_attention).
+    private enum AttentionScaling { case divideScores, multiplyScores, multiplyQueryAndKeys }
+
+    /// softmax(Q·Kᵀ / √d (+ bias)) · V with Q, V [2, 3, 7, 8]; Kᵀ is transpose(k, perm)
+    /// of an input k of `keyShape`, or k itself when `perm` is nil.
+    private func attentionGraph(bias: [Int]?, keyShape: [Int] = [2, 3, 7, 8], perm: [Int]? = [0, 1, 3, 2],
+                                softmaxAxis: Int = -1, scaling: AttentionScaling = .divideScores) -> Graph {
+        var nodes: [Node] = []
+        if let perm { nodes.append(Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints(perm)])) }
+        switch scaling {
+        case .divideScores:
+            nodes += [Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
+                      binary("scaled", "div", "scores", "scale")]
+        case .multiplyScores:
+            nodes += [Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
+                      binary("scaled", "mul", "inverseScale", "scores")]
+        case .multiplyQueryAndKeys:
+            nodes += [binary("scaledQ", "mul", "q", "rootScale"), binary("scaledK", "mul", perm == nil ? "k" : "keyT", "rootScale"),
+                      Node(name: "scores", op: .matMul, inputs: ["scaledQ", "scaledK"], outputs: ["scaled"])]
+        }
+        if bias != nil { nodes.append(binary("biased", "add", "bias", "scaled")) }
         nodes += [
             Node(name: "softmax", op: .softmax, inputs: [bias == nil ? "scaled" : "biased"], outputs: ["weights"],
                  attributes: ["axis": .int(softmaxAxis)]),
-            Node(name: "context", op: .matMul, inputs: ["weights", "v"], outputs: ["y"]),
+            Node(name: "cast", op: .cast, inputs: ["weights"], outputs: ["probabilities"], attributes: ["to": .string("f32")]),
+            Node(name: "context", op: .matMul, inputs: ["probabilities", "v"], outputs: ["y"]),
         ]
-        var constants = [scalar("scale", Float(8.0.squareRoot())), scalar("inverseScale", 1 / Float(8.0.squareRoot()))]
+        var constants = [scalar("scale", Float(8.0.squareRoot())), scalar("inverseScale", 1 / Float(8.0.squareRoot())),
+                         scalar("rootScale", Float(pow(8.0, -0.25)))]
         if let bias { constants.append(constant("bias", bias, seed: 6)) }
-        return graph(inputs: [("q", shape), ("k", shape), ("v", shape)], nodes: nodes, constants: constants)
+        return graph(inputs: [("q", [2, 3, 7, 8]), ("k", keyShape), ("v", [2, 3, 7, 8])], nodes: nodes, constants: constants)
     }
 
     func testEagerAttentionFuses() throws {
-        for (bias, multiply) in [([3, 7, 7], false), (nil, true), ([2, 1, 1, 7], true)] as [([Int]?, Bool)] {
-            let before = attentionGraph(bias: bias, multiply: multiply)
+        let cases: [([Int]?, AttentionScaling)] = [([3, 7, 7], .divideScores), (nil, .multiplyScores), ([2, 1, 1, 7], .multiplyScores),
+                                                   (nil, .multiplyQueryAndKeys), ([7], .multiplyQueryAndKeys)]
+        for (bias, scaling) in cases {
+            let before = attentionGraph(bias: bias, scaling: scaling)
             var after = before
             XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 1)
             XCTAssertEqual(after.nodes.map(\.op), [.attention])
             XCTAssertEqual(after.nodes[0].inputs, ["q", "k", "v"] + (bias == nil ? [] : ["bias"]))
-            XCTAssertEqual(after.nodes[0].attributes["scale"], .float(1 / Float(8.0.squareRoot())))
+            let scale = try after.nodes[0].float("scale")
+            XCTAssertEqual(scale, 1 / Float(8.0.squareRoot()), accuracy: 1e-7)
             try assertSameResult(before, after)
         }
     }
 
-    func testSoftmaxOverAnotherAxisOrOtherTransposeIsNotAttention() throws {
-        // Softmax over the queries; K transposed across batch and heads as well.
-        for before in [attentionGraph(bias: nil, softmaxAxis: 2), attentionGraph(bias: nil, perm: [1, 0, 3, 2], shape: [3, 3, 7, 8])] {
+    func testKeyTransposeMergedWithHeadSplitFuses() throws {
+        // The exporter turns K [B, S, H, D] → [B, H, S, D] → Kᵀ into one transpose [0, 2, 3, 1];
+        // the fused graph keeps a transpose [0, 2, 1, 3] making K.
+        let before = attentionGraph(bias: nil, keyShape: [2, 7, 3, 8], perm: [0, 2, 3, 1])
+        var after = before
+        XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.transpose, .attention])
+        XCTAssertEqual(after.nodes[0].attributes["perm"], .ints([0, 2, 1, 3]))
+        try assertSameResult(before, after)
+    }
+
+    func testSoftmaxOverAnotherAxisOrKeysNotTransposedIsNotAttention() throws {
+        // Softmax over the queries; Kᵀ given directly rather than made by a transpose.
+        for before in [attentionGraph(bias: nil, softmaxAxis: 2), attentionGraph(bias: nil, keyShape: [2, 3, 8, 7], perm: nil)] {
             var after = before
             XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 0)
             XCTAssertEqual(after.nodes, before.nodes)

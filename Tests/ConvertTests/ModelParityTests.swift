@@ -63,6 +63,9 @@ final class ModelParityTests: XCTestCase {
     func testNAFNet() throws { try checkFamily("nafnet") }
     func testESRGAN() throws { try checkFamily("esrgan") }
     func testConditionedNetwork() throws { try checkFamily("condnet") }
+    func testViT() throws { try checkFamily("vit") }
+    func testViTWithDecomposedLayerNorm() throws { try checkFamily("vit-opset14") }
+    func testViTWithExportedSDPA() throws { try checkFamily("vit-sdpa") }
 }
 
 /// Max abs error and that error relative to the expected tensor's largest magnitude.

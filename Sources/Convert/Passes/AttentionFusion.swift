@@ -3,9 +3,13 @@ import Runtime
 
 /// Fuses scaled dot-product attention as transformers' eager attention exports it,
 ///
-///     s = matMul(Q, transpose(K, swap last two axes)) · scale   (or / √d; optional)
-///     p = softmax(s + bias, last axis)                          (bias optional, either side)
-///     y = matMul(p, V)
+///     s = matMul(Q, Kᵀ) · scale            (or / √d, or Q and Kᵀ each · √scale; optional)
+///     p = softmax(s + bias, last axis)      (bias optional, either side)
+///     y = matMul(p, V)                      (p possibly through f32→f32 casts)
+///
+/// where Kᵀ is a transpose node: of K swapping its last two axes, or of K before its
+/// heads were split (the exporter merges both transposes), in which case a transpose
+/// producing K stays in front of the fused node.
 ///
 /// into one `attention` node, whose kernel never holds more than a block of the score
 /// matrix. Fires only when Q, K and V share their leading dims and the bias broadcasts
@@ -23,11 +27,17 @@ enum AttentionFusion {
     private static func match(softmax: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
         let graph = view.graph
         guard let logits = graph.nodes[softmax].input(0), let rank = shapes.rank(logits),
-              let axis = try? graph.nodes[softmax].int("axis", default: -1), axis == -1 || axis == rank - 1,
-              let output = view.soleReader(of: view.output(softmax), .matMul),
-              graph.nodes[output].inputs.count == 2, graph.nodes[output].inputs[0] == view.output(softmax) else { return nil }
+              let axis = try? graph.nodes[softmax].int("axis", default: -1), axis == -1 || axis == rank - 1 else { return nil }
+        // Exporters may cast the probabilities "to the query's dtype", f32 to f32: no-ops.
+        var (probabilities, casts) = (view.output(softmax), [Int]())
+        while let cast = view.soleReader(of: probabilities, .cast), graph.nodes[cast].attributes["to"] == .string(DType.float32.rawValue) {
+            casts.append(cast)
+            probabilities = view.output(cast)
+        }
+        guard let output = view.soleReader(of: probabilities, .matMul),
+              graph.nodes[output].inputs.count == 2, graph.nodes[output].inputs[0] == probabilities else { return nil }
         let value = graph.nodes[output].inputs[1]
-        var matched = [softmax, output]
+        var matched = [softmax, output] + casts
         // Walk back from the softmax: `scores` is the value `reader` reads.
         var (scores, reader) = (logits, softmax)
         var bias: String?
@@ -39,52 +49,68 @@ enum AttentionFusion {
         }
         var scale: Float = 1
         if view.producer(of: scores, .matMul) == nil {
-            guard view.consumers.soleReader(of: scores) == reader, let scaling = scaledProduct(scores, view) else { return nil }
-            (scores, reader, scale) = (scaling.product, scaling.node, scaling.scale)
+            guard view.consumers.soleReader(of: scores) == reader, let scaling = scalarMultiple(scores, view),
+                  view.producer(of: scaling.operand, .matMul) != nil else { return nil }
+            (scores, reader, scale) = (scaling.operand, scaling.node, scaling.factor)
             matched.append(scaling.node)
         }
-        guard let product = view.producer(of: scores, .matMul), view.consumers.soleReader(of: scores) == reader,
-              let transpose = view.producer(of: graph.nodes[product].inputs[1], .transpose),
-              view.consumers.soleReader(of: view.output(transpose)) == product,
-              let key = graph.nodes[transpose].input(0),
-              swapsLastTwoAxes(graph.nodes[transpose], rank: rank) else { return nil }
-        let query = graph.nodes[product].inputs[0]
-        matched += [product, transpose]
-        guard agree(query: query, key: key, value: value, bias: bias, shapes) else { return nil }
-        return Rewrite(matched: matched, replacement: [
-            Node(name: graph.nodes[softmax].name, op: .attention, inputs: [query, key, value] + (bias.map { [$0] } ?? []),
-                 outputs: [view.output(output)], attributes: ["scale": .float(scale)]),
-        ])
+        guard let product = view.producer(of: scores, .matMul), view.consumers.soleReader(of: scores) == reader else { return nil }
+        matched.append(product)
+        // PyTorch's exported scaled_dot_product_attention scales Q and Kᵀ by √scale each instead.
+        var (query, keyT, keyTReader) = (graph.nodes[product].inputs[0], graph.nodes[product].inputs[1], product)
+        if let scaling = scalarMultiple(query, view), view.consumers.soleReader(of: query) == product {
+            (query, scale) = (scaling.operand, scale * scaling.factor)
+            matched.append(scaling.node)
+        }
+        if let scaling = scalarMultiple(keyT, view), view.consumers.soleReader(of: keyT) == product {
+            (keyT, keyTReader, scale) = (scaling.operand, scaling.node, scale * scaling.factor)
+            matched.append(scaling.node)
+        }
+        guard let transpose = view.producer(of: keyT, .transpose), view.consumers.soleReader(of: keyT) == keyTReader,
+              let source = graph.nodes[transpose].input(0),
+              case .ints(let perm)? = graph.nodes[transpose].attributes["perm"], perm.count == rank else { return nil }
+        matched.append(transpose)
+        // Kᵀ = transpose(source, perm), so K = transpose(source, perm with its last two
+        // entries swapped): exporters merge head-splitting and Kᵀ into one transpose.
+        let keyPerm = Array(perm.dropLast(2)) + [perm[rank - 1], perm[rank - 2]]
+        let name = graph.nodes[softmax].name
+        var nodes: [Node] = []
+        var key = source
+        if keyPerm != Array(0..<rank) {
+            key = graph.unusedName("\(name).key")
+            nodes.append(Node(name: "\(name).key", op: .transpose, inputs: [source], outputs: [key], attributes: ["perm": .ints(keyPerm)]))
+        }
+        guard let keyShapes = shapes.shapes(source)?.map({ dims in keyPerm.map { dims[$0] } }),
+              agree(query: query, keyShapes: keyShapes, value: value, bias: bias, shapes) else { return nil }
+        nodes.append(Node(name: name, op: .attention, inputs: [query, key, value] + (bias.map { [$0] } ?? []),
+                          outputs: [view.output(output)], attributes: ["scale": .float(scale)]))
+        return Rewrite(matched: matched, replacement: nodes)
     }
 
     /// True when `value` is a matMul's output, or that output times or over a scalar.
     private static func isScaledProduct(_ value: String, _ view: PatternView) -> Bool {
-        view.producer(of: value, .matMul) != nil || scaledProduct(value, view) != nil
+        view.producer(of: value, .matMul) != nil
+            || scalarMultiple(value, view).map { view.producer(of: $0.operand, .matMul) != nil } == true
     }
 
-    /// `value` as product · c, c · product or product / c, with product a matMul's output.
-    private static func scaledProduct(_ value: String, _ view: PatternView) -> (node: Int, product: String, scale: Float)? {
+    /// `value` as x · c, c · x or x / c with c a scalar constant: the node, x and the factor.
+    private static func scalarMultiple(_ value: String, _ view: PatternView) -> (node: Int, operand: String, factor: Float)? {
         if let multiply = view.producer(of: value, .binary, "mul") {
             let inputs = view.graph.nodes[multiply].inputs
-            for (product, factor) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] where view.producer(of: product, .matMul) != nil {
-                if let scale = view.scalar(factor) { return (multiply, product, scale) }
+            for (operand, factor) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] where view.graph.constants[operand] == nil {
+                if let factor = view.scalar(factor) { return (multiply, operand, factor) }
             }
         }
-        if let divide = view.producer(of: value, .binary, "div"), view.producer(of: view.graph.nodes[divide].inputs[0], .matMul) != nil,
-           let divisor = view.scalar(view.graph.nodes[divide].inputs[1]), divisor != 0 {
+        if let divide = view.producer(of: value, .binary, "div"), let divisor = view.scalar(view.graph.nodes[divide].inputs[1]),
+           divisor != 0 {
             return (divide, view.graph.nodes[divide].inputs[0], 1 / divisor)
         }
         return nil
     }
 
-    private static func swapsLastTwoAxes(_ node: Node, rank: Int) -> Bool {
-        guard case .ints(let perm)? = node.attributes["perm"], perm.count == rank, rank >= 2 else { return false }
-        return perm == Array(0..<(rank - 2)) + [rank - 1, rank - 2]
-    }
-
     /// Q, K, V have equal leading dims and the bias fits the scores at every sample.
-    private static func agree(query: String, key: String, value: String, bias: String?, _ shapes: SampledShapes) -> Bool {
-        guard let qs = shapes.shapes(query), let ks = shapes.shapes(key), let vs = shapes.shapes(value) else { return false }
+    private static func agree(query: String, keyShapes ks: [[Int]], value: String, bias: String?, _ shapes: SampledShapes) -> Bool {
+        guard let qs = shapes.shapes(query), let vs = shapes.shapes(value), ks.count == qs.count else { return false }
         let biasShapes = bias.map { shapes.shapes($0) }
         if case .some(nil) = biasShapes { return false }
         return qs.indices.allSatisfy { sample in
