@@ -85,25 +85,15 @@ enum ChannelAffineFolding {
                 w[i] *= scale[channel]
             }
             for m in 0..<channels { bias[m] *= scale[m] }
-            let weightName = uniqueName(node.name + ".weight", graph)
+            let weightName = graph.unusedName(node.name + ".weight")
             graph.setConstant(ConstantTensor(name: weightName, shape: weights.shape, floats: w))
             graph.nodes[index].inputs[1] = weightName
         default:
             return
         }
-        let biasName = uniqueName(node.name + ".bias", graph)
+        let biasName = graph.unusedName(node.name + ".bias")
         graph.setConstant(ConstantTensor(name: biasName, shape: [channels], floats: bias))
         while graph.nodes[index].inputs.count < 3 { graph.nodes[index].inputs.append("") }
         graph.nodes[index].inputs[2] = biasName
-    }
-
-    private static func uniqueName(_ base: String, _ graph: Graph) -> String {
-        var name = base
-        var counter = 1
-        while graph.constants[name] != nil {
-            name = "\(base).\(counter)"
-            counter += 1
-        }
-        return name
     }
 }

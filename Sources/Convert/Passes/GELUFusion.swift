@@ -1,4 +1,3 @@
-import Foundation
 import Format
 
 /// Recognises activations that exporters write out as elementary ops and replaces each by
@@ -66,7 +65,8 @@ enum GELUFusion {
         for (x, cubicTerm) in [(graph.nodes[sum].inputs[0], graph.nodes[sum].inputs[1]), (graph.nodes[sum].inputs[1], graph.nodes[sum].inputs[0])] {
             guard view.consumers.soleReader(of: cubicTerm) == sum,
                   let scaled = view.producer(of: cubicTerm, .binary, "mul"),
-                  let cube = view.operand(of: scaled, besides: graph.nodes[scaled].inputs.first { view.isScalar($0, 0.044715) } ?? ""),
+                  let kappa = graph.nodes[scaled].inputs.first(where: { view.isScalar($0, 0.044715) }),
+                  let cube = view.operand(of: scaled, besides: kappa),
                   view.consumers.soleReader(of: cube) == scaled,
                   let cubeNodes = self.cube(cube, of: x, view),
                   let (nodes, output) = onePlusTimesHalfX(view.output(tanh), x: x, view) else { continue }

@@ -107,7 +107,9 @@ enum LayerNormFusion {
     private static func parameter(_ value: String, axis: Int, rank: Int?, _ view: PatternView) -> [Float]? {
         guard let constant = view.graph.constants[value], constant.dtype.isFloatingPoint else { return nil }
         let shape = constant.shape
-        guard let rank, shape.count <= rank else { return shape.count == 1 ? constant.floatValues() : nil }
+        // Without the input's rank only a plain vector is known to broadcast along the last axis alone.
+        guard let rank else { return axis == -1 && shape.count == 1 ? constant.floatValues() : nil }
+        guard shape.count <= rank else { return nil }
         let padded = Array(repeating: 1, count: rank - shape.count) + shape
         let normalisedIndex = axis < 0 ? rank - 1 : axis
         guard padded.indices.allSatisfy({ $0 == normalisedIndex || padded[$0] == 1 }) else { return nil }

@@ -16,15 +16,16 @@ enum LinearFusion {
             let (k, n) = (weight.shape[0], weight.shape[1])
             var matched = [index]
             var output = view.output(index)
-            var bias = ""
+            var constants: [ConstantTensor] = []
             if let add = view.soleReader(of: output, .binary, "add"),
                let candidate = view.operand(of: add, besides: output),
-               isBiasVector(candidate, columns: n, outputRank: shapes.rank(output), view) {
+               isBiasVector(candidate, columns: n, outputRank: shapes.rank(output), view),
+               let values = graph.constants[candidate]?.floatValues() {
                 matched.append(add)
                 output = view.output(add)
-                bias = graph.unusedName("\(node.name).bias")
+                constants.append(ConstantTensor(name: graph.unusedName("\(node.name).bias"), shape: [n], floats: values))
             }
-            var constants: [ConstantTensor] = []
+            let bias = constants.first?.name
             // A weight shared by several products (tied embeddings) is transposed once.
             let transposedName = transposed[weight.name] ?? graph.unusedName("\(weight.name).transposed")
             if transposed[weight.name] == nil {
@@ -34,12 +35,8 @@ enum LinearFusion {
                 constants.append(ConstantTensor(name: transposedName, shape: [n, k], floats: rows))
                 transposed[weight.name] = transposedName
             }
-            if let add = matched.dropFirst().first, let source = view.operand(of: add, besides: view.output(index)),
-               let values = graph.constants[source]?.floatValues() {
-                constants.append(ConstantTensor(name: bias, shape: [n], floats: values))
-            }
             rewrites.append(Rewrite(matched: matched, replacement: [
-                Node(name: node.name, op: .linear, inputs: [node.inputs[0], transposedName] + (bias.isEmpty ? [] : [bias]),
+                Node(name: node.name, op: .linear, inputs: [node.inputs[0], transposedName] + (bias.map { [$0] } ?? []),
                      outputs: [output]),
             ], constants: constants))
         }
