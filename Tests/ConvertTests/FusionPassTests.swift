@@ -119,6 +119,33 @@ final class FusionPassTests: XCTestCase {
         try assertSameResult(before, after)
     }
 
+    func testNAFNetLayerNormFunctionFuses() throws {
+        // NAFNet's own LayerNorm2d (an autograd.Function) exports x − μ twice and views γ, β
+        // as [1, C, 1, 1] with C read from x's shape.
+        let x = "x"
+        let nodes = [
+            Node(name: "channels", op: .shape, inputs: [x], outputs: ["channels"], attributes: ["start": .int(1), "end": .int(2)]),
+            Node(name: "target", op: .concat, inputs: ["oneDim", "channels", "oneDim", "oneDim"], outputs: ["target"], attributes: ["axis": .int(0)]),
+            Node(name: "gammaView", op: .reshape, inputs: ["gamma", "target"], outputs: ["gammaView"]),
+            Node(name: "betaView", op: .reshape, inputs: ["beta", "target"], outputs: ["betaView"]),
+            Node(name: "mean", op: .reduce, inputs: [x], outputs: ["mean"],
+                 attributes: ["function": .string("mean"), "axes": .ints([1]), "keepDims": .int(1)]),
+            binary("centreForSquare", "sub", x, "mean"), binary("square", "pow", "centreForSquare", "two"),
+            Node(name: "variance", op: .reduce, inputs: ["square"], outputs: ["variance"],
+                 attributes: ["function": .string("mean"), "axes": .ints([1]), "keepDims": .int(1)]),
+            binary("shift", "add", "variance", "epsilon"), unary("root", "sqrt", "shift"),
+            binary("centre", "sub", x, "mean"), binary("normalised", "div", "centre", "root"),
+            binary("scaled", "mul", "gammaView", "normalised"), binary("shifted", "add", "scaled", "betaView", "y"),
+        ]
+        let before = graph(inputs: [(x, [1, 6, 5, 7])], nodes: nodes,
+                           constants: [scalar("two", 2), scalar("epsilon", 1e-6), constant("gamma", [6], seed: 7, offset: 1),
+                                       constant("beta", [6], seed: 8), ConstantTensor(name: "oneDim", shape: [1], ints: [1])])
+        var after = before
+        XCTAssertEqual(try LayerNormFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.transpose, .layerNorm, .transpose])
+        try assertSameResult(before, after)
+    }
+
     func testMeanOverAMiddleAxisIsNotALayerNorm() throws {
         // Axis 1 of a rank-3 tensor is neither the last axis nor NCHW channels.
         let before = layerNormGraph(shape: [2, 6, 5], axes: [1], parameterShape: [6, 1])

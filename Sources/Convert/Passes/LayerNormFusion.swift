@@ -3,7 +3,7 @@ import Format
 /// Fuses layer normalisation written out as elementary ops — what opset < 17 exports and
 /// hand-written modules such as NAFNet's LayerNorm2d produce — into one `layerNorm`:
 ///
-///     m = mean(x, axis); d = x − m; v = mean(d², axis)      (d² as Pow 2 or d·d)
+///     m = mean(x, axis); d = x − m; v = mean(d², axis)      (d² as Pow 2 or d·d; d may be computed twice)
 ///     n = d / sqrt(v + ε)  or  d · reciprocal(sqrt(v + ε))
 ///     y = n · γ + β                                          (γ, β optional, either side)
 ///
@@ -17,7 +17,10 @@ enum LayerNormFusion {
         for index in graph.nodes.indices {
             if let rewrite = match(mean: index, view, shapes) { rewrites.append(rewrite) }
         }
-        return graph.apply(rewrites)
+        let fused = graph.apply(rewrites)
+        // γ/β reshapes and the shape arithmetic feeding them are now unread.
+        _ = graph.removeDeadNodes()
+        return fused
     }
 
     /// The axis normalised, when `node` is a keep-dims mean over exactly one axis: -1 for
@@ -34,35 +37,39 @@ enum LayerNormFusion {
         let graph = view.graph
         guard view.isNode(mean, .reduce), let x = graph.nodes[mean].input(0) else { return nil }
         let rank = shapes.rank(x)
-        guard let axis = normalisedAxis(graph.nodes[mean], rank: rank),
-              let centre = view.soleReader(of: view.output(mean), .binary, "sub"),
-              graph.nodes[centre].inputs == [x, view.output(mean)] else { return nil }
-        let centred = view.output(centre)
-        // d is read by the square and by the division, nothing else.
-        let readers = view.consumers.distinctReaders(of: centred)
-        guard readers.count == 2,
-              let square = readers.first(where: { isSquare($0, of: centred, view) }),
+        // d = x − m, computed once or (NAFNet's own LayerNorm2d) once for the square and again for the division.
+        let centres = view.consumers.distinctReaders(of: view.output(mean))
+        guard let axis = normalisedAxis(graph.nodes[mean], rank: rank), (1...2).contains(centres.count),
+              centres.allSatisfy({ view.isNode($0, .binary, "sub") && graph.nodes[$0].inputs == [x, view.output(mean)] })
+        else { return nil }
+        let centred = Set(centres.map(view.output))
+        guard let square = centres.lazy.flatMap({ view.consumers.distinctReaders(of: view.output($0)) })
+                  .first(where: { index in centred.contains { isSquare(index, of: $0, view) } }),
               let variance = view.soleReader(of: view.output(square), .reduce),
               normalisedAxis(graph.nodes[variance], rank: rank) == axis,
               graph.nodes[variance].attributes["axes"] == graph.nodes[mean].attributes["axes"],
               let shift = view.soleReader(of: view.output(variance), .binary, "add"),
               let epsilon = view.operand(of: shift, besides: view.output(variance)).flatMap(view.scalar),
               let root = view.soleReader(of: view.output(shift), .unary, "sqrt"),
-              let (division, normalised) = divide(centred, by: root, view),
-              Set(readers) == Set([square] + division.filter { graph.nodes[$0].inputs.contains(centred) })
-        else { return nil }
-        var matched = [mean, centre, square, variance, shift, root] + division
+              let (division, normalised) = divide(centred, by: root, view) else { return nil }
+        // Each d is read by the square or the division and nothing else (a graph output has no listed readers).
+        let allowed = Set([square] + division)
+        guard centred.allSatisfy({ value in
+            let readers = view.consumers.distinctReaders(of: value)
+            return !readers.isEmpty && readers.allSatisfy(allowed.contains)
+        }) else { return nil }
+        var matched = [mean, square, variance, shift, root] + centres + division
         var result = normalised
         var scale: [Float]?
         var bias: [Float]?
         if let multiply = view.soleReader(of: result, .binary, "mul"),
-           let values = view.operand(of: multiply, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view) }) {
+           let values = view.operand(of: multiply, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view, shapes) }) {
             scale = values
             matched.append(multiply)
             result = view.output(multiply)
         }
         if let add = view.soleReader(of: result, .binary, "add"),
-           let values = view.operand(of: add, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view) }) {
+           let values = view.operand(of: add, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view, shapes) }) {
             bias = values
             matched.append(add)
             result = view.output(add)
@@ -87,26 +94,40 @@ enum LayerNormFusion {
         return view.isNode(index, .binary, "mul") && inputs == [value, value]
     }
 
-    /// The nodes computing d / root and its output: one `div`, or `reciprocal` then `mul`.
-    private static func divide(_ centred: String, by root: Int, _ view: PatternView) -> ([Int], String)? {
+    /// The nodes computing d / root and its output, d one of `centred`: one `div`, or
+    /// `reciprocal` then `mul`.
+    private static func divide(_ centred: Set<String>, by root: Int, _ view: PatternView) -> ([Int], String)? {
         let deviation = view.output(root)
         if let division = view.soleReader(of: deviation, .binary, "div"),
-           view.graph.nodes[division].inputs == [centred, deviation] {
+           view.graph.nodes[division].inputs[1] == deviation, centred.contains(view.graph.nodes[division].inputs[0]) {
             return ([division], view.output(division))
         }
         if let reciprocal = view.soleReader(of: deviation, .unary, "reciprocal"),
            let multiply = view.soleReader(of: view.output(reciprocal), .binary, "mul"),
-           view.operand(of: multiply, besides: view.output(reciprocal)) == centred {
+           let other = view.operand(of: multiply, besides: view.output(reciprocal)), centred.contains(other) {
             return ([reciprocal, multiply], view.output(multiply))
         }
         return nil
     }
 
-    /// The values of a γ or β constant that varies at most along the normalised axis
-    /// (so broadcasting it neither mixes positions nor enlarges the result).
-    private static func parameter(_ value: String, axis: Int, rank: Int?, _ view: PatternView) -> [Float]? {
-        guard let constant = view.graph.constants[value], constant.dtype.isFloatingPoint else { return nil }
-        let shape = constant.shape
+    /// The values of a γ or β that varies at most along the normalised axis (so
+    /// broadcasting it neither mixes positions nor enlarges the result): a constant, or a
+    /// constant reshaped to a target computed from shapes (`weight.view(1, C, 1, 1)` with
+    /// C read from x), whose shape is then the same at every sample.
+    private static func parameter(_ value: String, axis: Int, rank: Int?, _ view: PatternView, _ shapes: SampledShapes) -> [Float]? {
+        let graph = view.graph
+        let constant: ConstantTensor
+        let shape: [Int]
+        if let direct = graph.constants[value] {
+            (constant, shape) = (direct, direct.shape)
+        } else if let reshape = view.producer(of: value, .reshape), let source = graph.nodes[reshape].input(0),
+                  let reshaped = graph.constants[source], let sampled = shapes.shapes(value), Set(sampled).count == 1,
+                  sampled[0].reduce(1, *) == reshaped.shape.reduce(1, *) {
+            (constant, shape) = (reshaped, sampled[0])
+        } else {
+            return nil
+        }
+        guard constant.dtype.isFloatingPoint else { return nil }
         // Without the input's rank only a plain vector is known to broadcast along the last axis alone.
         guard let rank else { return axis == -1 && shape.count == 1 ? constant.floatValues() : nil }
         guard shape.count <= rank else { return nil }
