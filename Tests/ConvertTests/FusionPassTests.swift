@@ -7,16 +7,10 @@ import XCTest
 /// alone on a hand-built graph of the pattern as exporters write it: the pass must fire,
 /// leave near-misses alone and keep the result (both graphs run on random inputs).
 final class FusionPassTests: XCTestCase {
-    private func random(_ shape: [Int], seed: UInt64) -> [Float] {
-        var state = seed &* 0x9E3779B97F4A7C15 | 1
-        return (0..<shape.reduce(1, *)).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(state >> 40) / Float(1 << 23) - 1
-        }
-    }
+    private func random(_ shape: [Int], seed: UInt64) -> [Float] { PassTestData.random(shape, seed: seed) }
 
     private func constant(_ name: String, _ shape: [Int], seed: UInt64, offset: Float = 0) -> ConstantTensor {
-        ConstantTensor(name: name, shape: shape, floats: random(shape, seed: seed).map { $0 + offset })
+        PassTestData.constant(name, shape, seed: seed, offset: offset)
     }
 
     private func scalar(_ name: String, _ value: Float) -> ConstantTensor {

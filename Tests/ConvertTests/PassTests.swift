@@ -6,16 +6,10 @@ import XCTest
 /// Each rewrite pass alone: it must fire on its pattern, leave other graphs alone and
 /// keep the graph's result (checked by running both graphs on random inputs).
 final class PassTests: XCTestCase {
-    private func random(_ shape: [Int], seed: UInt64) -> [Float] {
-        var state = seed &* 0x9E3779B97F4A7C15 | 1
-        return (0..<shape.reduce(1, *)).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(state >> 40) / Float(1 << 23) - 1
-        }
-    }
+    private func random(_ shape: [Int], seed: UInt64) -> [Float] { PassTestData.random(shape, seed: seed) }
 
     private func constant(_ name: String, _ shape: [Int], seed: UInt64, offset: Float = 0) -> ConstantTensor {
-        ConstantTensor(name: name, shape: shape, floats: random(shape, seed: seed).map { $0 + offset })
+        PassTestData.constant(name, shape, seed: seed, offset: offset)
     }
 
     /// x → conv → ×s → +b → relu → (+ x) → y, all per-channel, 4 channels.
