@@ -36,7 +36,6 @@ typedef struct {
     uint32_t height;
     int bit_depth;   /* 8 or 16 */
     int channels;    /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
-    int was_palette; /* decode only: the file stored a palette (expanded here) */
     /* width*height*channels samples: uint8_t for 8-bit, native-endian uint16_t for 16-bit.
        After a decode it is owned by the caller and released with cimageio_free. */
     void *samples;

@@ -45,6 +45,11 @@ enum LowerConvolution {
         guard strides.count == 2, dilations.count == 2, outputPadding.count == 2 else {
             throw LoweringFailure.invalid("strides, dilations and output_padding need 2 values each")
         }
+        // Bounds keep the arithmetic below from overflowing on hostile values.
+        let sane = 0...(1 << 24)
+        guard (kernel + strides + dilations + outputPadding + outputShape + [height, width]).allSatisfy(sane.contains) else {
+            throw LoweringFailure.invalid("kernel, strides, dilations, output_padding or output_shape out of range")
+        }
         let upper = try node.string("auto_pad", default: "NOTSET") == "SAME_UPPER"
         var begins: [Int] = []
         var ends: [Int] = []
@@ -76,29 +81,34 @@ enum LowerConvolution {
         let c = beta == 0 ? nil : node.input(2)
 
         guard let bTensor = context.constant(b), bTensor.shape.count == 2 else {
-            var product = try matMulFallback(&context, node, a: a, b: b, transposeB: transposeB)
-            if alpha != 1 {
-                let scale = context.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])
-                product = context.emitIntermediate("\(node.name)/scale", .binary, inputs: [product, scale],
-                                                   attributes: ["function": .string(BinaryFunction.mul.rawValue)])
-            }
-            try finishWithAddend(&context, node, product: product, c: c, beta: beta, output: output)
+            try gemmByMatMul(&context, node, a: a, b: b, c: c, transposeB: transposeB, alpha: alpha, beta: beta)
             return
         }
 
         let weight = linearWeight(&context, node, b: bTensor, transposeB: transposeB, alpha: alpha)
         let outFeatures = bTensor.shape[transposeB ? 0 : 1]
-        if let c, let cTensor = context.constant(c), let bias = biasVector(cTensor, outFeatures: outFeatures, beta: beta) {
+        guard let c else {
+            context.emit(node.name, .linear, inputs: [a, weight], outputs: [output])
+            return
+        }
+        if let cTensor = context.constant(c), let bias = biasVector(cTensor, outFeatures: outFeatures, beta: beta) {
             let biasName = context.addConstant("\(node.name)/bias", shape: [outFeatures], floats: bias)
             context.emit(node.name, .linear, inputs: [a, weight, biasName], outputs: [output])
             return
         }
-        if c == nil {
-            context.emit(node.name, .linear, inputs: [a, weight], outputs: [output])
-            return
-        }
+        // A full [M,N] or computed C: linear, then add beta·C.
+        let addend = scaledAddend(&context, node, c: c, beta: beta)
         let product = context.emitIntermediate("\(node.name)/linear", .linear, inputs: [a, weight])
-        try finishWithAddend(&context, node, product: product, c: c, beta: beta, output: output)
+        context.emit(node.name, .binary, inputs: [product, addend], outputs: [output],
+                     attributes: ["function": .string(BinaryFunction.add.rawValue)])
+    }
+
+    /// beta·C as a value (C itself when beta is 1).
+    private static func scaledAddend(_ context: inout LoweringContext, _ node: ONNXNode, c: String, beta: Float) -> String {
+        guard beta != 1 else { return c }
+        let scale = context.addConstant("\(node.name)/beta", shape: [], floats: [beta])
+        return context.emitIntermediate("\(node.name)/scaleC", .binary, inputs: [c, scale],
+                                        attributes: ["function": .string(BinaryFunction.mul.rawValue)])
     }
 
     /// The [N,K] weight of `linear`: B as stored when transB (and alpha is 1), else a copy.
@@ -126,30 +136,33 @@ enum LowerConvolution {
         return rowVector ? values : nil
     }
 
-    private static func matMulFallback(_ context: inout LoweringContext, _ node: ONNXNode, a: String, b: String,
-                                       transposeB: Bool) throws -> String {
+    /// Gemm with a computed B: matMul(A', B') · alpha + beta·C, each step only when needed,
+    /// the last one writing the node's output.
+    private static func gemmByMatMul(_ context: inout LoweringContext, _ node: ONNXNode, a: String, b: String,
+                                     c: String?, transposeB: Bool, alpha: Float, beta: Float) throws {
+        let output = try node.output()
         var right = b
         if transposeB {
             right = context.emitIntermediate("\(node.name)/transposeB", .transpose, inputs: [b], attributes: ["perm": .ints([1, 0])])
         }
-        return context.emitIntermediate("\(node.name)/matMul", .matMul, inputs: [a, right])
-    }
-
-    /// Y = product + beta·C (C absent: Y = product through an identity).
-    private static func finishWithAddend(_ context: inout LoweringContext, _ node: ONNXNode, product: String,
-                                         c: String?, beta: Float, output: String) throws {
-        guard var addend = c else {
-            context.emit(node.name, .unary, inputs: [product], outputs: [output],
-                         attributes: ["function": .string(UnaryFunction.identity.rawValue)])
-            return
+        var steps: [(op: OpKind, inputs: [String], function: BinaryFunction?)] = [(.matMul, [a, right], nil)]
+        if alpha != 1 {
+            steps.append((.binary, [context.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])], .mul))
         }
-        if beta != 1 {
-            let scale = context.addConstant("\(node.name)/beta", shape: [], floats: [beta])
-            addend = context.emitIntermediate("\(node.name)/scaleC", .binary, inputs: [addend, scale],
-                                              attributes: ["function": .string(BinaryFunction.mul.rawValue)])
+        if let c {
+            steps.append((.binary, [scaledAddend(&context, node, c: c, beta: beta)], .add))
         }
-        context.emit(node.name, .binary, inputs: [product, addend], outputs: [output],
-                     attributes: ["function": .string(BinaryFunction.add.rawValue)])
+        var previous: String?
+        for (index, step) in steps.enumerated() {
+            let attributes: [String: Attribute] = step.function.map { ["function": .string($0.rawValue)] } ?? [:]
+            let inputs = optional(previous) + step.inputs
+            if index == steps.count - 1 {
+                context.emit(node.name, step.op, inputs: inputs, outputs: [output], attributes: attributes)
+            } else {
+                previous = context.emitIntermediate("\(node.name)/\(step.op.rawValue)", step.op, inputs: inputs,
+                                                    attributes: attributes)
+            }
+        }
     }
 
     /// strides, pads, dilations, group and autoPad, shared by convolutions and pools.
@@ -176,7 +189,7 @@ enum LowerConvolution {
     private static func requireTwoSpatialDims(_ node: ONNXNode, weight: String, context: LoweringContext) throws {
         let spatialDims = try node.ints("kernel_shape")?.count ?? context.rank(of: weight).map { $0 - 2 }
         if let spatialDims, spatialDims != 2 {
-            throw LoweringFailure.unsupported("\(spatialDims)-D convolution (only 2-D is supported)")
+            throw LoweringFailure.unsupported("\(spatialDims)-D convolution; only 2-D is supported")
         }
     }
 }

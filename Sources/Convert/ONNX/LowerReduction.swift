@@ -31,7 +31,7 @@ enum LowerReduction {
         guard let kernel = try node.ints("kernel_shape") else {
             throw LoweringFailure.invalid("attribute 'kernel_shape' is required")
         }
-        guard kernel.count == 2 else { throw LoweringFailure.unsupported("\(kernel.count)-D pooling (only 2-D is supported)") }
+        guard kernel.count == 2 else { throw LoweringFailure.unsupported("\(kernel.count)-D pooling; only 2-D is supported") }
         var attributes = try LowerConvolution.windowAttributes(node)
         attributes["kernelShape"] = .ints(kernel)
         attributes.set("ceilMode", try node.int("ceil_mode"))

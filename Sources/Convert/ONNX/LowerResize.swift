@@ -6,7 +6,7 @@ import Format
 enum LowerResize {
     static func resize(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard context.opset >= 11 else {
-            throw LoweringFailure.unsupported("Resize before opset 11 (re-export with opset 11 or newer)")
+            throw LoweringFailure.unsupported("Resize before opset 11; re-export with opset 11 or newer")
         }
         let input = try node.requiredInput(0)
         let coordinates = try node.string("coordinate_transformation_mode", default: "half_pixel")
@@ -32,7 +32,7 @@ enum LowerResize {
             let rank = context.rank(of: input)
             let normalized = axes.map { $0 < 0 ? $0 + (rank ?? 0) : $0 }
             guard let rank, normalized == Array(0..<rank) else {
-                throw LoweringFailure.unsupported("axes \(axes) (only all axes in order)")
+                throw LoweringFailure.unsupported("axes \(axes) other than all axes in order")
             }
         }
 
@@ -51,7 +51,7 @@ enum LowerResize {
     /// offsets: resize with "asymmetric" coordinates and, for nearest, rounding down.
     /// Scales are an attribute before opset 9 and an input from 9 on.
     static func upsample(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        guard context.opset <= 9 else { throw LoweringFailure.invalid("Upsample was removed in opset 10") }
+        guard context.opset <= 9 else { throw LoweringFailure.unsupported("Upsample is deprecated from opset 10; use Resize") }
         let input = try node.requiredInput(0)
         let mode = try node.string("mode", default: "nearest")
         guard mode == "nearest" || mode == "linear" else { throw LoweringFailure.invalid("mode '\(mode)' is not an ONNX value") }

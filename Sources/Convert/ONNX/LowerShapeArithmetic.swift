@@ -65,7 +65,7 @@ enum LowerShapeArithmetic {
     /// Dropout at inference is the identity; its mask output is not computed.
     static func dropout(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         try context.requireUnusedOutputs(node, from: 1, what: "mask")
-        if let trainingMode = node.input(2), context.constant(trainingMode)?.intValues().first ?? 0 != 0 {
+        if let trainingMode = node.input(2), context.constant(trainingMode)?.floatValues().first ?? 0 != 0 {
             throw LoweringFailure.unsupported("training_mode=true")
         }
         try identity(&context, node)

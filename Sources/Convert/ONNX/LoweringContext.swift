@@ -86,11 +86,12 @@ struct LoweringContext {
                                 outputs: outputs, attributes: attributes))
     }
 
-    /// Emits a node whose output is a new intermediate value, and returns that value's name.
+    /// Emits a node whose output is a new intermediate value, and returns that value's
+    /// name, which the node shares (nodes and values are named apart, so that is no clash).
     mutating func emitIntermediate(_ name: String, _ op: OpKind, inputs: [String],
                                    attributes: [String: Attribute] = [:]) -> String {
         let output = freshName(name)
-        emit(freshName(name), op, inputs: inputs, outputs: [output], attributes: attributes)
+        emit(output, op, inputs: inputs, outputs: [output], attributes: attributes)
         return output
     }
 

@@ -1,3 +1,5 @@
+import Foundation
+
 /// An ONNX node Restore cannot import, with why when the op type alone does not say it.
 public struct UnsupportedNode: Hashable, Sendable {
     /// The op type, prefixed with its domain when that is not the default one.
@@ -70,4 +72,8 @@ public enum ONNXImportError: Error, CustomStringConvertible, Equatable {
         }
         return opTypes.map { "\($0) (\(entries[$0, default: []].joined(separator: ", ")))" }.joined(separator: ", ")
     }
+}
+
+extension ONNXImportError: LocalizedError {
+    public var errorDescription: String? { description }
 }

@@ -90,15 +90,30 @@ struct ONNXModelDecoder {
             opset: opset,
             producer: producer,
             metadata: metadata,
-            nodes: try cArray(graph.node, graph.n_node).enumerated().compactMap { index, node in
+            nodes: try uniquelyNamed(cArray(graph.node, graph.n_node).enumerated().compactMap { index, node in
                 try node.map { try decodeNode($0.pointee, index: index) }
-            },
+            }),
             initializers: try cArray(graph.initializer, graph.n_initializer).compactMap { tensor in
                 try tensor.map { try tensors.decode($0.pointee, fallbackName: "") }
             },
             inputs: cArray(graph.input, graph.n_input).compactMap { $0.map { decodeValueInfo($0.pointee) } },
             outputs: cArray(graph.output, graph.n_output).compactMap { $0.map { decodeValueInfo($0.pointee) } },
             valueInfo: cArray(graph.value_info, graph.n_value_info).compactMap { $0.map { decodeValueInfo($0.pointee) } })
+    }
+
+    /// Nodes with distinct names (errors and rewrite passes name nodes): a repeated name
+    /// gets a numeric suffix.
+    private func uniquelyNamed(_ nodes: [ONNXNode]) -> [ONNXNode] {
+        var seen = Set<String>()
+        return nodes.map { node in
+            var renamed = node
+            var counter = 1
+            while !seen.insert(renamed.name).inserted {
+                counter += 1
+                renamed.name = "\(node.name)_\(counter)"
+            }
+            return renamed
+        }
     }
 
     private func decodeNode(_ node: Onnx__NodeProto, index: Int) throws -> ONNXNode {

@@ -106,6 +106,9 @@ extension LoweringContext {
         guard let tensor = constant(name) else {
             throw LoweringFailure.unsupported("input '\(role)' must be a constant")
         }
+        guard !tensor.dtype.isFloatingPoint else {
+            throw LoweringFailure.invalid("input '\(role)' must hold integers, not \(tensor.dtype)")
+        }
         return tensor.intValues().map { Int($0) }
     }
 

@@ -198,7 +198,7 @@ struct TensorDecoder {
         guard let handle = try? FileHandle(forReadingFrom: url) else { throw failure("cannot be opened (missing?)") }
         defer { try? handle.close() }
         let fileSize = (try? handle.seekToEnd()).map { Int($0) } ?? 0
-        guard fileSize >= offset + layout.byteCount else {
+        guard offset <= fileSize, fileSize - offset >= layout.byteCount else {
             throw failure("has \(fileSize) bytes, too short for offset \(offset) + \(layout.byteCount) bytes")
         }
         do {

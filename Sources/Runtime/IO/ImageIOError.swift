@@ -3,8 +3,8 @@
 public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     /// The bytes do not start with the PNG signature.
     case notPNG(file: String)
-    /// The data ends before the image does.
-    case truncated(file: String)
+    /// The data ends before the image does (or is too short to hold the declared size).
+    case truncated(file: String, detail: String)
     /// A critical chunk's CRC does not match its contents.
     case crcMismatch(file: String, detail: String)
     /// libpng rejected the content for another reason (bad chunk, bad zlib stream, …).
@@ -22,7 +22,7 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .notPNG(let file): "\(file): not a PNG file (bad signature)"
-        case .truncated(let file): "\(file): truncated PNG (the data ends before the image does)"
+        case .truncated(let file, let detail): "\(file): truncated PNG (\(detail))"
         case .crcMismatch(let file, let detail): "\(file): PNG CRC error (\(detail))"
         case .corrupt(let file, let detail): "\(file): corrupt PNG (\(detail))"
         case .tooLarge(let file, let detail): "\(file): PNG too large (\(detail))"

@@ -35,7 +35,7 @@ public enum NumPyFileError: Error, Equatable, CustomStringConvertible {
 /// Written: float32 little-endian, C order, version 1.0 (2.0 when the header needs more
 /// than 65535 bytes), header padded so the data starts on a 64-byte boundary as NumPy does.
 /// Read: C order, little-endian '<f4', and converted to Float: '<f8' and '<f2' (rounded
-/// to nearest), '<i8' and '<i4' (exact up to 2^24 in magnitude, rounded to the nearest
+/// to nearest), '<i8', '<i4' and '|b1' (0 or 1) (exact up to 2^24 in magnitude, rounded to the nearest
 /// float above that). A 0-d array has shape [] and one element.
 public enum NumPyFile {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
@@ -113,10 +113,9 @@ public enum NumPyFile {
         var bytes = magic + [version, 0]
         for index in 0..<(version == 1 ? 2 : 4) { bytes.append(UInt8(truncatingIfNeeded: header.count >> (8 * index))) }
         bytes += header
-        for value in tensor.floats {
-            let bits = value.bitPattern.littleEndian
-            withUnsafeBytes(of: bits) { bytes += $0 }
-        }
+        let littleEndianBits = tensor.floats.map { $0.bitPattern.littleEndian }
+        bytes.reserveCapacity(bytes.count + 4 * littleEndianBits.count)
+        littleEndianBits.withUnsafeBytes { bytes += $0 }
         return bytes
     }
 
@@ -132,7 +131,7 @@ public enum NumPyFile {
 
     /// The element types read, each converted to Float.
     enum ElementType {
-        case float32, float64, float16, int64, int32
+        case float32, float64, float16, int64, int32, bool
 
         init(descr: String, file: String) throws {
             switch descr {
@@ -141,6 +140,7 @@ public enum NumPyFile {
             case "<f2": self = .float16
             case "<i8": self = .int64
             case "<i4": self = .int32
+            case "|b1": self = .bool
             default:
                 let detail: String
                 if descr.hasPrefix(">") {
@@ -148,7 +148,7 @@ public enum NumPyFile {
                 } else if descr.contains("O") {
                     detail = "Python objects cannot be read"
                 } else {
-                    detail = "expected <f4, <f8, <f2, <i8 or <i4"
+                    detail = "expected <f4, <f8, <f2, <i8, <i4 or |b1"
                 }
                 throw NumPyFileError.unsupportedDType(file: file, descr: descr, detail: detail)
             }
@@ -159,6 +159,7 @@ public enum NumPyFile {
             case .float32, .int32: 4
             case .float64, .int64: 8
             case .float16: 2
+            case .bool: 1
             }
         }
 
@@ -175,6 +176,8 @@ public enum NumPyFile {
                 (0..<count).map { Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
             case .int32:
                 (0..<count).map { Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+            case .bool:
+                (0..<count).map { raw[$0] != 0 ? 1 : 0 }
             }
         }
 

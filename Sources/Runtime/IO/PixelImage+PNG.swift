@@ -14,7 +14,9 @@ import CImageIO
 ///
 /// Limits against hostile files: width and height at most `maximumSide` (through
 /// png_set_user_limits), width × height at most `maximumPixels`, and any ancillary chunk
-/// at most 16 MiB in memory. Checked before the pixel buffer is allocated.
+/// at most 16 MiB in memory; and the bytes after the header must be able to hold the
+/// declared image (deflate expands at most 1032-fold), else it is reported truncated.
+/// All are checked before the pixel buffer is allocated.
 extension PixelImage {
     /// The largest width or height decoded (65536).
     public static let maximumSide = Int(CIMAGEIO_MAX_SIDE)
@@ -70,7 +72,7 @@ extension PixelImage {
         var encodedSize = 0
         func encode(_ buffer: UnsafeRawPointer?) -> cimageio_status {
             var image = cimageio_image(width: UInt32(width), height: UInt32(height), bit_depth: Int32(bitDepth),
-                                       channels: Int32(colorType.channels), was_palette: 0,
+                                       channels: Int32(colorType.channels),
                                        samples: UnsafeMutableRawPointer(mutating: buffer))
             return cimageio_png_encode(&image, &encoded, &encodedSize, &message, message.count)
         }
@@ -102,7 +104,7 @@ extension PixelImage {
         let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         switch status {
         case CIMAGEIO_NOT_PNG: return .notPNG(file: file)
-        case CIMAGEIO_TRUNCATED: return .truncated(file: file)
+        case CIMAGEIO_TRUNCATED: return .truncated(file: file, detail: detail)
         case CIMAGEIO_CRC_ERROR: return .crcMismatch(file: file, detail: detail)
         case CIMAGEIO_TOO_LARGE: return .tooLarge(file: file, detail: detail)
         case CIMAGEIO_UNSUPPORTED: return .unsupported(file: file, detail: detail)

@@ -64,17 +64,10 @@ public struct PixelImage: Sendable, Equatable {
         var planar = [Float](repeating: 0, count: 3 * plane)
         samples.withUnsafeBufferPointer { source in
             planar.withUnsafeMutableBufferPointer { target in
-                for pixel in 0..<plane {
-                    let base = pixel * channels
-                    if colorType.isGray {
-                        let value = source[base]
-                        target[pixel] = value
-                        target[plane + pixel] = value
-                        target[2 * plane + pixel] = value
-                    } else {
-                        target[pixel] = source[base]
-                        target[plane + pixel] = source[base + 1]
-                        target[2 * plane + pixel] = source[base + 2]
+                for outputChannel in 0..<3 {
+                    let sourceChannel = colorType.isGray ? 0 : outputChannel
+                    for pixel in 0..<plane {
+                        target[outputChannel * plane + pixel] = source[pixel * channels + sourceChannel]
                     }
                 }
             }
@@ -111,22 +104,26 @@ public struct PixelImage: Sendable, Equatable {
         var output = [Float](repeating: 0, count: plane * channels)
         rgb.withUnsafeBufferPointer { source in
             output.withUnsafeMutableBufferPointer { target in
-                for y in 0..<newHeight {
-                    for x in 0..<newWidth {
-                        let pixel = y * newWidth + x
-                        let red = source[pixel], green = source[plane + pixel], blue = source[2 * plane + pixel]
-                        let base = pixel * channels
-                        if colorType.isGray {
-                            let luma = Float(0.299 * Double(red) + 0.587 * Double(green) + 0.114 * Double(blue))
-                            target[base] = Self.quantize(luma, levels: levels)
-                        } else {
-                            target[base] = Self.quantize(red, levels: levels)
-                            target[base + 1] = Self.quantize(green, levels: levels)
-                            target[base + 2] = Self.quantize(blue, levels: levels)
+                if colorType.isGray {
+                    for pixel in 0..<plane {
+                        let luma = 0.299 * Double(source[pixel]) + 0.587 * Double(source[plane + pixel])
+                            + 0.114 * Double(source[2 * plane + pixel])
+                        target[pixel * channels] = Self.quantize(Float(luma), levels: levels)
+                    }
+                } else {
+                    for channel in 0..<3 {
+                        for pixel in 0..<plane {
+                            target[pixel * channels + channel] = Self.quantize(source[channel * plane + pixel], levels: levels)
                         }
-                        if colorType.hasAlpha {
-                            let sourcePixel = (y / scale) * width + x / scale
-                            target[base + channels - 1] = samples[sourcePixel * channels + channels - 1]
+                    }
+                }
+                guard colorType.hasAlpha else { return }
+                samples.withUnsafeBufferPointer { original in
+                    let alpha = channels - 1
+                    for y in 0..<newHeight {
+                        let sourceRow = (y / scale) * width
+                        for x in 0..<newWidth {
+                            target[(y * newWidth + x) * channels + alpha] = original[(sourceRow + x / scale) * channels + alpha]
                         }
                     }
                 }

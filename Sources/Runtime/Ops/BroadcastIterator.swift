@@ -3,8 +3,8 @@
 ///
 /// Merging is what gives element-wise kernels their fast paths without special-casing
 /// shapes: same-shape inputs collapse to one dimension with unit strides; a scalar side
-/// gets stride 0; a per-channel [C,1,1] operand of an [N,C,H,W] tensor becomes
-/// [N·C, H·W] with strides (1, 0), i.e. a scalar for every inner run of H·W elements.
+/// gets stride 0; a per-channel [C,1,1] operand of an [N,C,H,W] tensor is read over
+/// [N, C, H·W] with strides (0, 1, 0), i.e. as a scalar along every run of H·W elements.
 /// Kernels then only specialise the innermost run on its strides being 0 or 1.
 struct BroadcastLayout: Sendable {
     /// The merged output shape, at least one dimension.
@@ -19,7 +19,7 @@ struct BroadcastLayout: Sendable {
         let full = inputs.map { ShapeRules.broadcastStrides($0, to: output) }
         var mergedShape: [Int] = []
         var mergedStrides: [[Int]] = Array(repeating: [], count: inputs.count)
-        // Size-1 dimensions carry no elements, so they are dropped before merging.
+        // Size-1 dimensions never move an index, so they are dropped before merging.
         for axis in output.indices where output[axis] != 1 {
             let canMerge = !mergedShape.isEmpty && full.indices.allSatisfy { input in
                 mergedStrides[input][mergedStrides[input].count - 1] == full[input][axis] * output[axis]
@@ -50,6 +50,7 @@ struct BroadcastLayout: Sendable {
     ///
     /// Any output range may be given, so callers split the work across threads by
     /// element count regardless of the shape.
+    @inline(__always)
     func forEachRun(in range: Range<Int>, _ body: (Int, UnsafeBufferPointer<Int>, Int) -> Void) {
         guard !range.isEmpty else { return }
         let rank = shape.count

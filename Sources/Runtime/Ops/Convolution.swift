@@ -175,9 +175,14 @@ struct ConvolutionKernel: Kernel {
     let tapRanges: [Range<Int>]
 
     /// Target size of one worker's im2col tile. Measured on the 2-core AVX-512 EPYC (1 MB
-    /// L2 per core), 64→64 channels 3×3 at 256×256: 128 KB tiles were fastest; 32 KB and
-    /// 512 KB were within a few percent, 2 MB lost ~15% as the tile left L2.
-    static let tileBytes = 128 * 1024
+    /// L2 per core, OpenBLAS Haswell kernels) with 64→64 channels 3×3 at 256², 32→32 at
+    /// 512² and 256→256 at 64², minima of interleaved runs on a shared machine: 32 KB
+    /// tiles were 2–3× slower than 1 MB (every GEMM call re-packs the weights, and narrow
+    /// tiles give it few columns to amortise that over); 512 KB to 2 MB were within the
+    /// noise of each other. 1 MB keeps scratch at about one L2 per worker. With it the
+    /// im2col costs nothing measurable: 3×3 64→64 at 256² ran in 68 ms (71 GFLOP/s on two
+    /// threads), the same GEMM without im2col (1×1, 576→64 channels) in 67 ms.
+    static let tileBytes = 1024 * 1024
     /// Pointwise tiles are only for spreading work: OpenBLAS packs X itself.
     static let pointwiseTilePixels = 4096
 
@@ -289,7 +294,7 @@ struct ConvolutionKernel: Kernel {
                             if g.strideX == 1 {
                                 (destination + (lower - firstX)).update(from: source + lower + xOffset, count: upper - lower)
                             } else {
-                                for ox in lower..<upper { destination[ox - firstX] = source[ox * g.strideX + xOffset] }
+                                for ox in lower..<upper { destination[ox &- firstX] = source[ox &* g.strideX &+ xOffset] }
                             }
                             for ox in upper..<(firstX + length) { destination[ox - firstX] = 0 }
                         }
@@ -322,10 +327,11 @@ struct ConvolutionKernel: Kernel {
                 for kx in 0..<g.kernelWidth {
                     let weight = weights[ky * g.kernelWidth + kx]
                     let offset = kx * g.dilationX - g.padLeft
+                    // Wrapping arithmetic: overflow checks in these loops stop vectorisation.
                     if g.strideX == 1 {
-                        for ox in tapRanges[kx] { outputRow[ox] += weight * inputRow[ox + offset] }
+                        for ox in tapRanges[kx] { outputRow[ox] += weight * inputRow[ox &+ offset] }
                     } else {
-                        for ox in tapRanges[kx] { outputRow[ox] += weight * inputRow[ox * g.strideX + offset] }
+                        for ox in tapRanges[kx] { outputRow[ox] += weight * inputRow[ox &* g.strideX &+ offset] }
                     }
                 }
             }

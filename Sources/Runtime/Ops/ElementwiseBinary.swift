@@ -143,29 +143,38 @@ struct BinaryKernel: Kernel {
     func run(_ io: KernelIO) {
         let (a, b, output) = (io.input(0), io.input(1), io.outputs[0])
         io.pool.parallelFor(layout.count, minimumChunk: Self.minimumChunk) { range in
-            // Each case passes a constant function, so the inlined math folds to one
-            // operation and the inner loops are compiled per function.
-            switch function {
-            case .div where integerInputs: runs(range, a, b, output) { ($0 / $1).rounded(.towardZero) }
-            case .mod where integerInputs:
-                runs(range, a, b, output) { ElementwiseBinary.withDivisorSign(Foundation.fmod($0, $1), divisor: $1) }
-            case .add: runs(range, a, b, output) { ElementwiseBinary.floatResult(.add, $0, $1) }
-            case .sub: runs(range, a, b, output) { ElementwiseBinary.floatResult(.sub, $0, $1) }
-            case .mul: runs(range, a, b, output) { ElementwiseBinary.floatResult(.mul, $0, $1) }
-            case .div: runs(range, a, b, output) { ElementwiseBinary.floatResult(.div, $0, $1) }
-            case .pow: runs(range, a, b, output) { ElementwiseBinary.floatResult(.pow, $0, $1) }
-            case .max: runs(range, a, b, output) { ElementwiseBinary.floatResult(.max, $0, $1) }
-            case .min: runs(range, a, b, output) { ElementwiseBinary.floatResult(.min, $0, $1) }
-            case .mod: runs(range, a, b, output) { ElementwiseBinary.floatResult(.mod, $0, $1) }
-            case .prelu: runs(range, a, b, output) { ElementwiseBinary.floatResult(.prelu, $0, $1) }
-            case .equal: runs(range, a, b, output) { ElementwiseBinary.floatResult(.equal, $0, $1) }
-            case .less: runs(range, a, b, output) { ElementwiseBinary.floatResult(.less, $0, $1) }
-            case .greater: runs(range, a, b, output) { ElementwiseBinary.floatResult(.greater, $0, $1) }
-            case .lessOrEqual: runs(range, a, b, output) { ElementwiseBinary.floatResult(.lessOrEqual, $0, $1) }
-            case .greaterOrEqual: runs(range, a, b, output) { ElementwiseBinary.floatResult(.greaterOrEqual, $0, $1) }
-            case .and: runs(range, a, b, output) { ElementwiseBinary.floatResult(.and, $0, $1) }
-            case .or: runs(range, a, b, output) { ElementwiseBinary.floatResult(.or, $0, $1) }
-            }
+            compute(range, a, b, output)
+        }
+    }
+
+    /// One thread's share. Kept out of line so that the single-thread and multi-thread
+    /// paths of `parallelFor` run the same compiled loops (inlined into the caller, the
+    /// broadcast loops compiled 10× slower on one thread).
+    @inline(never)
+    private func compute(_ range: Range<Int>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                         _ output: UnsafeMutablePointer<Float>) {
+        // Each case passes a constant function, so the inlined math folds to one
+        // operation and the inner loops are compiled per function.
+        switch function {
+        case .div where integerInputs: runs(range, a, b, output) { ($0 / $1).rounded(.towardZero) }
+        case .mod where integerInputs:
+            runs(range, a, b, output) { ElementwiseBinary.withDivisorSign(Foundation.fmod($0, $1), divisor: $1) }
+        case .add: runs(range, a, b, output) { ElementwiseBinary.floatResult(.add, $0, $1) }
+        case .sub: runs(range, a, b, output) { ElementwiseBinary.floatResult(.sub, $0, $1) }
+        case .mul: runs(range, a, b, output) { ElementwiseBinary.floatResult(.mul, $0, $1) }
+        case .div: runs(range, a, b, output) { ElementwiseBinary.floatResult(.div, $0, $1) }
+        case .pow: runs(range, a, b, output) { ElementwiseBinary.floatResult(.pow, $0, $1) }
+        case .max: runs(range, a, b, output) { ElementwiseBinary.floatResult(.max, $0, $1) }
+        case .min: runs(range, a, b, output) { ElementwiseBinary.floatResult(.min, $0, $1) }
+        case .mod: runs(range, a, b, output) { ElementwiseBinary.floatResult(.mod, $0, $1) }
+        case .prelu: runs(range, a, b, output) { ElementwiseBinary.floatResult(.prelu, $0, $1) }
+        case .equal: runs(range, a, b, output) { ElementwiseBinary.floatResult(.equal, $0, $1) }
+        case .less: runs(range, a, b, output) { ElementwiseBinary.floatResult(.less, $0, $1) }
+        case .greater: runs(range, a, b, output) { ElementwiseBinary.floatResult(.greater, $0, $1) }
+        case .lessOrEqual: runs(range, a, b, output) { ElementwiseBinary.floatResult(.lessOrEqual, $0, $1) }
+        case .greaterOrEqual: runs(range, a, b, output) { ElementwiseBinary.floatResult(.greaterOrEqual, $0, $1) }
+        case .and: runs(range, a, b, output) { ElementwiseBinary.floatResult(.and, $0, $1) }
+        case .or: runs(range, a, b, output) { ElementwiseBinary.floatResult(.or, $0, $1) }
         }
     }
 

@@ -3,7 +3,8 @@ import Format
 /// `unary`: one `UnaryFunction` applied to every element, its math from `Activation`.
 ///
 /// Floats take every function. Integers (shape arithmetic) take the functions that are
-/// exact on them: identity, abs, neg, floor and ceil; `not` takes bool.
+/// exact on them: identity, abs, neg, floor and ceil; `not` takes bool, and identity
+/// takes anything.
 public struct ElementwiseUnary: Operator {
     let name: String
     let activation: Activation
@@ -23,8 +24,9 @@ public struct ElementwiseUnary: Operator {
     private func checkType(_ dtype: DType) throws {
         let accepted: Bool
         switch activation.function {
+        case .identity: accepted = true
         case .not: accepted = dtype == .bool
-        case .identity, .abs, .neg, .floor, .ceil: accepted = dtype != .bool
+        case .abs, .neg, .floor, .ceil: accepted = dtype != .bool
         default: accepted = dtype.isFloatingPoint
         }
         guard accepted else {

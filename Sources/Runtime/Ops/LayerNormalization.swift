@@ -97,32 +97,40 @@ struct LayerNormalizationKernel: Kernel {
         let scale = hasScale ? io.input(1) : nil
         let bias = hasBias ? io.input(2) : nil
         io.pool.parallelFor(rows, minimumChunk: Swift.max(1, (1 << 14) / Swift.max(size, 1))) { range in
-            for row in range {
-                let (x, y) = (input + row * size, output + row * size)
-                // Sums in Double: rows of thousands of elements lose digits in Float.
-                var sum: Double = 0
-                for j in 0..<size { sum += Double(x[j]) }
-                let mean = Float(sum / Double(size))
-                var squares: Double = 0
-                for j in 0..<size {
-                    let deviation = Double(x[j] - mean)
-                    squares += deviation * deviation
+            normalize(range, input, scale, bias, output)
+        }
+    }
+
+    /// One thread's rows, out of line so both paths of `parallelFor` run the same
+    /// compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
+    private func normalize(_ rows: Range<Int>, _ input: UnsafePointer<Float>, _ scale: UnsafePointer<Float>?,
+                           _ bias: UnsafePointer<Float>?, _ output: UnsafeMutablePointer<Float>) {
+        for row in rows {
+            let (x, y) = (input + row * size, output + row * size)
+            // Sums in Double: rows of thousands of elements lose digits in Float.
+            var sum: Double = 0
+            for j in 0..<size { sum += Double(x[j]) }
+            let mean = Float(sum / Double(size))
+            var squares: Double = 0
+            for j in 0..<size {
+                let deviation = Double(x[j] - mean)
+                squares += deviation * deviation
+            }
+            let inverseDeviation = Float(1 / (squares / Double(size) + Double(epsilon)).squareRoot())
+            for j in 0..<size { y[j] = (x[j] - mean) * inverseDeviation }
+            if let scale {
+                if let scaleIndices {
+                    for j in 0..<size { y[j] *= scale[scaleIndices[j]] }
+                } else {
+                    for j in 0..<size { y[j] *= scale[j] }
                 }
-                let inverseDeviation = Float(1 / (squares / Double(size) + Double(epsilon)).squareRoot())
-                for j in 0..<size { y[j] = (x[j] - mean) * inverseDeviation }
-                if let scale {
-                    if let scaleIndices {
-                        for j in 0..<size { y[j] *= scale[scaleIndices[j]] }
-                    } else {
-                        for j in 0..<size { y[j] *= scale[j] }
-                    }
-                }
-                if let bias {
-                    if let biasIndices {
-                        for j in 0..<size { y[j] += bias[biasIndices[j]] }
-                    } else {
-                        for j in 0..<size { y[j] += bias[j] }
-                    }
+            }
+            if let bias {
+                if let biasIndices {
+                    for j in 0..<size { y[j] += bias[biasIndices[j]] }
+                } else {
+                    for j in 0..<size { y[j] += bias[j] }
                 }
             }
         }

@@ -17,7 +17,7 @@ public struct Linear: Operator {
         guard weight.count == 2, weight[1] == k else {
             throw OpError.shape(node: name, "weight \(weight) should be [N, \(k)] for input \(x)")
         }
-        if let bias, bias.reduce(1, *) != weight[0] || bias.count != 1 {
+        if let bias, bias != [weight[0]] {
             throw OpError.shape(node: name, "bias \(bias) should be [\(weight[0])]")
         }
         return x.dropLast() + [weight[0]]
@@ -27,7 +27,7 @@ public struct Linear: Operator {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let bias = inputs.count > 2 ? inputs[2] : nil
-        guard ([x, weight] + (bias.map { [$0] } ?? [])).allSatisfy({ $0.dtype.isFloatingPoint }) else {
+        guard [x, weight, bias].compactMap({ $0 }).allSatisfy({ $0.dtype.isFloatingPoint }) else {
             throw OpError.unsupported(node: name, "linear of integer tensors")
         }
         return [ValueFact(dtype: .float32, shape: try outputShape(x: x.shape, weight: weight.shape, bias: bias?.shape))]
@@ -78,23 +78,31 @@ struct LinearKernel: Kernel {
         let bias = hasBias ? io.input(2) : nil
         let minimumRows = Swift.max(1, Self.minimumParallelWork / Swift.max(n * k, 1))
         io.pool.parallelFor(rows, minimumChunk: minimumRows) { range in
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let count = Swift.min(rowsPerBlock, range.upperBound - start)
-                let block = y + start * n
-                if k > 0 {
-                    GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
-                                  b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
-                } else {
-                    block.update(repeating: 0, count: count * n)
-                }
-                for row in 0..<count {
-                    let values = block + row * n
-                    if let bias { for j in 0..<n { values[j] += bias[j] } }
-                    activation.apply(values, count: n)
-                }
-                start += count
+            compute(range, x, weight, bias, y)
+        }
+    }
+
+    /// One thread's rows, block by block. Out of line so both paths of `parallelFor`
+    /// run the same compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
+    private func compute(_ rows: Range<Int>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+                         _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+        var start = rows.lowerBound
+        while start < rows.upperBound {
+            let count = Swift.min(rowsPerBlock, rows.upperBound - start)
+            let block = y + start * n
+            if k > 0 {
+                GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
+                              b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
+            } else {
+                block.update(repeating: 0, count: count * n)
             }
+            for row in 0..<count {
+                let values = block + row * n
+                if let bias { for j in 0..<n { values[j] += bias[j] } }
+                activation.apply(values, count: n)
+            }
+            start += count
         }
     }
 }

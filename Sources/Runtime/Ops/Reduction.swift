@@ -89,7 +89,7 @@ public struct Reduction: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let (kept, reducedCount) = try keptShape(x.shape)
-        return ReductionKernel(reduction: self, reducedCount: reducedCount,
+        return ReductionKernel(reduction: self, reducedCount: reducedCount, integerInputs: !x.dtype.isFloatingPoint,
                                layout: BroadcastLayout(output: x.shape, inputs: [kept]))
     }
 
@@ -100,34 +100,59 @@ public struct Reduction: Operator {
     struct ReductionKernel: Kernel {
         let reduction: Reduction
         let reducedCount: Int
+        /// Integer tensors computed at run time arrive as floats; their mean still
+        /// truncates toward zero, as the reference's does.
+        let integerInputs: Bool
         let layout: BroadcastLayout
+        /// Threads split the outermost merged axis when it is kept, so each writes its
+        /// own outputs; a reduction over the outermost axis runs on one thread (outer 1).
+        let outer: Int
+        let inputPerOuter: Int
+        let outputPerOuter: Int
+
+        init(reduction: Reduction, reducedCount: Int, integerInputs: Bool, layout: BroadcastLayout) {
+            self.reduction = reduction
+            self.reducedCount = reducedCount
+            self.integerInputs = integerInputs
+            self.layout = layout
+            let outermostKept = layout.strides[0][0] != 0
+            outer = outermostKept ? layout.shape[0] : 1
+            inputPerOuter = layout.count / outer
+            outputPerOuter = outermostKept ? layout.strides[0][0] : layout.count / Swift.max(reducedCount, 1)
+        }
 
         func run(_ io: KernelIO) {
             let (input, output) = (io.input(0), io.outputs[0])
-            let outputStrides = layout.strides[0]
-            let innerOutputStride = layout.innerStride(0)
-            // Threads split the outermost merged axis when it is kept, so each writes its
-            // own outputs; a reduction over the outermost axis runs on one thread.
-            let outer = outputStrides[0] != 0 ? layout.shape[0] : 1
-            let inputPerOuter = layout.count / outer
-            let outputPerOuter = outer > 1 ? outputStrides[0] : layout.count / Swift.max(reducedCount, 1)
-            let start: Float = reduction.function == .max ? -.infinity : reduction.function == .min ? .infinity : 0
             io.pool.parallelFor(outer, minimumChunk: Swift.max(1, (1 << 15) / Swift.max(inputPerOuter, 1))) { range in
-                let outputs = output + range.lowerBound * outputPerOuter
-                let outputCount = range.count * outputPerOuter
-                outputs.update(repeating: start, count: outputCount)
-                let elements = range.lowerBound * inputPerOuter..<range.upperBound * inputPerOuter
-                layout.forEachRun(in: elements) { inputOffset, offsets, length in
-                    let (x, y) = (input + inputOffset, output + offsets[0])
-                    if innerOutputStride == 0 {
-                        y[0] = reduction.combine(y[0], reduce(x, length))
-                    } else {
-                        for i in 0..<length { y[i] = reduction.combine(y[i], x[i]) }
-                    }
+                reduce(range, input, output)
+            }
+        }
+
+        /// Reduces the input elements of outer indices `outers` into their outputs.
+        /// Out of line so both paths of `parallelFor` run the same compiled loops (see
+        /// `BinaryKernel.compute`).
+        @inline(never)
+        private func reduce(_ outers: Range<Int>, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+            let function = reduction.function
+            let (outputs, count) = (output + outers.lowerBound * outputPerOuter, outers.count * outputPerOuter)
+            outputs.update(repeating: function == .max ? -.infinity : function == .min ? .infinity : 0, count: count)
+            let innerOutputStride = layout.innerStride(0)
+            layout.forEachRun(in: outers.lowerBound * inputPerOuter..<outers.upperBound * inputPerOuter) { inputOffset, offsets, length in
+                let (x, y) = (input + inputOffset, output + offsets[0])
+                if innerOutputStride == 0 {
+                    y[0] = reduction.combine(y[0], reduceRun(x, length))
+                } else {
+                    for i in 0..<length { y[i] = reduction.combine(y[i], x[i]) }
                 }
-                if reduction.function == .mean {
+            }
+            if function == .mean {
+                if integerInputs {
+                    // Divide rather than multiply by 1/n: -7 · (1/7) is -0.99999994, which truncates to 0.
+                    let divisor = Float(reducedCount)
+                    for i in 0..<count { outputs[i] = (outputs[i] / divisor).rounded(.towardZero) }
+                } else {
                     let scale = 1 / Float(reducedCount)
-                    for i in 0..<outputCount { outputs[i] *= scale }
+                    for i in 0..<count { outputs[i] *= scale }
                 }
             }
         }
@@ -135,7 +160,7 @@ public struct Reduction: Operator {
         /// The sum (accumulated in Double, as long rows lose digits in Float) or extreme
         /// of `count` contiguous floats.
         @inline(__always)
-        private func reduce(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
+        private func reduceRun(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
             switch reduction.function {
             case .mean, .sum:
                 var sum: Double = 0

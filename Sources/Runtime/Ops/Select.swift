@@ -60,7 +60,8 @@ public struct Select: Operator {
     }
 }
 
-/// The float kernel of `where` over the broadcast layout's runs.
+/// The float kernel of `where` over the broadcast layout's runs, specialised for all
+/// inputs contiguous and for a scalar X or Y (masking with a constant).
 struct SelectKernel: Kernel {
     let layout: BroadcastLayout
     /// Below 32K elements a second thread costs more than it saves.
@@ -68,15 +69,24 @@ struct SelectKernel: Kernel {
 
     func run(_ io: KernelIO) {
         let (condition, x, y, output) = (io.input(0), io.input(1), io.input(2), io.outputs[0])
-        let strides = (layout.innerStride(0), layout.innerStride(1), layout.innerStride(2))
         io.pool.parallelFor(layout.count, minimumChunk: Self.minimumChunk) { range in
-            layout.forEachRun(in: range) { outputOffset, offsets, length in
-                let (c, a, b, z) = (condition + offsets[0], x + offsets[1], y + offsets[2], output + outputOffset)
-                if strides == (1, 1, 1) {
-                    for i in 0..<length { z[i] = c[i] != 0 ? a[i] : b[i] }
-                } else {
-                    for i in 0..<length { z[i] = c[i * strides.0] != 0 ? a[i * strides.1] : b[i * strides.2] }
-                }
+            compute(range, condition, x, y, output)
+        }
+    }
+
+    /// One thread's share, out of line so both paths of `parallelFor` run the same
+    /// compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
+    private func compute(_ range: Range<Int>, _ condition: UnsafePointer<Float>, _ x: UnsafePointer<Float>,
+                         _ y: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
+        let strides = (layout.innerStride(0), layout.innerStride(1), layout.innerStride(2))
+        layout.forEachRun(in: range) { outputOffset, offsets, length in
+            let (c, a, b, z) = (condition + offsets[0], x + offsets[1], y + offsets[2], output + outputOffset)
+            switch strides {
+            case (1, 1, 1): for i in 0..<length { z[i] = c[i] != 0 ? a[i] : b[i] }
+            case (1, 1, 0): let scalar = b[0]; for i in 0..<length { z[i] = c[i] != 0 ? a[i] : scalar }
+            case (1, 0, 1): let scalar = a[0]; for i in 0..<length { z[i] = c[i] != 0 ? scalar : b[i] }
+            default: for i in 0..<length { z[i] = c[i * strides.0] != 0 ? a[i * strides.1] : b[i * strides.2] }
             }
         }
     }

@@ -49,33 +49,47 @@ public struct Softmax: Operator {
     }
 }
 
-/// The float kernel of `softmax`, threads splitting the outer extent.
+/// The float kernel of `softmax`.
 ///
 /// With the axis innermost (attention rows) each row is max, exp-and-sum, scale in
-/// place. Otherwise the axis has stride `inner`: the passes run over whole contiguous
-/// [inner] slices (running max, then exp and running sum, then scale), so memory is
-/// read in order instead of striding down one column at a time.
+/// place, threads splitting the rows. Otherwise the axis has stride `inner`: the
+/// [length, inner] block of each outer index is cut into strips of `stripWidth` columns,
+/// and each strip's passes (max, exp and sum, scale) sweep its rows in memory order
+/// instead of striding down one column at a time. Threads split the strips, so a single
+/// image ([1, C, H, W], softmax over C) still uses every thread.
 struct SoftmaxKernel: Kernel {
     let outer: Int
     let length: Int
     let inner: Int
+    /// Columns per strip: the strip's max and sum (2 KB) stay on the stack and in L1,
+    /// and a row segment of 256 floats is long enough to stream.
+    static let stripWidth = 256
 
     func run(_ io: KernelIO) {
         let (input, output) = (io.input(0), io.outputs[0])
         let slice = length * inner
         guard slice > 0 else { return }
-        io.pool.parallelFor(outer, minimumChunk: Swift.max(1, (1 << 14) / Swift.max(slice, 1))) { range in
-            for o in range {
-                let (x, y) = (input + o * slice, output + o * slice)
-                if inner == 1 {
-                    softmaxRow(x, y)
-                } else {
-                    softmaxColumns(x, y)
-                }
+        if inner == 1 {
+            io.pool.parallelFor(outer, minimumChunk: Swift.max(1, (1 << 14) / slice)) { range in
+                for o in range { softmaxRow(input + o * slice, output + o * slice) }
+            }
+            return
+        }
+        let strips = (inner + Self.stripWidth - 1) / Self.stripWidth
+        let stripElements = length * Swift.min(inner, Self.stripWidth)
+        io.pool.parallelFor(outer * strips, minimumChunk: Swift.max(1, (1 << 14) / stripElements)) { range in
+            for task in range {
+                let (o, strip) = task.quotientAndRemainder(dividingBy: strips)
+                let columns = strip * Self.stripWidth..<Swift.min(inner, (strip + 1) * Self.stripWidth)
+                let offset = o * slice + columns.lowerBound
+                softmaxColumns(input + offset, output + offset, width: columns.count)
             }
         }
     }
 
+    // The row and strip functions stay out of line so both paths of `parallelFor` run
+    // the same compiled loops (see `BinaryKernel.compute`).
+    @inline(never)
     private func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
         var maximum = -Float.infinity
         for k in 0..<length { maximum = Swift.max(maximum, x[k]) }
@@ -89,29 +103,29 @@ struct SoftmaxKernel: Kernel {
         for k in 0..<length { y[k] *= scale }
     }
 
-    /// Softmax down each of `inner` columns of a [length, inner] block; the per-column
-    /// max and sum are kept in a temporary (stack) buffer of 2·inner floats.
-    private func softmaxColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * inner) { buffer in
-            let maximum = UnsafeMutableBufferPointer(rebasing: buffer[..<inner])
-            let sum = UnsafeMutableBufferPointer(rebasing: buffer[inner...])
-            for i in 0..<inner { maximum[i] = x[i]; sum[i] = 0 }
+    /// Softmax down each of `width` columns of a [length, inner]-strided block.
+    @inline(never)
+    private func softmaxColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, width: Int) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * Self.stripWidth) { buffer in
+            let maximum = UnsafeMutableBufferPointer(rebasing: buffer[..<width])
+            let sum = UnsafeMutableBufferPointer(rebasing: buffer[Self.stripWidth..<(Self.stripWidth + width)])
+            for i in 0..<width { maximum[i] = x[i]; sum[i] = 0 }
             for k in 1..<length {
                 let row = x + k * inner
-                for i in 0..<inner { maximum[i] = Swift.max(maximum[i], row[i]) }
+                for i in 0..<width { maximum[i] = Swift.max(maximum[i], row[i]) }
             }
             for k in 0..<length {
                 let (row, out) = (x + k * inner, y + k * inner)
-                for i in 0..<inner {
+                for i in 0..<width {
                     let e = Foundation.exp(row[i] - maximum[i])
                     out[i] = e
                     sum[i] += e
                 }
             }
-            for i in 0..<inner { sum[i] = 1 / sum[i] }
+            for i in 0..<width { sum[i] = 1 / sum[i] }
             for k in 0..<length {
                 let out = y + k * inner
-                for i in 0..<inner { out[i] *= sum[i] }
+                for i in 0..<width { out[i] *= sum[i] }
             }
         }
     }

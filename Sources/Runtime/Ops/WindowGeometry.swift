@@ -164,6 +164,14 @@ extension WindowGeometry {
                                       limit: input + padBefore + padAfter)
         }
     }
+
+    /// The output columns whose whole window row lies inside the input: there a pooling
+    /// kernel can sweep each kernel column across the row as one vectorisable loop.
+    var interiorColumns: Range<Int> {
+        let reach = (kernelWidth - 1) * dilationX
+        return WindowGeometry.validRange(count: outputWidth, stride: strideX, offset: -padLeft,
+                                         limit: max(0, inputWidth - reach))
+    }
 }
 
 /// The attributes of `averagePool` and `maxPool`: kernel shape, the window attributes and

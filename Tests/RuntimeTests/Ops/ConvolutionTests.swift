@@ -32,6 +32,18 @@ final class ConvolutionTests: XCTestCase {
         try check(x: [1, 2, 65, 17], w: [3, 2, 5, 3], ["pads": .ints([2, 1, 2, 1])], seed: 4)
     }
 
+    func testSeveralPixelTilesSplittingRows() throws {
+        // K = 64·9 rows of im2col: a 1 MB tile holds 448 pixels, so 33×35 output pixels take
+        // three tiles whose edges fall inside output rows.
+        let kernel = ConvolutionKernel(layout: .init(batch: 1, inChannels: 64, outChannels: 5, group: 1,
+                                                     geometry: try Convolution(node: conv(["pads": .ints([1, 1, 1, 1])]))
+                                                         .geometry(input: [1, 64, 33, 35], weight: [5, 64, 3, 3]),
+                                                     hasBias: true, hasResidual: false),
+                                       epilogue: ConvolutionEpilogue(activation: .identity, residualBeforeActivation: false))
+        XCTAssertLessThan(kernel.tilePixels, 33 * 35 / 2)
+        try check(x: [1, 64, 33, 35], w: [5, 64, 3, 3], ["pads": .ints([1, 1, 1, 1])], residual: true, seed: 40)
+    }
+
     func testStridesDilationsAndAsymmetricPads() throws {
         try check(x: [1, 3, 63, 65], w: [4, 3, 3, 3], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], seed: 5)
         try check(x: [1, 3, 33, 31], w: [4, 3, 3, 3], ["dilations": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])], seed: 6)
@@ -64,7 +76,9 @@ final class ConvolutionTests: XCTestCase {
             ["activation": .string("leakyRelu"), "alpha": .float(0.2)],
             ["activation": .string("clip"), "min": .float(-0.5), "max": .float(0.5)],
             ["activation": .string("sigmoid")], ["activation": .string("silu")],
-            ["activation": .string("gelu")], ["activation": .string("tanh")],
+            ["activation": .string("gelu")], ["activation": .string("geluTanh")], ["activation": .string("tanh")],
+            ["activation": .string("elu"), "alpha": .float(0.5)], ["activation": .string("hardSigmoid")],
+            ["activation": .string("softplus")],
         ]
         for (index, activation) in activations.enumerated() {
             for before in [0, 1] {

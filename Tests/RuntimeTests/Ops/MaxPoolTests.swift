@@ -12,6 +12,8 @@ final class MaxPoolTests: XCTestCase {
 
     func testOddShapesAndWindows() throws {
         try check([1, 1, 1, 1], ["kernelShape": .ints([1, 1])], seed: 1)
+        // No interior column: every window touches the padding.
+        try check([1, 2, 3, 2], ["kernelShape": .ints([3, 3]), "pads": .ints([1, 1, 1, 1])], seed: 9)
         try check([2, 3, 63, 65], ["kernelShape": .ints([2, 2]), "strides": .ints([2, 2])], seed: 2)
         try check([1, 4, 65, 63], ["kernelShape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], seed: 3)
         try check([1, 2, 17, 15], ["kernelShape": .ints([3, 2]), "dilations": .ints([2, 2]), "pads": .ints([2, 0, 1, 1])], seed: 4)

@@ -23,6 +23,12 @@ final class TransposedConvolutionTests: XCTestCase {
         try check(x: [1, 2, 63, 65], w: [2, 3, 2, 2], ["strides": .ints([2, 2])], bias: false, seed: 4)
     }
 
+    func testSeveralPixelTilesSplittingRows() throws {
+        // 64 output channels × 4×4 taps = 1024 column rows: a 1 MB tile holds 256 input
+        // pixels, so 20×21 pixels take two tiles split inside a row.
+        try check(x: [2, 4, 20, 21], w: [4, 64, 4, 4], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], seed: 10)
+    }
+
     func testGroupsDilationsOutputPaddingAndAsymmetricPads() throws {
         try check(x: [2, 4, 9, 8], w: [4, 3, 3, 2], ["group": .int(2), "dilations": .ints([2, 2]), "pads": .ints([0, 1, 2, 0])], seed: 5)
         try check(x: [1, 3, 5, 6], w: [3, 2, 3, 3], ["strides": .ints([2, 3]), "pads": .ints([1, 0, 1, 2]),

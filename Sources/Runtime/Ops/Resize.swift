@@ -1,0 +1,302 @@
+import Foundation
+import Format
+
+/// `resize`: nearest, linear or cubic interpolation of the last two axes (H, W), per ONNX
+/// Resize. Inputs: X, scales? (plan-time f32), sizes? (plan-time i64), exactly one given;
+/// scales and sizes may list every axis (the leading ones must keep their size) or only
+/// the last two. With scales the output size is floor(in · scale).
+public struct Resize: Operator {
+    enum Mode: String, Sendable { case nearest, linear, cubic }
+
+    /// How an output coordinate maps back to an input coordinate (ONNX names).
+    enum CoordinateMode: String, Sendable {
+        case halfPixel = "half_pixel"
+        case halfPixelSymmetric = "half_pixel_symmetric"
+        case pytorchHalfPixel = "pytorch_half_pixel"
+        case alignCorners = "align_corners"
+        case asymmetric
+        case tfHalfPixelForNearest = "tf_half_pixel_for_nearest"
+    }
+
+    enum NearestMode: String, Sendable {
+        case roundPreferFloor = "round_prefer_floor"
+        case roundPreferCeil = "round_prefer_ceil"
+        case floor, ceil
+    }
+
+    let name: String
+    let mode: Mode
+    let coordinateMode: CoordinateMode
+    let nearestMode: NearestMode
+    let cubicCoeffA: Float
+    let excludeOutside: Bool
+
+    public init(node: Node) throws {
+        name = node.name
+        mode = try node.enumeration("mode", default: .nearest)
+        coordinateMode = try node.enumeration("coordinateTransformationMode", default: .halfPixel)
+        nearestMode = try node.enumeration("nearestMode", default: .roundPreferFloor)
+        cubicCoeffA = try node.float("cubicCoeffA", default: -0.75)
+        excludeOutside = try node.int("excludeOutside", default: 0) != 0
+    }
+
+    /// The output shape and the scale of the last two axes for an input of `shape`.
+    func plan(_ shape: [Int], scales: [Float]?, sizes: [Int64]?) throws -> (shape: [Int], scales: [Float]) {
+        let rank = shape.count
+        guard rank >= 2 else { throw OpError.shape(node: name, "resize needs rank >= 2, found \(shape)") }
+        let leading = Array(shape[..<(rank - 2)])
+        if let scales, !scales.isEmpty {
+            guard sizes == nil else { throw OpError.shape(node: name, "both scales and sizes are given") }
+            guard scales.count == rank || scales.count == 2 else {
+                throw OpError.shape(node: name, "\(scales.count) scales for rank \(rank); expected \(rank) or 2")
+            }
+            guard scales.dropLast(2).allSatisfy({ $0 == 1 }) else {
+                throw OpError.unsupported(node: name, "scales \(scales): only the last two axes can be resized")
+            }
+            let last = Array(scales.suffix(2))
+            guard last.allSatisfy({ $0 > 0 }) else { throw OpError.shape(node: name, "scales \(scales) must be positive") }
+            // Float arithmetic as onnxruntime, so 5 × 1.7 = 8.5 floors to 8 the same way.
+            let sizes = (0..<2).map { Int((Float(shape[rank - 2 + $0]) * last[$0]).rounded(.down)) }
+            return (leading + sizes, last)
+        }
+        guard let sizes, sizes.count == rank || sizes.count == 2 else {
+            throw OpError.shape(node: name, "resize needs scales or sizes (one value per axis, or two)")
+        }
+        guard zip(sizes.dropLast(2), leading).allSatisfy({ Int($0) == $1 }) else {
+            throw OpError.unsupported(node: name, "sizes \(sizes) for \(shape): only the last two axes can be resized")
+        }
+        let last = sizes.suffix(2).map { Int($0) }
+        guard last.allSatisfy({ $0 > 0 }), shape.suffix(2).allSatisfy({ $0 > 0 }) else {
+            throw OpError.shape(node: name, "sizes \(sizes) for \(shape) must be positive")
+        }
+        return (leading + last, (0..<2).map { Float(last[$0]) / Float(shape[rank - 2 + $0]) })
+    }
+
+    private func plan(_ inputs: [ValueFact?]) throws -> (shape: [Int], scales: [Float]) {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let scales = inputs.count > 1 && inputs[1] != nil ? try ShapeRules.planTimeValue(inputs, 1, node: name).floats : nil
+        let sizes = inputs.count > 2 && inputs[2] != nil ? try ShapeRules.planTimeValue(inputs, 2, node: name).ints : nil
+        return try plan(x.shape, scales: scales, sizes: sizes)
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        [ValueFact(dtype: .float32, shape: try plan(inputs).shape)]
+    }
+
+    /// The input coordinate that output position `x` of an axis samples.
+    func sourceCoordinate(_ x: Int, input: Int, output: Int, scale: Float) -> Float {
+        let x = Float(x)
+        switch coordinateMode {
+        case .halfPixel: return (x + 0.5) / scale - 0.5
+        case .halfPixelSymmetric:
+            let adjustment = Float(output) / (scale * Float(input))
+            let offset = Float(input) / 2 * (1 - adjustment)
+            return offset + (x + 0.5) / scale - 0.5
+        case .pytorchHalfPixel: return output > 1 ? (x + 0.5) / scale - 0.5 : 0
+        case .alignCorners: return output == 1 ? 0 : x * Float(input - 1) / Float(output - 1)
+        case .asymmetric: return x / scale
+        case .tfHalfPixelForNearest: return (x + 0.5) / scale
+        }
+    }
+
+    /// Taps per output position: 1 (nearest), 2 (linear) or 4 (cubic).
+    var tapCount: Int {
+        switch mode {
+        case .nearest: 1
+        case .linear: 2
+        case .cubic: 4
+        }
+    }
+
+    /// The input indices and weights output position `x` of an axis interpolates from,
+    /// written to `indices` and `weights` (`tapCount` each).
+    func taps(_ x: Int, input: Int, output: Int, scale: Float,
+              indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+        let source = sourceCoordinate(x, input: input, output: output, scale: scale)
+        switch mode {
+        case .nearest:
+            let rounded: Float
+            switch nearestMode {
+            case .roundPreferFloor: rounded = source - source.rounded(.down) == 0.5 ? source.rounded(.down) : source.rounded()
+            case .roundPreferCeil: rounded = source - source.rounded(.down) == 0.5 ? source.rounded(.up) : source.rounded()
+            case .floor: rounded = source.rounded(.down)
+            case .ceil: rounded = source.rounded(.up)
+            }
+            indices[0] = min(max(Int(rounded), 0), input - 1)
+            weights[0] = 1
+        case .linear:
+            let clamped = min(max(source, 0), Float(input - 1))
+            let first = Int(clamped.rounded(.down))
+            let fraction = clamped - Float(first)
+            indices[0] = first
+            indices[1] = min(first + 1, input - 1)
+            weights[0] = 1 - fraction
+            weights[1] = fraction
+        case .cubic:
+            let floor = source.rounded(.down)
+            let t = source - floor
+            let a = cubicCoeffA
+            // Keys' cubic convolution kernel at distances 1+t, t, 1−t, 2−t.
+            func near(_ d: Float) -> Float { ((a + 2) * d - (a + 3)) * d * d + 1 }
+            func far(_ d: Float) -> Float { ((a * d - 5 * a) * d + 8 * a) * d - 4 * a }
+            let coefficients = [far(1 + t), near(t), near(1 - t), far(2 - t)]
+            var total: Float = 0
+            for tap in 0..<4 {
+                let index = Int(floor) - 1 + tap
+                let inside = index >= 0 && index < input
+                indices[tap] = min(max(index, 0), input - 1)
+                weights[tap] = excludeOutside && !inside ? 0 : coefficients[tap]
+                total += weights[tap]
+            }
+            if excludeOutside {
+                for tap in 0..<4 { weights[tap] /= total }
+            }
+        }
+    }
+
+    /// Index and weight tables of one axis, `tapCount` entries per output position.
+    func axisTable(input: Int, output: Int, scale: Float) -> (indices: [Int], weights: [Float]) {
+        var indices: [Int] = [], weights: [Float] = []
+        var tapIndices = [Int](repeating: 0, count: 4), tapWeights = [Float](repeating: 0, count: 4)
+        for x in 0..<output {
+            taps(x, input: input, output: output, scale: scale, indices: &tapIndices, weights: &tapWeights)
+            indices += tapIndices.prefix(tapCount)
+            weights += tapWeights.prefix(tapCount)
+        }
+        return (indices, weights)
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
+        let (shape, scales) = try plan(inputs.map { $0.map(ValueFact.init) })
+        let x = xTensor.floats
+        let rank = shape.count
+        let (inH, inW, outH, outW) = (xTensor.shape[rank - 2], xTensor.shape[rank - 1], shape[rank - 2], shape[rank - 1])
+        let planes = shape[..<(rank - 2)].reduce(1, *)
+        var y = [Float](repeating: 0, count: planes * outH * outW)
+        var rowIndices = [Int](repeating: 0, count: 4), columnIndices = rowIndices
+        var rowWeights = [Float](repeating: 0, count: 4), columnWeights = rowWeights
+        for oy in 0..<outH {
+            taps(oy, input: inH, output: outH, scale: scales[0], indices: &rowIndices, weights: &rowWeights)
+            for ox in 0..<outW {
+                taps(ox, input: inW, output: outW, scale: scales[1], indices: &columnIndices, weights: &columnWeights)
+                for plane in 0..<planes {
+                    var sum: Float = 0
+                    for ty in 0..<tapCount {
+                        for tx in 0..<tapCount {
+                            sum += rowWeights[ty] * columnWeights[tx]
+                                * x[(plane * inH + rowIndices[ty]) * inW + columnIndices[tx]]
+                        }
+                    }
+                    y[(plane * outH + oy) * outW + ox] = sum
+                }
+            }
+        }
+        return [HostTensor(shape: shape, floats: y)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (shape, scales) = try plan(inputs)
+        let rank = shape.count
+        let (inH, inW, outH, outW) = (x.shape[rank - 2], x.shape[rank - 1], shape[rank - 2], shape[rank - 1])
+        let rows = axisTable(input: inH, output: outH, scale: scales[0])
+        let columns = axisTable(input: inW, output: outW, scale: scales[1])
+        return ResizeKernel(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
+                            outputHeight: outH, outputWidth: outW, taps: tapCount,
+                            rowIndices: rows.indices, rowWeights: rows.weights,
+                            columnIndices: columns.indices, columnWeights: columns.weights)
+    }
+}
+
+/// Resizing from per-axis index and weight tables built when the kernel is made.
+///
+/// Nearest is a plain gather per output row. Linear and cubic are separable: each input
+/// row a worker needs is interpolated horizontally once into a small ring of `taps` rows
+/// in scratch (row r in slot r mod taps: the rows one output row needs are consecutive,
+/// so they never share a slot), and each output row is a vectorised weighted sum of those.
+/// Against interpolating every output pixel from the input directly (taps² gathers per
+/// pixel) this took ×2 upsampling of 64×256² from ~90 to ~24 ms (linear) and from ~250 to
+/// ~64 ms (cubic) on the shared 2-core machine; onnxruntime took 48 and 1881 ms there.
+/// Work items are blocks of output rows of one plane.
+struct ResizeKernel: Kernel {
+    let planes: Int
+    let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
+    /// 1, 2 or 4 (`Resize.tapCount`).
+    let taps: Int
+    let rowIndices: [Int], rowWeights: [Float]
+    let columnIndices: [Int], columnWeights: [Float]
+
+    private static let rowsPerItem = 32
+
+    private var slotBytes: Int { (taps * outputWidth * MemoryLayout<Float>.size + 63) / 64 * 64 }
+
+    var scratchBytes: Int { taps == 1 ? 0 : ScratchSlots.slotCount * slotBytes }
+
+    func run(_ io: KernelIO) {
+        let x = io.input(0), y = io.outputs[0]
+        rowIndices.withUnsafeBufferPointer { rowIndices in
+        rowWeights.withUnsafeBufferPointer { rowWeights in
+        columnIndices.withUnsafeBufferPointer { columnIndices in
+        columnWeights.withUnsafeBufferPointer { columnWeights in
+            if taps == 1 {
+                io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
+                    for item in range {
+                        let plane = item / outputHeight, oy = item % outputHeight
+                        let row = x + (plane * inputHeight + rowIndices[oy]) * inputWidth
+                        let output = y + item * outputWidth
+                        for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
+                    }
+                }
+                return
+            }
+            guard let scratch = io.scratch else { preconditionFailure("resize kernel ran without scratch") }
+            let blocks = (outputHeight + Self.rowsPerItem - 1) / Self.rowsPerItem
+            ScratchSlots.run(items: planes * blocks, pool: io.pool) { slot, item in
+                let plane = item / blocks, block = item % blocks
+                let input = x + plane * inputHeight * inputWidth
+                let ring = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
+                var ringRows = SIMD4<Int>(repeating: -1)
+                for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
+                    let output = y + (plane * outputHeight + oy) * outputWidth
+                    output.update(repeating: 0, count: outputWidth)
+                    for ty in 0..<taps {
+                        let inputRow = rowIndices[oy * taps + ty]
+                        let ringSlot = inputRow % taps
+                        let interpolated = ring + ringSlot * outputWidth
+                        if ringRows[ringSlot] != inputRow {
+                            interpolate(input + inputRow * inputWidth, into: interpolated,
+                                        columnIndices: columnIndices, columnWeights: columnWeights)
+                            ringRows[ringSlot] = inputRow
+                        }
+                        let weight = rowWeights[oy * taps + ty]
+                        for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
+                    }
+                }
+            }
+        }
+        }
+        }
+        }
+    }
+
+    /// One input row interpolated horizontally to the output width. Fixed tap counts let
+    /// the compiler unroll the sums (a generic loop over `taps` was ~3× slower).
+    @inline(__always)
+    private func interpolate(_ row: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
+                             columnIndices: UnsafeBufferPointer<Int>, columnWeights: UnsafeBufferPointer<Float>) {
+        if taps == 2 {
+            for ox in 0..<outputWidth {
+                let t = ox &* 2
+                output[ox] = columnWeights[t] * row[columnIndices[t]] + columnWeights[t &+ 1] * row[columnIndices[t &+ 1]]
+            }
+        } else {
+            for ox in 0..<outputWidth {
+                let t = ox &* 4
+                let near = columnWeights[t &+ 1] * row[columnIndices[t &+ 1]] + columnWeights[t &+ 2] * row[columnIndices[t &+ 2]]
+                let far = columnWeights[t] * row[columnIndices[t]] + columnWeights[t &+ 3] * row[columnIndices[t &+ 3]]
+                output[ox] = near + far
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+import Format
+import Foundation
+import XCTest
+@testable import Convert
+
+/// Bad files fail with an `ONNXImportError` that names the file; nothing crashes.
+final class ONNXErrorTests: XCTestCase {
+    private var folder: URL!
+
+    override func setUpWithError() throws {
+        folder = FileManager.default.temporaryDirectory.appendingPathComponent("onnx-errors-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        try FileManager.default.removeItem(at: folder)
+    }
+
+    private func write(_ bytes: Data, as name: String) throws -> URL {
+        let url = folder.appendingPathComponent(name)
+        try bytes.write(to: url)
+        return url
+    }
+
+    func testTruncatedFilesAreRefusedAtEveryCutPoint() throws {
+        let bytes = try Data(contentsOf: ImporterFixtures.url("misc_ops.onnx"))
+        let cuts = [1, 2, 7, 16, 64, bytes.count / 3, bytes.count / 2, bytes.count - 40, bytes.count - 2, bytes.count - 1]
+        for cut in cuts {
+            let name = "cut_\(cut).onnx"
+            let url = try write(bytes.prefix(cut), as: name)
+            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+        }
+    }
+
+    func testGarbageBytesAreRefused() throws {
+        var generator = SplitMix64(seed: 42)
+        for trial in 0..<8 {
+            let garbage = Data((0..<(64 << trial)).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
+            let name = "garbage_\(trial).onnx"
+            let url = try write(garbage, as: name)
+            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+        }
+    }
+
+    func testEmptyFileIsRefused() throws {
+        let url = try write(Data(), as: "empty.onnx")
+        assertImportError("empty.onnx", contains: ["empty"]) { try ONNXImporter.importModel(at: url) }
+    }
+
+    func testMissingFileAndDirectoryAreRefused() {
+        assertImportError("absent.onnx", contains: ["no such file"]) {
+            try ONNXImporter.importModel(at: self.folder.appendingPathComponent("absent.onnx"))
+        }
+        let name = folder.lastPathComponent
+        assertImportError(name, contains: ["directory"]) { try ONNXImporter.importModel(at: self.folder) }
+    }
+
+    func testUnsupportedOpsAreListedTogether() throws {
+        let error = assertImportError("unsupported_ops.onnx") { try ImporterFixtures.load("unsupported_ops.onnx") }
+        XCTAssertEqual(error?.description,
+                       "unsupported_ops.onnx: 5 unsupported nodes: TopK (topk_3, topk_7), NonMaxSuppression (nms_1), "
+                       + "MaxPool (pool_with_indices: its indices output is used), com.example.FancyOp (fancy)")
+    }
+
+    func testUnsupportedUsesOfSupportedOpsAreListedWithTheirReasons() throws {
+        let error = assertImportError("unsupported_features.onnx", contains: [
+            "7 unsupported nodes",
+            "resize_aa: antialias=1",
+            "resize_axes: axes [2, 3]",
+            "resize_crop: coordinate_transformation_mode tf_crop_and_resize",
+            "deconv: output_shape needs a static input height and width",
+            "clip_computed: input 'max' must be a constant",
+            "pad_wrap: mode 'wrap'",
+            "conv1d: 1-D convolution",
+        ]) { try ImporterFixtures.load("unsupported_features.onnx") }
+        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
+        XCTAssertEqual(nodes.map(\.opType), ["Resize", "Resize", "Resize", "ConvTranspose", "Clip", "Pad", "Conv"])
+    }
+
+    func testOpsetOutsideTheSupportedRangeIsRefused() {
+        assertImportError("opset22.onnx", contains: ["opset 22", "7–21"]) { try ImporterFixtures.load("opset22.onnx") }
+    }
+
+    func testValuesWithoutSourceAreRefused() {
+        assertImportError("dangling_input.onnx", contains: ["add_dangling", "'nowhere'"]) {
+            try ImporterFixtures.load("dangling_input.onnx")
+        }
+    }
+}
+
+/// A small seeded generator so garbage inputs are the same on every run.
+struct SplitMix64: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Random byte changes in valid models either import or fail with an error naming the
+/// file; none may crash the importer (a stand-in for a fuzz run).
+final class ONNXCorruptionTests: XCTestCase {
+    func testFlippedBytesNeverCrash() throws {
+        var generator = SplitMix64(seed: 7)
+        var failures = 0
+        var imports = 0
+        for fixture in ["misc_ops.onnx", "opset11.onnx", "initializers_typed.onnx", "elementwise_ops.onnx"] {
+            let original = [UInt8](try Data(contentsOf: ImporterFixtures.url(fixture)))
+            for _ in 0..<150 {
+                var bytes = original
+                for _ in 0..<Int.random(in: 1...4, using: &generator) {
+                    bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
+                }
+                do {
+                    _ = try ONNXImporter.importModel(bytes: Data(bytes), fileName: "flipped.onnx")
+                    imports += 1
+                } catch let error as ONNXImportError {
+                    XCTAssertTrue(error.description.hasPrefix("flipped.onnx: "), error.description)
+                    failures += 1
+                }
+            }
+        }
+        print("  flipped bytes: \(imports) imported, \(failures) refused")
+    }
+}

@@ -1,0 +1,57 @@
+import Format
+import XCTest
+@testable import Runtime
+
+final class LayerNormalizationTests: XCTestCase {
+    private func node(axis: Int, scale: Bool, bias: Bool) -> Node {
+        .mathTest(.layerNorm, "layerNorm_\(axis)", inputs: 3, absent: Set((scale ? [] : [1]) + (bias ? [] : [2])),
+                  ["axis": .int(axis), "epsilon": .float(1e-5)])
+    }
+
+    func testFastMatchesReferenceWithAndWithoutScaleAndBias() throws {
+        // (X shape, axis, scale/bias shape: the normalised shape or one that broadcasts to it)
+        let cases: [([Int], Int, [Int])] = [
+            ([7], -1, [7]), ([1, 65], -1, [65]), ([3, 63], 1, [63]), ([2, 3, 5, 7], -2, [5, 7]),
+            ([2, 3, 5, 7], -2, [7]), ([2, 3, 5, 7], 1, [3, 1, 1]), ([2, 3, 1, 5, 7], 2, [1, 5, 7]),
+            ([1, 3, 5, 7], 0, [1, 5, 1]),
+        ]
+        for (index, (shape, axis, parameterShape)) in cases.enumerated() {
+            let seed = UInt64(index + 1)
+            let x = KernelHarness.random(shape, seed: seed)
+            let scale = KernelHarness.random(parameterShape, seed: seed + 10).mathMapped { $0 + 1.5 }
+            let bias = KernelHarness.random(parameterShape, seed: seed + 20)
+            for (hasScale, hasBias) in [(true, true), (true, false), (false, true), (false, false)] {
+                try KernelHarness.assertFastMatchesReference(node(axis: axis, scale: hasScale, bias: hasBias),
+                                                             [x, hasScale ? scale : nil, hasBias ? bias : nil])
+            }
+        }
+    }
+
+    func testFastSplitsLargeTensorsAcrossThreads() throws {
+        try KernelHarness.assertFastMatchesReference(node(axis: -1, scale: true, bias: true), [
+            KernelHarness.random([2, 4096, 65], seed: 1), KernelHarness.random([65], seed: 2), KernelHarness.random([65], seed: 3)])
+    }
+
+    func testLargeMeanKeepsSmallDeviationsAccurate() throws {
+        // A mean of 1000 with deviations of ±1: E[x²]−E[x]² in Float would lose most digits
+        // (errors near 1e-1). Two passes leave only the rounding of the Float mean, at most
+        // ulp(1000)/2 ≈ 3e-5 on x − mean, i.e. up to 1e-4 of the normalised values (std 0.58).
+        let x = KernelHarness.random([4, 1001], seed: 5).mathMapped { $0 + 1000 }
+        let y = try KernelHarness.runFast(node(axis: -1, scale: false, bias: false), [x, nil, nil])[0]
+        let expected = try OpKind.makeOperator(node(axis: -1, scale: false, bias: false)).reference([x, nil, nil])[0]
+        let (maxAbs, relative) = KernelHarness.errors(y.floats, expected.floats)
+        print("layerNorm around 1000: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThan(relative, 1e-4)
+    }
+
+    func testScaleThatDoesNotBroadcastThrowsNamingTheNode() throws {
+        let op = try OpKind.makeOperator(node(axis: -1, scale: true, bias: false))
+        XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [3, 8]), ValueFact(dtype: .float32, shape: [3, 8]), nil])) { error in
+            XCTAssertTrue("\(error)".contains("layerNorm_-1"), "\(error)")
+        }
+    }
+
+    func testKernelsMatchOnnxRuntime() throws {
+        try MathFixtureCase.assertKernelsMatchOnnxRuntime(.layerNorm)
+    }
+}

@@ -1,0 +1,50 @@
+import Format
+import XCTest
+@testable import Runtime
+
+final class LinearTests: XCTestCase {
+    private func node(_ activation: UnaryFunction = .identity, bias: Bool = true) -> Node {
+        let attributes = Activation(function: activation, alpha: activation == .leakyRelu ? 0.2 : nil,
+                                    min: activation == .clip ? -0.3 : -.infinity,
+                                    max: activation == .clip ? 0.4 : .infinity).attributes(functionKey: "activation")
+        return .mathTest(.linear, "linear_\(activation)", inputs: 3, absent: bias ? [] : [2], attributes)
+    }
+
+    private func inputs(_ x: [Int], n: Int, seed: UInt64) -> [HostTensor?] {
+        [KernelHarness.random(x, seed: seed), KernelHarness.random([n, x.last ?? 1], seed: seed + 10), KernelHarness.random([n], seed: seed + 20)]
+    }
+
+    func testFastMatchesReferenceOnOddShapes() throws {
+        let cases: [([Int], Int)] = [([7], 1), ([1, 7], 5), ([63], 65), ([65, 63], 7), ([2, 3, 33], 17), ([2, 1, 3, 5, 9], 4)]
+        for (index, (x, n)) in cases.enumerated() {
+            let values = inputs(x, n: n, seed: UInt64(index + 1))
+            try KernelHarness.assertFastMatchesReference(node(), values)
+            try KernelHarness.assertFastMatchesReference(node(bias: false), [values[0], values[1], nil])
+        }
+    }
+
+    func testFastAppliesEveryActivationAfterTheBias() throws {
+        let domainRestricted: Set<UnaryFunction> = [.log, .sqrt, .not]  // undefined on negative sums or floats
+        for activation in UnaryFunction.allCases where !domainRestricted.contains(activation) {
+            try KernelHarness.assertFastMatchesReference(node(activation), inputs([5, 13], n: 7, seed: 3))
+        }
+    }
+
+    func testFastSplitsRowsAcrossThreadsInBlocks() throws {
+        // 300 rows of N = 1024: 64-row blocks, several per thread, the last one partial.
+        try KernelHarness.assertFastMatchesReference(node(.gelu), inputs([3, 100, 32], n: 1024, seed: 7))
+        try KernelHarness.assertFastMatchesReference(node(.relu), inputs([700, 64], n: 96, seed: 8))
+    }
+
+    func testWeightOfWrongWidthThrowsNamingTheNode() throws {
+        let op = try OpKind.makeOperator(node())
+        XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [2, 8]), ValueFact(dtype: .float32, shape: [4, 7]),
+                                                  ValueFact(dtype: .float32, shape: [4])])) { error in
+            XCTAssertTrue("\(error)".contains("linear_identity"), "\(error)")
+        }
+    }
+
+    func testKernelsMatchOnnxRuntime() throws {
+        try MathFixtureCase.assertKernelsMatchOnnxRuntime(.linear)
+    }
+}

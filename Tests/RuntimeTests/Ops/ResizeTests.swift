@@ -1,0 +1,86 @@
+import Format
+import XCTest
+@testable import Runtime
+
+/// resize in every mode and coordinate transformation: fast (table-driven) against the
+/// reference, and the reference against onnxruntime.
+final class ResizeTests: XCTestCase {
+    private func node(_ attributes: [String: Attribute], sizes: Bool = false) -> Node {
+        Node(name: "resize", op: .resize, inputs: sizes ? ["X", "", "sizes"] : ["X", "scales"],
+             outputs: ["Y"], attributes: attributes)
+    }
+
+    private func scales(_ values: [Float]) -> HostTensor { HostTensor(shape: [values.count], floats: values) }
+
+    func testFastMatchesReferenceInEveryMode() throws {
+        let coordinateModes = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+                               "asymmetric", "tf_half_pixel_for_nearest"]
+        var seed: UInt64 = 1
+        for mode in ["nearest", "linear", "cubic"] {
+            for coordinates in coordinateModes {
+                let attributes: [String: Attribute] = ["mode": .string(mode), "coordinateTransformationMode": .string(coordinates)]
+                seed += 1
+                try KernelHarness.assertFastMatchesReference(node(attributes), [KernelHarness.random([2, 3, 7, 9], seed: seed),
+                                                                                scales([1, 1, 2, 1.5])], planTime: [1])
+                try KernelHarness.assertFastMatchesReference(node(attributes, sizes: true),
+                                                             [KernelHarness.random([1, 2, 63, 65], seed: seed), nil,
+                                                              HostTensor(shape: [4], ints: [1, 2, 31, 129])], planTime: [2])
+                try KernelHarness.assertFastMatchesReference(node(attributes), [KernelHarness.random([1, 1, 1, 1], seed: seed),
+                                                                                scales([3, 2])], planTime: [1])
+            }
+        }
+    }
+
+    func testNearestModesAndCubicOptions() throws {
+        for nearest in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"] {
+            try KernelHarness.assertFastMatchesReference(
+                node(["mode": .string("nearest"), "nearestMode": .string(nearest)]),
+                [KernelHarness.random([1, 2, 5, 6], seed: 40), scales([1, 1, 0.6, 2.5])], planTime: [1])
+        }
+        try KernelHarness.assertFastMatchesReference(
+            node(["mode": .string("cubic"), "cubicCoeffA": .float(-0.5), "excludeOutside": .int(1)]),
+            [KernelHarness.random([1, 2, 9, 7], seed: 41), scales([1, 1, 1.5, 0.8])], planTime: [1])
+    }
+
+    func testSeveralRowBlocksPerPlane() throws {
+        // 68 and 35 output rows: the fast kernel's 32-row work items and their row rings
+        // start over inside a plane.
+        for mode in ["linear", "cubic"] {
+            try KernelHarness.assertFastMatchesReference(node(["mode": .string(mode)]),
+                                                         [KernelHarness.random([1, 2, 40, 9], seed: 50), scales([1, 1, 1.7, 1])], planTime: [1])
+            try KernelHarness.assertFastMatchesReference(node(["mode": .string(mode), "coordinateTransformationMode": .string("align_corners")]),
+                                                         [KernelHarness.random([2, 1, 71, 5], seed: 51), scales([1, 1, 0.5, 3])], planTime: [1])
+        }
+    }
+
+    func testTfHalfPixelForNearestIndices() throws {
+        // onnxruntime no longer runs this mode; check indices by hand: x_in = (x + 0.5) / 2,
+        // rounded half down: 0.25→0, 0.75→1, 1.25→1, 1.75→2, 2.25→2, 2.75→3 (clamped to 2).
+        let x = HostTensor(shape: [1, 1, 1, 3], floats: [10, 20, 30])
+        let y = try Resize(node: node(["mode": .string("nearest"), "coordinateTransformationMode": .string("tf_half_pixel_for_nearest")]))
+            .reference([x, scales([1, 1, 1, 2])])[0]
+        XCTAssertEqual(y.floats, [10, 20, 20, 30, 30, 30])
+    }
+
+    func testOutputSizeIsFloorOfScaledInput() throws {
+        let shape = try Resize(node: node(["mode": .string("linear")]))
+            .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(scales([1, 1, 1.7, 0.6]))])[0].shape
+        XCTAssertEqual(shape, [1, 3, 8, 4])
+    }
+
+    func testRejectsScalingBatchOrChannels() {
+        XCTAssertThrowsError(try Resize(node: node(["mode": .string("linear")]))
+            .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(scales([1, 2, 2, 2]))]))
+    }
+
+    func testRejectsScalesUnknownAtPlanTime() {
+        XCTAssertThrowsError(try Resize(node: node(["mode": .string("linear")]))
+            .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(dtype: .float32, shape: [4])])) { error in
+            XCTAssertEqual(error as? OpError, .notPlanTime(node: "resize", input: 1))
+        }
+    }
+
+    func testReferenceMatchesOnnxRuntime() throws {
+        try OnnxRuntimeCases.check(prefix: "resize_")
+    }
+}
