@@ -129,5 +129,5 @@ public enum BinaryFunction: String, Sendable, CaseIterable, Codable {
     /// A where A >= 0, else A·B (ONNX PRelu with slope B).
     case prelu
     /// Comparisons and logic produce bool.
-    case equal, less, greater, lessOrEqual, greaterOrEqual, and, or
+    case equal, less, greater, lessOrEqual, greaterOrEqual, and, or, xor
 }
