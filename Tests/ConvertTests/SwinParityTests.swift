@@ -125,6 +125,28 @@ final class SwinParityTests: XCTestCase {
         Self.checkNoShapeArithmetic(graph, label: "upernet w8 classic, fixed 72×104")
     }
 
+    /// The full Swin-T + UperNet, generated on demand (232 MB, never committed).
+    private func fullModel(_ kind: String) throws -> URL {
+        let directory = Self.fullModelDirectory.appendingPathComponent(kind)
+        guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("io.json").path) else {
+            throw XCTSkip("""
+                the full Swin-T + UperNet is not generated (\(directory.path)/model.onnx missing); generate it with \
+                `/work/venv/bin/python scripts/fixtures/make_swin.py --full [--full-out DIR]` and point \
+                RESTORE_SWIN_DIR at DIR if not /tmp/restore-swin
+                """)
+        }
+        return directory
+    }
+
+    func testFullSwinTUperNetFixedSize() throws {
+        let graph = try Self.check(try fullModel("static"), label: "Swin-T + UperNet classic, fixed 384×384")
+        Self.checkNoShapeArithmetic(graph, label: "Swin-T + UperNet classic, fixed 384×384")
+    }
+
+    func testFullSwinTUperNetDynamicSize() throws {
+        try Self.check(try fullModel("dynamic"), label: "Swin-T + UperNet classic, dynamic H/W")
+    }
+
     func testBackboneClassicWindow7() throws {
         try Self.check(Self.fixtures.appendingPathComponent("upernet-w7"), outputs: Self.backbone, label: "backbone w7 classic")
     }
