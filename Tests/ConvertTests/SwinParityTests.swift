@@ -125,6 +125,12 @@ final class SwinParityTests: XCTestCase {
         Self.checkNoShapeArithmetic(graph, label: "upernet w8 classic, fixed 72×104")
     }
 
+    func testUperNetDynamoFixedSizeFoldsShapeArithmetic() throws {
+        let graph = try Self.check(Self.fixtures.appendingPathComponent("upernet-w7-dynamo"), fixedCase: 0,
+                                   label: "upernet w7 dynamo, fixed 64×88")
+        Self.checkNoShapeArithmetic(graph, label: "upernet w7 dynamo, fixed 64×88")
+    }
+
     /// The full Swin-T + UperNet, generated on demand (232 MB, never committed).
     private func fullModel(_ kind: String) throws -> URL {
         let directory = Self.fullModelDirectory.appendingPathComponent(kind)
