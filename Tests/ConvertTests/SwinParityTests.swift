@@ -153,6 +153,17 @@ final class SwinParityTests: XCTestCase {
         try Self.check(try fullModel("dynamic"), label: "Swin-T + UperNet classic, dynamic H/W")
     }
 
+    func testFullSwinTUperNetWithoutMultipleAsksForOne() throws {
+        let path = try fullModel("dynamic").appendingPathComponent("model.onnx").path
+        XCTAssertThrowsError(try Conversion.convert(path, options: ConversionOptions())) { error in
+            guard case ConversionError.doesNotPlan(_, 1, _) = error else { return XCTFail("\(error)") }
+            XCTAssertTrue("\(error)".contains("--multiple"), "\(error)")
+        }
+        var options = ConversionOptions()
+        options.multiple = 32
+        XCTAssertNoThrow(try Conversion.convert(path, options: options))
+    }
+
     func testBackboneClassicWindow7() throws {
         try Self.check(Self.fixtures.appendingPathComponent("upernet-w7"), outputs: Self.backbone, label: "backbone w7 classic")
     }
