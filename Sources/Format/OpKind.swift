@@ -88,6 +88,11 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case tile
     /// inputs: data, indices (plan-time, i64); attrs: axis =0. Per ONNX Gather.
     case gather
+    /// inputs: data, indices (plan-time, i64, [..., k]), updates (shape indices[..<last] +
+    /// data[k...]); attrs: reduction "none"|"add"|"mul"|"max"|"min" ="none". Per ONNX
+    /// ScatterND: data with the slice at each index tuple replaced by (or, with a
+    /// reduction, combined with) its update, applied in index order.
+    case scatterND
 
     // MARK: Shape arithmetic (evaluated at plan time)
     /// inputs: X; output: its shape as i64; attrs: start =0, end (absent = rank).
