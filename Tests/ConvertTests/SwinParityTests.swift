@@ -170,6 +170,10 @@ final class SwinParityTests: XCTestCase {
         try Self.check(try fullModel("dynamic"), label: "Swin-T + UperNet classic, dynamic H/W")
     }
 
+    func testFullSwinTUperNetDynamoExport() throws {
+        try Self.check(try fullModel("dynamo"), label: "Swin-T + UperNet dynamo, dynamic H/W")
+    }
+
     func testFullSwinTUperNetWithoutMultipleAsksForOne() throws {
         let path = try fullModel("dynamic").appendingPathComponent("model.onnx").path
         XCTAssertThrowsError(try Conversion.convert(path, options: ConversionOptions())) { error in
