@@ -2,7 +2,7 @@
 # Installs the Debian packages Restore builds against (as root on a fresh machine).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config)
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config make gcc python3 python3-venv)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

@@ -1,1 +1,282 @@
+import CRestore
+import Format
 import Runtime
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// The entry points of restore.h, one per declaration. Each validates its pointers and
+// sizes, does its work inside `reporting` so every error becomes a status and a message,
+// and never traps on what a caller passes (design.md §6).
+
+@c @implementation
+public func restore_version() -> UnsafePointer<CChar>? {
+    StaticCString.pointer("0.1.0")
+}
+
+@c @implementation
+public func restore_last_error() -> UnsafePointer<CChar>? {
+    LastError.current
+}
+
+@c @implementation
+public func restore_status_string(_ status: restore_status) -> UnsafePointer<CChar>? {
+    switch status {
+    case RESTORE_OK: StaticCString.pointer("RESTORE_OK")
+    case RESTORE_ERROR_IO: StaticCString.pointer("RESTORE_ERROR_IO")
+    case RESTORE_ERROR_FORMAT: StaticCString.pointer("RESTORE_ERROR_FORMAT")
+    case RESTORE_ERROR_UNSUPPORTED: StaticCString.pointer("RESTORE_ERROR_UNSUPPORTED")
+    case RESTORE_ERROR_SHAPE: StaticCString.pointer("RESTORE_ERROR_SHAPE")
+    case RESTORE_ERROR_ARGUMENT: StaticCString.pointer("RESTORE_ERROR_ARGUMENT")
+    case RESTORE_ERROR_MEMORY: StaticCString.pointer("RESTORE_ERROR_MEMORY")
+    case RESTORE_ERROR_INTERNAL: StaticCString.pointer("RESTORE_ERROR_INTERNAL")
+    default: StaticCString.pointer("RESTORE_STATUS_UNKNOWN")
+    }
+}
+
+// MARK: - Models
+
+@c @implementation
+public func restore_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> restore_status {
+    reporting("restore_model_load") {
+        guard let path else { throw CallFailure.argument("path is NULL") }
+        guard let out else { throw CallFailure.argument("out is NULL") }
+        let file = try RGraphReader.read(contentsOf: String(cString: path))
+        out.pointee = retainedModel(try Model(graph: file.graph))
+    }
+}
+
+@c @implementation
+public func restore_model_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> restore_status {
+    reporting("restore_model_load_memory") {
+        guard let data else { throw CallFailure.argument("data is NULL") }
+        guard let out else { throw CallFailure.argument("out is NULL") }
+        // size_t arrives as Int: a "size" above Int.max is a negative number here.
+        guard size >= 0 else { throw CallFailure.argument("size \(UInt(bitPattern: size)) is not a plausible byte count") }
+        let file = try RGraphReader.read(bytes: UnsafeRawBufferPointer(start: data, count: size), name: "<memory>")
+        out.pointee = retainedModel(try Model(graph: file.graph))
+    }
+}
+
+/// A +1 reference to a new model handle, as C receives it.
+private func retainedModel(_ model: Model) -> OpaquePointer {
+    OpaquePointer(Unmanaged.passRetained(ModelHandle(model)).toOpaque())
+}
+
+@c @implementation
+public func restore_model_free(_ model: OpaquePointer?) {
+    guard let model else { return }
+    Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(model)).release()
+}
+
+@c @implementation
+public func restore_model_metadata(_ model: OpaquePointer?, _ key: UnsafePointer<CChar>?) -> UnsafePointer<CChar>? {
+    guard let handle = try? ModelHandle.from(model), let key else { return nil }
+    return handle.metadataValues[String(cString: key)].map { UnsafePointer($0.pointer) }
+}
+
+@c @implementation
+public func restore_model_metadata_count(_ model: OpaquePointer?) -> Int32 {
+    guard let handle = try? ModelHandle.from(model) else { return 0 }
+    return Int32(clamping: handle.metadataKeys.count)
+}
+
+@c @implementation
+public func restore_model_metadata_key(_ model: OpaquePointer?, _ index: Int32) -> UnsafePointer<CChar>? {
+    guard let handle = try? ModelHandle.from(model) else { return nil }
+    return element(handle.metadataKeys, index)
+}
+
+@c @implementation
+public func restore_model_input_count(_ model: OpaquePointer?) -> Int32 {
+    guard let handle = try? ModelHandle.from(model) else { return 0 }
+    return Int32(clamping: handle.inputNames.count)
+}
+
+@c @implementation
+public func restore_model_input_name(_ model: OpaquePointer?, _ index: Int32) -> UnsafePointer<CChar>? {
+    guard let handle = try? ModelHandle.from(model) else { return nil }
+    return element(handle.inputNames, index)
+}
+
+@c @implementation
+public func restore_model_output_count(_ model: OpaquePointer?) -> Int32 {
+    guard let handle = try? ModelHandle.from(model) else { return 0 }
+    return Int32(clamping: handle.outputNames.count)
+}
+
+@c @implementation
+public func restore_model_output_name(_ model: OpaquePointer?, _ index: Int32) -> UnsafePointer<CChar>? {
+    guard let handle = try? ModelHandle.from(model) else { return nil }
+    return element(handle.outputNames, index)
+}
+
+/// Entry `index` of a list of strings, or NULL when out of range.
+private func element(_ strings: [OwnedCString], _ index: Int32) -> UnsafePointer<CChar>? {
+    guard index >= 0, Int(index) < strings.count else { return nil }
+    return UnsafePointer(strings[Int(index)].pointer)
+}
+
+@c @implementation
+public func restore_output_size(_ model: OpaquePointer?, _ width: Int32, _ height: Int32,
+                                _ out_width: UnsafeMutablePointer<Int32>?, _ out_height: UnsafeMutablePointer<Int32>?) -> restore_status {
+    reporting("restore_output_size") {
+        let handle = try ModelHandle.from(model)
+        guard let out_width, let out_height else { throw CallFailure.argument("out_width or out_height is NULL") }
+        let size = try outputSize(handle, width: width, height: height)
+        out_width.pointee = size.width
+        out_height.pointee = size.height
+    }
+}
+
+/// The restored size of a width×height image: positive sizes in, `restore.scale` times
+/// larger out, still fitting in a C int.
+private func outputSize(_ handle: ModelHandle, width: Int32, height: Int32) throws -> (width: Int32, height: Int32) {
+    guard width >= 1, height >= 1 else { throw CallFailure.argument("image size \(width)×\(height) is not positive") }
+    let scale = try handle.contract.get().scale
+    return (try Sizes.int32(try Sizes.product(Int(width), scale, "output width"), "output width"),
+            try Sizes.int32(try Sizes.product(Int(height), scale, "output height"), "output height"))
+}
+
+// MARK: - Sessions
+
+@c @implementation
+public func restore_session_create(_ model: OpaquePointer?, _ threads: Int32, _ out: UnsafeMutablePointer<OpaquePointer?>?) -> restore_status {
+    reporting("restore_session_create") {
+        let handle = try ModelHandle.from(model)
+        guard let out else { throw CallFailure.argument("out is NULL") }
+        guard threads >= 0 else { throw CallFailure.argument("threads is \(threads), expected 0 (one per processor) or more") }
+        let count = threads == 0 ? Int(max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN)))) : Int(threads)
+        let session = SessionHandle(owner: handle, threads: count)
+        out.pointee = OpaquePointer(Unmanaged.passRetained(session).toOpaque())
+    }
+}
+
+@c @implementation
+public func restore_session_free(_ session: OpaquePointer?) {
+    guard let session else { return }
+    Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(session)).release()
+}
+
+@c @implementation
+public func restore_session_set_input(_ session: OpaquePointer?, _ name: UnsafePointer<CChar>?,
+                                      _ data: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int32) -> restore_status {
+    reporting("restore_session_set_input") {
+        try SessionHandle.with(session) { handle in
+            guard let name else { throw CallFailure.argument("name is NULL") }
+            let inputName = String(cString: name)
+            let inputs = handle.owner.model.graph.inputs.map(\.name)
+            guard inputs.contains(inputName) else {
+                throw CallFailure.argument("the model has no input named '\(inputName)'; its inputs are \(inputs.joined(separator: ", "))")
+            }
+            if data == nil && rank == 0 {
+                handle.extraInputs[inputName] = nil
+                return
+            }
+            guard let data else { throw CallFailure.argument("data is NULL (pass rank 0 too to clear the input)") }
+            let (dimensions, count) = try Sizes.shape(shape, rank: rank, "input '\(inputName)'")
+            handle.extraInputs[inputName] = HostTensor(shape: dimensions, floats: Array(UnsafeBufferPointer(start: data, count: count)))
+        }
+    }
+}
+
+@c @implementation
+public func restore_run_f32(_ s: OpaquePointer?, _ input: UnsafePointer<Float>?, _ shape: UnsafePointer<Int64>?, _ rank: Int32,
+                            _ output: UnsafeMutablePointer<Float>?, _ output_capacity: Int,
+                            _ output_shape: UnsafeMutablePointer<Int64>?, _ output_rank: UnsafeMutablePointer<Int32>?) -> restore_status {
+    reporting("restore_run_f32") {
+        try SessionHandle.with(s) { handle in
+            guard let input else { throw CallFailure.argument("input is NULL") }
+            guard let output_shape, let output_rank else { throw CallFailure.argument("output_shape or output_rank is NULL") }
+            let (dimensions, count) = try Sizes.shape(shape, rank: rank, "input")
+            let graph = handle.owner.model.graph
+            guard let firstInput = graph.inputs.first, let firstOutput = graph.outputs.first else {
+                throw CallFailure.unsupported("the model has no inputs or no outputs")
+            }
+            // Plan first (cached for the run) to learn the memory and output size the run
+            // needs before reading the input or running.
+            let plan = try handle.checkedPlan(for: try handle.inputShapes(setting: firstInput.name, to: dimensions),
+                                              besides: count * MemoryLayout<Float>.stride)
+            guard let outputDimensions = plan.valueShapes[firstOutput.name] else {
+                throw CallFailure.internal("the plan has no shape for output '\(firstOutput.name)'")
+            }
+            guard outputDimensions.count <= RESTORE_MAX_RANK else {
+                throw CallFailure.unsupported("output '\(firstOutput.name)' has rank \(outputDimensions.count), above RESTORE_MAX_RANK")
+            }
+            for (index, dimension) in outputDimensions.enumerated() { output_shape[index] = Int64(dimension) }
+            output_rank.pointee = Int32(outputDimensions.count)
+            let needed = outputDimensions.reduce(1, *)
+            guard output_capacity >= needed else {
+                throw CallFailure.argument("output holds \(output_capacity) floats; output '\(firstOutput.name)' "
+                                           + "\(outputDimensions) needs \(needed)")
+            }
+            guard let output else { throw CallFailure.argument("output is NULL") }
+
+            var feeds = handle.extraInputs
+            feeds[firstInput.name] = HostTensor(shape: dimensions, floats: Array(UnsafeBufferPointer(start: input, count: count)))
+            guard let result = try handle.session.run(feeds)[firstOutput.name], result.shape == outputDimensions else {
+                throw CallFailure.internal("output '\(firstOutput.name)' does not have its planned shape \(outputDimensions)")
+            }
+            result.floats.withUnsafeBufferPointer { values in
+                if let base = values.baseAddress { output.update(from: base, count: values.count) }
+            }
+        }
+    }
+}
+
+@c @implementation
+public func restore_image_u8(_ s: OpaquePointer?, _ pixels: UnsafePointer<UInt8>?, _ width: Int32, _ height: Int32,
+                             _ channels: Int32, _ stride: Int32, _ out: UnsafeMutablePointer<UInt8>?, _ out_stride: Int32,
+                             _ tile: Int32, _ overlap: Int32) -> restore_status {
+    reporting("restore_image_u8") {
+        try SessionHandle.with(s) { handle in
+            guard let pixels else { throw CallFailure.argument("pixels is NULL") }
+            guard let out else { throw CallFailure.argument("out is NULL") }
+            guard channels == 3 || channels == 4 else {
+                throw CallFailure.argument("channels is \(channels), expected 3 (RGB) or 4 (RGBA)")
+            }
+            guard tile >= 0 else { throw CallFailure.argument("tile is \(tile), expected 0 (model default) or more") }
+            let outSize = try outputSize(handle.owner, width: width, height: height)
+            let (w, h, c) = (Int(width), Int(height), Int(channels))
+            guard try Sizes.product(w, h, "pixel count") <= Sizes.maximumPixels else {
+                throw CallFailure.memory("\(width)×\(height) is above the \(Sizes.maximumPixels)-pixel limit")
+            }
+            guard Int(stride) >= w * c else { throw CallFailure.argument("stride \(stride) is below width × channels = \(w * c)") }
+            let (outWidth, outHeight) = (Int(outSize.width), Int(outSize.height))
+            let outRow = try Sizes.product(outWidth, c, "output row bytes")
+            guard Int(out_stride) >= outRow else {
+                throw CallFailure.argument("out_stride \(out_stride) is below output width × channels = \(outRow) "
+                                           + "(the output is \(outWidth)×\(outHeight))")
+            }
+
+            let contract = try handle.owner.contract.get()
+            let region = try handle.largestRegion(contract, height: h, width: w, tile: Int(tile))
+            // Besides the model's arena: the image as floats (interleaved and planar) and the
+            // result (planar, blend weights, interleaved, levels), 4 bytes a sample.
+            let outputBytes = try Sizes.product(try Sizes.product(outWidth, outHeight, "output size"), 4 * (4 + 2 * c), "output bytes")
+            _ = try handle.checkedPlan(for: try handle.inputShapes(setting: contract.input, to: [1, 3, region.height, region.width]),
+                                       besides: 4 * w * h * (c + 3) + outputBytes)
+
+            // Read everything before writing, so `out` may alias `pixels`.
+            var samples = [Float](repeating: 0, count: w * h * c)
+            for y in 0..<h {
+                let row = pixels + y * Int(stride)
+                for i in 0..<(w * c) { samples[y * w * c + i] = Float(row[i]) / 255 }
+            }
+            let image = PixelImage(width: w, height: h, bitDepth: 8, colorType: c == 4 ? .rgba : .rgb, samples: samples)
+            let restored = try handle.restorer().restore(image.rgbTensor(), tile: Int(tile),
+                                                         overlap: overlap < 0 ? nil : Int(overlap),
+                                                         extraInputs: handle.extraInputs)
+            // The same quantisation and alpha handling as `rrun` writing a PNG.
+            let result = try image.withRGB(restored)
+            guard result.width == outWidth, result.height == outHeight else {
+                throw CallFailure.internal("restored \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
+            }
+            let levels = result.quantizedSamples()
+            for y in 0..<outHeight {
+                let row = out + y * Int(out_stride)
+                for i in 0..<outRow { row[i] = UInt8(truncatingIfNeeded: levels[y * outRow + i]) }
+            }
+        }
+    }
+}

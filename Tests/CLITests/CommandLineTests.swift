@@ -60,11 +60,11 @@ final class CommandLineTests: XCTestCase {
         XCTAssertFalse(leftovers.contains { $0.hasPrefix(".") }, "temporary files left: \(leftovers)", file: file, line: line)
     }
 
-    /// Converts the DnCNN fixture as a residual 0…1 denoiser.
+    /// Converts the DnCNN fixture as a 0…1 denoiser (its graph adds the input back itself).
     private func convertedDnCNN() throws -> String {
         let output = path("dncnn.rgraph")
         let outcome = try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path,
-                                          "-o", output, "--range", "0,1", "--residual", "--task", "denoise"])
+                                          "-o", output, "--range", "0,1", "--task", "denoise"])
         XCTAssertEqual(outcome.status, 0, outcome.stderr)
         return output
     }

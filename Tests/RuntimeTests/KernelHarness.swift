@@ -24,12 +24,17 @@ enum KernelHarness {
             tensor.map { ValueFact(dtype: $0.dtype, shape: $0.shape, value: planTime.contains(index) || !$0.isFloat ? $0 : nil) }
         }
         let outputFacts = try op.outputs(for: facts)
-        let floatInputs = inputs.map { $0?.floats }
-        var outputs = outputFacts.map { [Float](repeating: .nan, count: $0.count) }
         if op.isView {
             return [HostTensor(shape: outputFacts[0].shape, floats: inputs[0]!.floats)]
         }
-        let kernel = try op.kernel(inputs: facts, outputs: outputFacts)
+        return run(try op.kernel(inputs: facts, outputs: outputFacts), inputs, outputFacts: outputFacts, threads: threads)
+    }
+
+    /// Runs `kernel` on `inputs` (nil = absent) into fresh outputs of `outputFacts`' shapes.
+    static func run(_ kernel: any Kernel, _ inputs: [HostTensor?], outputFacts: [ValueFact],
+                    threads: Int = 2) -> [HostTensor] {
+        let floatInputs = inputs.map { $0?.floats }
+        var outputs = outputFacts.map { [Float](repeating: .nan, count: $0.count) }
         let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(kernel.scratchBytes, 64), alignment: 64)
         defer { scratch.deallocate() }
         let pool = ThreadPool(threads: threads)

@@ -1,1 +1,146 @@
-#pragma once
+/*
+ * restore.h — the C interface of libRestore (design.md §6).
+ *
+ * This header is the single source of truth: the library implements each declaration
+ * in Swift with @c @implementation, so the compiler checks that both agree.
+ *
+ * Rules that hold for every function:
+ *  - Functions that can fail return a restore_status. On failure they leave a message
+ *    for restore_last_error() and leave the `out` arguments untouched (except where a
+ *    function says otherwise). No call aborts the process on bad input: NULL pointers,
+ *    negative or overflowing sizes, too-small buffers, missing or corrupt files all
+ *    come back as a status.
+ *  - A restore_model is immutable once loaded and may be shared by any number of
+ *    threads. A restore_session holds per-run state (plans, memory) and must be used by
+ *    one thread at a time; a call that finds its session busy on another thread
+ *    returns RESTORE_ERROR_ARGUMENT instead of racing. A session keeps its model
+ *    alive, so models and sessions may be freed in either order.
+ *  - Strings returned by the library are UTF-8 and owned by it.
+ *
+ * Link with `pkg-config --cflags --libs restore`.
+ */
+#ifndef RESTORE_H
+#define RESTORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A loaded model: immutable, shared by threads. */
+typedef struct restore_model restore_model;
+/** Runs a model: one per thread. */
+typedef struct restore_session restore_session;
+
+/** What a call did. RESTORE_OK is 0; every other value comes with restore_last_error(). */
+typedef enum {
+    RESTORE_OK = 0,
+    RESTORE_ERROR_IO,          /* a file could not be opened or read */
+    RESTORE_ERROR_FORMAT,      /* the bytes are not a valid .rgraph model, or its metadata is invalid */
+    RESTORE_ERROR_UNSUPPORTED, /* valid, but uses something this library does not implement */
+    RESTORE_ERROR_SHAPE,       /* a tensor or image has a shape the model cannot take */
+    RESTORE_ERROR_ARGUMENT,    /* a NULL pointer, a bad size, a too-small buffer, an unknown name */
+    RESTORE_ERROR_MEMORY,      /* the sizes involved do not fit in memory */
+    RESTORE_ERROR_INTERNAL     /* a bug in Restore: please report the message */
+} restore_status;
+
+/** The largest tensor rank restore_run_f32 and restore_session_set_input accept;
+    output_shape arrays must hold this many entries. */
+#define RESTORE_MAX_RANK 8
+
+/** The library's version, "MAJOR.MINOR.PATCH". Static storage. */
+const char *restore_version(void);
+
+/** The message of the last call on this thread that returned a restore_status: what
+    went wrong, or "" if it succeeded. Thread-local; valid until the next call into the
+    library on this thread. Never NULL. */
+const char *restore_last_error(void);
+
+/** The name of a status, e.g. "RESTORE_ERROR_SHAPE". Static storage; never NULL. */
+const char *restore_status_string(restore_status status);
+
+/* ---- models ------------------------------------------------------------------------- */
+
+/** Loads an .rgraph file (mapped read-only, weights used in place). */
+restore_status restore_model_load(const char *path, restore_model **out);
+
+/** Loads an .rgraph model from `size` bytes in memory; the bytes are copied, so the
+    caller may free them as soon as this returns. */
+restore_status restore_model_load_memory(const void *data, size_t size, restore_model **out);
+
+/** Releases a model. NULL is ignored. Sessions made from it keep it alive until they
+    are freed too. */
+void restore_model_free(restore_model *model);
+
+/** The metadata value for `key` (e.g. "restore.scale"), or NULL if absent or if an
+    argument is NULL. Valid while the model lives. */
+const char *restore_model_metadata(const restore_model *model, const char *key);
+
+/** Number of metadata entries (0 for NULL). */
+int restore_model_metadata_count(const restore_model *model);
+
+/** The key of metadata entry `index` (keys sorted by byte value), or NULL if out of
+    range. Valid while the model lives. */
+const char *restore_model_metadata_key(const restore_model *model, int index);
+
+/** Number of graph inputs (0 for NULL). */
+int restore_model_input_count(const restore_model *model);
+
+/** The name of graph input `index`, or NULL if out of range. Valid while the model lives. */
+const char *restore_model_input_name(const restore_model *model, int index);
+
+/** Number of graph outputs (0 for NULL). */
+int restore_model_output_count(const restore_model *model);
+
+/** The name of graph output `index`, or NULL if out of range. Valid while the model lives. */
+const char *restore_model_output_name(const restore_model *model, int index);
+
+/** The size of the image restore_image_u8 makes from a width×height image
+    (restore.scale times larger). Fails with RESTORE_ERROR_UNSUPPORTED for a model
+    without a valid restoration contract (restore.* metadata). */
+restore_status restore_output_size(const restore_model *model, int width, int height,
+                                   int *out_width, int *out_height);
+
+/* ---- sessions ----------------------------------------------------------------------- */
+
+/** Creates a session that runs `model` with `threads` threads for its kernels
+    (0 = one per processor). The session holds a reference to the model. */
+restore_status restore_session_create(const restore_model *model, int threads, restore_session **out);
+
+/** Frees a session. NULL is ignored. */
+void restore_session_free(restore_session *session);
+
+/** Sets a model input other than the image/first input (a conditioning vector, say),
+    used by every later restore_run_f32 and restore_image_u8 on this session. The data
+    (float32, C order) is copied. data == NULL with rank == 0 clears the input. */
+restore_status restore_session_set_input(restore_session *session, const char *name,
+                                         const float *data, const int64_t *shape, int rank);
+
+/** Tensor mode: runs the model with `input` (float32, C order, `rank` dimensions in
+    `shape`, each ≥ 1) as its first input and copies its first output to `output`.
+    `output_shape` must hold RESTORE_MAX_RANK entries; the output's shape and rank are
+    written there. `output_capacity` counts floats: if it is smaller than the output,
+    nothing runs, the needed shape is still written to output_shape/output_rank, and the
+    call returns RESTORE_ERROR_ARGUMENT (so capacity 0 with output NULL asks for the shape). */
+restore_status restore_run_f32(restore_session *s, const float *input, const int64_t *shape, int rank,
+                               float *output, size_t output_capacity, int64_t *output_shape, int *output_rank);
+
+/** Image mode: restores interleaved 8-bit pixels, 3 (RGB) or 4 (RGBA) channels, rows
+    `stride` bytes apart (stride ≥ width·channels), applying the model's restoration
+    metadata (range, normalisation, residual, padding, scale). `out` receives an image
+    of restore_output_size() with the same channel count, rows `out_stride` bytes apart.
+    Alpha passes through (repeated over s×s blocks for a model of scale s). `tile` > 0
+    runs in tiles of that size, 0 uses the model's restore.tile; `overlap` < 0 uses the
+    model's restore.overlap. `out` may be `pixels` only if the scale is 1 and the strides
+    are equal. */
+restore_status restore_image_u8(restore_session *s, const uint8_t *pixels, int width, int height,
+                                int channels, int stride, uint8_t *out, int out_stride,
+                                int tile, int overlap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* RESTORE_H */

@@ -92,6 +92,10 @@ public struct Convolution: Operator {
                                               group: group, geometry: g,
                                               hasBias: inputs.count > 2 && inputs[2] != nil,
                                               hasResidual: inputs.count > 3 && inputs[3] != nil)
+        // 3×3 stride-1 convolutions with enough channels: Winograd, see WinogradConvolution.swift.
+        if WinogradConvolutionKernel.suits(layout) {
+            return WinogradConvolutionKernel(layout: layout, epilogue: epilogue)
+        }
         return ConvolutionKernel(layout: layout, epilogue: epilogue)
     }
 }

@@ -1,0 +1,83 @@
+import CRestore
+import Format
+import Runtime
+
+/// An error raised by the C entry points themselves (bad arguments, buffers too small),
+/// carrying the status it returns.
+struct CallFailure: Error {
+    let status: restore_status
+    let message: String
+
+    static func argument(_ message: String) -> CallFailure { CallFailure(status: RESTORE_ERROR_ARGUMENT, message: message) }
+    static func shape(_ message: String) -> CallFailure { CallFailure(status: RESTORE_ERROR_SHAPE, message: message) }
+    static func memory(_ message: String) -> CallFailure { CallFailure(status: RESTORE_ERROR_MEMORY, message: message) }
+    static func unsupported(_ message: String) -> CallFailure { CallFailure(status: RESTORE_ERROR_UNSUPPORTED, message: message) }
+    static func `internal`(_ message: String) -> CallFailure { CallFailure(status: RESTORE_ERROR_INTERNAL, message: message) }
+}
+
+/// Runs the body of entry point `function`, turning every thrown error into a status and
+/// this thread's last-error message ("function: what went wrong"); success clears it.
+func reporting(_ function: String, _ body: () throws -> Void) -> restore_status {
+    do {
+        try body()
+        LastError.set(nil)
+        return RESTORE_OK
+    } catch {
+        let message = (error as? CallFailure)?.message ?? "\(error)"
+        LastError.set("\(function): \(message)")
+        return status(of: error)
+    }
+}
+
+/// The status a library error maps to: files that cannot be opened are I/O, bytes that
+/// are not a valid model are format, things valid but not implemented are unsupported,
+/// sizes that do not fit the model are shape, and anything unexpected is internal.
+func status(of error: any Error) -> restore_status {
+    switch error {
+    case let failure as CallFailure:
+        return failure.status
+    case let error as RGraphError:
+        switch error {
+        case .cannotOpen, .cannotWrite: return RESTORE_ERROR_IO
+        case .unsupportedVersion, .unknownOp, .unsupportedQuantization: return RESTORE_ERROR_UNSUPPORTED
+        case .tooSmall, .badMagic, .fixedHeaderChecksumMismatch, .sectionOutOfRange, .misplacedSection,
+             .overlappingSections, .checksumMismatch, .malformedHeader, .unknownDType, .badShape,
+             .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor:
+            return RESTORE_ERROR_FORMAT
+        }
+    case let error as ModelError:
+        switch error {
+        // Node problems are collected as text (Model.init); an op this runtime does not
+        // implement is the common case and reads "unsupported" there.
+        case .invalidNodes(let problems):
+            return problems.contains { $0.contains("unsupported") } ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
+        case .missingInput, .unexpectedInput: return RESTORE_ERROR_ARGUMENT
+        case .inputShape, .inconsistentSymbol, .node: return RESTORE_ERROR_SHAPE
+        }
+    case let error as OpError:
+        switch error {
+        case .shape: return RESTORE_ERROR_SHAPE
+        case .notPlanTime, .unsupported: return RESTORE_ERROR_UNSUPPORTED
+        }
+    case is GraphError:
+        return RESTORE_ERROR_FORMAT
+    case let error as ContractError:
+        switch error {
+        case .badValue: return RESTORE_ERROR_FORMAT
+        case .notAnImageModel: return RESTORE_ERROR_UNSUPPORTED
+        }
+    case let error as RestoreError:
+        switch error {
+        case .imageShape, .outputShape: return RESTORE_ERROR_SHAPE
+        case .tileForFixedModel, .overlap: return RESTORE_ERROR_ARGUMENT
+        }
+    case let error as ImageIOError:
+        switch error {
+        case .tensorShape: return RESTORE_ERROR_SHAPE
+        case .outOfMemory: return RESTORE_ERROR_MEMORY
+        case .notPNG, .truncated, .crcMismatch, .corrupt, .tooLarge, .unsupported, .fileSystem: return RESTORE_ERROR_IO
+        }
+    default:
+        return RESTORE_ERROR_INTERNAL
+    }
+}

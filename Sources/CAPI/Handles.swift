@@ -1,0 +1,110 @@
+import CRestore
+import Format
+import Runtime
+import Synchronization
+
+/// What a `restore_model *` points to: the immutable model plus the C strings the API
+/// hands out (metadata, input and output names), kept alive with it.
+final class ModelHandle: Sendable {
+    let model: Model
+    /// The restoration contract, or why the model has none (it can still run tensors).
+    let contract: Result<RestorationContract, ContractError>
+    let metadataKeys: [OwnedCString]
+    let metadataValues: [String: OwnedCString]
+    let inputNames: [OwnedCString]
+    let outputNames: [OwnedCString]
+
+    init(_ model: Model) {
+        self.model = model
+        let graph = model.graph
+        do {
+            contract = .success(try RestorationContract(graph: graph))
+        } catch let error as ContractError {
+            contract = .failure(error)
+        } catch {
+            contract = .failure(.notAnImageModel("\(error)"))
+        }
+        metadataKeys = graph.metadata.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map(OwnedCString.init)
+        metadataValues = graph.metadata.mapValues(OwnedCString.init)
+        inputNames = graph.inputs.map { OwnedCString($0.name) }
+        outputNames = graph.outputs.map { OwnedCString($0.name) }
+    }
+
+    /// The handle behind a C pointer; the caller keeps its reference.
+    static func from(_ pointer: OpaquePointer?) throws -> ModelHandle {
+        guard let pointer else { throw CallFailure.argument("model is NULL") }
+        return Unmanaged<ModelHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+    }
+}
+
+/// What a `restore_session *` points to: a session with its restorer and the extra
+/// inputs set with `restore_session_set_input`. It keeps its model alive, so the two
+/// handles may be freed in either order.
+final class SessionHandle {
+    let owner: ModelHandle
+    let session: Session
+    var extraInputs: [String: HostTensor] = [:]
+    private var cachedRestorer: Restorer?
+    /// Set while a call runs, so a second thread using the same session is refused
+    /// instead of racing on the session's plans and arena.
+    private let busy = Atomic<Bool>(false)
+
+    init(owner: ModelHandle, threads: Int) {
+        self.owner = owner
+        self.session = Session(model: owner.model, threads: threads)
+    }
+
+    /// The restorer for image mode, made on first use (tensor mode needs no contract).
+    func restorer() throws -> Restorer {
+        if let cachedRestorer { return cachedRestorer }
+        let restorer = try Restorer(session: session)
+        cachedRestorer = restorer
+        return restorer
+    }
+
+    /// The plan for these input shapes, refused up front when its arena plus `extraBytes`
+    /// exceeds physical memory (where allocating would abort the process).
+    func checkedPlan(for inputShapes: [[Int]], besides extraBytes: Int) throws -> Plan {
+        let plan = try session.plan(for: inputShapes)
+        guard plan.arenaBytes <= Sizes.physicalMemory - min(extraBytes, Sizes.physicalMemory) else {
+            throw CallFailure.memory("a run at input shapes \(inputShapes) needs \(plan.arenaBytes) bytes of working memory "
+                                     + "besides \(extraBytes) for its data, more than the machine's \(Sizes.physicalMemory)")
+        }
+        return plan
+    }
+
+    /// Every graph input's shape: `shape` for input `name`, the set inputs' for the rest.
+    func inputShapes(setting name: String, to shape: [Int]) throws -> [[Int]] {
+        try owner.model.graph.inputs.map { info in
+            if info.name == name { return shape }
+            guard let tensor = extraInputs[info.name] else { throw ModelError.missingInput(info.name) }
+            return tensor.shape
+        }
+    }
+
+    /// The largest region `Restorer` runs the model on at once for a height×width image
+    /// (used only to check memory before starting): the model's fixed size, or the tile
+    /// (`tile`, else restore.tile, else the whole image) clipped to the image and padded
+    /// to restore.multiple.
+    func largestRegion(_ contract: RestorationContract, height: Int, width: Int, tile: Int) throws -> (height: Int, width: Int) {
+        if let info = owner.model.graph.inputs.first(where: { $0.name == contract.input }),
+           let fixed = RestorationContract.fixedSize(of: info) {
+            return fixed
+        }
+        let size = tile > 0 ? tile : contract.tile
+        let (h, w) = size > 0 ? (min(size, height), min(size, width)) : (height, width)
+        let multiple = contract.multiple
+        return ((h + multiple - 1) / multiple * multiple, (w + multiple - 1) / multiple * multiple)
+    }
+
+    /// Runs `body` with the session behind `pointer`, refusing NULL and concurrent use.
+    static func with(_ pointer: OpaquePointer?, _ body: (SessionHandle) throws -> Void) throws {
+        guard let pointer else { throw CallFailure.argument("session is NULL") }
+        let handle = Unmanaged<SessionHandle>.fromOpaque(UnsafeRawPointer(pointer)).takeUnretainedValue()
+        guard handle.busy.compareExchange(expected: false, desired: true, ordering: .acquiring).exchanged else {
+            throw CallFailure.argument("the session is in use by another thread (use one session per thread)")
+        }
+        defer { handle.busy.store(false, ordering: .releasing) }
+        try body(handle)
+    }
+}

@@ -1,0 +1,422 @@
+// Winograd F(4×4, 3×3) for 3×3 stride-1 convolutions.
+//
+// Measured on the 2-core AVX-512 EPYC, release build (-target-cpu native), ThreadPool of 2,
+// OpenBLAS pinned to its Haswell (AVX2) kernel; onnxruntime 1.32 with 2 intra-op threads,
+// spinning off. The machine was shared (load average 7–11 on 2 cores), so wall times are
+// best-of-5 under contention; process CPU time (all threads) is the steadier figure.
+// Effective GFLOP/s = direct-conv FLOPs (2·9·C·M·H·W) / wall time.
+//
+//   conv 64→64, 3×3, pad 1, 512×512 (DnCNN body; 19.3 GFLOP):
+//     im2col + OpenBLAS   wall 660–1135 ms (17–29 GFLOP/s)    CPU 342–390 ms
+//     onnxruntime (MLAS)  wall 170–255 ms  (76–113 GFLOP/s)   CPU  93–105 ms
+//     Winograd (here)     wall 111–181 ms  (107–175 GFLOP/s)  CPU  77–80 ms
+//   conv 512→512, 64×64 (UperNet-sized; 19.3 GFLOP):
+//     im2col 342 ms CPU, onnxruntime 84 ms CPU, Winograd 144–153 ms CPU (32 tiles per block)
+//   conv 64→3, 512×512 (DnCNN output layer): im2col 196 ms CPU, onnxruntime 34 ms,
+//     Winograd 25–27 ms (im2col's GEMM has only 3 rows)
+//   Threshold, 256×256, CPU time im2col → Winograd: 4→4 0.5 → 0.5 ms, 8→8 1.7 → 1.1,
+//     8→64 8.3 → 5.7, 3→32 1.8 → 2.1, 4→64 4.4 → 5.0, 32→3 13.2 → 3.7, 64→4 39.8 → 6.4:
+//     Winograd wins from 8 input channels whatever the output channels.
+//
+// Expected: Winograd needs 2.25 instead of 9 multiplies per output and channel pair, so
+// ~2.5–3× over im2col once the transforms are paid, and parity with onnxruntime's AVX-512
+// direct convolution, which runs ~2× the Haswell kernel's FLOP rate.
+// Happened: the first version (scalar row transforms) was ~2.3× faster than im2col and on
+// par with onnxruntime in wall time; its profile showed the transforms at ~45% of the time.
+// Doing the row transforms on eight tiles at once (SIMD deinterleave/interleave) and the
+// column transforms on SIMD8, then storing output pixels straight into Y, brought it to
+// ~4.5× im2col in CPU time and ~15–20% ahead of onnxruntime at 64 channels; onnxruntime's
+// lead over im2col was ~4×, not 2×. Now about half of the time is OpenBLAS (kernel and
+// packing), the rest transforms and copying input rows into zero-padded buffers. At 512
+// channels onnxruntime stays 1.7× ahead: each GEMM repacks a 512×512 weight matrix for only
+// 32 tile columns (more tiles per block help a little and cost scratch).
+
+/// The fast kernel of 3×3, stride-1, dilation-1, ungrouped convolutions: Winograd
+/// F(4×4, 3×3), which computes each 4×4 output tile from a 6×6 input tile with 36
+/// multiplications per (input, output) channel pair instead of 144.
+///
+/// Per block of output tiles:
+/// 1. input transform V = Bᵀ d B of every 6×6 input tile and input channel, stored as 36
+///    matrices [inChannels × tiles];
+/// 2. 36 GEMMs M[ξ] = U[ξ] · V[ξ], with U[ξ] [outChannels × inChannels] the transformed
+///    weights (transformed at the start of every run: weights only exist as a pointer);
+/// 3. output transform Y = Aᵀ M A of every tile and output channel, written to the output
+///    and finished by the convolution's epilogue row by row.
+///
+/// The transforms come from the Toom-Cook construction over the interpolation points
+/// 0, 1, −1, 2, −2 and ∞ (α = 4 + 3 − 1 = 6 points):
+/// - G (6×3): row p evaluates the filter polynomial g(x) = g0 + g1·x + g2·x² at p and
+///   divides by the Lagrange denominator N_p = ∏_{q ≠ p, finite} (p − q): 4, −6, −6, 24, 24;
+///   the row of ∞ takes the leading coefficient g2.
+/// - Bᵀ (6×6): row p holds the coefficients of ∏_{q ≠ p, finite} (x − q), for ∞ of the
+///   product over all five finite points, e.g. (x² − 1)(x² − 4) = 4 − 5x² + x⁴ for p = 0.
+/// - Aᵀ (4×6): column p is (1, p, p², p³), the column of ∞ is (0, 0, 0, 1).
+/// The one-dimensional transforms are spelt out in `inputTransform`, `weightTransform` and
+/// `outputTransform`; the two-dimensional ones apply them along both axes in turn.
+///
+/// Rounding: the points ±2 scale terms by up to 8 and 1/24. In a float32 simulation with
+/// He-scaled weights and unit inputs the error was ~5e-6 of the output's magnitude at 64
+/// channels and ~1e-5 at 256, against ~4e-7 for F(2×2, 3×3); both are inside the 1e-4
+/// parity tolerance, so the larger tile (2.25 instead of 4 multiplies per output) wins.
+/// The tests measure 1e-6 to 6e-6 against the reference kernel.
+struct WinogradConvolutionKernel: Kernel {
+    typealias Layout = ConvolutionKernel.Layout
+
+    /// Output tile side, input tile side and transform points (6×6).
+    static let outputTile = 4, inputTile = 6, points = 36
+    /// Tiles transformed at once along a row (SIMD8 lanes, one tile per lane).
+    static let lanes = 8
+    /// With fewer input channels the 36 GEMMs are too thin (k < 8) for Winograd to beat
+    /// im2col, whose GEMM has k = 9 × channels (measured, see the top of the file). Few
+    /// output channels are no obstacle: there Winograd wins most.
+    static let minimumInChannels = 8
+    /// Largest transformed weight set (36 × out × in floats) worth its scratch memory:
+    /// 512→512 channels take 38 MB; a 2048→512 bottleneck (151 MB) stays on im2col.
+    static let maximumWeightBytes = 64 << 20
+    /// Target size of one worker's transformed input and GEMM output for a block of tiles,
+    /// so that both stay in the 1 MB L2 of a core.
+    static let blockBytes = 1 << 20
+    /// Fewest tiles per block however many channels: with fewer, each GEMM repacks its
+    /// out × in weight matrix for too few columns (512→512 channels: 8 tiles ran 1.6× slower
+    /// than 56). At 512 channels 32 tiles take 4.7 MB per worker.
+    static let minimumBlockTiles = 32
+
+    let layout: Layout
+    let epilogue: ConvolutionEpilogue
+    /// Output tiles down and across one image (edge tiles may be partial).
+    let tileRows: Int, tileColumns: Int
+    /// Tiles per work item, consecutive in raster order (a block may span tile rows).
+    let tilesPerBlock: Int
+
+    /// True when Winograd handles this convolution and is expected to beat im2col.
+    static func suits(_ layout: Layout) -> Bool {
+        let g = layout.geometry
+        return g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
+            && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1
+            && layout.inChannels >= minimumInChannels
+            && points * layout.inChannels * layout.outChannels * MemoryLayout<Float>.size <= maximumWeightBytes
+    }
+
+    /// `tilesPerBlock` overrides the block size (tests use small blocks to cross tile rows).
+    init(layout: Layout, epilogue: ConvolutionEpilogue, tilesPerBlock: Int? = nil) {
+        let g = layout.geometry
+        precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
+                     && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1,
+                     "Winograd F(4×4, 3×3) needs a 3×3, stride-1, dilation-1, ungrouped convolution")
+        self.layout = layout
+        self.epilogue = epilogue
+        tileRows = (g.outputHeight + Self.outputTile - 1) / Self.outputTile
+        tileColumns = (g.outputWidth + Self.outputTile - 1) / Self.outputTile
+        let bytesPerTile = Self.points * (layout.inChannels + layout.outChannels) * MemoryLayout<Float>.size
+        // A multiple of 8 tiles keeps the GEMMs' column blocks whole.
+        let fit = max(Self.minimumBlockTiles, Self.blockBytes / bytesPerTile / 8 * 8)
+        self.tilesPerBlock = max(1, min(tilesPerBlock ?? fit, tileRows * tileColumns))
+    }
+
+    var scratchBytes: Int { weightBytes + ScratchSlots.slotCount * slotBytes }
+
+    /// The transformed weights U, shared by all workers.
+    private var weightBytes: Int {
+        Self.aligned(Self.points * layout.outChannels * layout.inChannels)
+    }
+
+    /// One worker's V, M and transform rows.
+    private var slotBytes: Int {
+        let t = tilesPerBlock
+        return Self.aligned(Self.points * layout.inChannels * t) + Self.aligned(Self.points * layout.outChannels * t)
+            + Self.aligned(workFloats)
+    }
+
+    /// Tiles per block rounded up to whole SIMD groups: the stride of the work rows.
+    private var laneTiles: Int { (tilesPerBlock + Self.lanes - 1) / Self.lanes * Self.lanes }
+
+    /// Input pixels of a padded transform row: whole SIMD groups of tiles plus the 4 pixels
+    /// the last group's second load reaches beyond them.
+    private var paddedRowWidth: Int { Self.outputTile * laneTiles + Self.outputTile }
+
+    /// Work rows of the input transform (6 padded input rows and 36 rows of row-transformed
+    /// tiles) or of the output transform (4 × 6 partial results and 4 output rows),
+    /// whichever is larger.
+    private var workFloats: Int {
+        let t = laneTiles
+        return max(Self.inputTile * paddedRowWidth + Self.points * t,
+                   (Self.outputTile * Self.inputTile + Self.outputTile * Self.outputTile) * t)
+    }
+
+    /// Bytes of `floats` floats rounded up to 64 so every buffer starts aligned.
+    private static func aligned(_ floats: Int) -> Int {
+        (floats * MemoryLayout<Float>.size + 63) / 64 * 64
+    }
+
+    func run(_ io: KernelIO) {
+        let l = layout
+        guard let scratch = io.scratch else { preconditionFailure("Winograd conv kernel ran without scratch") }
+        let x = io.input(0), w = io.input(1)
+        let bias = l.hasBias ? io.inputs[2] : nil
+        let residual = l.hasResidual ? io.inputs[3] : nil
+        let y = io.outputs[0]
+        let u = scratch.assumingMemoryBound(to: Float.self)
+        io.pool.parallelFor(l.outChannels) { channels in
+            for k in channels { transformWeights(w, outChannel: k, into: u) }
+        }
+        let tilesPerImage = tileRows * tileColumns
+        let blocksPerImage = (tilesPerImage + tilesPerBlock - 1) / tilesPerBlock
+        let vBytes = Self.aligned(Self.points * l.inChannels * tilesPerBlock)
+        let mBytes = Self.aligned(Self.points * l.outChannels * tilesPerBlock)
+        ScratchSlots.run(items: l.batch * blocksPerImage, pool: io.pool) { slot, item in
+            let slotBase = scratch + weightBytes + slot * slotBytes
+            let v = slotBase.assumingMemoryBound(to: Float.self)
+            let m = (slotBase + vBytes).assumingMemoryBound(to: Float.self)
+            let work = (slotBase + vBytes + mBytes).assumingMemoryBound(to: Float.self)
+            let n = item / blocksPerImage
+            let firstTile = item % blocksPerImage * tilesPerBlock
+            let tiles = min(tilesPerBlock, tilesPerImage - firstTile)
+            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
+                transformInput(x, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
+                               into: v + offset, work: work)
+            }
+            for point in 0..<Self.points {
+                GEMM.multiply(m: l.outChannels, n: tiles, k: l.inChannels,
+                              a: u + point * l.outChannels * l.inChannels, lda: l.inChannels,
+                              b: v + point * l.inChannels * tilesPerBlock, ldb: tilesPerBlock,
+                              c: m + point * l.outChannels * tilesPerBlock, ldc: tilesPerBlock)
+            }
+            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
+                transformOutput(m + offset, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
+                                bias: bias, residual: residual, into: y, work: work)
+            }
+        }
+    }
+
+    /// Splits tiles firstTile..<firstTile+tiles (raster order) into runs within one tile
+    /// row: (tile row, first tile column, run length, run's offset in the block).
+    private func forEachSegment(firstTile: Int, tiles: Int, _ body: (Int, Int, Int, Int) -> Void) {
+        var offset = 0
+        while offset < tiles {
+            let tile = firstTile + offset
+            let tileRow = tile / tileColumns, firstColumn = tile % tileColumns
+            let length = min(tileColumns - firstColumn, tiles - offset)
+            body(tileRow, firstColumn, length, offset)
+            offset += length
+        }
+    }
+
+    /// U[ξ][k][c] = (G g Gᵀ)[ξ] for every input channel c of output channel k.
+    private func transformWeights(_ w: UnsafePointer<Float>, outChannel k: Int, into u: UnsafeMutablePointer<Float>) {
+        let l = layout
+        let pointStride = l.outChannels * l.inChannels
+        for c in 0..<l.inChannels {
+            let g = w + (k * l.inChannels + c) * 9
+            // Along columns: the 6×3 matrix G g, one column per kernel column.
+            let c0 = Self.weightTransform(g[0], g[3], g[6])
+            let c1 = Self.weightTransform(g[1], g[4], g[7])
+            let c2 = Self.weightTransform(g[2], g[5], g[8])
+            let destination = u + k * l.inChannels + c
+            // Along rows: (G g) Gᵀ, one row of six points per row of G g.
+            func store(_ row: Int, _ g0: Float, _ g1: Float, _ g2: Float) {
+                let t = Self.weightTransform(g0, g1, g2)
+                let base = destination + row * Self.inputTile * pointStride
+                base[0] = t.0; base[pointStride] = t.1; base[2 * pointStride] = t.2
+                base[3 * pointStride] = t.3; base[4 * pointStride] = t.4; base[5 * pointStride] = t.5
+            }
+            store(0, c0.0, c1.0, c2.0); store(1, c0.1, c1.1, c2.1); store(2, c0.2, c1.2, c2.2)
+            store(3, c0.3, c1.3, c2.3); store(4, c0.4, c1.4, c2.4); store(5, c0.5, c1.5, c2.5)
+        }
+    }
+
+    /// V[ξ][c][offset + t] = (Bᵀ d B)[ξ] for the `length` tiles of one tile row starting at
+    /// `firstColumn` and every input channel c; pixels outside the input read as zero.
+    private func transformInput(_ x: UnsafePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int, length: Int,
+                                into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+        let l = layout, g = l.geometry
+        let width = paddedRowWidth, t = laneTiles
+        let rows = work, rowTransformed = work + Self.inputTile * width
+        let firstY = tileRow * Self.outputTile - g.padTop
+        let firstX = firstColumn * Self.outputTile - g.padLeft
+        // The part of a padded row that lies inside the input.
+        let lower = min(max(0, -firstX), width)
+        let upper = max(lower, min(width, g.inputWidth - firstX))
+        let groups = (length + Self.lanes - 1) / Self.lanes
+        let pointStride = l.inChannels * tilesPerBlock
+        for c in 0..<l.inChannels {
+            let plane = x + (n * l.inChannels + c) * g.inputPixels
+            for i in 0..<Self.inputTile {
+                let row = rows + i * width, iy = firstY + i
+                if iy < 0 || iy >= g.inputHeight {
+                    row.update(repeating: 0, count: width)
+                } else {
+                    row.update(repeating: 0, count: lower)
+                    (row + lower).update(from: plane + iy * g.inputWidth + firstX + lower, count: upper - lower)
+                    (row + upper).update(repeating: 0, count: width - upper)
+                }
+            }
+            // Along rows: d B for eight tiles at a time. Tile t of a group starts at pixel
+            // 4t, so pixels 0..<32 split by index mod 4 into d0...d3 and pixels 4..<36 give
+            // d4 and d5.
+            for i in 0..<Self.inputTile {
+                let source = UnsafeRawPointer(rows + i * width)
+                let destination = rowTransformed + i * Self.inputTile * t
+                for group in 0..<groups {
+                    let pixel = group * Self.outputTile * Self.lanes
+                    let first = source.loadUnaligned(fromByteOffset: pixel * 4, as: SIMD32<Float>.self)
+                    let next = source.loadUnaligned(fromByteOffset: (pixel + Self.outputTile) * 4, as: SIMD32<Float>.self)
+                    let firstEven = first.evenHalf, firstOdd = first.oddHalf
+                    let r = Self.inputTransform(firstEven.evenHalf, firstOdd.evenHalf, firstEven.oddHalf,
+                                                firstOdd.oddHalf, next.evenHalf.evenHalf, next.oddHalf.evenHalf)
+                    let tile = destination + group * Self.lanes
+                    r.0.store(to: tile); r.1.store(to: tile + t); r.2.store(to: tile + 2 * t)
+                    r.3.store(to: tile + 3 * t); r.4.store(to: tile + 4 * t); r.5.store(to: tile + 5 * t)
+                }
+            }
+            // Along columns: Bᵀ (d B), contiguous over the tiles, eight at a time while whole
+            // groups remain (V's rows end at `length`); row i of the result gives points 6i..<6i+6.
+            for j in 0..<Self.inputTile {
+                let column = rowTransformed + j * t
+                let destination = v + j * pointStride + c * tilesPerBlock
+                var tile = 0
+                while tile + Self.lanes <= length {
+                    Self.transformInputColumn(SIMD8<Float>.self, column + tile, step: Self.inputTile * t,
+                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
+                    tile += Self.lanes
+                }
+                for tile in tile..<length {
+                    Self.transformInputColumn(Float.self, column + tile, step: Self.inputTile * t,
+                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
+                }
+            }
+        }
+    }
+
+    /// Y = Aᵀ M A for the `length` tiles of one tile row and every output channel, written
+    /// to the output (edge tiles clipped) and finished by the epilogue.
+    private func transformOutput(_ m: UnsafeMutablePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int,
+                                 length: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                                 into y: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+        let l = layout, g = l.geometry
+        let t = laneTiles, rowStride = Self.outputTile * laneTiles
+        // partial[i][j][tile]: Aᵀ M, 4 × 6 values per tile; then 4 output rows of 4 pixels per tile.
+        let partial = work, rowBuffer = work + Self.outputTile * Self.inputTile * t
+        let pointStride = l.outChannels * tilesPerBlock
+        let firstY = tileRow * Self.outputTile, firstX = firstColumn * Self.outputTile
+        let outputRows = min(Self.outputTile, g.outputHeight - firstY)
+        let outputColumns = min(Self.outputTile * length, g.outputWidth - firstX)
+        let groups = (length + Self.lanes - 1) / Self.lanes
+        for k in 0..<l.outChannels {
+            let channel = m + k * tilesPerBlock
+            // Along columns: Aᵀ M over the six point rows, for each of the six point columns,
+            // eight tiles at a time. Lanes past `length` compute unused values; the last row
+            // of M reads up to 7 floats into the work area that follows it in the slot.
+            for j in 0..<Self.inputTile {
+                let column = channel + j * pointStride
+                let step = Self.inputTile * pointStride, partialStep = Self.inputTile * t
+                let destination = partial + j * t
+                for lane in stride(from: 0, to: length, by: Self.lanes) {
+                    let source = column + lane
+                    let s = Self.outputTransform(SIMD8<Float>.load(source), .load(source + step), .load(source + 2 * step),
+                                                 .load(source + 3 * step), .load(source + 4 * step), .load(source + 5 * step))
+                    s.0.store(to: destination + lane); s.1.store(to: destination + partialStep + lane)
+                    s.2.store(to: destination + 2 * partialStep + lane); s.3.store(to: destination + 3 * partialStep + lane)
+                }
+            }
+            // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels that
+            // go straight to the output while they fit in it, else to the row buffer. Rows
+            // below the image are not computed.
+            let pixelsPerGroup = Self.outputTile * Self.lanes
+            let directGroups = outputColumns / pixelsPerGroup
+            for i in 0..<outputRows {
+                let offset = ((n * l.outChannels + k) * g.outputHeight + firstY + i) * g.outputWidth + firstX
+                let outputRow = y + offset, bufferRow = rowBuffer + i * rowStride
+                for group in 0..<groups {
+                    let source = UnsafePointer(partial + i * Self.inputTile * t + group * Self.lanes)
+                    let o = Self.outputTransform(SIMD8<Float>.load(source), .load(source + t), .load(source + 2 * t),
+                                                 .load(source + 3 * t), .load(source + 4 * t), .load(source + 5 * t))
+                    var evenPixels = SIMD16<Float>(), oddPixels = SIMD16<Float>(), pixels = SIMD32<Float>()
+                    evenPixels.evenHalf = o.0; evenPixels.oddHalf = o.2
+                    oddPixels.evenHalf = o.1; oddPixels.oddHalf = o.3
+                    pixels.evenHalf = evenPixels; pixels.oddHalf = oddPixels
+                    let destination = (group < directGroups ? outputRow : bufferRow) + group * pixelsPerGroup
+                    UnsafeMutableRawPointer(destination).storeBytes(of: pixels, as: SIMD32<Float>.self)
+                }
+                let copied = directGroups * pixelsPerGroup
+                (outputRow + copied).update(from: bufferRow + copied, count: outputColumns - copied)
+                epilogue.apply(to: outputRow, count: outputColumns, bias: bias?[k] ?? 0,
+                               residual: residual.map { $0 + offset })
+            }
+        }
+    }
+
+    /// Bᵀ d on one tile (Float) or eight adjacent tiles (SIMD8): reads the six rows
+    /// `step` apart, writes the six points `pointStep` apart.
+    @inline(__always)
+    private static func transformInputColumn<L: WinogradLanes>(_: L.Type, _ source: UnsafePointer<Float>, step: Int,
+                                                               into destination: UnsafeMutablePointer<Float>,
+                                                               pointStep destinationStep: Int) {
+        let r = inputTransform(L.load(source), L.load(source + step), L.load(source + 2 * step),
+                               L.load(source + 3 * step), L.load(source + 4 * step), L.load(source + 5 * step))
+        r.0.store(to: destination); r.1.store(to: destination + destinationStep)
+        r.2.store(to: destination + 2 * destinationStep); r.3.store(to: destination + 3 * destinationStep)
+        r.4.store(to: destination + 4 * destinationStep); r.5.store(to: destination + 5 * destinationStep)
+    }
+
+    /// Bᵀ d: one column (or row) of a 6-pixel input tile at the six points.
+    @inline(__always)
+    static func inputTransform<L: WinogradLanes>(_ d0: L, _ d1: L, _ d2: L, _ d3: L, _ d4: L, _ d5: L)
+        -> (L, L, L, L, L, L) {
+        let sum12 = d1 + d2, difference12 = d1 - d2, difference31 = d3 - d1
+        let d4MinusD2 = d4 - d2
+        return (4 * d0 - 5 * d2 + d4,
+                d3 + d4 - 4 * sum12,
+                d4 - d3 + 4 * difference12,
+                d4MinusD2 + 2 * difference31,
+                d4MinusD2 - 2 * difference31,
+                4 * d1 - 5 * d3 + d5)
+    }
+
+    /// G g: a 3-tap filter at the six points, divided by the Lagrange denominators.
+    @inline(__always)
+    static func weightTransform(_ g0: Float, _ g1: Float, _ g2: Float) -> (Float, Float, Float, Float, Float, Float) {
+        (g0 / 4,
+         -(g0 + g1 + g2) / 6,
+         -(g0 - g1 + g2) / 6,
+         (g0 + 2 * g1 + 4 * g2) / 24,
+         (g0 - 2 * g1 + 4 * g2) / 24,
+         g2)
+    }
+
+    /// Aᵀ m: four outputs from the products at the six points.
+    @inline(__always)
+    static func outputTransform<L: WinogradLanes>(_ m0: L, _ m1: L, _ m2: L, _ m3: L, _ m4: L, _ m5: L)
+        -> (L, L, L, L) {
+        let sum12 = m1 + m2, difference12 = m1 - m2
+        let sum34 = m3 + m4, difference34 = m3 - m4
+        return (m0 + sum12 + sum34,
+                difference12 + 2 * difference34,
+                sum12 + 4 * sum34,
+                difference12 + 8 * difference34 + m5)
+    }
+}
+
+/// A float or a SIMD vector of floats: the transforms run on single tiles along columns and
+/// on eight tiles at a time along rows.
+protocol WinogradLanes {
+    static func + (lhs: Self, rhs: Self) -> Self
+    static func - (lhs: Self, rhs: Self) -> Self
+    static func * (lhs: Float, rhs: Self) -> Self
+    /// The lanes starting at `pointer` (unaligned).
+    static func load(_ pointer: UnsafePointer<Float>) -> Self
+    func store(to pointer: UnsafeMutablePointer<Float>)
+}
+
+extension Float: WinogradLanes {
+    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> Float { pointer.pointee }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) { pointer.pointee = self }
+}
+
+extension SIMD8<Float>: WinogradLanes {
+    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}

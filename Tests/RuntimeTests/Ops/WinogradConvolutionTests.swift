@@ -1,0 +1,113 @@
+import Format
+import XCTest
+@testable import Runtime
+
+/// The Winograd F(4×4, 3×3) kernel against the reference convolution loops.
+///
+/// Tolerance 1e-4 of the output's largest magnitude: F(4×4, 3×3) rounds ~20× worse than
+/// direct summation in float32 (transforms scale by up to 8 and 1/24); measured ~5e-6 at
+/// 64 channels and ~1e-5 at 256, so 1e-4 leaves room without hiding a wrong tap, which
+/// shows up at ~1e-1.
+final class WinogradConvolutionTests: XCTestCase {
+    private static let tolerance: Float = 1e-4
+
+    /// Runs the Winograd kernel itself (also below the dispatch threshold) on random
+    /// X [N,C,H,W] and W [M,C,3,3] and compares it with the reference.
+    private func check(x: [Int], outChannels: Int, pads: [Int] = [1, 1, 1, 1], activation: [String: Attribute] = [:],
+                       bias: Bool = true, residual: Bool = false, residualBeforeActivation: Bool = false,
+                       tilesPerBlock: Int? = nil, seed: UInt64,
+                       file: StaticString = #filePath, line: UInt = #line) throws {
+        var attributes = activation
+        attributes["pads"] = .ints(pads)
+        attributes["residualBeforeActivation"] = .int(residualBeforeActivation ? 1 : 0)
+        let node = Node(name: "winograd", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
+                        outputs: ["Y"], attributes: attributes)
+        let op = try Convolution(node: node)
+        let weightShape = [outChannels, x[1], 3, 3]
+        var inputs: [HostTensor?] = [KernelHarness.random(x, seed: seed), KernelHarness.random(weightShape, seed: seed + 1),
+                                     bias ? KernelHarness.random([outChannels], seed: seed + 2) : nil]
+        let geometry = try op.geometry(input: x, weight: weightShape)
+        let outputShape = [x[0], outChannels, geometry.outputHeight, geometry.outputWidth]
+        if residual { inputs.append(KernelHarness.random(outputShape, seed: seed + 3)) }
+        let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: outChannels, group: 1,
+                                              geometry: geometry, hasBias: bias, hasResidual: residual)
+        let kernel = WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, tilesPerBlock: tilesPerBlock)
+        let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
+        let expected = try op.reference(inputs)[0]
+        XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
+        let (maxAbs, relative) = KernelHarness.errors(actual.floats, expected.floats)
+        print("winograd X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThanOrEqual(relative, Self.tolerance, "Winograd differs from reference", file: file, line: line)
+    }
+
+    func testOddShapesAndChannels() throws {
+        try check(x: [1, 1, 1, 1], outChannels: 1, seed: 1)
+        try check(x: [1, 3, 5, 5], outChannels: 16, seed: 2)
+        try check(x: [1, 16, 7, 5], outChannels: 3, seed: 3)
+        try check(x: [1, 17, 63, 65], outChannels: 16, seed: 4)
+        try check(x: [1, 64, 65, 63], outChannels: 17, seed: 5)
+        try check(x: [2, 16, 13, 30], outChannels: 17, seed: 6)
+    }
+
+    func testRealisticChannelCount() throws {
+        try check(x: [1, 64, 31, 33], outChannels: 64, seed: 7)
+    }
+
+    func testPadding() throws {
+        try check(x: [1, 16, 7, 9], outChannels: 16, pads: [0, 0, 0, 0], seed: 8)
+        try check(x: [1, 3, 3, 3], outChannels: 5, pads: [0, 0, 0, 0], seed: 9)
+        try check(x: [2, 17, 11, 6], outChannels: 16, pads: [0, 2, 1, 0], seed: 10)
+        try check(x: [1, 16, 5, 7], outChannels: 3, pads: [2, 1, 0, 2], seed: 11)
+        try check(x: [1, 3, 6, 10], outChannels: 4, pads: [2, 2, 2, 2], bias: false, seed: 12)
+    }
+
+    /// Small blocks start mid tile row and span several tile rows; 3 and 11 tiles leave
+    /// partial SIMD groups.
+    func testBlocksAcrossTileRows() throws {
+        try check(x: [2, 16, 19, 23], outChannels: 16, tilesPerBlock: 8, seed: 13)
+        try check(x: [1, 3, 9, 5], outChannels: 4, pads: [0, 1, 1, 1], tilesPerBlock: 3, seed: 14)
+        try check(x: [1, 9, 37, 45], outChannels: 5, tilesPerBlock: 11, seed: 15)
+    }
+
+    func testActivationsAndResidual() throws {
+        let activations: [[String: Attribute]] = [
+            [:], ["activation": .string("relu")],
+            ["activation": .string("leakyRelu"), "alpha": .float(0.2)],
+            ["activation": .string("clip"), "min": .float(-2), "max": .float(2)],
+            ["activation": .string("sigmoid")], ["activation": .string("silu")],
+            ["activation": .string("gelu")], ["activation": .string("tanh")],
+        ]
+        for (index, activation) in activations.enumerated() {
+            for before in [false, true] {
+                try check(x: [1, 16, 9, 11], outChannels: 16, activation: activation, residual: true,
+                          residualBeforeActivation: before, seed: 20 + UInt64(index))
+            }
+        }
+    }
+
+    /// The conv op picks Winograd for 3×3 stride-1 convolutions with ≥ 8 input channels and
+    /// im2col otherwise; through the op, Winograd matches the reference.
+    func testDispatch() throws {
+        func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
+            let node = Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
+            let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: x), ValueFact(dtype: .float32, shape: w)]
+            let op = try Convolution(node: node)
+            return try op.kernel(inputs: facts, outputs: try op.outputs(for: facts))
+        }
+        let pads: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 8, 8, 8], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [3, 64, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 3, 32, 32], [64, 3, 3, 3], pads) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["strides": .ints([2, 2])]) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["dilations": .ints([2, 2])]) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 32, 3, 3], ["group": .int(2)]) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 8, 8], [512, 2048, 3, 3], pads) is ConvolutionKernel)
+
+        let node = Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
+                        attributes: ["pads": .ints([1, 1, 1, 1]), "activation": .string("relu")])
+        let inputs: [HostTensor?] = [KernelHarness.random([2, 32, 17, 18], seed: 40), KernelHarness.random([16, 32, 3, 3], seed: 41),
+                                     KernelHarness.random([16], seed: 42), KernelHarness.random([2, 16, 17, 18], seed: 43)]
+        try KernelHarness.assertFastMatchesReference(node, inputs, tolerance: Self.tolerance)
+    }
+}

@@ -1,0 +1,51 @@
+"""Shared fixtures: the converted test model, rrun, and the C example.
+
+scripts/test-capi.sh sets RESTORE_TEST_MODEL (the dncnn fixture converted with
+`convert ... --range 0,1`), RESTORE_CONVERT, RESTORE_RRUN and RESTORE_C_EXAMPLE. Without
+them the tools are taken from .build and the model is converted here.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
+FIXTURE = REPOSITORY / "Tests" / "Fixtures" / "models" / "dncnn"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+
+def _built_tool(name):
+    for configuration in ("debug", "release"):
+        path = REPOSITORY / ".build" / configuration / name
+        if path.is_file():
+            return str(path)
+    return None
+
+
+@pytest.fixture(scope="session")
+def convert():
+    path = os.environ.get("RESTORE_CONVERT") or _built_tool("convert")
+    if path is None:
+        pytest.fail("convert not found: set RESTORE_CONVERT or build it (swift build --product convert)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def model_path(tmp_path_factory, request):
+    if os.environ.get("RESTORE_TEST_MODEL"):
+        return os.environ["RESTORE_TEST_MODEL"]
+    path = tmp_path_factory.mktemp("model") / "dncnn.rgraph"
+    tool = request.getfixturevalue("convert")
+    subprocess.run([tool, str(FIXTURE / "model.onnx"), "-o", str(path), "--range", "0,1"], check=True)
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def rrun():
+    path = os.environ.get("RESTORE_RRUN") or _built_tool("rrun")
+    if path is None:
+        pytest.fail("rrun not found: set RESTORE_RRUN or build it (swift build --product rrun)")
+    return path

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Tests libRestore from outside, as its users see it:
+#   1. `make install` into a temporary prefix (release build);
+#   2. the C tests (tests/c/test_capi.c), built with pkg-config against that prefix;
+#   3. the C example (examples/c/restore_png.c) built the same way;
+#   4. the Python binding's tests (python/tests, pytest), which also compare the example's
+#      and the binding's output with rrun's.
+# The model is the dncnn fixture converted with the debug `convert`.
+#
+# Usage: scripts/test-capi.sh [--c-only]      (PYTHON=... picks the interpreter for pytest)
+#        scripts/test-capi.sh --tsan          the C tests under ThreadSanitizer: libRestore
+#            built with -sanitize=thread into .build-tsan, the test with the toolchain's clang
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mode="${1:-all}"
+cc="${CC:-$(command -v cc || command -v clang)}"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+
+swift build --product convert
+swift build --product rrun
+bin="$(swift build --show-bin-path)"
+# dncnn's graph already adds its input back (output = image + correction), so no --residual.
+model="$work/dncnn.rgraph"
+"$bin/convert" Tests/Fixtures/models/dncnn/model.onnx -o "$model" --range 0,1
+
+if [[ "$mode" == "--tsan" ]]; then
+    swift build -c debug -Xswiftc -sanitize=thread --product Restore --build-path .build-tsan
+    tsan_lib="$PWD/.build-tsan/debug"
+    # Swift's TSan runtime intercepts libdispatch, so the C program links it and BlocksRuntime.
+    swift_lib="$(dirname "$(ldd "$tsan_lib/libRestore.so" | awk '/libswiftCore.so/ { print $3 }')")"
+    "$(dirname "$(command -v swift)")/clang" -std=c11 -g -O1 -fsanitize=thread -I Sources/CRestore/include \
+        tests/c/test_capi.c -L "$tsan_lib" -Wl,-rpath,"$tsan_lib" -lRestore \
+        -L "$swift_lib" -Wl,-rpath,"$swift_lib" -ldispatch -lBlocksRuntime -lpthread -o "$work/test_capi_tsan"
+    (cd "$work" && TSAN_OPTIONS="halt_on_error=1" ./test_capi_tsan "$model")
+    exit 0
+fi
+make install PREFIX="$prefix"
+export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
+
+"$cc" -std=c11 -Wall -Wextra -Werror -O1 -g tests/c/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
+    -o "$work/test_capi"
+(cd "$work" && ./test_capi "$model")
+[[ "$mode" == "--c-only" ]] && exit 0
+
+"$cc" -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
+    -o "$work/restore_png"
+
+RESTORE_LIBRARY="$prefix/lib/libRestore.so" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
+    RESTORE_C_EXAMPLE="$work/restore_png" PYTHONPATH="$PWD/python" \
+    "${PYTHON:-python3}" -m pytest -q python/tests
