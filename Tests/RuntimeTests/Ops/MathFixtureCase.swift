@@ -3,107 +3,9 @@ import Format
 import XCTest
 @testable import Runtime
 
-/// Reads the `.npy` files of the math-op golden cases: little-endian f4, i8 and b1
-/// arrays in C order, NumPy format versions 1–3. Test-only and deliberately minimal.
-enum MathFixtureNPY {
-    struct ReadError: Error, CustomStringConvertible {
-        var file: String
-        var reason: String
-        var description: String { "\(file): \(reason)" }
-    }
-
-    static func read(_ url: URL) throws -> HostTensor {
-        let data = try Data(contentsOf: url)
-        let bytes = [UInt8](data)
-        func fail(_ reason: String) -> ReadError { ReadError(file: url.path, reason: reason) }
-        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1..<6]) == Array("NUMPY".utf8) else {
-            throw fail("not an .npy file")
-        }
-        let major = bytes[6]
-        let (lengthSize, headerStart) = major == 1 ? (2, 10) : (4, 12)
-        guard bytes.count >= headerStart else { throw fail("truncated header") }
-        let headerLength = (0..<lengthSize).reduce(0) { $0 | Int(bytes[8 + $1]) << (8 * $1) }
-        let dataStart = headerStart + headerLength
-        guard bytes.count >= dataStart, let header = String(bytes: bytes[headerStart..<dataStart], encoding: .ascii) else {
-            throw fail("truncated header")
-        }
-        guard !header.contains("'fortran_order': True") else { throw fail("Fortran order") }
-        guard let descr = value(of: "descr", in: header, from: "'", to: "'"),
-              let shapeText = value(of: "shape", in: header, from: "(", to: ")") else {
-            throw fail("header without descr or shape: \(header)")
-        }
-        let shape = try shapeText.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            .filter { !$0.isEmpty }.map { text -> Int in
-                guard let dim = Int(text) else { throw fail("bad shape \(shapeText)") }
-                return dim
-            }
-        let count = shape.reduce(1, *)
-        let payload = data.subdata(in: dataStart..<data.count)
-        func elements<T>(_ type: T.Type) throws -> [T] {
-            guard payload.count >= count * MemoryLayout<T>.size else { throw fail("\(count) elements expected, data truncated") }
-            return payload.withUnsafeBytes { raw in (0..<count).map { raw.loadUnaligned(fromByteOffset: $0 * MemoryLayout<T>.size, as: T.self) } }
-        }
-        switch descr {
-        case "<f4": return HostTensor(shape: shape, floats: try elements(Float.self))
-        case "<i8": return HostTensor(shape: shape, ints: try elements(Int64.self))
-        case "|b1": return HostTensor(shape: shape, ints: try elements(UInt8.self).map { Int64($0) }, dtype: .bool)
-        default: throw fail("unsupported dtype \(descr)")
-        }
-    }
-
-    /// The text between `open` and `close` after `'key':` in a header dict.
-    private static func value(of key: String, in header: String, from open: Character, to close: Character) -> String? {
-        guard let keyRange = header.range(of: "'\(key)':") else { return nil }
-        let rest = header[keyRange.upperBound...]
-        guard let start = rest.firstIndex(of: open) else { return nil }
-        let afterOpen = rest.index(after: start)
-        guard let end = rest[afterOpen...].firstIndex(of: close) else { return nil }
-        return String(rest[afterOpen..<end])
-    }
-}
-
-/// One golden case made by scripts/fixtures/make_math_op_cases.py: a Restore node, its
-/// inputs and onnxruntime's output.
-struct MathFixtureCase {
-    var name: String
-    var node: Node
-    var inputs: [HostTensor?]
-    var expected: HostTensor
-
-    /// Tests/Fixtures/ops, found from this file's path so no package resources are needed.
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/ops")
-
-    /// Every math case whose node is of kind `op`, sorted by name.
-    static func all(_ op: OpKind) throws -> [MathFixtureCase] {
-        let names = try FileManager.default.contentsOfDirectory(atPath: directory.path)
-            .filter { $0.hasPrefix("math_") }.sorted()
-        return try names.compactMap { try load($0, op: op) }
-    }
-
-    private static func load(_ name: String, op: OpKind) throws -> MathFixtureCase? {
-        let folder = directory.appendingPathComponent(name)
-        let json = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("attributes.json")))
-        guard let description = json as? [String: Any], let kind = description["op"] as? String,
-              let files = description["inputs"] as? [Any], let attributes = description["attributes"] as? [String: [String: Any]] else {
-            throw MathFixtureNPY.ReadError(file: folder.path, reason: "malformed attributes.json")
-        }
-        guard kind == op.rawValue else { return nil }
-        let inputs = try files.map { file in try (file as? String).map { try MathFixtureNPY.read(folder.appendingPathComponent($0)) } }
-        var typed: [String: Attribute] = [:]
-        for (key, value) in attributes {
-            if let v = value["int"] as? NSNumber { typed[key] = .int(v.intValue) }
-            else if let v = value["float"] as? NSNumber { typed[key] = .float(v.floatValue) }
-            else if let v = value["ints"] as? [NSNumber] { typed[key] = .ints(v.map(\.intValue)) }
-            else if let v = value["string"] as? String { typed[key] = .string(v) }
-            else { throw MathFixtureNPY.ReadError(file: folder.path, reason: "attribute \(key) has no known type") }
-        }
-        let node = Node(name: name, op: op, inputs: inputs.indices.map { inputs[$0] == nil ? "" : "x\($0)" },
-                        outputs: ["y"], attributes: typed)
-        return MathFixtureCase(name: name, node: node, inputs: inputs,
-                               expected: try MathFixtureNPY.read(folder.appendingPathComponent("output_0.npy")))
-    }
-
+/// The math-op golden cases made by scripts/fixtures/make_math_op_cases.py (folders
+/// `math_*` of Tests/Fixtures/ops), checked against onnxruntime.
+enum MathFixtureCase {
     /// Relative error allowed against onnxruntime (max abs error over the largest
     /// expected magnitude). The reference accumulates in Double and onnxruntime in Float
     /// with its own vectorised exp/tanh/erf; they differ by a few float ulps per element
@@ -116,18 +18,19 @@ struct MathFixtureCase {
 
     /// Checks the reference and the fast kernel of every case of `op` against onnxruntime.
     static func assertKernelsMatchOnnxRuntime(_ op: OpKind, file: StaticString = #filePath, line: UInt = #line) throws {
-        let cases = try all(op)
-        XCTAssertFalse(cases.isEmpty, "no fixtures for \(op) in \(directory.path)", file: file, line: line)
+        let cases = try OpFixture.names(prefix: "math_").map(OpFixture.init).filter { $0.node.op == op }
+        XCTAssertFalse(cases.isEmpty, "no fixtures for \(op) in \(OpFixture.directory.path)", file: file, line: line)
         for fixture in cases {
+            let expected = fixture.expected[0]
             let reference = try OpKind.makeOperator(fixture.node).reference(fixture.inputs)[0]
-            XCTAssertEqual(reference.dtype, fixture.expected.dtype, "\(fixture.name): reference output type", file: file, line: line)
-            XCTAssertEqual(reference.shape, fixture.expected.shape, "\(fixture.name): reference output shape", file: file, line: line)
+            XCTAssertEqual(reference.dtype, expected.dtype, "\(fixture.name): reference output type", file: file, line: line)
+            XCTAssertEqual(reference.shape, expected.shape, "\(fixture.name): reference output shape", file: file, line: line)
             let fast = try KernelHarness.runFast(fixture.node, fixture.inputs)[0]
-            XCTAssertEqual(fast.shape, fixture.expected.shape, "\(fixture.name): fast output shape", file: file, line: line)
-            guard reference.count == fixture.expected.count, fast.count == fixture.expected.count else { continue }
-            let referenceError = KernelHarness.errors(reference.floats, fixture.expected.floats)
-            let fastError = KernelHarness.errors(fast.floats, fixture.expected.floats)
-            print("\(fixture.name) \(fixture.expected.shape) vs onnxruntime: reference max abs \(referenceError.maxAbs), relative \(referenceError.relative); fast max abs \(fastError.maxAbs), relative \(fastError.relative)")
+            XCTAssertEqual(fast.shape, expected.shape, "\(fixture.name): fast output shape", file: file, line: line)
+            guard reference.count == expected.count, fast.count == expected.count else { continue }
+            let referenceError = KernelHarness.errors(reference.floats, expected.floats)
+            let fastError = KernelHarness.errors(fast.floats, expected.floats)
+            print("\(fixture.name) \(expected.shape) vs onnxruntime: reference max abs \(referenceError.maxAbs), relative \(referenceError.relative); fast max abs \(fastError.maxAbs), relative \(fastError.relative)")
             XCTAssertLessThanOrEqual(referenceError.relative, tolerance, "\(fixture.name): reference differs from onnxruntime", file: file, line: line)
             XCTAssertLessThanOrEqual(fastError.relative, tolerance, "\(fixture.name): fast kernel differs from onnxruntime", file: file, line: line)
         }
