@@ -15,39 +15,29 @@ public struct AveragePool: Operator {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        return [ValueFact(dtype: .float32, shape: try pooling.resolve(x.shape, node: name).shape)]
+        try pooling.outputs(for: inputs, node: name)
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
-        let (g, shape) = try pooling.resolve(xTensor.shape, node: name)
-        let x = xTensor.floats
-        var y = [Float](repeating: 0, count: shape.reduce(1, *))
-        for plane in 0..<(shape[0] * shape[1]) {
-            for oy in 0..<g.outputHeight {
-                for ox in 0..<g.outputWidth {
-                    var sum: Float = 0
-                    var count = 0
-                    for ky in 0..<g.kernelHeight {
-                        let iy = oy * g.strideY - g.padTop + ky * g.dilationY
-                        let rowInside = iy >= 0 && iy < g.inputHeight
-                        let rowCounted = iy >= -g.padTop && iy < g.inputHeight + g.padBottom
-                        for kx in 0..<g.kernelWidth {
-                            let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
-                            if rowInside && ix >= 0 && ix < g.inputWidth {
-                                sum += x[(plane * g.inputHeight + iy) * g.inputWidth + ix]
-                                count += 1
-                            } else if countIncludePad && rowCounted && ix >= -g.padLeft && ix < g.inputWidth + g.padRight {
-                                count += 1
-                            }
-                        }
+        try pooling.reference(inputs, node: name) { g, x, planeStart, oy, ox in
+            var sum: Float = 0
+            var count = 0
+            for ky in 0..<g.kernelHeight {
+                let iy = oy * g.strideY - g.padTop + ky * g.dilationY
+                let rowInside = iy >= 0 && iy < g.inputHeight
+                let rowCounted = iy >= -g.padTop && iy < g.inputHeight + g.padBottom
+                for kx in 0..<g.kernelWidth {
+                    let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
+                    if rowInside && ix >= 0 && ix < g.inputWidth {
+                        sum += x[planeStart + iy * g.inputWidth + ix]
+                        count += 1
+                    } else if countIncludePad && rowCounted && ix >= -g.padLeft && ix < g.inputWidth + g.padRight {
+                        count += 1
                     }
-                    y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = sum / Float(max(count, 1))
                 }
             }
+            return sum / Float(max(count, 1))
         }
-        return [HostTensor(shape: shape, floats: y)]
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {

@@ -12,33 +12,17 @@ public struct MaxPool: Operator {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        return [ValueFact(dtype: .float32, shape: try pooling.resolve(x.shape, node: name).shape)]
+        try pooling.outputs(for: inputs, node: name)
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
-        let (g, shape) = try pooling.resolve(xTensor.shape, node: name)
-        let x = xTensor.floats
-        var y = [Float](repeating: 0, count: shape.reduce(1, *))
-        for plane in 0..<(shape[0] * shape[1]) {
-            for oy in 0..<g.outputHeight {
-                for ox in 0..<g.outputWidth {
-                    var largest = -Float.infinity
-                    for ky in 0..<g.kernelHeight {
-                        let iy = oy * g.strideY - g.padTop + ky * g.dilationY
-                        guard iy >= 0 && iy < g.inputHeight else { continue }
-                        for kx in 0..<g.kernelWidth {
-                            let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
-                            guard ix >= 0 && ix < g.inputWidth else { continue }
-                            largest = max(largest, x[(plane * g.inputHeight + iy) * g.inputWidth + ix])
-                        }
-                    }
-                    y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = largest
-                }
+        try pooling.reference(inputs, node: name) { g, x, planeStart, oy, ox in
+            var largest = -Float.infinity
+            g.forEachTap(at: (oy, ox), inside: (g.inputHeight, g.inputWidth)) { _, _, iy, ix in
+                largest = max(largest, x[planeStart + iy * g.inputWidth + ix])
             }
+            return largest
         }
-        return [HostTensor(shape: shape, floats: y)]
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {

@@ -165,6 +165,24 @@ extension WindowGeometry {
         }
     }
 
+    /// Calls `body(ky, kx, y, x)` for each kernel tap, row by row, whose position
+    /// `origin·stride − padBegin + k·dilation` lies inside `bounds` (height, width): the
+    /// input pixels a forward window at output `origin` reads (padding skipped), or the
+    /// output pixels a transposed one at input `origin` writes.
+    @inline(__always)
+    func forEachTap(at origin: (y: Int, x: Int), inside bounds: (height: Int, width: Int),
+                    _ body: (_ ky: Int, _ kx: Int, _ y: Int, _ x: Int) -> Void) {
+        for ky in 0..<kernelHeight {
+            let y = origin.y * strideY - padTop + ky * dilationY
+            guard y >= 0 && y < bounds.height else { continue }
+            for kx in 0..<kernelWidth {
+                let x = origin.x * strideX - padLeft + kx * dilationX
+                guard x >= 0 && x < bounds.width else { continue }
+                body(ky, kx, y, x)
+            }
+        }
+    }
+
     /// The output columns whose whole window row lies inside the input: there a pooling
     /// kernel can sweep each kernel column across the row as one vectorisable loop.
     var interiorColumns: Range<Int> {
@@ -196,6 +214,47 @@ struct PoolingAttributes: Sendable {
         let geometry = try WindowGeometry.forward(window, kernel: (kernelShape[0], kernelShape[1]),
                                                   input: (input[2], input[3]), ceilMode: ceilMode, node: node)
         return (geometry, [input[0], input[1], geometry.outputHeight, geometry.outputWidth])
+    }
+
+    /// The output of a pool over X (input 0 of node `node`): float32 [N,C,outH,outW].
+    func outputs(for inputs: [ValueFact?], node: String) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: node)
+        return [ValueFact(dtype: .float32, shape: try resolve(x.shape, node: node).shape)]
+    }
+
+    /// The reference loop of a pool over X (input 0): `window(g, x, planeStart, oy, ox)`
+    /// gives output pixel (oy, ox) of the plane whose pixels start at `x[planeStart]`.
+    func reference(_ inputs: [HostTensor?], node: String,
+                   window: (_ g: WindowGeometry, _ x: [Float], _ planeStart: Int, _ oy: Int, _ ox: Int) -> Float) throws -> [HostTensor] {
+        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: node, index: 0) }
+        let (g, shape) = try resolve(xTensor.shape, node: node)
+        let x = xTensor.floats
+        var y = [Float](repeating: 0, count: shape.reduce(1, *))
+        for plane in 0..<(shape[0] * shape[1]) {
+            for oy in 0..<g.outputHeight {
+                for ox in 0..<g.outputWidth {
+                    y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = window(g, x, plane * g.inputPixels, oy, ox)
+                }
+            }
+        }
+        return [HostTensor(shape: shape, floats: y)]
+    }
+}
+
+/// The attributes `conv` and `convTranspose` share: the window, the group count and the
+/// fused activation.
+struct ConvolutionAttributes: Sendable {
+    var window: WindowAttributes
+    var group: Int
+    var activation: Activation
+
+    init(node: Node) throws {
+        window = try WindowAttributes(node: node)
+        group = try node.int("group", default: 1)
+        guard group >= 1 else {
+            throw GraphError.badAttribute(node: node.name, attribute: "group", expected: "an int >= 1", found: String(group))
+        }
+        activation = try Activation(node: node, functionKey: "activation")
     }
 }
 
