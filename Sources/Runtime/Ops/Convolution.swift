@@ -31,10 +31,8 @@ public struct Convolution: GroupedConvolution {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let shape = [x.shape[0], w.shape[0], g.outputHeight, g.outputWidth]
+        let (x, w, g) = try operandShapes(inputs)
+        let shape = [x[0], w[0], g.outputHeight, g.outputWidth]
         try epilogue.check(bias: inputs.count > 2 ? inputs[2]?.shape : nil,
                            residual: inputs.count > 3 ? inputs[3]?.shape : nil,
                            output: shape, node: name)
@@ -71,10 +69,8 @@ public struct Convolution: GroupedConvolution {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let layout = ConvolutionKernel.Layout(batch: x.shape[0], inChannels: x.shape[1], outChannels: w.shape[0],
+        let (x, w, g) = try operandShapes(inputs)
+        let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: w[0],
                                               group: group, geometry: g,
                                               hasBias: inputs.count > 2 && inputs[2] != nil,
                                               hasResidual: inputs.count > 3 && inputs[3] != nil)
@@ -96,16 +92,23 @@ protocol GroupedConvolution: Operator {
 }
 
 extension GroupedConvolution {
-    /// X and W (inputs 0 and 1) as floats, the window, the output shape and X's channel
-    /// count, each checked as the shape rule checks them.
+    /// The shapes of X and W (inputs 0 and 1) and the window they resolve to.
+    func operandShapes(_ inputs: [ValueFact?]) throws -> (x: [Int], w: [Int], geometry: WindowGeometry) {
+        let x = try ShapeRules.required(inputs, 0, node: name).shape
+        let w = try ShapeRules.required(inputs, 1, node: name).shape
+        return (x, w, try geometry(input: x, weight: w))
+    }
+
+    /// X and W as floats, the window, the output shape and X's channel count, each
+    /// checked as the shape rule checks them.
     func referenceOperands(_ inputs: [HostTensor?]) throws
         -> (x: [Float], w: [Float], geometry: WindowGeometry, shape: [Int], channels: Int) {
         guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
             throw GraphError.missingInput(node: name, index: inputs.isEmpty ? 0 : 1)
         }
-        let shape = try outputs(for: inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } })[0].shape
-        let geometry = try geometry(input: x.shape, weight: w.shape)
-        return (x.floats, w.floats, geometry, shape, x.shape[1])
+        let facts = inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } }
+        let shape = try outputs(for: facts)[0].shape
+        return (x.floats, w.floats, try operandShapes(facts).geometry, shape, x.shape[1])
     }
 }
 

@@ -32,10 +32,8 @@ public struct TransposedConvolution: GroupedConvolution {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let shape = [x.shape[0], w.shape[1] * group, g.outputHeight, g.outputWidth]
+        let (x, w, g) = try operandShapes(inputs)
+        let shape = [x[0], w[1] * group, g.outputHeight, g.outputWidth]
         try epilogue.check(bias: inputs.count > 2 ? inputs[2]?.shape : nil, residual: nil, output: shape, node: name)
         return [ValueFact(dtype: .float32, shape: shape)]
     }
@@ -67,11 +65,9 @@ public struct TransposedConvolution: GroupedConvolution {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
+        let (x, _, g) = try operandShapes(inputs)
         return TransposedConvolutionKernel(
-            batch: x.shape[0], inChannels: x.shape[1], outChannels: outputs[0].shape[1], group: group,
-            geometry: try geometry(input: x.shape, weight: w.shape),
+            batch: x[0], inChannels: x[1], outChannels: outputs[0].shape[1], group: group, geometry: g,
             hasBias: inputs.count > 2 && inputs[2] != nil, epilogue: epilogue)
     }
 }
