@@ -192,55 +192,6 @@ extension WindowGeometry {
     }
 }
 
-/// The attributes of `averagePool` and `maxPool`: kernel shape, the window attributes and
-/// ceil mode.
-struct PoolingAttributes: Sendable {
-    var kernelShape: [Int]
-    var window: WindowAttributes
-    var ceilMode: Bool
-
-    init(node: Node) throws {
-        kernelShape = try node.ints("kernelShape")
-        guard kernelShape.count == 2, kernelShape.allSatisfy({ $0 >= 1 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "kernelShape", expected: "2 values >= 1", found: "\(kernelShape)")
-        }
-        window = try WindowAttributes(node: node)
-        ceilMode = try node.int("ceilMode", default: 0) != 0
-    }
-
-    /// The window over X [N,C,H,W] and the output shape [N,C,outH,outW].
-    func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int]) {
-        guard input.count == 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }
-        let geometry = try WindowGeometry.forward(window, kernel: (kernelShape[0], kernelShape[1]),
-                                                  input: (input[2], input[3]), ceilMode: ceilMode, node: node)
-        return (geometry, [input[0], input[1], geometry.outputHeight, geometry.outputWidth])
-    }
-
-    /// The output of a pool over X (input 0 of node `node`): float32 [N,C,outH,outW].
-    func outputs(for inputs: [ValueFact?], node: String) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: node)
-        return [ValueFact(dtype: .float32, shape: try resolve(x.shape, node: node).shape)]
-    }
-
-    /// The reference loop of a pool over X (input 0): `window(g, x, planeStart, oy, ox)`
-    /// gives output pixel (oy, ox) of the plane whose pixels start at `x[planeStart]`.
-    func reference(_ inputs: [HostTensor?], node: String,
-                   window: (_ g: WindowGeometry, _ x: [Float], _ planeStart: Int, _ oy: Int, _ ox: Int) -> Float) throws -> [HostTensor] {
-        guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: node, index: 0) }
-        let (g, shape) = try resolve(xTensor.shape, node: node)
-        let x = xTensor.floats
-        var y = [Float](repeating: 0, count: shape.reduce(1, *))
-        for plane in 0..<(shape[0] * shape[1]) {
-            for oy in 0..<g.outputHeight {
-                for ox in 0..<g.outputWidth {
-                    y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = window(g, x, plane * g.inputPixels, oy, ox)
-                }
-            }
-        }
-        return [HostTensor(shape: shape, floats: y)]
-    }
-}
-
 /// The attributes `conv` and `convTranspose` share: the window, the group count and the
 /// fused activation.
 struct ConvolutionAttributes: Sendable {
