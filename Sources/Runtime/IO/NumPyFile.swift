@@ -43,12 +43,7 @@ public enum NumPyFile {
 
     /// Reads the `.npy` file at `path`.
     public static func read(path: String) throws -> HostTensor {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileBytes.readAll(path)
-        } catch let failure as FileBytes.Failure {
-            throw NumPyFileError.fileSystem(file: path, detail: failure.detail)
-        }
+        let bytes = try FileBytes.readAll(path) { NumPyFileError.fileSystem(file: path, detail: $0) }
         return try decode(bytes, source: path)
     }
 
@@ -122,11 +117,7 @@ public enum NumPyFile {
     /// Writes `tensor` as a float32 `.npy` file at `path`, through a temporary file
     /// renamed into place only when complete.
     public static func write(_ tensor: HostTensor, path: String) throws {
-        do {
-            try FileBytes.writeAtomically(encode(tensor), to: path)
-        } catch let failure as FileBytes.Failure {
-            throw NumPyFileError.fileSystem(file: path, detail: failure.detail)
-        }
+        try FileBytes.writeAtomically(encode(tensor), to: path) { NumPyFileError.fileSystem(file: path, detail: $0) }
     }
 
     /// The element types read: floats widened or narrowed to Float, integers and bools
