@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -16,8 +17,8 @@ enum LayoutFixtureCase {
             let fast = try KernelHarness.runFast(fixture.node, fixture.inputs, planTime: fixture.planTime)
             XCTAssertEqual(reference.count, fixture.expected.count, name, file: file, line: line)
             for (index, expected) in fixture.expected.enumerated() where index < reference.count {
-                let (referenceError, _) = KernelHarness.errors(reference[index].floats, expected.floats)
-                let (fastError, _) = KernelHarness.errors(fast[index].floats, expected.floats)
+                let (referenceError, _) = maxAbsAndRelativeError(reference[index].floats, expected.floats)
+                let (fastError, _) = maxAbsAndRelativeError(fast[index].floats, expected.floats)
                 print("\(name) output \(index) \(expected.dtype)\(expected.shape): max abs error reference \(referenceError), fast \(fastError)")
                 XCTAssertEqual(reference[index], expected, "\(name): reference differs from onnxruntime", file: file, line: line)
                 XCTAssertEqual(fast[index].shape, expected.shape, name, file: file, line: line)

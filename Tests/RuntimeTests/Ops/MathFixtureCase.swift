@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -28,8 +29,8 @@ enum MathFixtureCase {
             let fast = try KernelHarness.runFast(fixture.node, fixture.inputs)[0]
             XCTAssertEqual(fast.shape, expected.shape, "\(fixture.name): fast output shape", file: file, line: line)
             guard reference.count == expected.count, fast.count == expected.count else { continue }
-            let referenceError = KernelHarness.errors(reference.floats, expected.floats)
-            let fastError = KernelHarness.errors(fast.floats, expected.floats)
+            let referenceError = maxAbsAndRelativeError(reference.floats, expected.floats)
+            let fastError = maxAbsAndRelativeError(fast.floats, expected.floats)
             print("\(fixture.name) \(expected.shape) vs onnxruntime: reference max abs \(referenceError.maxAbs), relative \(referenceError.relative); fast max abs \(fastError.maxAbs), relative \(fastError.relative)")
             XCTAssertLessThanOrEqual(referenceError.relative, tolerance, "\(fixture.name): reference differs from onnxruntime", file: file, line: line)
             XCTAssertLessThanOrEqual(fastError.relative, tolerance, "\(fixture.name): fast kernel differs from onnxruntime", file: file, line: line)

@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -24,13 +25,13 @@ enum OnnxRuntimeCases {
             let reference = try OpKind.makeOperator(node).reference(inputs)[0]
             XCTAssertEqual(reference.shape, expected.shape, "\(name): reference shape", file: file, line: line)
             XCTAssertEqual(reference.dtype, expected.dtype, "\(name): reference dtype", file: file, line: line)
-            let (referenceAbs, referenceRelative) = KernelHarness.errors(reference.floats, expected.floats)
+            let (referenceAbs, referenceRelative) = maxAbsAndRelativeError(reference.floats, expected.floats)
             print("\(name) reference vs onnxruntime: max abs error \(referenceAbs), relative \(referenceRelative)")
             XCTAssertLessThanOrEqual(referenceRelative, tolerance, "\(name): reference", file: file, line: line)
             guard expected.isFloat else { continue }  // fast kernels are float32 only
             let fast = try KernelHarness.runFast(node, inputs, planTime: fixture.planTime)[0]
             XCTAssertEqual(fast.shape, expected.shape, "\(name): fast shape", file: file, line: line)
-            let (fastAbs, fastRelative) = KernelHarness.errors(fast.floats, expected.floats)
+            let (fastAbs, fastRelative) = maxAbsAndRelativeError(fast.floats, expected.floats)
             print("\(name) fast vs onnxruntime: max abs error \(fastAbs), relative \(fastRelative)")
             XCTAssertLessThanOrEqual(fastRelative, tolerance, "\(name): fast kernel", file: file, line: line)
         }
