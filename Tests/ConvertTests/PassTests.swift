@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -7,11 +8,7 @@ import XCTest
 /// keep the graph's result (checked by running both graphs on random inputs).
 final class PassTests: XCTestCase {
     private func random(_ shape: [Int], seed: UInt64) -> [Float] {
-        var state = seed &* 0x9E3779B97F4A7C15 | 1
-        return (0..<shape.reduce(1, *)).map { _ in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(state >> 40) / Float(1 << 23) - 1
-        }
+        xorshiftFloats(count: shape.reduce(1, *), seed: seed)
     }
 
     private func constant(_ name: String, _ shape: [Int], seed: UInt64, offset: Float = 0) -> ConstantTensor {
