@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -80,7 +81,7 @@ final class SwinParityTests: XCTestCase {
                 let expected = try NumPyFile.read(path: directory.appendingPathComponent(outputFile).path)
                 guard let actual = outputs[name] else { XCTFail("\(label): no output \(name)", file: file, line: line); continue }
                 XCTAssertEqual(actual.shape, expected.shape, "\(label) \(name)", file: file, line: line)
-                let (maxAbs, relative) = KernelErrors.compare(actual.floats, expected.floats)
+                let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
                 print("\(label) \(testCase.height)×\(testCase.width) \(name): max abs error \(maxAbs), relative \(relative) (run \(String(format: "%.3f", seconds)) s)")
                 XCTAssertLessThanOrEqual(relative, tolerance, "\(label) \(testCase.height)×\(testCase.width) \(name)", file: file, line: line)
             }
