@@ -39,9 +39,11 @@ let package = Package(
             "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "FormatTests", dependencies: ["Format"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime"]),
-        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime"]),
+        // Seeded random data and error measures shared by the test targets.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime", "TestSupport"]),
         // Runs the built `convert` and `rrun` executables as a user would.
         .testTarget(name: "CLITests", dependencies: ["Runtime", "Format"]),
     ],

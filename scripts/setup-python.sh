@@ -17,9 +17,9 @@ fi
 venv="$1"
 torch_version="2.13.0+cpu"
 torch_index="https://download.pytorch.org/whl/cpu"
-packages=(onnx onnxruntime onnxscript safetensors scipy scikit-image pillow numpy pytest)
+packages=(onnx onnxruntime onnxscript safetensors scipy scikit-image pillow numpy pytest transformers)
 # Import names of the packages above, to check an existing environment.
-modules="torch onnx onnxruntime onnxscript safetensors scipy skimage PIL numpy pytest"
+modules="torch onnx onnxruntime onnxscript safetensors scipy skimage PIL numpy pytest transformers"
 
 python="$venv/bin/python"
 if [[ -x "$python" ]] && "$python" -c "

@@ -66,7 +66,12 @@ public enum Conversion {
         if options.weights != .f32 { storeWeights(&graph, as: options.weights) }
         // Plan once at a sample size, so a model that cannot run fails here with the node named.
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
-        _ = try Session(model: try Model(graph: graph), threads: 1).plan(for: samples[0])
+        let model = try Model(graph: graph)
+        do {
+            _ = try Session(model: model, threads: 1).plan(for: samples[0])
+        } catch {
+            throw ConversionError.doesNotPlan(shapes: samples[0], multiple: multiple, reason: "\(error)")
+        }
         return Result(graph: graph, report: report)
     }
 
@@ -98,10 +103,16 @@ public enum Conversion {
 
 public enum ConversionError: Error, CustomStringConvertible, Equatable {
     case unknownFormat(String)
+    /// The model cannot run at the sample input shapes: often a model that needs H and W
+    /// to be multiples of some N (Swin: 32) but was converted without `--multiple N`.
+    case doesNotPlan(shapes: [[Int]], multiple: Int, reason: String)
 
     public var description: String {
         switch self {
         case .unknownFormat(let path): "\(path): not a model file convert reads (.onnx)"
+        case .doesNotPlan(let shapes, let multiple, let reason):
+            "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
+                + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"
         }
     }
 }

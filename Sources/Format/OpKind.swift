@@ -92,6 +92,11 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case tile
     /// inputs: data, indices (plan-time, i64); attrs: axis =0. Per ONNX Gather.
     case gather
+    /// inputs: data, indices (plan-time, i64, [..., k]), updates (shape indices[..<last] +
+    /// data[k...]); attrs: reduction "none"|"add"|"mul"|"max"|"min" ="none". Per ONNX
+    /// ScatterND: data with the slice at each index tuple replaced by (or, with a
+    /// reduction, combined with) its update, applied in index order.
+    case scatterND
 
     // MARK: Shape arithmetic (evaluated at plan time)
     /// inputs: X; output: its shape as i64; attrs: start =0, end (absent = rank).
@@ -133,5 +138,5 @@ public enum BinaryFunction: String, Sendable, CaseIterable, Codable {
     /// A where A >= 0, else A·B (ONNX PRelu with slope B).
     case prelu
     /// Comparisons and logic produce bool.
-    case equal, less, greater, lessOrEqual, greaterOrEqual, and, or
+    case equal, less, greater, lessOrEqual, greaterOrEqual, and, or, xor
 }

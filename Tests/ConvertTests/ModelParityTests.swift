@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -51,7 +52,7 @@ final class ModelParityTests: XCTestCase {
                 let expected = try NumPyFile.read(path: directory.appendingPathComponent(outputFile).path)
                 guard let actual = outputs[name] else { XCTFail("\(family): no output \(name)", file: file, line: line); continue }
                 XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
-                let (maxAbs, relative) = KernelErrors.compare(actual.floats, expected.floats)
+                let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
                 print("\(family) \(testCase.height)×\(testCase.width) \(name): max abs error \(maxAbs), relative \(relative)")
                 XCTAssertLessThanOrEqual(relative, Self.tolerance, "\(family) \(testCase.height)×\(testCase.width)", file: file, line: line)
             }
@@ -66,19 +67,4 @@ final class ModelParityTests: XCTestCase {
     func testViT() throws { try checkFamily("vit") }
     func testViTWithDecomposedLayerNorm() throws { try checkFamily("vit-opset14") }
     func testViTWithExportedSDPA() throws { try checkFamily("vit-sdpa") }
-}
-
-/// Max abs error and that error relative to the expected tensor's largest magnitude.
-enum KernelErrors {
-    static func compare(_ actual: [Float], _ expected: [Float]) -> (maxAbs: Float, relative: Float) {
-        var maxAbs: Float = 0
-        var scale: Float = 0
-        for (a, e) in zip(actual, expected) {
-            let difference = abs(a - e)
-            maxAbs = difference.isNaN ? .nan : max(maxAbs, difference)
-            scale = max(scale, abs(e))
-        }
-        if actual.count != expected.count { return (.infinity, .infinity) }
-        return (maxAbs, maxAbs / max(scale, 1e-12))
-    }
 }

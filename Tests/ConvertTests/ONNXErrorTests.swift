@@ -1,5 +1,6 @@
 import Format
 import Foundation
+import TestSupport
 import XCTest
 @testable import Convert
 
@@ -85,19 +86,6 @@ final class ONNXErrorTests: XCTestCase {
         assertImportError("dangling_input.onnx", contains: ["add_dangling", "'nowhere'"]) {
             try ImporterFixtures.load("dangling_input.onnx")
         }
-    }
-}
-
-/// A small seeded generator so garbage inputs are the same on every run.
-struct SplitMix64: RandomNumberGenerator {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

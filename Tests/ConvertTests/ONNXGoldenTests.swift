@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -52,7 +53,7 @@ final class ONNXGoldenTests: XCTestCase {
             XCTAssertEqual(outputs.count, expected.count, "\(name) \(stage)")
             for (index, (actual, reference)) in zip(outputs, expected).enumerated() {
                 XCTAssertEqual(actual.shape, reference.shape, "\(name) \(stage) output \(index)")
-                let (maxAbs, relative) = KernelErrors.compare(actual.floats, reference.floats)
+                let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, reference.floats)
                 print("\(name) \(stage) output \(index) \(graph.outputs[index].name): max abs error \(maxAbs), relative \(relative)")
                 XCTAssertLessThanOrEqual(relative, Self.tolerance, "\(name) \(stage) output \(graph.outputs[index].name)")
             }

@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -6,10 +7,12 @@ import XCTest
 /// Each rewrite pass alone: it must fire on its pattern, leave other graphs alone and
 /// keep the graph's result (checked by running both graphs on random inputs).
 final class PassTests: XCTestCase {
-    private func random(_ shape: [Int], seed: UInt64) -> [Float] { PassTestData.random(shape, seed: seed) }
+    private func random(_ shape: [Int], seed: UInt64) -> [Float] {
+        xorshiftFloats(count: shape.reduce(1, *), seed: seed)
+    }
 
     private func constant(_ name: String, _ shape: [Int], seed: UInt64, offset: Float = 0) -> ConstantTensor {
-        PassTestData.constant(name, shape, seed: seed, offset: offset)
+        ConstantTensor(name: name, shape: shape, floats: random(shape, seed: seed).map { $0 + offset })
     }
 
     /// x → conv → ×s → +b → relu → (+ x) → y, all per-channel, 4 channels.

@@ -1,19 +1,7 @@
 import Foundation
+import TestSupport
 import XCTest
 @testable import Format
-
-/// A fixed-seed generator (SplitMix64) so every test sees the same "random" data.
-struct SeededGenerator: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
 
 /// Float values whose bits must survive a round trip: NaNs with payloads, infinities, signed zero, extremes.
 let specialFloats: [Float] = [
@@ -24,7 +12,7 @@ let specialFloats: [Float] = [
 
 /// A constant of `dtype` and `shape` filled with non-zero random bytes.
 func randomConstant(_ name: String, _ dtype: DType, _ shape: [Int],
-                    using generator: inout SeededGenerator) -> ConstantTensor {
+                    using generator: inout SplitMix64) -> ConstantTensor {
     let count = shape.reduce(1, *) * dtype.byteSize
     let bytes = (0..<count).map { _ in UInt8.random(in: 1 ... .max, using: &generator) }
     let storage = bytes.withUnsafeBytes { ByteStorage(copying: $0) }
@@ -33,7 +21,7 @@ func randomConstant(_ name: String, _ dtype: DType, _ shape: [Int],
 
 /// A graph using every attribute kind, every dtype, symbolic dims, metadata and float specials.
 func sampleGraph() -> Graph {
-    var generator = SeededGenerator(seed: 42)
+    var generator = SplitMix64(seed: 42)
     var constants = [
         randomConstant("conv.weight", .float32, [8, 3, 3, 3], using: &generator),
         randomConstant("conv.bias", .float32, [8], using: &generator),

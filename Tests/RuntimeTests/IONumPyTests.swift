@@ -1,3 +1,4 @@
+import Format
 import XCTest
 @testable import Runtime
 
@@ -14,6 +15,7 @@ final class IONumPyTests: XCTestCase {
             let maxError = zip(tensor.floats, values).map { abs($0 - $1) }.max() ?? 0
             print("\(name): shape \(tensor.shape), max abs error \(maxError)")
             XCTAssertEqual(tensor.shape, shape, name)
+            XCTAssertEqual(tensor.dtype, ["dtype_i8": .int64, "dtype_i4": .int32][name] ?? .float32, name)
             XCTAssertEqual(tensor.floats, values, name)
         }
     }
@@ -119,6 +121,17 @@ final class IONumPyTests: XCTestCase {
         let tensor = try NumPyFile.decode(bytes)
         XCTAssertEqual(tensor.shape, [1, 2])
         XCTAssertEqual(tensor.floats, [1, -2])
+        XCTAssertEqual(tensor.dtype, .int32)
+    }
+
+    func testIntegersAndBoolsStayExactIntegersOfTheirType() throws {
+        // 2^53 + 1 and -(2^40) + 3 have no exact float32, so only an integer read keeps them.
+        let large: [Int64] = [(1 << 53) + 1, -(1 << 40) + 3]
+        let i8 = npy("{'descr': '<i8', 'fortran_order': False, 'shape': (2,), }",
+                     data: large.flatMap { value in (0..<8).map { UInt8(truncatingIfNeeded: value >> (8 * $0)) } })
+        XCTAssertEqual(try NumPyFile.decode(i8), HostTensor(shape: [2], ints: large, dtype: .int64))
+        let b1 = npy("{'descr': '|b1', 'fortran_order': False, 'shape': (2, 2), }", data: [1, 0, 0, 1])
+        XCTAssertEqual(try NumPyFile.decode(b1), HostTensor(shape: [2, 2], ints: [1, 0, 0, 1], dtype: .bool))
     }
 
     func testRandomlyCorruptedFilesNeverCrash() throws {

@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -7,12 +8,7 @@ import XCTest
 enum KernelHarness {
     /// Deterministic random floats in [-1, 1) (xorshift; a fixed seed per test).
     static func random(_ shape: [Int], seed: UInt64) -> HostTensor {
-        var state = seed &* 0x9E3779B97F4A7C15 | 1
-        let values = (0..<shape.reduce(1, *)).map { _ -> Float in
-            state ^= state << 13; state ^= state >> 7; state ^= state << 17
-            return Float(state >> 40) / Float(1 << 23) - 1
-        }
-        return HostTensor(shape: shape, floats: values)
+        HostTensor(shape: shape, floats: xorshiftFloats(count: shape.reduce(1, *), seed: seed))
     }
 
     /// Runs `node`'s fast kernel on `inputs` (nil = absent). Inputs listed in
@@ -69,22 +65,9 @@ enum KernelHarness {
         XCTAssertEqual(expected.count, actual.count, file: file, line: line)
         for (e, a) in zip(expected, actual) {
             XCTAssertEqual(e.shape, a.shape, file: file, line: line)
-            let (maxAbs, relative) = errors(a.floats, e.floats)
+            let (maxAbs, relative) = maxAbsAndRelativeError(a.floats, e.floats)
             print("\(node.name) \(e.shape): max abs error \(maxAbs), relative \(relative)")
             XCTAssertLessThanOrEqual(relative, tolerance, "\(node.name): fast kernel differs from reference", file: file, line: line)
         }
-    }
-
-    /// Max abs error, and that error divided by the reference's largest magnitude.
-    static func errors(_ actual: [Float], _ expected: [Float]) -> (maxAbs: Float, relative: Float) {
-        precondition(actual.count == expected.count)
-        var maxAbs: Float = 0
-        var scale: Float = 0
-        for (a, e) in zip(actual, expected) {
-            let diff = abs(a - e)
-            maxAbs = diff.isNaN || maxAbs.isNaN ? .nan : max(maxAbs, diff)
-            scale = max(scale, abs(e))
-        }
-        return (maxAbs, maxAbs / max(scale, 1e-12))
     }
 }

@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -40,7 +41,7 @@ final class RestorerTests: XCTestCase {
         let input = pixels(37, 53)
         let whole = try restorer.restore(input)
         let tiled = try restorer.restore(input, tile: 16, overlap: 4)
-        let (maxAbs, _) = KernelHarness.errors(tiled.floats, whole.floats)
+        let (maxAbs, _) = maxAbsAndRelativeError(tiled.floats, whole.floats)
         print("pointwise tiles vs whole: max abs \(maxAbs)")
         XCTAssertLessThan(maxAbs, 1e-5)
     }
@@ -50,7 +51,7 @@ final class RestorerTests: XCTestCase {
         let input = pixels(40, 40)
         let whole = try restorer.restore(input)
         let tiled = try restorer.restore(input, tile: 24, overlap: 8)
-        let (maxAbs, _) = KernelHarness.errors(tiled.floats, whole.floats)
+        let (maxAbs, _) = maxAbsAndRelativeError(tiled.floats, whole.floats)
         print("3×3 tiles vs whole: max abs \(maxAbs)")
         // Only pixels within one pixel of a tile edge see reflected instead of true
         // neighbours, and feathering gives them a weight of at most 1/9 there.

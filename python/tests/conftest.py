@@ -25,12 +25,17 @@ def _built_tool(name):
     return None
 
 
+def _tool(name, variable):
+    """The path of command-line tool `name`: $variable, else a built one, else the test fails."""
+    path = os.environ.get(variable) or _built_tool(name)
+    if path is None:
+        pytest.fail(f"{name} not found: set {variable} or build it (swift build --product {name})")
+    return path
+
+
 @pytest.fixture(scope="session")
 def convert():
-    path = os.environ.get("RESTORE_CONVERT") or _built_tool("convert")
-    if path is None:
-        pytest.fail("convert not found: set RESTORE_CONVERT or build it (swift build --product convert)")
-    return path
+    return _tool("convert", "RESTORE_CONVERT")
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +50,4 @@ def model_path(tmp_path_factory, request):
 
 @pytest.fixture(scope="session")
 def rrun():
-    path = os.environ.get("RESTORE_RRUN") or _built_tool("rrun")
-    if path is None:
-        pytest.fail("rrun not found: set RESTORE_RRUN or build it (swift build --product rrun)")
-    return path
+    return _tool("rrun", "RESTORE_RRUN")

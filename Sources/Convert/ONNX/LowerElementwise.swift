@@ -14,7 +14,7 @@ enum LowerElementwise {
     static let plainBinary: [String: BinaryFunction] = [
         "Add": .add, "Sub": .sub, "Mul": .mul, "Div": .div, "Pow": .pow, "PRelu": .prelu,
         "Equal": .equal, "Less": .less, "Greater": .greater, "LessOrEqual": .lessOrEqual,
-        "GreaterOrEqual": .greaterOrEqual, "And": .and, "Or": .or,
+        "GreaterOrEqual": .greaterOrEqual, "And": .and, "Or": .or, "Xor": .xor,
     ]
 
     /// ONNX ops with any number of inputs, folded left to right.

@@ -128,6 +128,13 @@ enum LowerLayout {
                      outputs: [try node.output()], attributes: ["axis": .int(try node.int("axis", default: 0))])
     }
 
+    /// ScatterND: `reduction` (opset 16+; "none" before) is checked by the op itself.
+    static func scatterND(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let inputs = try (0..<3).map { try node.requiredInput($0) }
+        context.emit(node.name, .scatterND, inputs: inputs, outputs: [try node.output()],
+                     attributes: ["reduction": .string(try node.string("reduction", default: "none"))])
+    }
+
     /// Ops whose inputs map one to one and that have no attributes (Expand, Tile, Range, MatMul …).
     static func direct(_ op: OpKind, inputCount: Int) -> LoweringRule {
         { context, node in

@@ -36,6 +36,7 @@ enum LoweringTable {
             "DepthToSpace": LowerLayout.depthToSpace,
             "SpaceToDepth": LowerLayout.spaceToDepth,
             "Gather": LowerLayout.gather,
+            "ScatterND": LowerLayout.scatterND,
             "Expand": LowerLayout.direct(.expand, inputCount: 2),
             "Tile": LowerLayout.direct(.tile, inputCount: 2),
             "Range": LowerLayout.direct(.range, inputCount: 3),

@@ -10,8 +10,9 @@ enum ConstantFolding {
         for index in graph.nodes.indices {
             let node = graph.nodes[index]
             let outputs = node.outputs.filter { !$0.isEmpty }
-            if !outputs.isEmpty, outputs.allSatisfy({ knownAtPlanTime[$0] != nil }) {
-                for name in outputs { graph.setConstant(knownAtPlanTime[name]!.asConstant(named: name)) }
+            let known = outputs.compactMap { name in knownAtPlanTime[name].map { $0.asConstant(named: name) } }
+            if !outputs.isEmpty, known.count == outputs.count {
+                known.forEach { graph.setConstant($0) }
             } else if node.inputs.allSatisfy({ $0.isEmpty || graph.constants[$0] != nil }) {
                 let op = try OpKind.makeOperator(node)
                 let values = try op.reference(node.inputs.map { $0.isEmpty ? nil : graph.constants[$0].map(HostTensor.init) })

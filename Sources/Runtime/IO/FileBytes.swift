@@ -12,12 +12,32 @@ import Darwin
 /// is in the same directory for that reason.)
 enum FileBytes {
     /// A file-system failure in words (the caller adds which reader or writer it was).
-    struct Failure: Error {
+    private struct Failure: Error {
         var detail: String
     }
 
+    /// Reads the whole file at `path`; a failure is thrown as `failure(detail)`, the
+    /// caller's typed error naming the file.
+    static func readAll(_ path: String, failure: (_ detail: String) -> any Error) throws -> [UInt8] {
+        try reporting(failure) { try readAll(path) }
+    }
+
+    /// Writes `bytes` to `path` as `writeAtomically(_:to:)` below; a failure is thrown as
+    /// `failure(detail)`.
+    static func writeAtomically(_ bytes: [UInt8], to path: String, failure: (_ detail: String) -> any Error) throws {
+        try reporting(failure) { try writeAtomically(bytes, to: path) }
+    }
+
+    private static func reporting<T>(_ failure: (_ detail: String) -> any Error, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as Failure {
+            throw failure(error.detail)
+        }
+    }
+
     /// Reads the whole file at `path`.
-    static func readAll(_ path: String) throws -> [UInt8] {
+    private static func readAll(_ path: String) throws -> [UInt8] {
         let descriptor = open(path, O_RDONLY | O_CLOEXEC)
         guard descriptor >= 0 else { throw Failure(detail: "cannot open: \(errnoText())") }
         defer { close(descriptor) }
@@ -40,7 +60,7 @@ enum FileBytes {
 
     /// Writes `bytes` to `path` through a temporary file in the same directory, renamed
     /// over `path` only when complete; on any failure the temporary file is removed.
-    static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+    private static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
         let temporary = try createTemporarySibling(of: path)
         var completed = false
         defer { if !completed { unlink(temporary.path) } }

@@ -34,20 +34,16 @@ public enum NumPyFileError: Error, Equatable, CustomStringConvertible {
 ///
 /// Written: float32 little-endian, C order, version 1.0 (2.0 when the header needs more
 /// than 65535 bytes), header padded so the data starts on a 64-byte boundary as NumPy does.
-/// Read: C order, little-endian '<f4', and converted to Float: '<f8' and '<f2' (rounded
-/// to nearest), '<i8', '<i4' and '|b1' (0 or 1) (exact up to 2^24 in magnitude, rounded to the nearest
-/// float above that). A 0-d array has shape [] and one element.
+/// Read: C order, little-endian. Float types become float32 tensors ('<f4' as is, '<f8'
+/// and '<f2' rounded to nearest); integer and bool types keep their values exactly, as
+/// integer tensors of dtype int64 ('<i8'), int32 ('<i4') or bool ('|b1', 0 or 1), so index,
+/// shape and mask fixtures round-trip. A 0-d array has shape [] and one element.
 public enum NumPyFile {
     static let magic: [UInt8] = [0x93] + Array("NUMPY".utf8)
 
     /// Reads the `.npy` file at `path`.
     public static func read(path: String) throws -> HostTensor {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileBytes.readAll(path)
-        } catch let failure as FileBytes.Failure {
-            throw NumPyFileError.fileSystem(file: path, detail: failure.detail)
-        }
+        let bytes = try FileBytes.readAll(path) { NumPyFileError.fileSystem(file: path, detail: $0) }
         return try decode(bytes, source: path)
     }
 
@@ -91,10 +87,9 @@ public enum NumPyFile {
         guard bytes.count - dataStart == byteCount else {
             throw NumPyFileError.dataSize(file: source, expectedBytes: byteCount, foundBytes: bytes.count - dataStart)
         }
-        let values = bytes.withUnsafeBytes { raw in
-            element.floats(from: UnsafeRawBufferPointer(rebasing: raw[dataStart...]), count: count)
+        return bytes.withUnsafeBytes { raw in
+            element.tensor(shape: header.shape, from: UnsafeRawBufferPointer(rebasing: raw[dataStart...]))
         }
-        return HostTensor(shape: header.shape, floats: values)
     }
 
     /// Encodes `tensor` as float32 `.npy` bytes (integer tensors are converted to float).
@@ -122,14 +117,11 @@ public enum NumPyFile {
     /// Writes `tensor` as a float32 `.npy` file at `path`, through a temporary file
     /// renamed into place only when complete.
     public static func write(_ tensor: HostTensor, path: String) throws {
-        do {
-            try FileBytes.writeAtomically(encode(tensor), to: path)
-        } catch let failure as FileBytes.Failure {
-            throw NumPyFileError.fileSystem(file: path, detail: failure.detail)
-        }
+        try FileBytes.writeAtomically(encode(tensor), to: path) { NumPyFileError.fileSystem(file: path, detail: $0) }
     }
 
-    /// The element types read, each converted to Float.
+    /// The element types read: floats widened or narrowed to Float, integers and bools
+    /// kept as integers of their own dtype.
     enum ElementType {
         case float32, float64, float16, int64, int32, bool
 
@@ -163,21 +155,33 @@ public enum NumPyFile {
             }
         }
 
-        /// Converts `count` little-endian elements starting at `raw` (no alignment assumed).
-        func floats(from raw: UnsafeRawBufferPointer, count: Int) -> [Float] {
+        /// The tensor of `shape` held in the little-endian elements starting at `raw` (no
+        /// alignment assumed).
+        func tensor(shape: [Int], from raw: UnsafeRawBufferPointer) -> HostTensor {
+            let count = shape.reduce(1, *)
             switch self {
             case .float32:
-                (0..<count).map { Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self))) }
+                return HostTensor(shape: shape, floats: (0..<count).map {
+                    Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: UInt32.self)))
+                })
             case .float64:
-                (0..<count).map { Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self)))) }
+                return HostTensor(shape: shape, floats: (0..<count).map {
+                    Float(Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self))))
+                })
             case .float16:
-                (0..<count).map { Self.halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self))) }
+                return HostTensor(shape: shape, floats: (0..<count).map {
+                    Self.halfToFloat(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: 2 * $0, as: UInt16.self)))
+                })
             case .int64:
-                (0..<count).map { Float(Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))) }
+                return HostTensor(shape: shape, ints: (0..<count).map {
+                    Int64(littleEndian: raw.loadUnaligned(fromByteOffset: 8 * $0, as: Int64.self))
+                }, dtype: .int64)
             case .int32:
-                (0..<count).map { Float(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self))) }
+                return HostTensor(shape: shape, ints: (0..<count).map {
+                    Int64(Int32(littleEndian: raw.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)))
+                }, dtype: .int32)
             case .bool:
-                (0..<count).map { raw[$0] != 0 ? 1 : 0 }
+                return HostTensor(shape: shape, ints: (0..<count).map { raw[$0] != 0 ? 1 : 0 }, dtype: .bool)
             }
         }
 

@@ -25,12 +25,7 @@ extension PixelImage {
 
     /// Reads the PNG file at `path`.
     public static func readPNG(path: String) throws -> PixelImage {
-        let bytes: [UInt8]
-        do {
-            bytes = try FileBytes.readAll(path)
-        } catch let failure as FileBytes.Failure {
-            throw ImageIOError.fileSystem(file: path, detail: failure.detail)
-        }
+        let bytes = try FileBytes.readAll(path) { ImageIOError.fileSystem(file: path, detail: $0) }
         return try decodePNG(bytes, source: path)
     }
 
@@ -93,11 +88,7 @@ extension PixelImage {
     /// place only when complete.
     public func writePNG(path: String) throws {
         let bytes = try encodePNG(name: path)
-        do {
-            try FileBytes.writeAtomically(bytes, to: path)
-        } catch let failure as FileBytes.Failure {
-            throw ImageIOError.fileSystem(file: path, detail: failure.detail)
-        }
+        try FileBytes.writeAtomically(bytes, to: path) { ImageIOError.fileSystem(file: path, detail: $0) }
     }
 
     private static func error(for status: cimageio_status, message: [CChar], file: String) -> ImageIOError {

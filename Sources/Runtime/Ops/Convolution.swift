@@ -4,7 +4,7 @@ import Format
 /// plus the bias, activation and residual add that fusion folds into it.
 ///
 /// Y = act(conv(X, W) + B) + R, or act(conv(X, W) + B + R) with residualBeforeActivation.
-public struct Convolution: Operator {
+public struct Convolution: GroupedConvolution {
     let name: String
     let window: WindowAttributes
     let group: Int
@@ -12,12 +12,10 @@ public struct Convolution: Operator {
 
     public init(node: Node) throws {
         name = node.name
-        window = try WindowAttributes(node: node)
-        group = try node.int("group", default: 1)
-        guard group >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "group", expected: "an int >= 1", found: String(group))
-        }
-        epilogue = ConvolutionEpilogue(activation: try Activation(node: node, functionKey: "activation"),
+        let attributes = try ConvolutionAttributes(node: node)
+        window = attributes.window
+        group = attributes.group
+        epilogue = ConvolutionEpilogue(activation: attributes.activation,
                                        residualBeforeActivation: try node.int("residualBeforeActivation", default: 0) != 0)
     }
 
@@ -33,10 +31,8 @@ public struct Convolution: Operator {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let shape = [x.shape[0], w.shape[0], g.outputHeight, g.outputWidth]
+        let (x, w, g) = try operandShapes(inputs)
+        let shape = [x[0], w[0], g.outputHeight, g.outputWidth]
         try epilogue.check(bias: inputs.count > 2 ? inputs[2]?.shape : nil,
                            residual: inputs.count > 3 ? inputs[3]?.shape : nil,
                            output: shape, node: name)
@@ -44,14 +40,8 @@ public struct Convolution: Operator {
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        guard let xTensor = inputs.first ?? nil, let wTensor = inputs.count > 1 ? inputs[1] : nil else {
-            throw GraphError.missingInput(node: name, index: inputs.isEmpty ? 0 : 1)
-        }
-        let facts = inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } }
-        let shape = try outputs(for: facts)[0].shape
-        let g = try geometry(input: xTensor.shape, weight: wTensor.shape)
-        let x = xTensor.floats, w = wTensor.floats
-        let (batch, channels, outChannels) = (shape[0], xTensor.shape[1], shape[1])
+        let (x, w, g, shape, channels) = try referenceOperands(inputs)
+        let (batch, outChannels) = (shape[0], shape[1])
         let groupIn = channels / group, groupOut = outChannels / group
         var y = [Float](repeating: 0, count: shape.reduce(1, *))
         for n in 0..<batch {
@@ -61,16 +51,10 @@ public struct Convolution: Operator {
                     for ox in 0..<g.outputWidth {
                         var sum: Float = 0
                         for c in 0..<groupIn {
-                            for ky in 0..<g.kernelHeight {
-                                let iy = oy * g.strideY - g.padTop + ky * g.dilationY
-                                guard iy >= 0 && iy < g.inputHeight else { continue }
-                                for kx in 0..<g.kernelWidth {
-                                    let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
-                                    guard ix >= 0 && ix < g.inputWidth else { continue }
-                                    let xIndex = ((n * channels + firstChannel + c) * g.inputHeight + iy) * g.inputWidth + ix
-                                    let wIndex = ((m * groupIn + c) * g.kernelHeight + ky) * g.kernelWidth + kx
-                                    sum += x[xIndex] * w[wIndex]
-                                }
+                            g.forEachTap(at: (oy, ox), inside: (g.inputHeight, g.inputWidth)) { ky, kx, iy, ix in
+                                let xIndex = ((n * channels + firstChannel + c) * g.inputHeight + iy) * g.inputWidth + ix
+                                let wIndex = ((m * groupIn + c) * g.kernelHeight + ky) * g.kernelWidth + kx
+                                sum += x[xIndex] * w[wIndex]
                             }
                         }
                         y[((n * outChannels + m) * g.outputHeight + oy) * g.outputWidth + ox] = sum
@@ -85,10 +69,8 @@ public struct Convolution: Operator {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let layout = ConvolutionKernel.Layout(batch: x.shape[0], inChannels: x.shape[1], outChannels: w.shape[0],
+        let (x, w, g) = try operandShapes(inputs)
+        let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: w[0],
                                               group: group, geometry: g,
                                               hasBias: inputs.count > 2 && inputs[2] != nil,
                                               hasResidual: inputs.count > 3 && inputs[3] != nil)
@@ -97,6 +79,36 @@ public struct Convolution: Operator {
             return WinogradConvolutionKernel(layout: layout, epilogue: epilogue)
         }
         return ConvolutionKernel(layout: layout, epilogue: epilogue)
+    }
+}
+
+/// `conv` and `convTranspose`: grouped window operators over X [N,C,H,W] and weights W,
+/// whose reference kernels start the same way.
+protocol GroupedConvolution: Operator {
+    var name: String { get }
+    var group: Int { get }
+    /// Checks X's shape against W's and resolves the window.
+    func geometry(input: [Int], weight: [Int]) throws -> WindowGeometry
+}
+
+extension GroupedConvolution {
+    /// The shapes of X and W (inputs 0 and 1) and the window they resolve to.
+    func operandShapes(_ inputs: [ValueFact?]) throws -> (x: [Int], w: [Int], geometry: WindowGeometry) {
+        let x = try ShapeRules.required(inputs, 0, node: name).shape
+        let w = try ShapeRules.required(inputs, 1, node: name).shape
+        return (x, w, try geometry(input: x, weight: w))
+    }
+
+    /// X and W as floats, the window, the output shape and X's channel count, each
+    /// checked as the shape rule checks them.
+    func referenceOperands(_ inputs: [HostTensor?]) throws
+        -> (x: [Float], w: [Float], geometry: WindowGeometry, shape: [Int], channels: Int) {
+        guard let x = inputs.first ?? nil, let w = inputs.count > 1 ? inputs[1] : nil else {
+            throw GraphError.missingInput(node: name, index: inputs.isEmpty ? 0 : 1)
+        }
+        let facts = inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } }
+        let shape = try outputs(for: facts)[0].shape
+        return (x.floats, w.floats, try operandShapes(facts).geometry, shape, x.shape[1])
     }
 }
 

@@ -5,7 +5,7 @@ import Format
 ///
 /// Both inputs are floats, or both integers (shape arithmetic, with ONNX's integer
 /// semantics: division truncates toward zero, `mod` takes the divisor's sign); mixing
-/// them is an error. Comparisons and logic produce bool; `and`/`or` read any nonzero
+/// them is an error. Comparisons and logic produce bool; `and`/`or`/`xor` read any nonzero
 /// element as true, whatever its type.
 public struct ElementwiseBinary: Operator {
     let name: String
@@ -19,14 +19,14 @@ public struct ElementwiseBinary: Operator {
     /// Whether the function yields bool (comparisons and logic).
     var producesBool: Bool {
         switch function {
-        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or: true
+        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: true
         case .add, .sub, .mul, .div, .pow, .max, .min, .mod, .prelu: false
         }
     }
 
     /// The output type for inputs of these types, or throws when they cannot be combined.
     func outputType(_ a: DType, _ b: DType) throws -> DType {
-        if function == .and || function == .or { return .bool }
+        if function == .and || function == .or || function == .xor { return .bool }
         guard a.isFloatingPoint == b.isFloatingPoint else {
             throw OpError.shape(node: name, "\(function.rawValue) mixes \(a) and \(b) inputs; insert a cast")
         }
@@ -80,6 +80,7 @@ public struct ElementwiseBinary: Operator {
         case .greaterOrEqual: a >= b ? 1 : 0
         case .and: a != 0 && b != 0 ? 1 : 0
         case .or: a != 0 || b != 0 ? 1 : 0
+        case .xor: (a != 0) != (b != 0) ? 1 : 0
         }
     }
 
@@ -110,6 +111,7 @@ public struct ElementwiseBinary: Operator {
         case .greaterOrEqual: return a >= b ? 1 : 0
         case .and: return a != 0 && b != 0 ? 1 : 0
         case .or: return a != 0 || b != 0 ? 1 : 0
+        case .xor: return (a != 0) != (b != 0) ? 1 : 0
         }
     }
 
@@ -175,6 +177,7 @@ struct BinaryKernel: Kernel {
         case .greaterOrEqual: runs(range, a, b, output) { ElementwiseBinary.floatResult(.greaterOrEqual, $0, $1) }
         case .and: runs(range, a, b, output) { ElementwiseBinary.floatResult(.and, $0, $1) }
         case .or: runs(range, a, b, output) { ElementwiseBinary.floatResult(.or, $0, $1) }
+        case .xor: runs(range, a, b, output) { ElementwiseBinary.floatResult(.xor, $0, $1) }
         }
     }
 

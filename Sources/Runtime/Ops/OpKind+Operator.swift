@@ -33,6 +33,7 @@ extension OpKind {
         case .expand: Expand.self
         case .tile: Tile.self
         case .gather: Gather.self
+        case .scatterND: ScatterND.self
         case .shape: ShapeOf.self
         case .cast: Cast.self
         case .range: ArithmeticRange.self

@@ -3,7 +3,7 @@ import Format
 /// `convTranspose`: the transpose (gradient) of a 2-D convolution: each input pixel
 /// scatters its weighted kernel into the output, with strides, padding, dilation, groups,
 /// output padding, bias and a fused activation.
-public struct TransposedConvolution: Operator {
+public struct TransposedConvolution: GroupedConvolution {
     let name: String
     let window: WindowAttributes
     let group: Int
@@ -12,17 +12,14 @@ public struct TransposedConvolution: Operator {
 
     public init(node: Node) throws {
         name = node.name
-        window = try WindowAttributes(node: node)
-        group = try node.int("group", default: 1)
+        let attributes = try ConvolutionAttributes(node: node)
+        window = attributes.window
+        group = attributes.group
         outputPadding = try node.ints("outputPadding", default: [0, 0])
-        guard group >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "group", expected: "an int >= 1", found: String(group))
-        }
         guard outputPadding.count == 2, outputPadding.allSatisfy({ $0 >= 0 }) else {
             throw GraphError.badAttribute(node: name, attribute: "outputPadding", expected: "2 values >= 0", found: "\(outputPadding)")
         }
-        epilogue = ConvolutionEpilogue(activation: try Activation(node: node, functionKey: "activation"),
-                                       residualBeforeActivation: false)
+        epilogue = ConvolutionEpilogue(activation: attributes.activation, residualBeforeActivation: false)
     }
 
     /// Checks X [N,C,H,W] against W [C,M/group,kH,kW] and resolves the window.
@@ -35,22 +32,15 @@ public struct TransposedConvolution: Operator {
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(input: x.shape, weight: w.shape)
-        let shape = [x.shape[0], w.shape[1] * group, g.outputHeight, g.outputWidth]
+        let (x, w, g) = try operandShapes(inputs)
+        let shape = [x[0], w[1] * group, g.outputHeight, g.outputWidth]
         try epilogue.check(bias: inputs.count > 2 ? inputs[2]?.shape : nil, residual: nil, output: shape, node: name)
         return [ValueFact(dtype: .float32, shape: shape)]
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        guard let xTensor = inputs.first ?? nil, let wTensor = inputs.count > 1 ? inputs[1] : nil else {
-            throw GraphError.missingInput(node: name, index: inputs.isEmpty ? 0 : 1)
-        }
-        let shape = try outputs(for: inputs.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } })[0].shape
-        let g = try geometry(input: xTensor.shape, weight: wTensor.shape)
-        let x = xTensor.floats, w = wTensor.floats
-        let (batch, channels, outChannels) = (shape[0], xTensor.shape[1], shape[1])
+        let (x, w, g, shape, channels) = try referenceOperands(inputs)
+        let (batch, outChannels) = (shape[0], shape[1])
         let groupIn = channels / group, groupOut = outChannels / group
         var y = [Float](repeating: 0, count: shape.reduce(1, *))
         for n in 0..<batch {
@@ -60,15 +50,9 @@ public struct TransposedConvolution: Operator {
                     for ix in 0..<g.inputWidth {
                         let value = x[((n * channels + c) * g.inputHeight + iy) * g.inputWidth + ix]
                         for m in 0..<groupOut {
-                            for ky in 0..<g.kernelHeight {
-                                let oy = iy * g.strideY - g.padTop + ky * g.dilationY
-                                guard oy >= 0 && oy < g.outputHeight else { continue }
-                                for kx in 0..<g.kernelWidth {
-                                    let ox = ix * g.strideX - g.padLeft + kx * g.dilationX
-                                    guard ox >= 0 && ox < g.outputWidth else { continue }
-                                    let wIndex = ((c * groupOut + m) * g.kernelHeight + ky) * g.kernelWidth + kx
-                                    y[((n * outChannels + firstOutput + m) * g.outputHeight + oy) * g.outputWidth + ox] += value * w[wIndex]
-                                }
+                            g.forEachTap(at: (iy, ix), inside: (g.outputHeight, g.outputWidth)) { ky, kx, oy, ox in
+                                let wIndex = ((c * groupOut + m) * g.kernelHeight + ky) * g.kernelWidth + kx
+                                y[((n * outChannels + firstOutput + m) * g.outputHeight + oy) * g.outputWidth + ox] += value * w[wIndex]
                             }
                         }
                     }
@@ -81,11 +65,9 @@ public struct TransposedConvolution: Operator {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        let x = try ShapeRules.required(inputs, 0, node: name)
-        let w = try ShapeRules.required(inputs, 1, node: name)
+        let (x, _, g) = try operandShapes(inputs)
         return TransposedConvolutionKernel(
-            batch: x.shape[0], inChannels: x.shape[1], outChannels: outputs[0].shape[1], group: group,
-            geometry: try geometry(input: x.shape, weight: w.shape),
+            batch: x[0], inChannels: x[1], outChannels: outputs[0].shape[1], group: group, geometry: g,
             hasBias: inputs.count > 2 && inputs[2] != nil, epilogue: epilogue)
     }
 }

@@ -165,6 +165,24 @@ extension WindowGeometry {
         }
     }
 
+    /// Calls `body(ky, kx, y, x)` for each kernel tap, row by row, whose position
+    /// `origin·stride − padBegin + k·dilation` lies inside `bounds` (height, width): the
+    /// input pixels a forward window at output `origin` reads (padding skipped), or the
+    /// output pixels a transposed one at input `origin` writes.
+    @inline(__always)
+    func forEachTap(at origin: (y: Int, x: Int), inside bounds: (height: Int, width: Int),
+                    _ body: (_ ky: Int, _ kx: Int, _ y: Int, _ x: Int) -> Void) {
+        for ky in 0..<kernelHeight {
+            let y = origin.y * strideY - padTop + ky * dilationY
+            guard y >= 0 && y < bounds.height else { continue }
+            for kx in 0..<kernelWidth {
+                let x = origin.x * strideX - padLeft + kx * dilationX
+                guard x >= 0 && x < bounds.width else { continue }
+                body(ky, kx, y, x)
+            }
+        }
+    }
+
     /// The output columns whose whole window row lies inside the input: there a pooling
     /// kernel can sweep each kernel column across the row as one vectorisable loop.
     var interiorColumns: Range<Int> {
@@ -174,28 +192,20 @@ extension WindowGeometry {
     }
 }
 
-/// The attributes of `averagePool` and `maxPool`: kernel shape, the window attributes and
-/// ceil mode.
-struct PoolingAttributes: Sendable {
-    var kernelShape: [Int]
+/// The attributes `conv` and `convTranspose` share: the window, the group count and the
+/// fused activation.
+struct ConvolutionAttributes: Sendable {
     var window: WindowAttributes
-    var ceilMode: Bool
+    var group: Int
+    var activation: Activation
 
     init(node: Node) throws {
-        kernelShape = try node.ints("kernelShape")
-        guard kernelShape.count == 2, kernelShape.allSatisfy({ $0 >= 1 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "kernelShape", expected: "2 values >= 1", found: "\(kernelShape)")
-        }
         window = try WindowAttributes(node: node)
-        ceilMode = try node.int("ceilMode", default: 0) != 0
-    }
-
-    /// The window over X [N,C,H,W] and the output shape [N,C,outH,outW].
-    func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int]) {
-        guard input.count == 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }
-        let geometry = try WindowGeometry.forward(window, kernel: (kernelShape[0], kernelShape[1]),
-                                                  input: (input[2], input[3]), ceilMode: ceilMode, node: node)
-        return (geometry, [input[0], input[1], geometry.outputHeight, geometry.outputWidth])
+        group = try node.int("group", default: 1)
+        guard group >= 1 else {
+            throw GraphError.badAttribute(node: node.name, attribute: "group", expected: "an int >= 1", found: String(group))
+        }
+        activation = try Activation(node: node, functionKey: "activation")
     }
 }
 

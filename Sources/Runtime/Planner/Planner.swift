@@ -143,10 +143,10 @@ enum Planner {
                 // Model keeps every float constant as f32 (dequantized once on load).
                 return .constant(model.floatConstant(name))
             case .known(let value):
-                let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(value.count, 1))
-                _ = storage.initialize(from: value.floats)
-                knownStorage.append(storage)
-                return .known(UnsafePointer(storage.baseAddress!))
+                let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(value.count, 1))
+                storage.initialize(from: value.floats, count: value.count)
+                knownStorage.append(UnsafeMutableBufferPointer(start: storage, count: max(value.count, 1)))
+                return .known(UnsafePointer(storage))
             }
         }
         let planSteps = steps.map { step in

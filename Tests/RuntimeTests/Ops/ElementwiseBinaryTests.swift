@@ -34,7 +34,7 @@ final class ElementwiseBinaryTests: XCTestCase {
         case .div, .mod: return [x, y.mathMapped { $0 < 0 ? $0 - 0.2 : $0 + 0.2 }]
         case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual:
             return [x.mathMapped { ($0 * 2).rounded() / 2 }, y.mathMapped { ($0 * 2).rounded() / 2 }]
-        case .and, .or: return [.mathRandomMask(a, seed: seed), .mathRandomMask(b, seed: seed + 1000)]
+        case .and, .or, .xor: return [.mathRandomMask(a, seed: seed), .mathRandomMask(b, seed: seed + 1000)]
         case .add, .sub, .mul, .max, .min, .prelu: return [x, y]
         }
     }
@@ -82,15 +82,21 @@ final class ElementwiseBinaryTests: XCTestCase {
             .prelu: [6, -12, 1, 9, 2, 10],
             .equal: [0, 0, 0, 0, 0, 0], .less: [0, 1, 0, 0, 1, 1], .greater: [1, 0, 1, 1, 0, 0],
             .lessOrEqual: [0, 1, 0, 0, 1, 1], .greaterOrEqual: [1, 0, 1, 1, 0, 0],
-            .and: [1, 1, 1, 1, 1, 1], .or: [1, 1, 1, 1, 1, 1],
+            .and: [1, 1, 1, 1, 1, 1], .or: [1, 1, 1, 1, 1, 1], .xor: [0, 0, 0, 0, 0, 0],
         ]
         XCTAssertEqual(Set(expected.keys), Set(BinaryFunction.allCases))
-        let boolResults: Set<BinaryFunction> = [.equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or]
+        let boolResults: Set<BinaryFunction> = [.equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor]
         for (function, values) in expected {
             let y = try OpKind.makeOperator(node(function)).reference([a, b])[0]
             XCTAssertEqual(y.ints, values, "\(function)")
             XCTAssertEqual(y.dtype, boolResults.contains(function) ? .bool : .int64, "\(function)")
         }
+    }
+
+    func testXorIsTrueWhereExactlyOneInputIsNonzero() throws {
+        let a = HostTensor(shape: [4], ints: [0, 0, 1, 1], dtype: .bool)
+        let b = HostTensor(shape: [4], ints: [0, 1, 0, 1], dtype: .bool)
+        XCTAssertEqual(try OpKind.makeOperator(node(.xor)).reference([a, b])[0], HostTensor(shape: [4], ints: [0, 1, 1, 0], dtype: .bool))
     }
 
     func testComparisonsOfFloatsProduceBool() throws {

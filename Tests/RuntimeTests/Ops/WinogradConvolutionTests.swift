@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -35,7 +36,7 @@ final class WinogradConvolutionTests: XCTestCase {
         let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
         let expected = try op.reference(inputs)[0]
         XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
-        let (maxAbs, relative) = KernelHarness.errors(actual.floats, expected.floats)
+        let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
         print("winograd X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block: max abs error \(maxAbs), relative \(relative)")
         XCTAssertLessThanOrEqual(relative, Self.tolerance, "Winograd differs from reference", file: file, line: line)
     }
