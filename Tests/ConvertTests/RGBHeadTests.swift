@@ -174,6 +174,54 @@ final class RGBHeadTests: XCTestCase {
         XCTAssertEqual(try Conversion.convert(path, options: options).graph.metadata["restore.task"], "denoise")
     }
 
+    /// A 5-class segmenter with 1/4-resolution logits (scripts/fixtures/make_segmenter.py).
+    private static let segmenter = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models/segmenter")
+
+    func testConvertRefusesFiveClassesWithoutHeadInit() throws {
+        var options = ConversionOptions()
+        options.head = .rgb
+        XCTAssertThrowsError(try Conversion.convert(Self.segmenter.appendingPathComponent("model.onnx").path,
+                                                    options: options)) { error in
+            guard case RGBHeadError.classesNeedInitialisation(output: "logits", _, channels: 5)? = error as? RGBHeadError else {
+                return XCTFail("\(error)")
+            }
+            print("convert --head rgb on the 5-class segmenter: \(error)")
+        }
+    }
+
+    /// `--head rgb --head-init first3` on the segmenter: onnxruntime's logits, first three
+    /// channels, upsampled by the resize op's reference kernel, at every fixture size.
+    func testConvertFirst3UpsamplesTheFirstThreeLogitsOfTheReference() throws {
+        var options = ConversionOptions()
+        options.head = .rgb
+        options.headInitialisation = .first3
+        options.task = "denoise"
+        let converted = try Conversion.convert(Self.segmenter.appendingPathComponent("model.onnx").path, options: options)
+        XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 5, replacedClassifier: "/classifier/Conv",
+                                                       appendedResize: "rgb_head.upsample"))
+        XCTAssertEqual(converted.graph.metadata["restore.task"], "denoise")
+        let session = Session(model: try Model(graph: converted.graph), threads: 2)
+        let resize = try Resize(node: Node(name: "reference", op: .resize, inputs: [], outputs: [],
+                                           attributes: ["mode": .string("linear")]))
+        for size in ["32x24", "20x36"] {
+            let x = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/input_0.npy").path)
+            let logits = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/output_0.npy").path)
+            let plane = logits.shape[2] * logits.shape[3]
+            let firstThree = HostTensor(shape: [1, 3, logits.shape[2], logits.shape[3]],
+                                        floats: Array(logits.floats.prefix(3 * plane)))
+            let sizes = HostTensor(shape: [2], ints: [Int64(x.shape[2]), Int64(x.shape[3])])
+            let expected = try resize.reference([firstThree, nil, sizes])[0]
+            let actual = try session.run([x])[0]
+            XCTAssertEqual(actual.shape, x.shape)
+            let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+            print("convert --head rgb --head-init first3, segmenter \(size) vs onnxruntime's logits[:3] upsampled: "
+                  + "max abs error \(maxAbs), relative \(relative)")
+            // Three small convs in float32 against onnxruntime's: a few roundings apart.
+            XCTAssertLessThanOrEqual(relative, 1e-5)
+        }
+    }
+
     func testHeadInitialisationWithoutAHeadIsRefused() throws {
         var options = ConversionOptions()
         options.headInitialisation = .zero
