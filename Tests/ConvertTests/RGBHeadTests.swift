@@ -121,6 +121,15 @@ final class RGBHeadTests: XCTestCase {
         XCTAssertEqual(try run(graph, input(32, 24)).shape, [1, 3, 32, 24])
     }
 
+    func testClassifierWhoseLogitsAreReadElsewhereIsRefused() throws {
+        var graph = upsampled(segmentationGraph(classes: 5), by: 1)
+        graph.nodes.append(Node(name: "confidence", op: .softmax, inputs: ["low"], outputs: ["probabilities"]))
+        graph.outputs.append(ValueInfo(name: "probabilities", dtype: .float32, shape: graph.outputs[0].shape))
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .first3, scale: 1, multiple: 1)) { error in
+            XCTAssertEqual(error as? RGBHeadError, .unsupportedClassifier(node: "classifier", "has its logits also read by confidence"))
+        }
+    }
+
     func testOutputLargerThanTheInputIsRefused() throws {
         var graph = upsampled(segmentationGraph(classes: 3), by: 2)
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)) { error in

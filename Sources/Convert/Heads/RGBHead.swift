@@ -99,8 +99,16 @@ public enum RGBHead {
         if graph.nodes[index].op == .resize, let upsampled = graph.nodes[index].input(0), let before = producer(of: upsampled) {
             index = before
         }
-        guard graph.nodes[index].op == .conv else {
-            throw RGBHeadError.noClassifier(output: output, producer: "\(graph.nodes[index].name) (\(graph.nodes[index].op))")
+        let conv = graph.nodes[index]
+        guard conv.op == .conv else {
+            throw RGBHeadError.noClassifier(output: output, producer: "\(conv.name) (\(conv.op))")
+        }
+        // Its class logits must reach nothing but the image output: another reader (an
+        // auxiliary output, an argmax) would silently receive 3 channels instead of N.
+        let readers = graph.nodes.filter { $0.inputs.contains(conv.outputs[0]) && !$0.outputs.contains(output) }
+        let otherOutputs = graph.outputs.filter { $0.name == conv.outputs[0] && $0.name != output }
+        if let other = readers.first?.name ?? otherOutputs.first.map({ "graph output \($0.name)" }) {
+            throw RGBHeadError.unsupportedClassifier(node: conv.name, "has its logits also read by \(other)")
         }
         return index
     }
