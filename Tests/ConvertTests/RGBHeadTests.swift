@@ -130,6 +130,16 @@ final class RGBHeadTests: XCTestCase {
         }
     }
 
+    func testOutputNotFromAConvHasNoClassifierToReplace() throws {
+        var graph = segmentationGraph(classes: 5)
+        graph.nodes[1].outputs = ["raw"]
+        graph.nodes.append(Node(name: "squash", op: .unary, inputs: ["raw"], outputs: ["logits"],
+                                attributes: ["function": .string("sigmoid")]))
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .zero, scale: 1, multiple: 1)) { error in
+            XCTAssertEqual(error as? RGBHeadError, .noClassifier(output: "logits", producer: "squash (unary)"))
+        }
+    }
+
     func testOutputLargerThanTheInputIsRefused() throws {
         var graph = upsampled(segmentationGraph(classes: 3), by: 2)
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)) { error in
