@@ -9,6 +9,15 @@ public struct ConversionOptions: Sendable {
         case f32, f16, bf16
     }
 
+    /// Heads `convert --head` attaches (design.md §4).
+    public enum Head: String, Sendable, CaseIterable {
+        /// A three-channel restoration head (`RGBHead`).
+        case rgb
+    }
+
+    public var head: Head?
+    /// How the rgb head makes an N-class classifier emit 3 channels; required when N ≠ 3.
+    public var headInitialisation: HeadInitialisation?
     public var task: String?
     public var range: String?
     public var mean: [Float]?
@@ -45,6 +54,8 @@ public enum Conversion {
     public struct Result {
         public var graph: Graph
         public var report: Simplifier.Report
+        /// What `--head` changed, when one was asked for.
+        public var head: RGBHead.Outcome?
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
@@ -58,6 +69,16 @@ public enum Conversion {
         for (key, value) in options.metadata { graph.metadata[key] = value }
         graph.metadata["restore.converted-from"] = URL(fileURLWithPath: path).lastPathComponent
         let multiple = Int(graph.metadata["restore.multiple"] ?? "") ?? 1
+        var head: RGBHead.Outcome?
+        switch options.head {
+        case .rgb?:
+            head = try RGBHead.attach(to: &graph, initialisation: options.headInitialisation,
+                                      scale: Int(graph.metadata["restore.scale"] ?? "") ?? 1, multiple: multiple)
+            // A restorer records its task, so the contract below is checked.
+            graph.metadata["restore.task"] = options.task ?? "restore"
+        case nil:
+            if options.headInitialisation != nil { throw ConversionError.headInitialisationWithoutHead }
+        }
         let report = try Simplifier.simplify(&graph, multiple: multiple)
         if graph.metadata.keys.contains(where: { $0.hasPrefix("restore.") && $0 != "restore.converted-from" }) {
             // Refuse a contract rrun could not apply, now rather than at run time.
@@ -72,7 +93,7 @@ public enum Conversion {
         } catch {
             throw ConversionError.doesNotPlan(shapes: samples[0], multiple: multiple, reason: "\(error)")
         }
-        return Result(graph: graph, report: report)
+        return Result(graph: graph, report: report, head: head)
     }
 
     /// Re-stores large float32 constants (weights) as f16 or bf16; small ones (biases,
@@ -106,6 +127,7 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
     /// The model cannot run at the sample input shapes: often a model that needs H and W
     /// to be multiples of some N (Swin: 32) but was converted without `--multiple N`.
     case doesNotPlan(shapes: [[Int]], multiple: Int, reason: String)
+    case headInitialisationWithoutHead
 
     public var description: String {
         switch self {
@@ -113,6 +135,7 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
         case .doesNotPlan(let shapes, let multiple, let reason):
             "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
                 + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"
+        case .headInitialisationWithoutHead: "--head-init chooses how --head rgb builds its classifier; it needs --head rgb"
         }
     }
 }

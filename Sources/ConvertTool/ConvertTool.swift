@@ -21,6 +21,14 @@ struct ConvertTool: ParsableCommand {
     @Option(name: .shortAndLong, help: "The .rgraph file to write.")
     var output: String
 
+    @Option(help: "Attach a head: rgb turns a dense-prediction network into a 3-channel restorer.")
+    var head: String?
+
+    @Option(help: ArgumentHelp("How --head rgb makes an N-class classifier (N ≠ 3) emit RGB: first3 or zero.",
+                               discussion: "first3 keeps the first three classifier channels; zero makes a zero "
+                                   + "classifier (with --residual the model starts as the identity, for fine-tuning)."))
+    var headInit: String?
+
     @Option(help: "Pixel range the model expects: 0,1 or -1,1 or 0,255.")
     var range: String?
 
@@ -57,6 +65,18 @@ struct ConvertTool: ParsableCommand {
     func run() throws {
         do {
             var options = ConversionOptions()
+            if let head {
+                guard let kind = ConversionOptions.Head(rawValue: head) else {
+                    throw ValidationError("--head is rgb, found '\(head)'")
+                }
+                options.head = kind
+            }
+            if let headInit {
+                guard let initialisation = HeadInitialisation(rawValue: headInit) else {
+                    throw ValidationError("--head-init is first3 or zero, found '\(headInit)'")
+                }
+                options.headInitialisation = initialisation
+            }
             options.task = task
             options.range = range
             options.mean = try mean.map { try floats($0, option: "--mean") }
@@ -74,6 +94,7 @@ struct ConvertTool: ParsableCommand {
             try RGraphWriter.write(result.graph, to: output)
             print("\(model) → \(output): \(result.report.nodesBefore) nodes imported, \(result.report.nodesAfter) after fusion, "
                   + "\(result.graph.constants.count) tensors")
+            if let head = result.head { print(head) }
             if verbose { print(result.report) }
         } catch let error as ValidationError {
             throw error

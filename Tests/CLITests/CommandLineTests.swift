@@ -137,6 +137,23 @@ final class CommandLineTests: XCTestCase {
                                         "-o", output, "--range", "0,2"]), mentioning: "restore.range", noFileAt: output)
     }
 
+    /// `convert --head rgb` on the 5-class segmenter: refused without `--head-init`; with
+    /// `--head-init zero --residual` the restorer starts as the identity, so rrun gives
+    /// back the input image (PSNR inf).
+    func testConvertHeadRGBNeedsHeadInitAndZeroResidualHeadIsTheIdentity() throws {
+        let segmenter = Self.fixtures.appendingPathComponent("models/segmenter/model.onnx").path
+        let model = path("segmenter.rgraph")
+        assertFails(try run("convert", [segmenter, "-o", model, "--head", "rgb"]), mentioning: "--head-init", noFileAt: model)
+        let converted = try run("convert", [segmenter, "-o", model, "--head", "rgb", "--head-init", "zero", "--residual"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        XCTAssertTrue(converted.stdout.contains("rgb head: classifier"), converted.stdout)
+        let input = try writePNG("in.png", width: 23, height: 17)
+        let output = path("out.png")
+        let restored = try run("rrun", [model, input, "-o", output, "--ref", input])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertTrue(restored.stdout.contains("output: PSNR inf dB"), restored.stdout)
+    }
+
     func testConvertFailureLeavesAnExistingOutputUntouched() throws {
         let output = path("model.rgraph")
         try Data("previous".utf8).write(to: URL(fileURLWithPath: output))
