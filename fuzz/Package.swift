@@ -3,14 +3,15 @@ import PackageDescription
 
 // libFuzzer targets for every reader of untrusted bytes (design.md §7). A package of its
 // own so the main build and CI never compile them; build and run with scripts/fuzz.sh.
-// Each target is one file defining `LLVMFuzzerTestOneInput`; libFuzzer supplies `main`.
+// Each target's main hands its test to libFuzzer (FuzzSupport.runLibFuzzer).
 let package = Package(
     name: "RestoreFuzz",
     dependencies: [
         .package(name: "Restore", path: ".."),
     ],
     targets: [
-        .target(name: "FuzzSupport"),
+        .systemLibrary(name: "CLibFuzzer"),
+        .target(name: "FuzzSupport", dependencies: ["CLibFuzzer"]),
         .executableTarget(name: "FuzzONNX", dependencies: [
             "FuzzSupport",
             .product(name: "RestoreConvert", package: "Restore"),

@@ -23,11 +23,13 @@ case "$target" in
   *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|npy [SECONDS]" >&2; exit 2 ;;
 esac
 
-# Swift code gets coverage and ASan from -sanitize; the C targets (CONNX, CImageIO) from
-# -fsanitize=fuzzer-no-link so that libFuzzer's main is linked only into the executables.
-swift build -c release --package-path fuzz --product "$product" \
-  -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address
-binary=$(swift build -c release --package-path fuzz --show-bin-path)/$product
+# Swift code gets coverage and ASan from -sanitize, the C targets (CONNX, CImageIO) from
+# -fsanitize=fuzzer-no-link. Linked with lld: gold fails with an internal error on
+# libFuzzer's main next to the Swift executable's own (whose main runs libFuzzer).
+build=(swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address
+       -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -use-ld=lld)
+"${build[@]}" --product "$product"
+binary=$("${build[@]}" --show-bin-path)/$product
 
 work=${FUZZ_WORK:-/tmp/restore-fuzz/$target}
 seeds=$work/seeds
@@ -54,6 +56,7 @@ echo "fuzz: $product for ${seconds}s, $(ls "$seeds" | wc -l) seeds, work dir $wo
 # Leak detection is off: Swift's runtime keeps metadata caches alive to the end, which
 # LeakSanitizer reports; memory safety, hangs (-timeout) and huge allocations
 # (-rss_limit_mb, -malloc_limit_mb) are what the targets look for.
+export SWIFT_BACKTRACE=enable=no  # the Swift backtracer reads memory ASan flags
 cd "$work"
 # shellcheck disable=SC2086
 exec "$binary" corpus seeds -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
