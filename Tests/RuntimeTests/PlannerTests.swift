@@ -147,4 +147,15 @@ final class PlannerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("cannot reshape"), "\(error)")
         }
     }
+
+    func testReductionKeepingAnEmptyOuterAxisPlansAndRuns() throws {
+        // Found by fuzz/ (FuzzPlan): the reduce kernel divided by the empty outermost axis.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "sum", op: .reduce, inputs: ["x"], outputs: ["y"],
+                         attributes: ["function": .string("sum"), "axes": .ints([3])])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        let outputs = try session.run([HostTensor(shape: [0, 3, 4, 5], floats: [])])
+        XCTAssertEqual(outputs.first?.shape, [0, 3, 4, 1])
+    }
 }
