@@ -158,4 +158,16 @@ final class PlannerTests: XCTestCase {
         let outputs = try session.run([HostTensor(shape: [0, 3, 4, 5], floats: [])])
         XCTAssertEqual(outputs.first?.shape, [0, 3, 4, 1])
     }
+
+    func testInfiniteResizeScaleIsAnError() throws {
+        // Found by fuzz/ (FuzzPlan): an infinite scale trapped converting the output size to Int.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "resize", op: .resize, inputs: ["x", "scales"], outputs: ["y"])],
+            constants: [ConstantTensor(name: "scales", shape: [4], floats: [1, 1, .infinity, 2])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("out of range"), "\(error)")
+        }
+    }
 }
