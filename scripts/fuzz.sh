@@ -51,13 +51,19 @@ case "$target" in
       done
     fi ;;
 esac
+# JSON tokens help mutations of the .rgraph header.
+dict=()
+case "$target" in rgraph | plan) dict=(-dict="$root/fuzz/rgraph.dict") ;; esac
 echo "fuzz: $product for ${seconds}s, $(ls "$seeds" | wc -l) seeds, work dir $work"
 
 # Leak detection is off: Swift's runtime keeps metadata caches alive to the end, which
 # LeakSanitizer reports; memory safety, hangs (-timeout) and huge allocations
 # (-rss_limit_mb, -malloc_limit_mb) are what the targets look for.
 export SWIFT_BACKTRACE=enable=no  # the Swift backtracer reads memory ASan flags
+# Return freed memory to the system and keep a smaller quarantine: after a few large (but
+# legal) values the process's RSS otherwise creeps past -rss_limit_mb with a small live heap.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_release_to_os_interval_ms=500:quarantine_size_mb=64}
 cd "$work"
 # shellcheck disable=SC2086
 exec "$binary" corpus seeds -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
-  -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$work/artifacts/" ${FUZZ_FLAGS:-}
+  -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" ${FUZZ_FLAGS:-}
