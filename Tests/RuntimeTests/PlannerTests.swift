@@ -170,4 +170,17 @@ final class PlannerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("out of range"), "\(error)")
         }
     }
+
+    func testSplitSizesWhoseSumOverflowsAreAnError() throws {
+        // Found by fuzz/ (FuzzPlan): adding up the split sizes overflowed and trapped.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "a", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "split", op: .split, inputs: ["x", "sizes"], outputs: ["a", "b"],
+                         attributes: ["axis": .int(1)])],
+            constants: [ConstantTensor(name: "sizes", shape: [2], ints: [.max, 4])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("split sizes"), "\(error)")
+        }
+    }
 }
