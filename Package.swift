@@ -9,6 +9,11 @@ let package = Package(
         .executable(name: "convert", targets: ["ConvertTool"]),
         .executable(name: "rrun", targets: ["RRun"]),
         .library(name: "Restore", type: .dynamic, targets: ["CAPI"]),
+        // For the fuzz package (fuzz/Package.swift), which depends on this one by path and
+        // can only reach targets through products; nothing else uses these.
+        .library(name: "RestoreFormat", targets: ["Format"]),
+        .library(name: "RestoreRuntime", targets: ["Runtime"]),
+        .library(name: "RestoreConvert", targets: ["Convert"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

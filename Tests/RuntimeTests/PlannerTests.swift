@@ -104,4 +104,83 @@ final class PlannerTests: XCTestCase {
             XCTAssertTrue(text.contains("first") && text.contains("second") && text.contains("missing"), text)
         }
     }
+
+    /// A pad graph whose pads constant holds `pads` (ONNX order, 8 values for rank 4).
+    private func padGraph(pads: [Int64]) -> Graph {
+        Graph(inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
+              nodes: [Node(name: "pad", op: .pad, inputs: ["x", "pads"], outputs: ["y"])],
+              constants: [ConstantTensor(name: "pads", shape: [8], ints: pads)])
+    }
+
+    func testHugePaddingIsRefusedBeforeAnyKernelIsBuilt() throws {
+        // Found by fuzz/ (FuzzPlan): a pads constant of 2^40 made the pad kernel build a
+        // 2^40-entry table and the process abort on the allocation.
+        let session = Session(model: try Model(graph: padGraph(pads: [0, 0, 0, 1 << 40, 0, 0, 0, 0])), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            let text = "\(error)"
+            XCTAssertTrue(text.contains("pad") && text.contains("limit"), text)
+        }
+    }
+
+    func testOverflowingPaddingIsAnError() throws {
+        let session = Session(model: try Model(graph: padGraph(pads: [0, 0, 0, .max, 0, 0, 0, 1])), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("overflow"), "\(error)")
+        }
+    }
+
+    func testHugeInputShapeIsRefused() throws {
+        let session = Session(model: try Model(graph: chain(length: 1)), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 1 << 31, 1 << 31]])) { error in
+            XCTAssertTrue("\(error)".contains("'x'"), "\(error)")
+        }
+    }
+
+    func testReshapeToAnOverflowingShapeIsAnError() throws {
+        // Found by fuzz/ (FuzzPlan): the product of the target's sizes overflowed and trapped.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("A")])],
+            nodes: [Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])],
+            constants: [ConstantTensor(name: "target", shape: [3], ints: [1 << 40, 1 << 40, -1])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("cannot reshape"), "\(error)")
+        }
+    }
+
+    func testReductionKeepingAnEmptyOuterAxisPlansAndRuns() throws {
+        // Found by fuzz/ (FuzzPlan): the reduce kernel divided by the empty outermost axis.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "sum", op: .reduce, inputs: ["x"], outputs: ["y"],
+                         attributes: ["function": .string("sum"), "axes": .ints([3])])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        let outputs = try session.run([HostTensor(shape: [0, 3, 4, 5], floats: [])])
+        XCTAssertEqual(outputs.first?.shape, [0, 3, 4, 1])
+    }
+
+    func testInfiniteResizeScaleIsAnError() throws {
+        // Found by fuzz/ (FuzzPlan): an infinite scale trapped converting the output size to Int.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "resize", op: .resize, inputs: ["x", "scales"], outputs: ["y"])],
+            constants: [ConstantTensor(name: "scales", shape: [4], floats: [1, 1, .infinity, 2])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("out of range"), "\(error)")
+        }
+    }
+
+    func testSplitSizesWhoseSumOverflowsAreAnError() throws {
+        // Found by fuzz/ (FuzzPlan): adding up the split sizes overflowed and trapped.
+        let graph = Graph(
+            inputs: [image], outputs: [ValueInfo(name: "a", dtype: .float32, shape: image.shape)],
+            nodes: [Node(name: "split", op: .split, inputs: ["x", "sizes"], outputs: ["a", "b"],
+                         attributes: ["axis": .int(1)])],
+            constants: [ConstantTensor(name: "sizes", shape: [2], ints: [.max, 4])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
+            XCTAssertTrue("\(error)".contains("split sizes"), "\(error)")
+        }
+    }
 }

@@ -24,6 +24,18 @@ public enum ShapeRules {
         }
     }
 
+    /// The product of `sizes`, or nil if it overflows `Int`: sizes that come from a file
+    /// (a reshape target, a pad) can be anything.
+    public static func checkedProduct(_ sizes: [Int]) -> Int? {
+        var product = 1
+        for size in sizes {
+            let (next, overflow) = product.multipliedReportingOverflow(by: size)
+            guard !overflow else { return nil }
+            product = next
+        }
+        return product
+    }
+
     /// Row-major strides of a shape, in elements.
     public static func strides(_ shape: [Int]) -> [Int] {
         var strides = Array(repeating: 1, count: shape.count)

@@ -34,7 +34,12 @@ public struct Pad: Operator {
             result.ends[axis] = Int(pads[index + axisList.count])
         }
         for axis in 0..<rank {
-            let output = result.outputShape[axis]
+            // Pads come from the file: their sum with the extent must not overflow.
+            let (grown, growOverflow) = shape[axis].addingReportingOverflow(result.begins[axis])
+            let (output, overflow) = grown.addingReportingOverflow(result.ends[axis])
+            guard !growOverflow, !overflow else {
+                throw OpError.shape(node: name, "pads \(result.begins[axis]), \(result.ends[axis]) overflow axis \(axis)")
+            }
             guard output >= 0 else { throw OpError.shape(node: name, "pads crop axis \(axis) of \(shape) below zero") }
             let grows = result.begins[axis] > 0 || result.ends[axis] > 0
             if mode != .constant && grows && shape[axis] == 0 {

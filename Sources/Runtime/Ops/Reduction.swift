@@ -117,7 +117,8 @@ public struct Reduction: Operator {
             self.layout = layout
             let outermostKept = layout.strides[0][0] != 0
             outer = outermostKept ? layout.shape[0] : 1
-            inputPerOuter = layout.count / outer
+            // A kept empty outermost axis leaves nothing to reduce (and no outer to divide by).
+            inputPerOuter = outer > 0 ? layout.count / outer : 0
             outputPerOuter = outermostKept ? layout.strides[0][0] : layout.count / Swift.max(reducedCount, 1)
         }
 

@@ -28,11 +28,11 @@ public struct Reshape: ReshapingOperator {
               !(allowZero && !inferred.isEmpty && result.contains(0)) else { throw impossible }
         let count = shape.reduce(1, *)
         if let position = inferred.first {
-            let known = result.indices.reduce(1) { $1 == position ? $0 : $0 * result[$1] }
-            guard known > 0, count % known == 0 else { throw impossible }
+            let others = result.indices.filter { $0 != position }.map { result[$0] }
+            guard let known = ShapeRules.checkedProduct(others), known > 0, count % known == 0 else { throw impossible }
             result[position] = count / known
         }
-        guard result.reduce(1, *) == count else { throw impossible }
+        guard ShapeRules.checkedProduct(result) == count else { throw impossible }
         return result
     }
 }

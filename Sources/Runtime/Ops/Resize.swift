@@ -56,7 +56,13 @@ public struct Resize: Operator {
             let last = Array(scales.suffix(2))
             guard last.allSatisfy({ $0 > 0 }) else { throw OpError.shape(node: name, "scales \(scales) must be positive") }
             // Float arithmetic as onnxruntime, so 5 × 1.7 = 8.5 floors to 8 the same way.
-            let sizes = (0..<2).map { Int((Float(shape[rank - 2 + $0]) * last[$0]).rounded(.down)) }
+            let sizes = try (0..<2).map { axis in
+                // An infinite or enormous scale from the file must not trap the conversion.
+                guard let size = Int(exactly: (Float(shape[rank - 2 + axis]) * last[axis]).rounded(.down)) else {
+                    throw OpError.shape(node: name, "scales \(scales) give an output size out of range for \(shape)")
+                }
+                return size
+            }
             return (leading + sizes, last)
         }
         guard let sizes, sizes.count == rank || sizes.count == 2 else {

@@ -26,7 +26,9 @@ public struct Split: Operator {
         let axis = try ShapeRules.axis(self.axis, rank: shape.count, node: name)
         let length = shape[axis]
         if let sizes {
-            guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 }), sizes.reduce(0, +) == length else {
+            // Each size is checked against the axis first, so that huge sizes from the file
+            // cannot overflow the sum.
+            guard sizes.count == parts, sizes.allSatisfy({ $0 >= 0 && $0 <= length }), sizes.reduce(0, +) == length else {
                 throw OpError.shape(node: name, "split sizes \(sizes) are not \(parts) parts adding up to \(length), the size of axis \(axis)")
             }
             return (axis, sizes)

@@ -10,6 +10,11 @@ enum Planner {
     /// read if a node is entirely constant.
     static let smallConstantLimit = 4096
     static let alignment = 64
+    /// No value may take more bytes than this. It is far above what a restoration model
+    /// needs for a tile (1×64×4096×4096 f32 is 4 GiB), so a bigger value comes from a
+    /// hostile or broken graph; refusing it before any kernel is built keeps the kernels'
+    /// tables, the byte counts and the arena offsets far from overflow.
+    static let maximumValueBytes = 1 << 34
 
     /// A runtime buffer: its size and the steps between which it must live.
     private struct Buffer {
@@ -39,12 +44,18 @@ enum Planner {
 
         for (info, shape) in zip(graph.inputs, inputShapes) {
             try bind(info, shape: shape, symbols: &symbols)
+            guard fitsLimit(shape) else {
+                throw ModelError.inputShape(input: info.name, expected: "at most \(maximumValueBytes) bytes", found: shape)
+            }
             facts[info.name] = ValueFact(dtype: info.dtype, shape: shape)
             sources[info.name] = .buffer(buffers.count)
             inputOffsets.append(buffers.count)
             buffers.append(Buffer(bytes: byteCount(shape), first: 0, last: 0))
         }
         for constant in graph.orderedConstants where sources[constant.name] == nil {
+            guard fitsLimit(constant.shape) else {
+                throw ModelError.node(name: constant.name, message: "constant " + overLimit(constant.shape))
+            }
             let small = !constant.dtype.isFloatingPoint || constant.elementCount <= smallConstantLimit
             let value = small ? HostTensor(constant) : nil
             facts[constant.name] = ValueFact(dtype: value?.dtype ?? .float32, shape: constant.shape, value: value)
@@ -61,6 +72,9 @@ enum Planner {
             let inputSources = node.inputs.map { $0.isEmpty ? nil : sources[$0] }
             do {
                 var outputFacts = try op.outputs(for: inputFacts)
+                for fact in outputFacts where !fitsLimit(fact.shape) {
+                    throw ModelError.node(name: node.name, message: "output " + overLimit(fact.shape))
+                }
                 guard outputFacts.count >= node.outputs.filter({ !$0.isEmpty }).count else {
                     throw OpError.shape(node: node.name, "produces \(outputFacts.count) outputs, the graph uses \(node.outputs.count)")
                 }
@@ -207,5 +221,18 @@ enum Planner {
     }
 
     private static func byteCount(_ shape: [Int]) -> Int { shape.reduce(1, *) * MemoryLayout<Float>.size }
+
+    /// Whether a value of `shape` stays within `maximumValueBytes` (checked without
+    /// overflowing, whatever the dimensions). Empty axes count as 1, so that the strides of
+    /// an empty value with huge other axes cannot overflow either.
+    private static func fitsLimit(_ shape: [Int]) -> Bool {
+        guard let elements = ShapeRules.checkedProduct(shape.map { max($0, 1) }) else { return false }
+        return elements <= maximumValueBytes / MemoryLayout<Float>.size
+    }
+
+    private static func overLimit(_ shape: [Int]) -> String {
+        "shape \(shape) is larger than the \(maximumValueBytes)-byte limit for one value"
+    }
+
     private static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
 }

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in fuzz/ and runs one of them (fuzz/README.md).
+#
+#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: onnx | rgraph | plan | png | npy
+#
+# The seed corpus comes from Tests/Fixtures: ONNX models, PNG images and .npy arrays as
+# they are; for rgraph and plan, every fixture ONNX model converted with the project's own
+# `convert` (built here in debug if missing). Corpus and crash artifacts live under
+# $FUZZ_WORK (default /tmp/restore-fuzz/TARGET) and persist between runs, never in the repo.
+# Extra libFuzzer flags can be passed in FUZZ_FLAGS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+target=${1:-}
+seconds=${2:-60}
+case "$target" in
+  onnx) product=FuzzONNX ;;
+  rgraph) product=FuzzRGraph ;;
+  plan) product=FuzzPlan ;;
+  png) product=FuzzPNG ;;
+  npy) product=FuzzNPY ;;
+  *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|npy [SECONDS]" >&2; exit 2 ;;
+esac
+
+# Swift code gets coverage and ASan from -sanitize, the C targets (CONNX, CImageIO) from
+# -fsanitize=fuzzer-no-link. Linked with lld: gold fails with an internal error on
+# libFuzzer's main next to the Swift executable's own (whose main runs libFuzzer).
+build=(swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address
+       -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -use-ld=lld)
+"${build[@]}" --product "$product"
+binary=$("${build[@]}" --show-bin-path)/$product
+
+work=${FUZZ_WORK:-/tmp/restore-fuzz/$target}
+seeds=$work/seeds
+mkdir -p "$work/corpus" "$work/artifacts" "$seeds"
+seed_files() { find Tests/Fixtures -type f -name "$1" -size -1000k; }
+case "$target" in
+  onnx) seed_files '*.onnx' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
+  png) seed_files '*.png' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
+  npy) seed_files '*.npy' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
+  rgraph | plan)
+    if [ -z "$(ls -A "$seeds")" ]; then
+      swift build --product convert
+      convert=$(swift build --show-bin-path)/convert
+      seed_files '*.onnx' | while read -r f; do
+        name=$(echo "$f" | tr / _)
+        "$convert" "$f" -o "$seeds/$name.rgraph" >/dev/null 2>&1 || true
+        "$convert" "$f" -o "$seeds/$name.f16.rgraph" --weights f16 --range=-1,1 --tile 64 --overlap 8 \
+          >/dev/null 2>&1 || true
+      done
+    fi ;;
+esac
+# JSON tokens help mutations of the .rgraph header.
+dict=()
+case "$target" in rgraph | plan) dict=(-dict="$root/fuzz/rgraph.dict") ;; esac
+echo "fuzz: $product for ${seconds}s, $(ls "$seeds" | wc -l) seeds, work dir $work"
+
+# Leak detection is off: Swift's runtime keeps metadata caches alive to the end, which
+# LeakSanitizer reports; memory safety, hangs (-timeout) and huge allocations
+# (-rss_limit_mb, -malloc_limit_mb) are what the targets look for.
+export SWIFT_BACKTRACE=enable=no  # the Swift backtracer reads memory ASan flags
+# Return freed memory to the system and keep a smaller quarantine: after a few large (but
+# legal) values the process's RSS otherwise creeps past -rss_limit_mb with a small live heap.
+export ASAN_OPTIONS=${ASAN_OPTIONS:-allocator_release_to_os_interval_ms=500:quarantine_size_mb=64}
+cd "$work"
+# shellcheck disable=SC2086
+exec "$binary" corpus seeds -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -detect_leaks=0 -print_final_stats=1 -artifact_prefix="$work/artifacts/" "${dict[@]}" ${FUZZ_FLAGS:-}
