@@ -1,3 +1,4 @@
+import Synchronization
 import Foundation
 import Format
 
@@ -216,14 +217,20 @@ enum ScratchSlots {
     static let slotCount = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
     /// Runs `items` work items on `min(pool.threads, slotCount)` workers; each worker
-    /// gets its slot index and takes every `workers`-th item (static round robin: items
-    /// of one kernel cost the same).
+    /// gets its slot index and claims the next unclaimed item until none are left.
+    /// Claiming rather than a fixed share per worker: when another process takes one core
+    /// for a while, the other worker takes over the remaining items instead of the kernel
+    /// waiting for the slow share. On a quiet machine it costs nothing measurable
+    /// (DnCNN-17×64 at 512², 2 threads: 552 ms median claiming vs 567 ms fixed shares).
     static func run(items: Int, pool: ThreadPool, _ body: (_ slot: Int, _ item: Int) -> Void) {
         let workers = min(pool.threads, slotCount, items)
         guard workers > 0 else { return }
+        let next = Atomic<Int>(0)
         pool.parallelFor(workers) { slots in
             for slot in slots {
-                for item in stride(from: slot, to: items, by: workers) { body(slot, item) }
+                while case let item = next.wrappingAdd(1, ordering: .relaxed).oldValue, item < items {
+                    body(slot, item)
+                }
             }
         }
     }
