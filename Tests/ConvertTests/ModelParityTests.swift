@@ -18,45 +18,9 @@ final class ModelParityTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models")
 
-    private struct Manifest: Decodable {
-        struct Case: Decodable {
-            var height: Int
-            var width: Int
-            var inputs: [String: String]
-            var outputs: [String: String]
-        }
-        var multiple: Int?
-        var cases: [Case]
-    }
-
     private func checkFamily(_ family: String, file: StaticString = #filePath, line: UInt = #line) throws {
-        let directory = Self.fixtures.appendingPathComponent(family)
-        let manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: directory.appendingPathComponent("io.json")))
-        var options = ConversionOptions()
-        options.multiple = manifest.multiple
-        let converted = try Conversion.convert(directory.appendingPathComponent("model.onnx").path, options: options)
-        print("\(family): \(converted.report)")
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("parity-\(family)-\(UUID()).rgraph").path
-        defer { try? FileManager.default.removeItem(atPath: path) }
-        try RGraphWriter.write(converted.graph, to: path)
-        let model = try Model(graph: try RGraphReader.read(contentsOf: path).graph)
-        let session = Session(model: model, threads: 2)
-        XCTAssertFalse(manifest.cases.isEmpty)
-        for testCase in manifest.cases {
-            var inputs: [String: HostTensor] = [:]
-            for (name, file) in testCase.inputs {
-                inputs[name] = try NumPyFile.read(path: directory.appendingPathComponent(file).path)
-            }
-            let outputs = try session.run(inputs)
-            for (name, outputFile) in testCase.outputs {
-                let expected = try NumPyFile.read(path: directory.appendingPathComponent(outputFile).path)
-                guard let actual = outputs[name] else { XCTFail("\(family): no output \(name)", file: file, line: line); continue }
-                XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
-                let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
-                print("\(family) \(testCase.height)×\(testCase.width) \(name): max abs error \(maxAbs), relative \(relative)")
-                XCTAssertLessThanOrEqual(relative, Self.tolerance, "\(family) \(testCase.height)×\(testCase.width)", file: file, line: line)
-            }
-        }
+        try FixtureParity.check(Self.fixtures.appendingPathComponent(family), label: family, tolerance: Self.tolerance,
+                                file: file, line: line)
     }
 
     func testResGANConditionalGenerator() throws { try checkFamily("resgan") }
