@@ -53,6 +53,7 @@ func status(of error: any Error) -> restore_status {
             return problems.contains { $0.contains("unsupported") } ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
         case .missingInput, .unexpectedInput: return RESTORE_ERROR_ARGUMENT
         case .inputShape, .inconsistentSymbol, .node: return RESTORE_ERROR_SHAPE
+        case .valueTooLarge: return RESTORE_ERROR_MEMORY
         }
     case let error as OpError:
         switch error {

@@ -71,6 +71,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case inputShape(input: String, expected: String, found: [Int])
     case inconsistentSymbol(String, Int, Int)
     case node(name: String, message: String)
+    /// One value would need more memory than any run is allowed (`limit` bytes).
+    case valueTooLarge(value: String, shape: [Int], limit: Int)
 
     public var description: String {
         switch self {
@@ -83,6 +85,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .inconsistentSymbol(let symbol, let a, let b):
             "dimension '\(symbol)' is \(a) in one input and \(b) in another"
         case .node(let name, let message): "node '\(name)': \(message)"
+        case .valueTooLarge(let value, let shape, let limit):
+            "\(value) of shape \(shape) would take more than the \(limit)-byte limit for one value"
         }
     }
 }

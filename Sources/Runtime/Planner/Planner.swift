@@ -45,7 +45,7 @@ enum Planner {
         for (info, shape) in zip(graph.inputs, inputShapes) {
             try bind(info, shape: shape, symbols: &symbols)
             guard fitsLimit(shape) else {
-                throw ModelError.inputShape(input: info.name, expected: "at most \(maximumValueBytes) bytes", found: shape)
+                throw ModelError.valueTooLarge(value: "input '\(info.name)'", shape: shape, limit: maximumValueBytes)
             }
             facts[info.name] = ValueFact(dtype: info.dtype, shape: shape)
             sources[info.name] = .buffer(buffers.count)
@@ -54,7 +54,7 @@ enum Planner {
         }
         for constant in graph.orderedConstants where sources[constant.name] == nil {
             guard fitsLimit(constant.shape) else {
-                throw ModelError.node(name: constant.name, message: "constant " + overLimit(constant.shape))
+                throw ModelError.valueTooLarge(value: "constant '\(constant.name)'", shape: constant.shape, limit: maximumValueBytes)
             }
             let small = !constant.dtype.isFloatingPoint || constant.elementCount <= smallConstantLimit
             let value = small ? HostTensor(constant) : nil
@@ -73,7 +73,7 @@ enum Planner {
             do {
                 var outputFacts = try op.outputs(for: inputFacts)
                 for fact in outputFacts where !fitsLimit(fact.shape) {
-                    throw ModelError.node(name: node.name, message: "output " + overLimit(fact.shape))
+                    throw ModelError.valueTooLarge(value: "node '\(node.name)' output", shape: fact.shape, limit: maximumValueBytes)
                 }
                 guard outputFacts.count >= node.outputs.filter({ !$0.isEmpty }).count else {
                     throw OpError.shape(node: node.name, "produces \(outputFacts.count) outputs, the graph uses \(node.outputs.count)")
@@ -228,10 +228,6 @@ enum Planner {
     private static func fitsLimit(_ shape: [Int]) -> Bool {
         guard let elements = ShapeRules.checkedProduct(shape.map { max($0, 1) }) else { return false }
         return elements <= maximumValueBytes / MemoryLayout<Float>.size
-    }
-
-    private static func overLimit(_ shape: [Int]) -> String {
-        "shape \(shape) is larger than the \(maximumValueBytes)-byte limit for one value"
     }
 
     private static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
