@@ -103,7 +103,8 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["strides": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["dilations": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 32, 3, 3], ["group": .int(2)]) is ConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 2048, 8, 8], [512, 2048, 3, 3], pads) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 8, 8], [512, 2048, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 4096, 8, 8], [512, 4096, 3, 3], pads) is ConvolutionKernel)
 
         let node = Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
                         attributes: ["pads": .ints([1, 1, 1, 1]), "activation": .string("relu")])
