@@ -32,9 +32,13 @@ let package = Package(
         .target(name: "CRestore"),
         // libpng behind setjmp: PNG errors come back as status codes, never as longjmp into Swift.
         .target(name: "CImageIO", dependencies: ["CPNG"]),
+        // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM). Optimised in debug
+        // builds too: at -O0 the intrinsics run ~20× slower than OpenBLAS, which would make
+        // the debug test suite measure the compiler instead of the kernels.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])]),
 
         .target(name: "Format"),
-        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CPNG", "CImageIO"]),
+        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CKernels", "CPNG", "CImageIO"]),
         .target(name: "Convert", dependencies: ["Format", "Runtime", "CONNX", "CProtobufC"]),
         .target(name: "CAPI", dependencies: ["Runtime", "CRestore"]),
         .executableTarget(name: "ConvertTool", dependencies: [

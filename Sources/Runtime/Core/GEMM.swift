@@ -1,12 +1,21 @@
+import CKernels
 import COpenBLAS
 
-/// Single-precision matrix multiply through OpenBLAS, row-major:
+/// Single-precision matrix multiply, row-major:
 /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C.
 ///
-/// OpenBLAS runs single-threaded: Restore's kernels split work across `ThreadPool`
+/// Plain products (no transposes, alpha 1, beta 0) run on Restore's AVX-512 kernel
+/// (Sources/CKernels/gemm_avx512.c) when the CPU has AVX-512: about twice the rate of
+/// OpenBLAS's Haswell kernels, which the environment pins, and no repacking of A per call.
+/// Everything else, and every product on CPUs without AVX-512, goes to OpenBLAS.
+///
+/// Both run single-threaded: Restore's kernels split work across `ThreadPool`
 /// themselves, and two thread pools on two cores would oversubscribe them.
 public enum GEMM {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
+
+    /// Whether plain products use the AVX-512 kernel.
+    public static let usesAVX512 = restore_cpu_has_avx512() != 0
 
     @inlinable
     public static func multiply(m: Int, n: Int, k: Int,
@@ -14,12 +23,36 @@ public enum GEMM {
                                 b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 alpha: Float = 1, beta: Float = 0) {
+        if !transposeA && !transposeB && alpha == 1 && beta == 0 && usesAVX512
+            && restore_sgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc) == 0 {
+            return
+        }
         ensureSingleThreaded()
         cblas_sgemm(CblasRowMajor,
                     transposeA ? CblasTrans : CblasNoTrans,
                     transposeB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// Floats of B [k×n] packed for `multiply(m:n:k:a:lda:packedB:c:ldc:)`.
+    public static func packedCount(k: Int, n: Int) -> Int {
+        restore_sgemm_avx512_packed_count(k, n)
+    }
+
+    /// Packs B [k×n] (row stride ldb), or Bᵀ stored [n×k] when `transposed`, into
+    /// `packedCount(k:n:)` floats. Only for the AVX-512 kernel (`usesAVX512`).
+    public static func pack(k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
+                            into packed: UnsafeMutablePointer<Float>) {
+        restore_sgemm_avx512_pack(k, n, b, ldb, transposed ? 1 : 0, packed)
+    }
+
+    /// C[m×n] = A[m×k] · B with B packed by `pack`: no packing per call, for constant
+    /// weights multiplied by few rows at a time. Only when `usesAVX512`.
+    public static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
+                                packedB: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        precondition(usesAVX512, "packed products need the AVX-512 kernel")
+        restore_sgemm_avx512_packed(m, n, k, a, lda, packedB, c, ldc)
     }
 
     @usableFromInline

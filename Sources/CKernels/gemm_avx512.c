@@ -1,0 +1,179 @@
+/*
+ * Single-precision GEMM with an AVX-512 micro-kernel.
+ *
+ * Why not OpenBLAS here: the environment pins OpenBLAS to its Haswell (AVX2) kernels,
+ * ~105 GFLOP/s per core on this machine against ~200 with 512-bit FMAs, and every
+ * cblas_sgemm call packs A and B, which dominates the many thin products of Winograd
+ * convolution (36 GEMMs per block of 32–96 tiles).
+ *
+ * Scheme (GotoBLAS without packing A): C is computed in 8×48 tiles held in 24 zmm
+ * accumulators; per step of k the tile broadcasts 8 values of A (one per row, embedded
+ * broadcasts from memory) and loads 48 values of B (3 zmm), 24 FMAs against 11 loads, so
+ * the two FMA pipes, not the loads, set the pace. B is packed per block of KC×NC into
+ * contiguous 48-column panels so that the block stays in L2 without cache-set conflicts
+ * from large row strides, and so that edge columns are zeros rather than masked loads;
+ * the 8×KC slice of A stays in L1 while the panels of the block pass by. Constant B
+ * (weights of linear layers) is packed once per model instead (restore_sgemm_avx512_pack):
+ * linear layers with few rows would otherwise pack all of W for each small product.
+ */
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    TILE_ROWS = 8,        /* MR: rows of A broadcast per step */
+    TILE_COLUMNS = 48,    /* NR: 3 zmm of B per step */
+    BLOCK_DEPTH = 256,    /* KC: 8×256 floats of A = 8 KB, in L1 */
+    BLOCK_COLUMNS = 384,  /* NC: 256×384 floats of packed B = 384 KB, in the 1 MB L2 */
+};
+
+int restore_cpu_has_avx512(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+}
+
+/* One packed-B buffer per thread, made on first use and freed when the thread ends. */
+static pthread_key_t packed_b_key;
+static pthread_once_t packed_b_once = PTHREAD_ONCE_INIT;
+
+static void make_packed_b_key(void) { pthread_key_create(&packed_b_key, free); }
+
+static float *packed_b_buffer(void) {
+    pthread_once(&packed_b_once, make_packed_b_key);
+    float *buffer = pthread_getspecific(packed_b_key);
+    if (buffer == NULL) {
+        buffer = aligned_alloc(64, sizeof(float) * BLOCK_DEPTH * BLOCK_COLUMNS);
+        if (buffer != NULL) pthread_setspecific(packed_b_key, buffer);
+    }
+    return buffer;
+}
+
+/* Copies B[depth×columns] (stride ldb) into panels [depth][48], zero beyond columns. */
+static void pack_b(ptrdiff_t depth, ptrdiff_t columns, const float *b, ptrdiff_t ldb, float *packed) {
+    for (ptrdiff_t j0 = 0; j0 < columns; j0 += TILE_COLUMNS) {
+        ptrdiff_t width = columns - j0 < TILE_COLUMNS ? columns - j0 : TILE_COLUMNS;
+        float *panel = packed + j0 * depth;
+        for (ptrdiff_t p = 0; p < depth; p++) {
+            const float *row = b + p * ldb + j0;
+            float *destination = panel + p * TILE_COLUMNS;
+            memcpy(destination, row, sizeof(float) * (size_t)width);
+            if (width < TILE_COLUMNS) memset(destination + width, 0, sizeof(float) * (size_t)(TILE_COLUMNS - width));
+        }
+    }
+}
+
+static inline __mmask16 column_mask(ptrdiff_t columns) {
+    if (columns <= 0) return 0;
+    return columns >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << columns) - 1);
+}
+
+/*
+ * C[rows×columns] (+)= A[rows×depth] · panel[depth×48]. Rows past `rows` repeat the last
+ * row of A (their results are not stored), so the loop is the same for edge tiles.
+ */
+__attribute__((target("avx512f")))
+static void tile_8x48(int rows, ptrdiff_t columns, ptrdiff_t depth,
+                      const float *a, ptrdiff_t lda, const float *panel,
+                      float *c, ptrdiff_t ldc, int accumulate) {
+    const float *a_rows[TILE_ROWS];
+    for (int i = 0; i < TILE_ROWS; i++) a_rows[i] = a + (i < rows ? i : rows - 1) * lda;
+    __m512 acc[TILE_ROWS][3];
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TILE_ROWS; i++) {
+        acc[i][0] = _mm512_setzero_ps();
+        acc[i][1] = _mm512_setzero_ps();
+        acc[i][2] = _mm512_setzero_ps();
+    }
+    for (ptrdiff_t p = 0; p < depth; p++) {
+        const float *bp = panel + p * TILE_COLUMNS;
+        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32);
+#pragma clang loop unroll(full)
+        for (int i = 0; i < TILE_ROWS; i++) {
+            __m512 value = _mm512_set1_ps(a_rows[i][p]);
+            acc[i][0] = _mm512_fmadd_ps(value, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(value, b1, acc[i][1]);
+            acc[i][2] = _mm512_fmadd_ps(value, b2, acc[i][2]);
+        }
+    }
+    __mmask16 masks[3] = {column_mask(columns), column_mask(columns - 16), column_mask(columns - 32)};
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TILE_ROWS; i++) {
+        if (i < rows) {
+            float *row = c + i * ldc;
+#pragma clang loop unroll(full)
+            for (int v = 0; v < 3; v++) {
+                __m512 result = acc[i][v];
+                if (accumulate) result = _mm512_add_ps(result, _mm512_maskz_loadu_ps(masks[v], row + 16 * v));
+                _mm512_mask_storeu_ps(row + 16 * v, masks[v], result);
+            }
+        }
+    }
+}
+
+size_t restore_sgemm_avx512_packed_count(ptrdiff_t k, ptrdiff_t n) {
+    ptrdiff_t panels = (n + TILE_COLUMNS - 1) / TILE_COLUMNS;
+    return (size_t)(panels * TILE_COLUMNS * k);
+}
+
+void restore_sgemm_avx512_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed) {
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += TILE_COLUMNS) {
+        float *panel = packed + j0 * k;
+        for (ptrdiff_t p = 0; p < k; p++) {
+            for (ptrdiff_t j = 0; j < TILE_COLUMNS; j++) {
+                ptrdiff_t column = j0 + j;
+                panel[p * TILE_COLUMNS + j] = column >= n ? 0 : transposed ? b[column * ldb + p] : b[p * ldb + column];
+            }
+        }
+    }
+}
+
+/* The blocked product; B comes packed whole (`prepacked`) or is packed here block by block. */
+__attribute__((target("avx512f")))
+static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                    const float *b, ptrdiff_t ldb, const float *prepacked, float *c, ptrdiff_t ldc) {
+    if (m <= 0 || n <= 0) return 0;
+    if (k <= 0) {
+        for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        return 0;
+    }
+    float *packed = NULL;
+    if (prepacked == NULL) {
+        packed = packed_b_buffer();
+        if (packed == NULL) return -1;
+    }
+    for (ptrdiff_t j0 = 0; j0 < n; j0 += BLOCK_COLUMNS) {
+        ptrdiff_t width = n - j0 < BLOCK_COLUMNS ? n - j0 : BLOCK_COLUMNS;
+        for (ptrdiff_t p0 = 0; p0 < k; p0 += BLOCK_DEPTH) {
+            ptrdiff_t depth = k - p0 < BLOCK_DEPTH ? k - p0 : BLOCK_DEPTH;
+            if (packed != NULL) pack_b(depth, width, b + p0 * ldb + j0, ldb, packed);
+            for (ptrdiff_t i0 = 0; i0 < m; i0 += TILE_ROWS) {
+                int rows = (int)(m - i0 < TILE_ROWS ? m - i0 : TILE_ROWS);
+                for (ptrdiff_t j = 0; j < width; j += TILE_COLUMNS) {
+                    /* A panel of `prepacked` holds all k rows; one of `packed` this block's. */
+                    const float *panel = packed != NULL ? packed + j * depth
+                                                        : prepacked + (j0 + j) * k + p0 * TILE_COLUMNS;
+                    tile_8x48(rows, width - j, depth, a + i0 * lda + p0, lda, panel,
+                              c + i0 * ldc + j0 + j, ldc, p0 > 0);
+                }
+            }
+        }
+    }
+    return 0;
+}
+
+int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                         const float *a, ptrdiff_t lda,
+                         const float *b, ptrdiff_t ldb,
+                         float *c, ptrdiff_t ldc) {
+    return multiply(m, n, k, a, lda, b, ldb, NULL, c, ldc);
+}
+
+void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+                                 const float *a, ptrdiff_t lda,
+                                 const float *packed_b,
+                                 float *c, ptrdiff_t ldc) {
+    multiply(m, n, k, a, lda, NULL, 0, packed_b, c, ldc);
+}
