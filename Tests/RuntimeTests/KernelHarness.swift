@@ -12,8 +12,9 @@ enum KernelHarness {
     }
 
     /// Runs `node`'s fast kernel on `inputs` (nil = absent). Inputs listed in
-    /// `planTime` are given to the kernel as known values, as the planner does.
-    static func runFast(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [],
+    /// `planTime` are given to the kernel as known values, and those in `constants` as
+    /// model constants the kernel may prepare weights from, as the planner does.
+    static func runFast(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [], constants: Set<Int> = [],
                         threads: Int = 2) throws -> [HostTensor] {
         let op = try OpKind.makeOperator(node)
         let facts: [ValueFact?] = inputs.enumerated().map { index, tensor in
@@ -23,7 +24,19 @@ enum KernelHarness {
         if op.isView {
             return [HostTensor(shape: outputFacts[0].shape, floats: inputs[0]!.floats)]
         }
-        return run(try op.kernel(inputs: facts, outputs: outputFacts), inputs, outputFacts: outputFacts, threads: threads)
+        let constantCopies: [UnsafeMutablePointer<Float>?] = inputs.enumerated().map { index, tensor in
+            guard constants.contains(index), let tensor else { return nil }
+            let copy = UnsafeMutablePointer<Float>.allocate(capacity: max(tensor.count, 1))
+            copy.initialize(from: tensor.floats, count: tensor.count)
+            return copy
+        }
+        defer { constantCopies.forEach { $0?.deallocate() } }
+        let store = PreparedWeightStore()
+        let constantInputs = ConstantInputs(
+            constants: constantCopies.enumerated().map { index, copy in copy.map { ("input\(index)", UnsafePointer($0)) } },
+            store: store)
+        let kernel = try op.kernel(inputs: facts, outputs: outputFacts, constants: constantInputs)
+        return withExtendedLifetime(store) { run(kernel, inputs, outputFacts: outputFacts, threads: threads) }
     }
 
     /// Runs `kernel` on `inputs` (nil = absent) into fresh outputs of `outputFacts`' shapes.
@@ -57,11 +70,11 @@ enum KernelHarness {
 
     /// Asserts fast == reference within `tolerance` (max abs error relative to the
     /// reference's largest magnitude), printing both errors.
-    static func assertFastMatchesReference(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [],
+    static func assertFastMatchesReference(_ node: Node, _ inputs: [HostTensor?], planTime: Set<Int> = [], constants: Set<Int> = [],
                                            tolerance: Float = 1e-5, file: StaticString = #filePath, line: UInt = #line) throws {
         let op = try OpKind.makeOperator(node)
         let expected = try op.reference(inputs)
-        let actual = try runFast(node, inputs, planTime: planTime)
+        let actual = try runFast(node, inputs, planTime: planTime, constants: constants)
         XCTAssertEqual(expected.count, actual.count, file: file, line: line)
         for (e, a) in zip(expected, actual) {
             XCTAssertEqual(e.shape, a.shape, file: file, line: line)

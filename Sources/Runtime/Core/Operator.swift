@@ -21,6 +21,11 @@ public protocol Operator: Sendable {
     /// here; the kernel then sees only float buffers.
     func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel
 
+    /// The fast kernel, given the node's constant inputs so that it can rearrange weights
+    /// once per model (Winograd-transformed, transposed) instead of on every run. Ops
+    /// that need no such thing leave this to the default, `kernel(inputs:outputs:)`.
+    func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel
+
     /// True when output 0 is input 0's elements under another shape (reshape, squeeze,
     /// unsqueeze, flatten): the planner aliases the buffer and runs no kernel.
     var isView: Bool { get }
@@ -28,6 +33,43 @@ public protocol Operator: Sendable {
 
 extension Operator {
     public var isView: Bool { false }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
+        try kernel(inputs: inputs, outputs: outputs)
+    }
+}
+
+/// A node's constant float inputs while its kernel is made, and the model's store of
+/// weights prepared from them (design: weights are used in place from the mmap; what a
+/// kernel derives from them is made once per model and shared by every plan and session).
+public struct ConstantInputs {
+    /// Per input: the constant's name and f32 elements, nil for other inputs.
+    let constants: [(name: String, floats: UnsafePointer<Float>)?]
+    let store: PreparedWeightStore?
+
+    /// No constant inputs (kernels made outside a planner, as in tests).
+    public static let none = ConstantInputs(constants: [], store: nil)
+
+    init(constants: [(name: String, floats: UnsafePointer<Float>)?], store: PreparedWeightStore?) {
+        self.constants = constants
+        self.store = store
+    }
+
+    /// `count` floats derived from constant input `index` by `fill` (which reads the
+    /// input's floats and writes the derived ones), made on the first request for this
+    /// input and `form` and kept while the model lives; nil when the input is not a
+    /// constant. `form` names the derivation and its parameters.
+    public func prepared(_ index: Int, form: String, count: Int,
+                         fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
+        guard index < constants.count, let constant = constants[index], let store else { return nil }
+        return store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill)
+    }
+}
+
+/// Floats a kernel derived from a constant, owned by the model's `PreparedWeightStore`:
+/// 64-byte aligned, valid while the model lives, as constants' own pointers are.
+public struct PreparedWeights: @unchecked Sendable {
+    public let pointer: UnsafePointer<Float>
 }
 
 /// A fast kernel bound to concrete shapes. It must not allocate in `run`: buffers come

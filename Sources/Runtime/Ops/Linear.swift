@@ -53,10 +53,22 @@ public struct Linear: Operator {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        try kernel(inputs: inputs, outputs: outputs, constants: .none)
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let (n, k) = (weight.shape[0], weight.shape[1])
+        // GEMM's AVX-512 kernel takes B = Wᵀ packed in 48-column panels; a constant W is
+        // packed once per model. Otherwise OpenBLAS reads W transposed in place.
+        let packedWeight = GEMM.usesAVX512
+            ? constants.prepared(1, form: "gemm-avx512-panels", count: GEMM.packedCount(k: k, n: n)) { w, packed in
+                GEMM.pack(k: k, n: n, b: w, ldb: k, transposed: true, into: packed)
+            }
+            : nil
         return LinearKernel(rows: outputs[0].count / Swift.max(n, 1), n: n, k: k,
-                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: activation)
+                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: activation,
+                            packedWeight: packedWeight)
     }
 }
 
@@ -67,6 +79,9 @@ struct LinearKernel: Kernel {
     let rows: Int, n: Int, k: Int
     let hasBias: Bool
     let activation: Activation
+    /// Wᵀ packed for GEMM's AVX-512 kernel once per model from a constant W; nil to read
+    /// W [N, K] transposed.
+    var packedWeight: PreparedWeights? = nil
     /// Rows of Y per block: about 256 KB of output, which stays in L2 until the bias
     /// and activation pass, yet at least 256 rows: OpenBLAS runs short blocks well below
     /// its speed (ViT-S/16's 197 tokens cut into 42-row blocks for its 1536-wide MLP took
@@ -93,7 +108,10 @@ struct LinearKernel: Kernel {
         while start < rows.upperBound {
             let count = Swift.min(rowsPerBlock, rows.upperBound - start)
             let block = y + start * n
-            if k > 0 {
+            if k > 0, let packedWeight {
+                GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
+                              packedB: packedWeight.pointer, c: block, ldc: Swift.max(n, 1))
+            } else if k > 0 {
                 GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
                               b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
             } else {

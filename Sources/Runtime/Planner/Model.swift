@@ -1,4 +1,5 @@
 import Format
+import Synchronization
 
 /// A loaded model: the graph and one parsed operator per node. Immutable, so one model
 /// serves many sessions on many threads.
@@ -10,6 +11,8 @@ public final class Model: Sendable {
     /// Float constants as f32: in place for f32 (zero copy from an mmap), dequantized
     /// once here for f16/bf16/int8 so every plan and session shares them.
     private let floatConstants: [String: ByteStorage]
+    /// Weights kernels rearranged from constants, shared by every plan and session.
+    let preparedWeights: PreparedWeightStore
 
     enum Producer: Sendable {
         case input(Int)
@@ -51,6 +54,7 @@ public final class Model: Sendable {
                 : constant.floatValues().withUnsafeBytes { ByteStorage(copying: $0) }
         }
         self.floatConstants = floatConstants
+        self.preparedWeights = PreparedWeightStore()
     }
 
     /// The f32 elements of a float constant; valid while the model lives.
@@ -61,6 +65,31 @@ public final class Model: Sendable {
         let offset = constant.dtype == .float32 ? constant.byteOffset : 0
         return (storage.base + offset).assumingMemoryBound(to: Float.self)
     }
+}
+
+/// The weights kernels derived from a model's constants (`ConstantInputs.prepared`), by
+/// constant and form. Made under a lock: sessions on several threads may plan at once.
+final class PreparedWeightStore: Sendable {
+    private let entries = Mutex<[String: (floats: UnsafeMutablePointer<Float>, count: Int)]>([:])
+
+    func prepared(_ name: String, form: String, count: Int, source: UnsafePointer<Float>,
+                  fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights {
+        entries.withLock { entries in
+            let key = "\(name)\u{1F}\(form)"
+            if let entry = entries[key] { return PreparedWeights(pointer: UnsafePointer(entry.floats)) }
+            // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
+            let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
+                .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
+            fill(source, floats)
+            entries[key] = (floats, count)
+            return PreparedWeights(pointer: UnsafePointer(floats))
+        }
+    }
+
+    /// Bytes of all prepared weights, for `rrun info` and the benchmarks.
+    var bytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size } } }
+
+    deinit { entries.withLock { $0.values.forEach { $0.floats.deallocate() } } }
 }
 
 /// Errors in loading, planning or running a model.

@@ -104,7 +104,13 @@ enum Planner {
                     views += 1
                     continue
                 } else {
-                    let kernel = try op.kernel(inputs: inputFacts, outputs: outputFacts)
+                    let constants = ConstantInputs(
+                        constants: inputSources.map { source in
+                            guard case .constant(let name)? = source else { return nil }
+                            return (name, model.floatConstant(name))
+                        },
+                        store: model.preparedWeights)
+                    let kernel = try op.kernel(inputs: inputFacts, outputs: outputFacts, constants: constants)
                     let stepIndex = steps.count
                     for source in inputSources {
                         if case .buffer(let id)? = source { buffers[id].last = stepIndex }

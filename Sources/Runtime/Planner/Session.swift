@@ -1,3 +1,4 @@
+import Dispatch
 import Format
 
 /// Runs a model: one session per thread. Keeps a plan per set of input shapes and one
@@ -66,14 +67,26 @@ public final class Session {
         }
     }
 
+    /// Wall time of every kernel in the last run, by graph node index, when `profiling` is on.
+    public private(set) var stepTimes: [(node: Int, seconds: Double)] = []
+    /// Times each kernel of the following runs into `stepTimes` (for `rrun bench --profile`).
+    public var profiling = false
+
     private func execute(_ plan: Plan, arena base: UnsafeMutableRawPointer) {
+        stepTimes.removeAll(keepingCapacity: true)
         for step in plan.steps {
             let io = KernelIO(
                 inputs: step.inputs.map { $0.map { Self.pointer($0, arena: base) } },
                 outputs: step.outputs.map { (base + $0).assumingMemoryBound(to: Float.self) },
                 scratch: step.scratch.map { base + $0 },
                 pool: pool)
+            guard profiling else {
+                step.kernel.run(io)
+                continue
+            }
+            let start = DispatchTime.now().uptimeNanoseconds
             step.kernel.run(io)
+            stepTimes.append((step.node, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
         }
     }
 

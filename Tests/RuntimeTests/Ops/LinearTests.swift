@@ -36,6 +36,16 @@ final class LinearTests: XCTestCase {
         try KernelHarness.assertFastMatchesReference(node(.relu), inputs([700, 64], n: 96, seed: 8))
     }
 
+    /// A constant W is packed once per model for the AVX-512 GEMM.
+    func testFastWithConstantWeightMatchesReference() throws {
+        let cases: [([Int], Int)] = [([7], 1), ([65, 63], 7), ([2, 3, 33], 17), ([300, 96], 384), ([5, 13], 49)]
+        for (index, (x, n)) in cases.enumerated() {
+            let values = inputs(x, n: n, seed: UInt64(index + 40))
+            try KernelHarness.assertFastMatchesReference(node(.gelu), values, constants: [1])
+            try KernelHarness.assertFastMatchesReference(node(bias: false), [values[0], values[1], nil], constants: [1])
+        }
+    }
+
     func testWeightOfWrongWidthThrowsNamingTheNode() throws {
         let op = try OpKind.makeOperator(node())
         XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [2, 8]), ValueFact(dtype: .float32, shape: [4, 7]),
