@@ -39,7 +39,8 @@
 /// 1. input transform V = Bᵀ d B of every 6×6 input tile and input channel, stored as 36
 ///    matrices [inChannels × tiles];
 /// 2. 36 GEMMs M[ξ] = U[ξ] · V[ξ], with U[ξ] [outChannels × inChannels] the transformed
-///    weights (transformed at the start of every run: weights only exist as a pointer);
+///    weights (transformed once per model when W is a constant, else at the start of
+///    every run into scratch);
 /// 3. output transform Y = Aᵀ M A of every tile and output channel, written to the output
 ///    and finished by the convolution's epilogue row by row.
 ///
@@ -70,6 +71,11 @@ struct WinogradConvolutionKernel: Kernel {
     /// im2col, whose GEMM has k = 9 × channels (measured, see the top of the file). Few
     /// output channels are no obstacle: there Winograd wins most.
     static let minimumInChannels = 8
+    /// With fewer output tiles per image the 36 GEMMs are a few columns wide, too thin for
+    /// the 48-column GEMM tiles (Sources/CKernels), and im2col's one GEMM over all pixels is
+    /// as fast without the transformed weights' 4× memory: UperNet's PPM bottleneck at
+    /// 12×12 (9 tiles, 2816→512 channels) would hold 207 MB of them.
+    static let minimumTiles = 16
     /// Largest transformed weight set (36 × out × in floats) worth its scratch memory:
     /// 512→512 channels take 38 MB, UperNet's 2048→512 bottleneck 151 MB. Letting the
     /// bottleneck in (the cap was 64 MB) took Swin-T + UperNet at 384² from 2296 to
@@ -83,9 +89,34 @@ struct WinogradConvolutionKernel: Kernel {
     /// out × in weight matrix for too few columns (512→512 channels: 8 tiles ran 1.6× slower
     /// than 56). At 512 channels 32 tiles take 4.7 MB per worker.
     static let minimumBlockTiles = 32
+    /// U larger than this is shared (`Schedule.sharedBlock`): 4× the 1 MB L2 of a core, where
+    /// reading U from L3 and memory for every worker's small block starts to cost more than
+    /// the barriers between the phases of a shared one. DnCNN's 64→64 channels (590 KB)
+    /// stay per worker, UperNet's 512→512 (38 MB) and 2048→512 (151 MB) share.
+    static let sharedWeightBytes = 4 << 20
+    /// Target size of a shared block's V and M together: a few blocks per image at 96×96
+    /// and 2048→512 channels (144 tiles, 53 MB), so U streams 4 times, not 18.
+    static let sharedBlockBytes = 64 << 20
+    /// Shared blocks are whole GEMM column tiles (48 columns, Sources/CKernels).
+    static let sharedBlockTileMultiple = 48
+
+    /// How the blocks of tiles are spread over the workers.
+    enum Schedule: Sendable {
+        /// Each worker transforms, multiplies and transforms back blocks of its own; U is
+        /// small enough that every worker finds it in cache.
+        case blockPerWorker
+        /// The workers share one larger block at a time: they split its transforms by
+        /// tile row and channel and its 36 GEMMs by point, so that a U too large for the
+        /// caches (38 MB at 512→512 channels, 151 MB at 2048→512) streams from memory once
+        /// per block instead of once per block and worker.
+        case sharedBlock
+    }
 
     let layout: Layout
     let epilogue: ConvolutionEpilogue
+    let schedule: Schedule
+    /// U made once per model from a constant W; nil when W is computed at run time.
+    let transformedWeights: PreparedWeights?
     /// Output tiles down and across one image (edge tiles may be partial).
     let tileRows: Int, tileColumns: Int
     /// Tiles per work item, consecutive in raster order (a block may span tile rows).
@@ -97,38 +128,57 @@ struct WinogradConvolutionKernel: Kernel {
         return g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
             && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1
             && layout.inChannels >= minimumInChannels
+            && ((g.outputHeight + outputTile - 1) / outputTile) * ((g.outputWidth + outputTile - 1) / outputTile) >= minimumTiles
             && points * layout.inChannels * layout.outChannels * MemoryLayout<Float>.size <= maximumWeightBytes
     }
 
-    /// `tilesPerBlock` overrides the block size (tests use small blocks to cross tile rows).
-    init(layout: Layout, epilogue: ConvolutionEpilogue, tilesPerBlock: Int? = nil) {
+    /// `tilesPerBlock` overrides the block size (tests use small blocks to cross tile rows);
+    /// with `constants` holding W, U is made once per model.
+    init(layout: Layout, epilogue: ConvolutionEpilogue, constants: ConstantInputs = .none, tilesPerBlock: Int? = nil) {
         let g = layout.geometry
         precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
                      && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1,
                      "Winograd F(4×4, 3×3) needs a 3×3, stride-1, dilation-1, ungrouped convolution")
         self.layout = layout
         self.epilogue = epilogue
+        let pointStride = layout.outChannels * layout.inChannels
+        transformedWeights = constants.prepared(1, form: "winograd-f4x4-3x3", count: Self.points * pointStride) { w, u in
+            for k in 0..<layout.outChannels { Self.transformWeights(w, outChannel: k, into: u, layout: layout) }
+        }
         tileRows = (g.outputHeight + Self.outputTile - 1) / Self.outputTile
         tileColumns = (g.outputWidth + Self.outputTile - 1) / Self.outputTile
         let bytesPerTile = Self.points * (layout.inChannels + layout.outChannels) * MemoryLayout<Float>.size
-        // A multiple of 8 tiles keeps the GEMMs' column blocks whole.
-        let fit = max(Self.minimumBlockTiles, Self.blockBytes / bytesPerTile / 8 * 8)
+        schedule = Self.points * pointStride * MemoryLayout<Float>.size > Self.sharedWeightBytes ? .sharedBlock : .blockPerWorker
+        let fit: Int
+        switch schedule {
+        case .blockPerWorker:
+            // A multiple of 8 tiles keeps the GEMMs' column blocks whole.
+            fit = max(Self.minimumBlockTiles, Self.blockBytes / bytesPerTile / 8 * 8)
+        case .sharedBlock:
+            let multiple = Self.sharedBlockTileMultiple
+            fit = max(multiple, Self.sharedBlockBytes / bytesPerTile / multiple * multiple)
+        }
         self.tilesPerBlock = max(1, min(tilesPerBlock ?? fit, tileRows * tileColumns))
     }
 
-    var scratchBytes: Int { weightBytes + ScratchSlots.slotCount * slotBytes }
+    var scratchBytes: Int {
+        switch schedule {
+        case .blockPerWorker: weightBytes + ScratchSlots.slotCount * (blockBytes + workBytes)
+        case .sharedBlock: weightBytes + blockBytes + ScratchSlots.slotCount * workBytes
+        }
+    }
 
-    /// The transformed weights U, shared by all workers.
+    /// Scratch for the transformed weights U, shared by all workers, when they are made per run.
     private var weightBytes: Int {
-        Self.aligned(Self.points * layout.outChannels * layout.inChannels)
+        transformedWeights == nil ? Self.aligned(Self.points * layout.outChannels * layout.inChannels) : 0
     }
 
-    /// One worker's V, M and transform rows.
-    private var slotBytes: Int {
-        let t = tilesPerBlock
-        return Self.aligned(Self.points * layout.inChannels * t) + Self.aligned(Self.points * layout.outChannels * t)
-            + Self.aligned(workFloats)
-    }
+    /// V and M of one block.
+    private var vBytes: Int { Self.aligned(Self.points * layout.inChannels * tilesPerBlock) }
+    private var mBytes: Int { Self.aligned(Self.points * layout.outChannels * tilesPerBlock) }
+    private var blockBytes: Int { vBytes + mBytes }
+    /// One worker's transform rows.
+    private var workBytes: Int { Self.aligned(workFloats) }
 
     /// Tiles per block rounded up to whole SIMD groups: the stride of the work rows.
     private var laneTiles: Int { (tilesPerBlock + Self.lanes - 1) / Self.lanes * Self.lanes }
@@ -158,55 +208,94 @@ struct WinogradConvolutionKernel: Kernel {
         let bias = l.hasBias ? io.inputs[2] : nil
         let residual = l.hasResidual ? io.inputs[3] : nil
         let y = io.outputs[0]
-        let u = scratch.assumingMemoryBound(to: Float.self)
-        io.pool.parallelFor(l.outChannels) { channels in
-            for k in channels { transformWeights(w, outChannel: k, into: u) }
+        let u: UnsafePointer<Float>
+        if let transformedWeights {
+            u = transformedWeights.pointer
+        } else {
+            let perRun = scratch.assumingMemoryBound(to: Float.self)
+            io.pool.parallelFor(l.outChannels) { channels in
+                for k in channels { Self.transformWeights(w, outChannel: k, into: perRun, layout: l) }
+            }
+            u = UnsafePointer(perRun)
         }
         let tilesPerImage = tileRows * tileColumns
         let blocksPerImage = (tilesPerImage + tilesPerBlock - 1) / tilesPerBlock
-        let vBytes = Self.aligned(Self.points * l.inChannels * tilesPerBlock)
-        let mBytes = Self.aligned(Self.points * l.outChannels * tilesPerBlock)
-        ScratchSlots.run(items: l.batch * blocksPerImage, pool: io.pool) { slot, item in
-            let slotBase = scratch + weightBytes + slot * slotBytes
-            let v = slotBase.assumingMemoryBound(to: Float.self)
-            let m = (slotBase + vBytes).assumingMemoryBound(to: Float.self)
-            let work = (slotBase + vBytes + mBytes).assumingMemoryBound(to: Float.self)
-            let n = item / blocksPerImage
-            let firstTile = item % blocksPerImage * tilesPerBlock
-            let tiles = min(tilesPerBlock, tilesPerImage - firstTile)
-            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
-                transformInput(x, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
-                               into: v + offset, work: work)
+        let operands = scratch + weightBytes
+        switch schedule {
+        case .blockPerWorker:
+            ScratchSlots.run(items: l.batch * blocksPerImage, pool: io.pool) { slot, item in
+                let block = operands + slot * (blockBytes + workBytes)
+                let v = block.assumingMemoryBound(to: Float.self)
+                let m = (block + vBytes).assumingMemoryBound(to: Float.self)
+                let work = (block + blockBytes).assumingMemoryBound(to: Float.self)
+                let n = item / blocksPerImage
+                let firstTile = item % blocksPerImage * tilesPerBlock
+                let tiles = min(tilesPerBlock, tilesPerImage - firstTile)
+                for segment in segments(firstTile: firstTile, tiles: tiles) {
+                    transformInput(x, image: n, tileRow: segment.tileRow, firstColumn: segment.firstColumn,
+                                   length: segment.length, channels: 0..<l.inChannels, into: v + segment.offset, work: work)
+                }
+                for point in 0..<Self.points { multiply(point: point, u: u, v: v, m: m, tiles: tiles) }
+                for segment in segments(firstTile: firstTile, tiles: tiles) {
+                    transformOutput(m + segment.offset, image: n, tileRow: segment.tileRow, firstColumn: segment.firstColumn,
+                                    length: segment.length, channels: 0..<l.outChannels, bias: bias, residual: residual,
+                                    into: y, work: work)
+                }
             }
-            for point in 0..<Self.points {
-                GEMM.multiply(m: l.outChannels, n: tiles, k: l.inChannels,
-                              a: u + point * l.outChannels * l.inChannels, lda: l.inChannels,
-                              b: v + point * l.inChannels * tilesPerBlock, ldb: tilesPerBlock,
-                              c: m + point * l.outChannels * tilesPerBlock, ldc: tilesPerBlock)
+        case .sharedBlock:
+            let v = operands.assumingMemoryBound(to: Float.self)
+            let m = (operands + vBytes).assumingMemoryBound(to: Float.self)
+            let workBase = operands + blockBytes
+            // Transforms split into this many channel ranges per tile row segment, so that
+            // a block within one tile row still keeps every worker busy.
+            let channelSplits = 2 * ScratchSlots.slotCount
+            func chunk(_ count: Int, _ index: Int) -> Range<Int> {
+                (count * index / channelSplits)..<(count * (index + 1) / channelSplits)
             }
-            forEachSegment(firstTile: firstTile, tiles: tiles) { tileRow, firstColumn, length, offset in
-                transformOutput(m + offset, image: n, tileRow: tileRow, firstColumn: firstColumn, length: length,
-                                bias: bias, residual: residual, into: y, work: work)
+            for item in 0..<(l.batch * blocksPerImage) {
+                let n = item / blocksPerImage
+                let firstTile = item % blocksPerImage * tilesPerBlock
+                let tiles = min(tilesPerBlock, tilesPerImage - firstTile)
+                let parts = segments(firstTile: firstTile, tiles: tiles)
+                ScratchSlots.run(items: parts.count * channelSplits, pool: io.pool) { slot, part in
+                    let segment = parts[part / channelSplits]
+                    transformInput(x, image: n, tileRow: segment.tileRow, firstColumn: segment.firstColumn,
+                                   length: segment.length, channels: chunk(l.inChannels, part % channelSplits),
+                                   into: v + segment.offset,
+                                   work: (workBase + slot * workBytes).assumingMemoryBound(to: Float.self))
+                }
+                ScratchSlots.run(items: Self.points, pool: io.pool) { _, point in
+                    multiply(point: point, u: u, v: v, m: m, tiles: tiles)
+                }
+                ScratchSlots.run(items: parts.count * channelSplits, pool: io.pool) { slot, part in
+                    let segment = parts[part / channelSplits]
+                    transformOutput(m + segment.offset, image: n, tileRow: segment.tileRow, firstColumn: segment.firstColumn,
+                                    length: segment.length, channels: chunk(l.outChannels, part % channelSplits),
+                                    bias: bias, residual: residual, into: y,
+                                    work: (workBase + slot * workBytes).assumingMemoryBound(to: Float.self))
+                }
             }
         }
     }
 
-    /// Splits tiles firstTile..<firstTile+tiles (raster order) into runs within one tile
-    /// row: (tile row, first tile column, run length, run's offset in the block).
-    private func forEachSegment(firstTile: Int, tiles: Int, _ body: (Int, Int, Int, Int) -> Void) {
-        var offset = 0
-        while offset < tiles {
-            let tile = firstTile + offset
-            let tileRow = tile / tileColumns, firstColumn = tile % tileColumns
-            let length = min(tileColumns - firstColumn, tiles - offset)
-            body(tileRow, firstColumn, length, offset)
-            offset += length
-        }
+    /// M[ξ] = U[ξ] · V[ξ] for one point ξ of a block of `tiles` tiles.
+    private func multiply(point: Int, u: UnsafePointer<Float>, v: UnsafeMutablePointer<Float>,
+                          m: UnsafeMutablePointer<Float>, tiles: Int) {
+        let l = layout
+        GEMM.multiply(m: l.outChannels, n: tiles, k: l.inChannels,
+                      a: u + point * l.outChannels * l.inChannels, lda: l.inChannels,
+                      b: v + point * l.inChannels * tilesPerBlock, ldb: tilesPerBlock,
+                      c: m + point * l.outChannels * tilesPerBlock, ldc: tilesPerBlock)
+    }
+
+    /// The tiles firstTile..<firstTile+tiles (raster order) as runs within one tile row.
+    private func segments(firstTile: Int, tiles: Int) -> BlockSegments {
+        BlockSegments(firstTile: firstTile, tiles: tiles, tileColumns: tileColumns)
     }
 
     /// U[ξ][k][c] = (G g Gᵀ)[ξ] for every input channel c of output channel k.
-    private func transformWeights(_ w: UnsafePointer<Float>, outChannel k: Int, into u: UnsafeMutablePointer<Float>) {
-        let l = layout
+    private static func transformWeights(_ w: UnsafePointer<Float>, outChannel k: Int, into u: UnsafeMutablePointer<Float>,
+                                         layout l: Layout) {
         let pointStride = l.outChannels * l.inChannels
         for c in 0..<l.inChannels {
             let g = w + (k * l.inChannels + c) * 9
@@ -228,9 +317,9 @@ struct WinogradConvolutionKernel: Kernel {
     }
 
     /// V[ξ][c][offset + t] = (Bᵀ d B)[ξ] for the `length` tiles of one tile row starting at
-    /// `firstColumn` and every input channel c; pixels outside the input read as zero.
+    /// `firstColumn` and the input channels c in `channels`; pixels outside the input read as zero.
     private func transformInput(_ x: UnsafePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int, length: Int,
-                                into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
+                                channels: Range<Int>, into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
         let width = paddedRowWidth, t = laneTiles
         let rows = work, rowTransformed = work + Self.inputTile * width
@@ -241,7 +330,7 @@ struct WinogradConvolutionKernel: Kernel {
         let upper = max(lower, min(width, g.inputWidth - firstX))
         let groups = (length + Self.lanes - 1) / Self.lanes
         let pointStride = l.inChannels * tilesPerBlock
-        for c in 0..<l.inChannels {
+        for c in channels {
             let plane = x + (n * l.inChannels + c) * g.inputPixels
             for i in 0..<Self.inputTile {
                 let row = rows + i * width, iy = firstY + i
@@ -290,10 +379,10 @@ struct WinogradConvolutionKernel: Kernel {
         }
     }
 
-    /// Y = Aᵀ M A for the `length` tiles of one tile row and every output channel, written
-    /// to the output (edge tiles clipped) and finished by the epilogue.
+    /// Y = Aᵀ M A for the `length` tiles of one tile row and the output channels in
+    /// `channels`, written to the output (edge tiles clipped) and finished by the epilogue.
     private func transformOutput(_ m: UnsafeMutablePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int,
-                                 length: Int, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
+                                 length: Int, channels: Range<Int>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
                                  into y: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
         let t = laneTiles, rowStride = Self.outputTile * laneTiles
@@ -304,7 +393,7 @@ struct WinogradConvolutionKernel: Kernel {
         let outputRows = min(Self.outputTile, g.outputHeight - firstY)
         let outputColumns = min(Self.outputTile * length, g.outputWidth - firstX)
         let groups = (length + Self.lanes - 1) / Self.lanes
-        for k in 0..<l.outChannels {
+        for k in channels {
             let channel = m + k * tilesPerBlock
             // Along columns: Aᵀ M over the six point rows, for each of the six point columns,
             // eight tiles at a time. Lanes past `length` compute unused values; the last row
@@ -421,5 +510,26 @@ extension SIMD8<Float>: WinogradLanes {
     }
     @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
+    }
+}
+
+/// A block of tiles split into runs within one tile row, computed on demand (kernels do not
+/// allocate while running).
+struct BlockSegments: RandomAccessCollection {
+    struct Segment {
+        /// The run's tile row, its first tile column, its length and its offset in the block.
+        let tileRow: Int, firstColumn: Int, length: Int, offset: Int
+    }
+
+    let firstTile: Int, tiles: Int, tileColumns: Int
+
+    var startIndex: Int { 0 }
+    var endIndex: Int { tiles == 0 ? 0 : (firstTile + tiles - 1) / tileColumns - firstTile / tileColumns + 1 }
+
+    subscript(index: Int) -> Segment {
+        let tileRow = firstTile / tileColumns + index
+        let start = index == 0 ? firstTile : tileRow * tileColumns
+        let end = Swift.min((tileRow + 1) * tileColumns, firstTile + tiles)
+        return Segment(tileRow: tileRow, firstColumn: start - tileRow * tileColumns, length: end - start, offset: start - firstTile)
     }
 }

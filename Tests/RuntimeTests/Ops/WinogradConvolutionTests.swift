@@ -16,7 +16,8 @@ final class WinogradConvolutionTests: XCTestCase {
     /// X [N,C,H,W] and W [M,C,3,3] and compares it with the reference.
     private func check(x: [Int], outChannels: Int, pads: [Int] = [1, 1, 1, 1], activation: [String: Attribute] = [:],
                        bias: Bool = true, residual: Bool = false, residualBeforeActivation: Bool = false,
-                       tilesPerBlock: Int? = nil, seed: UInt64,
+                       tilesPerBlock: Int? = nil, constantWeights: Bool = false,
+                       expectedSchedule: WinogradConvolutionKernel.Schedule? = nil, seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         var attributes = activation
         attributes["pads"] = .ints(pads)
@@ -32,12 +33,22 @@ final class WinogradConvolutionTests: XCTestCase {
         if residual { inputs.append(KernelHarness.random(outputShape, seed: seed + 3)) }
         let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: outChannels, group: 1,
                                               geometry: geometry, hasBias: bias, hasResidual: residual)
-        let kernel = WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, tilesPerBlock: tilesPerBlock)
-        let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
+        // A constant W is transformed once, as the planner has the model do.
+        let store = PreparedWeightStore()
+        let kernel = inputs[1]!.floats.withUnsafeBufferPointer { weights in
+            let constants = constantWeights
+                ? ConstantInputs(constants: [nil, ("W", weights.baseAddress!)], store: store) : .none
+            return WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, constants: constants, tilesPerBlock: tilesPerBlock)
+        }
+        XCTAssertEqual(kernel.transformedWeights != nil, constantWeights, file: file, line: line)
+        if let expectedSchedule { XCTAssertEqual(kernel.schedule, expectedSchedule, file: file, line: line) }
+        let actual = withExtendedLifetime(store) {
+            KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
+        }
         let expected = try op.reference(inputs)[0]
         XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
         let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
-        print("winograd X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block: max abs error \(maxAbs), relative \(relative)")
+        print("winograd X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block, \(kernel.schedule)\(constantWeights ? ", U made once" : ""): max abs error \(maxAbs), relative \(relative)")
         XCTAssertLessThanOrEqual(relative, Self.tolerance, "Winograd differs from reference", file: file, line: line)
     }
 
@@ -70,6 +81,38 @@ final class WinogradConvolutionTests: XCTestCase {
         try check(x: [1, 9, 37, 45], outChannels: 5, tilesPerBlock: 11, seed: 15)
     }
 
+    /// W given as a model constant: U is made once at plan time instead of on every run.
+    func testWeightsTransformedOnceMatchReference() throws {
+        try check(x: [1, 17, 63, 65], outChannels: 16, constantWeights: true, seed: 30)
+        try check(x: [2, 16, 19, 23], outChannels: 16, tilesPerBlock: 8, constantWeights: true, seed: 31)
+    }
+
+    /// A U larger than 4 MB makes the workers share each block: transforms split by tile
+    /// row and channel range, the 36 GEMMs by point. Blocks of 8 and 13 tiles start mid
+    /// tile row and span several.
+    func testSharedBlocksMatchReference() throws {
+        try check(x: [1, 200, 21, 26], outChannels: 150, expectedSchedule: .sharedBlock, seed: 32)
+        try check(x: [2, 200, 19, 23], outChannels: 151, tilesPerBlock: 8, expectedSchedule: .sharedBlock, seed: 33)
+        try check(x: [1, 201, 30, 17], outChannels: 152, activation: ["activation": .string("relu")], residual: true,
+                  tilesPerBlock: 13, constantWeights: true, expectedSchedule: .sharedBlock, seed: 34)
+        try check(x: [1, 128, 19, 23], outChannels: 128, expectedSchedule: .blockPerWorker, seed: 35)
+    }
+
+    /// Segments of a block: runs within one tile row, in order, covering the block once.
+    func testBlockSegmentsCoverTheBlockRowByRow() {
+        for (firstTile, tiles, columns) in [(0, 10, 4), (3, 9, 4), (5, 1, 7), (6, 14, 7), (0, 0, 3), (2, 2, 3)] {
+            let segments = BlockSegments(firstTile: firstTile, tiles: tiles, tileColumns: columns)
+            var covered: [Int] = []
+            for segment in segments {
+                XCTAssertEqual(segment.offset, covered.count)
+                XCTAssertLessThanOrEqual(segment.firstColumn + segment.length, columns)
+                XCTAssertGreaterThan(segment.length, 0)
+                covered += (0..<segment.length).map { segment.tileRow * columns + segment.firstColumn + $0 }
+            }
+            XCTAssertEqual(covered, Array(firstTile..<(firstTile + tiles)), "block \(firstTile)+\(tiles) of rows of \(columns)")
+        }
+    }
+
     func testActivationsAndResidual() throws {
         let activations: [[String: Attribute]] = [
             [:], ["activation": .string("relu")],
@@ -87,7 +130,7 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     /// The conv op picks Winograd for 3×3 stride-1 convolutions with ≥ 8 input channels and
-    /// im2col otherwise; through the op, Winograd matches the reference.
+    /// ≥ 16 output tiles, im2col otherwise; through the op, Winograd matches the reference.
     func testDispatch() throws {
         func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
             let node = Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
@@ -97,19 +140,22 @@ final class WinogradConvolutionTests: XCTestCase {
         }
         let pads: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], pads) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 8, 8, 8], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 8, 18, 18], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 8, 8, 8], [16, 8, 3, 3], [:]) is ConvolutionKernel)  // 6×6 output: 4 tiles
         XCTAssertTrue(try kernel([1, 64, 32, 32], [3, 64, 3, 3], pads) is WinogradConvolutionKernel)
         XCTAssertTrue(try kernel([1, 3, 32, 32], [64, 3, 3, 3], pads) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["strides": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["dilations": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 32, 3, 3], ["group": .int(2)]) is ConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 2048, 8, 8], [512, 2048, 3, 3], pads) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 4096, 8, 8], [512, 4096, 3, 3], pads) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 16, 16], [512, 2048, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 12, 12], [512, 2048, 3, 3], pads) is ConvolutionKernel)  // 9 tiles
+        XCTAssertTrue(try kernel([1, 4096, 16, 16], [512, 4096, 3, 3], pads) is ConvolutionKernel)
 
         let node = Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
                         attributes: ["pads": .ints([1, 1, 1, 1]), "activation": .string("relu")])
         let inputs: [HostTensor?] = [KernelHarness.random([2, 32, 17, 18], seed: 40), KernelHarness.random([16, 32, 3, 3], seed: 41),
                                      KernelHarness.random([16], seed: 42), KernelHarness.random([2, 16, 17, 18], seed: 43)]
         try KernelHarness.assertFastMatchesReference(node, inputs, tolerance: Self.tolerance)
+        try KernelHarness.assertFastMatchesReference(node, inputs, constants: [1], tolerance: Self.tolerance)
     }
 }
