@@ -69,6 +69,10 @@ public struct Convolution: GroupedConvolution {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        try kernel(inputs: inputs, outputs: outputs, constants: .none)
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
         let (x, w, g) = try operandShapes(inputs)
         let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: w[0],
                                               group: group, geometry: g,
@@ -76,7 +80,7 @@ public struct Convolution: GroupedConvolution {
                                               hasResidual: inputs.count > 3 && inputs[3] != nil)
         // 3×3 stride-1 convolutions with enough channels: Winograd, see WinogradConvolution.swift.
         if WinogradConvolutionKernel.suits(layout) {
-            return WinogradConvolutionKernel(layout: layout, epilogue: epilogue)
+            return WinogradConvolutionKernel(layout: layout, epilogue: epilogue, constants: constants)
         }
         return ConvolutionKernel(layout: layout, epilogue: epilogue)
     }
@@ -166,7 +170,8 @@ struct ConvolutionEpilogue: Sendable {
 ///   tile and group. Tiles bound memory: a full-image im2col of a 512×512, 64-channel 3×3
 ///   conv would take 600 MB.
 ///
-/// Work items are (image, group, pixel tile), spread over the workers; the epilogue runs
+/// Work items are (image, group, pixel tile, block of output channels), spread over the
+/// workers (channel blocks only when there are fewer tiles than workers); the epilogue runs
 /// on each GEMM output tile right after it is written.
 struct ConvolutionKernel: Kernel {
     struct Layout: Sendable {
@@ -187,6 +192,9 @@ struct ConvolutionKernel: Kernel {
     let strategy: Strategy
     /// Output pixels per work item.
     let tilePixels: Int
+    /// Output channels of a group per work item: all of them, unless the pixel tiles are
+    /// too few to keep every worker busy; then each tile's GEMM is split by rows.
+    let channelsPerItem: Int
     /// Per kernel column kx, the output columns whose tap lies inside the input row.
     let tapRanges: [Range<Int>]
 
@@ -201,6 +209,10 @@ struct ConvolutionKernel: Kernel {
     static let tileBytes = 1024 * 1024
     /// Pointwise tiles are only for spreading work: OpenBLAS packs X itself.
     static let pointwiseTilePixels = 4096
+    /// Fewest pixels per im2col tile, whatever the depth: four 48-column GEMM tiles. Deep,
+    /// small convolutions such as UperNet's PPM bottleneck (25344 rows, 12×12 pixels)
+    /// would otherwise get 16-pixel tiles that read the 52 MB weight matrix once each.
+    static let minimumIm2colTilePixels = 192
 
     init(layout: Layout, epilogue: ConvolutionEpilogue) {
         self.layout = layout
@@ -221,7 +233,18 @@ struct ConvolutionKernel: Kernel {
             strategy = .im2col
             // A multiple of 16 pixels keeps GEMM's column blocks whole.
             let fit = Self.tileBytes / (MemoryLayout<Float>.size * layout.columnRows)
-            tilePixels = min(g.outputPixels, max(16, fit / 16 * 16))
+            tilePixels = min(g.outputPixels, max(Self.minimumIm2colTilePixels, fit / 16 * 16))
+        }
+        let tiles = (g.outputPixels + tilePixels - 1) / tilePixels
+        let items = layout.batch * layout.group * tiles
+        // One item per worker at least; each item of a split tile repeats its im2col.
+        let wanted = ScratchSlots.slotCount
+        if strategy != .depthwise && items < wanted {
+            // Multiples of 8 rows keep GEMM's 8-row tiles whole.
+            let share = (layout.groupOut * items + wanted - 1) / wanted
+            channelsPerItem = min(layout.groupOut, max(8, (share + 7) / 8 * 8))
+        } else {
+            channelsPerItem = layout.groupOut
         }
     }
 
@@ -247,13 +270,17 @@ struct ConvolutionKernel: Kernel {
             }
         case .pointwise, .im2col:
             let tiles = (g.outputPixels + tilePixels - 1) / tilePixels
+            let channelBlocks = (l.groupOut + channelsPerItem - 1) / channelsPerItem
             let scratch = io.scratch
-            ScratchSlots.run(items: l.batch * l.group * tiles, pool: io.pool) { slot, item in
-                let tile = item % tiles, n = item / tiles / l.group, groupIndex = item / tiles % l.group
+            ScratchSlots.run(items: l.batch * l.group * tiles * channelBlocks, pool: io.pool) { slot, item in
+                let channelBlock = item % channelBlocks, tileItem = item / channelBlocks
+                let tile = tileItem % tiles, n = tileItem / tiles / l.group, groupIndex = tileItem / tiles % l.group
                 let firstPixel = tile * tilePixels
                 let pixels = min(tilePixels, g.outputPixels - firstPixel)
+                let firstRow = channelBlock * channelsPerItem
+                let rows = min(channelsPerItem, l.groupOut - firstRow)
                 let groupInput = x + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
-                let outputOffset = (n * l.outChannels + groupIndex * l.groupOut) * g.outputPixels + firstPixel
+                let outputOffset = (n * l.outChannels + groupIndex * l.groupOut + firstRow) * g.outputPixels + firstPixel
                 let columns: UnsafePointer<Float>, columnStride: Int
                 if strategy == .pointwise {
                     columns = groupInput + firstPixel
@@ -265,12 +292,12 @@ struct ConvolutionKernel: Kernel {
                     columns = UnsafePointer(tileBuffer)
                     columnStride = pixels
                 }
-                GEMM.multiply(m: l.groupOut, n: pixels, k: l.columnRows,
-                              a: w + groupIndex * l.groupOut * l.columnRows, lda: l.columnRows,
+                GEMM.multiply(m: rows, n: pixels, k: l.columnRows,
+                              a: w + (groupIndex * l.groupOut + firstRow) * l.columnRows, lda: l.columnRows,
                               b: columns, ldb: columnStride,
                               c: y + outputOffset, ldc: g.outputPixels)
-                for row in 0..<l.groupOut {
-                    let channel = groupIndex * l.groupOut + row
+                for row in 0..<rows {
+                    let channel = groupIndex * l.groupOut + firstRow + row
                     let offset = outputOffset + row * g.outputPixels
                     epilogue.apply(to: y + offset, count: pixels, bias: bias?[channel] ?? 0,
                                    residual: residual.map { $0 + offset })
