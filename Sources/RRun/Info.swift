@@ -49,6 +49,9 @@ extension RRun {
         @Flag(help: "Print one JSON line: median_ms, times_ms, peak_rss_bytes.")
         var json = false
 
+        @Flag(help: "Time every kernel of the timed runs; print the time per op kind and the slowest nodes.")
+        var profile = false
+
         func run() throws {
             try reportingErrors {
                 let session = Session(model: try loadModel(model), threads: threads)
@@ -60,11 +63,18 @@ extension RRun {
                     })
                 }
                 for _ in 0..<warmup { _ = try session.run(inputs) }
+                session.profiling = profile
                 var times: [Double] = []
+                var nodeSeconds: [Int: Double] = [:]
                 for _ in 0..<max(1, runs) {
                     let start = DispatchTime.now().uptimeNanoseconds
                     _ = try session.run(inputs)
                     times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6)
+                    for (node, seconds) in session.stepTimes { nodeSeconds[node, default: 0] += seconds }
+                }
+                if profile {
+                    let plan = try session.plan(for: inputs.map(\.shape))
+                    print(KernelProfile(graph: session.model.graph, plan: plan, nodeSeconds: nodeSeconds, runs: times.count))
                 }
                 let median = times.sorted()[times.count / 2]
                 let rss = peakResidentBytes()
@@ -76,6 +86,38 @@ extension RRun {
                 }
             }
         }
+    }
+}
+
+/// Where a run's time goes: milliseconds per run by op kind, then the slowest nodes.
+struct KernelProfile: CustomStringConvertible {
+    let graph: Graph
+    let plan: Plan
+    let nodeSeconds: [Int: Double]
+    let runs: Int
+    var slowestShown = 25
+
+    var description: String {
+        let total = nodeSeconds.values.reduce(0, +)
+        let milliseconds = { (seconds: Double) in seconds * 1000 / Double(max(1, runs)) }
+        let share = { (seconds: Double) in total > 0 ? 100 * seconds / total : 0 }
+        var byKind: [String: (seconds: Double, count: Int)] = [:]
+        for (node, seconds) in nodeSeconds {
+            let kind = "\(graph.nodes[node].op)"
+            byKind[kind, default: (0, 0)].seconds += seconds
+            byKind[kind, default: (0, 0)].count += 1
+        }
+        var lines = [String(format: "kernels: %.2f ms per run", milliseconds(total)), "by op:"]
+        for (kind, entry) in byKind.sorted(by: { $0.value.seconds > $1.value.seconds }) {
+            lines.append(String(format: "  %8.2f ms %5.1f%%  %4d× %@", milliseconds(entry.seconds), share(entry.seconds), entry.count, kind))
+        }
+        lines.append("slowest nodes:")
+        for (node, seconds) in nodeSeconds.sorted(by: { $0.value > $1.value }).prefix(slowestShown) {
+            let item = graph.nodes[node]
+            let shape = item.outputs.first.flatMap { plan.valueShapes[$0] }.map { "\($0)" } ?? "?"
+            lines.append(String(format: "  %8.2f ms %5.1f%%  %@ %@ → %@", milliseconds(seconds), share(seconds), "\(item.op)", item.name, shape))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 
