@@ -4,13 +4,30 @@ import Foundation
 public final class ByteStorage: @unchecked Sendable {
     public let base: UnsafeRawPointer
     public let count: Int
+    /// Whether the bytes are a read-only mapping of a file, whose pages the kernel can
+    /// drop and read again (`releasePages`).
+    public let isFileMapping: Bool
     private let release: () -> Void
 
     /// Takes ownership of memory that `release` frees.
-    public init(base: UnsafeRawPointer, count: Int, release: @escaping () -> Void) {
+    public init(base: UnsafeRawPointer, count: Int, isFileMapping: Bool = false, release: @escaping () -> Void) {
         self.base = base
         self.count = count
+        self.isFileMapping = isFileMapping
         self.release = release
+    }
+
+    /// Tells the kernel that bytes offset..<offset+count will not be read for a while: the
+    /// whole pages among them leave this process's resident memory and are read back from
+    /// the file if touched again. Does nothing to heap memory, whose contents it would lose.
+    public func releasePages(offset: Int, count: Int) {
+        guard isFileMapping, offset >= 0, count > 0, offset + count <= self.count else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let address = Int(bitPattern: base) + offset
+        let first = (address + page - 1) / page * page
+        let end = (address + count) / page * page
+        guard end > first, let start = UnsafeMutableRawPointer(bitPattern: first) else { return }
+        _ = madvise(start, end - first, MADV_DONTNEED)
     }
 
     /// Copies `bytes` into 64-byte aligned heap memory.

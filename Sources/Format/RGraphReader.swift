@@ -34,7 +34,7 @@ public enum RGraphReader {
               base != UnsafeMutableRawPointer(bitPattern: -1) else {
             throw .cannotOpen(file: path, reason: "mmap: \(systemError())")
         }
-        let storage = ByteStorage(base: UnsafeRawPointer(base), count: size) { munmap(base, size) }
+        let storage = ByteStorage(base: UnsafeRawPointer(base), count: size, isFileMapping: true) { munmap(base, size) }
         return try decode(storage, file: path)
     }
 
@@ -54,6 +54,10 @@ public enum RGraphReader {
         let data = section(bytes, fixedHeader.dataOffset, fixedHeader.dataLength)
         try verify(header, .header, stored: fixedHeader.headerChecksum, file: file)
         try verify(data, .data, stored: fixedHeader.dataChecksum, file: file)
+        // The checksum read every page of the weights; let them go until a kernel needs
+        // them, so that weights only ever read to prepare others (Winograd-transformed,
+        // packed) do not stay resident twice.
+        storage.releasePages(offset: Int(fixedHeader.dataOffset), count: Int(fixedHeader.dataLength))
 
         let document: RGraphDocument
         do {

@@ -52,6 +52,23 @@ final class RGraphRoundTripTests: XCTestCase {
         XCTAssertEqual(file.generator, "Restore")
     }
 
+    /// The reader lets the weights' pages go after checking them (and the runtime after
+    /// preparing weights from them); read again, they come back unchanged from the file.
+    /// Heap storage has no file to read back from, so it is left alone.
+    func testReleasedPagesReadBackUnchanged() throws {
+        let values = (0..<50_000).map { Float($0) * 0.25 - 7 }
+        let file = try roundTrip(Graph(constants: [ConstantTensor(name: "w", shape: [values.count], floats: values)]))
+        let constant = try XCTUnwrap(file.graph.constants["w"])
+        XCTAssertTrue(constant.storage.isFileMapping)
+        constant.storage.releasePages(offset: constant.byteOffset, count: values.count * 4)
+        XCTAssertEqual(Array(constant.float32Elements), values)
+
+        let heap = values.withUnsafeBytes { ByteStorage(copying: $0) }
+        XCTAssertFalse(heap.isFileMapping)
+        heap.releasePages(offset: 0, count: heap.count)
+        XCTAssertEqual(Array(UnsafeBufferPointer(start: heap.base.assumingMemoryBound(to: Float.self), count: values.count)), values)
+    }
+
     func testFloatSpecialsRoundTripBitExactly() throws {
         let graph = Graph(nodes: [Node(name: "n", op: .unary, inputs: ["x"], outputs: ["y"],
                                        attributes: ["values": .floats(specialFloats), "one": .float(-.nan)])],

@@ -46,13 +46,18 @@ public struct ConstantInputs {
     /// Per input: the constant's name and f32 elements, nil for other inputs.
     let constants: [(name: String, floats: UnsafePointer<Float>)?]
     let store: PreparedWeightStore?
+    /// Called with a constant's name once weights were prepared from it: its bytes in the
+    /// mapped file may leave resident memory until something reads them again.
+    let sourceRead: (String) -> Void
 
     /// No constant inputs (kernels made outside a planner, as in tests).
     public static let none = ConstantInputs(constants: [], store: nil)
 
-    init(constants: [(name: String, floats: UnsafePointer<Float>)?], store: PreparedWeightStore?) {
+    init(constants: [(name: String, floats: UnsafePointer<Float>)?], store: PreparedWeightStore?,
+         sourceRead: @escaping (String) -> Void = { _ in }) {
         self.constants = constants
         self.store = store
+        self.sourceRead = sourceRead
     }
 
     /// `count` floats derived from constant input `index` by `fill` (which reads the
@@ -62,7 +67,9 @@ public struct ConstantInputs {
     public func prepared(_ index: Int, form: String, count: Int,
                          fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
         guard index < constants.count, let constant = constants[index], let store else { return nil }
-        return store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill)
+        let prepared = store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill)
+        sourceRead(constant.name)
+        return prepared
     }
 }
 

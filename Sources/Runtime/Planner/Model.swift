@@ -57,6 +57,16 @@ public final class Model: Sendable {
         self.preparedWeights = PreparedWeightStore()
     }
 
+    /// Lets the pages of an f32 constant mapped from the file leave resident memory (read
+    /// back if used again); dequantized copies stay.
+    func releaseConstantPages(_ name: String) {
+        guard let constant = graph.constants[name], constant.dtype == .float32 else { return }
+        constant.storage.releasePages(offset: constant.byteOffset, count: constant.elementCount * MemoryLayout<Float>.size)
+    }
+
+    /// Bytes of the weights kernels prepared from constants so far (see `ConstantInputs`).
+    public var preparedWeightBytes: Int { preparedWeights.bytes }
+
     /// The f32 elements of a float constant; valid while the model lives.
     func floatConstant(_ name: String) -> UnsafePointer<Float> {
         guard let constant = graph.constants[name], let storage = floatConstants[name] else {

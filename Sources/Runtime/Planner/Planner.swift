@@ -109,7 +109,8 @@ enum Planner {
                             guard case .constant(let name)? = source else { return nil }
                             return (name, model.floatConstant(name))
                         },
-                        store: model.preparedWeights)
+                        store: model.preparedWeights,
+                        sourceRead: model.releaseConstantPages)
                     let kernel = try op.kernel(inputs: inputFacts, outputs: outputFacts, constants: constants)
                     let stepIndex = steps.count
                     for source in inputSources {
