@@ -22,7 +22,7 @@ extension RRun {
                 guard !shape.isEmpty else { return }
                 let session = Session(model: try Model(graph: file.graph), threads: 1)
                 let plan = try session.plan(for: try parseShapes(shape))
-                print(PlanSummary(plan).description)
+                print(PlanSummary(plan, preparedWeightBytes: session.model.preparedWeightBytes).description)
             }
         }
     }
@@ -142,14 +142,20 @@ func peakResidentBytes() -> Int {
 /// Plan statistics for `--verbose` and `info --shape`.
 struct PlanSummary: CustomStringConvertible {
     let plan: Plan
-    init(_ plan: Plan) { self.plan = plan }
+    /// Bytes of weights the model's kernels prepared (Winograd-transformed, packed).
+    let preparedWeightBytes: Int
+    init(_ plan: Plan, preparedWeightBytes: Int) {
+        self.plan = plan
+        self.preparedWeightBytes = preparedWeightBytes
+    }
 
     var description: String {
         let mib = { (bytes: Int) in String(format: "%.2f MiB", Double(bytes) / 1048576) }
         return """
             plan for \(plan.inputShapes.map { "\($0)" }.joined(separator: ", ")): \(plan.kernelCount) kernels, \
             \(plan.foldedNodes) nodes evaluated while planning, \(plan.viewNodes) views
-              arena \(mib(plan.arenaBytes)) (all intermediates without sharing: \(mib(plan.intermediateBytes)))
+              arena \(mib(plan.arenaBytes)) (all intermediates without sharing: \(mib(plan.intermediateBytes))), \
+            weights prepared by kernels for all plans \(mib(preparedWeightBytes))
             """
     }
 }

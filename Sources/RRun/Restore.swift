@@ -134,7 +134,7 @@ extension RRun {
 
         private func printPlans(_ session: Session) {
             for plan in session.cachedPlans {
-                print(PlanSummary(plan).description)
+                print(PlanSummary(plan, preparedWeightBytes: session.model.preparedWeightBytes).description)
             }
         }
     }
