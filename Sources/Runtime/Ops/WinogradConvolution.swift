@@ -73,11 +73,12 @@ struct WinogradConvolutionKernel: Kernel {
     /// im2col, whose GEMM has k = 9 × channels (measured, see the top of the file). Few
     /// output channels are no obstacle: there Winograd wins most.
     static let minimumInChannels = 8
-    /// With fewer output tiles per image the 36 GEMMs are a few columns wide, too thin for
-    /// the 48-column GEMM tiles (Sources/CKernels), and im2col's one GEMM over all pixels is
-    /// as fast without the transformed weights' 4× memory: UperNet's PPM bottleneck at
-    /// 12×12 (9 tiles, 2816→512 channels) would hold 207 MB of them.
-    static let minimumTiles = 16
+    /// With fewer output tiles per image the 36 GEMMs are too narrow for the 48-column GEMM
+    /// tiles (Sources/CKernels; under two thirds full), and the gain over im2col's one GEMM
+    /// across all pixels no longer pays for the transformed weights' 4× memory: UperNet's
+    /// PPM bottleneck (2816→512 channels) at 12×12 or 16×16 (9 or 16 tiles) would hold
+    /// 207 MB of them.
+    static let minimumTiles = 32
     /// Largest transformed weight set (36 × out × in floats) worth its scratch memory:
     /// 512→512 channels take 38 MB, UperNet's 2048→512 bottleneck 151 MB. Letting the
     /// bottleneck in (the cap was 64 MB) took Swin-T + UperNet at 384² from 2296 to

@@ -130,7 +130,7 @@ final class WinogradConvolutionTests: XCTestCase {
     }
 
     /// The conv op picks Winograd for 3×3 stride-1 convolutions with ≥ 8 input channels and
-    /// ≥ 16 output tiles, im2col otherwise; through the op, Winograd matches the reference.
+    /// ≥ 32 output tiles, im2col otherwise; through the op, Winograd matches the reference.
     func testDispatch() throws {
         func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
             let node = Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
@@ -140,21 +140,21 @@ final class WinogradConvolutionTests: XCTestCase {
         }
         let pads: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], pads) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 8, 18, 18], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 8, 26, 34], [16, 8, 3, 3], [:]) is WinogradConvolutionKernel)  // 6×8 tiles
         XCTAssertTrue(try kernel([1, 8, 8, 8], [16, 8, 3, 3], [:]) is ConvolutionKernel)  // 6×6 output: 4 tiles
         XCTAssertTrue(try kernel([1, 64, 32, 32], [3, 64, 3, 3], pads) is WinogradConvolutionKernel)
         XCTAssertTrue(try kernel([1, 3, 32, 32], [64, 3, 3, 3], pads) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["strides": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 64, 3, 3], ["dilations": .ints([2, 2])]) is ConvolutionKernel)
         XCTAssertTrue(try kernel([1, 64, 32, 32], [64, 32, 3, 3], ["group": .int(2)]) is ConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 2048, 16, 16], [512, 2048, 3, 3], pads) is WinogradConvolutionKernel)
-        XCTAssertTrue(try kernel([1, 2048, 12, 12], [512, 2048, 3, 3], pads) is ConvolutionKernel)  // 9 tiles
-        XCTAssertTrue(try kernel([1, 4096, 16, 16], [512, 4096, 3, 3], pads) is ConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 24, 24], [512, 2048, 3, 3], pads) is WinogradConvolutionKernel)
+        XCTAssertTrue(try kernel([1, 2048, 16, 16], [512, 2048, 3, 3], pads) is ConvolutionKernel)  // 16 tiles
+        XCTAssertTrue(try kernel([1, 4096, 24, 24], [512, 4096, 3, 3], pads) is ConvolutionKernel)
 
         let node = Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
                         attributes: ["pads": .ints([1, 1, 1, 1]), "activation": .string("relu")])
-        let inputs: [HostTensor?] = [KernelHarness.random([2, 32, 17, 18], seed: 40), KernelHarness.random([16, 32, 3, 3], seed: 41),
-                                     KernelHarness.random([16], seed: 42), KernelHarness.random([2, 16, 17, 18], seed: 43)]
+        let inputs: [HostTensor?] = [KernelHarness.random([2, 32, 21, 26], seed: 40), KernelHarness.random([16, 32, 3, 3], seed: 41),
+                                     KernelHarness.random([16], seed: 42), KernelHarness.random([2, 16, 21, 26], seed: 43)]
         try KernelHarness.assertFastMatchesReference(node, inputs, tolerance: Self.tolerance)
         try KernelHarness.assertFastMatchesReference(node, inputs, constants: [1], tolerance: Self.tolerance)
     }
