@@ -46,7 +46,7 @@ final class GEMMTests: XCTestCase {
         guard flags.contains(" avx512f") else {
             throw XCTSkip("this CPU has no AVX-512F: GEMM runs on OpenBLAS alone")
         }
-        XCTAssertTrue(GEMM.usesAVX512)
+        XCTAssertTrue(CPUFeatures.avx512)
     }
 
     func testEdgeTilesInEveryDirection() {

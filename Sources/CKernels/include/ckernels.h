@@ -37,4 +37,7 @@ void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                  const float *packed_b,
                                  float *c, ptrdiff_t ldc);
 
+/* values[i] = GELU(values[i]) = x/2 · (1 + erf(x/√2)), in place. AVX-512 only. */
+void restore_gelu_avx512(float *values, ptrdiff_t count);
+
 #endif

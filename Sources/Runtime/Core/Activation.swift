@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Format
 
@@ -89,6 +90,8 @@ public struct Activation: Sendable, Equatable {
         switch function {
         case .identity: return
         case .relu: for i in 0..<count where values[i] < 0 { values[i] = 0 }
+        // 16 lanes at a time with glibc's vector erff (≤ 4 ulp from the scalar one).
+        case .gelu where CPUFeatures.avx512: restore_gelu_avx512(values, count)
         default: for i in 0..<count { values[i] = apply(values[i]) }
         }
     }

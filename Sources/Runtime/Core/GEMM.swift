@@ -14,16 +14,13 @@ import COpenBLAS
 public enum GEMM {
     private static let singleThreaded: Void = { openblas_set_num_threads(1) }()
 
-    /// Whether plain products use the AVX-512 kernel.
-    public static let usesAVX512 = restore_cpu_has_avx512() != 0
-
     @inlinable
     public static func multiply(m: Int, n: Int, k: Int,
                                 a: UnsafePointer<Float>, lda: Int, transposeA: Bool = false,
                                 b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 alpha: Float = 1, beta: Float = 0) {
-        if !transposeA && !transposeB && alpha == 1 && beta == 0 && usesAVX512
+        if !transposeA && !transposeB && alpha == 1 && beta == 0 && CPUFeatures.avx512
             && restore_sgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc) == 0 {
             return
         }
@@ -41,17 +38,17 @@ public enum GEMM {
     }
 
     /// Packs B [k×n] (row stride ldb), or Bᵀ stored [n×k] when `transposed`, into
-    /// `packedCount(k:n:)` floats. Only for the AVX-512 kernel (`usesAVX512`).
+    /// `packedCount(k:n:)` floats. Only for the AVX-512 kernel (`CPUFeatures.avx512`).
     public static func pack(k: Int, n: Int, b: UnsafePointer<Float>, ldb: Int, transposed: Bool,
                             into packed: UnsafeMutablePointer<Float>) {
         restore_sgemm_avx512_pack(k, n, b, ldb, transposed ? 1 : 0, packed)
     }
 
     /// C[m×n] = A[m×k] · B with B packed by `pack`: no packing per call, for constant
-    /// weights multiplied by few rows at a time. Only when `usesAVX512`.
+    /// weights multiplied by few rows at a time. Only when `CPUFeatures.avx512`.
     public static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                 packedB: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int) {
-        precondition(usesAVX512, "packed products need the AVX-512 kernel")
+        precondition(CPUFeatures.avx512, "packed products need the AVX-512 kernel")
         restore_sgemm_avx512_packed(m, n, k, a, lda, packedB, c, ldc)
     }
 

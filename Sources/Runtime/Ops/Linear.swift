@@ -61,7 +61,7 @@ public struct Linear: Operator {
         let (n, k) = (weight.shape[0], weight.shape[1])
         // GEMM's AVX-512 kernel takes B = Wᵀ packed in 48-column panels; a constant W is
         // packed once per model. Otherwise OpenBLAS reads W transposed in place.
-        let packedWeight = GEMM.usesAVX512
+        let packedWeight = CPUFeatures.avx512
             ? constants.prepared(1, form: "gemm-avx512-panels", count: GEMM.packedCount(k: k, n: n)) { w, packed in
                 GEMM.pack(k: k, n: n, b: w, ldb: k, transposed: true, into: packed)
             }
