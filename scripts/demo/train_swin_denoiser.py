@@ -165,23 +165,20 @@ def main() -> None:
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     # The full held-out image and an odd-sized crop (the model pads itself) through onnxruntime.
     reference_input = noisy_tensor[:, :, REFERENCE_CROP[0], REFERENCE_CROP[1]].contiguous()
-    differences = {}
+    differences, corrections = {}, {}
     for label, image in [("256x256", noisy_tensor), ("crop", reference_input)]:
         with torch.no_grad():
-            expected = model(image).numpy()
-        actual = session.run(None, {"noisy": image.numpy()})[0]
-        differences[label] = float(np.abs(actual - expected).max())
+            corrections[label] = (session.run(None, {"noisy": image.numpy()})[0], model(image).numpy())
+        differences[label] = float(np.abs(corrections[label][0] - corrections[label][1]).max())
         print(f"onnxruntime vs PyTorch correction at {list(image.shape[2:])}: max abs diff {differences[label]:.2e}")
-        if label == "crop":
-            ort_crop = actual
-    np.save("/tmp/swin_denoiser_pytorch_correction_256.npy", correction.numpy())
+    # PyTorch's correction of the whole photo, to compare with `rrun MODEL noisy.npy -o OUT.npy`.
+    np.save(args.checkpoint.with_name("swin_denoiser_pytorch_correction_256.npy"), corrections["256x256"][1])
 
     fixture = REPO / "Tests" / "Fixtures" / "models" / "swin-denoiser"
     fixture.mkdir(parents=True, exist_ok=True)
     np.save(fixture / "input.npy", reference_input.numpy())
-    np.save(fixture / "correction.npy", ort_crop.astype(np.float32))
-    with torch.no_grad():
-        np.save(fixture / "correction_pytorch.npy", model(reference_input).numpy())
+    np.save(fixture / "correction.npy", corrections["crop"][0].astype(np.float32))
+    np.save(fixture / "correction_pytorch.npy", corrections["crop"][1].astype(np.float32))
     (fixture / "io.json").write_text(json.dumps({
         "model": "examples/models/swin_denoiser.onnx",
         "generator": "scripts/demo/train_swin_denoiser.py",
