@@ -78,6 +78,16 @@ final class ONNXErrorTests: XCTestCase {
         XCTAssertEqual(nodes.map(\.opType), ["Resize", "Resize", "Resize", "ConvTranspose", "Clip", "Pad", "Conv"])
     }
 
+    /// PyTorch writes `x.squeeze(-1)` of a symbolic axis as an If (scripts/fixtures/make_importer_cases.py).
+    func testControlFlowIsRefusedWithAdviceOnAvoidingIt() throws {
+        let error = assertImportError("control_flow_if.onnx", contains: [
+            "1 unsupported node", "If (squeeze_if_one: control flow is not supported", "squeeze()", "[..., 0]",
+            "docs/exporting.md",
+        ]) { try ImporterFixtures.load("control_flow_if.onnx") }
+        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
+        XCTAssertEqual(nodes, [UnsupportedNode(opType: "If", node: "squeeze_if_one", reason: ONNXImporter.controlFlowAdvice)])
+    }
+
     func testOpsetOutsideTheSupportedRangeIsRefused() {
         assertImportError("opset22.onnx", contains: ["opset 22", "7–21"]) { try ImporterFixtures.load("opset22.onnx") }
     }

@@ -11,6 +11,15 @@ public enum ONNXImporter {
     /// Default-domain opsets whose differences the lowering rules handle.
     public static let supportedOpsets = 7...21
 
+    /// ONNX control flow, which Restore's graphs do not have.
+    static let controlFlowOps: Set<String> = ["If", "Loop", "Scan"]
+
+    /// Why control flow is refused and how to export without it: PyTorch's classic exporter
+    /// writes it for Python-level decisions it cannot resolve at trace time.
+    static let controlFlowAdvice = "control flow is not supported; PyTorch's exporter writes If for squeeze() of an "
+        + "axis whose size is symbolic (index it with [..., 0] instead), and If/Loop for torch.jit.script-ed code "
+        + "(trace it instead); see docs/exporting.md"
+
     /// Imports the model at `url`; external data files are looked up next to it.
     public static func importModel(at url: URL) throws -> Graph {
         let file = url.lastPathComponent
@@ -66,7 +75,8 @@ private struct ModelLowering {
         var unsupported: [UnsupportedNode] = []
         for node in model.nodes {
             guard node.domain.isEmpty, let rule = LoweringTable.rules[node.opType] else {
-                unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name))
+                let reason = node.domain.isEmpty && ONNXImporter.controlFlowOps.contains(node.opType) ? ONNXImporter.controlFlowAdvice : ""
+                unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
                 continue
             }
             do {

@@ -88,7 +88,7 @@ enum AttentionFusion {
     }
 
     /// True when `value` is a matMul's output, or that output times or over a scalar.
-    private static func isScaledProduct(_ value: String, _ view: PatternView) -> Bool {
+    static func isScaledProduct(_ value: String, _ view: PatternView) -> Bool {
         view.producer(of: value, .matMul) != nil
             || scalarMultiple(value, view).map { view.producer(of: $0.operand, .matMul) != nil } == true
     }

@@ -3,7 +3,8 @@ import Runtime
 
 /// The convert-time rewrite pipeline: fold constants (and, for fixed-size models, all
 /// shape arithmetic); recognise layer norms, GELU/SiLU, attention and linear layers
-/// written out as elementary ops; fold per-channel affines (BatchNorm) into convolutions;
+/// written out as elementary ops (moving a shifted-window mask added through a 5-D view
+/// into the attention bias first); fold per-channel affines (BatchNorm) into convolutions;
 /// then fuse activations and residual adds into convolutions and linear layers (so the
 /// recognisers run first: a GELU must be one node before it can fuse). Each pass is a
 /// file of its own.
@@ -33,13 +34,16 @@ public enum Simplifier {
            let plan = try? plan(graph, samples[0]) {
             report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: plan.knownValues)))
         }
-        let planned = samples.compactMap { try? plan(graph, $0).valueShapes }
-        let sampled = SampledShapes(samples: planned.count == samples.count ? planned : [])
-        if planned.count < samples.count {
+        var sampled = sampledShapes(graph, samples)
+        if sampled.samples.isEmpty {
             report.notes.append("shape-dependent recognisers limited: the model did not plan at sample sizes \(samples)")
         }
         report.passes.append(("layer norm fusion", try LayerNormFusion.run(&graph, shapes: sampled)))
         report.passes.append(("GELU/SiLU fusion", try GELUFusion.run(&graph)))
+        let maskFolds = try WindowMaskFolding.run(&graph, shapes: sampled)
+        report.passes.append(("window mask folding", maskFolds))
+        // The folded masks and biases are new values, whose shapes attention fusion checks.
+        if maskFolds > 0 { sampled = sampledShapes(graph, samples) }
         report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
@@ -57,6 +61,12 @@ public enum Simplifier {
         report.passes.append(("dead node removal", graph.removeDeadNodes()))
         report.nodesAfter = graph.nodes.count
         return report
+    }
+
+    /// Value shapes at every sample size, or none when the graph does not plan at one of them.
+    private static func sampledShapes(_ graph: Graph, _ samples: [[[Int]]]) -> SampledShapes {
+        let planned = samples.compactMap { try? plan(graph, $0).valueShapes }
+        return SampledShapes(samples: planned.count == samples.count ? planned : [])
     }
 
     /// Two sets of input shapes that bind every symbol: batch 1, and spatial sizes that

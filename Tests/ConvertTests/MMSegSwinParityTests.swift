@@ -1,0 +1,82 @@
+import Foundation
+import Format
+import TestSupport
+import XCTest
+@testable import Convert
+@testable import Runtime
+
+/// Swin + UperNet written from the papers in mmsegmentation's layout
+/// (scripts/fixtures/swin_upernet.py, fixtures by scripts/fixtures/make_mmseg_swin.py):
+/// converted and run at a square and a non-square size against onnxruntime.
+///
+/// Unlike transformers' export, this model pads every stage to its window and to even
+/// sizes before patch merging by computed amounts, builds its shift mask from `arange`
+/// comparisons, replaces adaptive pooling by averaging matrices built from the size, and
+/// outputs logits at 1/4 resolution, as mmseg's `EncoderDecoder` does in tensor mode.
+final class MMSegSwinParityTests: XCTestCase {
+    /// Same budget and reasoning as `SwinParityTests.tolerance`: fp32 with a different
+    /// summation order through ~30 matmul/norm/softmax steps.
+    static let tolerance: Float = 1e-4
+
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models/mmseg-swin")
+
+    func testUperNetWindow7() throws {
+        try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), label: "mmseg swin w7", tolerance: Self.tolerance)
+    }
+
+    func testUperNetWindow8() throws {
+        try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), label: "mmseg swin w8", tolerance: Self.tolerance)
+    }
+
+    func testFixedSquareSizeFoldsShapeArithmetic() throws {
+        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), fixedCase: 0,
+                                            label: "mmseg swin w7, fixed 72×72", tolerance: Self.tolerance)
+        Self.checkOnlyDataGathersLeft(graph, blocks: 8, label: "mmseg swin w7, fixed 72×72")
+    }
+
+    func testFixedNonSquareSizeFoldsShapeArithmetic() throws {
+        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), fixedCase: 1,
+                                            label: "mmseg swin w8, fixed 70×118", tolerance: Self.tolerance)
+        Self.checkOnlyDataGathersLeft(graph, blocks: 6, label: "mmseg swin w8, fixed 70×118")
+    }
+
+    /// `convert --head rgb` on the 3-class model: the classifier keeps its weights and the
+    /// 1/4-resolution logits are upsampled bilinearly to the image size (as mmseg resizes
+    /// them at inference), compared with onnxruntime's logits upsampled by the resize op's
+    /// reference kernel, at both fixture sizes (70×118 is not a multiple of 4).
+    func testRGBHeadUpsamplesTheQuarterResolutionLogits() throws {
+        let directory = Self.fixtures.appendingPathComponent("upernet-w8")
+        var options = ConversionOptions()
+        options.head = .rgb
+        let converted = try Conversion.convert(directory.appendingPathComponent("model.onnx").path, options: options)
+        XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
+        let session = Session(model: try Model(graph: converted.graph), threads: 2)
+        let resize = try Resize(node: Node(name: "reference", op: .resize, inputs: [], outputs: [],
+                                           attributes: ["mode": .string("linear")]))
+        for size in ["72x72", "70x118"] {
+            let x = try NumPyFile.read(path: directory.appendingPathComponent("../upernet-w7/\(size)/input_0.npy").path)
+            let logits = try NumPyFile.read(path: directory.appendingPathComponent("\(size)/output_0.npy").path)
+            let sizes = HostTensor(shape: [2], ints: [Int64(x.shape[2]), Int64(x.shape[3])])
+            let expected = try resize.reference([logits, nil, sizes])[0]
+            let actual = try session.run([x])[0]
+            XCTAssertEqual(actual.shape, x.shape)
+            let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+            print("mmseg swin w8 --head rgb \(size) vs onnxruntime's logits upsampled: max abs error \(maxAbs), relative \(relative)")
+            XCTAssertLessThanOrEqual(relative, Self.tolerance)
+        }
+    }
+
+    /// No shape arithmetic may survive a fixed-size conversion. Gathers are the exception
+    /// this model's attention needs: `qkv[0]`, `qkv[1]`, `qkv[2]` select Q, K and V from
+    /// one projection (transformers' Swin has three linears instead), three per block.
+    private static func checkOnlyDataGathersLeft(_ graph: Graph, blocks: Int, label: String,
+                                                 file: StaticString = #filePath, line: UInt = #line) {
+        SwinParityTests.checkNoShapeArithmetic(graph, allowing: [.gather], label: label, file: file, line: line)
+        let gathers = graph.nodes.filter { $0.op == .gather }
+        XCTAssertEqual(gathers.count, 3 * blocks, "\(label): gathers left: \(gathers.map(\.name))", file: file, line: line)
+        for gather in gathers {
+            XCTAssertTrue(gather.name.contains("/attn/"), "\(label): \(gather.name) is not a Q/K/V selection", file: file, line: line)
+        }
+    }
+}
