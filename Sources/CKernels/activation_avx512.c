@@ -1,25 +1,52 @@
 /*
- * Activations over AVX-512 lanes, with glibc's vector math library (libmvec) for the
- * transcendental part: its erff is within 4 ulp of the scalar erff (checked over
- * [-10, 10) in steps of 1e-5), and runs 16 lanes per call instead of one.
+ * Activations and softmax rows over AVX-512 lanes, with glibc's vector math library
+ * (libmvec) for the transcendental part: its erff is within 4 ulp of the scalar erff
+ * (checked over [-10, 10) in steps of 1e-5), and it runs 16 lanes per call instead of one.
  */
 #include "ckernels.h"
 
 #include <immintrin.h>
 
-/* libmvec's AVX-512 erff (vector ABI name; glibc ≥ 2.35). */
+/* libmvec's AVX-512 erff (glibc ≥ 2.35) and expf (glibc ≥ 2.22), by vector ABI name. */
 __attribute__((target("avx512f"))) __m512 _ZGVeN16v_erff(__m512);
+__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
+
+__attribute__((target("avx512f")))
+static inline __mmask16 tail_mask(ptrdiff_t left) {
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
 
 __attribute__((target("avx512f")))
 void restore_gelu_avx512(float *values, ptrdiff_t count) {
     const __m512 half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
     const __m512 inverse_sqrt2 = _mm512_set1_ps(0.70710678118654752f);
     for (ptrdiff_t i = 0; i < count; i += 16) {
-        ptrdiff_t left = count - i;
-        __mmask16 mask = left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+        __mmask16 mask = tail_mask(count - i);
         __m512 x = _mm512_maskz_loadu_ps(mask, values + i);
         __m512 erf = _ZGVeN16v_erff(_mm512_mul_ps(x, inverse_sqrt2));
         __m512 result = _mm512_mul_ps(_mm512_mul_ps(half, x), _mm512_add_ps(one, erf));
         _mm512_mask_storeu_ps(values + i, mask, result);
+    }
+}
+
+__attribute__((target("avx512f")))
+void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length) {
+    if (length <= 0) return;
+    __m512 maximum = _mm512_set1_ps(-__builtin_inff());
+    for (ptrdiff_t i = 0; i < length; i += 16) {
+        maximum = _mm512_mask_max_ps(maximum, tail_mask(length - i), maximum, _mm512_maskz_loadu_ps(tail_mask(length - i), x + i));
+    }
+    const __m512 shift = _mm512_set1_ps(_mm512_reduce_max_ps(maximum));
+    __m512 sum = _mm512_setzero_ps();
+    for (ptrdiff_t i = 0; i < length; i += 16) {
+        __mmask16 mask = tail_mask(length - i);
+        __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), shift));
+        sum = _mm512_mask_add_ps(sum, mask, sum, e);
+        _mm512_mask_storeu_ps(y + i, mask, e);
+    }
+    const __m512 scale = _mm512_set1_ps(1.0f / _mm512_reduce_add_ps(sum));
+    for (ptrdiff_t i = 0; i < length; i += 16) {
+        __mmask16 mask = tail_mask(length - i);
+        _mm512_mask_storeu_ps(y + i, mask, _mm512_mul_ps(_mm512_maskz_loadu_ps(mask, y + i), scale));
     }
 }

@@ -40,4 +40,7 @@ void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
 /* values[i] = GELU(values[i]) = x/2 · (1 + erf(x/√2)), in place. AVX-512 only. */
 void restore_gelu_avx512(float *values, ptrdiff_t count);
 
+/* y = softmax(x) over `length` floats (y may be x): max-shifted, libmvec's expf. AVX-512 only. */
+void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length);
+
 #endif

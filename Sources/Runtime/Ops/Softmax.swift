@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Format
 
@@ -92,6 +93,9 @@ struct SoftmaxKernel: Kernel {
     // `attention` normalises its score rows with it too; x and y may be the same row.
     @inline(never)
     static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int) {
+        // 16 lanes with glibc's vector expf: attention's rows of 49–64 keys spent most of
+        // their time in scalar expf (28% of a windowed-attention Swin's run).
+        if CPUFeatures.avx512 { return restore_softmax_row_avx512(x, y, length) }
         var maximum = -Float.infinity
         for k in 0..<length { maximum = Swift.max(maximum, x[k]) }
         var sum: Float = 0
