@@ -98,12 +98,28 @@ extension ShapeRules {
     /// For each element of `target` in row-major order, the flat index of the element of
     /// `shape` that NumPy broadcasting reads there: the plain form reference kernels use.
     static func broadcastSourceIndices(_ shape: [Int], to target: [Int]) -> [Int] {
+        let count = target.reduce(1, *)
+        if shape == target { return Array(0..<count) }
         let sourceStrides = broadcastStrides(shape, to: target)
-        let targetStrides = strides(target)
-        return (0..<target.reduce(1, *)).map { flat in
-            var source = 0
-            for axis in target.indices { source += (flat / targetStrides[axis]) % target[axis] * sourceStrides[axis] }
-            return source
+        // An odometer over the target's axes: planning a dynamic-size model runs these
+        // reference kernels on whole attention masks (4 M elements for the Swin demo at
+        // 256²), where a division per axis and element took most of the planning time.
+        var position = [Int](repeating: 0, count: target.count)
+        var source = 0
+        return [Int](unsafeUninitializedCapacity: count) { result, initialized in
+            for flat in 0..<count {
+                result[flat] = source
+                var axis = target.count - 1
+                while axis >= 0 {
+                    position[axis] += 1
+                    source += sourceStrides[axis]
+                    if position[axis] < target[axis] { break }
+                    source -= target[axis] * sourceStrides[axis]
+                    position[axis] = 0
+                    axis -= 1
+                }
+            }
+            initialized = count
         }
     }
 }
