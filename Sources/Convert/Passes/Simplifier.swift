@@ -3,7 +3,8 @@ import Runtime
 
 /// The convert-time rewrite pipeline: fold constants (and, for fixed-size models, all
 /// shape arithmetic); recognise layer norms, GELU/SiLU, attention and linear layers
-/// written out as elementary ops; fold per-channel affines (BatchNorm) into convolutions;
+/// written out as elementary ops, then Swin's shifted-window attention around the
+/// attention and linear nodes; fold per-channel affines (BatchNorm) into convolutions;
 /// then fuse activations and residual adds into convolutions and linear layers (so the
 /// recognisers run first: a GELU must be one node before it can fuse). Each pass is a
 /// file of its own.
@@ -33,8 +34,9 @@ public enum Simplifier {
            let plan = try? plan(graph, samples[0]) {
             report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: plan.knownValues)))
         }
-        let planned = samples.compactMap { try? plan(graph, $0).valueShapes }
-        let sampled = SampledShapes(samples: planned.count == samples.count ? planned : [])
+        let planned = samples.compactMap { try? plan(graph, $0) }
+        let sampled = planned.count == samples.count
+            ? SampledShapes(samples: planned.map(\.valueShapes), knownValues: planned.map(\.knownValues)) : SampledShapes(samples: [])
         if planned.count < samples.count {
             report.notes.append("shape-dependent recognisers limited: the model did not plan at sample sizes \(samples)")
         }
@@ -42,6 +44,7 @@ public enum Simplifier {
         report.passes.append(("GELU/SiLU fusion", try GELUFusion.run(&graph)))
         report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
+        report.passes.append(("Swin window attention fusion", try WindowAttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {
