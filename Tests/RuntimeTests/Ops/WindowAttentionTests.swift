@@ -34,6 +34,16 @@ final class WindowAttentionTests: XCTestCase {
         }
     }
 
+    func testFewWindowsOfManyHeadsSplitHeadsIntoGroups() throws {
+        // Two windows of 5 heads: the kernel splits the heads into work items (uneven
+        // groups), as for Swin's last stage; shift 2 wraps within the 7 × 14 grid.
+        let tokens = 49
+        let qkv = KernelHarness.random([1, 7, 14, 3 * 5 * 4], seed: 310)
+        let bias = KernelHarness.random([2, 5, tokens, tokens], seed: 311).mathMapped { $0 * 3 }
+        try KernelHarness.assertFastMatchesReference(
+            node("few_windows", windowSize: 7, shift: 2, heads: 5, scale: 0.6, bias: true), [qkv, bias])
+    }
+
     func testWindowOfOneTokenPassesValuesThrough() throws {
         // A 1 × 1 window attends only to itself: Y = v, whatever the shift.
         let qkv = KernelHarness.random([1, 3, 5, 6], seed: 320)
