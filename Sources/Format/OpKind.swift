@@ -31,6 +31,15 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     ///        bias (broadcast to [..., Lq, Lk] without enlarging it)?; attrs: scale =1.
     /// Y [..., Lq, Dv] = softmax(scale·Q·Kᵀ + bias, last axis) · V.
     case attention
+    /// inputs: QKV [B, H, W, 3·C] (per token q | k | v, each heads × C/heads; H, W multiples
+    ///        of windowSize), bias (broadcast to [B·nW, heads, N, N] without enlarging it)?
+    ///        with N = windowSize², nW = (H/windowSize)·(W/windowSize).
+    /// attrs: windowSize, shift =0, heads, scale =1.
+    /// Swin's shifted-window attention: roll the grid by −shift on H and W, cut it into
+    /// windows (row-major, window b·nW + wy·(W/windowSize) + wx, tokens row-major), per
+    /// window and head softmax(scale·q·kᵀ + bias)·v, then window reverse and roll back.
+    /// Y [B, H, W, C]. The kernel gathers each window's tokens by index arithmetic.
+    case windowAttention
 
     // MARK: Normalisation
     /// inputs: X [N,C,...], scale [C], bias [C]; attrs: epsilon =1e-5.

@@ -1,4 +1,5 @@
 import Format
+import Runtime
 
 /// Who reads each value of a graph, for rewrites that must know a value has one reader.
 struct Consumers {
@@ -152,6 +153,9 @@ extension Graph {
 /// passes ask them only for what holds at every sample.
 struct SampledShapes {
     var samples: [[String: [Int]]]
+    /// The values the planner knew at each sample (constants folded per size, shape
+    /// arithmetic, masks built from shapes); empty when the caller sampled only shapes.
+    var knownValues: [[String: HostTensor]] = []
 
     /// The rank of `value` when it is known and the same at every sample.
     func rank(_ value: String) -> Int? {

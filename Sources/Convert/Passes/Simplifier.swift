@@ -4,7 +4,8 @@ import Runtime
 /// The convert-time rewrite pipeline: fold constants (and, for fixed-size models, all
 /// shape arithmetic); recognise layer norms, GELU/SiLU, attention and linear layers
 /// written out as elementary ops (moving a shifted-window mask added through a 5-D view
-/// into the attention bias first); fold per-channel affines (BatchNorm) into convolutions;
+/// into the attention bias first), then Swin's shifted-window attention around the
+/// attention and linear nodes; fold per-channel affines (BatchNorm) into convolutions;
 /// then fuse activations and residual adds into convolutions and linear layers (so the
 /// recognisers run first: a GELU must be one node before it can fuse). Each pass is a
 /// file of its own.
@@ -46,6 +47,7 @@ public enum Simplifier {
         if maskFolds > 0 { sampled = sampledShapes(graph, samples) }
         report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
+        report.passes.append(("Swin window attention fusion", try WindowAttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {
@@ -63,10 +65,12 @@ public enum Simplifier {
         return report
     }
 
-    /// Value shapes at every sample size, or none when the graph does not plan at one of them.
+    /// Value shapes and plan-time values at every sample size, or none when the graph does
+    /// not plan at one of them.
     private static func sampledShapes(_ graph: Graph, _ samples: [[[Int]]]) -> SampledShapes {
-        let planned = samples.compactMap { try? plan(graph, $0).valueShapes }
-        return SampledShapes(samples: planned.count == samples.count ? planned : [])
+        let planned = samples.compactMap { try? plan(graph, $0) }
+        guard planned.count == samples.count else { return SampledShapes(samples: []) }
+        return SampledShapes(samples: planned.map(\.valueShapes), knownValues: planned.map(\.knownValues))
     }
 
     /// Two sets of input shapes that bind every symbol: batch 1, and spatial sizes that

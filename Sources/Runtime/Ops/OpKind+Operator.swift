@@ -9,6 +9,7 @@ extension OpKind {
         case .linear: Linear.self
         case .matMul: MatrixMultiply.self
         case .attention: ScaledDotProductAttention.self
+        case .windowAttention: WindowAttention.self
         case .instanceNorm: InstanceNormalization.self
         case .layerNorm: LayerNormalization.self
         case .softmax: Softmax.self
