@@ -44,38 +44,22 @@ extension PixelImage {
               decoded.bit_depth == 8 || decoded.bit_depth == 16 else {
             throw ImageIOError.unsupported(file: source, detail: "\(decoded.channels) channels at \(decoded.bit_depth) bits")
         }
-        let width = Int(decoded.width), height = Int(decoded.height)
-        let count = width * height * colorType.channels
-        let samples: [Float]
-        if decoded.bit_depth == 8 {
-            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: count)
-            samples = values.map { Float($0) / 255 }
-        } else {
-            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt16.self), count: count)
-            samples = values.map { Float($0) / 65535 }
-        }
-        return PixelImage(width: width, height: height, bitDepth: Int(decoded.bit_depth),
-                          colorType: colorType, samples: samples)
+        let width = Int(decoded.width), height = Int(decoded.height), bitDepth = Int(decoded.bit_depth)
+        let byteCount = width * height * colorType.channels * bitDepth / 8
+        let bytes = Array(UnsafeRawBufferPointer(start: raw, count: byteCount))
+        return PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, bytes: bytes)
     }
 
-    /// Encodes the image as PNG bytes at its own bit depth and colour type (samples are
-    /// clamped to 0…1 and rounded first).
+    /// Encodes the image as PNG bytes at its own bit depth and colour type.
     public func encodePNG(name: String = "<memory>") throws -> [UInt8] {
-        let levels = quantizedSamples()
         var message = [CChar](repeating: 0, count: 256)
         var encoded: UnsafeMutablePointer<UInt8>?
         var encodedSize = 0
-        func encode(_ buffer: UnsafeRawPointer?) -> cimageio_status {
+        let status = bytes.withUnsafeBytes { samples in
             var image = cimageio_image(width: UInt32(width), height: UInt32(height), bit_depth: Int32(bitDepth),
                                        channels: Int32(colorType.channels),
-                                       samples: UnsafeMutableRawPointer(mutating: buffer))
+                                       samples: UnsafeMutableRawPointer(mutating: samples.baseAddress))
             return cimageio_png_encode(&image, &encoded, &encodedSize, &message, message.count)
-        }
-        let status: cimageio_status
-        if bitDepth == 8 {
-            status = levels.map { UInt8($0) }.withUnsafeBytes { encode($0.baseAddress) }
-        } else {
-            status = levels.withUnsafeBytes { encode($0.baseAddress) }
         }
         defer { cimageio_free(encoded) }
         guard status == CIMAGEIO_OK, let encoded else {
