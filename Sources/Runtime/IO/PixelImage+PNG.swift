@@ -52,6 +52,20 @@ extension PixelImage {
 
     /// Encodes the image as PNG bytes at its own bit depth and colour type.
     public func encodePNG(name: String = "<memory>") throws -> [UInt8] {
+        try withEncodedPNG(name: name) { Array($0) }
+    }
+
+    /// Writes the image as a PNG file at `path`, through a temporary file renamed into
+    /// place only when complete.
+    public func writePNG(path: String) throws {
+        try withEncodedPNG(name: path) { encoded in
+            try FileBytes.writeAtomically(encoded, to: path) { ImageIOError.fileSystem(file: path, detail: $0) }
+        }
+    }
+
+    /// Calls `body` with the image encoded as PNG in libpng's buffer (not copied: a large
+    /// image's file is tens of megabytes).
+    private func withEncodedPNG<Result>(name: String, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result {
         var message = [CChar](repeating: 0, count: 256)
         var encoded: UnsafeMutablePointer<UInt8>?
         var encodedSize = 0
@@ -65,14 +79,7 @@ extension PixelImage {
         guard status == CIMAGEIO_OK, let encoded else {
             throw Self.error(for: status, message: message, file: name)
         }
-        return Array(UnsafeBufferPointer(start: encoded, count: encodedSize))
-    }
-
-    /// Writes the image as a PNG file at `path`, through a temporary file renamed into
-    /// place only when complete.
-    public func writePNG(path: String) throws {
-        let bytes = try encodePNG(name: path)
-        try FileBytes.writeAtomically(bytes, to: path) { ImageIOError.fileSystem(file: path, detail: $0) }
+        return try body(UnsafeRawBufferPointer(start: encoded, count: encodedSize))
     }
 
     private static func error(for status: cimageio_status, message: [CChar], file: String) -> ImageIOError {
