@@ -10,13 +10,13 @@
 # Environment: PY (default /work/venv/bin/python, needs numpy and Pillow), RRUN (default
 # .build/release/rrun), SIZE (default 4096), WORK (default /tmp/restore-tiled-memory).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
 if [ $# -lt 1 ]; then
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
-model=$1
+model=$(realpath "$1")
 shift
+cd "$(dirname "$0")/../.."
 PY=${PY:-/work/venv/bin/python}
 RRUN=${RRUN:-.build/release/rrun}
 SIZE=${SIZE:-4096}
