@@ -29,25 +29,32 @@ extension PixelImage {
         return try decodePNG(bytes, source: path)
     }
 
-    /// Decodes a PNG held in memory; `source` names it in errors.
+    /// Decodes a PNG held in memory; `source` names it in errors. The header is read first
+    /// so that libpng writes the pixels straight into the image's own storage.
     public static func decodePNG(_ bytes: [UInt8], source: String = "<memory>") throws -> PixelImage {
-        var decoded = cimageio_image()
         var message = [CChar](repeating: 0, count: 256)
-        let status = bytes.withUnsafeBufferPointer { data in
-            cimageio_png_decode(data.baseAddress, data.count, &decoded, &message, message.count)
+        var header = cimageio_image()
+        let headerStatus = bytes.withUnsafeBufferPointer { data in
+            cimageio_png_decode(data.baseAddress, data.count, &header, nil, 0, &message, message.count)
         }
-        defer { cimageio_free(decoded.samples) }
-        guard status == CIMAGEIO_OK else {
-            throw error(for: status, message: message, file: source)
+        guard headerStatus == CIMAGEIO_OK else {
+            throw error(for: headerStatus, message: message, file: source)
         }
-        guard let colorType = ColorType(channels: Int(decoded.channels)), let raw = decoded.samples,
-              decoded.bit_depth == 8 || decoded.bit_depth == 16 else {
-            throw ImageIOError.unsupported(file: source, detail: "\(decoded.channels) channels at \(decoded.bit_depth) bits")
+        guard let colorType = ColorType(channels: Int(header.channels)), header.bit_depth == 8 || header.bit_depth == 16 else {
+            throw ImageIOError.unsupported(file: source, detail: "\(header.channels) channels at \(header.bit_depth) bits")
         }
-        let width = Int(decoded.width), height = Int(decoded.height), bitDepth = Int(decoded.bit_depth)
+        let width = Int(header.width), height = Int(header.height), bitDepth = Int(header.bit_depth)
         let byteCount = width * height * colorType.channels * bitDepth / 8
-        let bytes = Array(UnsafeRawBufferPointer(start: raw, count: byteCount))
-        return PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, bytes: bytes)
+        var status = CIMAGEIO_OK
+        let samples = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+            var decoded = cimageio_image()
+            status = bytes.withUnsafeBufferPointer { data in
+                cimageio_png_decode(data.baseAddress, data.count, &decoded, buffer.baseAddress, byteCount, &message, message.count)
+            }
+            initialized = status == CIMAGEIO_OK ? byteCount : 0
+        }
+        guard status == CIMAGEIO_OK else { throw error(for: status, message: message, file: source) }
+        return PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, bytes: samples)
     }
 
     /// Encodes the image as PNG bytes at its own bit depth and colour type.
