@@ -250,32 +250,31 @@ public func restore_image_u8(_ s: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
             }
 
             let contract = try handle.owner.contract.get()
-            let region = try handle.largestRegion(contract, height: h, width: w, tile: Int(tile))
-            // Besides the model's arena: the image as floats (interleaved and planar) and the
-            // result (planar, blend weights, interleaved, levels), 4 bytes a sample.
-            let outputBytes = try Sizes.product(try Sizes.product(outWidth, outHeight, "output size"), 4 * (4 + 2 * c), "output bytes")
+            let restorer = try handle.restorer()
+            let tileSize = try restorer.tileSize(height: h, width: w, requested: Int(tile))
+            let region = restorer.modelInputSize(height: min(tileSize.height, h), width: min(tileSize.width, w))
+            // Besides the model's arena: the input and output images (one byte a sample) and
+            // the restorer's accumulator band and tile buffers.
+            let imageBytes = try Sizes.product(try Sizes.product(outWidth, outHeight, "output size"), c, "output bytes") + w * h * c
             _ = try handle.checkedPlan(for: try handle.inputShapes(setting: contract.input, to: [1, 3, region.height, region.width]),
-                                       besides: 4 * w * h * (c + 3) + outputBytes)
+                                       besides: imageBytes + restorer.workingBytes(height: h, width: w, tile: tileSize))
 
             // Read everything before writing, so `out` may alias `pixels`.
-            var samples = [Float](repeating: 0, count: w * h * c)
-            for y in 0..<h {
-                let row = pixels + y * Int(stride)
-                for i in 0..<(w * c) { samples[y * w * c + i] = Float(row[i]) / 255 }
+            var bytes = [UInt8](repeating: 0, count: w * h * c)
+            bytes.withUnsafeMutableBufferPointer { target in
+                guard let base = target.baseAddress else { return }
+                for y in 0..<h { (base + y * w * c).update(from: pixels + y * Int(stride), count: w * c) }
             }
-            let image = PixelImage(width: w, height: h, bitDepth: 8, colorType: c == 4 ? .rgba : .rgb, samples: samples)
-            let restored = try handle.restorer().restore(image.rgbTensor(), tile: Int(tile),
-                                                         overlap: overlap < 0 ? nil : Int(overlap),
-                                                         extraInputs: handle.extraInputs)
+            let image = PixelImage(width: w, height: h, bitDepth: 8, colorType: c == 4 ? .rgba : .rgb, bytes: bytes)
             // The same quantisation and alpha handling as `rrun` writing a PNG.
-            let result = try image.withRGB(restored)
+            let result = try restorer.restore(image, tile: Int(tile), overlap: overlap < 0 ? nil : Int(overlap),
+                                              extraInputs: handle.extraInputs)
             guard result.width == outWidth, result.height == outHeight else {
                 throw CallFailure.internal("restored \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
             }
-            let levels = result.quantizedSamples()
-            for y in 0..<outHeight {
-                let row = out + y * Int(out_stride)
-                for i in 0..<outRow { row[i] = UInt8(truncatingIfNeeded: levels[y * outRow + i]) }
+            result.bytes.withUnsafeBufferPointer { levels in
+                guard let base = levels.baseAddress else { return }
+                for y in 0..<outHeight { (out + y * Int(out_stride)).update(from: base + y * outRow, count: outRow) }
             }
         }
     }

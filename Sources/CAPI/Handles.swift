@@ -82,21 +82,6 @@ final class SessionHandle {
         }
     }
 
-    /// The largest region `Restorer` runs the model on at once for a height×width image
-    /// (used only to check memory before starting): the model's fixed size, or the tile
-    /// (`tile`, else restore.tile, else the whole image) clipped to the image and padded
-    /// to restore.multiple.
-    func largestRegion(_ contract: RestorationContract, height: Int, width: Int, tile: Int) throws -> (height: Int, width: Int) {
-        if let info = owner.model.graph.inputs.first(where: { $0.name == contract.input }),
-           let fixed = RestorationContract.fixedSize(of: info) {
-            return fixed
-        }
-        let size = tile > 0 ? tile : contract.tile
-        let (h, w) = size > 0 ? (min(size, height), min(size, width)) : (height, width)
-        let multiple = contract.multiple
-        return ((h + multiple - 1) / multiple * multiple, (w + multiple - 1) / multiple * multiple)
-    }
-
     /// Runs `body` with the session behind `pointer`, refusing NULL and concurrent use.
     static func with(_ pointer: OpaquePointer?, _ body: (SessionHandle) throws -> Void) throws {
         guard let pointer else { throw CallFailure.argument("session is NULL") }

@@ -8,8 +8,8 @@ import Glibc
 /// reaches an allocation or a loop.
 enum Sizes {
     /// The largest image restore_image_u8 takes, in pixels: 2³⁰ (a 32768×32768 image).
-    /// Its float copies would need tens of gigabytes; above this Swift's allocator would
-    /// abort the process rather than fail.
+    /// Its copies (input and output image, 4 bytes a pixel each) already take 8 GiB; above
+    /// this Swift's allocator would abort the process rather than fail.
     static let maximumPixels = 1 << 30
 
     /// a·b, or a failure naming `what` when it overflows.

@@ -19,7 +19,6 @@ typedef struct {
     int out_of_memory;
     char last_warning[160]; /* libpng explains some errors only in the warning before them */
     png_bytep *rows;
-    void *samples;
     char *message;
     size_t message_capacity;
 } io_context;
@@ -73,7 +72,7 @@ static cimageio_status classify(const io_context *context) {
 }
 
 static cimageio_status decode_with(png_structp png, png_infop info, io_context *context,
-                                   cimageio_image *image) {
+                                   cimageio_image *image, void *samples, size_t capacity) {
     if (setjmp(png_jmpbuf(png))) return classify(context);
 
     png_set_user_limits(png, CIMAGEIO_MAX_SIDE, CIMAGEIO_MAX_SIDE);
@@ -123,26 +122,30 @@ static cimageio_status decode_with(png_structp png, png_infop info, io_context *
         set_message(context, "unexpected row layout after expansion");
         return CIMAGEIO_UNSUPPORTED;
     }
-    /* Cannot overflow: width*height <= 2^27 and row_bytes <= 8 * width. */
-    context->samples = malloc(row_bytes * height);
-    context->rows = malloc(sizeof(png_bytep) * height);
-    if (!context->samples || !context->rows) {
-        set_message(context, "out of memory for the pixels");
-        return CIMAGEIO_OUT_OF_MEMORY;
-    }
-    for (png_uint_32 y = 0; y < height; y++) context->rows[y] = (png_bytep)context->samples + y * row_bytes;
-    png_read_image(png, context->rows);
-    png_read_end(png, NULL);
-
     image->width = width;
     image->height = height;
     image->bit_depth = out_depth;
     image->channels = channels;
+    if (!samples) return CIMAGEIO_OK;
+    /* Cannot overflow: width*height <= 2^27 and row_bytes <= 8 * width. */
+    if (capacity < row_bytes * height) {
+        set_message(context, "the buffer for the pixels is too small");
+        return CIMAGEIO_UNSUPPORTED;
+    }
+    context->rows = malloc(sizeof(png_bytep) * height);
+    if (!context->rows) {
+        set_message(context, "out of memory for the row pointers");
+        return CIMAGEIO_OUT_OF_MEMORY;
+    }
+    for (png_uint_32 y = 0; y < height; y++) context->rows[y] = (png_bytep)samples + y * row_bytes;
+    png_read_image(png, context->rows);
+    png_read_end(png, NULL);
+    image->samples = samples;
     return CIMAGEIO_OK;
 }
 
 cimageio_status cimageio_png_decode(const uint8_t *data, size_t size, cimageio_image *image,
-                                    char *message, size_t message_capacity) {
+                                    void *samples, size_t capacity, char *message, size_t message_capacity) {
     io_context context = {0};
     context.data = data;
     context.size = size;
@@ -162,14 +165,9 @@ cimageio_status cimageio_png_decode(const uint8_t *data, size_t size, cimageio_i
         set_message(&context, "out of memory for the decoder");
         return CIMAGEIO_OUT_OF_MEMORY;
     }
-    cimageio_status status = decode_with(png, info, &context, image);
+    cimageio_status status = decode_with(png, info, &context, image, samples, capacity);
     png_destroy_read_struct(&png, &info, NULL);
     free(context.rows);
-    if (status == CIMAGEIO_OK) {
-        image->samples = context.samples;
-    } else {
-        free(context.samples);
-    }
     return status;
 }
 

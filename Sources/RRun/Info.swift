@@ -160,20 +160,25 @@ struct PlanSummary: CustomStringConvertible {
     }
 }
 
-/// A one-line progress bar on stderr, drawn only when stderr is a terminal.
+/// A one-line progress bar on stderr, drawn only when stderr is a terminal, with an
+/// estimate of the time left from the average time per step so far.
 final class ProgressBar {
     private let label: String
     private let enabled = isatty(STDERR_FILENO) != 0
+    private let start = Date()
     private var drawn = false
 
     init(label: String) { self.label = label }
 
     func update(_ done: Int, _ total: Int) {
-        guard enabled, total > 1 else { return }
+        guard enabled, total > 1, done > 0 else { return }
         let width = 30
         let filled = width * done / total
         let bar = String(repeating: "#", count: filled) + String(repeating: " ", count: width - filled)
-        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(label)".utf8))
+        let left = Int((Date().timeIntervalSince(start) / Double(done) * Double(total - done)).rounded())
+        let estimate = done < total ? String(format: ", %d:%02d left", left / 60, left % 60) : ""
+        // "\u{1B}[K" clears what a longer previous line left on the right.
+        FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total) \(label)\(estimate)\u{1B}[K".utf8))
         drawn = true
     }
 

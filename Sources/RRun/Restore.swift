@@ -83,10 +83,13 @@ extension RRun {
             let image = try PixelImage.readPNG(path: inputs[0])
             let progress = ProgressBar(label: "tiles")
             let start = Date()
-            let restored = try restorer.restore(image.rgbTensor(), tile: tile, overlap: overlap,
-                                                extraInputs: extraInputs, progress: progress.update)
-            progress.finish()
-            let result = try image.withRGB(restored)
+            let result: PixelImage
+            do {
+                // Ends the bar's line also when restoring fails, before the error is printed.
+                defer { progress.finish() }
+                result = try restorer.restore(image, tile: tile, overlap: overlap,
+                                              extraInputs: extraInputs, progress: progress.update)
+            }
             if verbose {
                 printPlans(session)
                 print(String(format: "restored %d×%d in %.3f s", result.width, result.height, Date().timeIntervalSince(start)))

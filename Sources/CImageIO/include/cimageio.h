@@ -36,16 +36,20 @@ typedef struct {
     uint32_t height;
     int bit_depth;   /* 8 or 16 */
     int channels;    /* 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA */
-    /* width*height*channels samples: uint8_t for 8-bit, native-endian uint16_t for 16-bit.
-       After a decode it is owned by the caller and released with cimageio_free. */
+    /* width*height*channels samples: uint8_t for 8-bit, native-endian uint16_t for 16-bit. */
     void *samples;
 } cimageio_image;
 
 /* Decodes a whole PNG held in memory into 8- or 16-bit samples. Palettes become RGB
    (RGBA with tRNS), gray below 8 bits becomes 8-bit, any tRNS becomes an alpha channel,
-   interlaced images are de-interlaced. On failure `message` holds a sentence. */
+   interlaced images are de-interlaced. In two calls, so that the pixels go straight into
+   memory the caller owns: with `samples` NULL only the header is read and checked against
+   the limits, and `image` gets the size, bit depth and channels the pixels will have; with
+   `samples` pointing to `capacity` >= width*height*channels*bit_depth/8 bytes the pixels
+   are decoded into it and `image->samples` is set to it. On failure `message` holds a
+   sentence. */
 cimageio_status cimageio_png_decode(const uint8_t *data, size_t size, cimageio_image *image,
-                                    char *message, size_t message_capacity);
+                                    void *samples, size_t capacity, char *message, size_t message_capacity);
 
 /* Encodes `image` (8/16 bit, 1-4 channels) as a non-interlaced PNG in a buffer the
    caller releases with cimageio_free. */

@@ -25,6 +25,12 @@ enum FileBytes {
     /// Writes `bytes` to `path` as `writeAtomically(_:to:)` below; a failure is thrown as
     /// `failure(detail)`.
     static func writeAtomically(_ bytes: [UInt8], to path: String, failure: (_ detail: String) -> any Error) throws {
+        try bytes.withUnsafeBytes { try writeAtomically($0, to: path, failure: failure) }
+    }
+
+    /// The same for bytes in any buffer (a C library's output, written without a copy).
+    static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String,
+                                failure: (_ detail: String) -> any Error) throws {
         try reporting(failure) { try writeAtomically(bytes, to: path) }
     }
 
@@ -60,7 +66,7 @@ enum FileBytes {
 
     /// Writes `bytes` to `path` through a temporary file in the same directory, renamed
     /// over `path` only when complete; on any failure the temporary file is removed.
-    private static func writeAtomically(_ bytes: [UInt8], to path: String) throws {
+    private static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
         let temporary = try createTemporarySibling(of: path)
         var completed = false
         defer { if !completed { unlink(temporary.path) } }
@@ -68,9 +74,7 @@ enum FileBytes {
             defer { close(temporary.descriptor) }
             var written = 0
             while written < bytes.count {
-                let put = bytes.withUnsafeBytes { buffer in
-                    write(temporary.descriptor, buffer.baseAddress.map { $0 + written }, buffer.count - written)
-                }
+                let put = write(temporary.descriptor, bytes.baseAddress.map { $0 + written }, bytes.count - written)
                 if put < 0 && errno == EINTR { continue }
                 guard put > 0 else { throw Failure(detail: "write failed: \(errnoText())") }
                 written += put

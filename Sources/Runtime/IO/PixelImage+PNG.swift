@@ -29,66 +29,64 @@ extension PixelImage {
         return try decodePNG(bytes, source: path)
     }
 
-    /// Decodes a PNG held in memory; `source` names it in errors.
+    /// Decodes a PNG held in memory; `source` names it in errors. The header is read first
+    /// so that libpng writes the pixels straight into the image's own storage.
     public static func decodePNG(_ bytes: [UInt8], source: String = "<memory>") throws -> PixelImage {
-        var decoded = cimageio_image()
         var message = [CChar](repeating: 0, count: 256)
-        let status = bytes.withUnsafeBufferPointer { data in
-            cimageio_png_decode(data.baseAddress, data.count, &decoded, &message, message.count)
+        var header = cimageio_image()
+        let headerStatus = bytes.withUnsafeBufferPointer { data in
+            cimageio_png_decode(data.baseAddress, data.count, &header, nil, 0, &message, message.count)
         }
-        defer { cimageio_free(decoded.samples) }
-        guard status == CIMAGEIO_OK else {
-            throw error(for: status, message: message, file: source)
+        guard headerStatus == CIMAGEIO_OK else {
+            throw error(for: headerStatus, message: message, file: source)
         }
-        guard let colorType = ColorType(channels: Int(decoded.channels)), let raw = decoded.samples,
-              decoded.bit_depth == 8 || decoded.bit_depth == 16 else {
-            throw ImageIOError.unsupported(file: source, detail: "\(decoded.channels) channels at \(decoded.bit_depth) bits")
+        guard let colorType = ColorType(channels: Int(header.channels)), header.bit_depth == 8 || header.bit_depth == 16 else {
+            throw ImageIOError.unsupported(file: source, detail: "\(header.channels) channels at \(header.bit_depth) bits")
         }
-        let width = Int(decoded.width), height = Int(decoded.height)
-        let count = width * height * colorType.channels
-        let samples: [Float]
-        if decoded.bit_depth == 8 {
-            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt8.self), count: count)
-            samples = values.map { Float($0) / 255 }
-        } else {
-            let values = UnsafeBufferPointer(start: raw.assumingMemoryBound(to: UInt16.self), count: count)
-            samples = values.map { Float($0) / 65535 }
+        let width = Int(header.width), height = Int(header.height), bitDepth = Int(header.bit_depth)
+        let byteCount = width * height * colorType.channels * bitDepth / 8
+        var status = CIMAGEIO_OK
+        let samples = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+            var decoded = cimageio_image()
+            status = bytes.withUnsafeBufferPointer { data in
+                cimageio_png_decode(data.baseAddress, data.count, &decoded, buffer.baseAddress, byteCount, &message, message.count)
+            }
+            initialized = status == CIMAGEIO_OK ? byteCount : 0
         }
-        return PixelImage(width: width, height: height, bitDepth: Int(decoded.bit_depth),
-                          colorType: colorType, samples: samples)
+        guard status == CIMAGEIO_OK else { throw error(for: status, message: message, file: source) }
+        return PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, bytes: samples)
     }
 
-    /// Encodes the image as PNG bytes at its own bit depth and colour type (samples are
-    /// clamped to 0…1 and rounded first).
+    /// Encodes the image as PNG bytes at its own bit depth and colour type.
     public func encodePNG(name: String = "<memory>") throws -> [UInt8] {
-        let levels = quantizedSamples()
-        var message = [CChar](repeating: 0, count: 256)
-        var encoded: UnsafeMutablePointer<UInt8>?
-        var encodedSize = 0
-        func encode(_ buffer: UnsafeRawPointer?) -> cimageio_status {
-            var image = cimageio_image(width: UInt32(width), height: UInt32(height), bit_depth: Int32(bitDepth),
-                                       channels: Int32(colorType.channels),
-                                       samples: UnsafeMutableRawPointer(mutating: buffer))
-            return cimageio_png_encode(&image, &encoded, &encodedSize, &message, message.count)
-        }
-        let status: cimageio_status
-        if bitDepth == 8 {
-            status = levels.map { UInt8($0) }.withUnsafeBytes { encode($0.baseAddress) }
-        } else {
-            status = levels.withUnsafeBytes { encode($0.baseAddress) }
-        }
-        defer { cimageio_free(encoded) }
-        guard status == CIMAGEIO_OK, let encoded else {
-            throw Self.error(for: status, message: message, file: name)
-        }
-        return Array(UnsafeBufferPointer(start: encoded, count: encodedSize))
+        try withEncodedPNG(name: name) { Array($0) }
     }
 
     /// Writes the image as a PNG file at `path`, through a temporary file renamed into
     /// place only when complete.
     public func writePNG(path: String) throws {
-        let bytes = try encodePNG(name: path)
-        try FileBytes.writeAtomically(bytes, to: path) { ImageIOError.fileSystem(file: path, detail: $0) }
+        try withEncodedPNG(name: path) { encoded in
+            try FileBytes.writeAtomically(encoded, to: path) { ImageIOError.fileSystem(file: path, detail: $0) }
+        }
+    }
+
+    /// Calls `body` with the image encoded as PNG in libpng's buffer (not copied: a large
+    /// image's file is tens of megabytes).
+    private func withEncodedPNG<Result>(name: String, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result {
+        var message = [CChar](repeating: 0, count: 256)
+        var encoded: UnsafeMutablePointer<UInt8>?
+        var encodedSize = 0
+        let status = bytes.withUnsafeBytes { samples in
+            var image = cimageio_image(width: UInt32(width), height: UInt32(height), bit_depth: Int32(bitDepth),
+                                       channels: Int32(colorType.channels),
+                                       samples: UnsafeMutableRawPointer(mutating: samples.baseAddress))
+            return cimageio_png_encode(&image, &encoded, &encodedSize, &message, message.count)
+        }
+        defer { cimageio_free(encoded) }
+        guard status == CIMAGEIO_OK, let encoded else {
+            throw Self.error(for: status, message: message, file: name)
+        }
+        return try body(UnsafeRawBufferPointer(start: encoded, count: encodedSize))
     }
 
     private static func error(for status: cimageio_status, message: [CChar], file: String) -> ImageIOError {
