@@ -22,6 +22,18 @@ final class TileSeamTests: XCTestCase {
         return (repository.appendingPathComponent("examples/models/denoiser.onnx").path, options)
     }()
 
+    /// The demo's Swin + UperNet denoiser (scripts/demo/train_swin_denoiser.py): shifted
+    /// 8×8 windows over three stages and pyramid pooling over the whole input, so unlike
+    /// the CNN its output depends on the whole tile; residual, range 0…1, multiple 32.
+    private static let swinDenoiser: (path: String, options: ConversionOptions) = {
+        var options = ConversionOptions()
+        options.range = "0,1"
+        options.residual = true
+        options.multiple = 32
+        options.task = "denoise"
+        return (repository.appendingPathComponent("examples/models/swin_denoiser.onnx").path, options)
+    }()
+
     /// The centre of the demo's noisy photo (the debug build runs the models too slowly
     /// for all of its 256×256 pixels).
     private static func noisyPhoto(side: Int) throws -> PixelImage {
@@ -49,6 +61,11 @@ final class TileSeamTests: XCTestCase {
 
     func testTileSeamsOfTheDemoDenoiserAreInvisible() throws {
         try SeamCheck.assertInvisible(model: Self.demoDenoiser.path, options: Self.demoDenoiser.options,
+                                      image: try Self.noisyPhoto(side: 160), tile: 64, overlap: 16)
+    }
+
+    func testTileSeamsOfTheSwinDenoiserAreInvisible() throws {
+        try SeamCheck.assertInvisible(model: Self.swinDenoiser.path, options: Self.swinDenoiser.options,
                                       image: try Self.noisyPhoto(side: 160), tile: 64, overlap: 16)
     }
 
