@@ -80,6 +80,7 @@ public enum Conversion {
             if options.headInitialisation != nil { throw ConversionError.headInitialisationWithoutHead }
         }
         let report = try Simplifier.simplify(&graph, multiple: multiple)
+        graph.metadata[Graph.importedNodesKey] = String(report.nodesBefore)
         if graph.metadata.keys.contains(where: { $0.hasPrefix("restore.") && $0 != "restore.converted-from" }) {
             // Refuse a contract rrun could not apply, now rather than at run time.
             _ = try RestorationContract(graph: graph)

@@ -68,6 +68,12 @@ public struct Node: Hashable, Sendable {
     }
 }
 
+extension Graph {
+    /// Metadata key where `convert` records how many nodes the importer produced, so that
+    /// `rrun info` can show the node count before and after simplification.
+    public static let importedNodesKey = "convert.imported-nodes"
+}
+
 /// A model in Restore's own op set: nodes in topological order, constant tensors
 /// (weights and folded values) and string metadata (design.md §4 for `restore.*` keys).
 public struct Graph: Sendable {

@@ -15,7 +15,8 @@ extension Graph {
                 lines.append("  \(value.name): \(value.dtype.rawValue) [\(shape)]")
             }
         }
-        lines.append("nodes: \(nodes.count)")
+        let imported = metadata[Graph.importedNodesKey].map { " (\($0) as imported, before simplification and fusion)" } ?? ""
+        lines.append("nodes: \(nodes.count)" + imported)
         var nodesPerOp: [OpKind: Int] = [:]
         for node in nodes { nodesPerOp[node.op, default: 0] += 1 }
         for op in OpKind.allCases {

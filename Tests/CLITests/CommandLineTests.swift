@@ -84,6 +84,8 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(info.status, 0, info.stderr)
         XCTAssertTrue(info.stdout.contains("restore.task"), info.stdout)
         XCTAssertTrue(info.stdout.contains("arena"), info.stdout)
+        // The node count before and after fusion, as convert printed them (12 → 6).
+        XCTAssertTrue(info.stdout.contains("nodes: 6 (12 as imported"), info.stdout)
     }
 
     func testTensorModeMatchesOnnxRuntime() throws {
