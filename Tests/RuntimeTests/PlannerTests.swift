@@ -45,6 +45,24 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(session.cachedPlans.count, 2)
     }
 
+    /// At most `planCacheLimit` plans stay; the least recently used one is dropped (and
+    /// made again when its size comes back).
+    func testPlanCacheKeepsTheMostRecentlyUsedPlans() throws {
+        let session = Session(model: try Model(graph: chain(length: 2)), threads: 1)
+        let sizes = (0..<Session.planCacheLimit).map { [[1, 3, 8 + $0, 8]] }
+        let first = try session.plan(for: sizes[0])
+        for size in sizes.dropFirst() { _ = try session.plan(for: size) }
+        XCTAssertTrue(first === (try session.plan(for: sizes[0])))   // now the most recently used
+        _ = try session.plan(for: [[1, 3, 20, 8]])                    // drops sizes[1], the least recent
+        XCTAssertEqual(session.cachedPlans.count, Session.planCacheLimit)
+        XCTAssertTrue(first === (try session.plan(for: sizes[0])))
+        let remade = try session.plan(for: sizes[1])
+        XCTAssertEqual(remade.inputShapes, sizes[1])
+        XCTAssertEqual(session.cachedPlans.count, Session.planCacheLimit)
+        let output = try session.run([KernelHarness.random([1, 3, 9, 8], seed: 4)])[0]
+        XCTAssertEqual(output.shape, [1, 3, 9, 8])
+    }
+
     func testInputShapeErrorsNameTheInput() throws {
         let session = Session(model: try Model(graph: chain(length: 1)), threads: 1)
         XCTAssertThrowsError(try session.plan(for: [[1, 4, 8, 8]])) { error in

@@ -6,7 +6,13 @@ import Format
 public final class Session {
     public let model: Model
     public let pool: ThreadPool
+    /// Plans kept at most: a long-lived session fed images of many sizes (libRestore in a
+    /// server) would otherwise keep every plan, with its known values, for ever. Tiles
+    /// and a few image sizes fit; the least recently used plan goes first.
+    public static let planCacheLimit = 4
     private var plans: [[[Int]]: Plan] = [:]
+    /// Input shapes of the cached plans, least recently used first.
+    private var planUse: [[[Int]]] = []
     private var arena: UnsafeMutableRawPointer?
     private var arenaCapacity = 0
 
@@ -19,9 +25,18 @@ public final class Session {
 
     /// The plan for these input shapes (graph input order), made once and cached.
     public func plan(for inputShapes: [[Int]]) throws -> Plan {
-        if let plan = plans[inputShapes] { return plan }
+        if let plan = plans[inputShapes] {
+            planUse.removeAll { $0 == inputShapes }
+            planUse.append(inputShapes)
+            return plan
+        }
         let plan = try Planner.plan(model, inputShapes: inputShapes)
+        if plans.count >= Self.planCacheLimit, let oldest = planUse.first {
+            plans[oldest] = nil
+            planUse.removeFirst()
+        }
         plans[inputShapes] = plan
+        planUse.append(inputShapes)
         return plan
     }
 
