@@ -63,11 +63,15 @@ public struct ConstantInputs {
     /// `count` floats derived from constant input `index` by `fill` (which reads the
     /// input's floats and writes the derived ones), made on the first request for this
     /// input and `form` and kept while the model lives; nil when the input is not a
-    /// constant. `form` names the derivation and its parameters.
+    /// constant or the model's prepared weights would exceed their budget
+    /// (`PreparedWeightStore.budgetBytes`), and the kernel must then do without. `form`
+    /// names the derivation and its parameters.
     public func prepared(_ index: Int, form: String, count: Int,
                          fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
         guard index < constants.count, let constant = constants[index], let store else { return nil }
-        let prepared = store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill)
+        guard let prepared = store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill) else {
+            return nil
+        }
         sourceRead(constant.name)
         return prepared
     }

@@ -60,9 +60,12 @@ public struct Linear: Operator {
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let (n, k) = (weight.shape[0], weight.shape[1])
         // GEMM's AVX-512 kernel takes B = Wᵀ packed in 48-column panels; a constant W is
-        // packed once per model. Otherwise OpenBLAS reads W transposed in place.
-        let packedWeight = CPUFeatures.avx512
-            ? constants.prepared(1, form: "gemm-avx512-panels", count: GEMM.packedCount(k: k, n: n)) { w, packed in
+        // packed once per model, unless padding its N columns to whole panels would more
+        // than double it (a hostile [1, 10⁸] weight would take 48×). Otherwise OpenBLAS
+        // reads W transposed in place.
+        let packedCount = GEMM.packedCount(k: k, n: n)
+        let packedWeight = CPUFeatures.avx512 && packedCount <= 2 * n * k
+            ? constants.prepared(1, form: "gemm-avx512-panels", count: packedCount) { w, packed in
                 GEMM.pack(k: k, n: n, b: w, ldb: k, transposed: true, into: packed)
             }
             : nil

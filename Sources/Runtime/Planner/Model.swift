@@ -81,12 +81,26 @@ public final class Model: Sendable {
 /// constant and form. Made under a lock: sessions on several threads may plan at once.
 final class PreparedWeightStore: Sendable {
     private let entries = Mutex<[String: (floats: UnsafeMutablePointer<Float>, count: Int)]>([:])
+    /// Most bytes all prepared weights of one model may take. Past it kernels work from
+    /// the weights as stored (per-run transforms, OpenBLAS), so that a model whose
+    /// derived weights would not fit in memory — a hostile file full of large 3×3 filters
+    /// whose Winograd forms take 4× — runs slower instead of failing. Swin-T + UperNet
+    /// prepares 357 MiB.
+    let budgetBytes: Int
 
+    init(budgetBytes: Int = 4 << 30) {
+        self.budgetBytes = budgetBytes
+    }
+
+    /// The prepared weights for this constant and form, made by `fill` on first request;
+    /// nil when they would exceed `budgetBytes`.
     func prepared(_ name: String, form: String, count: Int, source: UnsafePointer<Float>,
-                  fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights {
+                  fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
         entries.withLock { entries in
             let key = "\(name)\u{1F}\(form)"
             if let entry = entries[key] { return PreparedWeights(pointer: UnsafePointer(entry.floats)) }
+            let used = entries.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
+            guard count <= (budgetBytes - used) / MemoryLayout<Float>.size else { return nil }
             // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
             let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
                 .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))

@@ -46,6 +46,21 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// A weight of one output column would take 48 floats per float packed: it is read
+    /// in place instead, with the same result.
+    func testNarrowConstantWeightIsNotPacked() throws {
+        let values = inputs([9, 300], n: 1, seed: 60)
+        try KernelHarness.assertFastMatchesReference(node(), values, constants: [1])
+        let op = try OpKind.makeOperator(node())
+        let facts = values.map { $0.map { ValueFact(dtype: $0.dtype, shape: $0.shape) } }
+        let store = PreparedWeightStore()
+        _ = try values[1]!.floats.withUnsafeBufferPointer { weight in
+            try op.kernel(inputs: facts, outputs: try op.outputs(for: facts),
+                          constants: ConstantInputs(constants: [nil, ("W", weight.baseAddress!), nil], store: store))
+        }
+        XCTAssertEqual(store.bytes, 0)
+    }
+
     func testWeightOfWrongWidthThrowsNamingTheNode() throws {
         let op = try OpKind.makeOperator(node())
         XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [2, 8]), ValueFact(dtype: .float32, shape: [4, 7]),

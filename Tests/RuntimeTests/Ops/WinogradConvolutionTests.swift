@@ -87,6 +87,30 @@ final class WinogradConvolutionTests: XCTestCase {
         try check(x: [2, 16, 19, 23], outChannels: 16, tilesPerBlock: 8, constantWeights: true, seed: 31)
     }
 
+    /// Past the model's budget for prepared weights, U is made per run again into scratch,
+    /// with the same result; what is prepared stays within the budget.
+    func testWeightsOverTheBudgetAreTransformedPerRun() throws {
+        let store = PreparedWeightStore(budgetBytes: 36 * 16 * 17 * 4 + 100)
+        let node = Node(name: "winograd", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        let op = try Convolution(node: node)
+        let x = KernelHarness.random([1, 17, 30, 30], seed: 36)
+        let fits = KernelHarness.random([16, 17, 3, 3], seed: 37), tooLarge = KernelHarness.random([17, 17, 3, 3], seed: 38)
+        for (weights, prepared) in [(fits, true), (tooLarge, false)] {
+            let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: x.shape), ValueFact(dtype: .float32, shape: weights.shape)]
+            let outputFacts = try op.outputs(for: facts)
+            let kernel = try weights.floats.withUnsafeBufferPointer { pointer in
+                try op.kernel(inputs: facts, outputs: outputFacts,
+                              constants: ConstantInputs(constants: [nil, ("W\(weights.shape[0])", pointer.baseAddress!)], store: store))
+            }
+            let winograd = try XCTUnwrap(kernel as? WinogradConvolutionKernel)
+            XCTAssertEqual(winograd.transformedWeights != nil, prepared)
+            let actual = KernelHarness.run(kernel, [x, weights], outputFacts: outputFacts)[0]
+            let (_, relative) = maxAbsAndRelativeError(actual.floats, try op.reference([x, weights])[0].floats)
+            XCTAssertLessThanOrEqual(relative, Self.tolerance)
+        }
+        XCTAssertEqual(store.bytes, 36 * 16 * 17 * 4)
+    }
+
     /// A U larger than 4 MB makes the workers share each block: transforms split by tile
     /// row and channel range, the 36 GEMMs by point. Blocks of 8 and 13 tiles start mid
     /// tile row and span several.
