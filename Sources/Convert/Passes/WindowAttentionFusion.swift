@@ -2,13 +2,17 @@ import Format
 import Runtime
 
 /// Fuses Swin's shifted-window attention as transformers' Swin exports it (classic and
-/// dynamo exporters, fixed or symbolic H and W), once `AttentionFusion` and
-/// `LinearFusion` have made its attention and dense layers single nodes:
+/// dynamo exporters, fixed or symbolic H and W) and as the paper's and mmsegmentation's
+/// code writes it, once `WindowMaskFolding`, `AttentionFusion` and `LinearFusion` have
+/// made its attention and dense layers single nodes:
 ///
 ///     P [B, Hp, Wp, C]                           the padded token grid
 ///     → roll by −shift on H and W                slices joined by concat; absent for shift 0
 ///     → window partition                         reshape, transpose, reshapes: X [B·nW, N, C]
-///     → q, k, v = linear(X), each split into heads: reshape [B·nW, N, h, d], transpose
+///     → q, k, v [B·nW, h, N, d] from X           transformers: three linears, each split into
+///                                                heads (reshape, transpose); paper/mmseg: one
+///                                                linear to 3C, viewed [B·nW, N, 3, h, d],
+///                                                permuted, indexed by gather or slice
 ///     → attention(q, k, v, bias)                 [B·nW, h, N, d]
 ///     → heads merged (transpose, reshape), output linear
 ///     → window reverse, roll by +shift           E [B, Hp, Wp, C]
@@ -24,7 +28,8 @@ import Runtime
 /// their structure (reshapes, transposes, slices joined by a concat), then checked
 /// exactly: at every sampled input size they are run on a tensor holding each element's
 /// index and must move every element where roll + partition, head merging, and reverse +
-/// roll back with one window size and one shift put it. Otherwise the graph is left alone.
+/// roll back with one window size and one shift put it (and, in the one-linear layout,
+/// where splitting 3C into q, k, v and heads puts it). Otherwise the graph is left alone.
 ///
 /// Exports with symbolic sizes read the shapes of the removed values (`shape` nodes);
 /// those read P, or a reshape of P to the same shape (a view, no copy), instead.
