@@ -202,7 +202,8 @@ enum WindowAttentionFusion {
             let channels = q[1] * depth
             guard y == [windows, tokens, 3 * channels], weight.shape[0] == 3 * channels else { return nil }
             for (part, target) in targets.enumerated() {
-                guard let map = indexMap(nodes, from: projected, to: target, sample: sample, view, shapes) else { return nil }
+                guard let map = indexMap(nodes, from: projected, to: target, sample: sample, view, shapes),
+                      map.count == q.reduce(1, *) else { return nil }
                 for i in 0..<windows { for head in 0..<q[1] { for t in 0..<tokens { for j in 0..<depth
                     where map[((i * q[1] + head) * tokens + t) * depth + j]
                         != Float((i * tokens + t) * 3 * channels + part * channels + head * depth + j) {
