@@ -22,23 +22,29 @@ final class MMSegSwinParityTests: XCTestCase {
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models/mmseg-swin")
 
     func testUperNetWindow7() throws {
-        try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), label: "mmseg swin w7", tolerance: Self.tolerance)
+        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), label: "mmseg swin w7",
+                                            tolerance: Self.tolerance)
+        Self.checkWindowAttentionFused(graph, blocks: 8, label: "mmseg swin w7")
     }
 
     func testUperNetWindow8() throws {
-        try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), label: "mmseg swin w8", tolerance: Self.tolerance)
+        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), label: "mmseg swin w8",
+                                            tolerance: Self.tolerance)
+        Self.checkWindowAttentionFused(graph, blocks: 6, label: "mmseg swin w8")
     }
 
     func testFixedSquareSizeFoldsShapeArithmetic() throws {
         let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), fixedCase: 0,
                                             label: "mmseg swin w7, fixed 72×72", tolerance: Self.tolerance)
-        Self.checkOnlyDataGathersLeft(graph, blocks: 8, label: "mmseg swin w7, fixed 72×72")
+        SwinParityTests.checkNoShapeArithmetic(graph, label: "mmseg swin w7, fixed 72×72")
+        Self.checkWindowAttentionFused(graph, blocks: 8, label: "mmseg swin w7, fixed 72×72")
     }
 
     func testFixedNonSquareSizeFoldsShapeArithmetic() throws {
         let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), fixedCase: 1,
                                             label: "mmseg swin w8, fixed 70×118", tolerance: Self.tolerance)
-        Self.checkOnlyDataGathersLeft(graph, blocks: 6, label: "mmseg swin w8, fixed 70×118")
+        SwinParityTests.checkNoShapeArithmetic(graph, label: "mmseg swin w8, fixed 70×118")
+        Self.checkWindowAttentionFused(graph, blocks: 6, label: "mmseg swin w8, fixed 70×118")
     }
 
     /// `convert --head rgb` on the 3-class model: the classifier keeps its weights and the
@@ -67,16 +73,15 @@ final class MMSegSwinParityTests: XCTestCase {
         }
     }
 
-    /// No shape arithmetic may survive a fixed-size conversion. Gathers are the exception
-    /// this model's attention needs: `qkv[0]`, `qkv[1]`, `qkv[2]` select Q, K and V from
-    /// one projection (transformers' Swin has three linears instead), three per block.
-    private static func checkOnlyDataGathersLeft(_ graph: Graph, blocks: Int, label: String,
-                                                 file: StaticString = #filePath, line: UInt = #line) {
-        SwinParityTests.checkNoShapeArithmetic(graph, allowing: [.gather], label: label, file: file, line: line)
-        let gathers = graph.nodes.filter { $0.op == .gather }
-        XCTAssertEqual(gathers.count, 3 * blocks, "\(label): gathers left: \(gathers.map(\.name))", file: file, line: line)
-        for gather in gathers {
-            XCTAssertTrue(gather.name.contains("/attn/"), "\(label): \(gather.name) is not a Q/K/V selection", file: file, line: line)
-        }
+    /// Every block's attention, one qkv linear split by `qkv[0]`, `qkv[1]`, `qkv[2]`, became
+    /// one `windowAttention`: no plain attention is left. (At a fixed size
+    /// `checkNoShapeArithmetic` also finds no gather: the Q/K/V selections went with it.)
+    static func checkWindowAttentionFused(_ graph: Graph, blocks: Int, label: String,
+                                          file: StaticString = #filePath, line: UInt = #line) {
+        let fused = graph.nodes.count { $0.op == .windowAttention }
+        print("\(label): \(fused) of \(blocks) window-attention blocks fused")
+        XCTAssertEqual(fused, blocks, label, file: file, line: line)
+        let left = graph.nodes.filter { $0.op == .attention }.map(\.name)
+        XCTAssertTrue(left.isEmpty, "\(label): unfused attention left: \(left)", file: file, line: line)
     }
 }

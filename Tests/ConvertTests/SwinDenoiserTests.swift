@@ -36,6 +36,8 @@ final class SwinDenoiserTests: XCTestCase {
     func testCorrectionMatchesOnnxruntimeAndPyTorch() throws {
         let converted = try Conversion.convert(Self.model, options: options(multiple: 32))
         print("swin denoiser: \(converted.graph.nodes.count) nodes after conversion: \(FixtureParity.histogram(converted.graph))")
+        // Six Swin blocks in the paper's layout (one qkv linear), all fused.
+        MMSegSwinParityTests.checkWindowAttentionFused(converted.graph, blocks: 6, label: "swin denoiser")
         let noisy = try reference("input.npy")
         let correction = try Session(model: try Model(graph: converted.graph), threads: 2).run([noisy])[0]
         for (name, file) in [("onnxruntime", "correction.npy"), ("PyTorch", "correction_pytorch.npy")] {

@@ -4,11 +4,12 @@ import XCTest
 @testable import Convert
 @testable import Runtime
 
-/// `WindowAttentionFusion` alone on a hand-built Swin block as transformers' exports look
-/// after attention and linear fusion: roll (slices + concat), window partition, q/k/v
-/// linears split into heads, attention with a bias, heads merged, output linear, window
-/// reverse, roll back, crop. The pass must fire on the exact semantics, leave near-misses
-/// alone, and keep the result (both graphs run on random inputs).
+/// `WindowAttentionFusion` alone on a hand-built Swin block as exports look after attention
+/// and linear fusion: roll (slices + concat), window partition, q, k and v (transformers:
+/// three linears split into heads; paper/mmseg: one linear viewed [M, N, 3, h, d], permuted
+/// and indexed), attention with a bias, heads merged, output linear, window reverse, roll
+/// back, crop. The pass must fire on the exact semantics, leave near-misses alone, and keep
+/// the result (both graphs run on random inputs).
 final class WindowAttentionFusionTests: XCTestCase {
     // Batch 2, a 14 × 21 grid of 6 channels, 7 × 7 windows (2 × 3 per image), 2 heads.
     private let (batch, height, width, channels, windowSize, heads) = (2, 14, 21, 6, 7, 2)
@@ -20,6 +21,18 @@ final class WindowAttentionFusionTests: XCTestCase {
         /// The roll after the reverse (Swin: +shift on both).
         var rollBack = (height: 3, width: 3)
         var partitionPerm = [0, 1, 3, 2, 4, 5]
+        var projections = Projections.separate
+    }
+
+    /// How q, k and v are computed from the windows.
+    enum Projections {
+        /// Three linears, as transformers' Swin writes them.
+        case separate
+        /// One linear to 3C, as the paper's and mmseg's code writes it: viewed as
+        /// [M, N, 3, h, d] (or [M, N, h, 3, d] when `headsOutermost`), permuted to
+        /// [3, M, h, N, d], and q, k, v taken from parts `order` (Swin: 0, 1, 2) by gathers
+        /// or by slices and squeezes.
+        case packed(order: [Int] = [0, 1, 2], slices: Bool = false, headsOutermost: Bool = false)
     }
 
     private var constants: [ConstantTensor] = []
@@ -48,11 +61,37 @@ final class WindowAttentionFusionTests: XCTestCase {
         return add(name, .concat, [tail, head], ["axis": .int(axis)])
     }
 
-    private func dense(_ name: String, _ x: String, seed: UInt64) -> String {
-        constants.append(ConstantTensor(name: "\(name).w", shape: [channels, channels],
-                                        floats: xorshiftFloats(count: channels * channels, seed: seed)))
-        constants.append(ConstantTensor(name: "\(name).b", shape: [channels], floats: xorshiftFloats(count: channels, seed: seed + 1)))
+    private func dense(_ name: String, _ x: String, outputs: Int? = nil, seed: UInt64) -> String {
+        let outputs = outputs ?? channels
+        constants.append(ConstantTensor(name: "\(name).w", shape: [outputs, channels],
+                                        floats: xorshiftFloats(count: outputs * channels, seed: seed)))
+        constants.append(ConstantTensor(name: "\(name).b", shape: [outputs], floats: xorshiftFloats(count: outputs, seed: seed + 1)))
         return add(name, .linear, [x, "\(name).w", "\(name).b"])
+    }
+
+    /// q, k and v [M, h, N, d] from the windows X [M, N, C].
+    private func projections(_ x: String, _ layout: Projections, tokens: Int, depth: Int) -> [String] {
+        switch layout {
+        case .separate:
+            return ["q", "k", "v"].enumerated().map { index, part in
+                let projected = dense("\(part).linear", x, seed: UInt64(10 + 2 * index))
+                let split = reshape("\(part).heads", projected, [-1, tokens, heads, depth])
+                return add("\(part).transpose", .transpose, [split], ["perm": .ints([0, 2, 1, 3])])
+            }
+        case let .packed(order, slices, headsOutermost):
+            let projected = dense("qkv.linear", x, outputs: 3 * channels, seed: 10)
+            let split = reshape("qkv.heads", projected, headsOutermost ? [-1, tokens, heads, 3, depth] : [-1, tokens, 3, heads, depth])
+            let parts = add("qkv.transpose", .transpose, [split], ["perm": .ints(headsOutermost ? [3, 0, 2, 1, 4] : [2, 0, 3, 1, 4])])
+            return zip(["q", "k", "v"], order).map { name, part in
+                guard slices else {
+                    constants.append(ConstantTensor(name: "\(name).index", shape: [], ints: [Int64(part)]))
+                    return add(name, .gather, [parts, "\(name).index"], ["axis": .int(0)])
+                }
+                let slice = add("\(name).slice", .slice, [parts, ints("\(name).s0", [part]), ints("\(name).s1", [part + 1]),
+                                                           ints("\(name).sa", [0])])
+                return add(name, .squeeze, [slice], ["axes": .ints([0])])
+            }
+        }
     }
 
     private func block(_ variant: Variant) -> Graph {
@@ -64,12 +103,7 @@ final class WindowAttentionFusionTests: XCTestCase {
         x = add("partition.transpose", .transpose, [x], ["perm": .ints(variant.partitionPerm)])
         x = reshape("partition.windows", x, [-1, windowSize, windowSize, channels])
         x = reshape("partition.tokens", x, [-1, tokens, channels])
-        var qkv: [String] = []
-        for (index, part) in ["q", "k", "v"].enumerated() {
-            let projected = dense("\(part).linear", x, seed: UInt64(10 + 2 * index))
-            let split = reshape("\(part).heads", projected, [-1, tokens, heads, depth])
-            qkv.append(add("\(part).transpose", .transpose, [split], ["perm": .ints([0, 2, 1, 3])]))
-        }
+        let qkv = projections(x, variant.projections, tokens: tokens, depth: depth)
         let windows = batch * down * across
         constants.append(ConstantTensor(name: "bias", shape: [windows, heads, tokens, tokens],
                                         floats: xorshiftFloats(count: windows * heads * tokens * tokens, seed: 30).map { $0 * 3 }))
@@ -142,5 +176,31 @@ final class WindowAttentionFusionTests: XCTestCase {
     func testOtherWindowOrderIsLeftAlone() throws {
         // Windows numbered column-major: a valid graph, but not Swin's partition.
         try assertLeftAlone(Variant(partitionPerm: [0, 3, 1, 2, 4, 5]))
+    }
+
+    func testOneQKVLinearIndexedByGathersFuses() throws {
+        try assertFuses(Variant(projections: .packed()), shift: 3)
+    }
+
+    func testOneQKVLinearCutBySlicesFuses() throws {
+        try assertFuses(Variant(projections: .packed(slices: true)), shift: 3)
+    }
+
+    func testOneQKVLinearUnshiftedFuses() throws {
+        try assertFuses(Variant(roll: (0, 0), rollBack: (0, 0), projections: .packed()), shift: 0)
+    }
+
+    func testOneQKVLinearWithQueryAndKeySwappedIsLeftAlone() throws {
+        // q reads the rows meant for k: a valid graph, but not the stacking q | k | v.
+        try assertLeftAlone(Variant(projections: .packed(order: [1, 0, 2])))
+    }
+
+    func testOneQKVLinearSplitHeadsFirstIsLeftAlone() throws {
+        // 3C read as [h, 3, d]: each head's q, k and v interleaved, not Swin's q | k | v.
+        try assertLeftAlone(Variant(projections: .packed(headsOutermost: true)))
+    }
+
+    func testOneQKVLinearRollBackInTheWrongDirectionIsLeftAlone() throws {
+        try assertLeftAlone(Variant(rollBack: (-3, -3), projections: .packed()))
     }
 }

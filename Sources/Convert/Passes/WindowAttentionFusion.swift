@@ -2,13 +2,17 @@ import Format
 import Runtime
 
 /// Fuses Swin's shifted-window attention as transformers' Swin exports it (classic and
-/// dynamo exporters, fixed or symbolic H and W), once `AttentionFusion` and
-/// `LinearFusion` have made its attention and dense layers single nodes:
+/// dynamo exporters, fixed or symbolic H and W) and as the paper's and mmsegmentation's
+/// code writes it, once `WindowMaskFolding`, `AttentionFusion` and `LinearFusion` have
+/// made its attention and dense layers single nodes:
 ///
 ///     P [B, Hp, Wp, C]                           the padded token grid
 ///     → roll by −shift on H and W                slices joined by concat; absent for shift 0
 ///     → window partition                         reshape, transpose, reshapes: X [B·nW, N, C]
-///     → q, k, v = linear(X), each split into heads: reshape [B·nW, N, h, d], transpose
+///     → q, k, v [B·nW, h, N, d] from X           transformers: three linears, each split into
+///                                                heads (reshape, transpose); paper/mmseg: one
+///                                                linear to 3C, viewed [B·nW, N, 3, h, d],
+///                                                permuted, indexed by gather or slice
 ///     → attention(q, k, v, bias)                 [B·nW, h, N, d]
 ///     → heads merged (transpose, reshape), output linear
 ///     → window reverse, roll by +shift           E [B, Hp, Wp, C]
@@ -24,7 +28,8 @@ import Runtime
 /// their structure (reshapes, transposes, slices joined by a concat), then checked
 /// exactly: at every sampled input size they are run on a tensor holding each element's
 /// index and must move every element where roll + partition, head merging, and reverse +
-/// roll back with one window size and one shift put it. Otherwise the graph is left alone.
+/// roll back with one window size and one shift put it (and, in the one-linear layout,
+/// where splitting 3C into q, k, v and heads puts it). Otherwise the graph is left alone.
 ///
 /// Exports with symbolic sizes read the shapes of the removed values (`shape` nodes);
 /// those read P, or a reshape of P to the same shape (a view, no copy), instead.
@@ -39,6 +44,18 @@ enum WindowAttentionFusion {
         let before = graph.nodes.count { $0.op == .windowAttention }
         _ = graph.apply(rewrites.flatMap { $0 })
         return graph.nodes.count { $0.op == .windowAttention } - before
+    }
+
+    /// q, k and v [M, h, N, d] as dense layers of the windows X [M, N, C in] compute them,
+    /// with the weights stacked q | k | v as `windowAttention` reads its input channels.
+    private struct Projections {
+        var nodes: [Int]
+        var input: String
+        /// [3·C, C in], as `linear` stores it.
+        var weight: [Float]
+        var weightShape: [Int]
+        var bias: [Float]?
+        var heads: Int
     }
 
     /// A dense layer feeding q, k or v: linear(X) → reshape [M, N, h, d] → transpose.
@@ -58,69 +75,62 @@ enum WindowAttentionFusion {
         let graph = view.graph
         let node = graph.nodes[attention]
         guard (3...4).contains(node.inputs.count), let scale = try? node.float("scale", default: 1),
-              let query = projection(node.inputs[0], reader: attention, view, shapes),
-              let key = projection(node.inputs[1], reader: attention, view, shapes),
-              let value = projection(node.inputs[2], reader: attention, view, shapes),
-              query.input == key.input, key.input == value.input, query.heads == key.heads, key.heads == value.heads,
-              query.weightShape == key.weightShape, key.weightShape == value.weightShape,
-              (query.bias == nil) == (key.bias == nil), (key.bias == nil) == (value.bias == nil),
-              readers(of: query.input, view).data == [query.linear, key.linear, value.linear].sorted()
+              let projections = separateProjections(attention, view, shapes) ?? packedProjection(attention, view, shapes)
         else { return nil }
         let bias = node.input(3)
-        guard let partition = walkBack(from: query.input, view, shapes),
+        guard let partition = walkBack(from: projections.input, view, shapes),
               let merge = mergeHeads(from: view.output(attention), view),
               let output = dense(merge.linear, view), let reverse = walkForward(from: view.output(merge.linear), view, shapes)
         else { return nil }
         let grid = partition.grid
-        guard let windows = checkPartition(partition.nodes, from: partition.grid, to: query.input, view, shapes),
-              checkMerge(merge.nodes, from: view.output(attention), to: graph.nodes[merge.linear].inputs[0], heads: query.heads, view, shapes),
+        guard let windows = checkPartition(partition.nodes, from: partition.grid, to: projections.input, view, shapes),
+              checkMerge(merge.nodes, from: view.output(attention), to: graph.nodes[merge.linear].inputs[0],
+                         heads: projections.heads, view, shapes),
               checkReverse(reverse.nodes, from: view.output(merge.linear), to: reverse.grid, windows, view, shapes),
               shapes.shapes(reverse.grid) == shapes.shapes(grid)
         else { return nil }
 
         let name = node.name
-        let (channels, inputChannels) = (query.weightShape[0], query.weightShape[1])
         let packed = graph.unusedName("\(name).qkv"), attended = graph.unusedName("\(name).windows")
-        var constants = [ConstantTensor(name: graph.unusedName("\(packed).weight"), shape: [3 * channels, inputChannels],
-                                        floats: query.weight + key.weight + value.weight)]
-        if let q = query.bias, let k = key.bias, let v = value.bias {
-            constants.append(ConstantTensor(name: graph.unusedName("\(packed).bias"), shape: [3 * channels], floats: q + k + v))
+        var constants = [ConstantTensor(name: graph.unusedName("\(packed).weight"), shape: projections.weightShape,
+                                        floats: projections.weight)]
+        if let bias = projections.bias {
+            constants.append(ConstantTensor(name: graph.unusedName("\(packed).bias"), shape: [bias.count], floats: bias))
         }
         let replacement = [
             Node(name: packed, op: .linear, inputs: [grid] + constants.map(\.name), outputs: [packed]),
             Node(name: name, op: .windowAttention, inputs: [packed] + (bias.map { [$0] } ?? []), outputs: [attended],
-                 attributes: ["windowSize": .int(windows.size), "shift": .int(windows.shift), "heads": .int(query.heads),
+                 attributes: ["windowSize": .int(windows.size), "shift": .int(windows.shift), "heads": .int(projections.heads),
                               "scale": .float(scale)]),
             Node(name: graph.nodes[merge.linear].name, op: .linear, inputs: [attended] + output, outputs: [reverse.grid]),
         ]
-        let matched = partition.nodes + query.nodes + key.nodes + value.nodes + [attention] + merge.nodes + [merge.linear]
-            + reverse.nodes
+        let matched = partition.nodes + projections.nodes + [attention] + merge.nodes + [merge.linear] + reverse.nodes
         guard let redirects = redirectShapeReaders(of: matched, keeping: [reverse.grid], to: grid, windows: windows, name: name,
                                                          view, shapes)
         else { return nil }
         return [Rewrite(matched: matched, replacement: replacement, constants: constants)] + redirects
     }
 
-    // MARK: Structure
+    // MARK: Projections
 
-    /// A value's readers, split into those that read its data and `shape` nodes, which
-    /// read only its shape.
-    private static func readers(of value: String, _ view: PatternView) -> (data: [Int], shape: [Int]) {
-        let all = view.consumers.distinctReaders(of: value)
-        return (all.filter { view.graph.nodes[$0].op != .shape }, all.filter { view.graph.nodes[$0].op == .shape })
-    }
-
-    /// The weight input (and bias input, when there is one) of a linear node with
-    /// constant parameters and no activation.
-    private static func dense(_ index: Int, _ view: PatternView) -> [String]? {
-        let node = view.graph.nodes[index]
-        guard node.attributes.keys.allSatisfy({ $0 == "activation" }),
-              node.attributes["activation"].map({ $0 == .string(UnaryFunction.identity.rawValue) }) ?? true,
-              (2...3).contains(node.inputs.count), node.inputs.dropFirst().allSatisfy({ view.graph.constants[$0] != nil })
+    /// Three linears of X, one each for q, k and v, as transformers' Swin writes them.
+    private static func separateProjections(_ attention: Int, _ view: PatternView, _ shapes: SampledShapes) -> Projections? {
+        let inputs = view.graph.nodes[attention].inputs
+        guard let query = projection(inputs[0], reader: attention, view, shapes),
+              let key = projection(inputs[1], reader: attention, view, shapes),
+              let value = projection(inputs[2], reader: attention, view, shapes),
+              query.input == key.input, key.input == value.input, query.heads == key.heads, key.heads == value.heads,
+              query.weightShape == key.weightShape, key.weightShape == value.weightShape,
+              (query.bias == nil) == (key.bias == nil), (key.bias == nil) == (value.bias == nil),
+              readers(of: query.input, view).data == [query.linear, key.linear, value.linear].sorted()
         else { return nil }
-        return Array(node.inputs.dropFirst())
+        let bias = query.bias.flatMap { q in key.bias.flatMap { k in value.bias.map { v in q + k + v } } }
+        return Projections(nodes: query.nodes + key.nodes + value.nodes, input: query.input,
+                           weight: query.weight + key.weight + value.weight,
+                           weightShape: [3 * query.weightShape[0], query.weightShape[1]], bias: bias, heads: query.heads)
     }
 
+    /// One of those linears: linear(X) → reshape [M, N, h, d] → transpose to [M, h, N, d].
     private static func projection(_ value: String, reader: Int, _ view: PatternView, _ shapes: SampledShapes) -> Projection? {
         let graph = view.graph
         guard let transpose = view.producer(of: value, .transpose), readers(of: value, view).data == [reader],
@@ -143,6 +153,94 @@ enum WindowAttentionFusion {
         else { return nil }
         return Projection(nodes: [linear, reshape, transpose], linear: linear, input: input,
                           weight: weight.floatValues(), weightShape: weight.shape, bias: bias, heads: heads)
+    }
+
+    /// One linear for all three, as the paper's and mmsegmentation's code write it: its
+    /// output Y [M, N, 3·C] viewed as [M, N, 3, h, d], permuted to [3, M, h, N, d] and
+    /// indexed (gather, or slice and squeeze) into q, k and v. Found as the data-movement
+    /// nodes between one linear and the attention's first three inputs, read by nothing
+    /// else; exact when, run on Y holding each element's index at every sample, they put
+    /// into q, k and v [M, h, N, d] at (i, head, t, j) what Y holds at
+    /// (i, t, s·C + head·d + j) for s = 0, 1, 2: then the linear's rows are already
+    /// stacked q | k | v.
+    private static func packedProjection(_ attention: Int, _ view: PatternView, _ shapes: SampledShapes) -> Projections? {
+        let graph = view.graph
+        let targets = Array(graph.nodes[attention].inputs.prefix(3))
+        var stretch = Set<Int>()
+        var linear: Int?
+        var pending = targets
+        while let value = pending.popLast() {
+            if let index = view.producer(of: value, .linear) {
+                guard linear == nil || linear == index else { return nil }
+                linear = index
+            } else if let index = movementProducer(of: value, view) {
+                if stretch.insert(index).inserted { pending.append(graph.nodes[index].inputs[0]) }
+            } else {
+                return nil
+            }
+        }
+        guard let linear, let parameters = dense(linear, view), let weight = graph.constants[parameters[0]],
+              weight.dtype.isFloatingPoint, weight.shape.count == 2, let input = graph.nodes[linear].input(0),
+              readers(of: input, view).data == [linear]
+        else { return nil }
+        let projected = view.output(linear)
+        // Nothing outside the stretch may read what it removes.
+        for value in [projected] + stretch.flatMap({ graph.nodes[$0].outputs }) {
+            let data = readers(of: value, view).data
+            let expected = targets.contains(value) ? data == [attention] : !data.isEmpty && data.allSatisfy(stretch.contains)
+            guard expected else { return nil }
+        }
+        let nodes = stretch.sorted()
+        var heads: Int?
+        for sample in shapes.samples.indices {
+            guard let y = shapes.samples[sample][projected], let q = shapes.samples[sample][targets[0]],
+                  y.count == 3, q.count == 4, targets.allSatisfy({ shapes.samples[sample][$0] == q }),
+                  heads == nil || heads == q[1]
+            else { return nil }
+            let (windows, tokens, depth) = (q[0], q[2], q[3])
+            heads = q[1]
+            let channels = q[1] * depth
+            guard y == [windows, tokens, 3 * channels], weight.shape[0] == 3 * channels else { return nil }
+            for (part, target) in targets.enumerated() {
+                guard let map = indexMap(nodes, from: projected, to: target, sample: sample, view, shapes),
+                      map.count == q.reduce(1, *) else { return nil }
+                for i in 0..<windows { for head in 0..<q[1] { for t in 0..<tokens { for j in 0..<depth
+                    where map[((i * q[1] + head) * tokens + t) * depth + j]
+                        != Float((i * tokens + t) * 3 * channels + part * channels + head * depth + j) {
+                    return nil
+                } } } }
+            }
+        }
+        let bias = parameters.count > 1 ? graph.constants[parameters[1]]?.floatValues() : nil
+        guard let heads, bias.map({ $0.count == weight.shape[0] }) ?? true else { return nil }
+        return Projections(nodes: [linear] + nodes, input: input, weight: weight.floatValues(), weightShape: weight.shape,
+                           bias: bias, heads: heads)
+    }
+
+    /// The node producing `value` when it only moves or selects elements.
+    private static func movementProducer(of value: String, _ view: PatternView) -> Int? {
+        let kinds: [OpKind] = [.reshape, .transpose, .gather, .slice, .squeeze, .unsqueeze]
+        return kinds.lazy.compactMap { view.producer(of: value, $0) }.first
+    }
+
+    // MARK: Structure
+
+    /// A value's readers, split into those that read its data and `shape` nodes, which
+    /// read only its shape.
+    private static func readers(of value: String, _ view: PatternView) -> (data: [Int], shape: [Int]) {
+        let all = view.consumers.distinctReaders(of: value)
+        return (all.filter { view.graph.nodes[$0].op != .shape }, all.filter { view.graph.nodes[$0].op == .shape })
+    }
+
+    /// The weight input (and bias input, when there is one) of a linear node with
+    /// constant parameters and no activation.
+    private static func dense(_ index: Int, _ view: PatternView) -> [String]? {
+        let node = view.graph.nodes[index]
+        guard node.attributes.keys.allSatisfy({ $0 == "activation" }),
+              node.attributes["activation"].map({ $0 == .string(UnaryFunction.identity.rawValue) }) ?? true,
+              (2...3).contains(node.inputs.count), node.inputs.dropFirst().allSatisfy({ view.graph.constants[$0] != nil })
+        else { return nil }
+        return Array(node.inputs.dropFirst())
     }
 
     /// True when the same value has rank 4 at every sample.
