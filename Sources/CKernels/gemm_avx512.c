@@ -71,31 +71,35 @@ static inline __mmask16 column_mask(ptrdiff_t columns) {
 }
 
 /*
- * C[rows×columns] (+)= A[rows×depth] · panel[depth×48]. Rows past `rows` repeat the last
- * row of A (their results are not stored), so the loop is the same for edge tiles.
+ * C[rows×columns] (+)= A[rows×depth] · panel[depth×48], using the first `vectors` (1–3)
+ * zmm columns of the panel: an edge tile of at most 16 or 32 columns (windowed
+ * attention's 64×12 and 64×64 products, say) does not pay for 48. Rows past `rows`
+ * repeat the last row of A (their results are not stored), so the loop is the same for
+ * edge tiles. Always inlined with a constant `vectors`, so each width compiles to its
+ * own loop with only the accumulators it uses.
  */
-__attribute__((target("avx512f")))
-static void tile_8x48(int rows, ptrdiff_t columns, ptrdiff_t depth,
-                      const float *a, ptrdiff_t lda, const float *panel,
-                      float *c, ptrdiff_t ldc, int accumulate) {
+__attribute__((target("avx512f"), always_inline))
+static inline void tile_8xv(const int vectors, int rows, ptrdiff_t columns, ptrdiff_t depth,
+                            const float *a, ptrdiff_t lda, const float *panel,
+                            float *c, ptrdiff_t ldc, int accumulate) {
     const float *a_rows[TILE_ROWS];
     for (int i = 0; i < TILE_ROWS; i++) a_rows[i] = a + (i < rows ? i : rows - 1) * lda;
     __m512 acc[TILE_ROWS][3];
 #pragma clang loop unroll(full)
     for (int i = 0; i < TILE_ROWS; i++) {
-        acc[i][0] = _mm512_setzero_ps();
-        acc[i][1] = _mm512_setzero_ps();
-        acc[i][2] = _mm512_setzero_ps();
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) acc[i][v] = _mm512_setzero_ps();
     }
     for (ptrdiff_t p = 0; p < depth; p++) {
         const float *bp = panel + p * TILE_COLUMNS;
-        __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16), b2 = _mm512_load_ps(bp + 32);
+        __m512 b[3];
+#pragma clang loop unroll(full)
+        for (int v = 0; v < vectors; v++) b[v] = _mm512_load_ps(bp + 16 * v);
 #pragma clang loop unroll(full)
         for (int i = 0; i < TILE_ROWS; i++) {
             __m512 value = _mm512_set1_ps(a_rows[i][p]);
-            acc[i][0] = _mm512_fmadd_ps(value, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(value, b1, acc[i][1]);
-            acc[i][2] = _mm512_fmadd_ps(value, b2, acc[i][2]);
+#pragma clang loop unroll(full)
+            for (int v = 0; v < vectors; v++) acc[i][v] = _mm512_fmadd_ps(value, b[v], acc[i][v]);
         }
     }
     __mmask16 masks[3] = {column_mask(columns), column_mask(columns - 16), column_mask(columns - 32)};
@@ -104,12 +108,25 @@ static void tile_8x48(int rows, ptrdiff_t columns, ptrdiff_t depth,
         if (i < rows) {
             float *row = c + i * ldc;
 #pragma clang loop unroll(full)
-            for (int v = 0; v < 3; v++) {
+            for (int v = 0; v < vectors; v++) {
                 __m512 result = acc[i][v];
                 if (accumulate) result = _mm512_add_ps(result, _mm512_maskz_loadu_ps(masks[v], row + 16 * v));
                 _mm512_mask_storeu_ps(row + 16 * v, masks[v], result);
             }
         }
+    }
+}
+
+/* One tile, as wide as the columns left need (a constant width per call of tile_8xv). */
+__attribute__((target("avx512f")))
+static void tile(int rows, ptrdiff_t columns, ptrdiff_t depth, const float *a, ptrdiff_t lda,
+                 const float *panel, float *c, ptrdiff_t ldc, int accumulate) {
+    if (columns > 32) {
+        tile_8xv(3, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
+    } else if (columns > 16) {
+        tile_8xv(2, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
+    } else {
+        tile_8xv(1, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
     }
 }
 
@@ -155,8 +172,8 @@ static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdi
                     /* A panel of `prepacked` holds all k rows; one of `packed` this block's. */
                     const float *panel = packed != NULL ? packed + j * depth
                                                         : prepacked + (j0 + j) * k + p0 * TILE_COLUMNS;
-                    tile_8x48(rows, width - j, depth, a + i0 * lda + p0, lda, panel,
-                              c + i0 * ldc + j0 + j, ldc, p0 > 0);
+                    tile(rows, width - j, depth, a + i0 * lda + p0, lda, panel,
+                         c + i0 * ldc + j0 + j, ldc, p0 > 0);
                 }
             }
         }

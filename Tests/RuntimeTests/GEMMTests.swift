@@ -3,7 +3,7 @@ import XCTest
 @testable import Runtime
 
 /// GEMM's plain products (the AVX-512 kernel on CPUs that have it, OpenBLAS elsewhere)
-/// against a double-precision loop: edge tiles in every direction (8×48 tiles, blocks of
+/// against a double-precision loop: edge tiles in every direction (8×16/32/48 tiles, blocks of
 /// 256 deep and 384 wide), leading dimensions wider than the matrices, and C outside the
 /// product left alone.
 ///
@@ -50,8 +50,10 @@ final class GEMMTests: XCTestCase {
     }
 
     func testEdgeTilesInEveryDirection() {
+        // Column remainders of 1–16, 17–32 and 33–48 take tiles of one, two and three zmm.
         let sizes: [(Int, Int, Int)] = [(1, 1, 1), (7, 47, 3), (8, 48, 256), (9, 49, 257), (17, 97, 5),
-                                        (3, 385, 2), (16, 400, 600), (65, 63, 33)]
+                                        (3, 385, 2), (16, 400, 600), (65, 63, 33), (5, 80, 7), (11, 20, 9),
+                                        (64, 12, 64), (64, 64, 12)]
         for (index, (m, n, k)) in sizes.enumerated() {
             check(m: m, n: n, k: k, seed: UInt64(10 * index + 1))
             check(m: m, n: n, k: k, padding: 5, seed: UInt64(10 * index + 2))
