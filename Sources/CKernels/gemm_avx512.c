@@ -9,7 +9,7 @@
  * Scheme (GotoBLAS without packing A): C is computed in 8×48 tiles held in 24 zmm
  * accumulators; per step of k the tile broadcasts 8 values of A (one per row, embedded
  * broadcasts from memory) and loads 48 values of B (3 zmm), 24 FMAs against 11 loads, so
- * the two FMA pipes, not the loads, set the pace. B is packed per block of KC×NC into
+ * the two FMA pipes, not the loads, set the pace. B (or Bᵀ) is packed per block of KC×NC into
  * contiguous 48-column panels so that the block stays in L2 without cache-set conflicts
  * from large row strides, and so that edge columns are zeros rather than masked loads;
  * the 8×KC slice of A stays in L1 while the panels of the block pass by. Constant B
@@ -51,15 +51,23 @@ static float *packed_b_buffer(void) {
     return buffer;
 }
 
-/* Copies B[depth×columns] (stride ldb) into panels [depth][48], zero beyond columns. */
-static void pack_b(ptrdiff_t depth, ptrdiff_t columns, const float *b, ptrdiff_t ldb, float *packed) {
+/*
+ * Copies B [depth×columns] into panels [depth][48], zeros beyond `columns`. B is stored
+ * row by row with stride ldb, or transposed (`transposed`: [columns×depth], stride ldb),
+ * as attention's keys are.
+ */
+static void pack_panels(ptrdiff_t depth, ptrdiff_t columns, const float *b, ptrdiff_t ldb, int transposed,
+                        float *packed) {
     for (ptrdiff_t j0 = 0; j0 < columns; j0 += TILE_COLUMNS) {
         ptrdiff_t width = columns - j0 < TILE_COLUMNS ? columns - j0 : TILE_COLUMNS;
         float *panel = packed + j0 * depth;
         for (ptrdiff_t p = 0; p < depth; p++) {
-            const float *row = b + p * ldb + j0;
             float *destination = panel + p * TILE_COLUMNS;
-            memcpy(destination, row, sizeof(float) * (size_t)width);
+            if (transposed) {
+                for (ptrdiff_t j = 0; j < width; j++) destination[j] = b[(j0 + j) * ldb + p];
+            } else {
+                memcpy(destination, b + p * ldb + j0, sizeof(float) * (size_t)width);
+            }
             if (width < TILE_COLUMNS) memset(destination + width, 0, sizeof(float) * (size_t)(TILE_COLUMNS - width));
         }
     }
@@ -71,7 +79,7 @@ static inline __mmask16 column_mask(ptrdiff_t columns) {
 }
 
 /*
- * C[rows×columns] (+)= A[rows×depth] · panel[depth×48], using the first `vectors` (1–3)
+ * C[rows×columns] (+)= alpha · A[rows×depth] · panel[depth×48], using the first `vectors` (1–3)
  * zmm columns of the panel: an edge tile of at most 16 or 32 columns (windowed
  * attention's 64×12 and 64×64 products, say) does not pay for 48. Rows past `rows`
  * repeat the last row of A (their results are not stored), so the loop is the same for
@@ -80,7 +88,7 @@ static inline __mmask16 column_mask(ptrdiff_t columns) {
  */
 __attribute__((target("avx512f"), always_inline))
 static inline void tile_8xv(const int vectors, int rows, ptrdiff_t columns, ptrdiff_t depth,
-                            const float *a, ptrdiff_t lda, const float *panel,
+                            const float *a, ptrdiff_t lda, const float *panel, float alpha,
                             float *c, ptrdiff_t ldc, int accumulate) {
     const float *a_rows[TILE_ROWS];
     for (int i = 0; i < TILE_ROWS; i++) a_rows[i] = a + (i < rows ? i : rows - 1) * lda;
@@ -103,13 +111,14 @@ static inline void tile_8xv(const int vectors, int rows, ptrdiff_t columns, ptrd
         }
     }
     __mmask16 masks[3] = {column_mask(columns), column_mask(columns - 16), column_mask(columns - 32)};
+    const __m512 scale = _mm512_set1_ps(alpha);
 #pragma clang loop unroll(full)
     for (int i = 0; i < TILE_ROWS; i++) {
         if (i < rows) {
             float *row = c + i * ldc;
 #pragma clang loop unroll(full)
             for (int v = 0; v < vectors; v++) {
-                __m512 result = acc[i][v];
+                __m512 result = alpha == 1.0f ? acc[i][v] : _mm512_mul_ps(acc[i][v], scale);
                 if (accumulate) result = _mm512_add_ps(result, _mm512_maskz_loadu_ps(masks[v], row + 16 * v));
                 _mm512_mask_storeu_ps(row + 16 * v, masks[v], result);
             }
@@ -120,13 +129,13 @@ static inline void tile_8xv(const int vectors, int rows, ptrdiff_t columns, ptrd
 /* One tile, as wide as the columns left need (a constant width per call of tile_8xv). */
 __attribute__((target("avx512f")))
 static void tile(int rows, ptrdiff_t columns, ptrdiff_t depth, const float *a, ptrdiff_t lda,
-                 const float *panel, float *c, ptrdiff_t ldc, int accumulate) {
+                 const float *panel, float alpha, float *c, ptrdiff_t ldc, int accumulate) {
     if (columns > 32) {
-        tile_8xv(3, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
+        tile_8xv(3, rows, columns, depth, a, lda, panel, alpha, c, ldc, accumulate);
     } else if (columns > 16) {
-        tile_8xv(2, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
+        tile_8xv(2, rows, columns, depth, a, lda, panel, alpha, c, ldc, accumulate);
     } else {
-        tile_8xv(1, rows, columns, depth, a, lda, panel, c, ldc, accumulate);
+        tile_8xv(1, rows, columns, depth, a, lda, panel, alpha, c, ldc, accumulate);
     }
 }
 
@@ -136,24 +145,22 @@ size_t restore_sgemm_avx512_packed_count(ptrdiff_t k, ptrdiff_t n) {
 }
 
 void restore_sgemm_avx512_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed) {
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += TILE_COLUMNS) {
-        float *panel = packed + j0 * k;
-        for (ptrdiff_t p = 0; p < k; p++) {
-            for (ptrdiff_t j = 0; j < TILE_COLUMNS; j++) {
-                ptrdiff_t column = j0 + j;
-                panel[p * TILE_COLUMNS + j] = column >= n ? 0 : transposed ? b[column * ldb + p] : b[p * ldb + column];
-            }
-        }
-    }
+    pack_panels(k, n, b, ldb, transposed, packed);
 }
 
-/* The blocked product; B comes packed whole (`prepacked`) or is packed here block by block. */
+/*
+ * The blocked product C = alpha · A · B (+ C when `accumulate`); B comes packed whole
+ * (`prepacked`) or is packed here block by block from B or Bᵀ.
+ */
 __attribute__((target("avx512f")))
 static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                    const float *b, ptrdiff_t ldb, const float *prepacked, float *c, ptrdiff_t ldc) {
+                    const float *b, ptrdiff_t ldb, int transposed_b, const float *prepacked,
+                    float alpha, int accumulate, float *c, ptrdiff_t ldc) {
     if (m <= 0 || n <= 0) return 0;
     if (k <= 0) {
-        for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        if (!accumulate) {
+            for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
+        }
         return 0;
     }
     float *packed = NULL;
@@ -165,15 +172,18 @@ static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdi
         ptrdiff_t width = n - j0 < BLOCK_COLUMNS ? n - j0 : BLOCK_COLUMNS;
         for (ptrdiff_t p0 = 0; p0 < k; p0 += BLOCK_DEPTH) {
             ptrdiff_t depth = k - p0 < BLOCK_DEPTH ? k - p0 : BLOCK_DEPTH;
-            if (packed != NULL) pack_b(depth, width, b + p0 * ldb + j0, ldb, packed);
+            if (packed != NULL) {
+                const float *block = transposed_b ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
+                pack_panels(depth, width, block, ldb, transposed_b, packed);
+            }
             for (ptrdiff_t i0 = 0; i0 < m; i0 += TILE_ROWS) {
                 int rows = (int)(m - i0 < TILE_ROWS ? m - i0 : TILE_ROWS);
                 for (ptrdiff_t j = 0; j < width; j += TILE_COLUMNS) {
                     /* A panel of `prepacked` holds all k rows; one of `packed` this block's. */
                     const float *panel = packed != NULL ? packed + j * depth
                                                         : prepacked + (j0 + j) * k + p0 * TILE_COLUMNS;
-                    tile(rows, width - j, depth, a + i0 * lda + p0, lda, panel,
-                         c + i0 * ldc + j0 + j, ldc, p0 > 0);
+                    tile(rows, width - j, depth, a + i0 * lda + p0, lda, panel, alpha,
+                         c + i0 * ldc + j0 + j, ldc, accumulate || p0 > 0);
                 }
             }
         }
@@ -181,16 +191,16 @@ static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdi
     return 0;
 }
 
-int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
+int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
                          const float *a, ptrdiff_t lda,
-                         const float *b, ptrdiff_t ldb,
-                         float *c, ptrdiff_t ldc) {
-    return multiply(m, n, k, a, lda, b, ldb, NULL, c, ldc);
+                         const float *b, ptrdiff_t ldb, int transposed_b,
+                         int accumulate, float *c, ptrdiff_t ldc) {
+    return multiply(m, n, k, a, lda, b, ldb, transposed_b, NULL, alpha, accumulate, c, ldc);
 }
 
 void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                  const float *a, ptrdiff_t lda,
                                  const float *packed_b,
                                  float *c, ptrdiff_t ldc) {
-    multiply(m, n, k, a, lda, NULL, 0, packed_b, c, ldc);
+    multiply(m, n, k, a, lda, NULL, 0, 0, packed_b, 1.0f, 0, c, ldc);
 }

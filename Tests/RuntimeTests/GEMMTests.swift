@@ -10,17 +10,21 @@ import XCTest
 /// Tolerance 1e-5 of the largest magnitude: float32 sums of up to 600 products of values
 /// in [-1, 1) round to ~1e-7 relative per step; measured ≤ 1e-6.
 final class GEMMTests: XCTestCase {
-    private func check(m: Int, n: Int, k: Int, padding: Int = 0, seed: UInt64,
+    /// C = alpha · A · op(B) + beta · C against the loop; with beta 0, C starts as NaN so
+    /// a read of it shows.
+    private func check(m: Int, n: Int, k: Int, padding: Int = 0, transposeB: Bool = false,
+                       alpha: Float = 1, beta: Float = 0, seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) {
-        let (lda, ldb, ldc) = (k + padding, n + padding, n + 2 * padding)
+        let (lda, ldb, ldc) = (k + padding, (transposeB ? k : n) + padding, n + 2 * padding)
         let a = xorshiftFloats(count: max(m * lda, 1), seed: seed)
-        let b = xorshiftFloats(count: max(k * ldb, 1), seed: seed + 1)
-        var c = [Float](repeating: .nan, count: max(m * ldc, 1))
+        let b = xorshiftFloats(count: max((transposeB ? n : k) * ldb, 1), seed: seed + 1)
+        let start = xorshiftFloats(count: max(m * ldc, 1), seed: seed + 2)
+        var c = beta == 0 ? [Float](repeating: .nan, count: max(m * ldc, 1)) : start
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
                 c.withUnsafeMutableBufferPointer { c in
                     GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
-                                  c: c.baseAddress!, ldc: ldc)
+                                  transposeB: transposeB, c: c.baseAddress!, ldc: ldc, alpha: alpha, beta: beta)
                 }
             }
         }
@@ -28,16 +32,18 @@ final class GEMMTests: XCTestCase {
         for i in 0..<m {
             for j in 0..<n {
                 var sum = 0.0
-                for p in 0..<k { sum += Double(a[i * lda + p]) * Double(b[p * ldb + j]) }
-                expected.append(Float(sum))
+                for p in 0..<k { sum += Double(a[i * lda + p]) * Double(transposeB ? b[j * ldb + p] : b[p * ldb + j]) }
+                expected.append(Float(Double(alpha) * sum + (beta == 0 ? 0 : Double(beta) * Double(start[i * ldc + j]))))
                 actual.append(c[i * ldc + j])
             }
             for j in n..<ldc where i * ldc + j < c.count {
-                XCTAssertTrue(c[i * ldc + j].isNaN, "GEMM wrote past column \(n) of row \(i)", file: file, line: line)
+                let untouched = beta == 0 ? c[i * ldc + j].isNaN : c[i * ldc + j] == start[i * ldc + j]
+                XCTAssertTrue(untouched, "GEMM wrote past column \(n) of row \(i)", file: file, line: line)
             }
         }
         let (maxAbs, relative) = maxAbsAndRelativeError(actual, expected)
-        print("GEMM \(m)×\(n)×\(k) (padding \(padding)): max abs error \(maxAbs), relative \(relative)")
+        print("GEMM \(m)×\(n)×\(k) (padding \(padding), B\(transposeB ? "ᵀ" : ""), alpha \(alpha), beta \(beta)): "
+              + "max abs error \(maxAbs), relative \(relative)")
         XCTAssertLessThanOrEqual(relative, 1e-5, file: file, line: line)
     }
 
@@ -57,6 +63,17 @@ final class GEMMTests: XCTestCase {
         for (index, (m, n, k)) in sizes.enumerated() {
             check(m: m, n: n, k: k, seed: UInt64(10 * index + 1))
             check(m: m, n: n, k: k, padding: 5, seed: UInt64(10 * index + 2))
+        }
+    }
+
+    /// Attention's products: scores = scale · Q · Kᵀ (K stored as rows), on top of a bias
+    /// already in C (beta 1).
+    func testTransposedBScaleAndAccumulate() {
+        let sizes: [(Int, Int, Int)] = [(64, 64, 12), (49, 49, 32), (7, 300, 9), (65, 7, 260), (1, 1, 1)]
+        for (index, (m, n, k)) in sizes.enumerated() {
+            check(m: m, n: n, k: k, transposeB: true, alpha: 0.35, seed: UInt64(10 * index + 101))
+            check(m: m, n: n, k: k, padding: 3, transposeB: true, alpha: 0.35, beta: 1, seed: UInt64(10 * index + 102))
+            check(m: m, n: n, k: k, padding: 2, alpha: 2, beta: 1, seed: UInt64(10 * index + 103))
         }
     }
 

@@ -12,15 +12,17 @@
 int restore_cpu_has_avx512(void);
 
 /*
- * C[m×n] = A[m×k] · B[k×n], all row-major with leading dimensions lda, ldb, ldc, with
- * AVX-512 FMA. Call only when restore_cpu_has_avx512() is non-zero. Single-threaded:
- * callers split the work. m, n or k may be 0 (k = 0 writes zeros). Returns 0, or -1
- * when the thread's 384 KB packing buffer cannot be allocated (C is then untouched).
+ * C[m×n] = alpha · A[m×k] · B[k×n] (+ C when `accumulate`), all row-major with leading
+ * dimensions lda, ldb, ldc; B is given transposed ([n×k], stride ldb) when `transposed_b`
+ * is non-zero. AVX-512 FMA: call only when restore_cpu_has_avx512() is non-zero.
+ * Single-threaded: callers split the work. m, n or k may be 0 (k = 0 writes zeros unless
+ * accumulating). Returns 0, or -1 when the thread's 384 KB packing buffer cannot be
+ * allocated (C is then untouched).
  */
-int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
-                          const float *a, ptrdiff_t lda,
-                          const float *b, ptrdiff_t ldb,
-                          float *c, ptrdiff_t ldc);
+int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                         const float *a, ptrdiff_t lda,
+                         const float *b, ptrdiff_t ldb, int transposed_b,
+                         int accumulate, float *c, ptrdiff_t ldc);
 
 /*
  * B packed once for many products (constant weights): panels of 48 columns, each k rows

@@ -4,10 +4,11 @@ import COpenBLAS
 /// Single-precision matrix multiply, row-major:
 /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C.
 ///
-/// Plain products (no transposes, alpha 1, beta 0) run on Restore's AVX-512 kernel
-/// (Sources/CKernels/gemm_avx512.c) when the CPU has AVX-512: about twice the rate of
-/// OpenBLAS's Haswell kernels, which the environment pins, and no repacking of A per call.
-/// Everything else, and every product on CPUs without AVX-512, goes to OpenBLAS.
+/// Products with A as stored and beta 0 or 1 (any alpha, B as stored or transposed) run on
+/// Restore's AVX-512 kernel (Sources/CKernels/gemm_avx512.c) when the CPU has AVX-512:
+/// about twice the rate of OpenBLAS's Haswell kernels, which the environment pins, no
+/// repacking of A per call, and little overhead for attention's many small products.
+/// Transposed A, other betas, and every product on CPUs without AVX-512 go to OpenBLAS.
 ///
 /// Both run single-threaded: Restore's kernels split work across `ThreadPool`
 /// themselves, and two thread pools on two cores would oversubscribe them.
@@ -20,8 +21,8 @@ public enum GEMM {
                                 b: UnsafePointer<Float>, ldb: Int, transposeB: Bool = false,
                                 c: UnsafeMutablePointer<Float>, ldc: Int,
                                 alpha: Float = 1, beta: Float = 0) {
-        if !transposeA && !transposeB && alpha == 1 && beta == 0 && CPUFeatures.avx512
-            && restore_sgemm_avx512(m, n, k, a, lda, b, ldb, c, ldc) == 0 {
+        if !transposeA && (beta == 0 || beta == 1) && CPUFeatures.avx512
+            && restore_sgemm_avx512(m, n, k, alpha, a, lda, b, ldb, transposeB ? 1 : 0, beta == 1 ? 1 : 0, c, ldc) == 0 {
             return
         }
         ensureSingleThreaded()

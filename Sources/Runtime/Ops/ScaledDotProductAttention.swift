@@ -146,16 +146,12 @@ struct AttentionKernel: Kernel {
         Swift.max(1, Swift.min(geometry.queries, 64, (1 << 15) / geometry.keys))
     }
 
-    /// Floats of one worker's scratch: a block of scores, and Kᵀ for the AVX-512 GEMM,
-    /// which multiplies by B as stored.
-    private var workerFloats: Int { rowsPerBlock * geometry.keys + (CPUFeatures.avx512 ? geometry.depth * geometry.keys : 0) }
-
-    var scratchBytes: Int { Self.workers * workerFloats * MemoryLayout<Float>.stride }
+    var scratchBytes: Int { Self.workers * rowsPerBlock * geometry.keys * MemoryLayout<Float>.stride }
 
     func run(_ io: KernelIO) {
         let g = geometry
         guard g.batch * g.queries * g.valueDepth > 0, let scratch = io.scratch else { return }
-        let workerScratch = scratch.bindMemory(to: Float.self, capacity: Self.workers * workerFloats)
+        let scores = scratch.bindMemory(to: Float.self, capacity: Self.workers * rowsPerBlock * g.keys)
         let blocks = (g.queries + rowsPerBlock - 1) / rowsPerBlock
         let tasks = g.batch * blocks
         let workers = Swift.min(Self.workers, tasks)
@@ -163,43 +159,26 @@ struct AttentionKernel: Kernel {
         let work = g.batch * g.queries * g.keys * (g.depth + g.valueDepth)
         io.pool.parallelFor(workers, minimumChunk: work < (1 << 16) ? workers : 1) { range in
             for worker in range {
-                let block = workerScratch + worker * workerFloats
-                var transposedBatch = -1
+                let block = scores + worker * rowsPerBlock * g.keys
                 for task in (tasks * worker / workers)..<(tasks * (worker + 1) / workers) {
                     let (b, rowBlock) = task.quotientAndRemainder(dividingBy: blocks)
                     compute(batch: b, rows: rowBlock * rowsPerBlock..<Swift.min(g.queries, (rowBlock + 1) * rowsPerBlock),
-                            io: io, scores: block, transposedKey: block + rowsPerBlock * g.keys,
-                            keyIsTransposed: transposedBatch == b)
-                    transposedBatch = b
+                            io: io, scores: block)
                 }
             }
         }
     }
 
-    /// One block of query rows of one (batch, head) problem. With AVX-512, K is first
-    /// transposed into `transposedKey` (unless the worker's previous block already did it
-    /// for this problem) so that both products run on Restore's GEMM kernel, and the scale
-    /// is applied with the bias: OpenBLAS's call overhead dominated windowed attention
-    /// (2048 problems of 64×64×12 per Swin block took 53 ms, ~7.6 GFLOP/s). Out of line so
-    /// both paths of `parallelFor` run the same compiled loops (see `BinaryKernel.compute`).
+    /// One block of query rows of one (batch, head) problem. Out of line so both paths
+    /// of `parallelFor` run the same compiled loops (see `BinaryKernel.compute`).
     @inline(never)
-    private func compute(batch b: Int, rows: Range<Int>, io: KernelIO, scores: UnsafeMutablePointer<Float>,
-                         transposedKey: UnsafeMutablePointer<Float>, keyIsTransposed: Bool) {
+    private func compute(batch b: Int, rows: Range<Int>, io: KernelIO, scores: UnsafeMutablePointer<Float>) {
         let g = geometry
         let query = io.input(0) + (b * g.queries + rows.lowerBound) * g.depth
         let key = io.input(1) + b * g.keys * g.depth
         let value = io.input(2) + b * g.keys * g.valueDepth
         let output = io.outputs[0] + (b * g.queries + rows.lowerBound) * g.valueDepth
-        let scaledLater = CPUFeatures.avx512 && g.depth > 0
-        if scaledLater {
-            if !keyIsTransposed {
-                for j in 0..<g.keys {
-                    for d in 0..<g.depth { transposedKey[d * g.keys + j] = key[j * g.depth + d] }
-                }
-            }
-            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: g.depth,
-                          b: transposedKey, ldb: g.keys, c: scores, ldc: g.keys)
-        } else if g.depth > 0 {
+        if g.depth > 0 {
             GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: g.depth,
                           b: key, ldb: g.depth, transposeB: true, c: scores, ldc: g.keys, alpha: scale)
         } else {
@@ -207,7 +186,6 @@ struct AttentionKernel: Kernel {
         }
         for (r, i) in rows.enumerated() {
             let row = scores + r * g.keys
-            if scaledLater { for j in 0..<g.keys { row[j] *= scale } }
             if let bias, let values = io.inputs[3] {
                 let source = values + bias.offset(batch: b, row: i, column: 0)
                 for j in 0..<g.keys { row[j] += source[j * bias.columnStride] }

@@ -179,12 +179,10 @@ struct WindowAttentionKernel: Kernel {
         return (g.heads + groups - 1) / groups
     }
 
-    /// Gathered q | k | v (N × 3·group channels), the result (N × group channels), scores,
-    /// and with AVX-512 the group's keys transposed (group × depth × N).
+    /// Gathered q | k | v (N × 3·group channels), the result (N × group channels), scores.
     var slotFloats: Int {
         let g = geometry
-        let transposedKeys = CPUFeatures.avx512 ? g.tokens * headsPerItem * g.depth : 0
-        return 4 * g.tokens * headsPerItem * g.depth + g.tokens * g.tokens + transposedKeys
+        return 4 * g.tokens * headsPerItem * g.depth + g.tokens * g.tokens
     }
 
     var scratchBytes: Int { ScratchSlots.slotCount * slotFloats * MemoryLayout<Float>.stride }
@@ -219,49 +217,21 @@ struct WindowAttentionKernel: Kernel {
             (row + width).update(from: source + c, count: width)
             (row + 2 * width).update(from: source + 2 * c, count: width)
         }
-        // With AVX-512 both products run on Restore's GEMM kernel, which multiplies by B as
-        // stored: keys are transposed once per item, and the scale and bias are applied
-        // to the score rows (OpenBLAS's per-call overhead dominated these 49×49×32
-        // products, as in `attention`).
-        if CPUFeatures.avx512 {
-            let transposedKeys = scores + n * n
-            for token in 0..<n {
-                let key = gathered + token * 3 * width + width
-                for channel in 0..<width { transposedKeys[channel * n + token] = key[channel] }
-            }
-            for (offset, head) in heads.enumerated() {
-                let query = gathered + offset * d, value = query + 2 * width
-                GEMM.multiply(m: n, n: n, k: d, a: query, lda: 3 * width, b: transposedKeys + offset * d * n, ldb: n,
-                              c: scores, ldc: n)
+        for (offset, head) in heads.enumerated() {
+            let query = gathered + offset * d, key = query + width, value = query + 2 * width
+            var beta: Float = 0
+            if let bias, let values = io.inputs[1] {
                 for i in 0..<n {
+                    let source = values + bias.offset(batch: window * g.heads + head, row: i, column: 0)
                     let row = scores + i * n
-                    if let bias, let values = io.inputs[1] {
-                        let source = values + bias.offset(batch: window * g.heads + head, row: i, column: 0)
-                        for j in 0..<n { row[j] = row[j] * scale + source[j * bias.columnStride] }
-                    } else {
-                        for j in 0..<n { row[j] *= scale }
-                    }
-                    SoftmaxKernel.softmaxRow(row, row, length: n)
+                    for j in 0..<n { row[j] = source[j * bias.columnStride] }
                 }
-                GEMM.multiply(m: n, n: d, k: n, a: scores, lda: n, b: value, ldb: 3 * width, c: output + offset * d, ldc: width)
+                beta = 1
             }
-        } else {
-            for (offset, head) in heads.enumerated() {
-                let query = gathered + offset * d, key = query + width, value = query + 2 * width
-                var beta: Float = 0
-                if let bias, let values = io.inputs[1] {
-                    for i in 0..<n {
-                        let source = values + bias.offset(batch: window * g.heads + head, row: i, column: 0)
-                        let row = scores + i * n
-                        for j in 0..<n { row[j] = source[j * bias.columnStride] }
-                    }
-                    beta = 1
-                }
-                GEMM.multiply(m: n, n: n, k: d, a: query, lda: 3 * width, b: key, ldb: 3 * width, transposeB: true,
-                              c: scores, ldc: n, alpha: scale, beta: beta)
-                for i in 0..<n { SoftmaxKernel.softmaxRow(scores + i * n, scores + i * n, length: n) }
-                GEMM.multiply(m: n, n: d, k: n, a: scores, lda: n, b: value, ldb: 3 * width, c: output + offset * d, ldc: width)
-            }
+            GEMM.multiply(m: n, n: n, k: d, a: query, lda: 3 * width, b: key, ldb: 3 * width, transposeB: true,
+                          c: scores, ldc: n, alpha: scale, beta: beta)
+            for i in 0..<n { SoftmaxKernel.softmaxRow(scores + i * n, scores + i * n, length: n) }
+            GEMM.multiply(m: n, n: d, k: n, a: scores, lda: n, b: value, ldb: 3 * width, c: output + offset * d, ldc: width)
         }
         let destination = io.outputs[0] + first
         for token in 0..<n {
