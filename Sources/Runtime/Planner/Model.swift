@@ -99,8 +99,7 @@ final class PreparedWeightStore: Sendable {
         entries.withLock { entries in
             let key = "\(name)\u{1F}\(form)"
             if let entry = entries[key] { return PreparedWeights(pointer: UnsafePointer(entry.floats)) }
-            let used = entries.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
-            guard count <= (budgetBytes - used) / MemoryLayout<Float>.size else { return nil }
+            guard count <= (budgetBytes - Self.bytes(of: entries)) / MemoryLayout<Float>.size else { return nil }
             // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
             let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
                 .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
@@ -111,7 +110,11 @@ final class PreparedWeightStore: Sendable {
     }
 
     /// Bytes of all prepared weights, for `rrun info` and the benchmarks.
-    var bytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size } } }
+    var bytes: Int { entries.withLock { Self.bytes(of: $0) } }
+
+    private static func bytes(of entries: [String: (floats: UnsafeMutablePointer<Float>, count: Int)]) -> Int {
+        entries.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
+    }
 
     deinit { entries.withLock { $0.values.forEach { $0.floats.deallocate() } } }
 }
