@@ -41,7 +41,7 @@ func status(of error: any Error) -> restore_status {
         case .cannotOpen, .cannotWrite: return RESTORE_ERROR_IO
         case .unsupportedVersion, .unknownOp, .unsupportedQuantization: return RESTORE_ERROR_UNSUPPORTED
         case .tooSmall, .badMagic, .fixedHeaderChecksumMismatch, .sectionOutOfRange, .misplacedSection,
-             .overlappingSections, .checksumMismatch, .malformedHeader, .unknownDType, .badShape,
+             .overlappingSections, .checksumMismatch, .malformedHeader, .invalidAttributes, .unknownDType, .badShape,
              .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor:
             return RESTORE_ERROR_FORMAT
         }
@@ -59,6 +59,7 @@ func status(of error: any Error) -> restore_status {
         switch error {
         case .shape: return RESTORE_ERROR_SHAPE
         case .notPlanTime, .unsupported: return RESTORE_ERROR_UNSUPPORTED
+        case .wrongOp: return RESTORE_ERROR_INTERNAL
         }
     case is GraphError:
         return RESTORE_ERROR_FORMAT

@@ -48,19 +48,28 @@ public enum Attribute: Hashable, Sendable, CustomStringConvertible {
 /// marks an optional input that is absent.
 public struct Node: Hashable, Sendable {
     public var name: String
-    public var op: OpKind
+    /// The op and its typed attributes.
+    public var operation: Op
     public var inputs: [String]
     public var outputs: [String]
-    public var attributes: [String: Attribute]
 
-    public init(name: String, op: OpKind, inputs: [String], outputs: [String],
-                attributes: [String: Attribute] = [:]) {
+    public init(name: String, _ operation: Op, inputs: [String], outputs: [String]) {
         self.name = name
-        self.op = op
+        self.operation = operation
         self.inputs = inputs
         self.outputs = outputs
-        self.attributes = attributes
     }
+
+    /// Decodes a node as stored: the op's attributes are checked (`Op.init(kind:attributes:node:)`).
+    public init(name: String, op: OpKind, inputs: [String], outputs: [String],
+                attributes: [String: Attribute] = [:]) throws {
+        self.init(name: name, try Op(kind: op, attributes: attributes, node: name), inputs: inputs, outputs: outputs)
+    }
+
+    public var op: OpKind { operation.kind }
+
+    /// The attributes as stored (defaults left out).
+    public var attributes: [String: Attribute] { operation.attributes }
 
     /// The input at `index`, or nil when it is absent (past the end or named "").
     public func input(_ index: Int) -> String? {

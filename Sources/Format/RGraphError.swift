@@ -24,6 +24,8 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
     /// The JSON header section is not well-formed or not typed as the format requires.
     case malformedHeader(file: String, detail: String)
     case unknownOp(file: String, node: String, op: String)
+    /// A node's attributes do not fit its op (unknown key, wrong type, missing or invalid value).
+    case invalidAttributes(file: String, GraphError)
     /// `owner` is the tensor, graph input or graph output whose dtype is unknown.
     case unknownDType(file: String, owner: String, dtype: String)
     /// A negative or unnamed dimension, or a shape whose byte size overflows.
@@ -64,6 +66,8 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
             "\(file): malformed header section: \(detail)"
         case .unknownOp(let file, let node, let op):
             "\(file): node '\(node)' has unknown op '\(op)' (written by a newer Restore?)"
+        case .invalidAttributes(let file, let error):
+            "\(file): \(error)"
         case .unknownDType(let file, let owner, let dtype):
             "\(file): '\(owner)' has unknown dtype '\(dtype)'"
         case .badShape(let file, let owner, let detail):

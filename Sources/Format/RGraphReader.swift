@@ -163,8 +163,14 @@ public enum RGraphReader {
         guard let op = OpKind(rawValue: record.op) else {
             throw .unknownOp(file: file, node: record.name, op: record.op)
         }
-        return Node(name: record.name, op: op, inputs: record.inputs, outputs: record.outputs,
-                    attributes: record.attributes.mapValues(\.attribute))
+        do {
+            return try Node(name: record.name, op: op, inputs: record.inputs, outputs: record.outputs,
+                            attributes: record.attributes.mapValues(\.attribute))
+        } catch let error as GraphError {
+            throw .invalidAttributes(file: file, error)
+        } catch {
+            throw .malformedHeader(file: file, detail: "node '\(record.name)': \(error)")
+        }
     }
 
     /// The tensor table as constants viewing `storage`, after checking each entry's dtype,

@@ -21,11 +21,11 @@ final class FusionPassTests: XCTestCase {
     }
 
     private func binary(_ name: String, _ function: String, _ a: String, _ b: String, _ output: String? = nil) -> Node {
-        Node(name: name, op: .binary, inputs: [a, b], outputs: [output ?? name], attributes: ["function": .string(function)])
+        try! Node(name: name, op: .binary, inputs: [a, b], outputs: [output ?? name], attributes: ["function": .string(function)])
     }
 
     private func unary(_ name: String, _ function: String, _ x: String, _ output: String? = nil) -> Node {
-        Node(name: name, op: .unary, inputs: [x], outputs: [output ?? name], attributes: ["function": .string(function)])
+        try! Node(name: name, op: .unary, inputs: [x], outputs: [output ?? name], attributes: ["function": .string(function)])
     }
 
     private func graph(inputs: [(String, [Int])], nodes: [Node], constants: [ConstantTensor], output: String = "y") -> Graph {
@@ -68,7 +68,7 @@ final class FusionPassTests: XCTestCase {
     private func layerNormGraph(shape: [Int], axes: [Int], parameterShape: [Int], square: SquareForm = .power,
                                 division: DivisionForm = .divide, gammaFirst: Bool = false) -> Graph {
         let reduce = { (name: String, x: String) in
-            Node(name: name, op: .reduce, inputs: [x], outputs: [name],
+            try! Node(name: name, op: .reduce, inputs: [x], outputs: [name],
                  attributes: ["function": .string("mean"), "axes": .ints(axes), "keepDims": .int(1)])
         }
         var nodes = [reduce("mean", "x"), binary("centre", "sub", "x", "mean")]
@@ -119,14 +119,14 @@ final class FusionPassTests: XCTestCase {
         // as [1, C, 1, 1] with C read from x's shape.
         let x = "x"
         let nodes = [
-            Node(name: "channels", op: .shape, inputs: [x], outputs: ["channels"], attributes: ["start": .int(1), "end": .int(2)]),
-            Node(name: "target", op: .concat, inputs: ["oneDim", "channels", "oneDim", "oneDim"], outputs: ["target"], attributes: ["axis": .int(0)]),
-            Node(name: "gammaView", op: .reshape, inputs: ["gamma", "target"], outputs: ["gammaView"]),
-            Node(name: "betaView", op: .reshape, inputs: ["beta", "target"], outputs: ["betaView"]),
-            Node(name: "mean", op: .reduce, inputs: [x], outputs: ["mean"],
+            try! Node(name: "channels", op: .shape, inputs: [x], outputs: ["channels"], attributes: ["start": .int(1), "end": .int(2)]),
+            try! Node(name: "target", op: .concat, inputs: ["oneDim", "channels", "oneDim", "oneDim"], outputs: ["target"], attributes: ["axis": .int(0)]),
+            try! Node(name: "gammaView", op: .reshape, inputs: ["gamma", "target"], outputs: ["gammaView"]),
+            try! Node(name: "betaView", op: .reshape, inputs: ["beta", "target"], outputs: ["betaView"]),
+            try! Node(name: "mean", op: .reduce, inputs: [x], outputs: ["mean"],
                  attributes: ["function": .string("mean"), "axes": .ints([1]), "keepDims": .int(1)]),
             binary("centreForSquare", "sub", x, "mean"), binary("square", "pow", "centreForSquare", "two"),
-            Node(name: "variance", op: .reduce, inputs: ["square"], outputs: ["variance"],
+            try! Node(name: "variance", op: .reduce, inputs: ["square"], outputs: ["variance"],
                  attributes: ["function": .string("mean"), "axes": .ints([1]), "keepDims": .int(1)]),
             binary("shift", "add", "variance", "epsilon"), unary("root", "sqrt", "shift"),
             binary("centre", "sub", x, "mean"), binary("normalised", "div", "centre", "root"),
@@ -240,7 +240,7 @@ final class FusionPassTests: XCTestCase {
 
     private func linearGraph(biasShape: [Int]) -> Graph {
         graph(inputs: [("x", [2, 7, 12])],
-              nodes: [Node(name: "xw", op: .matMul, inputs: ["x", "w"], outputs: ["xw"]), binary("biased", "add", "b", "xw", "y")],
+              nodes: [try! Node(name: "xw", op: .matMul, inputs: ["x", "w"], outputs: ["xw"]), binary("biased", "add", "b", "xw", "y")],
               constants: [constant("w", [12, 10], seed: 4), constant("b", biasShape, seed: 5)])
     }
 
@@ -265,8 +265,8 @@ final class FusionPassTests: XCTestCase {
 
     func testProductOfTwoActivationsIsNotLinear() throws {
         let before = graph(inputs: [("x", [3, 4])], nodes: [
-            Node(name: "transpose", op: .transpose, inputs: ["x"], outputs: ["xt"], attributes: ["perm": .ints([1, 0])]),
-            Node(name: "gram", op: .matMul, inputs: ["x", "xt"], outputs: ["y"]),
+            try! Node(name: "transpose", op: .transpose, inputs: ["x"], outputs: ["xt"], attributes: ["perm": .ints([1, 0])]),
+            try! Node(name: "gram", op: .matMul, inputs: ["x", "xt"], outputs: ["y"]),
         ], constants: [])
         var after = before
         XCTAssertEqual(try LinearFusion.run(&after, shapes: shapes(before)), 0)
@@ -301,24 +301,24 @@ final class FusionPassTests: XCTestCase {
     private func attentionGraph(bias: [Int]?, keyShape: [Int] = [2, 3, 7, 8], perm: [Int]? = [0, 1, 3, 2],
                                 softmaxAxis: Int = -1, scaling: AttentionScaling = .divideScores) -> Graph {
         var nodes: [Node] = []
-        if let perm { nodes.append(Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints(perm)])) }
+        if let perm { nodes.append(try! Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints(perm)])) }
         switch scaling {
         case .divideScores:
-            nodes += [Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
+            nodes += [try! Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
                       binary("scaled", "div", "scores", "scale")]
         case .multiplyScores:
-            nodes += [Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
+            nodes += [try! Node(name: "scores", op: .matMul, inputs: ["q", perm == nil ? "k" : "keyT"], outputs: ["scores"]),
                       binary("scaled", "mul", "inverseScale", "scores")]
         case .multiplyQueryAndKeys:
             nodes += [binary("scaledQ", "mul", "q", "rootScale"), binary("scaledK", "mul", perm == nil ? "k" : "keyT", "rootScale"),
-                      Node(name: "scores", op: .matMul, inputs: ["scaledQ", "scaledK"], outputs: ["scaled"])]
+                      try! Node(name: "scores", op: .matMul, inputs: ["scaledQ", "scaledK"], outputs: ["scaled"])]
         }
         if bias != nil { nodes.append(binary("biased", "add", "bias", "scaled")) }
         nodes += [
-            Node(name: "softmax", op: .softmax, inputs: [bias == nil ? "scaled" : "biased"], outputs: ["weights"],
+            try! Node(name: "softmax", op: .softmax, inputs: [bias == nil ? "scaled" : "biased"], outputs: ["weights"],
                  attributes: ["axis": .int(softmaxAxis)]),
-            Node(name: "cast", op: .cast, inputs: ["weights"], outputs: ["probabilities"], attributes: ["to": .string("f32")]),
-            Node(name: "context", op: .matMul, inputs: ["probabilities", "v"], outputs: ["y"]),
+            try! Node(name: "cast", op: .cast, inputs: ["weights"], outputs: ["probabilities"], attributes: ["to": .string("f32")]),
+            try! Node(name: "context", op: .matMul, inputs: ["probabilities", "v"], outputs: ["y"]),
         ]
         var constants = [scalar("scale", Float(8.0.squareRoot())), scalar("inverseScale", 1 / Float(8.0.squareRoot())),
                          scalar("rootScale", Float(pow(8.0, -0.25)))]

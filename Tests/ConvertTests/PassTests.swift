@@ -19,19 +19,19 @@ final class PassTests: XCTestCase {
     private func convChain(residualAfterActivation: Bool) -> Graph {
         let x = ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(4), .symbol("H"), .symbol("W")])
         var nodes = [
-            Node(name: "conv", op: .conv, inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
-            Node(name: "scale", op: .binary, inputs: ["c", "s"], outputs: ["m"], attributes: ["function": .string("mul")]),
-            Node(name: "shift", op: .binary, inputs: ["m", "t"], outputs: ["a"], attributes: ["function": .string("add")]),
+            try! Node(name: "conv", op: .conv, inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+            try! Node(name: "scale", op: .binary, inputs: ["c", "s"], outputs: ["m"], attributes: ["function": .string("mul")]),
+            try! Node(name: "shift", op: .binary, inputs: ["m", "t"], outputs: ["a"], attributes: ["function": .string("add")]),
         ]
         if residualAfterActivation {
             nodes += [
-                Node(name: "relu", op: .unary, inputs: ["a"], outputs: ["r"], attributes: ["function": .string("relu")]),
-                Node(name: "skip", op: .binary, inputs: ["x", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
+                try! Node(name: "relu", op: .unary, inputs: ["a"], outputs: ["r"], attributes: ["function": .string("relu")]),
+                try! Node(name: "skip", op: .binary, inputs: ["x", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
             ]
         } else {
             nodes += [
-                Node(name: "skip", op: .binary, inputs: ["a", "x"], outputs: ["r"], attributes: ["function": .string("add")]),
-                Node(name: "relu", op: .unary, inputs: ["r"], outputs: ["y"], attributes: ["function": .string("relu")]),
+                try! Node(name: "skip", op: .binary, inputs: ["a", "x"], outputs: ["r"], attributes: ["function": .string("add")]),
+                try! Node(name: "relu", op: .unary, inputs: ["r"], outputs: ["y"], attributes: ["function": .string("relu")]),
             ]
         }
         return Graph(inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)], nodes: nodes,
@@ -92,10 +92,10 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)],
             nodes: [
-                Node(name: "pool", op: .reduce, inputs: ["x"], outputs: ["v"],
+                try! Node(name: "pool", op: .reduce, inputs: ["x"], outputs: ["v"],
                      attributes: ["function": .string("mean"), "axes": .ints([2, 3]), "keepDims": .int(1)]),
-                Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
-                Node(name: "add", op: .binary, inputs: ["c", "v"], outputs: ["y"], attributes: ["function": .string("add")]),
+                try! Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
+                try! Node(name: "add", op: .binary, inputs: ["c", "v"], outputs: ["y"], attributes: ["function": .string("add")]),
             ],
             constants: [constant("w", [4, 4, 1, 1], seed: 5)])
         var after = graph
@@ -110,9 +110,9 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)],
             nodes: [
-                Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
-                Node(name: "relu", op: .unary, inputs: ["c"], outputs: ["r"], attributes: ["function": .string("relu")]),
-                Node(name: "add", op: .binary, inputs: ["c", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
+                try! Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
+                try! Node(name: "relu", op: .unary, inputs: ["c"], outputs: ["r"], attributes: ["function": .string("relu")]),
+                try! Node(name: "add", op: .binary, inputs: ["c", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
             ],
             constants: [constant("w", [4, 4, 1, 1], seed: 6)])
         var after = graph
@@ -126,8 +126,8 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.fixed(3), .fixed(4)])],
             nodes: [
-                Node(name: "target", op: .concat, inputs: ["three", "minusOne"], outputs: ["shape"], attributes: ["axis": .int(0)]),
-                Node(name: "reshape", op: .reshape, inputs: ["x", "shape"], outputs: ["y"]),
+                try! Node(name: "target", op: .concat, inputs: ["three", "minusOne"], outputs: ["shape"], attributes: ["axis": .int(0)]),
+                try! Node(name: "reshape", op: .reshape, inputs: ["x", "shape"], outputs: ["y"]),
             ],
             constants: [ConstantTensor(name: "three", shape: [1], ints: [3]), ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
         var after = graph
@@ -142,9 +142,9 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.fixed(2), .fixed(12)])],
             nodes: [
-                Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
-                Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
-                Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
+                try! Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
+                try! Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
+                try! Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
             ],
             constants: [ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
         var after = graph

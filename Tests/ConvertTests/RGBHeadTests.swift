@@ -18,10 +18,10 @@ final class RGBHeadTests: XCTestCase {
     /// image → 3×3 conv (8 channels, relu) → 1×1 classifier (`classes` channels) → logits.
     /// With `stride` 4 the features and logits are at 1/4 resolution.
     private func segmentationGraph(classes: Int, stride: Int = 1) -> Graph {
-        let features = Node(name: "features", op: .conv, inputs: ["image", "w1", "b1"], outputs: ["f"],
+        let features = try! Node(name: "features", op: .conv, inputs: ["image", "w1", "b1"], outputs: ["f"],
                             attributes: ["pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride]),
                                          "activation": .string("relu")])
-        let classifier = Node(name: "classifier", op: .conv, inputs: ["f", "w2", "b2"], outputs: ["logits"])
+        let classifier = try! Node(name: "classifier", op: .conv, inputs: ["f", "w2", "b2"], outputs: ["logits"])
         return Graph(inputs: [image],
                      outputs: [ValueInfo(name: "logits", dtype: .float32,
                                          shape: [.fixed(1), .fixed(classes), .symbol("h"), .symbol("w")])],
@@ -87,7 +87,7 @@ final class RGBHeadTests: XCTestCase {
             let x = input(height, width)
             let low = try run(original, x)
             XCTAssertEqual(low.shape, [1, 3, height / 4, width / 4])
-            let resize = try Resize(node: Node(name: "reference", op: .resize, inputs: [], outputs: [],
+            let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
                                                attributes: ["mode": .string("linear"),
                                                             "coordinateTransformationMode": .string("half_pixel")]))
             let sizes = HostTensor(shape: [2], ints: [Int64(height), Int64(width)])
@@ -105,7 +105,7 @@ final class RGBHeadTests: XCTestCase {
     private func upsampled(_ graph: Graph, by factor: Float) -> Graph {
         var graph = graph
         graph.nodes[graph.nodes.count - 1].outputs = ["low"]
-        graph.nodes.append(Node(name: "upsample", op: .resize, inputs: ["low", "factor"], outputs: ["logits"],
+        graph.nodes.append(try! Node(name: "upsample", op: .resize, inputs: ["low", "factor"], outputs: ["logits"],
                                 attributes: ["mode": .string("linear")]))
         graph.setConstant(ConstantTensor(name: "factor", shape: [4], floats: [1, 1, factor, factor]))
         return graph
@@ -123,7 +123,7 @@ final class RGBHeadTests: XCTestCase {
 
     func testClassifierWhoseLogitsAreReadElsewhereIsRefused() throws {
         var graph = upsampled(segmentationGraph(classes: 5), by: 1)
-        graph.nodes.append(Node(name: "confidence", op: .softmax, inputs: ["low"], outputs: ["probabilities"]))
+        graph.nodes.append(try! Node(name: "confidence", op: .softmax, inputs: ["low"], outputs: ["probabilities"]))
         graph.outputs.append(ValueInfo(name: "probabilities", dtype: .float32, shape: graph.outputs[0].shape))
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .first3, scale: 1, multiple: 1)) { error in
             XCTAssertEqual(error as? RGBHeadError, .unsupportedClassifier(node: "classifier", "has its logits also read by confidence"))
@@ -133,7 +133,7 @@ final class RGBHeadTests: XCTestCase {
     func testOutputNotFromAConvHasNoClassifierToReplace() throws {
         var graph = segmentationGraph(classes: 5)
         graph.nodes[1].outputs = ["raw"]
-        graph.nodes.append(Node(name: "squash", op: .unary, inputs: ["raw"], outputs: ["logits"],
+        graph.nodes.append(try! Node(name: "squash", op: .unary, inputs: ["raw"], outputs: ["logits"],
                                 attributes: ["function": .string("sigmoid")]))
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .zero, scale: 1, multiple: 1)) { error in
             XCTAssertEqual(error as? RGBHeadError, .noClassifier(output: "logits", producer: "squash (unary)"))
@@ -221,7 +221,7 @@ final class RGBHeadTests: XCTestCase {
                                                        appendedResize: "rgb_head.upsample"))
         XCTAssertEqual(converted.graph.metadata["restore.task"], "denoise")
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
-        let resize = try Resize(node: Node(name: "reference", op: .resize, inputs: [], outputs: [],
+        let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
                                            attributes: ["mode": .string("linear")]))
         for size in ["32x24", "20x36"] {
             let x = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/input_0.npy").path)

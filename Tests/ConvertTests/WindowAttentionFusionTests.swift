@@ -44,7 +44,7 @@ final class WindowAttentionFusionTests: XCTestCase {
     }
 
     private func add(_ name: String, _ op: OpKind, _ inputs: [String], _ attributes: [String: Attribute] = [:]) -> String {
-        nodes.append(Node(name: name, op: op, inputs: inputs, outputs: [name], attributes: attributes))
+        nodes.append(try! Node(name: name, op: op, inputs: inputs, outputs: [name], attributes: attributes))
         return name
     }
 

@@ -13,24 +13,24 @@ final class WindowMaskFoldingTests: XCTestCase {
     private let (windows, heads, tokens, depth) = (4, 2, 9, 8)
 
     private func binary(_ name: String, _ function: String, _ a: String, _ b: String) -> Node {
-        Node(name: name, op: .binary, inputs: [a, b], outputs: [name], attributes: ["function": .string(function)])
+        try! Node(name: name, op: .binary, inputs: [a, b], outputs: [name], attributes: ["function": .string(function)])
     }
 
     /// softmax(reshape(reshape(Q·Kᵀ·scale (+ bias), view) + mask, back)) · V, Q/K/V [4, 2, 9, 8].
     private func maskedAttention(bias: Bool, view: [Int], mask: [Int]) -> Graph {
         let scores = [windows, heads, tokens, tokens]
         var nodes = [
-            Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints([0, 1, 3, 2])]),
-            Node(name: "scores", op: .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
+            try! Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints([0, 1, 3, 2])]),
+            try! Node(name: "scores", op: .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
             binary("scaled", "mul", "scores", "scale"),
         ]
         if bias { nodes.append(binary("biased", "add", "scaled", "bias")) }
         nodes += [
-            Node(name: "viewed", op: .reshape, inputs: [bias ? "biased" : "scaled", "view"], outputs: ["viewed"]),
+            try! Node(name: "viewed", op: .reshape, inputs: [bias ? "biased" : "scaled", "view"], outputs: ["viewed"]),
             binary("masked", "add", "viewed", "mask"),
-            Node(name: "back", op: .reshape, inputs: ["masked", "back_shape"], outputs: ["back"]),
-            Node(name: "softmax", op: .softmax, inputs: ["back"], outputs: ["weights"], attributes: ["axis": .int(-1)]),
-            Node(name: "context", op: .matMul, inputs: ["weights", "v"], outputs: ["y"]),
+            try! Node(name: "back", op: .reshape, inputs: ["masked", "back_shape"], outputs: ["back"]),
+            try! Node(name: "softmax", op: .softmax, inputs: ["back"], outputs: ["weights"], attributes: ["axis": .int(-1)]),
+            try! Node(name: "context", op: .matMul, inputs: ["weights", "v"], outputs: ["y"]),
         ]
         let maskCount = mask.reduce(1, *)
         let constants = [

@@ -192,8 +192,8 @@ final class RGraphHostileInputTests: XCTestCase {
 
     func testWronglyTypedHeaderIsRefusedSayingWhere() {
         let parts = RGraphParts(validFile)
-        expectMalformed(parts.replacing("\"group\":{\"type\":\"int\",\"value\":1}",
-                                        with: "\"group\":{\"type\":\"int\",\"value\":\"1\"}"),
+        expectMalformed(parts.replacing("\"group\":{\"type\":\"int\",\"value\":2}",
+                                        with: "\"group\":{\"type\":\"int\",\"value\":\"2\"}"),
                         "string-for-int", mentioning: "nodes[0].attributes.group.value")
         expectMalformed(parts.replacing("\"group\":{\"type\":\"int\"", with: "\"group\":{\"type\":\"complex\""),
                         "unknown-attribute-type", mentioning: "unknown attribute type 'complex'")
@@ -206,6 +206,27 @@ final class RGraphHostileInputTests: XCTestCase {
                         "fractional-dim", mentioning: "inputs[0].shape[1]")
         expectMalformed(parts.replacing("\"minor\":0", with: "\"minor\":1"),
                         "version-disagrees", mentioning: "differs from the fixed header's 1.0")
+    }
+
+    /// Attributes are checked against the op's schema when the file is read, so a file
+    /// that would make a kernel misread its attributes never reaches the planner.
+    func testAttributesThatDoNotFitTheOpAreRefusedNamingNodeAndKey() {
+        let parts = RGraphParts(validFile)
+        let cases: [(label: String, from: String, to: String, expected: GraphError)] = [
+            ("unknown-attribute", "\"group\":{", "\"groups\":{", .unknownAttribute(node: "conv1", attribute: "groups")),
+            ("attribute-of-wrong-type", "\"group\":{\"type\":\"int\",\"value\":2}", "\"group\":{\"type\":\"float\",\"value\":\"2.5\"}",
+             .badAttribute(node: "conv1", attribute: "group", expected: "an int", found: "2.5")),
+            ("invalid-attribute-value", "\"group\":{\"type\":\"int\",\"value\":2}", "\"group\":{\"type\":\"int\",\"value\":0}",
+             .badAttribute(node: "conv1", attribute: "group", expected: "an int >= 1", found: "0")),
+            ("unknown-function", "\"value\":\"clip\"", "\"value\":\"clamp\"",
+             .badAttribute(node: "clip", attribute: "function", expected: UnaryFunction.expectation, found: "\"clamp\"")),
+        ]
+        for (label, from, to, expected) in cases {
+            expectRefusal(parts.replacing(from, with: to).assembled(), label) { error in
+                guard case .invalidAttributes(_, let found) = error else { return false }
+                return found == expected && error.description.contains(error.file)
+            }
+        }
     }
 
     func testUnknownOpIsRefusedNamingTheNode() {
@@ -352,7 +373,7 @@ extension RGraphError {
         case .cannotOpen(let file, _), .tooSmall(let file, _), .badMagic(let file), .unsupportedVersion(let file, _, _),
              .fixedHeaderChecksumMismatch(let file, _, _), .sectionOutOfRange(let file, _, _, _, _),
              .misplacedSection(let file, _, _), .overlappingSections(let file), .checksumMismatch(let file, _, _, _),
-             .malformedHeader(let file, _), .unknownOp(let file, _, _), .unknownDType(let file, _, _),
+             .malformedHeader(let file, _), .unknownOp(let file, _, _), .invalidAttributes(let file, _), .unknownDType(let file, _, _),
              .badShape(let file, _, _), .tensorLengthMismatch(let file, _, _, _), .misalignedTensor(let file, _, _),
              .tensorOutOfRange(let file, _, _, _, _), .duplicateTensor(let file, _),
              .unsupportedQuantization(let file, _), .cannotWrite(let file, _):

@@ -70,16 +70,19 @@ final class RGraphRoundTripTests: XCTestCase {
     }
 
     func testFloatSpecialsRoundTripBitExactly() throws {
-        let graph = Graph(nodes: [Node(name: "n", op: .unary, inputs: ["x"], outputs: ["y"],
-                                       attributes: ["values": .floats(specialFloats), "one": .float(-.nan)])],
-                          constants: [ConstantTensor(name: "t", shape: [specialFloats.count], floats: specialFloats)])
+        // One float attribute per special value (constantOfShape's fill value), and the
+        // same values as a tensor.
+        let nodes = specialFloats.enumerated().map { index, value in
+            Node(name: "fill\(index)", .constantOfShape(ConstantOfShapeAttributes(value: value, dtype: .float32)),
+                 inputs: ["shape"], outputs: ["y\(index)"])
+        }
+        let graph = Graph(nodes: nodes, constants: [ConstantTensor(name: "t", shape: [specialFloats.count], floats: specialFloats)])
         let read = try roundTrip(graph).graph
-        guard case .floats(let values)? = read.nodes.first?.attributes["values"],
-              case .float(let one)? = read.nodes.first?.attributes["one"] else {
-            return XCTFail("float attributes lost: \(String(describing: read.nodes.first?.attributes))")
+        let values = read.nodes.compactMap { node -> Float? in
+            guard case .constantOfShape(let attributes) = node.operation else { return nil }
+            return attributes.value
         }
         XCTAssertEqual(values.map(\.bitPattern), specialFloats.map(\.bitPattern))
-        XCTAssertEqual(one.bitPattern, (-Float.nan).bitPattern)
         XCTAssertEqual(read.constants["t"]?.float32Elements.map(\.bitPattern), specialFloats.map(\.bitPattern))
     }
 

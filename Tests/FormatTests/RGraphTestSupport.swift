@@ -35,15 +35,15 @@ func sampleGraph() -> Graph {
         randomConstant("empty", .float32, [0, 4], using: &generator),
     ]
     constants.append(ConstantTensor(name: "specials", shape: [specialFloats.count], floats: specialFloats))
+    var conv = ConvAttributes()
+    conv.window.pads = [1, 1, 1, 1]
+    conv.group = 2
+    conv.activation = Activation(function: .leakyRelu, alpha: 0.2)
     let nodes = [
-        Node(name: "conv1", op: .conv, inputs: ["image", "conv.weight", "conv.bias"], outputs: ["c1"],
-             attributes: ["pads": .ints([1, 1, 1, 1]), "group": .int(1), "activation": .string("leakyRelu"),
-                          "alpha": .float(0.2), "strides": .ints([]), "big": .int(Int.min)]),
-        Node(name: "clip", op: .unary, inputs: ["c1"], outputs: ["c2"],
-             attributes: ["function": .string("clip"), "min": .float(-.infinity), "max": .float(.nan),
-                          "table": .floats(specialFloats), "none": .floats([])]),
-        Node(name: "select", op: .where, inputs: ["mask", "c2", ""], outputs: ["out"]),
-        Node(name: "conv2", op: .conv, inputs: ["out", "conv.weight"], outputs: ["unused"]),
+        Node(name: "conv1", .conv(conv), inputs: ["image", "conv.weight", "conv.bias"], outputs: ["c1"]),
+        Node(name: "clip", .unary(Activation(function: .clip, min: -.infinity, max: .nan)), inputs: ["c1"], outputs: ["c2"]),
+        Node(name: "select", .where, inputs: ["mask", "c2", ""], outputs: ["out"]),
+        Node(name: "conv2", .conv(ConvAttributes()), inputs: ["out", "conv.weight"], outputs: ["unused"]),
     ]
     return Graph(
         inputs: [ValueInfo(name: "image", dtype: .float32, shape: [.fixed(1), .fixed(3), .symbol("H"), .symbol("W")])],

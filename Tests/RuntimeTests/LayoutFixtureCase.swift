@@ -33,7 +33,7 @@ enum LayoutTesting {
     /// A node named `name` of `op` with inputs x0… and outputs y0….
     static func node(_ op: OpKind, _ name: String, inputs: Int = 1, outputs: Int = 1,
                      _ attributes: [String: Attribute] = [:]) -> Node {
-        Node(name: name, op: op, inputs: (0..<inputs).map { "x\($0)" }, outputs: (0..<outputs).map { "y\($0)" },
+        try! Node(name: name, op: op, inputs: (0..<inputs).map { "x\($0)" }, outputs: (0..<outputs).map { "y\($0)" },
              attributes: attributes)
     }
 

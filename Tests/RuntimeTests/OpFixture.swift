@@ -90,7 +90,7 @@ struct OpFixture {
         inputs = try present.enumerated().map { index, isPresent in isPresent ? try read("input_\(index).npy") : nil }
         expected = try (0..<count("output_")).map { try read("output_\($0).npy") }
         planTime = Set(description.planTime ?? [])
-        node = Node(name: name, op: op, inputs: present.enumerated().map { $1 ? "x\($0)" : "" },
+        node = try! Node(name: name, op: op, inputs: present.enumerated().map { $1 ? "x\($0)" : "" },
                     outputs: (0..<(description.outputs ?? expected.count)).map { "y\($0)" }, attributes: attributes)
     }
 }

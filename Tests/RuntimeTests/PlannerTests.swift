@@ -9,7 +9,7 @@ final class PlannerTests: XCTestCase {
     private func chain(length: Int) -> Graph {
         let functions = ["relu", "neg"]
         let nodes = (0..<length).map { i in
-            Node(name: "n\(i)", op: .unary, inputs: [i == 0 ? "x" : "v\(i - 1)"], outputs: ["v\(i)"],
+            try! Node(name: "n\(i)", op: .unary, inputs: [i == 0 ? "x" : "v\(i - 1)"], outputs: ["v\(i)"],
                  attributes: ["function": .string(functions[i % 2])])
         }
         return Graph(inputs: [image], outputs: [ValueInfo(name: "v\(length - 1)", dtype: .float32, shape: image.shape)],
@@ -81,9 +81,9 @@ final class PlannerTests: XCTestCase {
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("N"), .symbol("F")])],
             nodes: [
-                Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
-                Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
-                Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
+                try! Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
+                try! Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
+                try! Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
             ],
             constants: [ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
         let session = Session(model: try Model(graph: graph), threads: 1)
@@ -103,7 +103,7 @@ final class PlannerTests: XCTestCase {
         let graph = Graph(
             inputs: [image, ValueInfo(name: "target", dtype: .float32, shape: [.fixed(2)])],
             outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("A"), .symbol("B")])],
-            nodes: [Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])])
+            nodes: [try! Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])])
         let session = Session(model: try Model(graph: graph), threads: 1)
         XCTAssertThrowsError(try session.plan(for: [[1, 3, 4, 4], [2]])) { error in
             XCTAssertTrue("\(error)".contains("reshape"), "\(error)")
@@ -114,8 +114,9 @@ final class PlannerTests: XCTestCase {
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "b", dtype: .float32, shape: image.shape)],
             nodes: [
-                Node(name: "first", op: .unary, inputs: ["x"], outputs: ["a"], attributes: ["function": .string("bogus")]),
-                Node(name: "second", op: .unary, inputs: ["missing"], outputs: ["b"], attributes: ["function": .string("relu")]),
+                // Attributes valid in themselves that do not fit the node: 3 parts, 1 output.
+                Node(name: "first", .split(SplitAttributes(axis: 0, numOutputs: 3)), inputs: ["x"], outputs: ["a"]),
+                Node(name: "second", .unary(Activation(function: .relu)), inputs: ["missing"], outputs: ["b"]),
             ])
         XCTAssertThrowsError(try Model(graph: graph)) { error in
             let text = "\(error)"
@@ -126,7 +127,7 @@ final class PlannerTests: XCTestCase {
     /// A pad graph whose pads constant holds `pads` (ONNX order, 8 values for rank 4).
     private func padGraph(pads: [Int64]) -> Graph {
         Graph(inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
-              nodes: [Node(name: "pad", op: .pad, inputs: ["x", "pads"], outputs: ["y"])],
+              nodes: [try! Node(name: "pad", op: .pad, inputs: ["x", "pads"], outputs: ["y"])],
               constants: [ConstantTensor(name: "pads", shape: [8], ints: pads)])
     }
 
@@ -158,7 +159,7 @@ final class PlannerTests: XCTestCase {
         // Found by fuzz/ (FuzzPlan): the product of the target's sizes overflowed and trapped.
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.symbol("A")])],
-            nodes: [Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])],
+            nodes: [try! Node(name: "reshape", op: .reshape, inputs: ["x", "target"], outputs: ["y"])],
             constants: [ConstantTensor(name: "target", shape: [3], ints: [1 << 40, 1 << 40, -1])])
         let session = Session(model: try Model(graph: graph), threads: 1)
         XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
@@ -170,7 +171,7 @@ final class PlannerTests: XCTestCase {
         // Found by fuzz/ (FuzzPlan): the reduce kernel divided by the empty outermost axis.
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
-            nodes: [Node(name: "sum", op: .reduce, inputs: ["x"], outputs: ["y"],
+            nodes: [try! Node(name: "sum", op: .reduce, inputs: ["x"], outputs: ["y"],
                          attributes: ["function": .string("sum"), "axes": .ints([3])])])
         let session = Session(model: try Model(graph: graph), threads: 1)
         let outputs = try session.run([HostTensor(shape: [0, 3, 4, 5], floats: [])])
@@ -181,7 +182,7 @@ final class PlannerTests: XCTestCase {
         // Found by fuzz/ (FuzzPlan): an infinite scale trapped converting the output size to Int.
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
-            nodes: [Node(name: "resize", op: .resize, inputs: ["x", "scales"], outputs: ["y"])],
+            nodes: [try! Node(name: "resize", op: .resize, inputs: ["x", "scales"], outputs: ["y"])],
             constants: [ConstantTensor(name: "scales", shape: [4], floats: [1, 1, .infinity, 2])])
         let session = Session(model: try Model(graph: graph), threads: 1)
         XCTAssertThrowsError(try session.plan(for: [[1, 3, 8, 8]])) { error in
@@ -193,7 +194,7 @@ final class PlannerTests: XCTestCase {
         // Found by fuzz/ (FuzzPlan): adding up the split sizes overflowed and trapped.
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "a", dtype: .float32, shape: image.shape)],
-            nodes: [Node(name: "split", op: .split, inputs: ["x", "sizes"], outputs: ["a", "b"],
+            nodes: [try! Node(name: "split", op: .split, inputs: ["x", "sizes"], outputs: ["a", "b"],
                          attributes: ["axis": .int(1)])],
             constants: [ConstantTensor(name: "sizes", shape: [2], ints: [.max, 4])])
         let session = Session(model: try Model(graph: graph), threads: 1)

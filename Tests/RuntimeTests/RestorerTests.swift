@@ -11,7 +11,7 @@ final class RestorerTests: XCTestCase {
         let weights = KernelHarness.random([3, 3, k, k], seed: 11).floats.map { $0 / Float(k * k) }
         return Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
-            nodes: [Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["y"],
+            nodes: [try! Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["y"],
                          attributes: ["pads": .ints(Array(repeating: k / 2, count: 4))])],
             constants: [ConstantTensor(name: "w", shape: [3, 3, k, k], floats: weights)],
             metadata: metadata)
@@ -50,7 +50,7 @@ final class RestorerTests: XCTestCase {
         // An identity conv with range -1,1, mean/std and residual: out = in + in, in model space.
         let graph = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: image.shape)],
-            nodes: [Node(name: "copy", op: .unary, inputs: ["x"], outputs: ["y"], attributes: ["function": .string("identity")])],
+            nodes: [try! Node(name: "copy", op: .unary, inputs: ["x"], outputs: ["y"], attributes: ["function": .string("identity")])],
             metadata: ["restore.range": "-1,1", "restore.mean": "0.1,0.2,0.3", "restore.std": "0.5,0.5,2",
                        "restore.residual": "true", "restore.multiple": "8"])
         let restorer = try self.restorer(graph)
@@ -138,7 +138,7 @@ final class RestorerTests: XCTestCase {
     func testTilesMatchTheWholeImageWhenTheReceptiveFieldFitsTheDiscardedQuarter() throws {
         var graph = convModel(kernel: 3)
         graph.nodes = (0..<4).map { i in
-            Node(name: "conv\(i)", op: .conv, inputs: [i == 0 ? "x" : "h\(i)", "w"], outputs: [i == 3 ? "y" : "h\(i + 1)"],
+            try! Node(name: "conv\(i)", op: .conv, inputs: [i == 0 ? "x" : "h\(i)", "w"], outputs: [i == 3 ? "y" : "h\(i + 1)"],
                  attributes: ["pads": .ints([1, 1, 1, 1])])
         }
         let restorer = try self.restorer(graph)
@@ -159,8 +159,8 @@ final class RestorerTests: XCTestCase {
     func testPixelImagesRestoreLikeTheirFloatTensors() throws {
         let upscaler = Graph(
             inputs: [image], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.fixed(1), .fixed(3), .symbol("H2"), .symbol("W2")])],
-            nodes: [Node(name: "expand", op: .conv, inputs: ["x", "w"], outputs: ["deep"], attributes: ["pads": .ints([1, 1, 1, 1])]),
-                    Node(name: "shuffle", op: .depthToSpace, inputs: ["deep"], outputs: ["y"], attributes: ["blockSize": .int(2)])],
+            nodes: [try! Node(name: "expand", op: .conv, inputs: ["x", "w"], outputs: ["deep"], attributes: ["pads": .ints([1, 1, 1, 1])]),
+                    try! Node(name: "shuffle", op: .depthToSpace, inputs: ["deep"], outputs: ["y"], attributes: ["blockSize": .int(2)])],
             constants: [ConstantTensor(name: "w", shape: [12, 3, 3, 3], floats: KernelHarness.random([12, 3, 3, 3], seed: 3).floats.map { $0 / 9 })],
             metadata: ["restore.scale": "2"])
         let residual = convModel(kernel: 3, metadata: ["restore.residual": "true", "restore.multiple": "8", "restore.range": "-1,1"])

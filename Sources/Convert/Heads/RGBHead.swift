@@ -157,19 +157,20 @@ public enum RGBHead {
             graph.nodes[index].inputs = graph.nodes[index].inputs.map { $0 == output ? lowResolution : $0 }
         }
         var sizes = prefix + ".input_size"
-        graph.nodes.append(Node(name: prefix + ".input_size", op: .shape, inputs: [input], outputs: [sizes],
-                                attributes: ["start": .int(2), "end": .int(4)]))
+        graph.nodes.append(Node(name: prefix + ".input_size", .shape(ShapeAttributes(start: 2, end: 4)),
+                                inputs: [input], outputs: [sizes]))
         if scale != 1 {
             let factor = ConstantTensor(name: prefix + ".scale", shape: [1], ints: [Int64(scale)])
             graph.setConstant(factor)
-            graph.nodes.append(Node(name: prefix + ".output_size", op: .binary, inputs: [sizes, factor.name],
-                                    outputs: [prefix + ".output_size"], attributes: ["function": .string("mul")]))
+            graph.nodes.append(Node(name: prefix + ".output_size", .binary(.mul), inputs: [sizes, factor.name],
+                                    outputs: [prefix + ".output_size"]))
             sizes = prefix + ".output_size"
         }
         let resize = prefix + ".upsample"
-        graph.nodes.append(Node(name: resize, op: .resize, inputs: [lowResolution, "", sizes], outputs: [output],
-                                attributes: ["mode": .string("linear"),
-                                             "coordinateTransformationMode": .string("half_pixel")]))
+        var bilinear = ResizeAttributes()
+        bilinear.mode = .linear
+        bilinear.coordinateTransformationMode = .halfPixel
+        graph.nodes.append(Node(name: resize, .resize(bilinear), inputs: [lowResolution, "", sizes], outputs: [output]))
         return resize
     }
 

@@ -6,7 +6,7 @@ enum LowerConvolution {
     static func conv(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let weight = try node.requiredInput(1)
         try requireTwoSpatialDims(node, weight: weight, context: context)
-        context.emit(node.name, .conv, inputs: [try node.requiredInput(0), weight] + optional(node.input(2)),
+        try context.emit(node.name, .conv, inputs: [try node.requiredInput(0), weight] + optional(node.input(2)),
                      outputs: [try node.output()], attributes: try windowAttributes(node))
     }
 
@@ -21,7 +21,7 @@ enum LowerConvolution {
                                                               input: input, weight: weight, context: context))
             attributes["autoPad"] = nil
         }
-        context.emit(node.name, .convTranspose, inputs: [input, weight] + optional(node.input(2)),
+        try context.emit(node.name, .convTranspose, inputs: [input, weight] + optional(node.input(2)),
                      outputs: [try node.output()], attributes: attributes)
     }
 
@@ -76,7 +76,7 @@ enum LowerConvolution {
         let beta = try node.float("beta", default: 1)
         let transposeB = try node.int("transB", default: 0) != 0
         if try node.int("transA", default: 0) != 0 {
-            a = context.emitIntermediate("\(node.name)/transposeA", .transpose, inputs: [a], attributes: ["perm": .ints([1, 0])])
+            a = try context.emitIntermediate("\(node.name)/transposeA", .transpose, inputs: [a], attributes: ["perm": .ints([1, 0])])
         }
         let c = beta == 0 ? nil : node.input(2)
 
@@ -88,26 +88,26 @@ enum LowerConvolution {
         let weight = linearWeight(&context, node, b: bTensor, transposeB: transposeB, alpha: alpha)
         let outFeatures = bTensor.shape[transposeB ? 0 : 1]
         guard let c else {
-            context.emit(node.name, .linear, inputs: [a, weight], outputs: [output])
+            try context.emit(node.name, .linear, inputs: [a, weight], outputs: [output])
             return
         }
         if let cTensor = context.constant(c), let bias = biasVector(cTensor, outFeatures: outFeatures, beta: beta) {
             let biasName = context.addConstant("\(node.name)/bias", shape: [outFeatures], floats: bias)
-            context.emit(node.name, .linear, inputs: [a, weight, biasName], outputs: [output])
+            try context.emit(node.name, .linear, inputs: [a, weight, biasName], outputs: [output])
             return
         }
         // A full [M,N] or computed C: linear, then add beta·C.
-        let addend = scaledAddend(&context, node, c: c, beta: beta)
-        let product = context.emitIntermediate("\(node.name)/linear", .linear, inputs: [a, weight])
-        context.emit(node.name, .binary, inputs: [product, addend], outputs: [output],
+        let addend = try scaledAddend(&context, node, c: c, beta: beta)
+        let product = try context.emitIntermediate("\(node.name)/linear", .linear, inputs: [a, weight])
+        try context.emit(node.name, .binary, inputs: [product, addend], outputs: [output],
                      attributes: ["function": .string(BinaryFunction.add.rawValue)])
     }
 
     /// beta·C as a value (C itself when beta is 1).
-    private static func scaledAddend(_ context: inout LoweringContext, _ node: ONNXNode, c: String, beta: Float) -> String {
+    private static func scaledAddend(_ context: inout LoweringContext, _ node: ONNXNode, c: String, beta: Float) throws -> String {
         guard beta != 1 else { return c }
         let scale = context.addConstant("\(node.name)/beta", shape: [], floats: [beta])
-        return context.emitIntermediate("\(node.name)/scaleC", .binary, inputs: [c, scale],
+        return try context.emitIntermediate("\(node.name)/scaleC", .binary, inputs: [c, scale],
                                         attributes: ["function": .string(BinaryFunction.mul.rawValue)])
     }
 
@@ -143,23 +143,23 @@ enum LowerConvolution {
         let output = try node.output()
         var right = b
         if transposeB {
-            right = context.emitIntermediate("\(node.name)/transposeB", .transpose, inputs: [b], attributes: ["perm": .ints([1, 0])])
+            right = try context.emitIntermediate("\(node.name)/transposeB", .transpose, inputs: [b], attributes: ["perm": .ints([1, 0])])
         }
         var steps: [(op: OpKind, inputs: [String], function: BinaryFunction?)] = [(.matMul, [a, right], nil)]
         if alpha != 1 {
             steps.append((.binary, [context.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])], .mul))
         }
         if let c {
-            steps.append((.binary, [scaledAddend(&context, node, c: c, beta: beta)], .add))
+            steps.append((.binary, [try scaledAddend(&context, node, c: c, beta: beta)], .add))
         }
         var previous: String?
         for (index, step) in steps.enumerated() {
             let attributes: [String: Attribute] = step.function.map { ["function": .string($0.rawValue)] } ?? [:]
             let inputs = optional(previous) + step.inputs
             if index == steps.count - 1 {
-                context.emit(node.name, step.op, inputs: inputs, outputs: [output], attributes: attributes)
+                try context.emit(node.name, step.op, inputs: inputs, outputs: [output], attributes: attributes)
             } else {
-                previous = context.emitIntermediate("\(node.name)/\(step.op.rawValue)", step.op, inputs: inputs,
+                previous = try context.emitIntermediate("\(node.name)/\(step.op.rawValue)", step.op, inputs: inputs,
                                                     attributes: attributes)
             }
         }

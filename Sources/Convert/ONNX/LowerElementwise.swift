@@ -28,7 +28,7 @@ enum LowerElementwise {
 
     static func binary(_ function: BinaryFunction) -> LoweringRule {
         { context, node in
-            context.emit(node.name, .binary, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
+            try context.emit(node.name, .binary, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
                          outputs: [try node.output()], attributes: ["function": .string(function.rawValue)])
         }
     }
@@ -46,9 +46,9 @@ enum LowerElementwise {
             for (index, next) in inputs.enumerated().dropFirst() {
                 let attributes: [String: Attribute] = ["function": .string(function.rawValue)]
                 if index == inputs.count - 1 {
-                    context.emit(node.name, .binary, inputs: [accumulated, next], outputs: [output], attributes: attributes)
+                    try context.emit(node.name, .binary, inputs: [accumulated, next], outputs: [output], attributes: attributes)
                 } else {
-                    accumulated = context.emitIntermediate("\(node.name)/\(index)", .binary, inputs: [accumulated, next],
+                    accumulated = try context.emitIntermediate("\(node.name)/\(index)", .binary, inputs: [accumulated, next],
                                                            attributes: attributes)
                 }
             }
@@ -83,10 +83,10 @@ enum LowerElementwise {
     /// HardSwish(x) = x·HardSigmoid(x) with alpha 1/6, beta 1/2.
     static func hardSwish(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let input = try node.requiredInput(0)
-        let gate = context.emitIntermediate("\(node.name)/gate", .unary, inputs: [input], attributes: [
+        let gate = try context.emitIntermediate("\(node.name)/gate", .unary, inputs: [input], attributes: [
             "function": .string(UnaryFunction.hardSigmoid.rawValue), "alpha": .float(1.0 / 6), "beta": .float(0.5),
         ])
-        context.emit(node.name, .binary, inputs: [input, gate], outputs: [try node.output()],
+        try context.emit(node.name, .binary, inputs: [input, gate], outputs: [try node.output()],
                      attributes: ["function": .string(BinaryFunction.mul.rawValue)])
     }
 
@@ -117,7 +117,7 @@ enum LowerElementwise {
     }
 
     static func `where`(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        context.emit(node.name, .where,
+        try context.emit(node.name, .where,
                      inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
                      outputs: [try node.output()])
     }
@@ -126,7 +126,7 @@ enum LowerElementwise {
                                   parameters: [String: Attribute]) throws {
         var attributes = parameters
         attributes["function"] = .string(function.rawValue)
-        context.emit(node.name, .unary, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .unary, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: attributes)
     }
 }

@@ -6,7 +6,7 @@ import Format
 enum LowerLayout {
     static func concat(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let axis = try node.int("axis") else { throw LoweringFailure.invalid("attribute 'axis' is required") }
-        context.emit(node.name, .concat, inputs: node.inputs.filter { !$0.isEmpty }, outputs: [try node.output()],
+        try context.emit(node.name, .concat, inputs: node.inputs.filter { !$0.isEmpty }, outputs: [try node.output()],
                      attributes: ["axis": .int(axis)])
     }
 
@@ -26,7 +26,7 @@ enum LowerLayout {
         if let declared = try node.int("num_outputs"), declared != node.outputs.count {
             throw LoweringFailure.invalid("num_outputs \(declared) differs from the \(node.outputs.count) outputs")
         }
-        context.emit(node.name, .split, inputs: inputs, outputs: node.outputs,
+        try context.emit(node.name, .split, inputs: inputs, outputs: node.outputs,
                      attributes: ["axis": .int(try node.int("axis", default: 0)), "numOutputs": .int(node.outputs.count)])
     }
 
@@ -49,31 +49,31 @@ enum LowerLayout {
             inputs += [node.input(3) ?? "", node.input(4) ?? ""]
             while inputs.last == "" { inputs.removeLast() }
         }
-        context.emit(node.name, .slice, inputs: inputs, outputs: [try node.output()])
+        try context.emit(node.name, .slice, inputs: inputs, outputs: [try node.output()])
     }
 
     static func reshape(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         var attributes: [String: Attribute] = [:]
         if try node.int("allowzero", default: 0) != 0 { attributes["allowZero"] = .int(1) }
-        context.emit(node.name, .reshape, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
+        try context.emit(node.name, .reshape, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
                      outputs: [try node.output()], attributes: attributes)
     }
 
     static func transpose(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        context.emit(node.name, .transpose, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .transpose, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["perm": .ints(try node.ints("perm") ?? [])])
     }
 
     /// Squeeze: axes attribute before opset 13, optional constant input after; none = all size-1 axes.
     static func squeeze(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let axes = try axesOfSqueeze(context, node) ?? []
-        context.emit(node.name, .squeeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .squeeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["axes": .ints(axes)])
     }
 
     static func unsqueeze(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let axes = try axesOfSqueeze(context, node) else { throw LoweringFailure.invalid("axes are required") }
-        context.emit(node.name, .unsqueeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .unsqueeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["axes": .ints(axes)])
     }
 
@@ -82,7 +82,7 @@ enum LowerLayout {
     }
 
     static func flatten(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        context.emit(node.name, .flatten, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .flatten, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["axis": .int(try node.int("axis", default: 1))])
     }
 
@@ -105,7 +105,7 @@ enum LowerLayout {
             inputs = [input, try node.requiredInput(1), node.input(2) ?? "", node.input(3) ?? ""]
             while inputs.last == "" { inputs.removeLast() }
         }
-        context.emit(node.name, .pad, inputs: inputs, outputs: [try node.output()],
+        try context.emit(node.name, .pad, inputs: inputs, outputs: [try node.output()],
                      attributes: ["mode": .string(mode)])
     }
 
@@ -113,25 +113,25 @@ enum LowerLayout {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
         let mode = try node.string("mode", default: "DCR")
         guard mode == "DCR" || mode == "CRD" else { throw LoweringFailure.invalid("mode '\(mode)' is not an ONNX value") }
-        context.emit(node.name, .depthToSpace, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .depthToSpace, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["blockSize": .int(blockSize), "mode": .string(mode)])
     }
 
     static func spaceToDepth(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
-        context.emit(node.name, .spaceToDepth, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .spaceToDepth, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["blockSize": .int(blockSize)])
     }
 
     static func gather(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        context.emit(node.name, .gather, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
+        try context.emit(node.name, .gather, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
                      outputs: [try node.output()], attributes: ["axis": .int(try node.int("axis", default: 0))])
     }
 
     /// ScatterND: `reduction` (opset 16+; "none" before) is checked by the op itself.
     static func scatterND(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let inputs = try (0..<3).map { try node.requiredInput($0) }
-        context.emit(node.name, .scatterND, inputs: inputs, outputs: [try node.output()],
+        try context.emit(node.name, .scatterND, inputs: inputs, outputs: [try node.output()],
                      attributes: ["reduction": .string(try node.string("reduction", default: "none"))])
     }
 
@@ -139,7 +139,7 @@ enum LowerLayout {
     static func direct(_ op: OpKind, inputCount: Int) -> LoweringRule {
         { context, node in
             let inputs = try (0..<inputCount).map { try node.requiredInput($0) }
-            context.emit(node.name, op, inputs: inputs, outputs: [try node.output()])
+            try context.emit(node.name, op, inputs: inputs, outputs: [try node.output()])
         }
     }
 }

@@ -32,16 +32,16 @@ enum LowerNormalization {
         let shape = [channels] + [Int](repeating: 1, count: rank - 2)
         let scaleName = context.addConstant("\(node.name)/scale", shape: shape, floats: scale)
         let shiftName = context.addConstant("\(node.name)/shift", shape: shape, floats: shift)
-        let scaled = context.emitIntermediate("\(node.name)/mul", .binary, inputs: [input, scaleName],
+        let scaled = try context.emitIntermediate("\(node.name)/mul", .binary, inputs: [input, scaleName],
                                               attributes: ["function": .string(BinaryFunction.mul.rawValue)])
-        context.emit(node.name, .binary, inputs: [scaled, shiftName], outputs: [try node.output()],
+        try context.emit(node.name, .binary, inputs: [scaled, shiftName], outputs: [try node.output()],
                      attributes: ["function": .string(BinaryFunction.add.rawValue)])
     }
 
     static func instanceNormalization(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         var attributes: [String: Attribute] = [:]
         attributes.set("epsilon", try node.float("epsilon"))
-        context.emit(node.name, .instanceNorm,
+        try context.emit(node.name, .instanceNorm,
                      inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
                      outputs: [try node.output()], attributes: attributes)
     }
@@ -51,7 +51,7 @@ enum LowerNormalization {
         var attributes: [String: Attribute] = [:]
         attributes.set("axis", try node.int("axis"))
         attributes.set("epsilon", try node.float("epsilon"))
-        context.emit(node.name, .layerNorm,
+        try context.emit(node.name, .layerNorm,
                      inputs: [try node.requiredInput(0), node.input(1) ?? "", node.input(2) ?? ""],
                      outputs: [try node.output()], attributes: attributes)
     }
@@ -64,19 +64,19 @@ enum LowerNormalization {
         let input = try node.requiredInput(0)
         let output = try node.output()
         if context.opset >= 13 {
-            context.emit(node.name, .softmax, inputs: [input], outputs: [output],
+            try context.emit(node.name, .softmax, inputs: [input], outputs: [output],
                          attributes: ["axis": .int(try node.int("axis", default: -1))])
             return
         }
         let axis = try node.int("axis", default: 1)
         let rank = context.rank(of: input)
         if axis == -1 || (rank != nil && axis == (rank ?? 0) - 1) {
-            context.emit(node.name, .softmax, inputs: [input], outputs: [output], attributes: ["axis": .int(-1)])
+            try context.emit(node.name, .softmax, inputs: [input], outputs: [output], attributes: ["axis": .int(-1)])
             return
         }
-        let flat = context.emitIntermediate("\(node.name)/flatten", .flatten, inputs: [input], attributes: ["axis": .int(axis)])
-        let normalized = context.emitIntermediate("\(node.name)/rows", .softmax, inputs: [flat], attributes: ["axis": .int(-1)])
-        let shape = context.emitIntermediate("\(node.name)/shape", .shape, inputs: [input])
-        context.emit(node.name, .reshape, inputs: [normalized, shape], outputs: [output])
+        let flat = try context.emitIntermediate("\(node.name)/flatten", .flatten, inputs: [input], attributes: ["axis": .int(axis)])
+        let normalized = try context.emitIntermediate("\(node.name)/rows", .softmax, inputs: [flat], attributes: ["axis": .int(-1)])
+        let shape = try context.emitIntermediate("\(node.name)/shape", .shape, inputs: [input])
+        try context.emit(node.name, .reshape, inputs: [normalized, shape], outputs: [output])
     }
 }

@@ -7,7 +7,7 @@ enum LowerReduction {
             let input = try node.requiredInput(0)
             // Spatial axes are 2…rank-1; without a stated rank the input is taken as NCHW.
             let rank = context.rank(of: input) ?? 4
-            context.emit(node.name, .reduce, inputs: [input], outputs: [try node.output()], attributes: [
+            try context.emit(node.name, .reduce, inputs: [input], outputs: [try node.output()], attributes: [
                 "function": .string(function), "axes": .ints(Array(2..<max(rank, 3))), "keepDims": .int(1),
             ])
         }
@@ -16,14 +16,14 @@ enum LowerReduction {
     static func averagePool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         var attributes = try poolAttributes(node)
         attributes.set("countIncludePad", try node.int("count_include_pad"))
-        context.emit(node.name, .averagePool, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .averagePool, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: attributes)
     }
 
     /// MaxPool's optional second output (flat indices) has no Restore equivalent.
     static func maxPool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         try context.requireUnusedOutputs(node, from: 1, what: "indices")
-        context.emit(node.name, .maxPool, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .maxPool, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: try poolAttributes(node))
     }
 
@@ -52,7 +52,7 @@ enum LowerReduction {
                 context.alias(output, to: input, node: node.name)
                 return
             }
-            context.emit(node.name, .reduce, inputs: [input], outputs: [output], attributes: [
+            try context.emit(node.name, .reduce, inputs: [input], outputs: [output], attributes: [
                 "function": .string(function), "axes": .ints(axes ?? []),
                 "keepDims": .int(try node.int("keepdims", default: 1)),
             ])

@@ -43,7 +43,7 @@ enum LowerResize {
         ]
         attributes.set("cubicCoeffA", try node.float("cubic_coeff_a"))
         attributes.set("excludeOutside", try node.int("exclude_outside"))
-        context.emit(node.name, .resize, inputs: [input, scales ?? ""] + optional(sizes),
+        try context.emit(node.name, .resize, inputs: [input, scales ?? ""] + optional(sizes),
                      outputs: [try node.output()], attributes: attributes)
     }
 
@@ -62,7 +62,7 @@ enum LowerResize {
         } else {
             scales = try node.requiredInput(1)
         }
-        context.emit(node.name, .resize, inputs: [input, scales], outputs: [try node.output()], attributes: [
+        try context.emit(node.name, .resize, inputs: [input, scales], outputs: [try node.output()], attributes: [
             "mode": .string(mode), "coordinateTransformationMode": .string("asymmetric"), "nearestMode": .string("floor"),
         ])
     }

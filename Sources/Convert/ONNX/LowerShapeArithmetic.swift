@@ -7,7 +7,7 @@ enum LowerShapeArithmetic {
         var attributes: [String: Attribute] = [:]
         attributes.set("start", try node.int("start"))
         attributes.set("end", try node.int("end"))
-        context.emit(node.name, .shape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .shape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: attributes)
     }
 
@@ -18,7 +18,7 @@ enum LowerShapeArithmetic {
             throw LoweringFailure.invalid("'to' \(to) is not an ONNX type")
         }
         guard let type = onnxType.restoreType else { throw LoweringFailure.unsupported("cast to \(onnxType.name)") }
-        context.emit(node.name, .cast, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .cast, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["to": .string(type.rawValue)])
     }
 
@@ -31,7 +31,7 @@ enum LowerShapeArithmetic {
             value = tensor.floatValues()[0]
             dtype = tensor.dtype
         }
-        context.emit(node.name, .constantOfShape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
+        try context.emit(node.name, .constantOfShape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
                      attributes: ["value": .float(value), "dtype": .string(dtype.rawValue)])
     }
 

@@ -81,17 +81,17 @@ struct LoweringContext {
 
     /// Appends a node; inputs are resolved through aliases.
     mutating func emit(_ name: String, _ op: OpKind, inputs: [String], outputs: [String],
-                       attributes: [String: Attribute] = [:]) {
-        graph.nodes.append(Node(name: name, op: op, inputs: inputs.map { $0.isEmpty ? $0 : resolved($0) },
+                       attributes: [String: Attribute] = [:]) throws {
+        graph.nodes.append(try Node(name: name, op: op, inputs: inputs.map { $0.isEmpty ? $0 : resolved($0) },
                                 outputs: outputs, attributes: attributes))
     }
 
     /// Emits a node whose output is a new intermediate value, and returns that value's
     /// name, which the node shares (nodes and values are named apart, so that is no clash).
     mutating func emitIntermediate(_ name: String, _ op: OpKind, inputs: [String],
-                                   attributes: [String: Attribute] = [:]) -> String {
+                                   attributes: [String: Attribute] = [:]) throws -> String {
         let output = freshName(name)
-        emit(output, op, inputs: inputs, outputs: [output], attributes: attributes)
+        try emit(output, op, inputs: inputs, outputs: [output], attributes: attributes)
         return output
     }
 
@@ -118,8 +118,7 @@ struct LoweringContext {
     /// its name through an identity node, because outputs are named by the model.
     mutating func alias(_ output: String, to input: String, node: String) {
         if graph.outputs.contains(where: { $0.name == output }) {
-            emit(node, .unary, inputs: [input], outputs: [output],
-                 attributes: ["function": .string(UnaryFunction.identity.rawValue)])
+            graph.nodes.append(Node(name: node, .unary(.identity), inputs: [resolved(input)], outputs: [output]))
         } else {
             aliases[output] = resolved(input)
         }

@@ -78,12 +78,12 @@ enum AttentionFusion {
         var key = source
         if keyPerm != Array(0..<rank) {
             key = graph.unusedName("\(name).key")
-            nodes.append(Node(name: "\(name).key", op: .transpose, inputs: [source], outputs: [key], attributes: ["perm": .ints(keyPerm)]))
+            nodes.append(Node(name: "\(name).key", .transpose(TransposeAttributes(perm: keyPerm)), inputs: [source], outputs: [key]))
         }
         guard let keyShapes = shapes.shapes(source)?.map({ dims in keyPerm.map { dims[$0] } }),
               agree(query: query, keyShapes: keyShapes, value: value, bias: bias, shapes) else { return nil }
-        nodes.append(Node(name: name, op: .attention, inputs: [query, key, value] + (bias.map { [$0] } ?? []),
-                          outputs: [view.output(output)], attributes: ["scale": .float(scale)]))
+        nodes.append(Node(name: name, .attention(AttentionAttributes(scale: scale)), inputs: [query, key, value] + (bias.map { [$0] } ?? []),
+                          outputs: [view.output(output)]))
         return Rewrite(matched: matched, replacement: nodes)
     }
 

@@ -26,8 +26,7 @@ enum GELUFusion {
             guard let match else { continue }
             let name = graph.nodes[index].name
             rewrites.append(Rewrite(matched: match.nodes, replacement: [
-                Node(name: name, op: .unary, inputs: [match.x], outputs: [match.output],
-                     attributes: ["function": .string(match.function.rawValue)]),
+                Node(name: name, .unary(Activation(function: match.function)), inputs: [match.x], outputs: [match.output]),
             ]))
         }
         return graph.apply(rewrites)

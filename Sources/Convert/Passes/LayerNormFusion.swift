@@ -141,15 +141,15 @@ enum LayerNormFusion {
     /// for the channel axis.
     private static func replacement(x: String, parameters: [String], output: String, axis: Int, epsilon: Float,
                                     name: String, _ graph: Graph) -> [Node] {
-        let attributes: [String: Attribute] = ["axis": .int(-1), "epsilon": .float(epsilon)]
+        let layerNorm = Op.layerNorm(LayerNormAttributes(axis: -1, epsilon: epsilon))
         if axis == -1 {
-            return [Node(name: name, op: .layerNorm, inputs: [x] + parameters, outputs: [output], attributes: attributes)]
+            return [Node(name: name, layerNorm, inputs: [x] + parameters, outputs: [output])]
         }
         let (channelsLast, normalised) = (graph.unusedName("\(name).nhwc"), graph.unusedName("\(name).normalised_nhwc"))
         return [
-            Node(name: "\(name).to_nhwc", op: .transpose, inputs: [x], outputs: [channelsLast], attributes: ["perm": .ints([0, 2, 3, 1])]),
-            Node(name: name, op: .layerNorm, inputs: [channelsLast] + parameters, outputs: [normalised], attributes: attributes),
-            Node(name: "\(name).to_nchw", op: .transpose, inputs: [normalised], outputs: [output], attributes: ["perm": .ints([0, 3, 1, 2])]),
+            Node(name: "\(name).to_nhwc", .transpose(TransposeAttributes(perm: [0, 2, 3, 1])), inputs: [x], outputs: [channelsLast]),
+            Node(name: name, layerNorm, inputs: [channelsLast] + parameters, outputs: [normalised]),
+            Node(name: "\(name).to_nchw", .transpose(TransposeAttributes(perm: [0, 3, 1, 2])), inputs: [normalised], outputs: [output]),
         ]
     }
 }

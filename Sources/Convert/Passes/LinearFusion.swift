@@ -36,7 +36,7 @@ enum LinearFusion {
                 transposed[weight.name] = transposedName
             }
             rewrites.append(Rewrite(matched: matched, replacement: [
-                Node(name: node.name, op: .linear, inputs: [node.inputs[0], transposedName] + (bias.map { [$0] } ?? []),
+                Node(name: node.name, .linear(LinearAttributes()), inputs: [node.inputs[0], transposedName] + (bias.map { [$0] } ?? []),
                      outputs: [output]),
             ], constants: constants))
         }

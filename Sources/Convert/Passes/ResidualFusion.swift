@@ -9,13 +9,12 @@ enum ResidualFusion {
         let consumers = Consumers(graph)
         let producers = Dictionary(graph.nodes.enumerated().flatMap { index, node in node.outputs.map { ($0, index) } },
                                    uniquingKeysWith: { first, _ in first })
-        for index in graph.nodes.indices where graph.nodes[index].op == .conv {
+        for index in graph.nodes.indices {
             let node = graph.nodes[index]
-            guard node.input(3) == nil, node.outputs.count == 1,
+            guard case .conv(var conv) = node.operation, node.input(3) == nil, node.outputs.count == 1,
                   let readerIndex = consumers.soleReader(of: node.outputs[0]) else { continue }
             let reader = graph.nodes[readerIndex]
-            guard reader.op == .binary, reader.inputs.count == 2,
-                  (try? reader.enumeration("function") as BinaryFunction) == .add else { continue }
+            guard case .binary(.add) = reader.operation, reader.inputs.count == 2 else { continue }
             let other = reader.inputs[0] == node.outputs[0] ? reader.inputs[1] : reader.inputs[0]
             // The residual must be computed before the conv runs, and must not be a constant (that is a bias).
             guard other != node.outputs[0], graph.constants[other] == nil,
@@ -23,8 +22,8 @@ enum ResidualFusion {
                   sameShape(other, node.outputs[0]) else { continue }
             while graph.nodes[index].inputs.count < 3 { graph.nodes[index].inputs.append("") }
             graph.nodes[index].inputs.append(other)
-            let activation = try node.string("activation", default: "identity")
-            graph.nodes[index].attributes["residualBeforeActivation"] = .int(activation == "identity" ? 1 : 0)
+            conv.residualBeforeActivation = conv.activation.function == .identity
+            graph.nodes[index].operation = .conv(conv)
             graph.absorb(readerIndex, into: index)
             fused += 1
         }

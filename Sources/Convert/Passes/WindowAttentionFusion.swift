@@ -98,11 +98,11 @@ enum WindowAttentionFusion {
             constants.append(ConstantTensor(name: graph.unusedName("\(packed).bias"), shape: [bias.count], floats: bias))
         }
         let replacement = [
-            Node(name: packed, op: .linear, inputs: [grid] + constants.map(\.name), outputs: [packed]),
-            Node(name: name, op: .windowAttention, inputs: [packed] + (bias.map { [$0] } ?? []), outputs: [attended],
-                 attributes: ["windowSize": .int(windows.size), "shift": .int(windows.shift), "heads": .int(projections.heads),
-                              "scale": .float(scale)]),
-            Node(name: graph.nodes[merge.linear].name, op: .linear, inputs: [attended] + output, outputs: [reverse.grid]),
+            Node(name: packed, .linear(LinearAttributes()), inputs: [grid] + constants.map(\.name), outputs: [packed]),
+            Node(name: name, .windowAttention(WindowAttentionAttributes(windowSize: windows.size, shift: windows.shift,
+                                                                        heads: projections.heads, scale: scale)),
+                 inputs: [packed] + (bias.map { [$0] } ?? []), outputs: [attended]),
+            Node(name: graph.nodes[merge.linear].name, .linear(LinearAttributes()), inputs: [attended] + output, outputs: [reverse.grid]),
         ]
         let matched = partition.nodes + projections.nodes + [attention] + merge.nodes + [merge.linear] + reverse.nodes
         guard let redirects = redirectShapeReaders(of: matched, keeping: [reverse.grid], to: grid, windows: windows, name: name,
@@ -463,7 +463,7 @@ enum WindowAttentionFusion {
                 source = graph.unusedName("\(name).shapeOf.\(value)")
                 constants.append(ConstantTensor(name: graph.unusedName("\(source).target"), shape: [rest.count + 1],
                                                 ints: [-1] + rest.map(Int64.init)))
-                added.append(Node(name: source, op: .reshape, inputs: [grid, constants[0].name], outputs: [source]))
+                added.append(Node(name: source, .reshape(ReshapeAttributes()), inputs: [grid, constants[0].name], outputs: [source]))
             }
             for reader in shapeReaders {
                 var node = graph.nodes[reader]

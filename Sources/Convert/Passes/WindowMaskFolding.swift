@@ -43,21 +43,18 @@ enum WindowMaskFolding {
             let name = graph.nodes[outerReshape].name
             let maskShape = graph.unusedName("\(name).mask_shape")
             let folded = graph.unusedName("\(name).mask")
-            var nodes = [Node(name: "\(name).mask", op: .reshape, inputs: [mask, maskShape], outputs: [folded])]
+            var nodes = [Node(name: "\(name).mask", .reshape(ReshapeAttributes()), inputs: [mask, maskShape], outputs: [folded])]
             var matched = [outerReshape, add, innerReshape]
             let output = view.output(outerReshape)
             if let biasAdd = view.producer(of: scores, .binary, "add"),
                let productSide = graph.nodes[biasAdd].inputs.firstIndex(where: { AttentionFusion.isScaledProduct($0, view) }) {
                 let (product, bias) = (graph.nodes[biasAdd].inputs[productSide], graph.nodes[biasAdd].inputs[1 - productSide])
                 let combined = graph.unusedName("\(name).bias")
-                nodes.append(Node(name: "\(name).bias", op: .binary, inputs: [bias, folded], outputs: [combined],
-                                  attributes: ["function": .string("add")]))
-                nodes.append(Node(name: name, op: .binary, inputs: [product, combined], outputs: [output],
-                                  attributes: ["function": .string("add")]))
+                nodes.append(Node(name: "\(name).bias", .binary(.add), inputs: [bias, folded], outputs: [combined]))
+                nodes.append(Node(name: name, .binary(.add), inputs: [product, combined], outputs: [output]))
                 matched.append(biasAdd)
             } else if AttentionFusion.isScaledProduct(scores, view) {
-                nodes.append(Node(name: name, op: .binary, inputs: [scores, folded], outputs: [output],
-                                  attributes: ["function": .string("add")]))
+                nodes.append(Node(name: name, .binary(.add), inputs: [scores, folded], outputs: [output]))
             } else {
                 return nil
             }

@@ -125,6 +125,8 @@ public enum OpError: Error, CustomStringConvertible, Equatable {
     case notPlanTime(node: String, input: Int)
     /// The op is valid but this combination of attributes/types is not implemented.
     case unsupported(node: String, String)
+    /// An operator was made from a node of another op (a programming error in the caller).
+    case wrongOp(node: String, expected: OpKind, found: OpKind)
 
     public var description: String {
         switch self {
@@ -132,6 +134,7 @@ public enum OpError: Error, CustomStringConvertible, Equatable {
         case .notPlanTime(let node, let input):
             "node '\(node)': input \(input) must be known when planning (a constant or shape arithmetic), but depends on image data"
         case .unsupported(let node, let message): "node '\(node)': unsupported: \(message)"
+        case .wrongOp(let node, let expected, let found): "node '\(node)' is a \(found) node, not \(expected)"
         }
     }
 }

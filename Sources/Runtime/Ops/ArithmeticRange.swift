@@ -8,6 +8,7 @@ public struct ArithmeticRange: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .range = node.operation else { throw OpError.wrongOp(node: node.name, expected: .range, found: node.op) }
         name = node.name
     }
 

@@ -5,13 +5,14 @@ import Format
 /// but never the part of a ceil-mode window past the end padding (as onnxruntime).
 public struct AveragePool: Operator {
     let name: String
-    let pooling: PoolingAttributes
+    let pooling: PoolAttributes
     let countIncludePad: Bool
 
     public init(node: Node) throws {
+        guard case .averagePool(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .averagePool, found: node.op) }
         name = node.name
-        pooling = try PoolingAttributes(node: node)
-        countIncludePad = try node.int("countIncludePad", default: 0) != 0
+        pooling = attributes
+        countIncludePad = attributes.countIncludePad
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

@@ -8,8 +8,9 @@ public struct Cast: Operator {
     let target: DType
 
     public init(node: Node) throws {
+        guard case .cast(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .cast, found: node.op) }
         name = node.name
-        target = try node.enumeration("to")
+        target = attributes.to
         switch target {
         case .float32, .int64, .int32, .bool: break
         case .float16, .bfloat16, .int8:

@@ -7,8 +7,9 @@ public struct Concatenation: Operator {
     let axis: Int
 
     public init(node: Node) throws {
+        guard case .concat(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .concat, found: node.op) }
         name = node.name
-        axis = try node.int("axis")
+        axis = attributes.axis
     }
 
     /// The normalized axis and the output shape for inputs of these shapes and dtypes.

@@ -8,9 +8,10 @@ public struct ConstantOfShape: Operator {
     let dtype: DType
 
     public init(node: Node) throws {
+        guard case .constantOfShape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .constantOfShape, found: node.op) }
         name = node.name
-        value = try node.float("value", default: 0)
-        dtype = try node.enumeration("dtype", default: .float32)
+        value = attributes.value
+        dtype = attributes.dtype
         switch dtype {
         case .float32, .int64, .int32, .bool: break
         case .float16, .bfloat16, .int8:

@@ -6,17 +6,17 @@ import Format
 /// Y = act(conv(X, W) + B) + R, or act(conv(X, W) + B + R) with residualBeforeActivation.
 public struct Convolution: GroupedConvolution {
     let name: String
-    let window: WindowAttributes
+    let window: SlidingWindow
     let group: Int
     let epilogue: ConvolutionEpilogue
 
     public init(node: Node) throws {
+        guard case .conv(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .conv, found: node.op) }
         name = node.name
-        let attributes = try ConvolutionAttributes(node: node)
         window = attributes.window
         group = attributes.group
         epilogue = ConvolutionEpilogue(activation: attributes.activation,
-                                       residualBeforeActivation: try node.int("residualBeforeActivation", default: 0) != 0)
+                                       residualBeforeActivation: attributes.residualBeforeActivation)
     }
 
     /// Checks X [N,C,H,W] against W [M,C/group,kH,kW] and resolves the window.

@@ -9,16 +9,10 @@ public struct DepthToSpace: Operator {
     let columnRowDepth: Bool
 
     public init(node: Node) throws {
+        guard case .depthToSpace(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .depthToSpace, found: node.op) }
         name = node.name
-        blockSize = try node.int("blockSize")
-        guard blockSize >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "blockSize", expected: "an int >= 1", found: String(blockSize))
-        }
-        let mode = try node.string("mode", default: "DCR")
-        guard mode == "DCR" || mode == "CRD" else {
-            throw GraphError.badAttribute(node: name, attribute: "mode", expected: "\"DCR\" or \"CRD\"", found: "\"\(mode)\"")
-        }
-        columnRowDepth = mode == "CRD"
+        blockSize = attributes.blockSize
+        columnRowDepth = attributes.mode == .columnRowDepth
     }
 
     func shuffle(_ input: [Int]) throws -> BlockShuffle {

@@ -12,8 +12,9 @@ public struct ElementwiseBinary: Operator {
     let function: BinaryFunction
 
     public init(node: Node) throws {
+        guard case .binary(let function) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .binary, found: node.op) }
         name = node.name
-        function = try node.enumeration("function")
+        self.function = function
     }
 
     /// Whether the function yields bool (comparisons and logic).

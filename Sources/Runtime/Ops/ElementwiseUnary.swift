@@ -10,8 +10,9 @@ public struct ElementwiseUnary: Operator {
     let activation: Activation
 
     public init(node: Node) throws {
+        guard case .unary(let activation) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .unary, found: node.op) }
         name = node.name
-        activation = try Activation(node: node, functionKey: "function")
+        self.activation = activation
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

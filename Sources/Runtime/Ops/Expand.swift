@@ -7,6 +7,7 @@ public struct Expand: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .expand = node.operation else { throw OpError.wrongOp(node: node.name, expected: .expand, found: node.op) }
         name = node.name
     }
 

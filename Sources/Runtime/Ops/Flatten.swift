@@ -7,8 +7,9 @@ public struct Flatten: ReshapingOperator {
     let axis: Int
 
     public init(node: Node) throws {
+        guard case .flatten(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .flatten, found: node.op) }
         name = node.name
-        axis = try node.int("axis", default: 1)
+        axis = attributes.axis
     }
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {

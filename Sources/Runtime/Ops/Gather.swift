@@ -9,8 +9,9 @@ public struct Gather: Operator {
     let axis: Int
 
     public init(node: Node) throws {
+        guard case .gather(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .gather, found: node.op) }
         name = node.name
-        axis = try node.int("axis", default: 0)
+        axis = attributes.axis
     }
 
     /// How output elements map to input elements: blocks of `inner` contiguous elements.

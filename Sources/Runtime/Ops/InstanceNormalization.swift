@@ -8,8 +8,9 @@ public struct InstanceNormalization: Operator {
     let epsilon: Float
 
     public init(node: Node) throws {
+        guard case .instanceNorm(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .instanceNorm, found: node.op) }
         name = node.name
-        epsilon = try node.float("epsilon", default: 1e-5)
+        epsilon = attributes.epsilon
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

@@ -12,9 +12,10 @@ public struct LayerNormalization: Operator {
     let epsilon: Float
 
     public init(node: Node) throws {
+        guard case .layerNorm(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .layerNorm, found: node.op) }
         name = node.name
-        axis = try node.int("axis", default: -1)
-        epsilon = try node.float("epsilon", default: 1e-5)
+        axis = attributes.axis
+        epsilon = attributes.epsilon
     }
 
     /// The normalised trailing shape, after checking that scale and bias broadcast to it.

@@ -7,8 +7,9 @@ public struct Linear: Operator {
     let activation: Activation
 
     public init(node: Node) throws {
+        guard case .linear(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .linear, found: node.op) }
         name = node.name
-        activation = try Activation(node: node, functionKey: "activation")
+        activation = attributes.activation
     }
 
     /// The output shape, after checking X, W and B agree.

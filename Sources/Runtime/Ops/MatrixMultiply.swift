@@ -7,6 +7,7 @@ public struct MatrixMultiply: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .matMul = node.operation else { throw OpError.wrongOp(node: node.name, expected: .matMul, found: node.op) }
         name = node.name
     }
 

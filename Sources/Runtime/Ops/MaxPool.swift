@@ -4,11 +4,12 @@ import Format
 /// never wins (it is not read).
 public struct MaxPool: Operator {
     let name: String
-    let pooling: PoolingAttributes
+    let pooling: PoolAttributes
 
     public init(node: Node) throws {
+        guard case .maxPool(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .maxPool, found: node.op) }
         name = node.name
-        pooling = try PoolingAttributes(node: node)
+        pooling = attributes
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

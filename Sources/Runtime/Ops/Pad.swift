@@ -5,14 +5,15 @@ import Format
 /// Inputs: X, pads (plan-time, ONNX order: all begins then all ends), value? (scalar,
 /// default 0), axes? (plan-time, default all axes).
 public struct Pad: Operator {
-    enum Mode: String, Sendable { case constant, reflect, edge }
+    typealias Mode = PadAttributes.Mode
 
     let name: String
     let mode: Mode
 
     public init(node: Node) throws {
+        guard case .pad(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .pad, found: node.op) }
         name = node.name
-        mode = try node.enumeration("mode", default: .constant)
+        mode = attributes.mode
     }
 
     /// Begin and end padding of every axis of an input of `shape`.

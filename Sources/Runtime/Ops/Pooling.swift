@@ -1,21 +1,7 @@
 import Format
 
-/// The attributes of `averagePool` and `maxPool`: kernel shape, the window attributes and
-/// ceil mode.
-struct PoolingAttributes: Sendable {
-    var kernelShape: [Int]
-    var window: WindowAttributes
-    var ceilMode: Bool
-
-    init(node: Node) throws {
-        kernelShape = try node.ints("kernelShape")
-        guard kernelShape.count == 2, kernelShape.allSatisfy({ $0 >= 1 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "kernelShape", expected: "2 values >= 1", found: "\(kernelShape)")
-        }
-        window = try WindowAttributes(node: node)
-        ceilMode = try node.int("ceilMode", default: 0) != 0
-    }
-
+/// Pooling's shape rule and reference loop, shared by `averagePool` and `maxPool`.
+extension PoolAttributes {
     /// The window over X [N,C,H,W] and the output shape [N,C,outH,outW].
     func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int]) {
         guard input.count == 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }

@@ -3,7 +3,7 @@ import Format
 /// `reduce`: mean, sum, max or min over `axes` (empty = all), keeping reduced axes as
 /// size 1 when `keepDims` is 1. Floats and integers (integer mean truncates toward zero).
 public struct Reduction: Operator {
-    enum Function: String { case mean, sum, max, min }
+    typealias Function = ReduceAttributes.Function
 
     let name: String
     let function: Function
@@ -11,10 +11,11 @@ public struct Reduction: Operator {
     let keepDims: Bool
 
     public init(node: Node) throws {
+        guard case .reduce(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .reduce, found: node.op) }
         name = node.name
-        function = try node.enumeration("function")
-        axes = try node.ints("axes", default: [])
-        keepDims = try node.int("keepDims", default: 1) != 0
+        function = attributes.function
+        axes = attributes.axes
+        keepDims = attributes.keepDims
     }
 
     /// Which axes of a `shape` are reduced, or throws for a bad or repeated axis.

@@ -8,8 +8,9 @@ public struct Reshape: ReshapingOperator {
     let allowZero: Bool
 
     public init(node: Node) throws {
+        guard case .reshape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .reshape, found: node.op) }
         name = node.name
-        allowZero = try node.int("allowZero", default: 0) != 0
+        allowZero = attributes.allowZero
     }
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {

@@ -6,23 +6,9 @@ import Format
 /// scales and sizes may list every axis (the leading ones must keep their size) or only
 /// the last two. With scales the output size is floor(in · scale).
 public struct Resize: Operator {
-    enum Mode: String, Sendable { case nearest, linear, cubic }
-
-    /// How an output coordinate maps back to an input coordinate (ONNX names).
-    enum CoordinateMode: String, Sendable {
-        case halfPixel = "half_pixel"
-        case halfPixelSymmetric = "half_pixel_symmetric"
-        case pytorchHalfPixel = "pytorch_half_pixel"
-        case alignCorners = "align_corners"
-        case asymmetric
-        case tfHalfPixelForNearest = "tf_half_pixel_for_nearest"
-    }
-
-    enum NearestMode: String, Sendable {
-        case roundPreferFloor = "round_prefer_floor"
-        case roundPreferCeil = "round_prefer_ceil"
-        case floor, ceil
-    }
+    typealias Mode = ResizeAttributes.Mode
+    typealias CoordinateMode = ResizeAttributes.CoordinateTransformation
+    typealias NearestMode = ResizeAttributes.NearestMode
 
     let name: String
     let mode: Mode
@@ -32,12 +18,13 @@ public struct Resize: Operator {
     let excludeOutside: Bool
 
     public init(node: Node) throws {
+        guard case .resize(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .resize, found: node.op) }
         name = node.name
-        mode = try node.enumeration("mode", default: .nearest)
-        coordinateMode = try node.enumeration("coordinateTransformationMode", default: .halfPixel)
-        nearestMode = try node.enumeration("nearestMode", default: .roundPreferFloor)
-        cubicCoeffA = try node.float("cubicCoeffA", default: -0.75)
-        excludeOutside = try node.int("excludeOutside", default: 0) != 0
+        mode = attributes.mode
+        coordinateMode = attributes.coordinateTransformationMode
+        nearestMode = attributes.nearestMode
+        cubicCoeffA = attributes.cubicCoeffA
+        excludeOutside = attributes.excludeOutside
     }
 
     /// The output shape and the scale of the last two axes for an input of `shape`.

@@ -10,8 +10,9 @@ public struct ScaledDotProductAttention: Operator {
     let scale: Float
 
     public init(node: Node) throws {
+        guard case .attention(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .attention, found: node.op) }
         name = node.name
-        scale = try node.float("scale", default: 1)
+        scale = attributes.scale
     }
 
     /// Sizes of one attention problem, after checking the inputs agree.

@@ -11,16 +11,15 @@ import Format
 /// tensor built from shapes — the shift masks of older Swin exports — this way.
 public struct ScatterND: Operator {
     /// How an update combines with the element it lands on.
-    public enum Reduction: String, Sendable, CaseIterable {
-        case none, add, mul, max, min
-    }
+    public typealias Reduction = ScatterNDAttributes.Reduction
 
     let name: String
     let reduction: Reduction
 
     public init(node: Node) throws {
+        guard case .scatterND(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .scatterND, found: node.op) }
         name = node.name
-        reduction = try node.enumeration("reduction", default: Reduction.none)
+        reduction = attributes.reduction
     }
 
     /// Where each update slice goes: its first element's offset in the output, and the

@@ -8,6 +8,7 @@ public struct Select: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .`where` = node.operation else { throw OpError.wrongOp(node: node.name, expected: .where, found: node.op) }
         name = node.name
     }
 

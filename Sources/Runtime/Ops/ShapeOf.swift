@@ -9,9 +9,10 @@ public struct ShapeOf: Operator {
     let end: Int?
 
     public init(node: Node) throws {
+        guard case .shape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .shape, found: node.op) }
         name = node.name
-        start = try node.int("start", default: 0)
-        end = node.attributes["end"] == nil ? nil : try node.int("end")
+        start = attributes.start
+        end = attributes.end
     }
 
     /// The selected dimensions of `shape`, as the op's output.

@@ -8,6 +8,7 @@ public struct Slice: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .slice = node.operation else { throw OpError.wrongOp(node: node.name, expected: .slice, found: node.op) }
         name = node.name
     }
 

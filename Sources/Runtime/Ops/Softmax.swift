@@ -9,8 +9,9 @@ public struct Softmax: Operator {
     let axis: Int
 
     public init(node: Node) throws {
+        guard case .softmax(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .softmax, found: node.op) }
         name = node.name
-        axis = try node.int("axis", default: -1)
+        axis = attributes.axis
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

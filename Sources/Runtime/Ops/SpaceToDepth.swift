@@ -7,11 +7,9 @@ public struct SpaceToDepth: Operator {
     let blockSize: Int
 
     public init(node: Node) throws {
+        guard case .spaceToDepth(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .spaceToDepth, found: node.op) }
         name = node.name
-        blockSize = try node.int("blockSize")
-        guard blockSize >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "blockSize", expected: "an int >= 1", found: String(blockSize))
-        }
+        blockSize = attributes.blockSize
     }
 
     func shuffle(_ input: [Int]) throws -> BlockShuffle {

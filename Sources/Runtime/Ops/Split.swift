@@ -11,10 +11,11 @@ public struct Split: Operator {
     let parts: Int
 
     public init(node: Node) throws {
+        guard case .split(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .split, found: node.op) }
         name = node.name
-        axis = try node.int("axis", default: 0)
+        axis = attributes.axis
         parts = node.outputs.count
-        let numOutputs = try node.int("numOutputs", default: parts)
+        let numOutputs = attributes.numOutputs ?? parts
         guard parts >= 1, numOutputs == parts else {
             throw GraphError.badAttribute(node: name, attribute: "numOutputs", expected: "the node's \(parts) outputs",
                                           found: String(numOutputs))

@@ -7,8 +7,9 @@ public struct Squeeze: ReshapingOperator {
     let axes: [Int]
 
     public init(node: Node) throws {
+        guard case .squeeze(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .squeeze, found: node.op) }
         name = node.name
-        axes = try node.ints("axes", default: [])
+        axes = attributes.axes
     }
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {

@@ -8,6 +8,7 @@ public struct Tile: Operator {
     let name: String
 
     public init(node: Node) throws {
+        guard case .tile = node.operation else { throw OpError.wrongOp(node: node.name, expected: .tile, found: node.op) }
         name = node.name
     }
 

@@ -12,8 +12,9 @@ public struct Transpose: Operator {
     let permutation: [Int]
 
     public init(node: Node) throws {
+        guard case .transpose(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .transpose, found: node.op) }
         name = node.name
-        permutation = try node.ints("perm", default: [])
+        permutation = attributes.perm
     }
 
     /// The permutation for an input of `rank`, checked to be one.

@@ -5,20 +5,17 @@ import Format
 /// output padding, bias and a fused activation.
 public struct TransposedConvolution: GroupedConvolution {
     let name: String
-    let window: WindowAttributes
+    let window: SlidingWindow
     let group: Int
     let outputPadding: [Int]
     let epilogue: ConvolutionEpilogue
 
     public init(node: Node) throws {
+        guard case .convTranspose(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .convTranspose, found: node.op) }
         name = node.name
-        let attributes = try ConvolutionAttributes(node: node)
         window = attributes.window
         group = attributes.group
-        outputPadding = try node.ints("outputPadding", default: [0, 0])
-        guard outputPadding.count == 2, outputPadding.allSatisfy({ $0 >= 0 }) else {
-            throw GraphError.badAttribute(node: name, attribute: "outputPadding", expected: "2 values >= 0", found: "\(outputPadding)")
-        }
+        outputPadding = attributes.outputPadding
         epilogue = ConvolutionEpilogue(activation: attributes.activation, residualBeforeActivation: false)
     }
 

@@ -8,8 +8,9 @@ public struct Unsqueeze: ReshapingOperator {
     let axes: [Int]
 
     public init(node: Node) throws {
+        guard case .unsqueeze(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .unsqueeze, found: node.op) }
         name = node.name
-        axes = try node.ints("axes")
+        axes = attributes.axes
     }
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {

@@ -21,20 +21,12 @@ public struct WindowAttention: Operator {
     let scale: Float
 
     public init(node: Node) throws {
+        guard case .windowAttention(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .windowAttention, found: node.op) }
         name = node.name
-        windowSize = try node.int("windowSize")
-        shift = try node.int("shift", default: 0)
-        heads = try node.int("heads")
-        scale = try node.float("scale", default: 1)
-        guard windowSize >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "windowSize", expected: "an int >= 1", found: String(windowSize))
-        }
-        guard shift >= 0 else {
-            throw GraphError.badAttribute(node: name, attribute: "shift", expected: "an int >= 0", found: String(shift))
-        }
-        guard heads >= 1 else {
-            throw GraphError.badAttribute(node: name, attribute: "heads", expected: "an int >= 1", found: String(heads))
-        }
+        windowSize = attributes.windowSize
+        shift = attributes.shift
+        heads = attributes.heads
+        scale = attributes.scale
     }
 
     /// Sizes of one window-attention problem, after checking the inputs agree.

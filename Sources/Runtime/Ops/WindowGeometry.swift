@@ -2,42 +2,6 @@ import Synchronization
 import Foundation
 import Format
 
-/// How ONNX derives a window's padding from the input size instead of explicit pads.
-enum AutoPad: String, Sendable {
-    case notset
-    /// Output size ceil(in / stride); the odd pixel of padding goes at the end.
-    case sameUpper = "same_upper"
-    /// As `sameUpper`, with the odd pixel of padding at the beginning.
-    case sameLower = "same_lower"
-    /// No padding.
-    case valid
-}
-
-/// The sliding-window attributes shared by convolutions and pooling, as written on the
-/// node: strides, dilations, explicit pads [top, left, bottom, right] and autoPad.
-struct WindowAttributes: Sendable {
-    var strides: [Int]
-    var dilations: [Int]
-    var pads: [Int]
-    var autoPad: AutoPad
-
-    init(node: Node) throws {
-        strides = try node.ints("strides", default: [1, 1])
-        dilations = try node.ints("dilations", default: [1, 1])
-        pads = try node.ints("pads", default: [0, 0, 0, 0])
-        autoPad = try node.enumeration("autoPad", default: .notset)
-        guard strides.count == 2, strides.allSatisfy({ $0 >= 1 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "strides", expected: "2 values >= 1", found: "\(strides)")
-        }
-        guard dilations.count == 2, dilations.allSatisfy({ $0 >= 1 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "dilations", expected: "2 values >= 1", found: "\(dilations)")
-        }
-        guard pads.count == 4, pads.allSatisfy({ $0 >= 0 }) else {
-            throw GraphError.badAttribute(node: node.name, attribute: "pads", expected: "4 values >= 0 [top, left, bottom, right]", found: "\(pads)")
-        }
-    }
-}
-
 /// A window resolved for one input size: every number a kernel loop needs.
 ///
 /// For a forward window (convolution, pooling) output pixel `o` reads input pixels
@@ -59,7 +23,7 @@ struct WindowGeometry: Sendable, Equatable {
     /// The window of a convolution or pooling over an input of `input` (H, W) pixels.
     /// `ceilMode` keeps a last partial window (ONNX pooling), which must start inside
     /// the input or its left padding.
-    static func forward(_ attributes: WindowAttributes, kernel: (Int, Int), input: (Int, Int),
+    static func forward(_ attributes: SlidingWindow, kernel: (Int, Int), input: (Int, Int),
                         ceilMode: Bool = false, node: String) throws -> WindowGeometry {
         let y = try forwardAxis(attributes, axis: 0, kernel: kernel.0, input: input.0, ceilMode: ceilMode, node: node)
         let x = try forwardAxis(attributes, axis: 1, kernel: kernel.1, input: input.1, ceilMode: ceilMode, node: node)
@@ -68,14 +32,14 @@ struct WindowGeometry: Sendable, Equatable {
 
     /// The window of a transposed convolution over an input of `input` (H, W) pixels;
     /// output size per ONNX ConvTranspose.
-    static func transposed(_ attributes: WindowAttributes, kernel: (Int, Int), input: (Int, Int),
+    static func transposed(_ attributes: SlidingWindow, kernel: (Int, Int), input: (Int, Int),
                            outputPadding: [Int], node: String) throws -> WindowGeometry {
         let y = try transposedAxis(attributes, axis: 0, kernel: kernel.0, input: input.0, outputPadding: outputPadding[0], node: node)
         let x = try transposedAxis(attributes, axis: 1, kernel: kernel.1, input: input.1, outputPadding: outputPadding[1], node: node)
         return WindowGeometry(attributes, kernel: kernel, input: input, y: y, x: x)
     }
 
-    private init(_ attributes: WindowAttributes, kernel: (Int, Int), input: (Int, Int),
+    private init(_ attributes: SlidingWindow, kernel: (Int, Int), input: (Int, Int),
                  y: AxisWindow, x: AxisWindow) {
         inputHeight = input.0; inputWidth = input.1
         outputHeight = y.output; outputWidth = x.output
@@ -88,7 +52,7 @@ struct WindowGeometry: Sendable, Equatable {
 
     private struct AxisWindow { var output: Int, padBegin: Int, padEnd: Int }
 
-    private static func forwardAxis(_ attributes: WindowAttributes, axis: Int, kernel: Int, input: Int,
+    private static func forwardAxis(_ attributes: SlidingWindow, axis: Int, kernel: Int, input: Int,
                                     ceilMode: Bool, node: String) throws -> AxisWindow {
         let stride = attributes.strides[axis]
         let extent = (kernel - 1) * attributes.dilations[axis] + 1
@@ -114,7 +78,7 @@ struct WindowGeometry: Sendable, Equatable {
         return AxisWindow(output: output, padBegin: padBegin, padEnd: padEnd)
     }
 
-    private static func transposedAxis(_ attributes: WindowAttributes, axis: Int, kernel: Int, input: Int,
+    private static func transposedAxis(_ attributes: SlidingWindow, axis: Int, kernel: Int, input: Int,
                                        outputPadding: Int, node: String) throws -> AxisWindow {
         let stride = attributes.strides[axis]
         let extent = (kernel - 1) * attributes.dilations[axis] + 1
@@ -193,22 +157,6 @@ extension WindowGeometry {
     }
 }
 
-/// The attributes `conv` and `convTranspose` share: the window, the group count and the
-/// fused activation.
-struct ConvolutionAttributes: Sendable {
-    var window: WindowAttributes
-    var group: Int
-    var activation: Activation
-
-    init(node: Node) throws {
-        window = try WindowAttributes(node: node)
-        group = try node.int("group", default: 1)
-        guard group >= 1 else {
-            throw GraphError.badAttribute(node: node.name, attribute: "group", expected: "an int >= 1", found: String(group))
-        }
-        activation = try Activation(node: node, functionKey: "activation")
-    }
-}
 
 /// Scratch memory split into slots, one per worker: kernels whose workers need private
 /// buffers (im2col tiles) ask for `slotCount × bytes` and run at most `slotCount` workers.

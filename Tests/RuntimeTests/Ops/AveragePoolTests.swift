@@ -9,7 +9,7 @@ final class AveragePoolTests: XCTestCase {
         for include in [0, 1] {
             var attributes = attributes
             attributes["countIncludePad"] = .int(include)
-            let node = Node(name: "averagePool", op: .averagePool, inputs: ["X"], outputs: ["Y"], attributes: attributes)
+            let node = try! Node(name: "averagePool", op: .averagePool, inputs: ["X"], outputs: ["Y"], attributes: attributes)
             try KernelHarness.assertFastMatchesReference(node, [KernelHarness.random(shape, seed: seed)], file: file, line: line)
         }
     }

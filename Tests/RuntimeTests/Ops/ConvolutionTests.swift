@@ -6,7 +6,7 @@ import XCTest
 /// reference loops, and the reference against onnxruntime.
 final class ConvolutionTests: XCTestCase {
     private func conv(_ attributes: [String: Attribute], bias: Bool = true, residual: Bool = false) -> Node {
-        Node(name: "conv", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
+        try! Node(name: "conv", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
              outputs: ["Y"], attributes: attributes)
     }
 

@@ -5,7 +5,7 @@ import XCTest
 /// depthToSpace in both modes: fast against reference, reference against onnxruntime.
 final class DepthToSpaceTests: XCTestCase {
     private func node(block: Int, mode: String) -> Node {
-        Node(name: "depthToSpace", op: .depthToSpace, inputs: ["X"], outputs: ["Y"],
+        try! Node(name: "depthToSpace", op: .depthToSpace, inputs: ["X"], outputs: ["Y"],
              attributes: ["blockSize": .int(block), "mode": .string(mode)])
     }
 

@@ -7,7 +7,7 @@ import XCTest
 final class InstanceNormalizationTests: XCTestCase {
     private func check(_ shape: [Int], epsilon: Float = 1e-5, offset: Float = 0, seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) throws {
-        let node = Node(name: "instanceNorm", op: .instanceNorm, inputs: ["X", "S", "B"], outputs: ["Y"],
+        let node = try! Node(name: "instanceNorm", op: .instanceNorm, inputs: ["X", "S", "B"], outputs: ["Y"],
                         attributes: ["epsilon": .float(epsilon)])
         var x = KernelHarness.random(shape, seed: seed)
         x.elements = .float(x.floats.map { $0 + offset })

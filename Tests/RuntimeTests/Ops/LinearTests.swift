@@ -4,9 +4,9 @@ import XCTest
 
 final class LinearTests: XCTestCase {
     private func node(_ activation: UnaryFunction = .identity, bias: Bool = true) -> Node {
-        let attributes = Activation(function: activation, alpha: activation == .leakyRelu ? 0.2 : nil,
-                                    min: activation == .clip ? -0.3 : -.infinity,
-                                    max: activation == .clip ? 0.4 : .infinity).attributes(functionKey: "activation")
+        let attributes = LinearAttributes(activation: Activation(function: activation, alpha: activation == .leakyRelu ? 0.2 : nil,
+                                                                 min: activation == .clip ? -0.3 : -.infinity,
+                                                                 max: activation == .clip ? 0.4 : .infinity)).encoded
         return .mathTest(.linear, "linear_\(activation)", inputs: 3, absent: bias ? [] : [2], attributes)
     }
 

@@ -43,7 +43,7 @@ extension Node {
     /// input) and writing y, for the math-op tests.
     static func mathTest(_ op: OpKind, _ name: String, inputs: Int, absent: Set<Int> = [],
                          _ attributes: [String: Attribute] = [:]) -> Node {
-        Node(name: name, op: op, inputs: (0..<inputs).map { absent.contains($0) ? "" : "x\($0)" },
+        try! Node(name: name, op: op, inputs: (0..<inputs).map { absent.contains($0) ? "" : "x\($0)" },
              outputs: ["y"], attributes: attributes)
     }
 }

@@ -6,7 +6,7 @@ import XCTest
 final class MaxPoolTests: XCTestCase {
     private func check(_ shape: [Int], _ attributes: [String: Attribute], seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) throws {
-        let node = Node(name: "maxPool", op: .maxPool, inputs: ["X"], outputs: ["Y"], attributes: attributes)
+        let node = try! Node(name: "maxPool", op: .maxPool, inputs: ["X"], outputs: ["Y"], attributes: attributes)
         try KernelHarness.assertFastMatchesReference(node, [KernelHarness.random(shape, seed: seed)], file: file, line: line)
     }
 
@@ -32,7 +32,7 @@ final class MaxPoolTests: XCTestCase {
         // 5 pixels, pad 1+1, kernel 2, stride 2: ceil((5+2-2)/2)+1 = 4 windows, but the 4th
         // would start at 6 = input + left pad, wholly in the end padding, so ONNX keeps 3.
         // With 6 pixels the 4th window starts at 6 < 7 and stays.
-        let node = Node(name: "maxPool", op: .maxPool, inputs: ["X"], outputs: ["Y"],
+        let node = try! Node(name: "maxPool", op: .maxPool, inputs: ["X"], outputs: ["Y"],
                         attributes: ["kernelShape": .ints([2, 2]), "strides": .ints([2, 2]),
                                      "pads": .ints([1, 1, 1, 1]), "ceilMode": .int(1)])
         let shape = try MaxPool(node: node).outputs(for: [ValueFact(dtype: .float32, shape: [1, 1, 6, 6])])[0].shape

@@ -5,7 +5,7 @@ import XCTest
 /// pad in every mode: fast against reference, integer elements, and against onnxruntime.
 final class PadTests: XCTestCase {
     private func node(_ mode: String, value: Bool = false, axes: Bool = false) -> Node {
-        Node(name: "pad", op: .pad, inputs: ["X", "pads", value ? "value" : "", axes ? "axes" : ""],
+        try! Node(name: "pad", op: .pad, inputs: ["X", "pads", value ? "value" : "", axes ? "axes" : ""],
              outputs: ["Y"], attributes: ["mode": .string(mode)])
     }
 

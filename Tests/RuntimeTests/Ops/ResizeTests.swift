@@ -6,7 +6,7 @@ import XCTest
 /// reference, and the reference against onnxruntime.
 final class ResizeTests: XCTestCase {
     private func node(_ attributes: [String: Attribute], sizes: Bool = false) -> Node {
-        Node(name: "resize", op: .resize, inputs: sizes ? ["X", "", "sizes"] : ["X", "scales"],
+        try! Node(name: "resize", op: .resize, inputs: sizes ? ["X", "", "sizes"] : ["X", "scales"],
              outputs: ["Y"], attributes: attributes)
     }
 

@@ -4,7 +4,7 @@ import XCTest
 
 final class ScaledDotProductAttentionTests: XCTestCase {
     private func node(_ name: String, scale: Float, bias: Bool) -> Node {
-        Node(name: name, op: .attention, inputs: ["q", "k", "v"] + (bias ? ["bias"] : []), outputs: ["y"],
+        try! Node(name: name, op: .attention, inputs: ["q", "k", "v"] + (bias ? ["bias"] : []), outputs: ["y"],
              attributes: ["scale": .float(scale)])
     }
 

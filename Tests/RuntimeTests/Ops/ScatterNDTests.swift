@@ -68,6 +68,11 @@ final class ScatterNDTests: XCTestCase {
         XCTAssertThrowsError(try op.outputs(for: [data, ValueFact(dtype: .int64, shape: [2, 1]), ValueFact(dtype: .float32, shape: [2, 5])])) {
             XCTAssertEqual($0 as? OpError, .notPlanTime(node: "bad_scatter", input: 1))
         }
-        XCTAssertThrowsError(try OpKind.makeOperator(LayoutTesting.node(.scatterND, "s", inputs: 3, ["reduction": .string("sum")])))
+        XCTAssertThrowsError(try Node(name: "s", op: .scatterND, inputs: ["x0", "x1", "x2"], outputs: ["y0"],
+                                      attributes: ["reduction": .string("sum")])) { error in
+            guard case .badAttribute(node: "s", attribute: "reduction", _, found: "\"sum\"")? = error as? GraphError else {
+                return XCTFail("\(error)")
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ import XCTest
 /// spaceToDepth: fast against reference, inverse of DCR depthToSpace, and against onnxruntime.
 final class SpaceToDepthTests: XCTestCase {
     private func node(block: Int) -> Node {
-        Node(name: "spaceToDepth", op: .spaceToDepth, inputs: ["X"], outputs: ["Y"], attributes: ["blockSize": .int(block)])
+        try! Node(name: "spaceToDepth", op: .spaceToDepth, inputs: ["X"], outputs: ["Y"], attributes: ["blockSize": .int(block)])
     }
 
     func testFastMatchesReference() throws {
@@ -16,7 +16,7 @@ final class SpaceToDepthTests: XCTestCase {
     func testInvertsDepthToSpaceDCR() throws {
         let x = KernelHarness.random([2, 3, 6, 4], seed: 3)
         let deep = try SpaceToDepth(node: node(block: 2)).reference([x])[0]
-        let back = Node(name: "d2s", op: .depthToSpace, inputs: ["X"], outputs: ["Y"],
+        let back = try! Node(name: "d2s", op: .depthToSpace, inputs: ["X"], outputs: ["Y"],
                         attributes: ["blockSize": .int(2), "mode": .string("DCR")])
         XCTAssertEqual(try DepthToSpace(node: back).reference([deep])[0], x)
     }

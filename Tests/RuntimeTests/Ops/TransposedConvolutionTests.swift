@@ -9,7 +9,7 @@ final class TransposedConvolutionTests: XCTestCase {
     private func check(x: [Int], w: [Int], _ attributes: [String: Attribute] = [:], bias: Bool = true,
                        seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
         let group = attributes["group"].flatMap { if case .int(let v) = $0 { v } else { nil } } ?? 1
-        let node = Node(name: "convTranspose", op: .convTranspose, inputs: ["X", "W", bias ? "B" : ""],
+        let node = try! Node(name: "convTranspose", op: .convTranspose, inputs: ["X", "W", bias ? "B" : ""],
                         outputs: ["Y"], attributes: attributes)
         try KernelHarness.assertFastMatchesReference(
             node, [KernelHarness.random(x, seed: seed), KernelHarness.random(w, seed: seed + 1),
@@ -47,7 +47,7 @@ final class TransposedConvolutionTests: XCTestCase {
 
     func testOutputSizeFollowsOnnx() throws {
         // stride·(in−1) + outputPadding + (k−1)·dilation + 1 − pads: 2·4 + 1 + 2·2 + 1 − 2 = 12.
-        let node = Node(name: "convTranspose", op: .convTranspose, inputs: ["X", "W"], outputs: ["Y"],
+        let node = try! Node(name: "convTranspose", op: .convTranspose, inputs: ["X", "W"], outputs: ["Y"],
                         attributes: ["strides": .ints([2, 2]), "dilations": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]),
                                      "outputPadding": .ints([1, 0])])
         let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: [1, 2, 5, 5]), ValueFact(dtype: .float32, shape: [2, 3, 3, 3])]

@@ -4,7 +4,7 @@ import XCTest
 
 final class WindowAttentionTests: XCTestCase {
     private func node(_ name: String, windowSize: Int, shift: Int, heads: Int, scale: Float, bias: Bool) -> Node {
-        Node(name: name, op: .windowAttention, inputs: ["qkv"] + (bias ? ["bias"] : []), outputs: ["y"],
+        try! Node(name: name, op: .windowAttention, inputs: ["qkv"] + (bias ? ["bias"] : []), outputs: ["y"],
              attributes: ["windowSize": .int(windowSize), "shift": .int(shift), "heads": .int(heads), "scale": .float(scale)])
     }
 

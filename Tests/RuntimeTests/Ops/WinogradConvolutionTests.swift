@@ -22,7 +22,7 @@ final class WinogradConvolutionTests: XCTestCase {
         var attributes = activation
         attributes["pads"] = .ints(pads)
         attributes["residualBeforeActivation"] = .int(residualBeforeActivation ? 1 : 0)
-        let node = Node(name: "winograd", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
+        let node = try! Node(name: "winograd", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
                         outputs: ["Y"], attributes: attributes)
         let op = try Convolution(node: node)
         let weightShape = [outChannels, x[1], 3, 3]
@@ -91,7 +91,7 @@ final class WinogradConvolutionTests: XCTestCase {
     /// with the same result; what is prepared stays within the budget.
     func testWeightsOverTheBudgetAreTransformedPerRun() throws {
         let store = PreparedWeightStore(budgetBytes: 36 * 16 * 17 * 4 + 100)
-        let node = Node(name: "winograd", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: ["pads": .ints([1, 1, 1, 1])])
+        let node = try! Node(name: "winograd", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: ["pads": .ints([1, 1, 1, 1])])
         let op = try Convolution(node: node)
         let x = KernelHarness.random([1, 17, 30, 30], seed: 36)
         let fits = KernelHarness.random([16, 17, 3, 3], seed: 37), tooLarge = KernelHarness.random([17, 17, 3, 3], seed: 38)
@@ -157,7 +157,7 @@ final class WinogradConvolutionTests: XCTestCase {
     /// ≥ 32 output tiles, im2col otherwise; through the op, Winograd matches the reference.
     func testDispatch() throws {
         func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
-            let node = Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
+            let node = try! Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
             let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: x), ValueFact(dtype: .float32, shape: w)]
             let op = try Convolution(node: node)
             return try op.kernel(inputs: facts, outputs: try op.outputs(for: facts))
@@ -175,7 +175,7 @@ final class WinogradConvolutionTests: XCTestCase {
         XCTAssertTrue(try kernel([1, 2048, 16, 16], [512, 2048, 3, 3], pads) is ConvolutionKernel)  // 16 tiles
         XCTAssertTrue(try kernel([1, 4096, 24, 24], [512, 4096, 3, 3], pads) is ConvolutionKernel)
 
-        let node = Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
+        let node = try! Node(name: "conv", op: .conv, inputs: ["X", "W", "B", "R"], outputs: ["Y"],
                         attributes: ["pads": .ints([1, 1, 1, 1]), "activation": .string("relu")])
         let inputs: [HostTensor?] = [KernelHarness.random([2, 32, 21, 26], seed: 40), KernelHarness.random([16, 32, 3, 3], seed: 41),
                                      KernelHarness.random([16], seed: 42), KernelHarness.random([2, 16, 21, 26], seed: 43)]

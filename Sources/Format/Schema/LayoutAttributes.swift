@@ -1,0 +1,217 @@
+/// `reduce`: the function over `axes` (empty: every axis).
+public struct ReduceAttributes: OpAttributes {
+    public enum Function: String, NamedAttributeValue { case mean, sum, max, min }
+
+    /// Required.
+    public var function = Function.mean
+    public var axes: [Int] = []
+    public var keepDims = true
+
+    public init() {}
+    public init(function: Function, axes: [Int], keepDims: Bool) {
+        self.function = function
+        self.axes = axes
+        self.keepDims = keepDims
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        .required("function", \.function),
+        AttributeField("axes", \.axes),
+        AttributeField("keepDims", \.keepDims),
+    ]
+}
+
+/// `concat` along `axis` (required).
+public struct ConcatAttributes: OpAttributes {
+    public var axis = 0
+
+    public init() {}
+    public init(axis: Int) { self.axis = axis }
+
+    public static let fields: [AttributeField<Self>] = [.required("axis", \.axis)]
+}
+
+/// `split` along `axis` into one part per node output.
+public struct SplitAttributes: OpAttributes {
+    public var axis = 0
+    /// When given, must equal the node's output count (ONNX 18's num_outputs).
+    public var numOutputs: Int?
+
+    public init() {}
+    public init(axis: Int, numOutputs: Int? = nil) {
+        self.axis = axis
+        self.numOutputs = numOutputs
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("axis", \.axis),
+        AttributeField("numOutputs", \.numOutputs),
+    ]
+}
+
+/// `transpose` by `perm` (empty: reverse the axes).
+public struct TransposeAttributes: OpAttributes {
+    public var perm: [Int] = []
+
+    public init() {}
+    public init(perm: [Int]) { self.perm = perm }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("perm", \.perm)]
+}
+
+/// `reshape`: a 0 in the target shape copies the input's dim unless `allowZero`.
+public struct ReshapeAttributes: OpAttributes {
+    public var allowZero = false
+
+    public init() {}
+    public init(allowZero: Bool) { self.allowZero = allowZero }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("allowZero", \.allowZero)]
+}
+
+/// `squeeze` the size-1 `axes` (empty: every size-1 axis).
+public struct SqueezeAttributes: OpAttributes {
+    public var axes: [Int] = []
+
+    public init() {}
+    public init(axes: [Int]) { self.axes = axes }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("axes", \.axes)]
+}
+
+/// `unsqueeze`: new size-1 axes at `axes` (positions in the output; required).
+public struct UnsqueezeAttributes: OpAttributes {
+    public var axes: [Int] = []
+
+    public init() {}
+    public init(axes: [Int]) { self.axes = axes }
+
+    public static let fields: [AttributeField<Self>] = [.required("axes", \.axes)]
+}
+
+/// `flatten` to 2-D: axes before `axis` form the rows.
+public struct FlattenAttributes: OpAttributes {
+    public var axis = 1
+
+    public init() {}
+    public init(axis: Int) { self.axis = axis }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("axis", \.axis)]
+}
+
+/// `pad`: what the padded border holds.
+public struct PadAttributes: OpAttributes {
+    public enum Mode: String, NamedAttributeValue { case constant, reflect, edge }
+
+    public var mode = Mode.constant
+
+    public init() {}
+    public init(mode: Mode) { self.mode = mode }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("mode", \.mode)]
+}
+
+/// `resize`: interpolation of the last two axes, per ONNX Resize.
+public struct ResizeAttributes: OpAttributes {
+    public enum Mode: String, NamedAttributeValue { case nearest, linear, cubic }
+
+    /// How an output coordinate maps back to an input coordinate (ONNX names).
+    public enum CoordinateTransformation: String, NamedAttributeValue {
+        case halfPixel = "half_pixel"
+        case halfPixelSymmetric = "half_pixel_symmetric"
+        case pytorchHalfPixel = "pytorch_half_pixel"
+        case alignCorners = "align_corners"
+        case asymmetric
+        case tfHalfPixelForNearest = "tf_half_pixel_for_nearest"
+    }
+
+    /// How `nearest` rounds a fractional input coordinate.
+    public enum NearestMode: String, NamedAttributeValue {
+        case roundPreferFloor = "round_prefer_floor"
+        case roundPreferCeil = "round_prefer_ceil"
+        case floor, ceil
+    }
+
+    public var mode = Mode.nearest
+    public var coordinateTransformationMode = CoordinateTransformation.halfPixel
+    public var nearestMode = NearestMode.roundPreferFloor
+    /// The cubic kernel's A.
+    public var cubicCoeffA: Float = -0.75
+    /// Cubic weights of samples outside the input are set to 0 and the rest renormalised.
+    public var excludeOutside = false
+
+    public init() {}
+
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("mode", \.mode),
+        AttributeField("coordinateTransformationMode", \.coordinateTransformationMode),
+        AttributeField("nearestMode", \.nearestMode),
+        AttributeField("cubicCoeffA", \.cubicCoeffA),
+        AttributeField("excludeOutside", \.excludeOutside),
+    ]
+}
+
+/// `depthToSpace`: blocks of `blockSize`² channels become blockSize × blockSize pixels.
+public struct DepthToSpaceAttributes: OpAttributes {
+    /// Depth-column-row (DCR, the default) or column-row-depth (CRD) channel order.
+    public enum Mode: String, NamedAttributeValue {
+        case depthColumnRow = "DCR"
+        case columnRowDepth = "CRD"
+    }
+
+    /// ≥ 1. Required.
+    public var blockSize = 1
+    public var mode = Mode.depthColumnRow
+
+    public init() {}
+    public init(blockSize: Int, mode: Mode) {
+        self.blockSize = blockSize
+        self.mode = mode
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        .required("blockSize", \.blockSize),
+        AttributeField("mode", \.mode),
+    ]
+
+    public func validate(node: String) throws {
+        try GraphError.check(blockSize >= 1, node: node, attribute: "blockSize", expected: "an int >= 1", found: String(blockSize))
+    }
+}
+
+/// `spaceToDepth`: blockSize × blockSize pixels become blockSize² channels.
+public struct SpaceToDepthAttributes: OpAttributes {
+    /// ≥ 1. Required.
+    public var blockSize = 1
+
+    public init() {}
+    public init(blockSize: Int) { self.blockSize = blockSize }
+
+    public static let fields: [AttributeField<Self>] = [.required("blockSize", \.blockSize)]
+
+    public func validate(node: String) throws {
+        try GraphError.check(blockSize >= 1, node: node, attribute: "blockSize", expected: "an int >= 1", found: String(blockSize))
+    }
+}
+
+/// `gather` along `axis`.
+public struct GatherAttributes: OpAttributes {
+    public var axis = 0
+
+    public init() {}
+    public init(axis: Int) { self.axis = axis }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("axis", \.axis)]
+}
+
+/// `scatterND`: how an update combines with the slice it lands on.
+public struct ScatterNDAttributes: OpAttributes {
+    public enum Reduction: String, NamedAttributeValue { case none, add, mul, max, min }
+
+    public var reduction = Reduction.none
+
+    public init() {}
+    public init(reduction: Reduction) { self.reduction = reduction }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("reduction", \.reduction)]
+}

@@ -1,0 +1,269 @@
+/// What a node computes: its op and that op's attributes as typed values. `OpKind`
+/// documents each op's inputs and semantics; the attribute structs (OpAttributes files
+/// beside this one) document each attribute and hold its default.
+///
+/// Passes match typed patterns (`if case .binary(.mul) = node.operation`); a misspelt
+/// function or attribute name does not compile instead of silently never matching.
+public enum Op: Hashable, Sendable {
+    // Convolutions and dense layers
+    case conv(ConvAttributes)
+    case convTranspose(ConvTransposeAttributes)
+    case linear(LinearAttributes)
+    case matMul
+    case attention(AttentionAttributes)
+    case windowAttention(WindowAttentionAttributes)
+    // Normalisation
+    case instanceNorm(InstanceNormAttributes)
+    case layerNorm(LayerNormAttributes)
+    case softmax(SoftmaxAttributes)
+    // Element-wise
+    case unary(Activation)
+    case binary(BinaryFunction)
+    case `where`
+    // Reductions and pooling
+    case reduce(ReduceAttributes)
+    case averagePool(PoolAttributes)
+    case maxPool(PoolAttributes)
+    // Layout and data movement
+    case concat(ConcatAttributes)
+    case split(SplitAttributes)
+    case slice
+    case transpose(TransposeAttributes)
+    case reshape(ReshapeAttributes)
+    case squeeze(SqueezeAttributes)
+    case unsqueeze(UnsqueezeAttributes)
+    case flatten(FlattenAttributes)
+    case pad(PadAttributes)
+    case resize(ResizeAttributes)
+    case depthToSpace(DepthToSpaceAttributes)
+    case spaceToDepth(SpaceToDepthAttributes)
+    case expand
+    case tile
+    case gather(GatherAttributes)
+    case scatterND(ScatterNDAttributes)
+    // Shape arithmetic
+    case shape(ShapeAttributes)
+    case cast(CastAttributes)
+    case range
+    case constantOfShape(ConstantOfShapeAttributes)
+
+    /// The op, without its attributes.
+    public var kind: OpKind {
+        switch self {
+        case .conv: .conv
+        case .convTranspose: .convTranspose
+        case .linear: .linear
+        case .matMul: .matMul
+        case .attention: .attention
+        case .windowAttention: .windowAttention
+        case .instanceNorm: .instanceNorm
+        case .layerNorm: .layerNorm
+        case .softmax: .softmax
+        case .unary: .unary
+        case .binary: .binary
+        case .where: .where
+        case .reduce: .reduce
+        case .averagePool: .averagePool
+        case .maxPool: .maxPool
+        case .concat: .concat
+        case .split: .split
+        case .slice: .slice
+        case .transpose: .transpose
+        case .reshape: .reshape
+        case .squeeze: .squeeze
+        case .unsqueeze: .unsqueeze
+        case .flatten: .flatten
+        case .pad: .pad
+        case .resize: .resize
+        case .depthToSpace: .depthToSpace
+        case .spaceToDepth: .spaceToDepth
+        case .expand: .expand
+        case .tile: .tile
+        case .gather: .gather
+        case .scatterND: .scatterND
+        case .shape: .shape
+        case .cast: .cast
+        case .range: .range
+        case .constantOfShape: .constantOfShape
+        }
+    }
+
+    /// Decodes and checks the attributes of a node of op `kind` named `node`, as the
+    /// `.rgraph` reader does for every node it loads.
+    public init(kind: OpKind, attributes: [String: Attribute], node: String) throws {
+        func decode<A: OpAttributes>(_ type: A.Type) throws -> A { try A(attributes: attributes, node: node) }
+        switch kind {
+        case .conv: self = .conv(try decode(ConvAttributes.self))
+        case .convTranspose: self = .convTranspose(try decode(ConvTransposeAttributes.self))
+        case .linear: self = .linear(try decode(LinearAttributes.self))
+        case .matMul: self = try .withoutAttributes(.matMul, attributes, node: node)
+        case .attention: self = .attention(try decode(AttentionAttributes.self))
+        case .windowAttention: self = .windowAttention(try decode(WindowAttentionAttributes.self))
+        case .instanceNorm: self = .instanceNorm(try decode(InstanceNormAttributes.self))
+        case .layerNorm: self = .layerNorm(try decode(LayerNormAttributes.self))
+        case .softmax: self = .softmax(try decode(SoftmaxAttributes.self))
+        case .unary: self = .unary(try decode(UnaryAttributes.self).function)
+        case .binary: self = .binary(try decode(BinaryAttributes.self).function)
+        case .where: self = try .withoutAttributes(.where, attributes, node: node)
+        case .reduce: self = .reduce(try decode(ReduceAttributes.self))
+        case .averagePool: self = .averagePool(try decode(PoolAttributes.self))
+        case .maxPool: self = .maxPool(try decode(PoolAttributes.self))
+        case .concat: self = .concat(try decode(ConcatAttributes.self))
+        case .split: self = .split(try decode(SplitAttributes.self))
+        case .slice: self = try .withoutAttributes(.slice, attributes, node: node)
+        case .transpose: self = .transpose(try decode(TransposeAttributes.self))
+        case .reshape: self = .reshape(try decode(ReshapeAttributes.self))
+        case .squeeze: self = .squeeze(try decode(SqueezeAttributes.self))
+        case .unsqueeze: self = .unsqueeze(try decode(UnsqueezeAttributes.self))
+        case .flatten: self = .flatten(try decode(FlattenAttributes.self))
+        case .pad: self = .pad(try decode(PadAttributes.self))
+        case .resize: self = .resize(try decode(ResizeAttributes.self))
+        case .depthToSpace: self = .depthToSpace(try decode(DepthToSpaceAttributes.self))
+        case .spaceToDepth: self = .spaceToDepth(try decode(SpaceToDepthAttributes.self))
+        case .expand: self = try .withoutAttributes(.expand, attributes, node: node)
+        case .tile: self = try .withoutAttributes(.tile, attributes, node: node)
+        case .gather: self = .gather(try decode(GatherAttributes.self))
+        case .scatterND: self = .scatterND(try decode(ScatterNDAttributes.self))
+        case .shape: self = .shape(try decode(ShapeAttributes.self))
+        case .cast: self = .cast(try decode(CastAttributes.self))
+        case .range: self = try .withoutAttributes(.range, attributes, node: node)
+        case .constantOfShape: self = .constantOfShape(try decode(ConstantOfShapeAttributes.self))
+        }
+    }
+
+    /// The node attributes that describe this operation, defaults left out: what the
+    /// `.rgraph` writer stores.
+    public var attributes: [String: Attribute] {
+        switch self {
+        case .conv(let a): a.encoded
+        case .convTranspose(let a): a.encoded
+        case .linear(let a): a.encoded
+        case .attention(let a): a.encoded
+        case .windowAttention(let a): a.encoded
+        case .instanceNorm(let a): a.encoded
+        case .layerNorm(let a): a.encoded
+        case .softmax(let a): a.encoded
+        case .unary(let function): UnaryAttributes(function: function).encoded
+        case .binary(let function): BinaryAttributes(function: function).encoded
+        case .reduce(let a): a.encoded
+        case .averagePool(let a), .maxPool(let a): a.encoded
+        case .concat(let a): a.encoded
+        case .split(let a): a.encoded
+        case .transpose(let a): a.encoded
+        case .reshape(let a): a.encoded
+        case .squeeze(let a): a.encoded
+        case .unsqueeze(let a): a.encoded
+        case .flatten(let a): a.encoded
+        case .pad(let a): a.encoded
+        case .resize(let a): a.encoded
+        case .depthToSpace(let a): a.encoded
+        case .spaceToDepth(let a): a.encoded
+        case .gather(let a): a.encoded
+        case .scatterND(let a): a.encoded
+        case .shape(let a): a.encoded
+        case .cast(let a): a.encoded
+        case .constantOfShape(let a): a.encoded
+        case .matMul, .where, .slice, .expand, .tile, .range: [:]
+        }
+    }
+
+    /// An op that has no attributes: any attribute on the node is an error.
+    private static func withoutAttributes(_ operation: Op, _ attributes: [String: Attribute],
+                                          node: String) throws -> Op {
+        if let key = attributes.keys.sorted().first { throw GraphError.unknownAttribute(node: node, attribute: key) }
+        return operation
+    }
+
+    /// The activation fused into a conv, transposed conv or linear (identity when none
+    /// is), or nil for ops that fuse none (`OpTraits.fusesActivation`).
+    public var fusedActivation: Activation? {
+        get {
+            switch self {
+            case .conv(let a): a.activation
+            case .convTranspose(let a): a.activation
+            case .linear(let a): a.activation
+            case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
+                 .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
+                 .flatten, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
+                 .cast, .range, .constantOfShape: nil
+            }
+        }
+        set {
+            guard let newValue else { return }
+            switch self {
+            case .conv(var a): a.activation = newValue; self = .conv(a)
+            case .convTranspose(var a): a.activation = newValue; self = .convTranspose(a)
+            case .linear(var a): a.activation = newValue; self = .linear(a)
+            case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
+                 .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
+                 .flatten, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
+                 .cast, .range, .constantOfShape: break
+            }
+        }
+    }
+}
+
+/// What passes and the planner may assume about an op, kept with the op set instead of
+/// in hand-kept lists inside each pass.
+public struct OpTraits: OptionSet, Sendable {
+    public let rawValue: Int
+    public init(rawValue: Int) { self.rawValue = rawValue }
+
+    /// Applies an `Activation` to its result in the kernel (`Op.fusedActivation`).
+    public static let fusesActivation = OpTraits(rawValue: 1 << 0)
+    /// Adds a same-shaped residual input to its result in the kernel.
+    public static let fusesResidual = OpTraits(rawValue: 1 << 1)
+    /// Output 0 is input 0's elements under another shape: the planner aliases the buffer.
+    public static let isView = OpTraits(rawValue: 1 << 2)
+    /// Has a backward rule (reverse-mode gradients). None has yet.
+    public static let hasGradient = OpTraits(rawValue: 1 << 3)
+}
+
+extension OpKind {
+    public var traits: OpTraits {
+        switch self {
+        case .conv: [.fusesActivation, .fusesResidual]
+        case .convTranspose, .linear: [.fusesActivation]
+        case .reshape, .squeeze, .unsqueeze, .flatten: [.isView]
+        case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
+             .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .pad, .resize, .depthToSpace,
+             .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape: []
+        }
+    }
+
+    /// Every attribute key a node of this op may carry (for the fuzz dictionary and docs).
+    public var attributeKeys: [String] {
+        func keys<A: OpAttributes>(_ type: A.Type) -> [String] { A.fields.flatMap(\.keys) }
+        switch self {
+        case .conv: return keys(ConvAttributes.self)
+        case .convTranspose: return keys(ConvTransposeAttributes.self)
+        case .linear: return keys(LinearAttributes.self)
+        case .attention: return keys(AttentionAttributes.self)
+        case .windowAttention: return keys(WindowAttentionAttributes.self)
+        case .instanceNorm: return keys(InstanceNormAttributes.self)
+        case .layerNorm: return keys(LayerNormAttributes.self)
+        case .softmax: return keys(SoftmaxAttributes.self)
+        case .unary: return keys(UnaryAttributes.self)
+        case .binary: return keys(BinaryAttributes.self)
+        case .reduce: return keys(ReduceAttributes.self)
+        case .averagePool, .maxPool: return keys(PoolAttributes.self)
+        case .concat: return keys(ConcatAttributes.self)
+        case .split: return keys(SplitAttributes.self)
+        case .transpose: return keys(TransposeAttributes.self)
+        case .reshape: return keys(ReshapeAttributes.self)
+        case .squeeze: return keys(SqueezeAttributes.self)
+        case .unsqueeze: return keys(UnsqueezeAttributes.self)
+        case .flatten: return keys(FlattenAttributes.self)
+        case .pad: return keys(PadAttributes.self)
+        case .resize: return keys(ResizeAttributes.self)
+        case .depthToSpace: return keys(DepthToSpaceAttributes.self)
+        case .spaceToDepth: return keys(SpaceToDepthAttributes.self)
+        case .gather: return keys(GatherAttributes.self)
+        case .scatterND: return keys(ScatterNDAttributes.self)
+        case .shape: return keys(ShapeAttributes.self)
+        case .cast: return keys(CastAttributes.self)
+        case .constantOfShape: return keys(ConstantOfShapeAttributes.self)
+        case .matMul, .where, .slice, .expand, .tile, .range: return []
+        }
+    }
+}
