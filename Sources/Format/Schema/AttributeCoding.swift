@@ -91,10 +91,19 @@ extension Float: ListAttributeElement {
     public static var pluralName: String { "floats" }
 }
 
+/// The names a string attribute may hold, without its Swift type (for the fuzz
+/// dictionary and docs, which list every token of the format).
+public protocol NamedAttributeDomain {
+    static var allNames: [String] { get }
+}
+
 /// A closed set of names stored as a string attribute (modes, functions, dtypes).
-public protocol NamedAttributeValue: AttributeValue, RawRepresentable, CaseIterable where RawValue == String {}
+public protocol NamedAttributeValue: AttributeValue, RawRepresentable, CaseIterable, NamedAttributeDomain
+where RawValue == String {}
 
 extension NamedAttributeValue {
+    public static var allNames: [String] { allCases.map(\.rawValue) }
+
     public init?(attribute: Attribute) {
         guard case .string(let name) = attribute else { return nil }
         self.init(rawValue: name)
@@ -111,6 +120,8 @@ public struct AttributeField<Root: OpAttributes>: @unchecked Sendable {
     let keys: [String]
     /// Keys that must be present on every node of the op.
     let requiredKeys: [String]
+    /// Every name a string attribute of this field may hold (empty for numbers).
+    let valueNames: [String]
     let decode: (inout Root, [String: Attribute], _ node: String) throws -> Void
     /// Writes the value's attributes, leaving out those equal to their default.
     let encode: (Root, inout [String: Attribute]) -> Void
@@ -129,6 +140,7 @@ public struct AttributeField<Root: OpAttributes>: @unchecked Sendable {
     public init<Value: AttributeValue>(_ key: String, _ path: WritableKeyPath<Root, Value?>) {
         keys = [key]
         requiredKeys = []
+        valueNames = (Value.self as? NamedAttributeDomain.Type)?.allNames ?? []
         decode = { root, attributes, node in
             guard let attribute = attributes[key] else { return }
             root[keyPath: path] = try Value.decoded(attribute, key: key, node: node)
@@ -141,7 +153,7 @@ public struct AttributeField<Root: OpAttributes>: @unchecked Sendable {
     /// A fused activation: the function under `functionKey` and its parameters
     /// (alpha, beta, min, max), each written only when it differs from its default.
     public static func activation(_ functionKey: String, _ path: WritableKeyPath<Root, Activation>) -> Self {
-        Self(keys: [functionKey] + Activation.parameterKeys, requiredKeys: [],
+        Self(keys: [functionKey] + Activation.parameterKeys, requiredKeys: [], valueNames: UnaryFunction.allNames,
              decode: { root, attributes, node in
                  root[keyPath: path] = try Activation(attributes: attributes, functionKey: functionKey, node: node)
              },
@@ -153,6 +165,7 @@ public struct AttributeField<Root: OpAttributes>: @unchecked Sendable {
     private init<Value: AttributeValue>(_ key: String, _ path: WritableKeyPath<Root, Value>, required: Bool) {
         keys = [key]
         requiredKeys = required ? [key] : []
+        valueNames = (Value.self as? NamedAttributeDomain.Type)?.allNames ?? []
         decode = { root, attributes, node in
             guard let attribute = attributes[key] else { return }
             root[keyPath: path] = try Value.decoded(attribute, key: key, node: node)
@@ -163,11 +176,12 @@ public struct AttributeField<Root: OpAttributes>: @unchecked Sendable {
         }
     }
 
-    private init(keys: [String], requiredKeys: [String],
+    private init(keys: [String], requiredKeys: [String], valueNames: [String],
                  decode: @escaping (inout Root, [String: Attribute], String) throws -> Void,
                  encode: @escaping (Root, inout [String: Attribute]) -> Void) {
         self.keys = keys
         self.requiredKeys = requiredKeys
+        self.valueNames = valueNames
         self.decode = decode
         self.encode = encode
     }

@@ -231,39 +231,48 @@ extension OpKind {
         }
     }
 
-    /// Every attribute key a node of this op may carry (for the fuzz dictionary and docs).
-    public var attributeKeys: [String] {
-        func keys<A: OpAttributes>(_ type: A.Type) -> [String] { A.fields.flatMap(\.keys) }
+    /// Every attribute key a node of this op may carry, in documentation order.
+    public var attributeKeys: [String] { attributeFields.flatMap(\.keys) }
+
+    /// Every name its string attributes may hold (functions, modes, dtypes).
+    public var attributeValueNames: [String] { attributeFields.flatMap(\.valueNames) }
+
+    /// The keys and value names of each attribute field of this op.
+    private var attributeFields: [(keys: [String], valueNames: [String])] {
+        func fields<A: OpAttributes>(_ type: A.Type) -> [(keys: [String], valueNames: [String])] {
+            A.fields.map { ($0.keys, $0.valueNames) }
+        }
         switch self {
-        case .conv: return keys(ConvAttributes.self)
-        case .convTranspose: return keys(ConvTransposeAttributes.self)
-        case .linear: return keys(LinearAttributes.self)
-        case .attention: return keys(AttentionAttributes.self)
-        case .windowAttention: return keys(WindowAttentionAttributes.self)
-        case .instanceNorm: return keys(InstanceNormAttributes.self)
-        case .layerNorm: return keys(LayerNormAttributes.self)
-        case .softmax: return keys(SoftmaxAttributes.self)
-        case .unary: return keys(UnaryAttributes.self)
-        case .binary: return keys(BinaryAttributes.self)
-        case .reduce: return keys(ReduceAttributes.self)
-        case .averagePool, .maxPool: return keys(PoolAttributes.self)
-        case .concat: return keys(ConcatAttributes.self)
-        case .split: return keys(SplitAttributes.self)
-        case .transpose: return keys(TransposeAttributes.self)
-        case .reshape: return keys(ReshapeAttributes.self)
-        case .squeeze: return keys(SqueezeAttributes.self)
-        case .unsqueeze: return keys(UnsqueezeAttributes.self)
-        case .flatten: return keys(FlattenAttributes.self)
-        case .pad: return keys(PadAttributes.self)
-        case .resize: return keys(ResizeAttributes.self)
-        case .depthToSpace: return keys(DepthToSpaceAttributes.self)
-        case .spaceToDepth: return keys(SpaceToDepthAttributes.self)
-        case .gather: return keys(GatherAttributes.self)
-        case .scatterND: return keys(ScatterNDAttributes.self)
-        case .shape: return keys(ShapeAttributes.self)
-        case .cast: return keys(CastAttributes.self)
-        case .constantOfShape: return keys(ConstantOfShapeAttributes.self)
+        case .conv: return fields(ConvAttributes.self)
+        case .convTranspose: return fields(ConvTransposeAttributes.self)
+        case .linear: return fields(LinearAttributes.self)
+        case .attention: return fields(AttentionAttributes.self)
+        case .windowAttention: return fields(WindowAttentionAttributes.self)
+        case .instanceNorm: return fields(InstanceNormAttributes.self)
+        case .layerNorm: return fields(LayerNormAttributes.self)
+        case .softmax: return fields(SoftmaxAttributes.self)
+        case .unary: return fields(UnaryAttributes.self)
+        case .binary: return fields(BinaryAttributes.self)
+        case .reduce: return fields(ReduceAttributes.self)
+        case .averagePool, .maxPool: return fields(PoolAttributes.self)
+        case .concat: return fields(ConcatAttributes.self)
+        case .split: return fields(SplitAttributes.self)
+        case .transpose: return fields(TransposeAttributes.self)
+        case .reshape: return fields(ReshapeAttributes.self)
+        case .squeeze: return fields(SqueezeAttributes.self)
+        case .unsqueeze: return fields(UnsqueezeAttributes.self)
+        case .flatten: return fields(FlattenAttributes.self)
+        case .pad: return fields(PadAttributes.self)
+        case .resize: return fields(ResizeAttributes.self)
+        case .depthToSpace: return fields(DepthToSpaceAttributes.self)
+        case .spaceToDepth: return fields(SpaceToDepthAttributes.self)
+        case .gather: return fields(GatherAttributes.self)
+        case .scatterND: return fields(ScatterNDAttributes.self)
+        case .shape: return fields(ShapeAttributes.self)
+        case .cast: return fields(CastAttributes.self)
+        case .constantOfShape: return fields(ConstantOfShapeAttributes.self)
         case .matMul, .where, .slice, .expand, .tile, .range: return []
         }
     }
+
 }
