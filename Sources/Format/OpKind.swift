@@ -91,6 +91,11 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     ///        default "half_pixel"), nearestMode ="round_prefer_floor", cubicCoeffA =-0.75,
     ///        excludeOutside =0.
     case resize
+    /// inputs: X [N,C,H_in,W_in], grid [N,H_out,W_out,2] (x, y per output pixel, −1…1 spanning
+    /// the input; data, not plan-time). Y [N,C,H_out,W_out] samples X at each grid point,
+    /// per ONNX GridSample (`GridSampleAttributes`: linear or nearest, zeros / border /
+    /// reflection padding, alignCorners). Deformable attention's sampling.
+    case gridSample
     /// inputs: X [N,C,H,W]; attrs: blockSize, mode "DCR"|"CRD".
     case depthToSpace
     /// inputs: X [N,C,H,W]; attrs: blockSize.

@@ -61,6 +61,7 @@ final class OpSchemaTests: XCTestCase {
             resize.cubicCoeffA = -0.5
             resize.excludeOutside = true
             return .resize(resize)
+        case .gridSample: return .gridSample(GridSampleAttributes(mode: .nearest, paddingMode: .reflection, alignCorners: true))
         case .depthToSpace: return .depthToSpace(DepthToSpaceAttributes(blockSize: 2, mode: .columnRowDepth))
         case .spaceToDepth: return .spaceToDepth(SpaceToDepthAttributes(blockSize: 3))
         case .expand: return .expand

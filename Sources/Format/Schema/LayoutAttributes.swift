@@ -151,6 +151,41 @@ public struct ResizeAttributes: OpAttributes {
     ]
 }
 
+/// `gridSample`: how X is sampled at the grid's points (ONNX GridSample).
+public struct GridSampleAttributes: OpAttributes {
+    /// Interpolation: bilinear (ONNX 16's "bilinear", 20's "linear") or the nearest pixel,
+    /// rounding halves to even. Bicubic is not implemented.
+    public enum Mode: String, NamedAttributeValue { case linear, nearest }
+
+    /// What a sample outside the input reads.
+    public enum PaddingMode: String, NamedAttributeValue {
+        /// Zero.
+        case zeros
+        /// The nearest border pixel.
+        case border
+        /// The input mirrored at its border (repeatedly, for points far outside).
+        case reflection
+    }
+
+    public var mode = Mode.linear
+    public var paddingMode = PaddingMode.zeros
+    /// −1 and 1 are the centres of the corner pixels (true) or their outer edges (false).
+    public var alignCorners = false
+
+    public init() {}
+    public init(mode: Mode, paddingMode: PaddingMode, alignCorners: Bool) {
+        self.mode = mode
+        self.paddingMode = paddingMode
+        self.alignCorners = alignCorners
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("mode", \.mode),
+        AttributeField("paddingMode", \.paddingMode),
+        AttributeField("alignCorners", \.alignCorners),
+    ]
+}
+
 /// `depthToSpace`: blocks of `blockSize`² channels become blockSize × blockSize pixels.
 public struct DepthToSpaceAttributes: OpAttributes {
     /// Depth-column-row (DCR, the default) or column-row-depth (CRD) channel order.

@@ -35,6 +35,7 @@ public enum Op: Hashable, Sendable {
     case flatten(FlattenAttributes)
     case pad(PadAttributes)
     case resize(ResizeAttributes)
+    case gridSample(GridSampleAttributes)
     case depthToSpace(DepthToSpaceAttributes)
     case spaceToDepth(SpaceToDepthAttributes)
     case expand
@@ -75,6 +76,7 @@ public enum Op: Hashable, Sendable {
         case .flatten: .flatten
         case .pad: .pad
         case .resize: .resize
+        case .gridSample: .gridSample
         case .depthToSpace: .depthToSpace
         case .spaceToDepth: .spaceToDepth
         case .expand: .expand
@@ -118,6 +120,7 @@ public enum Op: Hashable, Sendable {
         case .flatten: self = .flatten(try decode(FlattenAttributes.self))
         case .pad: self = .pad(try decode(PadAttributes.self))
         case .resize: self = .resize(try decode(ResizeAttributes.self))
+        case .gridSample: self = .gridSample(try decode(GridSampleAttributes.self))
         case .depthToSpace: self = .depthToSpace(try decode(DepthToSpaceAttributes.self))
         case .spaceToDepth: self = .spaceToDepth(try decode(SpaceToDepthAttributes.self))
         case .expand: self = try .withoutAttributes(.expand, attributes, node: node)
@@ -156,6 +159,7 @@ public enum Op: Hashable, Sendable {
         case .flatten(let a): a.encoded
         case .pad(let a): a.encoded
         case .resize(let a): a.encoded
+        case .gridSample(let a): a.encoded
         case .depthToSpace(let a): a.encoded
         case .spaceToDepth(let a): a.encoded
         case .gather(let a): a.encoded
@@ -184,7 +188,7 @@ public enum Op: Hashable, Sendable {
             case .linear(let a): a.activation
             case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
-                 .flatten, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
+                 .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
                  .cast, .range, .constantOfShape: nil
             }
         }
@@ -196,7 +200,7 @@ public enum Op: Hashable, Sendable {
             case .linear(var a): a.activation = newValue; self = .linear(a)
             case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
-                 .flatten, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
+                 .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
                  .cast, .range, .constantOfShape: break
             }
         }
@@ -226,7 +230,7 @@ extension OpKind {
         case .convTranspose, .linear: [.fusesActivation]
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView]
         case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
-             .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .pad, .resize, .depthToSpace,
+             .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .pad, .resize, .gridSample, .depthToSpace,
              .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape: []
         }
     }
@@ -242,37 +246,44 @@ extension OpKind {
         func fields<A: OpAttributes>(_ type: A.Type) -> [(keys: [String], valueNames: [String])] {
             A.fields.map { ($0.keys, $0.valueNames) }
         }
+        return attributesType.map { fields($0) } ?? []
+    }
+
+    /// The struct a node of this op stores its attributes as; nil for ops without any.
+    public var attributesType: (any OpAttributes.Type)? {
         switch self {
-        case .conv: return fields(ConvAttributes.self)
-        case .convTranspose: return fields(ConvTransposeAttributes.self)
-        case .linear: return fields(LinearAttributes.self)
-        case .attention: return fields(AttentionAttributes.self)
-        case .windowAttention: return fields(WindowAttentionAttributes.self)
-        case .instanceNorm: return fields(InstanceNormAttributes.self)
-        case .layerNorm: return fields(LayerNormAttributes.self)
-        case .softmax: return fields(SoftmaxAttributes.self)
-        case .unary: return fields(UnaryAttributes.self)
-        case .binary: return fields(BinaryAttributes.self)
-        case .reduce: return fields(ReduceAttributes.self)
-        case .averagePool, .maxPool: return fields(PoolAttributes.self)
-        case .concat: return fields(ConcatAttributes.self)
-        case .split: return fields(SplitAttributes.self)
-        case .transpose: return fields(TransposeAttributes.self)
-        case .reshape: return fields(ReshapeAttributes.self)
-        case .squeeze: return fields(SqueezeAttributes.self)
-        case .unsqueeze: return fields(UnsqueezeAttributes.self)
-        case .flatten: return fields(FlattenAttributes.self)
-        case .pad: return fields(PadAttributes.self)
-        case .resize: return fields(ResizeAttributes.self)
-        case .depthToSpace: return fields(DepthToSpaceAttributes.self)
-        case .spaceToDepth: return fields(SpaceToDepthAttributes.self)
-        case .gather: return fields(GatherAttributes.self)
-        case .scatterND: return fields(ScatterNDAttributes.self)
-        case .shape: return fields(ShapeAttributes.self)
-        case .cast: return fields(CastAttributes.self)
-        case .constantOfShape: return fields(ConstantOfShapeAttributes.self)
-        case .matMul, .where, .slice, .expand, .tile, .range: return []
+        case .conv: ConvAttributes.self
+        case .convTranspose: ConvTransposeAttributes.self
+        case .linear: LinearAttributes.self
+        case .attention: AttentionAttributes.self
+        case .windowAttention: WindowAttentionAttributes.self
+        case .instanceNorm: InstanceNormAttributes.self
+        case .layerNorm: LayerNormAttributes.self
+        case .softmax: SoftmaxAttributes.self
+        case .unary: UnaryAttributes.self
+        case .binary: BinaryAttributes.self
+        case .reduce: ReduceAttributes.self
+        case .averagePool, .maxPool: PoolAttributes.self
+        case .concat: ConcatAttributes.self
+        case .split: SplitAttributes.self
+        case .transpose: TransposeAttributes.self
+        case .reshape: ReshapeAttributes.self
+        case .squeeze: SqueezeAttributes.self
+        case .unsqueeze: UnsqueezeAttributes.self
+        case .flatten: FlattenAttributes.self
+        case .pad: PadAttributes.self
+        case .resize: ResizeAttributes.self
+        case .gridSample: GridSampleAttributes.self
+        case .depthToSpace: DepthToSpaceAttributes.self
+        case .spaceToDepth: SpaceToDepthAttributes.self
+        case .gather: GatherAttributes.self
+        case .scatterND: ScatterNDAttributes.self
+        case .shape: ShapeAttributes.self
+        case .cast: CastAttributes.self
+        case .constantOfShape: ConstantOfShapeAttributes.self
+        case .matMul, .where, .slice, .expand, .tile, .range: nil
         }
     }
+
 
 }

@@ -29,6 +29,7 @@ extension OpKind {
         case .flatten: Flatten.self
         case .pad: Pad.self
         case .resize: Resize.self
+        case .gridSample: GridSample.self
         case .depthToSpace: DepthToSpace.self
         case .spaceToDepth: SpaceToDepth.self
         case .expand: Expand.self

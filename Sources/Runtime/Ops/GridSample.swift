@@ -1,0 +1,224 @@
+import Foundation
+import Format
+
+/// `gridSample`: Y[n, c, i, j] = X[n, c] sampled at grid[n, i, j] = (x, y), per ONNX
+/// GridSample (opsets 16 and 20–22) for 4-D X: the normalised point is mapped to pixel
+/// coordinates, moved inside by the padding mode when it lies beyond the border, and then
+/// read with bilinear weights or from the nearest pixel, corners outside the input read
+/// as the padding mode says. The grid is data (deformable attention computes it), so the
+/// kernel works the taps out at run time.
+public struct GridSample: Operator {
+    let name: String
+    let sampler: GridSampler.Options
+
+    public init(node: Node) throws {
+        guard case .gridSample(let attributes) = node.operation else {
+            throw OpError.wrongOp(node: node.name, expected: .gridSample, found: node.op)
+        }
+        name = node.name
+        sampler = GridSampler.Options(mode: attributes.mode, padding: attributes.paddingMode,
+                                      alignCorners: attributes.alignCorners)
+    }
+
+    /// The shapes of X [N,C,H,W] and grid [N,H_out,W_out,2], checked against each other.
+    func geometry(_ x: [Int], _ grid: [Int]) throws -> GridSampler {
+        guard x.count == 4, grid.count == 4, grid[3] == 2, grid[0] == x[0] else {
+            throw OpError.shape(node: name, "gridSample needs X [N,C,H,W] and grid [N,H_out,W_out,2], found \(x) and \(grid)")
+        }
+        return GridSampler(options: sampler, batch: x[0], channels: x[1], inputHeight: x[2], inputWidth: x[3],
+                           outputHeight: grid[1], outputWidth: grid[2])
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let grid = try ShapeRules.required(inputs, 1, node: name)
+        let g = try geometry(x.shape, grid.shape)
+        return [ValueFact(dtype: .float32, shape: [g.batch, g.channels, g.outputHeight, g.outputWidth])]
+    }
+
+    /// ONNX's definition step by step, one output element at a time.
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard inputs.count > 1, let xTensor = inputs[0], let gridTensor = inputs[1] else {
+            throw GraphError.missingInput(node: name, index: inputs.first == nil ? 0 : 1)
+        }
+        let g = try geometry(xTensor.shape, gridTensor.shape)
+        let x = xTensor.floats, grid = gridTensor.floats
+        let (h, w) = (g.inputHeight, g.inputWidth)
+        let options = g.options
+        var y = [Float](repeating: 0, count: g.batch * g.channels * g.outputPixels)
+        for n in 0..<g.batch {
+            for c in 0..<g.channels {
+                let plane = (n * g.channels + c) * h * w
+                /// The pixel at integer (row, column), the padding mode deciding outside.
+                func pixel(_ row: Int, _ column: Int) -> Float {
+                    guard let r = options.resolve(row, size: h), let q = options.resolve(column, size: w) else { return 0 }
+                    return x[plane + r * w + q]
+                }
+                for p in 0..<g.outputPixels {
+                    let point = (n * g.outputPixels + p) * 2
+                    let column = options.sourceCoordinate(grid[point], size: w)
+                    let row = options.sourceCoordinate(grid[point + 1], size: h)
+                    let value: Float
+                    switch options.mode {
+                    case .nearest:
+                        value = pixel(Int(row), Int(column))
+                    case .linear:
+                        let (r0, q0) = (row.rounded(.down), column.rounded(.down))
+                        let (dy, dx) = (row - r0, column - q0)
+                        let (r, q) = (Int(r0), Int(q0))
+                        let top = (1 - dx) * pixel(r, q) + dx * pixel(r, q + 1)
+                        let bottom = (1 - dx) * pixel(r + 1, q) + dx * pixel(r + 1, q + 1)
+                        value = (1 - dy) * top + dy * bottom
+                    }
+                    y[(n * g.channels + c) * g.outputPixels + p] = value
+                }
+            }
+        }
+        return [HostTensor(shape: [g.batch, g.channels, g.outputHeight, g.outputWidth], floats: y)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let grid = try ShapeRules.required(inputs, 1, node: name)
+        return GridSampleKernel(sampler: try geometry(x.shape, grid.shape))
+    }
+}
+
+/// The sizes of one gridSample and ONNX's coordinate rules, shared by the reference and
+/// the fast kernel.
+struct GridSampler: Sendable {
+    struct Options: Sendable {
+        var mode: GridSampleAttributes.Mode
+        var padding: GridSampleAttributes.PaddingMode
+        var alignCorners: Bool
+
+        /// The pixel coordinate of normalised `g` along an axis of `size` pixels, rounded
+        /// for nearest (halves to even, as C's nearbyint) and moved inside the border region
+        /// — [0, size−1] with alignCorners, else [−0.5, size−0.5] — by border or reflection
+        /// padding. With zeros padding it may stay outside.
+        func sourceCoordinate(_ g: Float, size: Int) -> Float {
+            let extent = Float(size)
+            var v = alignCorners ? (g + 1) / 2 * (extent - 1) : ((g + 1) * extent - 1) / 2
+            if mode == .nearest { v = v.rounded(.toNearestOrEven) }
+            let (low, high): (Float, Float) = alignCorners ? (0, extent - 1) : (-0.5, extent - 0.5)
+            guard v < low || v > high else { return v }
+            switch padding {
+            case .zeros: return v
+            case .border: return min(max(v, 0), extent - 1)
+            case .reflection: return Self.reflect(v, low, high)
+            }
+        }
+
+        /// The pixel index that integer coordinate `i` reads, nil for zero padding outside.
+        func resolve(_ i: Int, size: Int) -> Int? {
+            guard i < 0 || i >= size else { return i }
+            switch padding {
+            case .zeros: return nil
+            case .border: return min(max(i, 0), size - 1)
+            case .reflection:
+                let (low, high): (Float, Float) = alignCorners ? (0, Float(size - 1)) : (-0.5, Float(size) - 0.5)
+                // Truncation toward zero, as ONNX's reference converts the reflected index.
+                return min(max(Int(Self.reflect(Float(i), low, high)), 0), size - 1)
+            }
+        }
+
+        /// `v` mirrored at `low` and `high` until it lies between them.
+        static func reflect(_ v: Float, _ low: Float, _ high: Float) -> Float {
+            let range = high - low
+            guard range > 0 else { return low }
+            if v < low {
+                let distance = low - v
+                let flips = (distance / range).rounded(.towardZero)
+                let rest = distance - flips * range
+                return flips.truncatingRemainder(dividingBy: 2) == 0 ? low + rest : high - rest
+            }
+            if v > high {
+                let distance = v - high
+                let flips = (distance / range).rounded(.towardZero)
+                let rest = distance - flips * range
+                return flips.truncatingRemainder(dividingBy: 2) == 0 ? high - rest : low + rest
+            }
+            return v
+        }
+    }
+
+    var options: Options
+    var batch: Int, channels: Int
+    var inputHeight: Int, inputWidth: Int
+    var outputHeight: Int, outputWidth: Int
+
+    var outputPixels: Int { outputHeight * outputWidth }
+
+    /// The four corners an output point reads, as offsets in an input plane and weights;
+    /// a corner that reads zero padding has weight 0 (and offset 0). Nearest uses the
+    /// first corner only, with weight 1.
+    @inline(__always)
+    func taps(column g: Float, row gy: Float) -> (offsets: SIMD4<Int32>, weights: SIMD4<Float>) {
+        let column = options.sourceCoordinate(g, size: inputWidth)
+        let row = options.sourceCoordinate(gy, size: inputHeight)
+        func offset(_ r: Int, _ q: Int) -> Int32? {
+            guard let r = options.resolve(r, size: inputHeight), let q = options.resolve(q, size: inputWidth) else { return nil }
+            return Int32(r * inputWidth + q)
+        }
+        switch options.mode {
+        case .nearest:
+            guard let o = offset(Int(row), Int(column)) else { return (.zero, .zero) }
+            return (SIMD4(o, 0, 0, 0), SIMD4(1, 0, 0, 0))
+        case .linear:
+            let (r0, q0) = (row.rounded(.down), column.rounded(.down))
+            let (dy, dx) = (row - r0, column - q0)
+            let (r, q) = (Int(r0), Int(q0))
+            var offsets = SIMD4<Int32>.zero, weights = SIMD4<Float>.zero
+            @inline(__always) func corner(_ index: Int, _ r: Int, _ q: Int, _ weight: Float) {
+                guard let o = offset(r, q) else { return }
+                offsets[index] = o
+                weights[index] = weight
+            }
+            corner(0, r, q, (1 - dy) * (1 - dx))
+            corner(1, r, q + 1, (1 - dy) * dx)
+            corner(2, r + 1, q, dy * (1 - dx))
+            corner(3, r + 1, q + 1, dy * dx)
+            return (offsets, weights)
+        }
+    }
+}
+
+/// Works out the taps of a block of output points once, then gathers every channel
+/// from them: the coordinate arithmetic is paid per point, not per point and channel
+/// (deformable attention samples 32–256 channels at each point).
+struct GridSampleKernel: Kernel {
+    let sampler: GridSampler
+    /// Output points per work item: taps of 256 points (4 KiB) stay in L1 while every
+    /// channel reads them.
+    static let blockPoints = 256
+
+    var scratchBytes: Int { ScratchSlots.slotCount * Self.blockPoints * MemoryLayout<(SIMD4<Int32>, SIMD4<Float>)>.stride }
+
+    func run(_ io: KernelIO) {
+        let g = sampler
+        guard g.batch * g.channels * g.outputPixels > 0, let scratch = io.scratch else { return }
+        let x = io.input(0), grid = io.input(1), y = io.outputs[0]
+        let plane = g.inputHeight * g.inputWidth
+        let blocks = (g.outputPixels + Self.blockPoints - 1) / Self.blockPoints
+        ScratchSlots.run(items: g.batch * blocks, pool: io.pool) { slot, item in
+            let n = item / blocks
+            let first = (item % blocks) * Self.blockPoints
+            let count = min(Self.blockPoints, g.outputPixels - first)
+            let taps = (scratch + slot * Self.blockPoints * MemoryLayout<(SIMD4<Int32>, SIMD4<Float>)>.stride)
+                .assumingMemoryBound(to: (SIMD4<Int32>, SIMD4<Float>).self)
+            for p in 0..<count {
+                let point = (n * g.outputPixels + first + p) * 2
+                taps[p] = g.taps(column: grid[point], row: grid[point + 1])
+            }
+            for c in 0..<g.channels {
+                let source = x + (n * g.channels + c) * plane
+                let destination = y + (n * g.channels + c) * g.outputPixels + first
+                for p in 0..<count {
+                    let (offsets, weights) = taps[p]
+                    destination[p] = weights[0] * source[Int(offsets[0])] + weights[1] * source[Int(offsets[1])]
+                        + weights[2] * source[Int(offsets[2])] + weights[3] * source[Int(offsets[3])]
+                }
+            }
+        }
+    }
+}
