@@ -54,6 +54,8 @@ let package = Package(
         .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
         .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime", "TestSupport"]),
+        // libRestore's Swift side: which C status each error maps to.
+        .testTarget(name: "CAPITests", dependencies: ["CAPI", "CRestore", "Runtime", "Format"]),
         // Runs the built `convert` and `rrun` executables as a user would.
         .testTarget(name: "CLITests", dependencies: ["Runtime", "Format"]),
     ],

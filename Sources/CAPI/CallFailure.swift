@@ -47,22 +47,22 @@ func status(of error: any Error) -> restore_status {
         }
     case let error as ModelError:
         switch error {
-        // Node problems are collected as text (Model.init); an op this runtime does not
-        // implement is the common case and reads "unsupported" there.
+        // A file whose nodes cannot load is not a valid model, unless one of them is valid
+        // but not implemented here: that one says more about what to do.
         case .invalidNodes(let problems):
-            return problems.contains { $0.contains("unsupported") } ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
+            return problems.contains { status(of: $0, planning: false) == RESTORE_ERROR_UNSUPPORTED }
+                ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
         case .missingInput, .unexpectedInput: return RESTORE_ERROR_ARGUMENT
-        case .inputShape, .inconsistentSymbol, .node: return RESTORE_ERROR_SHAPE
+        case .inputShape, .inconsistentSymbol: return RESTORE_ERROR_SHAPE
+        case .node(let problem): return status(of: problem, planning: true)
         case .valueTooLarge: return RESTORE_ERROR_MEMORY
         }
+    case let error as NodeProblem:
+        return status(of: error, planning: true)
     case let error as OpError:
-        switch error {
-        case .shape: return RESTORE_ERROR_SHAPE
-        case .notPlanTime, .unsupported: return RESTORE_ERROR_UNSUPPORTED
-        case .wrongOp: return RESTORE_ERROR_INTERNAL
-        }
-    case is GraphError:
-        return RESTORE_ERROR_FORMAT
+        return status(of: .op(error), planning: true)
+    case let error as GraphError:
+        return status(of: .graph(error), planning: false)
     case let error as ContractError:
         switch error {
         case .badValue: return RESTORE_ERROR_FORMAT
@@ -81,5 +81,24 @@ func status(of error: any Error) -> restore_status {
         }
     default:
         return RESTORE_ERROR_INTERNAL
+    }
+}
+
+/// The status of one node's problem: when `planning` for given input sizes, an op's shape
+/// error is those sizes not fitting (shape); when loading, before any size is known, it
+/// is a node the file describes wrongly (format).
+private func status(of problem: NodeProblem, planning: Bool) -> restore_status {
+    switch problem {
+    case .graph(let error):
+        switch error {
+        case .missingAttribute, .unknownAttribute, .badAttribute, .missingInput, .unknownValue: return RESTORE_ERROR_FORMAT
+        }
+    case .op(let error):
+        switch error {
+        case .shape: return planning ? RESTORE_ERROR_SHAPE : RESTORE_ERROR_FORMAT
+        case .notPlanTime, .unsupported: return RESTORE_ERROR_UNSUPPORTED
+        case .wrongOp: return RESTORE_ERROR_INTERNAL
+        }
+    case .outputNotProduced: return RESTORE_ERROR_FORMAT
     }
 }

@@ -17,13 +17,7 @@ final class ModelHandle: Sendable {
     init(_ model: Model) {
         self.model = model
         let graph = model.graph
-        do {
-            contract = .success(try RestorationContract(graph: graph))
-        } catch let error as ContractError {
-            contract = .failure(error)
-        } catch {
-            contract = .failure(.notAnImageModel("\(error)"))
-        }
+        contract = Result { () throws(ContractError) in try RestorationContract(graph: graph) }
         metadataKeys = graph.metadata.keys.sorted { Array($0.utf8).lexicographicallyPrecedes(Array($1.utf8)) }.map(OwnedCString.init)
         metadataValues = graph.metadata.mapValues(OwnedCString.init)
         inputNames = graph.inputs.map { OwnedCString($0.name) }

@@ -18,34 +18,12 @@ public struct ConversionOptions: Sendable {
     public var head: Head?
     /// How the rgb head makes an N-class classifier emit 3 channels; required when N ≠ 3.
     public var headInitialisation: HeadInitialisation?
-    public var task: String?
-    public var range: String?
-    public var mean: [Float]?
-    public var std: [Float]?
-    public var residual = false
-    public var scale: Int?
-    public var multiple: Int?
-    public var tile: Int?
-    public var overlap: Int?
+    /// The restoration contract fields `convert`'s flags set; each overrides what the
+    /// model carries (ONNX metadata), and the model's other fields stay as they were.
+    public var contract = RestorationContract.Settings()
     public var weights: WeightType = .f32
 
     public init() {}
-
-    /// The `restore.*` metadata these options set.
-    var metadata: [String: String] {
-        var result: [String: String] = [:]
-        func list(_ values: [Float]) -> String { values.map { String($0) }.joined(separator: ",") }
-        result["restore.task"] = task
-        result["restore.range"] = range
-        result["restore.mean"] = mean.map(list)
-        result["restore.std"] = std.map(list)
-        if residual { result["restore.residual"] = "true" }
-        result["restore.scale"] = scale.map(String.init)
-        result["restore.multiple"] = multiple.map(String.init)
-        result["restore.tile"] = tile.map(String.init)
-        result["restore.overlap"] = overlap.map(String.init)
-        return result
-    }
 }
 
 /// Imports a model file, simplifies and fuses it, records the restoration contract
@@ -66,34 +44,33 @@ public enum Conversion {
         default:
             throw ConversionError.unknownFormat(path)
         }
-        for (key, value) in options.metadata { graph.metadata[key] = value }
-        graph.metadata["restore.converted-from"] = URL(fileURLWithPath: path).lastPathComponent
-        let multiple = Int(graph.metadata["restore.multiple"] ?? "") ?? 1
+        graph.metadata.merge(options.contract.metadata) { _, flag in flag }
+        graph.metadata[RestorationContract.convertedFromKey] = URL(fileURLWithPath: path).lastPathComponent
+        var contract = try RestorationContract.Settings(metadata: graph.metadata)
+        let multiple = contract.resolvedMultiple
         var head: RGBHead.Outcome?
         switch options.head {
         case .rgb?:
-            head = try RGBHead.attach(to: &graph, initialisation: options.headInitialisation,
-                                      scale: Int(graph.metadata["restore.scale"] ?? "") ?? 1, multiple: multiple)
+            head = try RGBHead.attach(to: &graph, contract: contract, initialisation: options.headInitialisation)
             // A restorer records its task, so the contract below is checked.
-            graph.metadata["restore.task"] = options.task ?? "restore"
+            var recordedTask = RestorationContract.Settings()
+            recordedTask.task = options.contract.task ?? .restore
+            graph.metadata.merge(recordedTask.metadata) { _, task in task }
+            contract = contract.merging(recordedTask)
         case nil:
             if options.headInitialisation != nil { throw ConversionError.headInitialisationWithoutHead }
         }
         let report = try Simplifier.simplify(&graph, multiple: multiple)
         graph.metadata[Graph.importedNodesKey] = String(report.nodesBefore)
-        if graph.metadata.keys.contains(where: { $0.hasPrefix("restore.") && $0 != "restore.converted-from" }) {
+        if !contract.isEmpty {
             // Refuse a contract rrun could not apply, now rather than at run time.
-            _ = try RestorationContract(graph: graph)
+            _ = try RestorationContract(contract, graph: graph)
         }
         if options.weights != .f32 { storeWeights(&graph, as: options.weights) }
-        // Plan once at a sample size, so a model that cannot run fails here with the node named.
+        // Infer shapes once at a sample size, so a model that cannot run fails here with the
+        // node named (shape inference builds no kernels: weights stay untouched).
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
-        let model = try Model(graph: graph)
-        do {
-            _ = try Session(model: model, threads: 1).plan(for: samples[0])
-        } catch {
-            throw ConversionError.doesNotPlan(shapes: samples[0], multiple: multiple, reason: "\(error)")
-        }
+        _ = try ShapeInference(graph: graph).inferShapes(samples[0], multiple: multiple)
         return Result(graph: graph, report: report, head: head)
     }
 
@@ -123,11 +100,23 @@ public enum Conversion {
     }
 }
 
+extension ShapeInference {
+    /// Every value's shape at `inputShapes`; a model that cannot run there is refused
+    /// naming the sizes and `multiple` (`ConversionError.doesNotPlan`).
+    func inferShapes(_ inputShapes: [[Int]], multiple: Int) throws -> InferredShapes {
+        do {
+            return try infer(inputShapes)
+        } catch let error as ModelError {
+            throw ConversionError.doesNotPlan(shapes: inputShapes, multiple: multiple, reason: error)
+        }
+    }
+}
+
 public enum ConversionError: Error, CustomStringConvertible, Equatable {
     case unknownFormat(String)
     /// The model cannot run at the sample input shapes: often a model that needs H and W
     /// to be multiples of some N (Swin: 32) but was converted without `--multiple N`.
-    case doesNotPlan(shapes: [[Int]], multiple: Int, reason: String)
+    case doesNotPlan(shapes: [[Int]], multiple: Int, reason: ModelError)
     case headInitialisationWithoutHead
 
     public var description: String {

@@ -53,7 +53,7 @@ struct ConvertTool: ParsableCommand {
     @Option(help: "Default overlap between tiles in pixels.")
     var overlap: Int?
 
-    @Option(help: "Task name stored in the model (denoise, deblur, inpaint, colorize, super-resolve, …).")
+    @Option(help: "Task stored in the model: denoise, deblur, inpaint, colorize, super-resolve, generate or restore.")
     var task: String?
 
     @Option(help: "How weights are stored: f32, f16 or bf16 (computation stays f32).")
@@ -77,15 +77,16 @@ struct ConvertTool: ParsableCommand {
                 }
                 options.headInitialisation = initialisation
             }
-            options.task = task
-            options.range = range
-            options.mean = try mean.map { try floats($0, option: "--mean") }
-            options.std = try std.map { try floats($0, option: "--std") }
-            options.residual = residual
-            options.scale = scale
-            options.multiple = multiple
-            options.tile = tile
-            options.overlap = overlap
+            options.contract.task = try task.map(RestorationContract.Task.init(decoding:))
+            options.contract.range = try range.map(RestorationContract.PixelRange.init(decoding:))
+            options.contract.mean = try mean.map { try floats($0, option: "--mean") }
+            options.contract.std = try std.map { try floats($0, option: "--std") }
+            // Unset rather than false: the model's own restore.residual, if any, stays.
+            options.contract.residual = residual ? true : nil
+            options.contract.scale = scale
+            options.contract.multiple = multiple
+            options.contract.tile = tile
+            options.contract.overlap = overlap
             guard let weightType = ConversionOptions.WeightType(rawValue: weights) else {
                 throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
             }

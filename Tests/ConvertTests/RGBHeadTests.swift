@@ -40,7 +40,7 @@ final class RGBHeadTests: XCTestCase {
 
     func testFiveClassesAreRefusedWithoutAnInitialisation() throws {
         var graph = segmentationGraph(classes: 5)
-        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)) { error in
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: nil)) { error in
             XCTAssertEqual(error as? RGBHeadError, .classesNeedInitialisation(output: "logits", classifier: "classifier", channels: 5))
             let message = "\(error)"
             for part in ["'logits'", "'classifier'", "5 channels", "--head-init first3", "--head-init zero"] {
@@ -52,7 +52,7 @@ final class RGBHeadTests: XCTestCase {
     func testFirst3KeepsTheFirstThreeClassChannels() throws {
         let original = segmentationGraph(classes: 5)
         var graph = original
-        let outcome = try RGBHead.attach(to: &graph, initialisation: .first3, scale: 1, multiple: 1)
+        let outcome = try RGBHead.attach(to: &graph, contract: .init(), initialisation: .first3)
         XCTAssertEqual(outcome, RGBHead.Outcome(channels: 5, replacedClassifier: "classifier", appendedResize: nil))
         let x = input(13, 10)
         let expected = try run(original, x).floats.prefix(3 * 13 * 10)
@@ -67,7 +67,7 @@ final class RGBHeadTests: XCTestCase {
 
     func testZeroHeadWithResidualRestoresTheIdentity() throws {
         var graph = segmentationGraph(classes: 5)
-        _ = try RGBHead.attach(to: &graph, initialisation: .zero, scale: 1, multiple: 1)
+        _ = try RGBHead.attach(to: &graph, contract: .init(), initialisation: .zero)
         graph.metadata = ["restore.task": "restore", "restore.residual": "true"]
         let restorer = try Restorer(session: Session(model: try Model(graph: graph), threads: 2))
         let pixels = HostTensor(shape: [1, 3, 11, 9], floats: xorshiftFloats(count: 3 * 11 * 9, seed: 8).map { 0.5 + 0.4 * $0 })
@@ -81,7 +81,7 @@ final class RGBHeadTests: XCTestCase {
     func testQuarterResolutionOutputIsUpsampledBilinearlyToTheInputSize() throws {
         let original = segmentationGraph(classes: 3, stride: 4)
         var graph = original
-        let outcome = try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)
+        let outcome = try RGBHead.attach(to: &graph, contract: .init(), initialisation: nil)
         XCTAssertEqual(outcome, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
         for (height, width) in [(32, 24), (20, 36)] {
             let x = input(height, width)
@@ -113,10 +113,10 @@ final class RGBHeadTests: XCTestCase {
 
     func testClassifierIsFoundBehindTheUpsampling() throws {
         var graph = upsampled(segmentationGraph(classes: 5, stride: 4), by: 4)
-        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)) { error in
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: nil)) { error in
             XCTAssertEqual(error as? RGBHeadError, .classesNeedInitialisation(output: "logits", classifier: "classifier", channels: 5))
         }
-        let outcome = try RGBHead.attach(to: &graph, initialisation: .first3, scale: 1, multiple: 1)
+        let outcome = try RGBHead.attach(to: &graph, contract: .init(), initialisation: .first3)
         XCTAssertEqual(outcome, RGBHead.Outcome(channels: 5, replacedClassifier: "classifier", appendedResize: nil))
         XCTAssertEqual(try run(graph, input(32, 24)).shape, [1, 3, 32, 24])
     }
@@ -125,7 +125,7 @@ final class RGBHeadTests: XCTestCase {
         var graph = upsampled(segmentationGraph(classes: 5), by: 1)
         graph.nodes.append(try! Node(name: "confidence", op: .softmax, inputs: ["low"], outputs: ["probabilities"]))
         graph.outputs.append(ValueInfo(name: "probabilities", dtype: .float32, shape: graph.outputs[0].shape))
-        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .first3, scale: 1, multiple: 1)) { error in
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .first3)) { error in
             XCTAssertEqual(error as? RGBHeadError, .unsupportedClassifier(node: "classifier", "has its logits also read by confidence"))
         }
     }
@@ -135,14 +135,14 @@ final class RGBHeadTests: XCTestCase {
         graph.nodes[1].outputs = ["raw"]
         graph.nodes.append(try! Node(name: "squash", op: .unary, inputs: ["raw"], outputs: ["logits"],
                                 attributes: ["function": .string("sigmoid")]))
-        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: .zero, scale: 1, multiple: 1)) { error in
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .zero)) { error in
             XCTAssertEqual(error as? RGBHeadError, .noClassifier(output: "logits", producer: "squash (unary)"))
         }
     }
 
     func testOutputLargerThanTheInputIsRefused() throws {
         var graph = upsampled(segmentationGraph(classes: 3), by: 2)
-        XCTAssertThrowsError(try RGBHead.attach(to: &graph, initialisation: nil, scale: 1, multiple: 1)) { error in
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: nil)) { error in
             guard case RGBHeadError.outputSize(output: "logits", _, _, scale: 1)? = error as? RGBHeadError else {
                 return XCTFail("\(error)")
             }
@@ -159,7 +159,7 @@ final class RGBHeadTests: XCTestCase {
     func testThreeLabelUperNetKeepsItsWeightsBitExact() throws {
         let path = Self.swinFixture.appendingPathComponent("model.onnx").path
         var options = ConversionOptions()
-        options.multiple = 8
+        options.contract.multiple = 8
         let plain = try Conversion.convert(path, options: options)
         options.head = .rgb
         let headed = try Conversion.convert(path, options: options)
@@ -176,12 +176,12 @@ final class RGBHeadTests: XCTestCase {
     func testConvertRecordsTheRestorationContract() throws {
         let path = Self.swinFixture.appendingPathComponent("model.onnx").path
         var options = ConversionOptions()
-        options.multiple = 8
+        options.contract.multiple = 8
         options.head = .rgb
-        options.range = "-1,1"
-        options.mean = [0.5, 0.5, 0.5]
-        options.std = [0.25, 0.25, 0.25]
-        options.residual = true
+        options.contract.range = .signed
+        options.contract.mean = [0.5, 0.5, 0.5]
+        options.contract.std = [0.25, 0.25, 0.25]
+        options.contract.residual = true
         let defaultTask = try Conversion.convert(path, options: options).graph
         XCTAssertEqual(defaultTask.metadata["restore.task"], "restore")
         let contract = try RestorationContract(graph: defaultTask)
@@ -189,7 +189,7 @@ final class RGBHeadTests: XCTestCase {
         XCTAssertEqual(contract.std, [0.25, 0.25, 0.25])
         XCTAssertTrue(contract.residual)
         XCTAssertEqual(contract.multiple, 8)
-        options.task = "denoise"
+        options.contract.task = .denoise
         XCTAssertEqual(try Conversion.convert(path, options: options).graph.metadata["restore.task"], "denoise")
     }
 
@@ -215,7 +215,7 @@ final class RGBHeadTests: XCTestCase {
         var options = ConversionOptions()
         options.head = .rgb
         options.headInitialisation = .first3
-        options.task = "denoise"
+        options.contract.task = .denoise
         let converted = try Conversion.convert(Self.segmenter.appendingPathComponent("model.onnx").path, options: options)
         XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 5, replacedClassifier: "/classifier/Conv",
                                                        appendedResize: "rgb_head.upsample"))

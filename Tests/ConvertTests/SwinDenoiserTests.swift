@@ -24,10 +24,10 @@ final class SwinDenoiserTests: XCTestCase {
 
     private func options(multiple: Int) -> ConversionOptions {
         var options = ConversionOptions()
-        options.range = "0,1"
-        options.residual = true
-        options.task = "denoise"
-        options.multiple = multiple
+        options.contract.range = .unit
+        options.contract.residual = true
+        options.contract.task = .denoise
+        options.contract.multiple = multiple
         return options
     }
 

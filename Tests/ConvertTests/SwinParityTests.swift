@@ -119,7 +119,7 @@ final class SwinParityTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("--multiple"), "\(error)")
         }
         var options = ConversionOptions()
-        options.multiple = 32
+        options.contract.multiple = 32
         XCTAssertNoThrow(try Conversion.convert(path, options: options))
     }
 

@@ -16,9 +16,9 @@ final class TileSeamTests: XCTestCase {
     /// output pixel sees 9 pixels in every direction; residual, range 0…1.
     private static let demoDenoiser: (path: String, options: ConversionOptions) = {
         var options = ConversionOptions()
-        options.range = "0,1"
-        options.residual = true
-        options.task = "denoise"
+        options.contract.range = .unit
+        options.contract.residual = true
+        options.contract.task = .denoise
         return (repository.appendingPathComponent("examples/models/denoiser.onnx").path, options)
     }()
 
@@ -27,10 +27,10 @@ final class TileSeamTests: XCTestCase {
     /// the CNN its output depends on the whole tile; residual, range 0…1, multiple 32.
     private static let swinDenoiser: (path: String, options: ConversionOptions) = {
         var options = ConversionOptions()
-        options.range = "0,1"
-        options.residual = true
-        options.multiple = 32
-        options.task = "denoise"
+        options.contract.range = .unit
+        options.contract.residual = true
+        options.contract.multiple = 32
+        options.contract.task = .denoise
         return (repository.appendingPathComponent("examples/models/swin_denoiser.onnx").path, options)
     }()
 

@@ -1,4 +1,5 @@
 import Format
+import Synchronization
 import XCTest
 @testable import Runtime
 
@@ -96,6 +97,18 @@ final class PlannerTests: XCTestCase {
             XCTAssertEqual(plan.foldedNodes, 2)
             XCTAssertEqual(plan.kernelCount, 0, "reshape of a runtime value is a view")
         }
+    }
+
+    func testShapeInferenceFindsWhatThePlanFindsWithoutBuildingKernels() throws {
+        let graph = chain(length: 3)
+        let kernels = Planner.kernelsBuilt.load(ordering: .relaxed)
+        let inferred = try ShapeInference(graph: graph).infer([[1, 3, 9, 7]])
+        XCTAssertEqual(Planner.kernelsBuilt.load(ordering: .relaxed), kernels)
+        let plan = try Session(model: try Model(graph: graph), threads: 1).plan(for: [[1, 3, 9, 7]])
+        XCTAssertEqual(Planner.kernelsBuilt.load(ordering: .relaxed), kernels + plan.kernelCount)
+        XCTAssertEqual(inferred.valueShapes, plan.valueShapes)
+        XCTAssertEqual(inferred.knownValues, plan.knownValues)
+        XCTAssertEqual(inferred.foldedNodes, plan.foldedNodes)
     }
 
     func testDataDependentPlanTimeInputIsRefusedNamingTheNode() throws {

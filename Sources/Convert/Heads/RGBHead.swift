@@ -35,12 +35,13 @@ public enum RGBHead {
         }
     }
 
-    /// Attaches the head to `graph` in place; `multiple` picks the sample sizes the graph
-    /// is planned at, `scale` is `restore.scale`.
-    static func attach(to graph: inout Graph, initialisation: HeadInitialisation?, scale: Int,
-                       multiple: Int) throws -> Outcome {
-        guard let inputName = graph.metadata["restore.input"] ?? graph.inputs.first?.name,
-              let outputName = graph.metadata["restore.output"] ?? graph.outputs.first?.name,
+    /// Attaches the head to `graph` in place, for the image input and output, `scale` and
+    /// `multiple` (which picks the sizes shapes are sampled at) of `contract`.
+    static func attach(to graph: inout Graph, contract: RestorationContract.Settings,
+                       initialisation: HeadInitialisation?) throws -> Outcome {
+        let scale = contract.resolvedScale, multiple = contract.resolvedMultiple
+        guard let inputName = contract.input ?? graph.inputs.first?.name,
+              let outputName = contract.output ?? graph.outputs.first?.name,
               let outputIndex = graph.outputs.firstIndex(where: { $0.name == outputName }) else {
             throw RGBHeadError.noImageOutput
         }
@@ -72,19 +73,14 @@ public enum RGBHead {
         return outcome
     }
 
-    /// The image input's and output's planned shapes at each sample size; the output must be
+    /// The image input's and output's inferred shapes at each sample size; the output must be
     /// [N, C, H', W'].
     private static func spatialSizes(_ graph: Graph, samples: [[[Int]]], multiple: Int, input: String,
                                      output: String) throws -> [(input: [Int], output: [Int])] {
-        let model = try Model(graph: graph)
+        let inference = try ShapeInference(graph: graph)
         return try samples.map { shapes in
-            let plan: Plan
-            do {
-                plan = try Session(model: model, threads: 1).plan(for: shapes)
-            } catch {
-                throw ConversionError.doesNotPlan(shapes: shapes, multiple: multiple, reason: "\(error)")
-            }
-            guard let inputShape = plan.valueShapes[input], let outputShape = plan.valueShapes[output] else {
+            let valueShapes = try inference.inferShapes(shapes, multiple: multiple).valueShapes
+            guard let inputShape = valueShapes[input], let outputShape = valueShapes[output] else {
                 throw RGBHeadError.noImageOutput
             }
             guard outputShape.count == 4 else { throw RGBHeadError.notAnImage(output: output, shape: outputShape) }

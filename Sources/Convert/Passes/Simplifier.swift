@@ -32,8 +32,8 @@ public enum Simplifier {
         report.passes.append(("constant folding", try ConstantFolding.run(&graph)))
         let samples = sampleShapes(graph, multiple: multiple)
         if graph.inputs.allSatisfy({ $0.shape.allSatisfy { if case .fixed = $0 { true } else { false } } }),
-           let plan = try? plan(graph, samples[0]) {
-            report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: plan.knownValues)))
+           let inferred = try? ShapeInference(graph: graph).infer(samples[0]) {
+            report.passes.append(("static shape folding", try ConstantFolding.run(&graph, knownAtPlanTime: inferred.knownValues)))
         }
         var sampled = sampledShapes(graph, samples)
         if sampled.samples.isEmpty {
@@ -51,7 +51,8 @@ public enum Simplifier {
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {
-            let shapes = try samples.map { try plan(graph, $0).valueShapes }
+            let inference = try ShapeInference(graph: graph)
+            let shapes = try samples.map { try inference.infer($0).valueShapes }
             report.passes.append(("residual add fusion", try ResidualFusion.run(&graph) { a, b in
                 shapes.allSatisfy { $0[a] != nil && $0[a] == $0[b] }
             }))
@@ -68,9 +69,9 @@ public enum Simplifier {
     /// Value shapes and plan-time values at every sample size, or none when the graph does
     /// not plan at one of them.
     private static func sampledShapes(_ graph: Graph, _ samples: [[[Int]]]) -> SampledShapes {
-        let planned = samples.compactMap { try? plan(graph, $0) }
-        guard planned.count == samples.count else { return SampledShapes(samples: []) }
-        return SampledShapes(samples: planned.map(\.valueShapes), knownValues: planned.map(\.knownValues))
+        guard let inference = try? ShapeInference(graph: graph),
+              let inferred = try? samples.map({ try inference.infer($0) }) else { return SampledShapes(samples: []) }
+        return SampledShapes(samples: inferred.map(\.valueShapes), knownValues: inferred.map(\.knownValues))
     }
 
     /// Two sets of input shapes that bind every symbol: batch 1, and spatial sizes that
@@ -95,9 +96,5 @@ public enum Simplifier {
                 }
             }
         }
-    }
-
-    private static func plan(_ graph: Graph, _ shapes: [[Int]]) throws -> Plan {
-        try Session(model: try Model(graph: graph), threads: 1).plan(for: shapes)
     }
 }

@@ -5,48 +5,18 @@ import Synchronization
 /// serves many sessions on many threads.
 public final class Model: Sendable {
     public let graph: Graph
-    let operators: [any Operator]
-    /// Where each value comes from: a node's output index, a graph input or a constant.
-    let producers: [String: Producer]
+    /// The parsed operators, which infer shapes before the planner builds kernels.
+    let shapeInference: ShapeInference
     /// Float constants as f32: in place for f32 (zero copy from an mmap), dequantized
     /// once here for f16/bf16/int8 so every plan and session shares them.
     private let floatConstants: [String: ByteStorage]
     /// Weights kernels rearranged from constants, shared by every plan and session.
     let preparedWeights: PreparedWeightStore
 
-    enum Producer: Sendable {
-        case input(Int)
-        case constant
-        case node(index: Int, output: Int)
-    }
-
     /// Parses every node; throws `ModelError.invalidNodes` listing every bad node at once.
     public init(graph: Graph) throws {
         self.graph = graph
-        var operators: [any Operator] = []
-        var problems: [String] = []
-        var producers: [String: Producer] = [:]
-        for (index, input) in graph.inputs.enumerated() { producers[input.name] = .input(index) }
-        for name in graph.constantOrder { producers[name] = .constant }
-        for (index, node) in graph.nodes.enumerated() {
-            for input in node.inputs where !input.isEmpty && producers[input] == nil {
-                problems.append(GraphError.unknownValue(node: node.name, value: input).description)
-            }
-            do {
-                operators.append(try OpKind.makeOperator(node))
-            } catch {
-                problems.append("\(error)")
-            }
-            for (slot, output) in node.outputs.enumerated() where !output.isEmpty {
-                producers[output] = .node(index: index, output: slot)
-            }
-        }
-        for output in graph.outputs where producers[output.name] == nil {
-            problems.append("graph output '\(output.name)' is produced by no node")
-        }
-        guard problems.isEmpty else { throw ModelError.invalidNodes(problems) }
-        self.operators = operators
-        self.producers = producers
+        shapeInference = try ShapeInference(graph: graph)
         var floatConstants: [String: ByteStorage] = [:]
         for constant in graph.orderedConstants where constant.dtype.isFloatingPoint {
             floatConstants[constant.name] = constant.dtype == .float32
@@ -88,6 +58,10 @@ final class PreparedWeightStore: Sendable {
     /// prepares 357 MiB.
     let budgetBytes: Int
 
+    /// Weights prepared by every store in this process, so tests can check that a code path
+    /// (conversion) prepares none.
+    static let preparedInProcess = Atomic<Int>(0)
+
     init(budgetBytes: Int = 4 << 30) {
         self.budgetBytes = budgetBytes
     }
@@ -104,6 +78,7 @@ final class PreparedWeightStore: Sendable {
             let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
                 .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
             fill(source, floats)
+            Self.preparedInProcess.add(1, ordering: .relaxed)
             entries[key] = (floats, count)
             return PreparedWeights(pointer: UnsafePointer(floats))
         }
@@ -121,28 +96,61 @@ final class PreparedWeightStore: Sendable {
 
 /// Errors in loading, planning or running a model.
 public enum ModelError: Error, CustomStringConvertible, Equatable {
-    case invalidNodes([String])
+    /// Nodes that cannot be loaded, every one found at once.
+    case invalidNodes([NodeProblem])
     case missingInput(String)
     case unexpectedInput(String)
     case inputShape(input: String, expected: String, found: [Int])
     case inconsistentSymbol(String, Int, Int)
-    case node(name: String, message: String)
+    /// A node that cannot be planned at the given input shapes.
+    case node(NodeProblem)
     /// One value would need more memory than any run is allowed (`limit` bytes).
     case valueTooLarge(value: String, shape: [Int], limit: Int)
 
     public var description: String {
         switch self {
         case .invalidNodes(let problems):
-            "\(problems.count) invalid node\(problems.count == 1 ? "" : "s"):\n  " + problems.joined(separator: "\n  ")
+            "\(problems.count) invalid node\(problems.count == 1 ? "" : "s"):\n  "
+                + problems.map(\.description).joined(separator: "\n  ")
         case .missingInput(let name): "input '\(name)' is missing"
         case .unexpectedInput(let name): "the model has no input named '\(name)'"
         case .inputShape(let input, let expected, let found):
             "input '\(input)' should have shape \(expected), found \(found)"
         case .inconsistentSymbol(let symbol, let a, let b):
             "dimension '\(symbol)' is \(a) in one input and \(b) in another"
-        case .node(let name, let message): "node '\(name)': \(message)"
+        case .node(let problem): problem.description
         case .valueTooLarge(let value, let shape, let limit):
             "\(value) of shape \(shape) would take more than the \(limit)-byte limit for one value"
+        }
+    }
+}
+
+/// What is wrong with one node (or graph output), as the graph or the op reported it;
+/// each case names the node.
+public enum NodeProblem: Error, CustomStringConvertible, Equatable {
+    /// Its wiring or attributes: an input nothing produces, a missing or bad attribute.
+    case graph(GraphError)
+    /// Its op: inputs whose shapes do not fit, a configuration not implemented.
+    case op(OpError)
+    /// A graph output that no node produces.
+    case outputNotProduced(String)
+
+    /// The problem an error thrown while parsing or planning a node is, or nil for an error
+    /// that is not about a node (to be passed on as it is).
+    init?(_ error: any Error) {
+        switch error {
+        case let error as GraphError: self = .graph(error)
+        case let error as OpError: self = .op(error)
+        case let error as NodeProblem: self = error
+        default: return nil
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .graph(let error): error.description
+        case .op(let error): error.description
+        case .outputNotProduced(let output): "graph output '\(output)' is produced by no node"
         }
     }
 }

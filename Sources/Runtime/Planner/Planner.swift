@@ -1,20 +1,15 @@
 import Format
+import Synchronization
 
-/// Builds a `Plan` for concrete input shapes: binds symbolic dims, propagates shapes
-/// with each op's shape rule, evaluates what is known before running (constants,
-/// shape arithmetic) with the reference kernels, and places every runtime value in
-/// one arena by liveness so that values whose lifetimes do not overlap share bytes.
+/// Builds a `Plan` for concrete input shapes: infers every value's shape and plan-time
+/// value (`ShapeInference`), builds a kernel for each node that must run, and places every
+/// runtime value in one arena by liveness so that values whose lifetimes do not overlap
+/// share bytes.
 enum Planner {
-    /// Float constants up to this many elements are read as values while planning (a
-    /// resize's scales, a pad value); larger ones (weights) stay in place and are only
-    /// read if a node is entirely constant.
-    static let smallConstantLimit = 4096
     static let alignment = 64
-    /// No value may take more bytes than this. It is far above what a restoration model
-    /// needs for a tile (1×64×4096×4096 f32 is 4 GiB), so a bigger value comes from a
-    /// hostile or broken graph; refusing it before any kernel is built keeps the kernels'
-    /// tables, the byte counts and the arena offsets far from overflow.
-    static let maximumValueBytes = 1 << 34
+    /// Kernels built by every planner in this process, so tests can check that a code path
+    /// (conversion) builds none.
+    static let kernelsBuilt = Atomic<Int>(0)
 
     /// A runtime buffer: its size and the steps between which it must live.
     private struct Buffer {
@@ -33,123 +28,79 @@ enum Planner {
 
     static func plan(_ model: Model, inputShapes: [[Int]]) throws -> Plan {
         let graph = model.graph
-        guard inputShapes.count == graph.inputs.count else {
-            throw ModelError.missingInput(graph.inputs.dropFirst(inputShapes.count).first?.name ?? "?")
-        }
-        var facts: [String: ValueFact] = [:]
-        var sources: [String: Source] = [:]
+        let inferred = try model.shapeInference.infer(inputShapes)
         var buffers: [Buffer] = []
-        var symbols: [String: Int] = [:]
+        /// The buffer of every value computed when running.
+        var bufferOf: [String: Int] = [:]
         var inputOffsets: [Int] = []
-
         for (info, shape) in zip(graph.inputs, inputShapes) {
-            try bind(info, shape: shape, symbols: &symbols)
-            guard fitsLimit(shape) else {
-                throw ModelError.valueTooLarge(value: "input '\(info.name)'", shape: shape, limit: maximumValueBytes)
-            }
-            facts[info.name] = ValueFact(dtype: info.dtype, shape: shape)
-            sources[info.name] = .buffer(buffers.count)
+            bufferOf[info.name] = buffers.count
             inputOffsets.append(buffers.count)
             buffers.append(Buffer(bytes: byteCount(shape), first: 0, last: 0))
         }
-        for constant in graph.orderedConstants where sources[constant.name] == nil {
-            guard fitsLimit(constant.shape) else {
-                throw ModelError.valueTooLarge(value: "constant '\(constant.name)'", shape: constant.shape, limit: maximumValueBytes)
-            }
-            let small = !constant.dtype.isFloatingPoint || constant.elementCount <= smallConstantLimit
-            let value = small ? HostTensor(constant) : nil
-            facts[constant.name] = ValueFact(dtype: value?.dtype ?? .float32, shape: constant.shape, value: value)
-            sources[constant.name] = value.map { .known($0) } ?? .constant(constant.name)
+        func source(_ name: String) -> Source? {
+            if let id = bufferOf[name] { return .buffer(id) }
+            if let value = inferred.facts[name]?.value { return .known(value) }
+            return graph.constants[name] != nil ? .constant(name) : nil
         }
 
         var steps: [(node: Int, kernel: any Kernel, inputs: [Source?], outputs: [Int], scratch: Int?)] = []
-        var folded = 0
         var views = 0
-        var knownNodeOutputs: [String: HostTensor] = [:]
         for (index, node) in graph.nodes.enumerated() {
-            let op = model.operators[index]
-            let inputFacts = node.inputs.map { $0.isEmpty ? nil : facts[$0] }
-            let inputSources = node.inputs.map { $0.isEmpty ? nil : sources[$0] }
-            do {
-                var outputFacts = try op.outputs(for: inputFacts)
-                for fact in outputFacts where !fitsLimit(fact.shape) {
-                    throw ModelError.valueTooLarge(value: "node '\(node.name)' output", shape: fact.shape, limit: maximumValueBytes)
-                }
-                guard outputFacts.count >= node.outputs.filter({ !$0.isEmpty }).count else {
-                    throw OpError.shape(node: node.name, "produces \(outputFacts.count) outputs, the graph uses \(node.outputs.count)")
-                }
-                let allInputsKnown = inputSources.allSatisfy { source in
-                    switch source {
-                    case .buffer?: false
-                    case .constant?, .known?, nil: true
-                    }
-                }
-                if outputFacts.allSatisfy({ $0.value != nil }) {
-                    folded += 1
-                } else if allInputsKnown {
-                    let values = try op.reference(inputSources.map { source in
-                        switch source {
-                        case .known(let value)?: value
-                        case .constant(let name)?: graph.constants[name].map(HostTensor.init)
-                        case .buffer?, nil: nil
-                        }
-                    })
-                    for (slot, value) in values.enumerated() where slot < outputFacts.count {
-                        outputFacts[slot] = ValueFact(value)
-                    }
-                    folded += 1
-                } else if op.isView, case .buffer(let root)? = inputSources[0] {
-                    sources[node.outputs[0]] = .buffer(root)
-                    facts[node.outputs[0]] = outputFacts[0]
-                    views += 1
-                    continue
-                } else {
-                    let constants = ConstantInputs(
-                        constants: inputSources.map { source in
-                            guard case .constant(let name)? = source else { return nil }
-                            return (name, model.floatConstant(name))
-                        },
-                        store: model.preparedWeights,
-                        sourceRead: model.releaseConstantPages)
-                    let kernel = try op.kernel(inputs: inputFacts, outputs: outputFacts, constants: constants)
-                    let stepIndex = steps.count
-                    for source in inputSources {
-                        if case .buffer(let id)? = source { buffers[id].last = stepIndex }
-                    }
-                    var outputIDs: [Int] = []
-                    for fact in outputFacts {
-                        outputIDs.append(buffers.count)
-                        buffers.append(Buffer(bytes: byteCount(fact.shape), first: stepIndex, last: stepIndex))
-                    }
-                    var scratch: Int?
-                    if kernel.scratchBytes > 0 {
-                        scratch = buffers.count
-                        buffers.append(Buffer(bytes: kernel.scratchBytes, first: stepIndex, last: stepIndex))
-                    }
-                    for (slot, name) in node.outputs.enumerated() where !name.isEmpty {
-                        sources[name] = .buffer(outputIDs[slot])
-                    }
-                    steps.append((index, kernel, inputSources, outputIDs, scratch))
-                }
-                for (slot, name) in node.outputs.enumerated() where !name.isEmpty {
-                    facts[name] = outputFacts[slot]
-                    if let value = outputFacts[slot].value {
-                        sources[name] = .known(value)
-                        knownNodeOutputs[name] = value
-                    }
-                }
-            } catch let error as ModelError {
-                throw error
-            } catch {
-                throw ModelError.node(name: node.name, message: "\(error)".replacingOccurrences(of: "node '\(node.name)': ", with: ""))
+            let facts = inferred.nodes[index]
+            switch facts.evaluation {
+            case .known:
+                continue
+            case .view:
+                bufferOf[node.outputs[0]] = bufferOf[node.inputs[0]]
+                views += 1
+                continue
+            case .kernel:
+                break
             }
+            let inputSources = node.inputs.map { $0.isEmpty ? nil : source($0) }
+            let constants = ConstantInputs(
+                constants: inputSources.map { source in
+                    guard case .constant(let name)? = source else { return nil }
+                    return (name, model.floatConstant(name))
+                },
+                store: model.preparedWeights,
+                sourceRead: model.releaseConstantPages)
+            let kernel: any Kernel
+            do {
+                kernel = try model.shapeInference.operators[index].kernel(inputs: facts.inputs, outputs: facts.outputs,
+                                                                          constants: constants)
+            } catch {
+                guard let problem = NodeProblem(error) else { throw error }
+                throw ModelError.node(problem)
+            }
+            kernelsBuilt.add(1, ordering: .relaxed)
+            let stepIndex = steps.count
+            for source in inputSources {
+                if case .buffer(let id)? = source { buffers[id].last = stepIndex }
+            }
+            var outputIDs: [Int] = []
+            for fact in facts.outputs {
+                outputIDs.append(buffers.count)
+                buffers.append(Buffer(bytes: byteCount(fact.shape), first: stepIndex, last: stepIndex))
+            }
+            var scratch: Int?
+            if kernel.scratchBytes > 0 {
+                scratch = buffers.count
+                buffers.append(Buffer(bytes: kernel.scratchBytes, first: stepIndex, last: stepIndex))
+            }
+            // An output the shape rule already knew is read as that value, not from the buffer.
+            for (slot, name) in node.outputs.enumerated() where !name.isEmpty && facts.outputs[slot].value == nil {
+                bufferOf[name] = outputIDs[slot]
+            }
+            steps.append((index, kernel, inputSources, outputIDs, scratch))
         }
 
         // Graph outputs live to the end of the run.
         var outputSources: [(name: String, source: Source, fact: ValueFact)] = []
         for output in graph.outputs {
-            guard let source = sources[output.name], let fact = facts[output.name] else {
-                throw ModelError.node(name: output.name, message: "graph output is never computed")
+            guard let source = source(output.name), let fact = inferred.facts[output.name] else {
+                throw ModelError.node(.outputNotProduced(output.name))
             }
             if case .buffer(let id) = source { buffers[id].last = steps.count }
             outputSources.append((output.name, source, fact))
@@ -183,25 +134,8 @@ enum Planner {
         return Plan(steps: planSteps, inputOffsets: inputOffsets.map { buffers[$0].offset },
                     outputSources: outputs, inputShapes: inputShapes, arenaBytes: arenaBytes,
                     intermediateBytes: buffers.reduce(0) { $0 + align($1.bytes) },
-                    foldedNodes: folded, viewNodes: views, valueShapes: facts.mapValues(\.shape),
-                    knownValues: knownNodeOutputs, knownStorage: knownStorage)
-    }
-
-    /// Checks a concrete shape against an input's declared dims, binding symbols.
-    private static func bind(_ info: ValueInfo, shape: [Int], symbols: inout [String: Int]) throws {
-        let declared = "[" + info.shape.map(\.description).joined(separator: ", ") + "]"
-        guard shape.count == info.shape.count, shape.allSatisfy({ $0 >= 0 }) else {
-            throw ModelError.inputShape(input: info.name, expected: declared, found: shape)
-        }
-        for (dim, size) in zip(info.shape, shape) {
-            switch dim {
-            case .fixed(let expected):
-                guard expected == size else { throw ModelError.inputShape(input: info.name, expected: declared, found: shape) }
-            case .symbol(let name):
-                if let bound = symbols[name], bound != size { throw ModelError.inconsistentSymbol(name, bound, size) }
-                symbols[name] = size
-            }
-        }
+                    foldedNodes: inferred.foldedNodes, viewNodes: views, valueShapes: inferred.valueShapes,
+                    knownValues: inferred.knownValues, knownStorage: knownStorage)
     }
 
     /// Greedy placement, largest buffer first, at the lowest offset that collides with
@@ -228,14 +162,6 @@ enum Planner {
     }
 
     private static func byteCount(_ shape: [Int]) -> Int { shape.reduce(1, *) * MemoryLayout<Float>.size }
-
-    /// Whether a value of `shape` stays within `maximumValueBytes` (checked without
-    /// overflowing, whatever the dimensions). Empty axes count as 1, so that the strides of
-    /// an empty value with huge other axes cannot overflow either.
-    private static func fitsLimit(_ shape: [Int]) -> Bool {
-        guard let elements = ShapeRules.checkedProduct(shape.map { max($0, 1) }) else { return false }
-        return elements <= maximumValueBytes / MemoryLayout<Float>.size
-    }
 
     private static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
 }
