@@ -2,7 +2,7 @@ import Foundation
 import Format
 
 /// How pixels become the model's input and its output becomes pixels again: the
-/// `restore.*` metadata of design.md §4, parsed and checked.
+/// `restore.*` metadata of docs/design.md §4, parsed and checked.
 public struct RestorationContract: Sendable, Equatable {
     public enum PixelRange: String, Sendable, CaseIterable {
         case unit = "0,1"
