@@ -1,7 +1,7 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// libFuzzer targets for every reader of untrusted bytes (design.md §7). A package of its
+// libFuzzer targets for every reader of untrusted bytes (docs/design.md §7). A package of its
 // own so the main build and CI never compile them; build and run with scripts/fuzz.sh.
 // Each target's main hands its test to libFuzzer (FuzzSupport.runLibFuzzer).
 let package = Package(

@@ -6,7 +6,8 @@
 # The seed corpus comes from Tests/Fixtures: ONNX models, PNG images and .npy arrays as
 # they are; for rgraph and plan, every fixture ONNX model converted with the project's own
 # `convert` (built here in debug if missing). Corpus and crash artifacts live under
-# $FUZZ_WORK (default /tmp/restore-fuzz/TARGET) and persist between runs, never in the repo.
+# $FUZZ_WORK (default $TMPDIR/restore-fuzz/TARGET, TMPDIR defaulting to /tmp) and persist
+# between runs, never in the repo.
 # Extra libFuzzer flags can be passed in FUZZ_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,7 +32,7 @@ build=(swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,addr
 "${build[@]}" --product "$product"
 binary=$("${build[@]}" --show-bin-path)/$product
 
-work=${FUZZ_WORK:-/tmp/restore-fuzz/$target}
+work=${FUZZ_WORK:-${TMPDIR:-/tmp}/restore-fuzz/$target}
 seeds=$work/seeds
 mkdir -p "$work/corpus" "$work/artifacts" "$seeds"
 seed_files() { find Tests/Fixtures -type f -name "$1" -size -1000k; }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Restore builds against (as root on a fresh machine).
+# Installs the Debian packages Restore builds against (as root, or through sudo).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
 packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config make gcc python3 python3-venv)
@@ -9,8 +9,12 @@ for package in "${packages[@]}"; do
 done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}" >/dev/null
+  as_root=()
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || { echo "error: run as root to install ${missing[*]}" >&2; exit 1; }
+    as_root=(sudo)
+  fi
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "error: swift is not on PATH (Swift 6.2 or newer is required)" >&2; exit 1; }

@@ -7,7 +7,7 @@ import Glibc
 
 // The entry points of restore.h, one per declaration. Each validates its pointers and
 // sizes, does its work inside `reporting` so every error becomes a status and a message,
-// and never traps on what a caller passes (design.md §6).
+// and never traps on what a caller passes (docs/design.md §6).
 
 @c @implementation
 public func restore_version() -> UnsafePointer<CChar>? {

@@ -3,13 +3,13 @@ import Format
 import Runtime
 
 /// What `convert` is asked to do besides importing: the restoration contract
-/// (design.md §4) and the stored weight type.
+/// (docs/design.md §4) and the stored weight type.
 public struct ConversionOptions: Sendable {
     public enum WeightType: String, Sendable, CaseIterable {
         case f32, f16, bf16
     }
 
-    /// Heads `convert --head` attaches (design.md §4).
+    /// Heads `convert --head` attaches (docs/design.md §4).
     public enum Head: String, Sendable, CaseIterable {
         /// A three-channel restoration head (`RGBHead`).
         case rgb

@@ -11,7 +11,7 @@ struct ConvertTool: ParsableCommand {
         abstract: "Convert an ONNX model to Restore's .rgraph format.",
         discussion: """
             The restoration options record how rrun and libRestore turn pixels into the \
-            model's input and its output back into pixels (design.md §4).
+            model's input and its output back into pixels (docs/design.md §4).
             Example: convert denoiser.onnx -o denoiser.rgraph --range 0,1 --residual
             """)
 

@@ -84,7 +84,7 @@ extension Graph {
 }
 
 /// A model in Restore's own op set: nodes in topological order, constant tensors
-/// (weights and folded values) and string metadata (design.md §4 for `restore.*` keys).
+/// (weights and folded values) and string metadata (docs/design.md §4 for `restore.*` keys).
 public struct Graph: Sendable {
     public var inputs: [ValueInfo]
     public var outputs: [ValueInfo]

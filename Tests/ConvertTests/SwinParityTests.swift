@@ -27,8 +27,11 @@ final class SwinParityTests: XCTestCase {
     static let fixtures = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models/swin")
 
-    /// Where `scripts/fixtures/make_swin.py --full` writes the full Swin-T + UperNet.
-    static let fullModelDirectory = URL(fileURLWithPath: ProcessInfo.processInfo.environment["RESTORE_SWIN_DIR"] ?? "/tmp/restore-swin")
+    /// Where `scripts/fixtures/make_swin.py --full` writes the full Swin-T + UperNet:
+    /// `$RESTORE_SWIN_DIR`, else `restore-swin` in the temporary directory (the script's
+    /// default is the same).
+    static let fullModelDirectory = ProcessInfo.processInfo.environment["RESTORE_SWIN_DIR"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+        ?? FileManager.default.temporaryDirectory.appendingPathComponent("restore-swin")
 
     /// Ops that in these models only compute shapes, indices and masks: none may survive
     /// conversion of a fixed-size model. (Concat, Slice and Pad also move image data:
@@ -92,8 +95,8 @@ final class SwinParityTests: XCTestCase {
         guard FileManager.default.fileExists(atPath: directory.appendingPathComponent("io.json").path) else {
             throw XCTSkip("""
                 the full Swin-T + UperNet is not generated (\(directory.path)/model.onnx missing); generate it with \
-                `/work/venv/bin/python scripts/fixtures/make_swin.py --full [--full-out DIR]` and point \
-                RESTORE_SWIN_DIR at DIR if not /tmp/restore-swin
+                `.venv/bin/python scripts/fixtures/make_swin.py --full [--full-out DIR]` (.venv from \
+                scripts/setup-python.sh) and point RESTORE_SWIN_DIR at DIR if not \(Self.fullModelDirectory.path)
                 """)
         }
         return directory

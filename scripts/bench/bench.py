@@ -10,7 +10,7 @@ kernel (wait4's ru_maxrss), which covers everything the process mapped, includin
 model. GFLOP/s use the Conv/ConvTranspose/Gemm/MatMul count of flops.py.
 
 Usage:
-  python scripts/bench/bench.py MODEL.onnx --rgraph MODEL.rgraph [--shape 1,3,512,512 ...]
+  .venv/bin/python scripts/bench/bench.py MODEL.onnx --rgraph MODEL.rgraph [--shape 1,3,512,512 ...]
         [--rounds 5] [--runs 10] [--warmup 2] [--threads 2] [--rrun PATH] [--ort-only] [--json]
 """
 

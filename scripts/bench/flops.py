@@ -5,7 +5,7 @@ multiply and one add per multiply-accumulate): Conv, ConvTranspose, Gemm and Mat
 Element-wise ops, norms, pooling and resizing are left out, so GFLOP/s figures are
 comparable with those usually quoted for convolution networks.
 
-Usage: python scripts/bench/flops.py MODEL.onnx --shape 1,3,512,512 [--shape ...]
+Usage: .venv/bin/python scripts/bench/flops.py MODEL.onnx --shape 1,3,512,512 [--shape ...]
 """
 
 from __future__ import annotations

@@ -5,13 +5,15 @@ Random weights (fixed seed) and random BatchNorm statistics, exported with opset
 the TorchScript exporter (BatchNorm is folded into the convolutions by the exporter).
 About 2.2 MB, so it is generated on demand rather than committed.
 
-Usage: python scripts/bench/make_bench_model.py [-o /tmp/restore-bench/dncnn.onnx] [--features 64] [--depth 17]
+Usage: .venv/bin/python scripts/bench/make_bench_model.py [-o OUT.onnx] [--features 64] [--depth 17]
+(default OUT.onnx: restore-bench/dncnn.onnx in the temporary directory, $TMPDIR or /tmp)
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -24,7 +26,8 @@ SEED = 17
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("-o", "--output", type=Path, default=Path("/tmp/restore-bench/dncnn.onnx"))
+    parser.add_argument("-o", "--output", type=Path, default=Path(tempfile.gettempdir()) / "restore-bench" / "dncnn.onnx",
+                        help="ONNX file to write (default: restore-bench/dncnn.onnx in the temporary directory)")
     parser.add_argument("--features", type=int, default=64)
     parser.add_argument("--depth", type=int, default=17)
     args = parser.parse_args()

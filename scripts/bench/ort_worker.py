@@ -6,7 +6,7 @@ Each --shape is one graph input, in order; inputs are uniform random in 0..1 fro
 fixed seed. The session uses `--threads` intra-op threads, one inter-op thread and
 ORT_ENABLE_ALL, so it is compared with Restore on equal terms.
 
-Usage: python scripts/bench/ort_worker.py MODEL.onnx --shape 1,3,512,512 --runs 10 --warmup 2 --threads 2 --json
+Usage: .venv/bin/python scripts/bench/ort_worker.py MODEL.onnx --shape 1,3,512,512 --runs 10 --warmup 2 --threads 2 --json
 """
 
 from __future__ import annotations

@@ -7,20 +7,21 @@
 # flipped differently so no two neighbours are identical, plus Gaussian noise (σ = 10
 # levels, seed 0); then runs `rrun MODEL IN.png -o OUT.png` under /usr/bin/time -v and
 # prints the wall time, the peak resident set size and the load average before the run.
-# Environment: PY (default /work/venv/bin/python, needs numpy and Pillow), RRUN (default
-# .build/release/rrun), SIZE (default 4096), WORK (default /tmp/restore-tiled-memory).
+# Environment: PY (default .venv/bin/python from scripts/setup-python.sh .venv, needs numpy
+# and Pillow), RRUN (default .build/release/rrun), SIZE (default 4096), WORK (default
+# $TMPDIR/restore-tiled-memory, TMPDIR defaulting to /tmp).
 set -euo pipefail
 if [ $# -lt 1 ]; then
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
 model=$(realpath "$1")
 shift
 cd "$(dirname "$0")/../.."
-PY=${PY:-/work/venv/bin/python}
+PY=${PY:-.venv/bin/python}
 RRUN=${RRUN:-.build/release/rrun}
 SIZE=${SIZE:-4096}
-WORK=${WORK:-/tmp/restore-tiled-memory}
+WORK=${WORK:-${TMPDIR:-/tmp}/restore-tiled-memory}
 mkdir -p "$WORK"
 image="$WORK/photo-$SIZE.png"
 if [ ! -f "$image" ]; then

@@ -6,7 +6,7 @@ from RGB images in 0..1. It predicts the correction, so `restored = noisy + outp
 (convert it with `--residual --range 0,1`). One 256x256 crop of `astronaut` is held
 out: it is never trained on, and becomes examples/images/clean.png and noisy.png.
 
-Usage: python scripts/demo/train_denoiser.py [--iterations N] [--max-minutes M]
+Usage: .venv/bin/python scripts/demo/train_denoiser.py [--iterations N] [--max-minutes M]
 Writes examples/models/denoiser.onnx, examples/images/{clean,noisy}.png and
 examples/images/README.md, and prints PSNR/SSIM before and after restoration.
 """

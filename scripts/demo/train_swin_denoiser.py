@@ -23,7 +23,7 @@ zeros during training; for the same reason the demo converts with `--multiple 32
 The export keeps H and W dynamic: every padding in the model is computed from the size
 and exports as shape arithmetic.
 
-Usage: python scripts/demo/train_swin_denoiser.py [--iterations N] [--max-minutes M]
+Usage: .venv/bin/python scripts/demo/train_swin_denoiser.py [--iterations N] [--max-minutes M]
            [--checkpoint PATH] [--from-checkpoint]
 Writes examples/models/swin_denoiser.onnx, examples/models/swin_denoiser.md (training
 record and PyTorch's scores) and the small references of
@@ -37,6 +37,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -125,8 +126,8 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--warmup", type=int, default=200)
-    parser.add_argument("--checkpoint", type=Path, default=Path("/tmp/swin_denoiser.pt"),
-                        help="where the trained weights are saved (not committed)")
+    parser.add_argument("--checkpoint", type=Path, default=Path(tempfile.gettempdir()) / "swin_denoiser.pt",
+                        help="where the trained weights are saved (not committed; default in the temporary directory)")
     parser.add_argument("--from-checkpoint", action="store_true", help="skip training; export the saved weights")
     args = parser.parse_args()
 

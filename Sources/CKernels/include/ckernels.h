@@ -1,6 +1,6 @@
 /*
  * ckernels.h — SIMD kernels written in C because Swift cannot compile one function for
- * a CPU feature the build target lacks and pick it at run time (design.md §1: "SIMD
+ * a CPU feature the build target lacks and pick it at run time (docs/design.md §1: "SIMD
  * kernels in C only where Swift falls short").
  */
 #ifndef RESTORE_CKERNELS_H

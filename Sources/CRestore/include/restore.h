@@ -1,5 +1,5 @@
 /*
- * restore.h — the C interface of libRestore (design.md §6).
+ * restore.h — the C interface of libRestore (docs/design.md §6).
  *
  * This header is the single source of truth: the library implements each declaration
  * in Swift with @c @implementation, so the compiler checks that both agree.

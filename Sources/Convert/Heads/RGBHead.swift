@@ -12,7 +12,7 @@ public enum HeadInitialisation: String, Sendable, CaseIterable {
     case zero
 }
 
-/// `convert --head rgb` (design.md §4): turns a dense-prediction network into a
+/// `convert --head rgb` (docs/design.md §4): turns a dense-prediction network into a
 /// three-channel restorer. The classifier (the conv producing the image output, possibly
 /// through a resize) is made to emit 3 channels when it does not already, and an output
 /// smaller than the input (a 1/4-resolution head exported without its upsampling) gets a

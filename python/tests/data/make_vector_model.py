@@ -1,7 +1,7 @@
 """Writes vector_relu.onnx: y = Relu(x) for x of shape [1, 4], a model that is not an image
 model (no [N, 3, H, W] input), so image mode must refuse it as unsupported.
 
-Rebuild: /work/venv/bin/python python/tests/data/make_vector_model.py (needs the onnx package).
+Rebuild: .venv/bin/python python/tests/data/make_vector_model.py (needs the onnx package).
 """
 
 import pathlib
