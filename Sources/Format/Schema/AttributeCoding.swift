@@ -199,7 +199,7 @@ extension AttributeValue {
     }
 }
 
-/// The attributes of one op as a typed value (design.md §2: nothing crosses a module
+/// The attributes of one op as a typed value (docs/design.md §2: nothing crosses a module
 /// boundary as a string to be parsed again). Importers and passes build it, the `.rgraph`
 /// writer encodes it, the reader decodes and checks it, kernels read it.
 public protocol OpAttributes: Hashable, Sendable {
