@@ -59,13 +59,8 @@ public enum Conversion {
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
-        var graph: Graph
-        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
-        case "onnx":
-            graph = try ONNXImporter.importModel(at: URL(fileURLWithPath: path))
-        default:
-            throw ConversionError.unknownFormat(path)
-        }
+        let url = URL(fileURLWithPath: path)
+        var graph = try Importers.importer(for: url).importGraph(at: url)
         for (key, value) in options.metadata { graph.metadata[key] = value }
         graph.metadata["restore.converted-from"] = URL(fileURLWithPath: path).lastPathComponent
         let multiple = Int(graph.metadata["restore.multiple"] ?? "") ?? 1
@@ -132,7 +127,7 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .unknownFormat(let path): "\(path): not a model file convert reads (.onnx)"
+        case .unknownFormat(let path): "\(path): not a model file convert reads (\(Importers.formatList))"
         case .doesNotPlan(let shapes, let multiple, let reason):
             "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
                 + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"

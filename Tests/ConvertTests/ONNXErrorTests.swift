@@ -29,7 +29,7 @@ final class ONNXErrorTests: XCTestCase {
         for cut in cuts {
             let name = "cut_\(cut).onnx"
             let url = try write(bytes.prefix(cut), as: name)
-            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+            assertImportError(name) { try ONNXImporter().importGraph(at: url) }
         }
     }
 
@@ -39,21 +39,21 @@ final class ONNXErrorTests: XCTestCase {
             let garbage = Data((0..<(64 << trial)).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
             let name = "garbage_\(trial).onnx"
             let url = try write(garbage, as: name)
-            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+            assertImportError(name) { try ONNXImporter().importGraph(at: url) }
         }
     }
 
     func testEmptyFileIsRefused() throws {
         let url = try write(Data(), as: "empty.onnx")
-        assertImportError("empty.onnx", contains: ["empty"]) { try ONNXImporter.importModel(at: url) }
+        assertImportError("empty.onnx", contains: ["empty"]) { try ONNXImporter().importGraph(at: url) }
     }
 
     func testMissingFileAndDirectoryAreRefused() {
         assertImportError("absent.onnx", contains: ["no such file"]) {
-            try ONNXImporter.importModel(at: self.folder.appendingPathComponent("absent.onnx"))
+            try ONNXImporter().importGraph(at: self.folder.appendingPathComponent("absent.onnx"))
         }
         let name = folder.lastPathComponent
-        assertImportError(name, contains: ["directory"]) { try ONNXImporter.importModel(at: self.folder) }
+        assertImportError(name, contains: ["directory"]) { try ONNXImporter().importGraph(at: self.folder) }
     }
 
     func testUnsupportedOpsAreListedTogether() throws {
@@ -114,7 +114,7 @@ final class ONNXCorruptionTests: XCTestCase {
                     bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
                 }
                 do {
-                    _ = try ONNXImporter.importModel(bytes: Data(bytes), fileName: "flipped.onnx")
+                    _ = try ONNXImporter().importGraph(bytes: Data(bytes), fileName: "flipped.onnx")
                     imports += 1
                 } catch let error as ONNXImportError {
                     XCTAssertTrue(error.description.hasPrefix("flipped.onnx: "), error.description)

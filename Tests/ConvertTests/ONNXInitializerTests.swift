@@ -52,7 +52,7 @@ final class ONNXInitializerTests: XCTestCase {
     func testExternalDataNeedsAFolderWhenImportingBytes() throws {
         let bytes = try Data(contentsOf: ImporterFixtures.url("external_data.onnx"))
         assertImportError("in-memory.onnx", contains: ["tensor 'w'", "not read from a file"]) {
-            try ONNXImporter.importModel(bytes: bytes, fileName: "in-memory.onnx")
+            try ONNXImporter().importGraph(bytes: bytes, fileName: "in-memory.onnx")
         }
     }
 
