@@ -75,8 +75,8 @@ enum LowerConvolution {
         let output = try node.output()
         let alpha = try node.float("alpha", default: 1)
         let beta = try node.float("beta", default: 1)
-        let transposeB = try node.int("transB", default: 0) != 0
-        if try node.int("transA", default: 0) != 0 {
+        let transposeB = try node.flag("transB", default: false)
+        if try node.flag("transA", default: false) {
             a = context.builder.emitValue(named: "\(node.name)/transposeA", .transpose(TransposeAttributes(perm: [1, 0])), inputs: [a])
         }
         let c = beta == 0 ? nil : node.input(2)
