@@ -37,15 +37,10 @@ public enum Conversion {
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
-        var graph: Graph
-        switch URL(fileURLWithPath: path).pathExtension.lowercased() {
-        case "onnx":
-            graph = try ONNXImporter.importModel(at: URL(fileURLWithPath: path))
-        default:
-            throw ConversionError.unknownFormat(path)
-        }
+        let url = URL(fileURLWithPath: path)
+        var graph = try Importers.importer(for: url).importGraph(at: url)
         graph.metadata.merge(options.contract.metadata) { _, flag in flag }
-        graph.metadata[RestorationContract.convertedFromKey] = URL(fileURLWithPath: path).lastPathComponent
+        graph.metadata[RestorationContract.convertedFromKey] = url.lastPathComponent
         var contract = try RestorationContract.Settings(metadata: graph.metadata)
         let multiple = contract.resolvedMultiple
         var head: RGBHead.Outcome?
@@ -121,7 +116,7 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .unknownFormat(let path): "\(path): not a model file convert reads (.onnx)"
+        case .unknownFormat(let path): "\(path): not a model file convert reads (\(Importers.formatList))"
         case .doesNotPlan(let shapes, let multiple, let reason):
             "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
                 + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"

@@ -30,7 +30,7 @@ enum FixtureParity {
     static func check(_ directory: URL, outputs kept: Set<String>? = nil, fixedCase: Int? = nil, label: String,
                       tolerance: Float, file: StaticString = #filePath, line: UInt = #line) throws -> Graph {
         var manifest = try JSONDecoder().decode(Manifest.self, from: Data(contentsOf: directory.appendingPathComponent("io.json")))
-        var graph = try ONNXImporter.importModel(at: directory.appendingPathComponent("model.onnx"))
+        var graph = try ONNXImporter().importGraph(at: directory.appendingPathComponent("model.onnx"))
         if let kept {
             graph.outputs.removeAll { !kept.contains($0.name) }
             _ = graph.removeDeadNodes()

@@ -11,7 +11,7 @@ enum ImporterFixtures {
 
     static func url(_ name: String) -> URL { directory.appendingPathComponent(name) }
 
-    static func load(_ name: String) throws -> Graph { try ONNXImporter.importModel(at: url(name)) }
+    static func load(_ name: String) throws -> Graph { try ONNXImporter().importGraph(at: url(name)) }
 }
 
 extension Graph {

@@ -7,32 +7,39 @@ import XCTest
 final class ONNXElementwiseLoweringTests: XCTestCase {
     func testEachOpBecomesItsRestoreOpWithParameters() throws {
         let graph = try ImporterFixtures.load("elementwise_ops.onnx")
-        let expected: [(String, OpKind, [String: Attribute])] = [
-            ("gelu", .unary, ["function": .string("geluTanh")]),
-            ("gelu_erf", .unary, ["function": .string("gelu")]),
-            ("elu", .unary, ["function": .string("elu"), "alpha": .float(0.5)]),
-            ("hard_sigmoid", .unary, ["function": .string("hardSigmoid"), "alpha": .float(0.2), "beta": .float(0.5)]),
-            ("softplus", .unary, ["function": .string("softplus")]),
-            ("erf", .unary, ["function": .string("erf")]),
-            ("prelu", .binary, ["function": .string("prelu")]),
-            ("pow", .binary, ["function": .string("pow")]),
-            ("greater", .binary, ["function": .string("greater")]),
-            ("not", .unary, ["function": .string("not")]),
-            ("where", .where, [:]),
-            ("concat", .concat, ["axis": .int(1)]),
-            ("expand", .expand, [:]),
-            ("tile", .tile, [:]),
-            ("instance_norm", .instanceNorm, ["epsilon": .float(1e-4)]),
-            ("filled", .constantOfShape, ["value": .float(7), "dtype": .string("i64")]),
-            ("range", .range, [:]),
-            ("s2d", .spaceToDepth, ["blockSize": .int(2)]),
-            ("avg", .averagePool, ["kernelShape": .ints([2, 2]), "countIncludePad": .int(1), "autoPad": .string("same_upper")]),
-            ("conv", .conv, ["group": .int(2), "dilations": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])]),
+        var averagePool = PoolAttributes()
+        averagePool.kernelShape = [2, 2]
+        averagePool.countIncludePad = true
+        averagePool.window.autoPad = .sameUpper
+        var conv = ConvAttributes()
+        conv.group = 2
+        conv.window.dilations = [2, 2]
+        conv.window.pads = [2, 2, 2, 2]
+        let expected: [(String, Op)] = [
+            ("gelu", .unary(Activation(function: .geluTanh))),
+            ("gelu_erf", .unary(Activation(function: .gelu))),
+            ("elu", .unary(Activation(function: .elu, alpha: 0.5))),
+            ("hard_sigmoid", .unary(Activation(function: .hardSigmoid, alpha: 0.2, beta: 0.5))),
+            ("softplus", .unary(Activation(function: .softplus))),
+            ("erf", .unary(Activation(function: .erf))),
+            ("prelu", .binary(.prelu)),
+            ("pow", .binary(.pow)),
+            ("greater", .binary(.greater)),
+            ("not", .unary(Activation(function: .not))),
+            ("where", .where),
+            ("concat", .concat(ConcatAttributes(axis: 1))),
+            ("expand", .expand),
+            ("tile", .tile),
+            ("instance_norm", .instanceNorm(InstanceNormAttributes(epsilon: 1e-4))),
+            ("filled", .constantOfShape(ConstantOfShapeAttributes(value: 7, dtype: .int64))),
+            ("range", .range),
+            ("s2d", .spaceToDepth(SpaceToDepthAttributes(blockSize: 2))),
+            ("avg", .averagePool(averagePool)),
+            ("conv", .conv(conv)),
         ]
-        for (output, op, attributes) in expected {
+        for (output, operation) in expected {
             let node = try graph.producer(of: output)
-            XCTAssertEqual(node.op, op, output)
-            XCTAssertEqual(node.attributes, attributes, output)
+            XCTAssertEqual(node.operation, operation, output)
             XCTAssertEqual(node.name, output, "the Restore node keeps the ONNX node's name")
         }
         XCTAssertEqual(try graph.producer(of: "where").inputs, ["greater", "x", "two"])
@@ -42,16 +49,16 @@ final class ONNXElementwiseLoweringTests: XCTestCase {
     func testHardSwishIsInputTimesHardSigmoid() throws {
         let graph = try ImporterFixtures.load("elementwise_ops.onnx")
         let product = try graph.producer(of: "hard_swish")
-        XCTAssertEqual(product.attributes, ["function": .string("mul")])
+        XCTAssertEqual(product.operation, .binary(.mul))
         let gate = try graph.producer(of: product.inputs[1])
         XCTAssertEqual(product.inputs[0], "x")
-        XCTAssertEqual(gate.attributes, ["function": .string("hardSigmoid"), "alpha": .float(1.0 / 6), "beta": .float(0.5)])
+        XCTAssertEqual(gate.operation, .unary(Activation(function: .hardSigmoid, alpha: 1.0 / 6, beta: 0.5)))
     }
 
     func testVariadicSumAndBinaryMinAreChains() throws {
         let graph = try ImporterFixtures.load("elementwise_ops.onnx")
         let sum = try graph.producer(of: "sum3")
-        XCTAssertEqual(sum.attributes, ["function": .string("add")])
+        XCTAssertEqual(sum.operation, .binary(.add))
         XCTAssertEqual(try graph.producer(of: sum.inputs[0]).inputs, ["x", "x"])
         XCTAssertEqual(try graph.producer(of: "min2").inputs, ["x", "slope"])
     }

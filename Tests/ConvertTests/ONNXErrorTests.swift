@@ -29,7 +29,7 @@ final class ONNXErrorTests: XCTestCase {
         for cut in cuts {
             let name = "cut_\(cut).onnx"
             let url = try write(bytes.prefix(cut), as: name)
-            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+            assertImportError(name) { try ONNXImporter().importGraph(at: url) }
         }
     }
 
@@ -39,21 +39,21 @@ final class ONNXErrorTests: XCTestCase {
             let garbage = Data((0..<(64 << trial)).map { _ in UInt8(truncatingIfNeeded: generator.next()) })
             let name = "garbage_\(trial).onnx"
             let url = try write(garbage, as: name)
-            assertImportError(name) { try ONNXImporter.importModel(at: url) }
+            assertImportError(name) { try ONNXImporter().importGraph(at: url) }
         }
     }
 
     func testEmptyFileIsRefused() throws {
         let url = try write(Data(), as: "empty.onnx")
-        assertImportError("empty.onnx", contains: ["empty"]) { try ONNXImporter.importModel(at: url) }
+        assertImportError("empty.onnx", contains: ["empty"]) { try ONNXImporter().importGraph(at: url) }
     }
 
     func testMissingFileAndDirectoryAreRefused() {
         assertImportError("absent.onnx", contains: ["no such file"]) {
-            try ONNXImporter.importModel(at: self.folder.appendingPathComponent("absent.onnx"))
+            try ONNXImporter().importGraph(at: self.folder.appendingPathComponent("absent.onnx"))
         }
         let name = folder.lastPathComponent
-        assertImportError(name, contains: ["directory"]) { try ONNXImporter.importModel(at: self.folder) }
+        assertImportError(name, contains: ["directory"]) { try ONNXImporter().importGraph(at: self.folder) }
     }
 
     func testUnsupportedOpsAreListedTogether() throws {
@@ -92,6 +92,24 @@ final class ONNXErrorTests: XCTestCase {
         assertImportError("opset22.onnx", contains: ["opset 22", "7–21"]) { try ImporterFixtures.load("opset22.onnx") }
     }
 
+    /// A mode string that names no ONNX value (the fixture's bytes patched, same length)
+    /// is the importer's error naming the file, node and attribute.
+    func testModeStringThatNamesNoValueIsRefusedByName() throws {
+        let cases = [("opset13.onnx", "linear", "lineal", "node 'resize' (Resize): attribute 'mode' is 'lineal'"),
+                     ("misc_ops.onnx", "CRD", "CDR", "node 'd2s' (DepthToSpace): attribute 'mode' is 'CDR'"),
+                     ("opset10.onnx", "reflect", "reflex!", "node 'pad' (Pad): attribute 'mode' is 'reflex!'")]
+        for (fixture, value, replacement, message) in cases {
+            var bytes = try Data(contentsOf: ImporterFixtures.url(fixture))
+            let range = try XCTUnwrap(bytes.range(of: Data(value.utf8)), "\(fixture) holds no '\(value)'")
+            XCTAssertNil(bytes[range.upperBound...].range(of: Data(value.utf8)), "'\(value)' is not unique in \(fixture)")
+            bytes.replaceSubrange(range, with: Data(replacement.utf8))
+            let name = "patched_\(fixture)"
+            let url = try write(bytes, as: name)
+            let error = assertImportError(name, contains: [message]) { try ONNXImporter().importGraph(at: url) }
+            guard case .badNode? = error else { return XCTFail("not a bad-node error: \(String(describing: error))") }
+        }
+    }
+
     func testValuesWithoutSourceAreRefused() {
         assertImportError("dangling_input.onnx", contains: ["add_dangling", "'nowhere'"]) {
             try ImporterFixtures.load("dangling_input.onnx")
@@ -114,11 +132,13 @@ final class ONNXCorruptionTests: XCTestCase {
                     bytes[Int.random(in: 0..<bytes.count, using: &generator)] = UInt8.random(in: 0...255, using: &generator)
                 }
                 do {
-                    _ = try ONNXImporter.importModel(bytes: Data(bytes), fileName: "flipped.onnx")
+                    _ = try ONNXImporter().importGraph(bytes: Data(bytes), fileName: "flipped.onnx")
                     imports += 1
                 } catch let error as ONNXImportError {
                     XCTAssertTrue(error.description.hasPrefix("flipped.onnx: "), error.description)
                     failures += 1
+                } catch {
+                    XCTFail("\(type(of: error)) instead of an ONNXImportError: \(error)")
                 }
             }
         }

@@ -5,28 +5,25 @@ import XCTest
 
 /// ONNX nodes become the Restore nodes of OpKind.swift's contract, in every opset form.
 final class ONNXLoweringTests: XCTestCase {
-    private func function(_ node: Node) -> String? {
-        if case .string(let name)? = node.attributes["function"] { name } else { nil }
+    private func clip(min: Float, max: Float) -> Op {
+        .unary(Activation(function: .clip, min: min, max: max))
     }
 
     func testOpset10AttributesBecomeConstantsOrStayAttributes() throws {
         let graph = try ImporterFixtures.load("opset10.onnx")
-        let clip = try graph.producer(of: "clip")
-        XCTAssertEqual(clip.op, .unary)
-        XCTAssertEqual(clip.attributes, ["function": .string("clip"), "min": .float(-0.5), "max": .float(2)])
+        XCTAssertEqual(try graph.producer(of: "clip").operation, clip(min: -0.5, max: 2))
 
         let split = try graph.producer(of: "split_a")
-        XCTAssertEqual(split.op, .split)
+        XCTAssertEqual(split.operation, .split(SplitAttributes(axis: 1, numOutputs: 2)))
         XCTAssertEqual(split.outputs, ["split_a", "split_b"])
-        XCTAssertEqual(split.attributes, ["axis": .int(1), "numOutputs": .int(2)])
         XCTAssertEqual(try graph.ints(split.inputs[1]), [1, 3])
 
-        XCTAssertEqual(try graph.producer(of: "squeeze").attributes, ["axes": .ints([0])])
-        XCTAssertEqual(try graph.producer(of: "reduce").attributes,
-                       ["function": .string("mean"), "axes": .ints([2, 3]), "keepDims": .int(1)])
+        XCTAssertEqual(try graph.producer(of: "squeeze").operation, .squeeze(SqueezeAttributes(axes: [0])))
+        XCTAssertEqual(try graph.producer(of: "reduce").operation,
+                       .reduce(ReduceAttributes(function: .mean, axes: [2, 3], keepDims: true)))
 
         let pad = try graph.producer(of: "pad")
-        XCTAssertEqual(pad.attributes, ["mode": .string("reflect")])
+        XCTAssertEqual(pad.operation, .pad(PadAttributes(mode: .reflect)))
         XCTAssertEqual(pad.inputs.count, 2)
         XCTAssertEqual(try graph.ints(pad.inputs[1]), [0, 0, 1, 1, 0, 0, 1, 1])
         XCTAssertTrue(graph.isTopologicallySorted)
@@ -36,53 +33,52 @@ final class ONNXLoweringTests: XCTestCase {
     func testOldSoftmaxOverInnerAxesIsFlattenedAndReshapedBack() throws {
         let graph = try ImporterFixtures.load("opset10.onnx")
         let reshape = try graph.producer(of: "softmax")
-        XCTAssertEqual(reshape.op, .reshape)
+        XCTAssertEqual(reshape.operation, .reshape(ReshapeAttributes()))
         let rows = try graph.producer(of: reshape.inputs[0])
-        XCTAssertEqual(rows.op, .softmax)
-        XCTAssertEqual(rows.attributes, ["axis": .int(-1)])
+        XCTAssertEqual(rows.operation, .softmax(SoftmaxAttributes(axis: -1)))
         let flatten = try graph.producer(of: rows.inputs[0])
-        XCTAssertEqual(flatten.op, .flatten)
-        XCTAssertEqual(flatten.attributes, ["axis": .int(1)])
+        XCTAssertEqual(flatten.operation, .flatten(FlattenAttributes(axis: 1)))
         XCTAssertEqual(flatten.inputs, ["x"])
         let shape = try graph.producer(of: reshape.inputs[1])
-        XCTAssertEqual(shape.op, .shape)
+        XCTAssertEqual(shape.operation, .shape(ShapeAttributes()))
         XCTAssertEqual(shape.inputs, ["x"])
     }
 
     func testOpset9SliceAttributesAndUpsample() throws {
         let graph = try ImporterFixtures.load("opset9.onnx")
         let slice = try graph.producer(of: "slice")
-        XCTAssertEqual(slice.op, .slice)
+        XCTAssertEqual(slice.operation, .slice)
         XCTAssertEqual(try slice.inputs.dropFirst().map { try graph.ints($0) }, [[1], [3], [1]])
         let upsample = try graph.producer(of: "upsample")
-        XCTAssertEqual(upsample.op, .resize)
         XCTAssertEqual(upsample.inputs, ["x", "scales"])
-        XCTAssertEqual(upsample.attributes["coordinateTransformationMode"], .string("asymmetric"))
-        XCTAssertEqual(upsample.attributes["nearestMode"], .string("floor"))
+        guard case .resize(let resize) = upsample.operation else { return XCTFail("upsample is \(upsample.operation)") }
+        XCTAssertEqual(resize.coordinateTransformationMode, .asymmetric)
+        XCTAssertEqual(resize.nearestMode, .floor)
     }
 
     func testOpset11ConstantInputsBecomeAttributes() throws {
         let graph = try ImporterFixtures.load("opset11.onnx")
-        XCTAssertEqual(try graph.producer(of: "clip").attributes,
-                       ["function": .string("clip"), "min": .float(-0.5), "max": .float(2)])
+        XCTAssertEqual(try graph.producer(of: "clip").operation, clip(min: -0.5, max: 2))
         XCTAssertNil(graph.constants["lo"], "a bound turned attribute leaves no constant behind")
         XCTAssertEqual(try graph.ints(try graph.producer(of: "split_b").inputs[1]), [1, 3])
-        XCTAssertEqual(try graph.producer(of: "squeeze").attributes, ["axes": .ints([0])])
-        XCTAssertEqual(try graph.producer(of: "reduce").attributes["keepDims"], .int(0))
+        XCTAssertEqual(try graph.producer(of: "squeeze").operation, .squeeze(SqueezeAttributes(axes: [0])))
+        guard case .reduce(let reduce) = try graph.producer(of: "reduce").operation else { return XCTFail("reduce is no reduce") }
+        XCTAssertFalse(reduce.keepDims)
 
         let pad = try graph.producer(of: "pad")
         XCTAssertEqual(pad.inputs, ["x", "pads", "pad_value"])
-        XCTAssertEqual(pad.attributes, ["mode": .string("constant")])
+        XCTAssertEqual(pad.operation, .pad(PadAttributes(mode: .constant)))
 
         let resize = try graph.producer(of: "resize")
         XCTAssertEqual(resize.inputs, ["x", "scales"], "the empty roi is dropped")
-        XCTAssertEqual(resize.attributes, ["mode": .string("nearest"), "coordinateTransformationMode": .string("asymmetric"),
-                                           "nearestMode": .string("floor")])
+        var nearestAsymmetric = ResizeAttributes()
+        nearestAsymmetric.mode = .nearest
+        nearestAsymmetric.coordinateTransformationMode = .asymmetric
+        nearestAsymmetric.nearestMode = .floor
+        XCTAssertEqual(resize.operation, .resize(nearestAsymmetric))
 
         // axis 3 of a rank-4 input is the last axis: same as opset 13's softmax.
-        let softmax = try graph.producer(of: "softmax")
-        XCTAssertEqual(softmax.op, .softmax)
-        XCTAssertEqual(softmax.attributes, ["axis": .int(-1)])
+        XCTAssertEqual(try graph.producer(of: "softmax").operation, .softmax(SoftmaxAttributes(axis: -1)))
         XCTAssertEqual(try graph.producer(of: "softmax_flat").op, .reshape)
     }
 
@@ -91,16 +87,18 @@ final class ONNXLoweringTests: XCTestCase {
         XCTAssertEqual(try graph.producer(of: "split_a").inputs, ["x", "split_sizes"])
         let even = try graph.producer(of: "even_a")
         XCTAssertEqual(even.inputs, ["x"])
-        XCTAssertEqual(even.attributes, ["axis": .int(1), "numOutputs": .int(2)])
-        XCTAssertEqual(try graph.producer(of: "squeeze").attributes, ["axes": .ints([0])])
-        XCTAssertEqual(try graph.producer(of: "reduce").attributes["axes"], .ints([1]))
-        XCTAssertEqual(try graph.producer(of: "reduce_sum").attributes,
-                       ["function": .string("sum"), "axes": .ints([2, 3]), "keepDims": .int(0)])
+        XCTAssertEqual(even.operation, .split(SplitAttributes(axis: 1, numOutputs: 2)))
+        XCTAssertEqual(try graph.producer(of: "squeeze").operation, .squeeze(SqueezeAttributes(axes: [0])))
+        guard case .reduce(let reduce) = try graph.producer(of: "reduce").operation else { return XCTFail("reduce is no reduce") }
+        XCTAssertEqual(reduce.axes, [1])
+        XCTAssertEqual(try graph.producer(of: "reduce_sum").operation,
+                       .reduce(ReduceAttributes(function: .sum, axes: [2, 3], keepDims: false)))
         let resize = try graph.producer(of: "resize")
         XCTAssertEqual(resize.inputs, ["x", "", "sizes"])
-        XCTAssertEqual(resize.attributes["mode"], .string("linear"))
-        XCTAssertEqual(resize.attributes["coordinateTransformationMode"], .string("half_pixel"))
-        XCTAssertEqual(try graph.producer(of: "softmax").attributes, ["axis": .int(1)])
+        guard case .resize(let attributes) = resize.operation else { return XCTFail("resize is \(resize.operation)") }
+        XCTAssertEqual(attributes.mode, .linear)
+        XCTAssertEqual(attributes.coordinateTransformationMode, .halfPixel)
+        XCTAssertEqual(try graph.producer(of: "softmax").operation, .softmax(SoftmaxAttributes(axis: 1)))
         XCTAssertNil(graph.constants["squeeze_axes"])
     }
 
@@ -108,26 +106,26 @@ final class ONNXLoweringTests: XCTestCase {
         let graph = try ImporterFixtures.load("opset18.onnx")
         let split = try graph.producer(of: "split_a")
         XCTAssertEqual(split.inputs, ["x"])
-        XCTAssertEqual(split.attributes, ["axis": .int(2), "numOutputs": .int(3)])
-        XCTAssertEqual(try graph.producer(of: "reduce").attributes["axes"], .ints([2, 3]))
-        let noop = try graph.producer(of: "reduce_noop")
-        XCTAssertEqual(noop.op, .unary)
-        XCTAssertEqual(function(noop), "identity")
+        XCTAssertEqual(split.operation, .split(SplitAttributes(axis: 2, numOutputs: 3)))
+        guard case .reduce(let reduce) = try graph.producer(of: "reduce").operation else { return XCTFail("reduce is no reduce") }
+        XCTAssertEqual(reduce.axes, [2, 3])
+        XCTAssertEqual(try graph.producer(of: "reduce_noop").operation, .unary(.identity))
         XCTAssertEqual(try graph.producer(of: "pad").inputs, ["x", "pads", "", "pad_axes"])
-        XCTAssertEqual(try graph.producer(of: "pad").attributes, ["mode": .string("edge")])
+        XCTAssertEqual(try graph.producer(of: "pad").operation, .pad(PadAttributes(mode: .edge)))
         let resize = try graph.producer(of: "resize")
         XCTAssertEqual(resize.inputs, ["x", "scales"])
-        XCTAssertEqual(resize.attributes["mode"], .string("cubic"))
-        XCTAssertEqual(resize.attributes["cubicCoeffA"], .float(-0.5))
+        guard case .resize(let attributes) = resize.operation else { return XCTFail("resize is \(resize.operation)") }
+        XCTAssertEqual(attributes.mode, .cubic)
+        XCTAssertEqual(attributes.cubicCoeffA, -0.5)
     }
 
     func testBatchNormalizationBecomesAPerChannelScaleAndShift() throws {
         let graph = try ImporterFixtures.load("batchnorm.onnx")
         XCTAssertEqual(graph.nodes.map(\.op), [.conv, .binary, .binary, .unary])
         let add = try graph.producer(of: "bn")
-        XCTAssertEqual(function(add), "add")
+        XCTAssertEqual(add.operation, .binary(.add))
         let mul = try graph.producer(of: add.inputs[0])
-        XCTAssertEqual(function(mul), "mul")
+        XCTAssertEqual(mul.operation, .binary(.mul))
         XCTAssertEqual(mul.inputs[0], "c")
 
         let (scale, bias, mean, variance, epsilon): ([Float], [Float], [Float], [Float], Float) =
@@ -150,7 +148,7 @@ final class ONNXLoweringTests: XCTestCase {
     func testGemmWithConstantWeightsBecomesLinear() throws {
         let graph = try ImporterFixtures.load("misc_ops.onnx")
         let gemm = try graph.producer(of: "gemm")
-        XCTAssertEqual(gemm.op, .linear)
+        XCTAssertEqual(gemm.operation, .linear(LinearAttributes()))
         XCTAssertEqual(gemm.inputs[0], "flat")
         let weight = try XCTUnwrap(graph.constants[gemm.inputs[1]])
         // B is [K=4, N=3]; W = alpha·Bᵀ is [N, K].
@@ -159,55 +157,59 @@ final class ONNXLoweringTests: XCTestCase {
         XCTAssertEqual(try graph.floats(gemm.inputs[2]), [0.5, -0.5, 1])
 
         let transposed = try graph.producer(of: "gemm_t")
-        XCTAssertEqual(transposed.op, .linear)
+        XCTAssertEqual(transposed.operation, .linear(LinearAttributes()))
         XCTAssertEqual(transposed.inputs, ["flat", "gemm_bt"], "transB=1 with alpha 1 uses B as stored")
     }
 
     func testGemmWithComputedWeightsBecomesMatMulAndScale() throws {
         let graph = try ImporterFixtures.load("misc_ops.onnx")
         let scale = try graph.producer(of: "gemm_dynamic")
-        XCTAssertEqual(function(scale), "mul")
+        XCTAssertEqual(scale.operation, .binary(.mul))
         XCTAssertEqual(try graph.floats(scale.inputs[1]), [3])
         let matMul = try graph.producer(of: scale.inputs[0])
-        XCTAssertEqual(matMul.op, .matMul)
+        XCTAssertEqual(matMul.operation, .matMul)
         XCTAssertEqual(matMul.inputs, ["flat", "flat_t"])
     }
 
     func testConvolutionPoolingAndLayoutOps() throws {
         let graph = try ImporterFixtures.load("misc_ops.onnx")
-        let deconv = try graph.producer(of: "deconv")
-        XCTAssertEqual(deconv.op, .convTranspose)
         // stride 2·(4−1) + 3 − 8 = 1 pixel of padding in total, the odd one at the begin.
-        XCTAssertEqual(deconv.attributes, ["strides": .ints([2, 2]), "pads": .ints([1, 1, 0, 0])])
+        var deconv = ConvTransposeAttributes()
+        deconv.window.strides = [2, 2]
+        deconv.window.pads = [1, 1, 0, 0]
+        XCTAssertEqual(try graph.producer(of: "deconv").operation, .convTranspose(deconv))
 
-        let gap = try graph.producer(of: "gap")
-        XCTAssertEqual(gap.op, .reduce)
-        XCTAssertEqual(gap.attributes, ["function": .string("mean"), "axes": .ints([2, 3]), "keepDims": .int(1)])
+        XCTAssertEqual(try graph.producer(of: "gap").operation,
+                       .reduce(ReduceAttributes(function: .mean, axes: [2, 3], keepDims: true)))
 
-        XCTAssertEqual(try graph.producer(of: "pool").attributes, [
-            "kernelShape": .ints([3, 3]), "strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1]), "ceilMode": .int(1),
-        ])
-        XCTAssertEqual(try graph.producer(of: "d2s").attributes, ["blockSize": .int(2), "mode": .string("CRD")])
+        var pool = PoolAttributes()
+        pool.kernelShape = [3, 3]
+        pool.window.strides = [2, 2]
+        pool.window.pads = [1, 1, 1, 1]
+        pool.ceilMode = true
+        XCTAssertEqual(try graph.producer(of: "pool").operation, .maxPool(pool))
+        XCTAssertEqual(try graph.producer(of: "d2s").operation,
+                       .depthToSpace(DepthToSpaceAttributes(blockSize: 2, mode: .columnRowDepth)))
         let layerNorm = try graph.producer(of: "ln")
         XCTAssertEqual(layerNorm.inputs, ["x", "ln_scale", ""])
-        XCTAssertEqual(layerNorm.attributes, ["axis": .int(-1), "epsilon": .float(1e-6)])
-        XCTAssertEqual(try graph.producer(of: "leaky").attributes, ["function": .string("leakyRelu"), "alpha": .float(0.2)])
-        XCTAssertEqual(try graph.producer(of: "x_shape").attributes, ["start": .int(2)])
-        XCTAssertEqual(try graph.producer(of: "x_shape_f").attributes, ["to": .string("f32")])
+        XCTAssertEqual(layerNorm.operation, .layerNorm(LayerNormAttributes(axis: -1, epsilon: 1e-6)))
+        XCTAssertEqual(try graph.producer(of: "leaky").operation, .unary(Activation(function: .leakyRelu, alpha: 0.2)))
+        XCTAssertEqual(try graph.producer(of: "x_shape").operation, .shape(ShapeAttributes(start: 2, end: nil)))
+        XCTAssertEqual(try graph.producer(of: "x_shape_f").operation, .cast(CastAttributes(to: .float32)))
     }
 
     func testIdentityAndDropoutAreRemovedAndVariadicMaxIsChained() throws {
         let graph = try ImporterFixtures.load("misc_ops.onnx")
         XCTAssertFalse(graph.nodes.contains { $0.outputs.contains("x_alias") || $0.outputs.contains("x_dropped") })
         let last = try graph.producer(of: "max3")
-        XCTAssertEqual(function(last), "max")
+        XCTAssertEqual(last.operation, .binary(.max))
         XCTAssertEqual(last.inputs[1], "ln")
         let first = try graph.producer(of: last.inputs[0])
         XCTAssertEqual(first.inputs, ["x", "x"], "Identity and Dropout outputs are renamed to x")
         // An Identity that writes a graph output keeps the output's name.
         let output = try graph.producer(of: "x_out")
         XCTAssertEqual(output.name, "identity_out")
-        XCTAssertEqual(function(output), "identity")
+        XCTAssertEqual(output.operation, .unary(.identity))
         XCTAssertTrue(graph.isTopologicallySorted)
     }
 }

@@ -6,51 +6,52 @@ enum LowerConvolution {
     static func conv(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let weight = try node.requiredInput(1)
         try requireTwoSpatialDims(node, weight: weight, context: context)
-        try context.emit(node.name, .conv, inputs: [try node.requiredInput(0), weight] + optional(node.input(2)),
-                     outputs: [try node.output()], attributes: try windowAttributes(node))
+        var attributes = ConvAttributes()
+        attributes.window = try slidingWindow(node)
+        attributes.group = try node.int("group", default: 1)
+        context.builder.emit(node.name, .conv(attributes), inputs: [try node.requiredInput(0), weight] + optional(node.input(2)),
+                             outputs: [try node.output()])
     }
 
     static func convTranspose(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let input = try node.requiredInput(0)
         let weight = try node.requiredInput(1)
         try requireTwoSpatialDims(node, weight: weight, context: context)
-        var attributes = try windowAttributes(node)
-        attributes.set("outputPadding", try node.ints("output_padding"))
+        var attributes = ConvTransposeAttributes()
+        attributes.window = try slidingWindow(node)
+        attributes.group = try node.int("group", default: 1)
+        attributes.outputPadding = try node.ints("output_padding") ?? [0, 0]
         if let outputShape = try node.ints("output_shape") {
-            attributes["pads"] = .ints(try padsForOutputShape(Array(outputShape.suffix(2)), node: node,
-                                                              input: input, weight: weight, context: context))
-            attributes["autoPad"] = nil
+            attributes.window.pads = try padsForOutputShape(Array(outputShape.suffix(2)), node: node, attributes: attributes,
+                                                            input: input, weight: weight, context: context)
+            attributes.window.autoPad = .notset
         }
-        try context.emit(node.name, .convTranspose, inputs: [input, weight] + optional(node.input(2)),
-                     outputs: [try node.output()], attributes: attributes)
+        context.builder.emit(node.name, .convTranspose(attributes), inputs: [input, weight] + optional(node.input(2)),
+                             outputs: [try node.output()])
     }
 
     /// Pads that make ConvTranspose produce `outputShape` (ONNX: the total padding is
     /// split evenly, the odd pixel going to the end for SAME_UPPER, else to the begin).
     /// It needs the input's spatial size, so only static input sizes are supported.
-    private static func padsForOutputShape(_ outputShape: [Int], node: ONNXNode, input: String, weight: String,
-                                           context: LoweringContext) throws -> [Int] {
+    private static func padsForOutputShape(_ outputShape: [Int], node: ONNXNode, attributes: ConvTransposeAttributes,
+                                           input: String, weight: String, context: LoweringContext) throws -> [Int] {
         guard outputShape.count == 2,
-              let inputShape = context.shape(of: input), inputShape.count == 4,
+              let inputShape = context.builder.shape(of: input), inputShape.count == 4,
               case .fixed(let height) = inputShape[2], case .fixed(let width) = inputShape[3] else {
             throw LoweringFailure.unsupported("output_shape needs a static input height and width")
         }
-        let kernel = try node.ints("kernel_shape") ?? context.shape(of: weight).map { dims in
+        let kernel = try node.ints("kernel_shape") ?? context.builder.shape(of: weight).map { dims in
             dims.suffix(2).compactMap { if case .fixed(let size) = $0 { size } else { nil } }
         } ?? []
         guard kernel.count == 2 else { throw LoweringFailure.unsupported("output_shape needs a known kernel size") }
-        let strides = try node.ints("strides") ?? [1, 1]
-        let dilations = try node.ints("dilations") ?? [1, 1]
-        let outputPadding = try node.ints("output_padding") ?? [0, 0]
-        guard strides.count == 2, dilations.count == 2, outputPadding.count == 2 else {
-            throw LoweringFailure.invalid("strides, dilations and output_padding need 2 values each")
-        }
+        let (strides, dilations, outputPadding) = (attributes.window.strides, attributes.window.dilations, attributes.outputPadding)
+        guard outputPadding.count == 2 else { throw LoweringFailure.invalid("output_padding needs 2 values") }
         // Bounds keep the arithmetic below from overflowing on hostile values.
         let sane = 0...(1 << 24)
         guard (kernel + strides + dilations + outputPadding + outputShape + [height, width]).allSatisfy(sane.contains) else {
             throw LoweringFailure.invalid("kernel, strides, dilations, output_padding or output_shape out of range")
         }
-        let upper = try node.string("auto_pad", default: "NOTSET") == "SAME_UPPER"
+        let upper = attributes.window.autoPad == .sameUpper
         var begins: [Int] = []
         var ends: [Int] = []
         for (axis, inputSize) in [height, width].enumerated() {
@@ -74,41 +75,40 @@ enum LowerConvolution {
         let output = try node.output()
         let alpha = try node.float("alpha", default: 1)
         let beta = try node.float("beta", default: 1)
-        let transposeB = try node.int("transB", default: 0) != 0
-        if try node.int("transA", default: 0) != 0 {
-            a = try context.emitIntermediate("\(node.name)/transposeA", .transpose, inputs: [a], attributes: ["perm": .ints([1, 0])])
+        let transposeB = try node.flag("transB", default: false)
+        if try node.flag("transA", default: false) {
+            a = context.builder.emitValue(named: "\(node.name)/transposeA", .transpose(TransposeAttributes(perm: [1, 0])), inputs: [a])
         }
         let c = beta == 0 ? nil : node.input(2)
 
-        guard let bTensor = context.constant(b), bTensor.shape.count == 2 else {
+        guard let bTensor = context.builder.constant(b), bTensor.shape.count == 2 else {
             try gemmByMatMul(&context, node, a: a, b: b, c: c, transposeB: transposeB, alpha: alpha, beta: beta)
             return
         }
 
         let weight = linearWeight(&context, node, b: bTensor, transposeB: transposeB, alpha: alpha)
         let outFeatures = bTensor.shape[transposeB ? 0 : 1]
+        let linear = Op.linear(LinearAttributes())
         guard let c else {
-            try context.emit(node.name, .linear, inputs: [a, weight], outputs: [output])
+            context.builder.emit(node.name, linear, inputs: [a, weight], outputs: [output])
             return
         }
-        if let cTensor = context.constant(c), let bias = biasVector(cTensor, outFeatures: outFeatures, beta: beta) {
-            let biasName = context.addConstant("\(node.name)/bias", shape: [outFeatures], floats: bias)
-            try context.emit(node.name, .linear, inputs: [a, weight, biasName], outputs: [output])
+        if let cTensor = context.builder.constant(c), let bias = biasVector(cTensor, outFeatures: outFeatures, beta: beta) {
+            let biasName = context.builder.addConstant("\(node.name)/bias", shape: [outFeatures], floats: bias)
+            context.builder.emit(node.name, linear, inputs: [a, weight, biasName], outputs: [output])
             return
         }
         // A full [M,N] or computed C: linear, then add beta·C.
-        let addend = try scaledAddend(&context, node, c: c, beta: beta)
-        let product = try context.emitIntermediate("\(node.name)/linear", .linear, inputs: [a, weight])
-        try context.emit(node.name, .binary, inputs: [product, addend], outputs: [output],
-                     attributes: ["function": .string(BinaryFunction.add.rawValue)])
+        let addend = scaledAddend(&context, node, c: c, beta: beta)
+        let product = context.builder.linear(a, weight: weight, name: "\(node.name)/linear")
+        context.builder.emit(node.name, .binary(.add), inputs: [product, addend], outputs: [output])
     }
 
     /// beta·C as a value (C itself when beta is 1).
-    private static func scaledAddend(_ context: inout LoweringContext, _ node: ONNXNode, c: String, beta: Float) throws -> String {
+    private static func scaledAddend(_ context: inout LoweringContext, _ node: ONNXNode, c: String, beta: Float) -> String {
         guard beta != 1 else { return c }
-        let scale = context.addConstant("\(node.name)/beta", shape: [], floats: [beta])
-        return try context.emitIntermediate("\(node.name)/scaleC", .binary, inputs: [c, scale],
-                                        attributes: ["function": .string(BinaryFunction.mul.rawValue)])
+        let scale = context.builder.addConstant("\(node.name)/beta", shape: [], floats: [beta])
+        return context.builder.binary(.mul, c, scale, name: "\(node.name)/scaleC")
     }
 
     /// The [N,K] weight of `linear`: B as stored when transB (and alpha is 1), else a copy.
@@ -125,7 +125,7 @@ enum LowerConvolution {
                 weight[n * inFeatures + k] = alpha * (transposeB ? values[n * columns + k] : values[k * columns + n])
             }
         }
-        return context.addConstant("\(node.name)/weight", shape: [outFeatures, inFeatures], floats: weight)
+        return context.builder.addConstant("\(node.name)/weight", shape: [outFeatures, inFeatures], floats: weight)
     }
 
     /// beta·C as an [N] bias when C is a scalar, [N] or [1,N]; nil for a full [M,N] addend.
@@ -143,56 +143,54 @@ enum LowerConvolution {
         let output = try node.output()
         var right = b
         if transposeB {
-            right = try context.emitIntermediate("\(node.name)/transposeB", .transpose, inputs: [b], attributes: ["perm": .ints([1, 0])])
+            right = context.builder.emitValue(named: "\(node.name)/transposeB", .transpose(TransposeAttributes(perm: [1, 0])),
+                                              inputs: [b])
         }
-        var steps: [(op: OpKind, inputs: [String], function: BinaryFunction?)] = [(.matMul, [a, right], nil)]
+        var steps: [(operation: Op, inputs: [String])] = [(.matMul, [a, right])]
         if alpha != 1 {
-            steps.append((.binary, [context.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])], .mul))
+            steps.append((.binary(.mul), [context.builder.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])]))
         }
         if let c {
-            steps.append((.binary, [try scaledAddend(&context, node, c: c, beta: beta)], .add))
+            steps.append((.binary(.add), [scaledAddend(&context, node, c: c, beta: beta)]))
         }
         var previous: String?
         for (index, step) in steps.enumerated() {
-            let attributes: [String: Attribute] = step.function.map { ["function": .string($0.rawValue)] } ?? [:]
             let inputs = optional(previous) + step.inputs
             if index == steps.count - 1 {
-                try context.emit(node.name, step.op, inputs: inputs, outputs: [output], attributes: attributes)
+                context.builder.emit(node.name, step.operation, inputs: inputs, outputs: [output])
             } else {
-                previous = try context.emitIntermediate("\(node.name)/\(step.op.rawValue)", step.op, inputs: inputs,
-                                                    attributes: attributes)
+                previous = context.builder.emitValue(named: "\(node.name)/\(step.operation.kind.rawValue)", step.operation,
+                                                     inputs: inputs)
             }
         }
     }
 
-    /// strides, pads, dilations, group and autoPad, shared by convolutions and pools.
-    static func windowAttributes(_ node: ONNXNode) throws -> [String: Attribute] {
-        var attributes: [String: Attribute] = [:]
-        for (onnxName, restoreName, count) in [("strides", "strides", 2), ("pads", "pads", 4), ("dilations", "dilations", 2)] {
-            guard let values = try node.ints(onnxName) else { continue }
-            guard values.count == count else {
-                throw LoweringFailure.unsupported("\(onnxName) \(values) is not 2-D")
-            }
-            attributes[restoreName] = .ints(values)
+    /// ONNX's auto_pad values ("" is taken for NOTSET, as onnxruntime does).
+    static let autoPadNames: [String: AutoPad] = [
+        "NOTSET": .notset, "": .notset, "SAME_UPPER": .sameUpper, "SAME_LOWER": .sameLower, "VALID": .valid,
+    ]
+
+    /// strides, pads, dilations and auto_pad, shared by convolutions and pools; absent
+    /// ones take ONNX's defaults (stride and dilation 1, no padding).
+    static func slidingWindow(_ node: ONNXNode) throws -> SlidingWindow {
+        var window = SlidingWindow()
+        func values(_ key: String, count: Int) throws -> [Int]? {
+            guard let values = try node.ints(key) else { return nil }
+            guard values.count == count else { throw LoweringFailure.unsupported("\(key) \(values) is not 2-D") }
+            return values
         }
-        attributes.set("group", try node.int("group"))
-        let autoPad = try node.string("auto_pad", default: "NOTSET")
-        switch autoPad {
-        case "NOTSET", "": break
-        case "SAME_UPPER", "SAME_LOWER", "VALID": attributes["autoPad"] = .string(autoPad.lowercased())
-        default: throw LoweringFailure.invalid("auto_pad '\(autoPad)' is not an ONNX value")
-        }
-        return attributes
+        window.strides = try values("strides", count: 2) ?? [1, 1]
+        window.pads = try values("pads", count: 4) ?? [0, 0, 0, 0]
+        window.dilations = try values("dilations", count: 2) ?? [1, 1]
+        window.autoPad = try node.named("auto_pad", default: .notset, autoPadNames)
+        return window
     }
 
     /// Refuses 1-D and 3-D convolutions, judged from kernel_shape or the weight's rank.
     private static func requireTwoSpatialDims(_ node: ONNXNode, weight: String, context: LoweringContext) throws {
-        let spatialDims = try node.ints("kernel_shape")?.count ?? context.rank(of: weight).map { $0 - 2 }
+        let spatialDims = try node.ints("kernel_shape")?.count ?? context.builder.rank(of: weight).map { $0 - 2 }
         if let spatialDims, spatialDims != 2 {
             throw LoweringFailure.unsupported("\(spatialDims)-D convolution; only 2-D is supported")
         }
     }
 }
-
-/// An optional input as a list of zero or one names.
-func optional(_ name: String?) -> [String] { name.map { [$0] } ?? [] }

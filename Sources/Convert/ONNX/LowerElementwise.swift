@@ -22,14 +22,14 @@ enum LowerElementwise {
 
     static func unary(_ function: UnaryFunction) -> LoweringRule {
         { context, node in
-            try emitUnary(&context, node, function, parameters: [:])
+            try emitUnary(&context, node, Activation(function: function))
         }
     }
 
     static func binary(_ function: BinaryFunction) -> LoweringRule {
         { context, node in
-            try context.emit(node.name, .binary, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
-                         outputs: [try node.output()], attributes: ["function": .string(function.rawValue)])
+            context.builder.emit(node.name, .binary(function), inputs: [try node.requiredInput(0), try node.requiredInput(1)],
+                                 outputs: [try node.output()])
         }
     }
 
@@ -40,16 +40,14 @@ enum LowerElementwise {
             guard var accumulated = inputs.first else { throw LoweringFailure.invalid("needs at least one input") }
             let output = try node.output()
             guard inputs.count > 1 else {
-                context.alias(output, to: accumulated, node: node.name)
+                context.builder.alias(output, to: accumulated, node: node.name)
                 return
             }
             for (index, next) in inputs.enumerated().dropFirst() {
-                let attributes: [String: Attribute] = ["function": .string(function.rawValue)]
                 if index == inputs.count - 1 {
-                    try context.emit(node.name, .binary, inputs: [accumulated, next], outputs: [output], attributes: attributes)
+                    context.builder.emit(node.name, .binary(function), inputs: [accumulated, next], outputs: [output])
                 } else {
-                    accumulated = try context.emitIntermediate("\(node.name)/\(index)", .binary, inputs: [accumulated, next],
-                                                           attributes: attributes)
+                    accumulated = context.builder.binary(function, accumulated, next, name: "\(node.name)/\(index)")
                 }
             }
         }
@@ -59,74 +57,65 @@ enum LowerElementwise {
     /// ONNX requires for floats). Restore's `mod` does the former for integers and fmod
     /// for floats, which covers every valid use except fmod=1 on integers.
     static func mod(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        if try node.int("fmod", default: 0) != 0,
-           [node.input(0), node.input(1)].contains(where: { $0.flatMap(context.constant)?.dtype.isFloatingPoint == false }) {
+        if try node.flag("fmod", default: false),
+           [node.input(0), node.input(1)].contains(where: { $0.flatMap(context.builder.constant)?.dtype.isFloatingPoint == false }) {
             throw LoweringFailure.unsupported("fmod=1 on integers")
         }
         try binary(.mod)(&context, node)
     }
 
+    /// LeakyRelu, Elu and HardSigmoid: ONNX's defaults of alpha and beta are those of
+    /// `Activation` (leakyRelu 0.01, elu 1, hardSigmoid 0.2 and 0.5).
     static func leakyRelu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try emitUnary(&context, node, .leakyRelu, parameters: ["alpha": .float(try node.float("alpha", default: 0.01))])
+        try emitUnary(&context, node, Activation(function: .leakyRelu, alpha: try node.float("alpha")))
     }
 
     static func elu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try emitUnary(&context, node, .elu, parameters: ["alpha": .float(try node.float("alpha", default: 1))])
+        try emitUnary(&context, node, Activation(function: .elu, alpha: try node.float("alpha")))
     }
 
     static func hardSigmoid(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try emitUnary(&context, node, .hardSigmoid, parameters: [
-            "alpha": .float(try node.float("alpha", default: 0.2)), "beta": .float(try node.float("beta", default: 0.5)),
-        ])
+        try emitUnary(&context, node, Activation(function: .hardSigmoid, alpha: try node.float("alpha"), beta: try node.float("beta")))
     }
 
     /// HardSwish(x) = x·HardSigmoid(x) with alpha 1/6, beta 1/2.
     static func hardSwish(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let input = try node.requiredInput(0)
-        let gate = try context.emitIntermediate("\(node.name)/gate", .unary, inputs: [input], attributes: [
-            "function": .string(UnaryFunction.hardSigmoid.rawValue), "alpha": .float(1.0 / 6), "beta": .float(0.5),
-        ])
-        try context.emit(node.name, .binary, inputs: [input, gate], outputs: [try node.output()],
-                     attributes: ["function": .string(BinaryFunction.mul.rawValue)])
+        let gate = context.builder.unary(Activation(function: .hardSigmoid, alpha: 1.0 / 6, beta: 0.5), input,
+                                         name: "\(node.name)/gate")
+        context.builder.emit(node.name, .binary(.mul), inputs: [input, gate], outputs: [try node.output()])
     }
 
     /// Gelu (opset 20): approximate "none" is the erf form, "tanh" the tanh form.
     static func gelu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        switch try node.string("approximate", default: "none") {
-        case "none": try emitUnary(&context, node, .gelu, parameters: [:])
-        case "tanh": try emitUnary(&context, node, .geluTanh, parameters: [:])
-        case let other: throw LoweringFailure.invalid("approximate '\(other)' is not an ONNX value")
-        }
+        let function = try node.named("approximate", default: .gelu, ["none": UnaryFunction.gelu, "tanh": .geluTanh])
+        try emitUnary(&context, node, Activation(function: function))
     }
 
     /// Clip: bounds are attributes before opset 11 and optional inputs from 11 on, which
-    /// must be constants because Restore's clip takes them as attributes.
+    /// must be constants because Restore's clip takes them as parameters.
     static func clip(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        var parameters: [String: Attribute] = [:]
+        var activation = Activation(function: .clip)
         if context.opset < 11 {
-            parameters.set("min", try node.float("min"))
-            parameters.set("max", try node.float("max"))
+            if let min = try node.float("min") { activation.min = min }
+            if let max = try node.float("max") { activation.max = max }
         } else {
-            for (index, key) in [(1, "min"), (2, "max")] {
-                guard let values = try context.constantFloats(node, index, role: key) else { continue }
-                guard values.count == 1 else { throw LoweringFailure.invalid("\(key) must be a scalar") }
-                parameters[key] = .float(values[0])
+            for (index, role, bound) in [(1, "min", \Activation.min), (2, "max", \Activation.max)] {
+                guard let values = try context.constantFloats(node, index, role: role) else { continue }
+                guard values.count == 1 else { throw LoweringFailure.invalid("\(role) must be a scalar") }
+                activation[keyPath: bound] = values[0]
             }
         }
-        try emitUnary(&context, node, .clip, parameters: parameters)
+        try emitUnary(&context, node, activation)
     }
 
     static func `where`(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try context.emit(node.name, .where,
-                     inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
-                     outputs: [try node.output()])
+        context.builder.emit(node.name, .where,
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
+                             outputs: [try node.output()])
     }
 
-    private static func emitUnary(_ context: inout LoweringContext, _ node: ONNXNode, _ function: UnaryFunction,
-                                  parameters: [String: Attribute]) throws {
-        var attributes = parameters
-        attributes["function"] = .string(function.rawValue)
-        try context.emit(node.name, .unary, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: attributes)
+    private static func emitUnary(_ context: inout LoweringContext, _ node: ONNXNode, _ activation: Activation) throws {
+        context.builder.emit(node.name, .unary(activation), inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 }

@@ -6,8 +6,8 @@ import Format
 enum LowerLayout {
     static func concat(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let axis = try node.int("axis") else { throw LoweringFailure.invalid("attribute 'axis' is required") }
-        try context.emit(node.name, .concat, inputs: node.inputs.filter { !$0.isEmpty }, outputs: [try node.output()],
-                     attributes: ["axis": .int(axis)])
+        context.builder.emit(node.name, .concat(ConcatAttributes(axis: axis)), inputs: node.inputs.filter { !$0.isEmpty },
+                             outputs: [try node.output()])
     }
 
     /// Split: sizes from the `split` attribute (opset < 13) or input 1 (13+); without
@@ -18,7 +18,7 @@ enum LowerLayout {
         var inputs = [input]
         if context.opset < 13 {
             if let sizes = try node.ints("split") {
-                inputs.append(context.addConstant("\(node.name)/split", shape: [sizes.count], ints: sizes))
+                inputs.append(context.builder.addConstant("\(node.name)/split", shape: [sizes.count], ints: sizes))
             }
         } else if let sizes = node.input(1) {
             inputs.append(sizes)
@@ -26,8 +26,8 @@ enum LowerLayout {
         if let declared = try node.int("num_outputs"), declared != node.outputs.count {
             throw LoweringFailure.invalid("num_outputs \(declared) differs from the \(node.outputs.count) outputs")
         }
-        try context.emit(node.name, .split, inputs: inputs, outputs: node.outputs,
-                     attributes: ["axis": .int(try node.int("axis", default: 0)), "numOutputs": .int(node.outputs.count)])
+        let attributes = SplitAttributes(axis: try node.int("axis", default: 0), numOutputs: node.outputs.count)
+        context.builder.emit(node.name, .split(attributes), inputs: inputs, outputs: node.outputs)
     }
 
     /// Slice: starts/ends/axes are attributes before opset 10, inputs after.
@@ -39,42 +39,41 @@ enum LowerLayout {
                 throw LoweringFailure.invalid("attributes 'starts' and 'ends' are required")
             }
             inputs = [input,
-                      context.addConstant("\(node.name)/starts", shape: [starts.count], ints: starts),
-                      context.addConstant("\(node.name)/ends", shape: [ends.count], ints: ends)]
+                      context.builder.addConstant("\(node.name)/starts", shape: [starts.count], ints: starts),
+                      context.builder.addConstant("\(node.name)/ends", shape: [ends.count], ints: ends)]
             if let axes = try node.ints("axes") {
-                inputs.append(context.addConstant("\(node.name)/axes", shape: [axes.count], ints: axes))
+                inputs.append(context.builder.addConstant("\(node.name)/axes", shape: [axes.count], ints: axes))
             }
         } else {
             inputs = [input, try node.requiredInput(1), try node.requiredInput(2)]
             inputs += [node.input(3) ?? "", node.input(4) ?? ""]
             while inputs.last == "" { inputs.removeLast() }
         }
-        try context.emit(node.name, .slice, inputs: inputs, outputs: [try node.output()])
+        context.builder.emit(node.name, .slice, inputs: inputs, outputs: [try node.output()])
     }
 
     static func reshape(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        var attributes: [String: Attribute] = [:]
-        if try node.int("allowzero", default: 0) != 0 { attributes["allowZero"] = .int(1) }
-        try context.emit(node.name, .reshape, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
-                     outputs: [try node.output()], attributes: attributes)
+        let attributes = ReshapeAttributes(allowZero: try node.flag("allowzero", default: false))
+        context.builder.emit(node.name, .reshape(attributes), inputs: [try node.requiredInput(0), try node.requiredInput(1)],
+                             outputs: [try node.output()])
     }
 
     static func transpose(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try context.emit(node.name, .transpose, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["perm": .ints(try node.ints("perm") ?? [])])
+        context.builder.emit(node.name, .transpose(TransposeAttributes(perm: try node.ints("perm") ?? [])),
+                             inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
     /// Squeeze: axes attribute before opset 13, optional constant input after; none = all size-1 axes.
     static func squeeze(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let axes = try axesOfSqueeze(context, node) ?? []
-        try context.emit(node.name, .squeeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["axes": .ints(axes)])
+        context.builder.emit(node.name, .squeeze(SqueezeAttributes(axes: axes)), inputs: [try node.requiredInput(0)],
+                             outputs: [try node.output()])
     }
 
     static func unsqueeze(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let axes = try axesOfSqueeze(context, node) else { throw LoweringFailure.invalid("axes are required") }
-        try context.emit(node.name, .unsqueeze, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["axes": .ints(axes)])
+        context.builder.emit(node.name, .unsqueeze(UnsqueezeAttributes(axes: axes)), inputs: [try node.requiredInput(0)],
+                             outputs: [try node.output()])
     }
 
     private static func axesOfSqueeze(_ context: LoweringContext, _ node: ONNXNode) throws -> [Int]? {
@@ -82,64 +81,70 @@ enum LowerLayout {
     }
 
     static func flatten(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try context.emit(node.name, .flatten, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["axis": .int(try node.int("axis", default: 1))])
+        context.builder.emit(node.name, .flatten(FlattenAttributes(axis: try node.int("axis", default: 1))),
+                             inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
+    /// ONNX's Pad modes that Restore has; "wrap" (opset 19) it has not.
+    static let padModes: [String: PadAttributes.Mode] = ["constant": .constant, "reflect": .reflect, "edge": .edge]
+
     /// Pad: pads and value are attributes before opset 11 (made constant inputs), inputs
-    /// from 11 on; `axes` (18) passes through. Mode "wrap" (19) has no Restore equivalent.
+    /// from 11 on; `axes` (18) passes through.
     static func pad(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        let mode = try node.string("mode", default: "constant")
-        guard ["constant", "reflect", "edge"].contains(mode) else {
-            throw LoweringFailure.unsupported("mode '\(mode)'")
-        }
+        if try node.string("mode") == "wrap" { throw LoweringFailure.unsupported("mode 'wrap'") }
+        let mode = try node.named("mode", default: .constant, padModes)
         let input = try node.requiredInput(0)
         var inputs: [String]
         if context.opset < 11 {
             guard let pads = try node.ints("pads") else { throw LoweringFailure.invalid("attribute 'pads' is required") }
-            inputs = [input, context.addConstant("\(node.name)/pads", shape: [pads.count], ints: pads)]
+            inputs = [input, context.builder.addConstant("\(node.name)/pads", shape: [pads.count], ints: pads)]
             if let value = try node.float("value"), value != 0 {
-                inputs.append(context.addConstant("\(node.name)/value", shape: [], floats: [value]))
+                inputs.append(context.builder.addConstant("\(node.name)/value", shape: [], floats: [value]))
             }
         } else {
             inputs = [input, try node.requiredInput(1), node.input(2) ?? "", node.input(3) ?? ""]
             while inputs.last == "" { inputs.removeLast() }
         }
-        try context.emit(node.name, .pad, inputs: inputs, outputs: [try node.output()],
-                     attributes: ["mode": .string(mode)])
+        context.builder.emit(node.name, .pad(PadAttributes(mode: mode)), inputs: inputs, outputs: [try node.output()])
     }
+
+    static let depthToSpaceModes: [String: DepthToSpaceAttributes.Mode] = ["DCR": .depthColumnRow, "CRD": .columnRowDepth]
 
     static func depthToSpace(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
-        let mode = try node.string("mode", default: "DCR")
-        guard mode == "DCR" || mode == "CRD" else { throw LoweringFailure.invalid("mode '\(mode)' is not an ONNX value") }
-        try context.emit(node.name, .depthToSpace, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["blockSize": .int(blockSize), "mode": .string(mode)])
+        let mode = try node.named("mode", default: .depthColumnRow, depthToSpaceModes)
+        context.builder.emit(node.name, .depthToSpace(DepthToSpaceAttributes(blockSize: blockSize, mode: mode)),
+                             inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
     static func spaceToDepth(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
-        try context.emit(node.name, .spaceToDepth, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["blockSize": .int(blockSize)])
+        context.builder.emit(node.name, .spaceToDepth(SpaceToDepthAttributes(blockSize: blockSize)),
+                             inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
     static func gather(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        try context.emit(node.name, .gather, inputs: [try node.requiredInput(0), try node.requiredInput(1)],
-                     outputs: [try node.output()], attributes: ["axis": .int(try node.int("axis", default: 0))])
+        context.builder.emit(node.name, .gather(GatherAttributes(axis: try node.int("axis", default: 0))),
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1)], outputs: [try node.output()])
     }
 
-    /// ScatterND: `reduction` (opset 16+; "none" before) is checked by the op itself.
+    static let scatterReductions: [String: ScatterNDAttributes.Reduction] = [
+        "none": .none, "add": .add, "mul": .mul, "max": .max, "min": .min,
+    ]
+
+    /// ScatterND: `reduction` is "none" before opset 16.
     static func scatterND(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let inputs = try (0..<3).map { try node.requiredInput($0) }
-        try context.emit(node.name, .scatterND, inputs: inputs, outputs: [try node.output()],
-                     attributes: ["reduction": .string(try node.string("reduction", default: "none"))])
+        let reduction = try node.named("reduction", default: .none, scatterReductions)
+        context.builder.emit(node.name, .scatterND(ScatterNDAttributes(reduction: reduction)), inputs: inputs,
+                             outputs: [try node.output()])
     }
 
     /// Ops whose inputs map one to one and that have no attributes (Expand, Tile, Range, MatMul …).
-    static func direct(_ op: OpKind, inputCount: Int) -> LoweringRule {
+    static func direct(_ operation: Op, inputCount: Int) -> LoweringRule {
         { context, node in
             let inputs = try (0..<inputCount).map { try node.requiredInput($0) }
-            try context.emit(node.name, op, inputs: inputs, outputs: [try node.output()])
+            context.builder.emit(node.name, operation, inputs: inputs, outputs: [try node.output()])
         }
     }
 }

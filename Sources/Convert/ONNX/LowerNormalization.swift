@@ -13,7 +13,7 @@ enum LowerNormalization {
         try context.requireUnusedOutputs(node, from: 1, what: "running statistics")
         var parameters: [[Float]] = []
         for (index, role) in ["scale", "B", "input_mean", "input_var"].enumerated() {
-            guard let tensor = context.constant(try node.requiredInput(index + 1)) else {
+            guard let tensor = context.builder.constant(try node.requiredInput(index + 1)) else {
                 throw LoweringFailure.unsupported("input '\(role)' must be a constant")
             }
             parameters.append(tensor.floatValues())
@@ -27,33 +27,28 @@ enum LowerNormalization {
         let shift = (0..<channels).map { parameters[1][$0] - parameters[2][$0] * scale[$0] }
         // Channels are axis 1: the constants get one trailing 1 per spatial axis. Without a
         // stated rank the input is taken as an NCHW image.
-        let rank = context.rank(of: input) ?? 4
+        let rank = context.builder.rank(of: input) ?? 4
         guard rank >= 2 else { throw LoweringFailure.invalid("input of rank \(rank) has no channel axis") }
         let shape = [channels] + [Int](repeating: 1, count: rank - 2)
-        let scaleName = context.addConstant("\(node.name)/scale", shape: shape, floats: scale)
-        let shiftName = context.addConstant("\(node.name)/shift", shape: shape, floats: shift)
-        let scaled = try context.emitIntermediate("\(node.name)/mul", .binary, inputs: [input, scaleName],
-                                              attributes: ["function": .string(BinaryFunction.mul.rawValue)])
-        try context.emit(node.name, .binary, inputs: [scaled, shiftName], outputs: [try node.output()],
-                     attributes: ["function": .string(BinaryFunction.add.rawValue)])
+        let scaleName = context.builder.addConstant("\(node.name)/scale", shape: shape, floats: scale)
+        let shiftName = context.builder.addConstant("\(node.name)/shift", shape: shape, floats: shift)
+        let scaled = context.builder.binary(.mul, input, scaleName, name: "\(node.name)/mul")
+        context.builder.emit(node.name, .binary(.add), inputs: [scaled, shiftName], outputs: [try node.output()])
     }
 
     static func instanceNormalization(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        var attributes: [String: Attribute] = [:]
-        attributes.set("epsilon", try node.float("epsilon"))
-        try context.emit(node.name, .instanceNorm,
-                     inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
-                     outputs: [try node.output()], attributes: attributes)
+        let attributes = InstanceNormAttributes(epsilon: try node.float("epsilon", default: 1e-5))
+        context.builder.emit(node.name, .instanceNorm(attributes),
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1), try node.requiredInput(2)],
+                             outputs: [try node.output()])
     }
 
     static func layerNormalization(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         try context.requireUnusedOutputs(node, from: 1, what: "mean or inverse standard deviation")
-        var attributes: [String: Attribute] = [:]
-        attributes.set("axis", try node.int("axis"))
-        attributes.set("epsilon", try node.float("epsilon"))
-        try context.emit(node.name, .layerNorm,
-                     inputs: [try node.requiredInput(0), node.input(1) ?? "", node.input(2) ?? ""],
-                     outputs: [try node.output()], attributes: attributes)
+        let attributes = LayerNormAttributes(axis: try node.int("axis", default: -1), epsilon: try node.float("epsilon", default: 1e-5))
+        context.builder.emit(node.name, .layerNorm(attributes),
+                             inputs: [try node.requiredInput(0), node.input(1) ?? "", node.input(2) ?? ""],
+                             outputs: [try node.output()])
     }
 
     /// Softmax from opset 13 normalises along `axis` (default -1). Before 13 it flattens
@@ -64,19 +59,20 @@ enum LowerNormalization {
         let input = try node.requiredInput(0)
         let output = try node.output()
         if context.opset >= 13 {
-            try context.emit(node.name, .softmax, inputs: [input], outputs: [output],
-                         attributes: ["axis": .int(try node.int("axis", default: -1))])
+            context.builder.emit(node.name, .softmax(SoftmaxAttributes(axis: try node.int("axis", default: -1))),
+                                 inputs: [input], outputs: [output])
             return
         }
         let axis = try node.int("axis", default: 1)
-        let rank = context.rank(of: input)
+        let rank = context.builder.rank(of: input)
+        let lastAxis = Op.softmax(SoftmaxAttributes(axis: -1))
         if axis == -1 || (rank != nil && axis == (rank ?? 0) - 1) {
-            try context.emit(node.name, .softmax, inputs: [input], outputs: [output], attributes: ["axis": .int(-1)])
+            context.builder.emit(node.name, lastAxis, inputs: [input], outputs: [output])
             return
         }
-        let flat = try context.emitIntermediate("\(node.name)/flatten", .flatten, inputs: [input], attributes: ["axis": .int(axis)])
-        let normalized = try context.emitIntermediate("\(node.name)/rows", .softmax, inputs: [flat], attributes: ["axis": .int(-1)])
-        let shape = try context.emitIntermediate("\(node.name)/shape", .shape, inputs: [input])
-        try context.emit(node.name, .reshape, inputs: [normalized, shape], outputs: [output])
+        let flat = context.builder.emitValue(named: "\(node.name)/flatten", .flatten(FlattenAttributes(axis: axis)), inputs: [input])
+        let normalized = context.builder.emitValue(named: "\(node.name)/rows", lastAxis, inputs: [flat])
+        let shape = context.builder.emitValue(named: "\(node.name)/shape", .shape(ShapeAttributes()), inputs: [input])
+        context.builder.emit(node.name, .reshape(ReshapeAttributes()), inputs: [normalized, shape], outputs: [output])
     }
 }

@@ -4,11 +4,8 @@ import Format
 /// Identity and Dropout.
 enum LowerShapeArithmetic {
     static func shape(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        var attributes: [String: Attribute] = [:]
-        attributes.set("start", try node.int("start"))
-        attributes.set("end", try node.int("end"))
-        try context.emit(node.name, .shape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: attributes)
+        let attributes = ShapeAttributes(start: try node.int("start", default: 0), end: try node.int("end"))
+        context.builder.emit(node.name, .shape(attributes), inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
     /// Cast: the ONNX target type as Restore stores it (double → f32, narrow integers → i32).
@@ -18,8 +15,8 @@ enum LowerShapeArithmetic {
             throw LoweringFailure.invalid("'to' \(to) is not an ONNX type")
         }
         guard let type = onnxType.restoreType else { throw LoweringFailure.unsupported("cast to \(onnxType.name)") }
-        try context.emit(node.name, .cast, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["to": .string(type.rawValue)])
+        context.builder.emit(node.name, .cast(CastAttributes(to: type)), inputs: [try node.requiredInput(0)],
+                             outputs: [try node.output()])
     }
 
     /// ConstantOfShape: the one-element `value` tensor gives the fill value and the type (default f32 zero).
@@ -31,8 +28,8 @@ enum LowerShapeArithmetic {
             value = tensor.floatValues()[0]
             dtype = tensor.dtype
         }
-        try context.emit(node.name, .constantOfShape, inputs: [try node.requiredInput(0)], outputs: [try node.output()],
-                     attributes: ["value": .float(value), "dtype": .string(dtype.rawValue)])
+        context.builder.emit(node.name, .constantOfShape(ConstantOfShapeAttributes(value: value, dtype: dtype)),
+                             inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
     /// Constant nodes become constant tensors named after their output.
@@ -54,18 +51,18 @@ enum LowerShapeArithmetic {
             let kind = node.attributes.keys.sorted().joined(separator: ", ")
             throw LoweringFailure.unsupported("a constant given as \(kind.isEmpty ? "nothing" : kind)")
         }
-        context.addConstant(tensor)
+        context.builder.addConstant(tensor)
     }
 
     /// Identity is only another name for its input.
     static func identity(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        context.alias(try node.output(), to: try node.requiredInput(0), node: node.name)
+        context.builder.alias(try node.output(), to: try node.requiredInput(0), node: node.name)
     }
 
     /// Dropout at inference is the identity; its mask output is not computed.
     static func dropout(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         try context.requireUnusedOutputs(node, from: 1, what: "mask")
-        if let trainingMode = node.input(2), context.constant(trainingMode)?.floatValues().first ?? 0 != 0 {
+        if let trainingMode = node.input(2), context.builder.constant(trainingMode)?.floatValues().first ?? 0 != 0 {
             throw LoweringFailure.unsupported("training_mode=true")
         }
         try identity(&context, node)

@@ -7,7 +7,7 @@ import Foundation
 /// Every node Restore cannot lower is reported at once in one
 /// `ONNXImportError.unsupportedNodes`; other errors stop at the first problem. The result is
 /// topologically sorted; constants that became attributes are dropped.
-public enum ONNXImporter {
+public struct ONNXImporter: Importer {
     /// Default-domain opsets whose differences the lowering rules handle.
     public static let supportedOpsets = 7...21
 
@@ -20,8 +20,13 @@ public enum ONNXImporter {
         + "axis whose size is symbolic (index it with [..., 0] instead), and If/Loop for torch.jit.script-ed code "
         + "(trace it instead); see docs/exporting.md"
 
+    public init() {}
+
+    public var formatName: String { "ONNX" }
+    public var fileExtensions: [String] { ["onnx"] }
+
     /// Imports the model at `url`; external data files are looked up next to it.
-    public static func importModel(at url: URL) throws -> Graph {
+    public func importGraph(at url: URL) throws -> Graph {
         let file = url.lastPathComponent
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDirectory) else {
@@ -34,16 +39,16 @@ public enum ONNXImporter {
         } catch {
             throw ONNXImportError.unreadableFile(file: file, reason: error.localizedDescription)
         }
-        return try importModel(bytes: bytes, fileName: file, directory: url.deletingLastPathComponent())
+        return try importGraph(bytes: bytes, fileName: file, directory: url.deletingLastPathComponent())
     }
 
     /// Imports a model held in memory. `fileName` names it in errors; external data is
     /// resolved against `directory`, and refused when it is nil.
-    public static func importModel(bytes: Data, fileName: String = "model.onnx", directory: URL? = nil) throws -> Graph {
+    public func importGraph(bytes: Data, fileName: String = "model.onnx", directory: URL? = nil) throws -> Graph {
         let decoder = ONNXModelDecoder(tensors: TensorDecoder(fileName: fileName, directory: directory))
         let model = try bytes.withUnsafeBytes { try decoder.decode($0) }
         guard let opset = model.opset else { throw ONNXImportError.unsupportedOpset(file: fileName, version: nil) }
-        guard supportedOpsets.contains(opset) else { throw ONNXImportError.unsupportedOpset(file: fileName, version: opset) }
+        guard Self.supportedOpsets.contains(opset) else { throw ONNXImportError.unsupportedOpset(file: fileName, version: opset) }
         return try ModelLowering(fileName: fileName, model: model, opset: opset).lower()
     }
 }
@@ -79,21 +84,27 @@ private struct ModelLowering {
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
                 continue
             }
+            let firstEmitted = context.builder.graph.nodes.count
             do {
                 try rule(&context, node)
+                try context.builder.checkAttributes(ofNodesFrom: firstEmitted)
             } catch LoweringFailure.unsupported(let reason) {
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
             } catch LoweringFailure.invalid(let reason) {
                 throw ONNXImportError.badNode(file: fileName, node: node.name, opType: node.opType, reason: reason)
+            } catch let error as GraphError {
+                // An ONNX value outside what the Restore op allows (a stride of 0, a negative pad).
+                throw ONNXImportError.badNode(file: fileName, node: node.name, opType: node.opType,
+                                              reason: "lowers to an invalid Restore node (\(error))")
             }
         }
         guard unsupported.isEmpty else { throw ONNXImportError.unsupportedNodes(file: fileName, nodes: unsupported) }
 
-        context.resolveAllAliases()
-        context.removeUnusedConstants()
-        let graph = context.graph
-        context.setNodes(try TopologicalOrder(fileName: fileName).sorted(graph))
-        return context.graph
+        context.builder.resolveAllAliases()
+        context.builder.removeUnusedConstants()
+        let graph = context.builder.graph
+        context.builder.setNodes(try TopologicalOrder(fileName: fileName).sorted(graph))
+        return context.builder.graph
     }
 
     /// A graph input or output as Restore describes it. Inputs need a supported element

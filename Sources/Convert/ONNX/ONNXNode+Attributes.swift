@@ -31,6 +31,11 @@ extension ONNXNode {
         try int(key) ?? defaultValue
     }
 
+    /// An int attribute that ONNX reads as a flag: any value but 0 is true.
+    func flag(_ key: String, default defaultValue: Bool) throws -> Bool {
+        try int(key).map { $0 != 0 } ?? defaultValue
+    }
+
     func float(_ key: String) throws -> Float? {
         switch attributes[key] {
         case nil: return nil
@@ -60,12 +65,31 @@ extension ONNXNode {
         }
     }
 
-    func string(_ key: String, default defaultValue: String) throws -> String {
+    func string(_ key: String) throws -> String? {
         switch attributes[key] {
-        case nil: return defaultValue
+        case nil: return nil
         case .string(let value)?: return value
         case let other?: throw wrongType(key, expected: "a string", found: other)
         }
+    }
+
+    func string(_ key: String, default defaultValue: String) throws -> String {
+        try string(key) ?? defaultValue
+    }
+
+    /// A string attribute that names one of `values` by its ONNX spelling, or nil when
+    /// absent. A string that names none is invalid, and the error lists those that do.
+    func named<Value>(_ key: String, _ values: [String: Value]) throws -> Value? {
+        guard let name = try string(key) else { return nil }
+        guard let value = values[name] else {
+            let known = values.keys.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            throw LoweringFailure.invalid("attribute '\(key)' is '\(name)', which is none of \(known)")
+        }
+        return value
+    }
+
+    func named<Value>(_ key: String, default defaultValue: Value, _ values: [String: Value]) throws -> Value {
+        try named(key, values) ?? defaultValue
     }
 
     func tensor(_ key: String) throws -> ConstantTensor? {
@@ -91,19 +115,12 @@ extension ONNXNode {
     }
 }
 
-/// Attribute-dictionary building with ONNX's optional attributes: only present values are copied.
-extension Dictionary where Key == String, Value == Attribute {
-    mutating func set(_ key: String, _ value: Int?) { if let value { self[key] = .int(value) } }
-    mutating func set(_ key: String, _ value: Float?) { if let value { self[key] = .float(value) } }
-    mutating func set(_ key: String, _ value: [Int]?) { if let value { self[key] = .ints(value) } }
-}
-
 extension LoweringContext {
     /// The integer values of an input Restore needs at import time (axes, split sizes):
     /// nil when the input is absent; unsupported when it is computed by the graph.
     func constantInts(_ node: ONNXNode, _ index: Int, role: String) throws -> [Int]? {
         guard let name = node.input(index) else { return nil }
-        guard let tensor = constant(name) else {
+        guard let tensor = builder.constant(name) else {
             throw LoweringFailure.unsupported("input '\(role)' must be a constant")
         }
         guard !tensor.dtype.isFloatingPoint else {
@@ -115,7 +132,7 @@ extension LoweringContext {
     /// The float values of an input Restore needs at import time (Clip bounds).
     func constantFloats(_ node: ONNXNode, _ index: Int, role: String) throws -> [Float]? {
         guard let name = node.input(index) else { return nil }
-        guard let tensor = constant(name) else {
+        guard let tensor = builder.constant(name) else {
             throw LoweringFailure.unsupported("input '\(role)' must be a constant")
         }
         return tensor.floatValues()
@@ -128,7 +145,4 @@ extension LoweringContext {
             throw LoweringFailure.unsupported("its \(what) output is used")
         }
     }
-
-    /// The rank of a value when the model states it.
-    func rank(of name: String) -> Int? { shape(of: name)?.count }
 }
