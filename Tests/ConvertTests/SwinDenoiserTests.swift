@@ -35,7 +35,7 @@ final class SwinDenoiserTests: XCTestCase {
     /// pads itself), converted with the demo's flags.
     func testCorrectionMatchesOnnxruntimeAndPyTorch() throws {
         let converted = try Conversion.convert(Self.model, options: options(multiple: 32))
-        print("swin denoiser: \(converted.graph.nodes.count) nodes after conversion: \(FixtureParity.histogram(converted.graph))")
+        print("swin denoiser: \(converted.graph.nodes.count) nodes after conversion: \(GoldenCheck.histogram(converted.graph))")
         // Six Swin blocks in the paper's layout (one qkv linear), all fused.
         MMSegSwinParityTests.checkWindowAttentionFused(converted.graph, blocks: 6, label: "swin denoiser")
         let noisy = try reference("input.npy")
