@@ -134,12 +134,28 @@ enum GoldenCheck {
         var report: Simplifier.Report
     }
 
+    /// Conversions made so far in this test process, by model file and arguments: the
+    /// coverage test converts every case the parity tests convert (and two cases share the
+    /// demo denoiser's model), and simplifying a Swin in a debug build takes tens of seconds.
+    private static var conversions: [String: Converted] = [:]
+    private static let conversionsLock = NSLock()
+
     /// Imports and simplifies `golden`'s model. `kept` prunes the graph to those outputs;
     /// `fixedInputShape` fixes the first input's shape before simplification, as a
     /// fixed-size export would have it.
     static func convert(_ golden: GoldenCase, keeping kept: Set<String>? = nil,
                         fixedInputShape: [Int]? = nil) throws -> Converted {
-        var graph = try ONNXImporter.importModel(at: golden.model)
+        let multiple = golden.description.multiple ?? 1
+        let key = "\(golden.model.standardizedFileURL.path) \(multiple) \(kept.map { $0.sorted() } ?? []) \(fixedInputShape ?? [])"
+        if let converted = conversionsLock.withLock({ conversions[key] }) { return converted }
+        let converted = try convertUncached(golden.model, multiple: multiple, keeping: kept, fixedInputShape: fixedInputShape)
+        conversionsLock.withLock { conversions[key] = converted }
+        return converted
+    }
+
+    private static func convertUncached(_ model: URL, multiple: Int, keeping kept: Set<String>?,
+                                        fixedInputShape: [Int]?) throws -> Converted {
+        var graph = try ONNXImporter.importModel(at: model)
         if let kept {
             graph.outputs.removeAll { !kept.contains($0.name) }
             _ = graph.removeDeadNodes()
@@ -148,7 +164,7 @@ enum GoldenCheck {
             graph.inputs[0].shape = fixedInputShape.map { .fixed($0) }
         }
         var simplified = graph
-        let report = try Simplifier.simplify(&simplified, multiple: golden.description.multiple ?? 1)
+        let report = try Simplifier.simplify(&simplified, multiple: multiple)
         return Converted(imported: graph, simplified: simplified, report: report)
     }
 
