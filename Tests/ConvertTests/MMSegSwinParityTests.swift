@@ -1,6 +1,5 @@
 import Foundation
 import Format
-import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -14,35 +13,26 @@ import XCTest
 /// comparisons, replaces adaptive pooling by averaging matrices built from the size, and
 /// outputs logits at 1/4 resolution, as mmseg's `EncoderDecoder` does in tensor mode.
 final class MMSegSwinParityTests: XCTestCase {
-    /// Same budget and reasoning as `SwinParityTests.tolerance`: fp32 with a different
-    /// summation order through ~30 matmul/norm/softmax steps.
-    static let tolerance: Float = 1e-4
-
-    static let fixtures = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/models/mmseg-swin")
+    private static func golden(_ variant: String) throws -> GoldenCase { try GoldenCase("models/mmseg-swin/\(variant)") }
 
     func testUperNetWindow7() throws {
-        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), label: "mmseg swin w7",
-                                            tolerance: Self.tolerance)
+        let graph = try GoldenCheck.assertMatches(try Self.golden("upernet-w7"), stages: [.simplified])
         Self.checkWindowAttentionFused(graph, blocks: 8, label: "mmseg swin w7")
     }
 
     func testUperNetWindow8() throws {
-        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), label: "mmseg swin w8",
-                                            tolerance: Self.tolerance)
+        let graph = try GoldenCheck.assertMatches(try Self.golden("upernet-w8"), stages: [.simplified])
         Self.checkWindowAttentionFused(graph, blocks: 6, label: "mmseg swin w8")
     }
 
     func testFixedSquareSizeFoldsShapeArithmetic() throws {
-        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w7"), fixedCase: 0,
-                                            label: "mmseg swin w7, fixed 72×72", tolerance: Self.tolerance)
+        let graph = try GoldenCheck.assertMatches(try Self.golden("upernet-w7"), fixedRun: 0, stages: [.simplified])
         SwinParityTests.checkNoShapeArithmetic(graph, label: "mmseg swin w7, fixed 72×72")
         Self.checkWindowAttentionFused(graph, blocks: 8, label: "mmseg swin w7, fixed 72×72")
     }
 
     func testFixedNonSquareSizeFoldsShapeArithmetic() throws {
-        let graph = try FixtureParity.check(Self.fixtures.appendingPathComponent("upernet-w8"), fixedCase: 1,
-                                            label: "mmseg swin w8, fixed 70×118", tolerance: Self.tolerance)
+        let graph = try GoldenCheck.assertMatches(try Self.golden("upernet-w8"), fixedRun: 1, stages: [.simplified])
         SwinParityTests.checkNoShapeArithmetic(graph, label: "mmseg swin w8, fixed 70×118")
         Self.checkWindowAttentionFused(graph, blocks: 6, label: "mmseg swin w8, fixed 70×118")
     }
@@ -52,24 +42,20 @@ final class MMSegSwinParityTests: XCTestCase {
     /// them at inference), compared with onnxruntime's logits upsampled by the resize op's
     /// reference kernel, at both fixture sizes (70×118 is not a multiple of 4).
     func testRGBHeadUpsamplesTheQuarterResolutionLogits() throws {
-        let directory = Self.fixtures.appendingPathComponent("upernet-w8")
+        let golden = try Self.golden("upernet-w8")
         var options = ConversionOptions()
         options.head = .rgb
-        let converted = try Conversion.convert(directory.appendingPathComponent("model.onnx").path, options: options)
+        let converted = try Conversion.convert(golden.model.path, options: options)
         XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
         let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
                                            attributes: ["mode": .string("linear")]))
-        for size in ["72x72", "70x118"] {
-            let x = try NumPyFile.read(path: directory.appendingPathComponent("../upernet-w7/\(size)/input_0.npy").path)
-            let logits = try NumPyFile.read(path: directory.appendingPathComponent("\(size)/output_0.npy").path)
+        for run in try golden.runs() {
+            let x = run.inputs[0]
             let sizes = HostTensor(shape: [2], ints: [Int64(x.shape[2]), Int64(x.shape[3])])
-            let expected = try resize.reference([logits, nil, sizes])[0]
-            let actual = try session.run([x])[0]
-            XCTAssertEqual(actual.shape, x.shape)
-            let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
-            print("mmseg swin w8 --head rgb \(size) vs onnxruntime's logits upsampled: max abs error \(maxAbs), relative \(relative)")
-            XCTAssertLessThanOrEqual(relative, Self.tolerance)
+            let expected = try resize.reference([run.expected[0], nil, sizes])[0]
+            GoldenCheck.assertClose(try session.run([x])[0], expected, golden.description.tolerance,
+                                    label: "mmseg swin w8 --head rgb \(run.name) vs onnxruntime's logits upsampled")
         }
     }
 

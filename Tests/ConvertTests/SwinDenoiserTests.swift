@@ -1,6 +1,4 @@
 import Foundation
-import Format
-import TestSupport
 import XCTest
 @testable import Convert
 @testable import Runtime
@@ -10,16 +8,9 @@ import XCTest
 /// onnxruntime's and PyTorch's corrections for a 41×53 crop of the demo's noisy photo
 /// (Tests/Fixtures/models/swin-denoiser/).
 final class SwinDenoiserTests: XCTestCase {
-    /// fp32 with a different summation order, as in `SwinParityTests.tolerance`.
-    static let tolerance: Float = 1e-4
-
-    private static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private static let model = repository.appendingPathComponent("examples/models/swin_denoiser.onnx").path
-    private static let references = repository.appendingPathComponent("Tests/Fixtures/models/swin-denoiser")
-
-    private func reference(_ name: String) throws -> HostTensor {
-        try NumPyFile.read(path: Self.references.appendingPathComponent(name).path)
+    /// onnxruntime's correction of the crop, and PyTorch's (pytorch/, same input).
+    private static func golden(_ reference: String = "") throws -> GoldenCase {
+        try GoldenCase("models/swin-denoiser" + (reference.isEmpty ? "" : "/\(reference)"))
     }
 
     private func options(multiple: Int) -> ConversionOptions {
@@ -34,31 +25,28 @@ final class SwinDenoiserTests: XCTestCase {
     /// The network's own output at a size that is not a multiple of the window (the model
     /// pads itself), converted with the demo's flags.
     func testCorrectionMatchesOnnxruntimeAndPyTorch() throws {
-        let converted = try Conversion.convert(Self.model, options: options(multiple: 32))
-        print("swin denoiser: \(converted.graph.nodes.count) nodes after conversion: \(FixtureParity.histogram(converted.graph))")
+        let onnxruntime = try Self.golden()
+        let converted = try Conversion.convert(onnxruntime.model.path, options: options(multiple: 32))
+        print("swin denoiser: \(converted.graph.nodes.count) nodes after conversion: \(GoldenCheck.histogram(converted.graph))")
         // Six Swin blocks in the paper's layout (one qkv linear), all fused.
         MMSegSwinParityTests.checkWindowAttentionFused(converted.graph, blocks: 6, label: "swin denoiser")
-        let noisy = try reference("input.npy")
-        let correction = try Session(model: try Model(graph: converted.graph), threads: 2).run([noisy])[0]
-        for (name, file) in [("onnxruntime", "correction.npy"), ("PyTorch", "correction_pytorch.npy")] {
-            let expected = try reference(file)
-            XCTAssertEqual(correction.shape, expected.shape)
-            let (maxAbs, relative) = maxAbsAndRelativeError(correction.floats, expected.floats)
-            print("swin denoiser 41×53 correction vs \(name): max abs error \(maxAbs), relative \(relative)")
-            XCTAssertLessThanOrEqual(relative, Self.tolerance, name)
+        let session = Session(model: try Model(graph: converted.graph), threads: 2)
+        for golden in [onnxruntime, try Self.golden("pytorch")] {
+            let run = try XCTUnwrap(golden.runs().first)
+            GoldenCheck.assertClose(try session.run(run.inputs)[0], run.expected[0], golden.description.tolerance,
+                                    label: "swin denoiser 41×53 correction vs \(golden.description.reference)")
         }
     }
 
     /// Through the restoration pipeline (residual, range 0..1, no padding): noisy + correction.
     func testRestorerAddsTheCorrectionToTheNoisyImage() throws {
-        let converted = try Conversion.convert(Self.model, options: options(multiple: 1))
+        let golden = try Self.golden()
+        let converted = try Conversion.convert(golden.model.path, options: options(multiple: 1))
         let restorer = try Restorer(session: Session(model: try Model(graph: converted.graph), threads: 2))
-        let noisy = try reference("input.npy")
-        let expected = zip(noisy.floats, try reference("correction.npy").floats).map { $0 + $1 }
-        let restored = try restorer.restore(noisy)
-        let (maxAbs, relative) = maxAbsAndRelativeError(restored.floats, expected)
-        print("swin denoiser restored 41×53 vs noisy + onnxruntime's correction: max abs error \(maxAbs), relative \(relative)")
-        XCTAssertEqual(restored.shape, noisy.shape)
-        XCTAssertLessThanOrEqual(relative, Self.tolerance)
+        let run = try XCTUnwrap(golden.runs().first)
+        let noisy = run.inputs[0]
+        let expected = HostTensor(shape: noisy.shape, floats: zip(noisy.floats, run.expected[0].floats).map { $0 + $1 })
+        GoldenCheck.assertClose(try restorer.restore(noisy), expected, golden.description.tolerance,
+                                label: "swin denoiser restored 41×53 vs noisy + onnxruntime's correction")
     }
 }

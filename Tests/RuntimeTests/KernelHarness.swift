@@ -84,3 +84,70 @@ enum KernelHarness {
         }
     }
 }
+
+/// Small builders and checks shared by the layout op tests.
+enum LayoutTesting {
+    /// A node named `name` of `op` with inputs x0… and outputs y0….
+    static func node(_ op: OpKind, _ name: String, inputs: Int = 1, outputs: Int = 1,
+                     _ attributes: [String: Attribute] = [:]) -> Node {
+        // Attributes as stored, decoded as the reader does; a test's fixed attributes
+        // that do not decode are a mistake in the test.
+        try! Node(name: name, op: op, inputs: (0..<inputs).map { "x\($0)" }, outputs: (0..<outputs).map { "y\($0)" },
+             attributes: attributes)
+    }
+
+    /// A 1-D i64 tensor (a shape, indices, repeats …).
+    static func ints(_ values: [Int64]) -> HostTensor {
+        HostTensor(shape: [values.count], ints: values)
+    }
+
+    /// Runs the reference kernel of `node` on `inputs`.
+    static func reference(_ node: Node, _ inputs: [HostTensor?]) throws -> [HostTensor] {
+        try OpKind.makeOperator(node).reference(inputs)
+    }
+
+    /// Asserts `body` throws a typed error (`OpError` or `GraphError`) whose message
+    /// names node `name`.
+    static func assertError(naming name: String, file: StaticString = #filePath, line: UInt = #line,
+                            _ body: () throws -> Void) {
+        do {
+            try body()
+            XCTFail("expected an error naming node '\(name)'", file: file, line: line)
+        } catch {
+            XCTAssertTrue(error is OpError || error is GraphError, "untyped error \(error)", file: file, line: line)
+            XCTAssertTrue("\(error)".contains("node '\(name)'"), "error does not name the node: \(error)", file: file, line: line)
+        }
+    }
+}
+
+extension Node {
+    /// A node of `op` reading `inputs` values (x0, x1, …; nil marks an absent optional
+    /// input) and writing y, for the math-op tests.
+    static func mathTest(_ op: OpKind, _ name: String, inputs: Int, absent: Set<Int> = [],
+                         _ attributes: [String: Attribute] = [:]) -> Node {
+        try! Node(name: name, op: op, inputs: (0..<inputs).map { absent.contains($0) ? "" : "x\($0)" },
+             outputs: ["y"], attributes: attributes)
+    }
+}
+
+extension HostTensor {
+    /// Random integers in -range...range from the harness's float generator (0 becomes
+    /// 1 when `nonzero`, for divisors).
+    static func mathRandomInts(_ shape: [Int], seed: UInt64, range: Float = 20, nonzero: Bool = false) -> HostTensor {
+        let values = KernelHarness.random(shape, seed: seed).floats.map { value -> Int64 in
+            let integer = Int64((value * range).rounded())
+            return nonzero && integer == 0 ? 1 : integer
+        }
+        return HostTensor(shape: shape, ints: values)
+    }
+
+    /// A random bool mask, about half true.
+    static func mathRandomMask(_ shape: [Int], seed: UInt64) -> HostTensor {
+        HostTensor(shape: shape, ints: KernelHarness.random(shape, seed: seed).floats.map { $0 > 0 ? 1 : 0 }, dtype: .bool)
+    }
+
+    /// The same shape with `transform` applied to each float.
+    func mathMapped(_ transform: (Float) -> Float) -> HostTensor {
+        HostTensor(shape: shape, floats: floats.map(transform))
+    }
+}

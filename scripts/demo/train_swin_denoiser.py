@@ -53,7 +53,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "scripts" / "fixtures"))
 sys.path.insert(0, str(REPO / "scripts" / "demo"))
-from common import export_onnx, seed_everything  # noqa: E402
+from common import TRANSFORMER_TOLERANCE, export_onnx, seed_everything  # noqa: E402
 from swin_upernet import SwinUperNet  # noqa: E402
 from train_denoiser import (  # noqa: E402
     HOLDOUT_CROP, SEED, SIGMA, add_noise, as_rgb_float, load_training_images, metrics, sample_batch,
@@ -175,17 +175,26 @@ def main() -> None:
     # PyTorch's correction of the whole photo, to compare with `rrun MODEL noisy.npy -o OUT.npy`.
     np.save(args.checkpoint.with_name("swin_denoiser_pytorch_correction_256.npy"), corrections["256x256"][1])
 
+    # Two golden cases (Tests/Fixtures/README.md) of the same input: onnxruntime's
+    # correction, and PyTorch's in pytorch/.
     fixture = REPO / "Tests" / "Fixtures" / "models" / "swin-denoiser"
-    fixture.mkdir(parents=True, exist_ok=True)
-    np.save(fixture / "input.npy", reference_input.numpy())
-    np.save(fixture / "correction.npy", corrections["crop"][0].astype(np.float32))
-    np.save(fixture / "correction_pytorch.npy", corrections["crop"][1].astype(np.float32))
+    (fixture / "pytorch").mkdir(parents=True, exist_ok=True)
+    np.save(fixture / "input_0.npy", reference_input.numpy())
+    np.save(fixture / "output_0.npy", corrections["crop"][0].astype(np.float32))
+    np.save(fixture / "pytorch" / "output_0.npy", corrections["crop"][1].astype(np.float32))
+    relative, justification = TRANSFORMER_TOLERANCE
+    for folder, reference, extra in [(fixture, f"onnxruntime {ort.__version__} CPUExecutionProvider", {}),
+                                     (fixture / "pytorch", f"PyTorch {torch.__version__}", {"inputsFrom": ".."})]:
+        model = os.path.relpath(onnx_path, folder)
+        case = {"model": model, "reference": reference, "tolerance": {"relative": relative},
+                "justification": justification, "multiple": 32, **extra}
+        (folder / "case.json").write_text(json.dumps(case, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
     (fixture / "io.json").write_text(json.dumps({
         "model": "examples/models/swin_denoiser.onnx",
         "generator": "scripts/demo/train_swin_denoiser.py",
-        "input": "input.npy (rows 100-140, columns 60-112 of examples/images/noisy.png as 0..1 floats)",
-        "outputs": {"correction.npy": f"onnxruntime {ort.__version__} CPUExecutionProvider",
-                    "correction_pytorch.npy": f"PyTorch {torch.__version__}"},
+        "input": "input_0.npy (rows 100-140, columns 60-112 of examples/images/noisy.png as 0..1 floats)",
+        "outputs": {"output_0.npy": f"onnxruntime {ort.__version__} CPUExecutionProvider",
+                    "pytorch/output_0.npy": f"PyTorch {torch.__version__}"},
         "onnxruntime_vs_pytorch_max_abs": differences["crop"],
     }, indent=2) + "\n")
 

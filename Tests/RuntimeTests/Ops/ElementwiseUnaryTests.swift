@@ -82,8 +82,4 @@ final class ElementwiseUnaryTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("unary_sigmoid"), "\(error)")
         }
     }
-
-    func testKernelsMatchOnnxRuntime() throws {
-        try MathFixtureCase.assertKernelsMatchOnnxRuntime(.unary)
-    }
 }
