@@ -58,8 +58,9 @@ final class MMSegSwinParityTests: XCTestCase {
         let converted = try Conversion.convert(directory.appendingPathComponent("model.onnx").path, options: options)
         XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
-        let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
-                                           attributes: ["mode": .string("linear")]))
+        var bilinear = ResizeAttributes()
+        bilinear.mode = .linear
+        let resize = try Resize(node: Node(name: "reference", .resize(bilinear), inputs: [], outputs: []))
         for size in ["72x72", "70x118"] {
             let x = try NumPyFile.read(path: directory.appendingPathComponent("../upernet-w7/\(size)/input_0.npy").path)
             let logits = try NumPyFile.read(path: directory.appendingPathComponent("\(size)/output_0.npy").path)
