@@ -3,7 +3,7 @@ import Format
 /// The node a fusion pass looks for, written in the op schema's own types
 /// (`.binary(.mul)`, `.unary(.sqrt)`, `.reduce(.mean)`, `.kind(.transpose)`), so that a
 /// misspelt function does not compile instead of silently never matching.
-indirect enum OpPattern: Sendable {
+enum OpPattern: Sendable {
     /// Any node of the op, whatever its attributes.
     case kind(OpKind)
     /// Any node of an op with all these traits (`.traits(.isView)`: reshape, squeeze …).
