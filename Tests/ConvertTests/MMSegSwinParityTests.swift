@@ -48,8 +48,9 @@ final class MMSegSwinParityTests: XCTestCase {
         let converted = try Conversion.convert(golden.model.path, options: options)
         XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
-        let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
-                                           attributes: ["mode": .string("linear")]))
+        var bilinear = ResizeAttributes()
+        bilinear.mode = .linear
+        let resize = try Resize(node: Node(name: "reference", .resize(bilinear), inputs: [], outputs: []))
         for run in try golden.runs() {
             let x = run.inputs[0]
             let sizes = HostTensor(shape: [2], ints: [Int64(x.shape[2]), Int64(x.shape[3])])

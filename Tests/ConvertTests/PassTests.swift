@@ -15,23 +15,33 @@ final class PassTests: XCTestCase {
         ConstantTensor(name: name, shape: shape, floats: random(shape, seed: seed).map { $0 + offset })
     }
 
+    /// A 3×3 conv padded to keep the size, with `activation` fused and the residual added
+    /// before or after it.
+    private func paddedConv(activation: Activation = .identity, residualBeforeActivation: Bool = false) -> Op {
+        var conv = ConvAttributes()
+        conv.window.pads = [1, 1, 1, 1]
+        conv.activation = activation
+        conv.residualBeforeActivation = residualBeforeActivation
+        return .conv(conv)
+    }
+
     /// x → conv → ×s → +b → relu → (+ x) → y, all per-channel, 4 channels.
     private func convChain(residualAfterActivation: Bool) -> Graph {
         let x = ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(4), .symbol("H"), .symbol("W")])
         var nodes = [
-            try! Node(name: "conv", op: .conv, inputs: ["x", "w", "b"], outputs: ["c"], attributes: ["pads": .ints([1, 1, 1, 1])]),
-            try! Node(name: "scale", op: .binary, inputs: ["c", "s"], outputs: ["m"], attributes: ["function": .string("mul")]),
-            try! Node(name: "shift", op: .binary, inputs: ["m", "t"], outputs: ["a"], attributes: ["function": .string("add")]),
+            Node(name: "conv", paddedConv(), inputs: ["x", "w", "b"], outputs: ["c"]),
+            Node(name: "scale", .binary(.mul), inputs: ["c", "s"], outputs: ["m"]),
+            Node(name: "shift", .binary(.add), inputs: ["m", "t"], outputs: ["a"]),
         ]
         if residualAfterActivation {
             nodes += [
-                try! Node(name: "relu", op: .unary, inputs: ["a"], outputs: ["r"], attributes: ["function": .string("relu")]),
-                try! Node(name: "skip", op: .binary, inputs: ["x", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
+                Node(name: "relu", .unary(Activation(function: .relu)), inputs: ["a"], outputs: ["r"]),
+                Node(name: "skip", .binary(.add), inputs: ["x", "r"], outputs: ["y"]),
             ]
         } else {
             nodes += [
-                try! Node(name: "skip", op: .binary, inputs: ["a", "x"], outputs: ["r"], attributes: ["function": .string("add")]),
-                try! Node(name: "relu", op: .unary, inputs: ["r"], outputs: ["y"], attributes: ["function": .string("relu")]),
+                Node(name: "skip", .binary(.add), inputs: ["a", "x"], outputs: ["r"]),
+                Node(name: "relu", .unary(Activation(function: .relu)), inputs: ["r"], outputs: ["y"]),
             ]
         }
         return Graph(inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)], nodes: nodes,
@@ -65,14 +75,27 @@ final class PassTests: XCTestCase {
         try assertSameResult(before, after)
     }
 
+    func testAffineOfAnotherFunctionIsNotFolded() throws {
+        // A power, or a maximum, of the conv output by a per-channel constant is no affine map.
+        let power = convChain(residualAfterActivation: false).replacingOperation(of: "scale", with: .binary(.pow))
+        var after = power
+        XCTAssertEqual(try ChannelAffineFolding.run(&after), 0)
+        XCTAssertEqual(after.nodes, power.nodes)
+
+        let maximum = convChain(residualAfterActivation: false).replacingOperation(of: "shift", with: .binary(.max))
+        after = maximum
+        XCTAssertEqual(try ChannelAffineFolding.run(&after), 1, "the multiply folds, the maximum stays")
+        XCTAssertEqual(after.nodes.map(\.operation), [paddedConv(), .binary(.max), .binary(.add), .unary(Activation(function: .relu))])
+        try assertSameResult(maximum, after)
+    }
+
     func testResidualBeforeActivationFusesIntoOneConvolution() throws {
         let before = convChain(residualAfterActivation: false)
         var after = before
         let report = try Simplifier.simplify(&after)
         print(report)
-        XCTAssertEqual(after.nodes.map(\.op), [.conv])
-        XCTAssertEqual(after.nodes[0].attributes["activation"], .string("relu"))
-        XCTAssertEqual(after.nodes[0].attributes["residualBeforeActivation"], .int(1))
+        XCTAssertEqual(after.nodes.map(\.operation), [paddedConv(activation: Activation(function: .relu),
+                                                                   residualBeforeActivation: true)])
         XCTAssertEqual(after.nodes[0].inputs.last, "x")
         try assertSameResult(before, after)
     }
@@ -81,8 +104,27 @@ final class PassTests: XCTestCase {
         let before = convChain(residualAfterActivation: true)
         var after = before
         _ = try Simplifier.simplify(&after)
-        XCTAssertEqual(after.nodes.map(\.op), [.conv])
-        XCTAssertEqual(after.nodes[0].attributes["residualBeforeActivation"], .int(0))
+        XCTAssertEqual(after.nodes.map(\.operation), [paddedConv(activation: Activation(function: .relu),
+                                                                   residualBeforeActivation: false)])
+        XCTAssertEqual(after.nodes[0].inputs.last, "x")
+        try assertSameResult(before, after)
+    }
+
+    func testSubtractionAfterConvolutionIsNotAResidual() throws {
+        // conv(x) − x has the residual's shape but is no residual add.
+        let before = convChain(residualAfterActivation: false).replacingOperation(of: "skip", with: .binary(.sub))
+        var after = before
+        _ = try Simplifier.simplify(&after)
+        XCTAssertEqual(after.nodes.map(\.operation), [paddedConv(), .binary(.sub), .unary(Activation(function: .relu))])
+        try assertSameResult(before, after)
+    }
+
+    func testUnaryFunctionThatIsNoActivationIsNotFused() throws {
+        // |conv(x)| stays a node: abs is not among the activations a convolution applies.
+        let before = convChain(residualAfterActivation: true).replacingOperation(of: "relu", with: .unary(Activation(function: .abs)))
+        var after = before
+        _ = try Simplifier.simplify(&after)
+        XCTAssertEqual(after.nodes.map(\.operation), [paddedConv(), .unary(Activation(function: .abs)), .binary(.add)])
         try assertSameResult(before, after)
     }
 
@@ -92,10 +134,10 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)],
             nodes: [
-                try! Node(name: "pool", op: .reduce, inputs: ["x"], outputs: ["v"],
-                     attributes: ["function": .string("mean"), "axes": .ints([2, 3]), "keepDims": .int(1)]),
-                try! Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
-                try! Node(name: "add", op: .binary, inputs: ["c", "v"], outputs: ["y"], attributes: ["function": .string("add")]),
+                Node(name: "pool", .reduce(ReduceAttributes(function: .mean, axes: [2, 3], keepDims: true)), inputs: ["x"],
+                     outputs: ["v"]),
+                Node(name: "conv", .conv(ConvAttributes()), inputs: ["x", "w"], outputs: ["c"]),
+                Node(name: "add", .binary(.add), inputs: ["c", "v"], outputs: ["y"]),
             ],
             constants: [constant("w", [4, 4, 1, 1], seed: 5)])
         var after = graph
@@ -110,9 +152,9 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: x.shape)],
             nodes: [
-                try! Node(name: "conv", op: .conv, inputs: ["x", "w"], outputs: ["c"]),
-                try! Node(name: "relu", op: .unary, inputs: ["c"], outputs: ["r"], attributes: ["function": .string("relu")]),
-                try! Node(name: "add", op: .binary, inputs: ["c", "r"], outputs: ["y"], attributes: ["function": .string("add")]),
+                Node(name: "conv", .conv(ConvAttributes()), inputs: ["x", "w"], outputs: ["c"]),
+                Node(name: "relu", .unary(Activation(function: .relu)), inputs: ["c"], outputs: ["r"]),
+                Node(name: "add", .binary(.add), inputs: ["c", "r"], outputs: ["y"]),
             ],
             constants: [constant("w", [4, 4, 1, 1], seed: 6)])
         var after = graph
@@ -126,8 +168,8 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.fixed(3), .fixed(4)])],
             nodes: [
-                try! Node(name: "target", op: .concat, inputs: ["three", "minusOne"], outputs: ["shape"], attributes: ["axis": .int(0)]),
-                try! Node(name: "reshape", op: .reshape, inputs: ["x", "shape"], outputs: ["y"]),
+                Node(name: "target", .concat(ConcatAttributes(axis: 0)), inputs: ["three", "minusOne"], outputs: ["shape"]),
+                Node(name: "reshape", .reshape(ReshapeAttributes()), inputs: ["x", "shape"], outputs: ["y"]),
             ],
             constants: [ConstantTensor(name: "three", shape: [1], ints: [3]), ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
         var after = graph
@@ -142,9 +184,9 @@ final class PassTests: XCTestCase {
         let graph = Graph(
             inputs: [x], outputs: [ValueInfo(name: "y", dtype: .float32, shape: [.fixed(2), .fixed(12)])],
             nodes: [
-                try! Node(name: "shape", op: .shape, inputs: ["x"], outputs: ["s"], attributes: ["end": .int(1)]),
-                try! Node(name: "target", op: .concat, inputs: ["s", "minusOne"], outputs: ["t"], attributes: ["axis": .int(0)]),
-                try! Node(name: "reshape", op: .reshape, inputs: ["x", "t"], outputs: ["y"]),
+                Node(name: "shape", .shape(ShapeAttributes(start: 0, end: 1)), inputs: ["x"], outputs: ["s"]),
+                Node(name: "target", .concat(ConcatAttributes(axis: 0)), inputs: ["s", "minusOne"], outputs: ["t"]),
+                Node(name: "reshape", .reshape(ReshapeAttributes()), inputs: ["x", "t"], outputs: ["y"]),
             ],
             constants: [ConstantTensor(name: "minusOne", shape: [1], ints: [-1])])
         var after = graph

@@ -15,19 +15,31 @@ final class RGBHeadTests: XCTestCase {
         ConstantTensor(name: name, shape: shape, floats: xorshiftFloats(count: shape.reduce(1, *), seed: seed))
     }
 
-    /// image → 3×3 conv (8 channels, relu) → 1×1 classifier (`classes` channels) → logits.
-    /// With `stride` 4 the features and logits are at 1/4 resolution.
-    private func segmentationGraph(classes: Int, stride: Int = 1) -> Graph {
-        let features = try! Node(name: "features", op: .conv, inputs: ["image", "w1", "b1"], outputs: ["f"],
-                            attributes: ["pads": .ints([1, 1, 1, 1]), "strides": .ints([stride, stride]),
-                                         "activation": .string("relu")])
-        let classifier = try! Node(name: "classifier", op: .conv, inputs: ["f", "w2", "b2"], outputs: ["logits"])
+    /// `resize` as PyTorch's `interpolate(mode="bilinear", align_corners=False)`.
+    private let bilinear = {
+        var attributes = ResizeAttributes()
+        attributes.mode = .linear
+        return Op.resize(attributes)
+    }()
+
+    /// image → 3×3 conv (8 channels, relu) → 1×1 classifier (`classes` channels, in
+    /// `classifierGroups` groups) → logits. With `stride` 4 the features and logits are at
+    /// 1/4 resolution.
+    private func segmentationGraph(classes: Int, stride: Int = 1, classifierGroups: Int = 1) -> Graph {
+        var featureConv = ConvAttributes()
+        featureConv.window.pads = [1, 1, 1, 1]
+        featureConv.window.strides = [stride, stride]
+        featureConv.activation = Activation(function: .relu)
+        var classifierConv = ConvAttributes()
+        classifierConv.group = classifierGroups
+        let features = Node(name: "features", .conv(featureConv), inputs: ["image", "w1", "b1"], outputs: ["f"])
+        let classifier = Node(name: "classifier", .conv(classifierConv), inputs: ["f", "w2", "b2"], outputs: ["logits"])
         return Graph(inputs: [image],
                      outputs: [ValueInfo(name: "logits", dtype: .float32,
                                          shape: [.fixed(1), .fixed(classes), .symbol("h"), .symbol("w")])],
                      nodes: [features, classifier],
                      constants: [constant("w1", [8, 3, 3, 3], seed: 1), constant("b1", [8], seed: 2),
-                                 constant("w2", [classes, 8, 1, 1], seed: 3), constant("b2", [classes], seed: 4)])
+                                 constant("w2", [classes, 8 / classifierGroups, 1, 1], seed: 3), constant("b2", [classes], seed: 4)])
     }
 
     private func input(_ height: Int, _ width: Int) -> HostTensor {
@@ -87,9 +99,7 @@ final class RGBHeadTests: XCTestCase {
             let x = input(height, width)
             let low = try run(original, x)
             XCTAssertEqual(low.shape, [1, 3, height / 4, width / 4])
-            let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
-                                               attributes: ["mode": .string("linear"),
-                                                            "coordinateTransformationMode": .string("half_pixel")]))
+            let resize = try Resize(node: Node(name: "reference", bilinear, inputs: [], outputs: []))
             let sizes = HostTensor(shape: [2], ints: [Int64(height), Int64(width)])
             let expected = try resize.reference([low, nil, sizes])[0]
             let actual = try run(graph, x)
@@ -105,8 +115,7 @@ final class RGBHeadTests: XCTestCase {
     private func upsampled(_ graph: Graph, by factor: Float) -> Graph {
         var graph = graph
         graph.nodes[graph.nodes.count - 1].outputs = ["low"]
-        graph.nodes.append(try! Node(name: "upsample", op: .resize, inputs: ["low", "factor"], outputs: ["logits"],
-                                attributes: ["mode": .string("linear")]))
+        graph.nodes.append(Node(name: "upsample", bilinear, inputs: ["low", "factor"], outputs: ["logits"]))
         graph.setConstant(ConstantTensor(name: "factor", shape: [4], floats: [1, 1, factor, factor]))
         return graph
     }
@@ -123,18 +132,26 @@ final class RGBHeadTests: XCTestCase {
 
     func testClassifierWhoseLogitsAreReadElsewhereIsRefused() throws {
         var graph = upsampled(segmentationGraph(classes: 5), by: 1)
-        graph.nodes.append(try! Node(name: "confidence", op: .softmax, inputs: ["low"], outputs: ["probabilities"]))
+        graph.nodes.append(Node(name: "confidence", .softmax(SoftmaxAttributes()), inputs: ["low"], outputs: ["probabilities"]))
         graph.outputs.append(ValueInfo(name: "probabilities", dtype: .float32, shape: graph.outputs[0].shape))
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .first3)) { error in
             XCTAssertEqual(error as? RGBHeadError, .unsupportedClassifier(node: "classifier", "has its logits also read by confidence"))
         }
     }
 
+    func testGroupedClassifierIsRefused() throws {
+        // Keeping 3 of 6 output channels of a 2-group conv would change which inputs each reads.
+        var graph = segmentationGraph(classes: 6, classifierGroups: 2)
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .first3)) { error in
+            XCTAssertEqual(error as? RGBHeadError,
+                           .unsupportedClassifier(node: "classifier", "needs a constant 4-D weight, group 1 and no residual input"))
+        }
+    }
+
     func testOutputNotFromAConvHasNoClassifierToReplace() throws {
         var graph = segmentationGraph(classes: 5)
         graph.nodes[1].outputs = ["raw"]
-        graph.nodes.append(try! Node(name: "squash", op: .unary, inputs: ["raw"], outputs: ["logits"],
-                                attributes: ["function": .string("sigmoid")]))
+        graph.nodes.append(Node(name: "squash", .unary(Activation(function: .sigmoid)), inputs: ["raw"], outputs: ["logits"]))
         XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .zero)) { error in
             XCTAssertEqual(error as? RGBHeadError, .noClassifier(output: "logits", producer: "squash (unary)"))
         }
@@ -221,8 +238,7 @@ final class RGBHeadTests: XCTestCase {
                                                        appendedResize: "rgb_head.upsample"))
         XCTAssertEqual(converted.graph.metadata["restore.task"], "denoise")
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
-        let resize = try Resize(node: try! Node(name: "reference", op: .resize, inputs: [], outputs: [],
-                                           attributes: ["mode": .string("linear")]))
+        let resize = try Resize(node: Node(name: "reference", bilinear, inputs: [], outputs: []))
         for size in ["32x24", "20x36"] {
             let x = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/input_0.npy").path)
             let logits = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/output_0.npy").path)

@@ -12,25 +12,25 @@ final class WindowMaskFoldingTests: XCTestCase {
     /// Windows, heads, tokens per window, head size.
     private let (windows, heads, tokens, depth) = (4, 2, 9, 8)
 
-    private func binary(_ name: String, _ function: String, _ a: String, _ b: String) -> Node {
-        try! Node(name: name, op: .binary, inputs: [a, b], outputs: [name], attributes: ["function": .string(function)])
+    private func binary(_ name: String, _ function: BinaryFunction, _ a: String, _ b: String) -> Node {
+        Node(name: name, .binary(function), inputs: [a, b], outputs: [name])
     }
 
     /// softmax(reshape(reshape(Q·Kᵀ·scale (+ bias), view) + mask, back)) · V, Q/K/V [4, 2, 9, 8].
     private func maskedAttention(bias: Bool, view: [Int], mask: [Int]) -> Graph {
         let scores = [windows, heads, tokens, tokens]
         var nodes = [
-            try! Node(name: "keyT", op: .transpose, inputs: ["k"], outputs: ["keyT"], attributes: ["perm": .ints([0, 1, 3, 2])]),
-            try! Node(name: "scores", op: .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
-            binary("scaled", "mul", "scores", "scale"),
+            Node(name: "keyT", .transpose(TransposeAttributes(perm: [0, 1, 3, 2])), inputs: ["k"], outputs: ["keyT"]),
+            Node(name: "scores", .matMul, inputs: ["q", "keyT"], outputs: ["scores"]),
+            binary("scaled", .mul, "scores", "scale"),
         ]
-        if bias { nodes.append(binary("biased", "add", "scaled", "bias")) }
+        if bias { nodes.append(binary("biased", .add, "scaled", "bias")) }
         nodes += [
-            try! Node(name: "viewed", op: .reshape, inputs: [bias ? "biased" : "scaled", "view"], outputs: ["viewed"]),
-            binary("masked", "add", "viewed", "mask"),
-            try! Node(name: "back", op: .reshape, inputs: ["masked", "back_shape"], outputs: ["back"]),
-            try! Node(name: "softmax", op: .softmax, inputs: ["back"], outputs: ["weights"], attributes: ["axis": .int(-1)]),
-            try! Node(name: "context", op: .matMul, inputs: ["weights", "v"], outputs: ["y"]),
+            Node(name: "viewed", .reshape(ReshapeAttributes()), inputs: [bias ? "biased" : "scaled", "view"], outputs: ["viewed"]),
+            binary("masked", .add, "viewed", "mask"),
+            Node(name: "back", .reshape(ReshapeAttributes()), inputs: ["masked", "back_shape"], outputs: ["back"]),
+            Node(name: "softmax", .softmax(SoftmaxAttributes(axis: -1)), inputs: ["back"], outputs: ["weights"]),
+            Node(name: "context", .matMul, inputs: ["weights", "v"], outputs: ["y"]),
         ]
         let maskCount = mask.reduce(1, *)
         let constants = [
@@ -83,6 +83,17 @@ final class WindowMaskFoldingTests: XCTestCase {
         var after = before
         XCTAssertEqual(try WindowMaskFolding.run(&after, shapes: shapes(before)), 0)
         XCTAssertEqual(after.nodes, before.nodes)
+    }
+
+    func testMaskCombinedByAnotherFunctionIsLeftAlone() throws {
+        // u · m, or scores − bias under the view: not the additions that fold into one bias.
+        let masked = maskedAttention(bias: true, view: [1, windows, heads, tokens, tokens], mask: [1, windows, 1, tokens, tokens])
+        for (name, operation) in [("masked", Op.binary(.mul)), ("biased", .binary(.sub))] {
+            let before = masked.replacingOperation(of: name, with: operation)
+            var after = before
+            XCTAssertEqual(try WindowMaskFolding.run(&after, shapes: shapes(before)), 0, name)
+            XCTAssertEqual(after.nodes, before.nodes, name)
+        }
     }
 
     func testPerHeadMaskFoldsToo() throws {

@@ -112,7 +112,7 @@ public enum RGBHead {
     /// Replaces the classifier's weight [M, C, kH, kW] and bias [M] by 3-channel ones.
     private static func replaceClassifier(_ graph: inout Graph, node index: Int, with initialisation: HeadInitialisation) throws {
         let node = graph.nodes[index]
-        guard try node.int("group", default: 1) == 1, node.input(3) == nil,
+        guard case .conv(let conv) = node.operation, conv.group == 1, node.input(3) == nil,
               let weightName = node.input(1), let weight = graph.constants[weightName], weight.shape.count == 4 else {
             throw RGBHeadError.unsupportedClassifier(node: node.name,
                                                      "needs a constant 4-D weight, group 1 and no residual input")

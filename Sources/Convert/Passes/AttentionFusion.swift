@@ -18,7 +18,7 @@ enum AttentionFusion {
     static func run(_ graph: inout Graph, shapes: SampledShapes) throws -> Int {
         let view = PatternView(graph)
         var rewrites: [Rewrite] = []
-        for index in graph.nodes.indices where view.isNode(index, .softmax) {
+        for index in graph.nodes.indices where view.isNode(index, .kind(.softmax)) {
             if let rewrite = match(softmax: index, view, shapes) { rewrites.append(rewrite) }
         }
         return graph.apply(rewrites)
@@ -27,34 +27,36 @@ enum AttentionFusion {
     private static func match(softmax: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
         let graph = view.graph
         guard let logits = graph.nodes[softmax].input(0), let rank = shapes.rank(logits),
-              let axis = try? graph.nodes[softmax].int("axis", default: -1), axis == -1 || axis == rank - 1 else { return nil }
+              case .softmax(let normalisation) = graph.nodes[softmax].operation,
+              normalisation.axis == -1 || normalisation.axis == rank - 1 else { return nil }
         // Exporters may cast the probabilities "to the query's dtype", f32 to f32: no-ops.
         var (probabilities, casts) = (view.output(softmax), [Int]())
-        while let cast = view.soleReader(of: probabilities, .cast), graph.nodes[cast].attributes["to"] == .string(DType.float32.rawValue) {
+        while let cast = view.soleReader(of: probabilities, .kind(.cast)),
+              graph.nodes[cast].operation == .cast(CastAttributes(to: .float32)) {
             casts.append(cast)
             probabilities = view.output(cast)
         }
-        guard let output = view.soleReader(of: probabilities, .matMul),
+        guard let output = view.soleReader(of: probabilities, .kind(.matMul)),
               graph.nodes[output].inputs.count == 2, graph.nodes[output].inputs[0] == probabilities else { return nil }
         let value = graph.nodes[output].inputs[1]
         var matched = [softmax, output] + casts
         // Walk back from the softmax: `scores` is the value `reader` reads.
         var (scores, reader) = (logits, softmax)
         var bias: String?
-        if let add = view.producer(of: scores, .binary, "add"), view.consumers.soleReader(of: scores) == reader {
+        if let add = view.producer(of: scores, .binary(.add)), view.consumers.soleReader(of: scores) == reader {
             let inputs = graph.nodes[add].inputs
             guard let side = inputs.firstIndex(where: { isScaledProduct($0, view) }) else { return nil }
             (scores, reader, bias) = (inputs[side], add, inputs[1 - side])
             matched.append(add)
         }
         var scale: Float = 1
-        if view.producer(of: scores, .matMul) == nil {
+        if view.producer(of: scores, .kind(.matMul)) == nil {
             guard view.consumers.soleReader(of: scores) == reader, let scaling = scalarMultiple(scores, view),
-                  view.producer(of: scaling.operand, .matMul) != nil else { return nil }
+                  view.producer(of: scaling.operand, .kind(.matMul)) != nil else { return nil }
             (scores, reader, scale) = (scaling.operand, scaling.node, scaling.factor)
             matched.append(scaling.node)
         }
-        guard let product = view.producer(of: scores, .matMul), view.consumers.soleReader(of: scores) == reader else { return nil }
+        guard let product = view.producer(of: scores, .kind(.matMul)), view.consumers.soleReader(of: scores) == reader else { return nil }
         matched.append(product)
         // PyTorch's exported scaled_dot_product_attention scales Q and Kᵀ by √scale each instead.
         var (query, keyT, keyTReader) = (graph.nodes[product].inputs[0], graph.nodes[product].inputs[1], product)
@@ -66,9 +68,11 @@ enum AttentionFusion {
             (keyT, keyTReader, scale) = (scaling.operand, scaling.node, scale * scaling.factor)
             matched.append(scaling.node)
         }
-        guard let transpose = view.producer(of: keyT, .transpose), view.consumers.soleReader(of: keyT) == keyTReader,
+        guard let transpose = view.producer(of: keyT, .kind(.transpose)), view.consumers.soleReader(of: keyT) == keyTReader,
               let source = graph.nodes[transpose].input(0),
-              case .ints(let perm)? = graph.nodes[transpose].attributes["perm"], perm.count == rank else { return nil }
+              case .transpose(let transposition) = graph.nodes[transpose].operation, transposition.perm.count == rank
+        else { return nil }
+        let perm = transposition.perm
         matched.append(transpose)
         // Kᵀ = transpose(source, perm), so K = transpose(source, perm with its last two
         // entries swapped): exporters merge head-splitting and Kᵀ into one transpose.
@@ -89,19 +93,19 @@ enum AttentionFusion {
 
     /// True when `value` is a matMul's output, or that output times or over a scalar.
     static func isScaledProduct(_ value: String, _ view: PatternView) -> Bool {
-        view.producer(of: value, .matMul) != nil
-            || scalarMultiple(value, view).map { view.producer(of: $0.operand, .matMul) != nil } == true
+        view.producer(of: value, .kind(.matMul)) != nil
+            || scalarMultiple(value, view).map { view.producer(of: $0.operand, .kind(.matMul)) != nil } == true
     }
 
     /// `value` as x · c, c · x or x / c with c a scalar constant: the node, x and the factor.
     private static func scalarMultiple(_ value: String, _ view: PatternView) -> (node: Int, operand: String, factor: Float)? {
-        if let multiply = view.producer(of: value, .binary, "mul") {
+        if let multiply = view.producer(of: value, .binary(.mul)) {
             let inputs = view.graph.nodes[multiply].inputs
             for (operand, factor) in [(inputs[0], inputs[1]), (inputs[1], inputs[0])] where view.graph.constants[operand] == nil {
                 if let factor = view.scalar(factor) { return (multiply, operand, factor) }
             }
         }
-        if let divide = view.producer(of: value, .binary, "div"), let divisor = view.scalar(view.graph.nodes[divide].inputs[1]),
+        if let divide = view.producer(of: value, .binary(.div)), let divisor = view.scalar(view.graph.nodes[divide].inputs[1]),
            divisor != 0 {
             return (divide, view.graph.nodes[divide].inputs[0], 1 / divisor)
         }

@@ -13,10 +13,10 @@ enum ChannelAffineFolding {
             let consumers = Consumers(graph)
             for index in graph.nodes.indices where isFoldableConvolution(graph.nodes[index]) {
                 guard let readerIndex = consumers.soleReader(of: graph.nodes[index].outputs[0]),
-                      let (function, constant) = channelConstant(graph.nodes[readerIndex], reading: graph.nodes[index].outputs[0], graph),
+                      let (affine, constant) = channelConstant(graph.nodes[readerIndex], reading: graph.nodes[index].outputs[0], graph),
                       let factors = try perChannel(constant, channels: outputChannels(graph.nodes[index], graph))
                 else { continue }
-                try fold(function, factors, into: index, graph: &graph)
+                try fold(affine, factors, into: index, graph: &graph)
                 graph.absorb(readerIndex, into: index)
                 folded += 1
                 changed = true
@@ -27,11 +27,16 @@ enum ChannelAffineFolding {
         return folded
     }
 
+    /// What a per-channel constant does to the convolution's output.
+    private enum ChannelAffine {
+        case add, subtract, multiply, divide
+    }
+
     /// A conv (or group-1 transposed conv) with constant weights and nothing fused yet.
     private static func isFoldableConvolution(_ node: Node) -> Bool {
-        guard node.op == .conv || (node.op == .convTranspose && (try? node.int("group", default: 1)) == 1) else { return false }
-        let activation = (try? node.string("activation", default: "identity")) ?? "identity"
-        return activation == "identity" && node.input(3) == nil && node.outputs.count == 1
+        let convolution = if case .convTranspose(let transposed) = node.operation { transposed.group == 1 } else { node.op == .conv }
+        return convolution && node.operation.fusedActivation?.function == .identity && node.input(3) == nil
+            && node.outputs.count == 1
     }
 
     private static func outputChannels(_ node: Node, _ graph: Graph) -> Int {
@@ -39,20 +44,25 @@ enum ChannelAffineFolding {
         return node.op == .conv ? weights.shape[0] : weights.shape[1]
     }
 
-    /// The binary function and constant of `node` when it combines `value` with a
-    /// constant (on the right for sub and div, either side for add and mul).
-    private static func channelConstant(_ node: Node, reading value: String, _ graph: Graph) -> (BinaryFunction, ConstantTensor)? {
-        guard node.op == .binary, node.inputs.count == 2,
-              let function: BinaryFunction = try? node.enumeration("function") else { return nil }
+    /// What `node` does and its constant when it combines `value` with a constant (on
+    /// the right for sub and div, either side for add and mul).
+    private static func channelConstant(_ node: Node, reading value: String, _ graph: Graph) -> (ChannelAffine, ConstantTensor)? {
+        guard case .binary(let function) = node.operation, node.inputs.count == 2 else { return nil }
+        let affine: ChannelAffine
         switch function {
-        case .add, .mul:
+        case .add: affine = .add
+        case .mul: affine = .multiply
+        case .sub: affine = .subtract
+        case .div: affine = .divide
+        case .pow, .max, .min, .mod, .prelu, .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: return nil
+        }
+        switch affine {
+        case .add, .multiply:
             let other = node.inputs[0] == value ? node.inputs[1] : node.inputs[0]
-            return graph.constants[other].map { (function, $0) }
-        case .sub, .div:
+            return graph.constants[other].map { (affine, $0) }
+        case .subtract, .divide:
             guard node.inputs[0] == value else { return nil }
-            return graph.constants[node.inputs[1]].map { (function, $0) }
-        default:
-            return nil
+            return graph.constants[node.inputs[1]].map { (affine, $0) }
         }
     }
 
@@ -67,16 +77,16 @@ enum ChannelAffineFolding {
         return values
     }
 
-    private static func fold(_ function: BinaryFunction, _ factors: [Float], into index: Int, graph: inout Graph) throws {
+    private static func fold(_ affine: ChannelAffine, _ factors: [Float], into index: Int, graph: inout Graph) throws {
         let node = graph.nodes[index]
         guard let weights = graph.constants[node.inputs[1]] else { return }
         let channels = factors.count
         var bias = node.input(2).flatMap { graph.constants[$0]?.floatValues() } ?? Array(repeating: 0, count: channels)
-        switch function {
+        switch affine {
         case .add: for m in 0..<channels { bias[m] += factors[m] }
-        case .sub: for m in 0..<channels { bias[m] -= factors[m] }
-        case .mul, .div:
-            let scale = function == .mul ? factors : factors.map { 1 / $0 }
+        case .subtract: for m in 0..<channels { bias[m] -= factors[m] }
+        case .multiply, .divide:
+            let scale = affine == .multiply ? factors : factors.map { 1 / $0 }
             var w = weights.floatValues()
             // conv weights are [M, C/g, kH, kW]; transposed conv weights [C, M, kH, kW].
             let inner = weights.shape.dropFirst(2).reduce(1, *)
@@ -88,8 +98,6 @@ enum ChannelAffineFolding {
             let weightName = graph.unusedName(node.name + ".weight")
             graph.setConstant(ConstantTensor(name: weightName, shape: weights.shape, floats: w))
             graph.nodes[index].inputs[1] = weightName
-        default:
-            return
         }
         let biasName = graph.unusedName(node.name + ".bias")
         graph.setConstant(ConstantTensor(name: biasName, shape: [channels], floats: bias))

@@ -67,21 +67,20 @@ struct PatternView {
                                uniquingKeysWith: { first, _ in first })
     }
 
-    /// True when `node` is `op` and, for `unary`/`binary`, applies `function`.
-    func isNode(_ index: Int, _ op: OpKind, _ function: String? = nil) -> Bool {
+    /// True when node `index` matches `pattern` and has one output.
+    func isNode(_ index: Int, _ pattern: OpPattern) -> Bool {
         let node = graph.nodes[index]
-        guard node.op == op, node.outputs.count == 1 else { return false }
-        return function.map { node.attributes["function"] == .string($0) } ?? true
+        return node.outputs.count == 1 && pattern.matches(node.operation)
     }
 
-    /// The node producing `value` when it is `op` (`function`).
-    func producer(of value: String, _ op: OpKind, _ function: String? = nil) -> Int? {
-        producers[value].flatMap { isNode($0, op, function) ? $0 : nil }
+    /// The node producing `value` when it matches `pattern`.
+    func producer(of value: String, _ pattern: OpPattern) -> Int? {
+        producers[value].flatMap { isNode($0, pattern) ? $0 : nil }
     }
 
-    /// The only node reading `value` when it is `op` (`function`).
-    func soleReader(of value: String, _ op: OpKind, _ function: String? = nil) -> Int? {
-        consumers.soleReader(of: value).flatMap { isNode($0, op, function) ? $0 : nil }
+    /// The only node reading `value` when it matches `pattern`.
+    func soleReader(of value: String, _ pattern: OpPattern) -> Int? {
+        consumers.soleReader(of: value).flatMap { isNode($0, pattern) ? $0 : nil }
     }
 
     /// The single value of a float constant with one element, of any shape.

@@ -23,34 +23,39 @@ enum LayerNormFusion {
         return fused
     }
 
-    /// The axis normalised, when `node` is a keep-dims mean over exactly one axis: -1 for
-    /// the last axis, 1 for the channels of a rank-4 tensor.
-    private static func normalisedAxis(_ node: Node, rank: Int?) -> Int? {
-        guard node.attributes["function"] == .string("mean"), node.attributes["keepDims"] != .int(0),
-              case .ints(let axes)? = node.attributes["axes"], axes.count == 1 else { return nil }
-        if axes[0] == -1 || (rank.map { axes[0] == $0 - 1 } ?? false) { return -1 }
-        if rank == 4 && (axes[0] == 1 || axes[0] == -3) { return 1 }
+    /// The axis, when `node` is a keep-dims mean over exactly one axis.
+    private static func meanAxis(_ node: Node) -> Int? {
+        guard case .reduce(let mean) = node.operation, mean.function == .mean, mean.keepDims,
+              mean.axes.count == 1 else { return nil }
+        return mean.axes[0]
+    }
+
+    /// The axis normalised when a mean over `axis` is a layer norm's: -1 for the last
+    /// axis, 1 for the channels of a rank-4 tensor.
+    private static func normalisedAxis(_ axis: Int, rank: Int?) -> Int? {
+        if axis == -1 || (rank.map { axis == $0 - 1 } ?? false) { return -1 }
+        if rank == 4 && (axis == 1 || axis == -3) { return 1 }
         return nil
     }
 
     private static func match(mean: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
         let graph = view.graph
-        guard view.isNode(mean, .reduce), let x = graph.nodes[mean].input(0) else { return nil }
+        guard view.isNode(mean, .reduce(.mean)), let x = graph.nodes[mean].input(0) else { return nil }
         let rank = shapes.rank(x)
         // d = x − m, computed once or (NAFNet's own LayerNorm2d) once for the square and again for the division.
         let centres = view.consumers.distinctReaders(of: view.output(mean))
-        guard let axis = normalisedAxis(graph.nodes[mean], rank: rank), (1...2).contains(centres.count),
-              centres.allSatisfy({ view.isNode($0, .binary, "sub") && graph.nodes[$0].inputs == [x, view.output(mean)] })
+        guard let reduced = meanAxis(graph.nodes[mean]), let axis = normalisedAxis(reduced, rank: rank),
+              (1...2).contains(centres.count),
+              centres.allSatisfy({ view.isNode($0, .binary(.sub)) && graph.nodes[$0].inputs == [x, view.output(mean)] })
         else { return nil }
         let centred = Set(centres.map(view.output))
         guard let square = centres.lazy.flatMap({ view.consumers.distinctReaders(of: view.output($0)) })
                   .first(where: { index in centred.contains { isSquare(index, of: $0, view) } }),
-              let variance = view.soleReader(of: view.output(square), .reduce),
-              normalisedAxis(graph.nodes[variance], rank: rank) == axis,
-              graph.nodes[variance].attributes["axes"] == graph.nodes[mean].attributes["axes"],
-              let shift = view.soleReader(of: view.output(variance), .binary, "add"),
+              let variance = view.soleReader(of: view.output(square), .reduce(.mean)),
+              meanAxis(graph.nodes[variance]) == reduced,
+              let shift = view.soleReader(of: view.output(variance), .binary(.add)),
               let epsilon = view.operand(of: shift, besides: view.output(variance)).flatMap(view.scalar),
-              let root = view.soleReader(of: view.output(shift), .unary, "sqrt"),
+              let root = view.soleReader(of: view.output(shift), .unary(.sqrt)),
               let (division, normalised) = divide(centred, by: root, view) else { return nil }
         // Each d is read by the square or the division and nothing else (a graph output has no listed readers).
         let allowed = Set([square] + division)
@@ -62,13 +67,13 @@ enum LayerNormFusion {
         var result = normalised
         var scale: [Float]?
         var bias: [Float]?
-        if let multiply = view.soleReader(of: result, .binary, "mul"),
+        if let multiply = view.soleReader(of: result, .binary(.mul)),
            let values = view.operand(of: multiply, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view, shapes) }) {
             scale = values
             matched.append(multiply)
             result = view.output(multiply)
         }
-        if let add = view.soleReader(of: result, .binary, "add"),
+        if let add = view.soleReader(of: result, .binary(.add)),
            let values = view.operand(of: add, besides: result).flatMap({ parameter($0, axis: axis, rank: rank, view, shapes) }) {
             bias = values
             matched.append(add)
@@ -90,20 +95,20 @@ enum LayerNormFusion {
     /// d² as `pow(d, 2)` or `d · d`.
     private static func isSquare(_ index: Int, of value: String, _ view: PatternView) -> Bool {
         let inputs = view.graph.nodes[index].inputs
-        if view.isNode(index, .binary, "pow") { return inputs.count == 2 && inputs[0] == value && view.isScalar(inputs[1], 2) }
-        return view.isNode(index, .binary, "mul") && inputs == [value, value]
+        if view.isNode(index, .binary(.pow)) { return inputs.count == 2 && inputs[0] == value && view.isScalar(inputs[1], 2) }
+        return view.isNode(index, .binary(.mul)) && inputs == [value, value]
     }
 
     /// The nodes computing d / root and its output, d one of `centred`: one `div`, or
     /// `reciprocal` then `mul`.
     private static func divide(_ centred: Set<String>, by root: Int, _ view: PatternView) -> ([Int], String)? {
         let deviation = view.output(root)
-        if let division = view.soleReader(of: deviation, .binary, "div"),
+        if let division = view.soleReader(of: deviation, .binary(.div)),
            view.graph.nodes[division].inputs[1] == deviation, centred.contains(view.graph.nodes[division].inputs[0]) {
             return ([division], view.output(division))
         }
-        if let reciprocal = view.soleReader(of: deviation, .unary, "reciprocal"),
-           let multiply = view.soleReader(of: view.output(reciprocal), .binary, "mul"),
+        if let reciprocal = view.soleReader(of: deviation, .unary(.reciprocal)),
+           let multiply = view.soleReader(of: view.output(reciprocal), .binary(.mul)),
            let other = view.operand(of: multiply, besides: view.output(reciprocal)), centred.contains(other) {
             return ([reciprocal, multiply], view.output(multiply))
         }
@@ -120,7 +125,7 @@ enum LayerNormFusion {
         let shape: [Int]
         if let direct = graph.constants[value] {
             (constant, shape) = (direct, direct.shape)
-        } else if let reshape = view.producer(of: value, .reshape), let source = graph.nodes[reshape].input(0),
+        } else if let reshape = view.producer(of: value, .kind(.reshape)), let source = graph.nodes[reshape].input(0),
                   let reshaped = graph.constants[source], let sampled = shapes.shapes(value), Set(sampled).count == 1,
                   sampled[0].reduce(1, *) == reshaped.shape.reduce(1, *) {
             (constant, shape) = (reshaped, sampled[0])

@@ -9,7 +9,7 @@ enum LinearFusion {
         let view = PatternView(graph)
         var rewrites: [Rewrite] = []
         var transposed: [String: String] = [:]
-        for index in graph.nodes.indices where view.isNode(index, .matMul) {
+        for index in graph.nodes.indices where view.isNode(index, .kind(.matMul)) {
             let node = graph.nodes[index]
             guard node.inputs.count == 2, let weight = graph.constants[node.inputs[1]], weight.dtype.isFloatingPoint,
                   weight.shape.count == 2 else { continue }
@@ -17,7 +17,7 @@ enum LinearFusion {
             var matched = [index]
             var output = view.output(index)
             var constants: [ConstantTensor] = []
-            if let add = view.soleReader(of: output, .binary, "add"),
+            if let add = view.soleReader(of: output, .binary(.add)),
                let candidate = view.operand(of: add, besides: output),
                isBiasVector(candidate, columns: n, outputRank: shapes.rank(output), view),
                let values = graph.constants[candidate]?.floatValues() {

@@ -38,7 +38,7 @@ enum WindowAttentionFusion {
         guard !shapes.samples.isEmpty, shapes.knownValues.count == shapes.samples.count else { return 0 }
         let view = PatternView(graph)
         var rewrites: [[Rewrite]] = []
-        for index in graph.nodes.indices where view.isNode(index, .attention) {
+        for index in graph.nodes.indices where view.isNode(index, .kind(.attention)) {
             if let match = match(attention: index, view, shapes) { rewrites.append(match) }
         }
         let before = graph.nodes.count { $0.op == .windowAttention }
@@ -74,7 +74,7 @@ enum WindowAttentionFusion {
     private static func match(attention: Int, _ view: PatternView, _ shapes: SampledShapes) -> [Rewrite]? {
         let graph = view.graph
         let node = graph.nodes[attention]
-        guard (3...4).contains(node.inputs.count), let scale = try? node.float("scale", default: 1),
+        guard (3...4).contains(node.inputs.count), case .attention(let attentionAttributes) = node.operation,
               let projections = separateProjections(attention, view, shapes) ?? packedProjection(attention, view, shapes)
         else { return nil }
         let bias = node.input(3)
@@ -100,7 +100,7 @@ enum WindowAttentionFusion {
         let replacement = [
             Node(name: packed, .linear(LinearAttributes()), inputs: [grid] + constants.map(\.name), outputs: [packed]),
             Node(name: name, .windowAttention(WindowAttentionAttributes(windowSize: windows.size, shift: windows.shift,
-                                                                        heads: projections.heads, scale: scale)),
+                                                                        heads: projections.heads, scale: attentionAttributes.scale)),
                  inputs: [packed] + (bias.map { [$0] } ?? []), outputs: [attended]),
             Node(name: graph.nodes[merge.linear].name, .linear(LinearAttributes()), inputs: [attended] + output, outputs: [reverse.grid]),
         ]
@@ -133,11 +133,11 @@ enum WindowAttentionFusion {
     /// One of those linears: linear(X) → reshape [M, N, h, d] → transpose to [M, h, N, d].
     private static func projection(_ value: String, reader: Int, _ view: PatternView, _ shapes: SampledShapes) -> Projection? {
         let graph = view.graph
-        guard let transpose = view.producer(of: value, .transpose), readers(of: value, view).data == [reader],
-              graph.nodes[transpose].attributes["perm"] == .ints([0, 2, 1, 3]),
-              let split = graph.nodes[transpose].input(0), let reshape = view.producer(of: split, .reshape),
+        guard let transpose = view.producer(of: value, .kind(.transpose)), readers(of: value, view).data == [reader],
+              graph.nodes[transpose].operation == .transpose(TransposeAttributes(perm: [0, 2, 1, 3])),
+              let split = graph.nodes[transpose].input(0), let reshape = view.producer(of: split, .kind(.reshape)),
               readers(of: split, view).data == [transpose],
-              let projected = graph.nodes[reshape].input(0), let linear = view.producer(of: projected, .linear),
+              let projected = graph.nodes[reshape].input(0), let linear = view.producer(of: projected, .kind(.linear)),
               readers(of: projected, view).data == [reshape], let parameters = dense(linear, view),
               let weight = graph.constants[parameters[0]], weight.dtype.isFloatingPoint, weight.shape.count == 2,
               let input = graph.nodes[linear].input(0)
@@ -170,7 +170,7 @@ enum WindowAttentionFusion {
         var linear: Int?
         var pending = targets
         while let value = pending.popLast() {
-            if let index = view.producer(of: value, .linear) {
+            if let index = view.producer(of: value, .kind(.linear)) {
                 guard linear == nil || linear == index else { return nil }
                 linear = index
             } else if let index = movementProducer(of: value, view) {
@@ -217,13 +217,16 @@ enum WindowAttentionFusion {
                            bias: bias, heads: heads)
     }
 
-    /// The node producing `value` when it only moves or selects elements.
+    /// The node producing `value` when it only moves or selects elements: a view (its
+    /// elements under another shape), a transpose, a gather or a slice.
     private static func movementProducer(of value: String, _ view: PatternView) -> Int? {
-        let kinds: [OpKind] = [.reshape, .transpose, .gather, .slice, .squeeze, .unsqueeze]
-        return kinds.lazy.compactMap { view.producer(of: value, $0) }.first
+        view.producer(of: value, .anyOf([.traits(.isView), .kind(.transpose), .kind(.gather), .kind(.slice)]))
     }
 
     // MARK: Structure
+
+    /// The steps of the partition, head merging and reverse walks (a roll is a concat of slices).
+    private static let reshapeOrTranspose = OpPattern.anyOf([.kind(.reshape), .kind(.transpose)])
 
     /// A value's readers, split into those that read its data and `shape` nodes, which
     /// read only its shape.
@@ -236,9 +239,8 @@ enum WindowAttentionFusion {
     /// constant parameters and no activation.
     private static func dense(_ index: Int, _ view: PatternView) -> [String]? {
         let node = view.graph.nodes[index]
-        guard node.attributes.keys.allSatisfy({ $0 == "activation" }),
-              node.attributes["activation"].map({ $0 == .string(UnaryFunction.identity.rawValue) }) ?? true,
-              (2...3).contains(node.inputs.count), node.inputs.dropFirst().allSatisfy({ view.graph.constants[$0] != nil })
+        guard case .linear(let linear) = node.operation, linear.activation == .identity, (2...3).contains(node.inputs.count),
+              node.inputs.dropFirst().allSatisfy({ view.graph.constants[$0] != nil })
         else { return nil }
         return Array(node.inputs.dropFirst())
     }
@@ -251,9 +253,9 @@ enum WindowAttentionFusion {
     /// When `readers` are two slices of `source` read only by one concat of just them
     /// (a roll along the concat axis), that concat.
     private static func rollConcat(of source: String, readers: [Int], _ view: PatternView) -> Int? {
-        guard readers.count == 2, readers.allSatisfy({ view.isNode($0, .slice) && view.graph.nodes[$0].inputs.first == source }),
-              let concat = view.soleReader(of: view.output(readers[0]), .concat),
-              view.soleReader(of: view.output(readers[1]), .concat) == concat,
+        guard readers.count == 2, readers.allSatisfy({ view.isNode($0, .kind(.slice)) && view.graph.nodes[$0].inputs.first == source }),
+              let concat = view.soleReader(of: view.output(readers[0]), .kind(.concat)),
+              view.soleReader(of: view.output(readers[1]), .kind(.concat)) == concat,
               Set(view.graph.nodes[concat].inputs) == Set(readers.map { view.output($0) }),
               view.graph.nodes[concat].inputs.count == 2
         else { return nil }
@@ -267,12 +269,12 @@ enum WindowAttentionFusion {
         var current = windows
         var steps: [(nodes: [Int], input: String)] = []
         while true {
-            if let index = view.producer(of: current, .reshape) ?? view.producer(of: current, .transpose),
+            if let index = view.producer(of: current, reshapeOrTranspose),
                let input = graph.nodes[index].input(0), readers(of: input, view).data == [index] {
                 steps.append(([index], input))
                 current = input
-            } else if let concat = view.producer(of: current, .concat), graph.nodes[concat].inputs.count == 2,
-                      let slice = view.producer(of: graph.nodes[concat].inputs[0], .slice),
+            } else if let concat = view.producer(of: current, .kind(.concat)), graph.nodes[concat].inputs.count == 2,
+                      let slice = view.producer(of: graph.nodes[concat].inputs[0], .kind(.slice)),
                       let source = graph.nodes[slice].input(0),
                       rollConcat(of: source, readers: readers(of: source, view).data, view) == concat {
                 steps.append(([concat] + readers(of: source, view).data, source))
@@ -292,10 +294,10 @@ enum WindowAttentionFusion {
         var nodes: [Int] = []
         while readers(of: current, view).data.count == 1 {
             let index = readers(of: current, view).data[0]
-            if view.isNode(index, .linear), view.graph.nodes[index].inputs.first == current {
+            if view.isNode(index, .kind(.linear)), view.graph.nodes[index].inputs.first == current {
                 return (nodes, index)
             }
-            guard view.isNode(index, .reshape) || view.isNode(index, .transpose),
+            guard view.isNode(index, reshapeOrTranspose),
                   view.graph.nodes[index].inputs.first == current else { return nil }
             nodes.append(index)
             current = view.output(index)
@@ -310,7 +312,7 @@ enum WindowAttentionFusion {
         var steps: [(nodes: [Int], output: String)] = []
         while true {
             let data = readers(of: current, view).data
-            if data.count == 1, view.isNode(data[0], .reshape) || view.isNode(data[0], .transpose),
+            if data.count == 1, view.isNode(data[0], reshapeOrTranspose),
                view.graph.nodes[data[0]].inputs.first == current {
                 steps.append((data, view.output(data[0])))
             } else if let concat = rollConcat(of: current, readers: data, view) {

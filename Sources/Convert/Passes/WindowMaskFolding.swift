@@ -22,7 +22,7 @@ enum WindowMaskFolding {
     static func run(_ graph: inout Graph, shapes: SampledShapes) throws -> Int {
         let view = PatternView(graph)
         var rewrites: [Rewrite] = []
-        for index in graph.nodes.indices where view.isNode(index, .reshape) {
+        for index in graph.nodes.indices where view.isNode(index, .kind(.reshape)) {
             if let rewrite = match(outerReshape: index, view, shapes) { rewrites.append(rewrite) }
         }
         return graph.apply(rewrites)
@@ -30,13 +30,13 @@ enum WindowMaskFolding {
 
     private static func match(outerReshape: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
         let graph = view.graph
-        guard let masked = graph.nodes[outerReshape].input(0), let add = view.producer(of: masked, .binary, "add"),
+        guard let masked = graph.nodes[outerReshape].input(0), let add = view.producer(of: masked, .binary(.add)),
               view.consumers.soleReader(of: masked) == outerReshape else { return nil }
         let addInputs = graph.nodes[add].inputs
         // Either side of `u + m` may be the 5-D view of the scores.
         for side in 0..<2 {
             let (viewed, mask) = (addInputs[side], addInputs[1 - side])
-            guard let innerReshape = view.producer(of: viewed, .reshape), view.consumers.soleReader(of: viewed) == add,
+            guard let innerReshape = view.producer(of: viewed, .kind(.reshape)), view.consumers.soleReader(of: viewed) == add,
                   let scores = graph.nodes[innerReshape].input(0), view.consumers.soleReader(of: scores) == innerReshape,
                   let maskDims = foldableMask(mask, scores: scores, viewed: viewed, output: view.output(outerReshape), shapes)
             else { continue }
@@ -46,7 +46,7 @@ enum WindowMaskFolding {
             var nodes = [Node(name: "\(name).mask", .reshape(ReshapeAttributes()), inputs: [mask, maskShape], outputs: [folded])]
             var matched = [outerReshape, add, innerReshape]
             let output = view.output(outerReshape)
-            if let biasAdd = view.producer(of: scores, .binary, "add"),
+            if let biasAdd = view.producer(of: scores, .binary(.add)),
                let productSide = graph.nodes[biasAdd].inputs.firstIndex(where: { AttentionFusion.isScaledProduct($0, view) }) {
                 let (product, bias) = (graph.nodes[biasAdd].inputs[productSide], graph.nodes[biasAdd].inputs[1 - productSide])
                 let combined = graph.unusedName("\(name).bias")
