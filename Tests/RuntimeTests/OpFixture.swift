@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import ImageFiles
 @testable import Runtime
 
 /// One golden case of `Tests/Fixtures/ops`, written by scripts/fixtures/make_*_op_cases.py:

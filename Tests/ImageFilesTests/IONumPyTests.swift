@@ -1,4 +1,5 @@
 import Format
+@testable import ImageFiles
 import XCTest
 @testable import Runtime
 
@@ -23,7 +24,7 @@ final class IONumPyTests: XCTestCase {
     func testRoundTripsThroughAFileWithNumPysAlignment() throws {
         let directory = try IOTestSupport.scratchDirectory(for: self)
         for (index, shape) in [[2, 3, 5], [7], [], [0, 3], [1, 3, 37, 53]].enumerated() {
-            let tensor = KernelHarness.random(shape, seed: UInt64(index + 1))
+            let tensor = IOTestSupport.random(shape, seed: UInt64(index + 1))
             let path = "\(directory)/tensor\(index).npy"
             try NumPyFile.write(tensor, path: path)
             let bytes = try IOTestSupport.readFile(path)
@@ -159,7 +160,7 @@ final class IONumPyTests: XCTestCase {
         let directory = try IOTestSupport.scratchDirectory(for: self)
         let blocked = "\(directory)/out.npy"
         try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
-        XCTAssertThrowsError(try NumPyFile.write(KernelHarness.random([3], seed: 9), path: blocked)) { error in
+        XCTAssertThrowsError(try NumPyFile.write(IOTestSupport.random([3], seed: 9), path: blocked)) { error in
             XCTAssertTrue("\(error)".hasPrefix(blocked), "\(error)")
         }
         XCTAssertEqual(try IOTestSupport.listing(directory), ["out.npy"])

@@ -1,3 +1,4 @@
+import ImageFiles
 import XCTest
 @testable import Runtime
 
@@ -98,7 +99,7 @@ final class IOPNGTests: XCTestCase {
             }
         }
         let odd = HostTensor(shape: [1, 3, height + 1, width], floats: [Float](repeating: 0, count: 3 * (height + 1) * width))
-        XCTAssertThrowsError(try image.withRGB(odd)) { XCTAssertTrue($0 is ImageIOError, "\($0)") }
+        XCTAssertThrowsError(try image.withRGB(odd)) { XCTAssertTrue($0 is PixelImageError, "\($0)") }
         XCTAssertThrowsError(try image.withRGB(HostTensor(shape: [3, height, width], floats: [Float](repeating: 0, count: 3 * height * width))))
     }
 
