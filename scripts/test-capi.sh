@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Tests libRestore from outside, as its users see it:
-#   1. `make install` into a temporary prefix (release build);
+#   1. `make install` into a temporary prefix (release build), and a check that the
+#      installed library exports exactly the functions of restore.h (scripts/library-exports.sh);
 #   2. the C tests (Tests/CAPI/test_capi.c), built with pkg-config against that prefix;
 #   3. the C example (examples/c/restore_png.c) built the same way;
 #   4. the Python binding's tests (python/tests, pytest), which also compare the example's
@@ -38,6 +39,7 @@ if [[ "$mode" == "--tsan" ]]; then
     exit 0
 fi
 make install PREFIX="$prefix"
+scripts/library-exports.sh check "$prefix/lib/libRestore.so"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
 "$cc" -std=c11 -Wall -Wextra -Werror -O1 -g Tests/CAPI/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
