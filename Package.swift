@@ -34,11 +34,9 @@ let package = Package(
         .target(name: "CRestore"),
         // libpng behind setjmp: PNG errors come back as status codes, never as longjmp into Swift.
         .target(name: "CImageIO", dependencies: ["CPNG"]),
-        // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM, GELU). Optimised in debug
-        // builds too: at -O0 the intrinsics run ~20× slower than OpenBLAS, which would make
-        // the debug test suite measure the compiler instead of the kernels.
+        // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM, GELU).
         // libmvec is glibc's vector math library (vector erff for GELU).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("mvec")]),
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
 
         .target(name: "Format"),
         .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CKernels"]),
