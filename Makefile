@@ -20,7 +20,7 @@ RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
 HEADER := Sources/CRestore/include/restore.h
 # The linker version script that exports exactly restore.h's functions (made from it by
 # scripts/library-exports.sh). It goes on the build command because SwiftPM sets linker
-# flags only through unsafeFlags, which packages depending on Restore by version refuse.
+# flags only through unsafeFlags, which Package.swift does not use (see that script).
 EXPORTS_MAP := .build/restore-exports.map
 
 .PHONY: all library install uninstall check

@@ -10,9 +10,10 @@
 #                                               or lacks one it declares
 #
 # Why a version script: the library is the CAPI target linked with the Format and Runtime
-# object files, whose public Swift symbols would otherwise all be exported. SwiftPM only
-# sets linker flags through unsafeFlags, which a versioned dependency may not use, so the
-# flag goes on the build command (Makefile) instead of in Package.swift.
+# object files, whose public Swift symbols would otherwise all be exported. SwiftPM sets
+# linker flags only through unsafeFlags, which Package.swift does not use (SwiftPM before
+# 6.2 refuses them in a versioned dependency, and a path in them depends on the working
+# directory), so the flag goes on the Makefile's build command.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 header=Sources/CRestore/include/restore.h
