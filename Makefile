@@ -1,7 +1,7 @@
 # libRestore: build, install and test the C library (README.md, "Using Restore from C").
 #
-#   make install PREFIX=DIR   release build; DIR/include/restore.h, DIR/lib/libRestore.so,
-#                             DIR/lib/pkgconfig/restore.pc
+#   make install PREFIX=DIR   release build; DIR/include/restore.h, DIR/lib/libRestore.so
+#                             (exporting only restore.h's functions), DIR/lib/pkgconfig/restore.pc
 #   make uninstall PREFIX=DIR
 #   make check                builds the C tests against the build folder and runs them
 #
@@ -18,13 +18,21 @@ BUNDLE_SWIFT_RUNTIME ?= 0
 
 RELEASE_DIR = $(shell $(SWIFT) build -c release --show-bin-path)
 HEADER := Sources/CRestore/include/restore.h
+# The linker version script that exports exactly restore.h's functions (made from it by
+# scripts/library-exports.sh). It goes on the build command because SwiftPM sets linker
+# flags only through unsafeFlags, which Package.swift does not use (see that script).
+EXPORTS_MAP := .build/restore-exports.map
 
 .PHONY: all library install uninstall check
 
 all: library
 
-library:
-	$(SWIFT) build -c release --product Restore
+$(EXPORTS_MAP): $(HEADER) scripts/library-exports.sh
+	mkdir -p $(dir $@)
+	scripts/library-exports.sh version-script > $@
+
+library: $(EXPORTS_MAP)
+	$(SWIFT) build -c release --product Restore -Xlinker --version-script=$(abspath $(EXPORTS_MAP))
 
 install: library
 	install -d "$(PREFIX)/include" "$(PREFIX)/lib/pkgconfig"

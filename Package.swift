@@ -1,8 +1,9 @@
 // swift-tools-version:6.2
 import PackageDescription
 
-// Layering (docs/design.md §1): Format ← Runtime ← Convert, Runtime ← CAPI.
-// The runtime never links protobuf-c; only Convert does.
+// Layering (docs/design.md §1): Format ← Runtime ← Convert, Runtime ← CAPI, Runtime ← ImageFiles.
+// The runtime never links protobuf-c (only Convert does) nor libpng (only ImageFiles does),
+// so libRestore (CAPI) links neither.
 let package = Package(
     name: "Restore",
     products: [
@@ -14,6 +15,7 @@ let package = Package(
         .library(name: "RestoreFormat", targets: ["Format"]),
         .library(name: "RestoreRuntime", targets: ["Runtime"]),
         .library(name: "RestoreConvert", targets: ["Convert"]),
+        .library(name: "RestoreImageFiles", targets: ["ImageFiles"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -32,32 +34,33 @@ let package = Package(
         .target(name: "CRestore"),
         // libpng behind setjmp: PNG errors come back as status codes, never as longjmp into Swift.
         .target(name: "CImageIO", dependencies: ["CPNG"]),
-        // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM, GELU). Optimised in debug
-        // builds too: at -O0 the intrinsics run ~20× slower than OpenBLAS, which would make
-        // the debug test suite measure the compiler instead of the kernels.
+        // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM, GELU).
         // libmvec is glibc's vector math library (vector erff for GELU).
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O2"])], linkerSettings: [.linkedLibrary("mvec")]),
+        .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
 
         .target(name: "Format"),
-        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CKernels", "CPNG", "CImageIO"]),
+        .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CKernels"]),
+        // PNG and NPY files, PSNR and SSIM: for RRun, the tests and the fuzz targets.
+        .target(name: "ImageFiles", dependencies: ["Format", "Runtime", "CImageIO"]),
         .target(name: "Convert", dependencies: ["Format", "Runtime", "CONNX", "CProtobufC"]),
         .target(name: "CAPI", dependencies: ["Runtime", "CRestore"]),
         .executableTarget(name: "ConvertTool", dependencies: [
             "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "RRun", dependencies: [
-            "Runtime", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Runtime", "ImageFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Seeded random data and error measures shared by the test targets.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "FormatTests", dependencies: ["Format", "TestSupport"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TestSupport"]),
-        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime", "TestSupport"]),
-        // libRestore's Swift side: which C status each error maps to.
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "ImageFiles", "TestSupport"]),
+        .testTarget(name: "ImageFilesTests", dependencies: ["ImageFiles", "Runtime", "TestSupport"]),
+        .testTarget(name: "ConvertTests", dependencies: ["Convert", "Runtime", "ImageFiles", "TestSupport"]),
+        // libRestore's Swift side: which C status each error maps to (the C tests are in Tests/CAPI).
         .testTarget(name: "CAPITests", dependencies: ["CAPI", "CRestore", "Runtime", "Format"]),
         // Runs the built `convert` and `rrun` executables as a user would.
-        .testTarget(name: "CLITests", dependencies: ["Runtime", "Format"]),
+        .testTarget(name: "CLITests", dependencies: ["Runtime", "Format", "ImageFiles"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -28,10 +28,11 @@ let package = Package(
         .executableTarget(name: "FuzzPNG", dependencies: [
             "FuzzSupport",
             .product(name: "RestoreRuntime", package: "Restore"),
+            .product(name: "RestoreImageFiles", package: "Restore"),
         ]),
         .executableTarget(name: "FuzzNPY", dependencies: [
             "FuzzSupport",
-            .product(name: "RestoreRuntime", package: "Restore"),
+            .product(name: "RestoreImageFiles", package: "Restore"),
         ]),
     ],
     swiftLanguageModes: [.v5]

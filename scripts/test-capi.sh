@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Tests libRestore from outside, as its users see it:
-#   1. `make install` into a temporary prefix (release build);
-#   2. the C tests (tests/c/test_capi.c), built with pkg-config against that prefix;
+#   1. `make install` into a temporary prefix (release build), and a check that the
+#      installed library exports exactly the functions of restore.h (scripts/library-exports.sh);
+#   2. the C tests (Tests/CAPI/test_capi.c), built with pkg-config against that prefix;
 #   3. the C example (examples/c/restore_png.c) built the same way;
 #   4. the Python binding's tests (python/tests, pytest), which also compare the example's
 #      and the binding's output with rrun's.
@@ -32,15 +33,16 @@ if [[ "$mode" == "--tsan" ]]; then
     # Swift's TSan runtime intercepts libdispatch, so the C program links it and BlocksRuntime.
     swift_lib="$(dirname "$(ldd "$tsan_lib/libRestore.so" | awk '/libswiftCore.so/ { print $3 }')")"
     "$(dirname "$(command -v swift)")/clang" -std=c11 -g -O1 -fsanitize=thread -I Sources/CRestore/include \
-        tests/c/test_capi.c -L "$tsan_lib" -Wl,-rpath,"$tsan_lib" -lRestore \
+        Tests/CAPI/test_capi.c -L "$tsan_lib" -Wl,-rpath,"$tsan_lib" -lRestore \
         -L "$swift_lib" -Wl,-rpath,"$swift_lib" -ldispatch -lBlocksRuntime -lpthread -o "$work/test_capi_tsan"
     (cd "$work" && TSAN_OPTIONS="halt_on_error=1" ./test_capi_tsan "$model")
     exit 0
 fi
 make install PREFIX="$prefix"
+scripts/library-exports.sh check "$prefix/lib/libRestore.so"
 export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
-"$cc" -std=c11 -Wall -Wextra -Werror -O1 -g tests/c/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
+"$cc" -std=c11 -Wall -Wextra -Werror -O1 -g Tests/CAPI/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
     -o "$work/test_capi"
 (cd "$work" && ./test_capi "$model")
 [[ "$mode" == "--c-only" ]] && exit 0

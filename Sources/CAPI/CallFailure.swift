@@ -73,11 +73,9 @@ func status(of error: any Error) -> restore_status {
         case .imageShape, .outputShape: return RESTORE_ERROR_SHAPE
         case .tileForFixedModel, .overlap: return RESTORE_ERROR_ARGUMENT
         }
-    case let error as ImageIOError:
+    case let error as PixelImageError:
         switch error {
         case .tensorShape: return RESTORE_ERROR_SHAPE
-        case .outOfMemory: return RESTORE_ERROR_MEMORY
-        case .notPNG, .truncated, .crcMismatch, .corrupt, .tooLarge, .unsupported, .fileSystem: return RESTORE_ERROR_IO
         }
     default:
         return RESTORE_ERROR_INTERNAL

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Format
+import ImageFiles
 import Runtime
 
 extension RRun {

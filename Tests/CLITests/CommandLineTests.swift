@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import ImageFiles
 import Runtime
 import XCTest
 

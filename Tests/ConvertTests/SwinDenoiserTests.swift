@@ -1,4 +1,5 @@
 import Foundation
+import ImageFiles
 import XCTest
 @testable import Convert
 @testable import Runtime

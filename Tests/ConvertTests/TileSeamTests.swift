@@ -1,5 +1,6 @@
 import Foundation
 import Format
+import ImageFiles
 import TestSupport
 import XCTest
 @testable import Convert

@@ -8,6 +8,12 @@
 
 #include <stddef.h>
 
+/* Internal to the libraries and programs that link them: hidden, so a shared library
+ * built from Runtime (libRestore) does not export them beside the functions of restore.h,
+ * although their names start with restore_. The definitions include this header and
+ * take the visibility from these declarations. */
+#pragma GCC visibility push(hidden)
+
 /* Non-zero when this CPU runs the AVX-512 kernels (AVX512F). */
 int restore_cpu_has_avx512(void);
 
@@ -44,5 +50,7 @@ void restore_gelu_avx512(float *values, ptrdiff_t count);
 
 /* y = softmax(x) over `length` floats (y may be x): max-shifted, libmvec's expf. AVX-512 only. */
 void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length);
+
+#pragma GCC visibility pop
 
 #endif

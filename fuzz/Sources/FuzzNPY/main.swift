@@ -1,6 +1,6 @@
 import Foundation
 import FuzzSupport
-import Runtime
+import ImageFiles
 
 // One `.npy` file through the NumPy reader (header dictionary, dtype, shape, payload).
 exit(runLibFuzzer { bytes in

@@ -1,5 +1,6 @@
 import Foundation
 import FuzzSupport
+import ImageFiles
 import Runtime
 
 // One PNG through the decoder (libpng behind CImageIO, then conversion to planar floats),

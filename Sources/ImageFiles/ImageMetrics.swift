@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Runtime
 
 /// Why two images cannot be compared.
 public enum MetricError: Error, Equatable, CustomStringConvertible {

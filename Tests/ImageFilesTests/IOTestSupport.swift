@@ -1,9 +1,16 @@
 import Foundation
+import Runtime
+import TestSupport
 import XCTest
 
-/// Paths of the image/NPY/metric fixtures (built by scripts/fixtures/make_metric_cases.py)
-/// and scratch directories for files the tests write.
+/// Paths of the image/NPY/metric fixtures (built by scripts/fixtures/make_metric_cases.py),
+/// scratch directories for files the tests write, and seeded random tensors.
 enum IOTestSupport {
+    /// A tensor of `shape` filled with TestSupport's seeded values.
+    static func random(_ shape: [Int], seed: UInt64) -> HostTensor {
+        HostTensor(shape: shape, floats: xorshiftFloats(count: shape.reduce(1, *), seed: seed))
+    }
+
     static let fixtures = URL(fileURLWithPath: #filePath)
         .deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("Fixtures/images")

@@ -1,5 +1,5 @@
-/// Why an image could not be read, written or converted; every case names the file
-/// (or "<memory>" for bytes that came from no file).
+/// Why a PNG could not be read or written; every case names the file (or "<memory>" for
+/// bytes that came from no file).
 public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     /// The bytes do not start with the PNG signature.
     case notPNG(file: String)
@@ -16,8 +16,6 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     case outOfMemory(file: String)
     /// Opening, reading, writing or renaming failed.
     case fileSystem(file: String, detail: String)
-    /// A tensor given to rebuild an image has the wrong shape.
-    case tensorShape(expected: String, found: [Int])
 
     public var description: String {
         switch self {
@@ -29,7 +27,6 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
         case .unsupported(let file, let detail): "\(file): unsupported PNG (\(detail))"
         case .outOfMemory(let file): "\(file): out of memory"
         case .fileSystem(let file, let detail): "\(file): \(detail)"
-        case .tensorShape(let expected, let found): "image tensor must be \(expected), found \(found)"
         }
     }
 }

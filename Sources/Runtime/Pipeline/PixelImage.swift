@@ -8,6 +8,10 @@
 /// 48 MiB instead of 192. Values in 0…1 — sample v is v/255 or v/65535 — are made where
 /// they are used: a row at a time for the restorer (`readColour`, `writeColour`), or all at
 /// once by `rgbTensor()` and `samples`.
+///
+/// Files are not read or written here: the PNG codec is an extension in the ImageFiles
+/// module, so the runtime (and libRestore, which takes pixels from memory) links no image
+/// library.
 public struct PixelImage: Sendable, Equatable {
     /// How many samples a pixel has and what they mean.
     public enum ColorType: Sendable, Equatable, CaseIterable {
@@ -25,7 +29,8 @@ public struct PixelImage: Sendable, Equatable {
         public var hasAlpha: Bool { self == .grayAlpha || self == .rgba }
         public var isGray: Bool { self == .gray || self == .grayAlpha }
 
-        init?(channels: Int) {
+        /// The layout of `channels` samples a pixel (1…4), or nil for any other count.
+        public init?(channels: Int) {
             switch channels {
             case 1: self = .gray
             case 2: self = .grayAlpha
@@ -108,12 +113,12 @@ public struct PixelImage: Sendable, Equatable {
     public func withRGB(_ tensor: HostTensor) throws -> PixelImage {
         guard tensor.rank == 4, tensor.shape[0] == 1, tensor.shape[1] == 3,
               tensor.shape[2] > 0, tensor.shape[3] > 0 else {
-            throw ImageIOError.tensorShape(expected: "[1, 3, H, W]", found: tensor.shape)
+            throw PixelImageError.tensorShape(expected: "[1, 3, H, W]", found: tensor.shape)
         }
         let newHeight = tensor.shape[2], newWidth = tensor.shape[3]
         let scale = newWidth / width
         if colorType.hasAlpha && !(scale >= 1 && newWidth == width * scale && newHeight == height * scale) {
-            throw ImageIOError.tensorShape(
+            throw PixelImageError.tensorShape(
                 expected: "[1, 3, k*\(height), k*\(width)] to carry the alpha channel", found: tensor.shape)
         }
         var result = blankCopy(width: newWidth, height: newHeight, scale: max(scale, 1))
@@ -239,5 +244,17 @@ public struct PixelImage: Sendable, Equatable {
         guard value > 0 else { return 0 }     // also catches NaN
         guard value < 1 else { return levels }
         return (value * levels).rounded()
+    }
+}
+
+/// Why a model's output tensor cannot become an image.
+public enum PixelImageError: Error, Equatable, CustomStringConvertible {
+    /// The tensor is not 1×3×H×W, or its size does not let the alpha channel follow.
+    case tensorShape(expected: String, found: [Int])
+
+    public var description: String {
+        switch self {
+        case .tensorShape(let expected, let found): "image tensor must be \(expected), found \(found)"
+        }
     }
 }

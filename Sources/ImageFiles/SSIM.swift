@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Runtime
 
 extension ImageMetrics {
     /// Mean structural similarity, equal to scikit-image 0.26's

@@ -1,3 +1,6 @@
+import Format
+import Runtime
+
 /// Why a `.npy` file could not be read or written; every case names the file.
 public enum NumPyFileError: Error, Equatable, CustomStringConvertible {
     /// The bytes do not start with "\x93NUMPY".

@@ -1,4 +1,5 @@
 import Format
+@testable import ImageFiles
 import XCTest
 @testable import Runtime
 
@@ -23,7 +24,7 @@ final class IONumPyTests: XCTestCase {
     func testRoundTripsThroughAFileWithNumPysAlignment() throws {
         let directory = try IOTestSupport.scratchDirectory(for: self)
         for (index, shape) in [[2, 3, 5], [7], [], [0, 3], [1, 3, 37, 53]].enumerated() {
-            let tensor = KernelHarness.random(shape, seed: UInt64(index + 1))
+            let tensor = IOTestSupport.random(shape, seed: UInt64(index + 1))
             let path = "\(directory)/tensor\(index).npy"
             try NumPyFile.write(tensor, path: path)
             let bytes = try IOTestSupport.readFile(path)
@@ -134,11 +135,34 @@ final class IONumPyTests: XCTestCase {
         XCTAssertEqual(try NumPyFile.decode(b1), HostTensor(shape: [2, 2], ints: [1, 0, 0, 1], dtype: .bool))
     }
 
-    func testRandomlyCorruptedFilesNeverCrash() throws {
-        // One header byte replaced, and every other file also cut at a random length.
+    /// The error a corrupted copy of version_1.npy must give, when where the change landed
+    /// decides it; nil when a changed header text may be read or refused several ways.
+    /// The file: magic 0..<6, version 6 and 7, header length 8 and 9 (118), header text
+    /// 10..<128, 96 bytes of data.
+    private func certainOutcome(changedByte position: Int?, to value: UInt8, length: Int) -> NumPyFileError? {
+        let file = "fuzz.npy"
+        if length < 8 || position.map({ $0 < 6 }) == true { return .notNumPy(file: file) }
+        if position == 6 && !(1...3).contains(value) { return .unsupportedVersion(file: file, major: Int(value), minor: 0) }
+        if position == 7 { return .unsupportedVersion(file: file, major: 1, minor: Int(value)) }
+        guard position == nil else { return nil }
+        if length < 10 { return .malformedHeader(file: file, detail: "file ends inside the header length") }
+        if length < 128 { return .malformedHeader(file: file, detail: "file ends inside the 118-byte header") }
+        if length < 224 { return .dataSize(file: file, expectedBytes: 96, foundBytes: length - 128) }
+        return nil
+    }
+
+    func testRandomlyCorruptedFilesAreRefusedWithTheErrorTheirDamageCalls() throws {
+        // One byte of magic, version, header length or header text replaced, and every other
+        // file also cut at a random length. Where the damage is known to decide the outcome
+        // (magic, version, a cut behind an intact header), the error must be exactly that
+        // one; a changed header text may be refused in several ways, or read when it still
+        // says something valid (a dtype of the same size), but never as another element
+        // count, and never with an error that is untyped or does not name the file.
         let original = try IOTestSupport.readFile(IOTestSupport.fixture("npy/version_1.npy"))
+        XCTAssertTrue(original.count == 224 && original[8] == 118, "the offsets in certainOutcome no longer hold")
+        let intact = try NumPyFile.decode(original)
         var state: UInt64 = 0x9E3779B97F4A7C15
-        var typedErrors = 0
+        var outcomes: [String: Int] = [:]
         for iteration in 0..<500 {
             var bytes = original
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
@@ -146,20 +170,43 @@ final class IONumPyTests: XCTestCase {
             bytes[position] = UInt8(truncatingIfNeeded: state >> 40)
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             let length = iteration.isMultiple(of: 2) ? bytes.count : Int(state % UInt64(bytes.count + 1))
+            let changed = bytes[position] != original[position] ? position : nil
+            let certain = certainOutcome(changedByte: changed, to: bytes[position], length: length)
+            let context = "iteration \(iteration): byte \(position) → \(bytes[position]), cut at \(length)"
             do {
-                _ = try NumPyFile.decode(Array(bytes[0..<length]), source: "fuzz.npy")
-            } catch is NumPyFileError {
-                typedErrors += 1
+                let tensor = try NumPyFile.decode(Array(bytes[0..<length]), source: "fuzz.npy")
+                outcomes["read", default: 0] += 1
+                XCTAssertNil(certain, "\(context): read, expected \(String(describing: certain))")
+                XCTAssertEqual(length, bytes.count, "\(context): a cut file was read")
+                XCTAssertEqual(tensor.shape.reduce(1, *), 24, "\(context): read as \(tensor.shape)")
+                if changed == nil { XCTAssertEqual(tensor, intact, context) }
+            } catch let error as NumPyFileError {
+                outcomes[Mirror(reflecting: error).children.first?.label ?? "\(error)", default: 0] += 1
+                XCTAssertTrue(error.description.hasPrefix("fuzz.npy: "), "\(context): \(error) does not name the file")
+                if let certain {
+                    XCTAssertEqual(error, certain, context)
+                } else {
+                    // Magic and version are intact here, and one changed byte cannot turn
+                    // False into True or (2, 3, 4) into a shape that overflows.
+                    switch error {
+                    case .malformedHeader, .unsupportedDType, .dataSize:
+                        break
+                    case .notNumPy, .unsupportedVersion, .fortranOrder, .shapeOverflow, .fileSystem:
+                        XCTFail("\(context): \(error)")
+                    }
+                }
+            } catch {
+                XCTFail("\(context): untyped error \(error)")
             }
         }
-        print("500 corrupted/truncated files: \(typedErrors) typed errors, \(500 - typedErrors) decoded")
+        print("500 corrupted/truncated files: \(outcomes.sorted { $0.key < $1.key })")
     }
 
     func testAFailedWriteLeavesNoFileBehind() throws {
         let directory = try IOTestSupport.scratchDirectory(for: self)
         let blocked = "\(directory)/out.npy"
         try FileManager.default.createDirectory(atPath: blocked, withIntermediateDirectories: false)
-        XCTAssertThrowsError(try NumPyFile.write(KernelHarness.random([3], seed: 9), path: blocked)) { error in
+        XCTAssertThrowsError(try NumPyFile.write(IOTestSupport.random([3], seed: 9), path: blocked)) { error in
             XCTAssertTrue("\(error)".hasPrefix(blocked), "\(error)")
         }
         XCTAssertEqual(try IOTestSupport.listing(directory), ["out.npy"])

@@ -1,3 +1,4 @@
+import ImageFiles
 import XCTest
 @testable import Runtime
 
@@ -22,8 +23,8 @@ final class MetricsTests: XCTestCase {
     }
 
     func testThreadCountDoesNotChangeSSIM() throws {
-        let a = KernelHarness.random([3, 131, 77], seed: 11)
-        let b = HostTensor(shape: a.shape, floats: zip(a.floats, KernelHarness.random(a.shape, seed: 12).floats).map { $0 + 0.1 * $1 })
+        let a = IOTestSupport.random([3, 131, 77], seed: 11)
+        let b = HostTensor(shape: a.shape, floats: zip(a.floats, IOTestSupport.random(a.shape, seed: 12).floats).map { $0 + 0.1 * $1 })
         let one = try ImageMetrics.ssim(a, b, dataRange: 2, pool: ThreadPool(threads: 1))
         let two = try ImageMetrics.ssim(a, b, dataRange: 2, pool: ThreadPool(threads: 2))
         print("SSIM 1 thread \(one), 2 threads \(two)")
@@ -31,21 +32,21 @@ final class MetricsTests: XCTestCase {
     }
 
     func testIdenticalImagesScorePerfectly() throws {
-        let a = KernelHarness.random([1, 3, 20, 17], seed: 5)
+        let a = IOTestSupport.random([1, 3, 20, 17], seed: 5)
         XCTAssertEqual(try ImageMetrics.psnr(a, a, dataRange: 2), .infinity)
         XCTAssertEqual(try ImageMetrics.ssim(a, a, dataRange: 2), 1, accuracy: 1e-12)
     }
 
     func testRefusesMismatchedAndTooSmallImages() {
-        let a = KernelHarness.random([12, 12], seed: 1)
-        XCTAssertThrowsError(try ImageMetrics.psnr(a, KernelHarness.random([12, 13], seed: 2), dataRange: 1)) {
+        let a = IOTestSupport.random([12, 12], seed: 1)
+        XCTAssertThrowsError(try ImageMetrics.psnr(a, IOTestSupport.random([12, 13], seed: 2), dataRange: 1)) {
             XCTAssertEqual($0 as? MetricError, .shapeMismatch([12, 12], [12, 13]))
         }
-        let small = KernelHarness.random([3, 10, 40], seed: 3)
+        let small = IOTestSupport.random([3, 10, 40], seed: 3)
         XCTAssertThrowsError(try ImageMetrics.ssim(small, small, dataRange: 1)) {
             XCTAssertEqual($0 as? MetricError, .imageTooSmall(shape: [3, 10, 40], minimum: 11))
         }
-        let batch = KernelHarness.random([2, 3, 12, 12], seed: 4)
+        let batch = IOTestSupport.random([2, 3, 12, 12], seed: 4)
         XCTAssertThrowsError(try ImageMetrics.ssim(batch, batch, dataRange: 1)) {
             XCTAssertEqual($0 as? MetricError, .unsupportedShape([2, 3, 12, 12]))
         }

@@ -1,4 +1,5 @@
 import CImageIO
+import Runtime
 
 /// PNG decoding and encoding through libpng (wrapped in the CImageIO C target so that
 /// libpng's longjmp errors never cross into Swift).

@@ -1,3 +1,4 @@
+import ImageFiles
 import XCTest
 @testable import Runtime
 
@@ -98,7 +99,7 @@ final class IOPNGTests: XCTestCase {
             }
         }
         let odd = HostTensor(shape: [1, 3, height + 1, width], floats: [Float](repeating: 0, count: 3 * (height + 1) * width))
-        XCTAssertThrowsError(try image.withRGB(odd)) { XCTAssertTrue($0 is ImageIOError, "\($0)") }
+        XCTAssertThrowsError(try image.withRGB(odd)) { XCTAssertTrue($0 is PixelImageError, "\($0)") }
         XCTAssertThrowsError(try image.withRGB(HostTensor(shape: [3, height, width], floats: [Float](repeating: 0, count: 3 * height * width))))
     }
 
@@ -188,26 +189,57 @@ final class IOPNGTests: XCTestCase {
         guard case .truncated = error else { return XCTFail("\(String(describing: error)) is not truncated") }
     }
 
-    func testRandomlyCorruptedFilesNeverCrash() throws {
-        // Seeded byte flips anywhere in an interlaced 16-bit file: every outcome must be an
-        // image or a typed error (a longjmp escaping into Swift or an abort would crash here).
+    /// The chunk types of a PNG file, in order.
+    private func chunkTypes(_ bytes: [UInt8]) -> [String] {
+        var types: [String] = [], offset = 8
+        while offset + 8 <= bytes.count {
+            let length = bytes[offset..<offset + 4].reduce(0) { $0 << 8 | Int($1) }
+            types.append(String(decoding: bytes[offset + 4..<offset + 8], as: UTF8.self))
+            offset += 12 + length
+        }
+        return types
+    }
+
+    func testRandomlyCorruptedFilesAreRefusedWithAnErrorNamingFileAndFault() throws {
+        // Seeded byte flips anywhere in an interlaced 16-bit file that holds only the
+        // signature and critical, CRC-protected chunks: no flipped file is a valid PNG, so
+        // each must be refused with a typed error naming the file: notPNG exactly when the
+        // signature changed, else a corruption error saying what libpng found. (A longjmp
+        // escaping into Swift or an abort would crash here instead.)
         let original = try IOTestSupport.readFile(IOTestSupport.fixture("png/rgba16_interlaced.png"))
+        XCTAssertEqual(chunkTypes(original), ["IHDR", "IDAT", "IEND"])
         var state: UInt64 = 0x2545F4914F6CDD1D
         var outcomes: [String: Int] = [:]
-        for _ in 0..<300 {
+        for trial in 0..<300 {
             var bytes = original
             for _ in 0..<3 {
                 state ^= state << 13; state ^= state >> 7; state ^= state << 17
                 bytes[Int(state % UInt64(bytes.count))] ^= UInt8(truncatingIfNeeded: state >> 32) | 1
             }
+            guard bytes != original else { continue }   // two flips of one byte cancelled
+            let signatureChanged = bytes[0..<8] != original[0..<8]
             do {
                 _ = try PixelImage.decodePNG(bytes, source: "flipped.png")
-                outcomes["decoded", default: 0] += 1
+                XCTFail("trial \(trial): a corrupted file was decoded")
             } catch let error as ImageIOError {
                 outcomes[Mirror(reflecting: error).children.first?.label ?? "\(error)", default: 0] += 1
+                XCTAssertTrue(error.description.hasPrefix("flipped.png: "), "trial \(trial): \(error) does not name the file")
+                switch error {
+                case .notPNG:
+                    XCTAssertTrue(signatureChanged, "trial \(trial): \(error) with the signature intact")
+                case .truncated(_, let detail), .crcMismatch(_, let detail), .corrupt(_, let detail),
+                     .tooLarge(_, let detail), .unsupported(_, let detail):
+                    XCTAssertFalse(signatureChanged, "trial \(trial): \(error) for a changed signature")
+                    XCTAssertFalse(detail.isEmpty, "trial \(trial): \(error) does not say what is wrong")
+                case .outOfMemory, .fileSystem:
+                    XCTFail("trial \(trial): \(error) from bytes in memory")
+                }
+            } catch {
+                XCTFail("trial \(trial): untyped error \(error)")
             }
         }
         print("300 corrupted files: \(outcomes.sorted { $0.key < $1.key })")
+        XCTAssertGreaterThan(outcomes["crcMismatch", default: 0], 0, "no flip reached a chunk CRC check")
     }
 
     func testAFailedWriteLeavesNoFileBehind() throws {
