@@ -1,8 +1,8 @@
 import Format
 
-/// Resize (opsets 11–21) and its predecessor Upsample (opsets 7–9). Restore's resize
-/// takes [X, scales?, sizes?]; the region of interest only serves tf_crop_and_resize,
-/// which Restore does not support, so it is dropped.
+/// Resize (opsets 11–21), its predecessor Upsample (opsets 7–9) and GridSample (16–21).
+/// Restore's resize takes [X, scales?, sizes?]; the region of interest only serves
+/// tf_crop_and_resize, which Restore does not support, so it is dropped.
 enum LowerResize {
     /// ONNX's interpolation modes (Upsample has only nearest and linear).
     static let modes: [String: ResizeAttributes.Mode] = ["nearest": .nearest, "linear": .linear, "cubic": .cubic]
@@ -77,5 +77,32 @@ enum LowerResize {
             scales = try node.requiredInput(1)
         }
         context.builder.emit(node.name, .resize(attributes), inputs: [input, scales], outputs: [try node.output()])
+    }
+
+    /// GridSample's interpolation names: opsets 16–19 say bilinear and bicubic, opset 20
+    /// renamed them linear and cubic (the semantics did not change).
+    static let gridSampleModes16: [String: GridSampleAttributes.Mode] = ["bilinear": .linear, "nearest": .nearest]
+    static let gridSampleModes20: [String: GridSampleAttributes.Mode] = ["linear": .linear, "nearest": .nearest]
+
+    static let gridSamplePaddings: [String: GridSampleAttributes.PaddingMode] = [
+        "zeros": .zeros, "border": .border, "reflection": .reflection,
+    ]
+
+    /// GridSample (opset 16 on): [X, grid] as they are, for 4-D X. Bicubic sampling and
+    /// volumetric (5-D, opset 20) inputs are refused as unsupported.
+    static func gridSample(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        guard context.opset >= 16 else { throw LoweringFailure.invalid("GridSample exists from opset 16 on") }
+        let input = try node.requiredInput(0)
+        let cubic = context.opset >= 20 ? "cubic" : "bicubic"
+        if try node.string("mode") == cubic { throw LoweringFailure.unsupported("mode \(cubic): bicubic sampling") }
+        if let rank = context.builder.rank(of: input), rank != 4 {
+            throw LoweringFailure.unsupported("X of rank \(rank); only 4-D (N, C, H, W) sampling")
+        }
+        let modes = context.opset >= 20 ? gridSampleModes20 : gridSampleModes16
+        let attributes = GridSampleAttributes(mode: try node.named("mode", default: .linear, modes),
+                                              paddingMode: try node.named("padding_mode", default: .zeros, gridSamplePaddings),
+                                              alignCorners: try node.flag("align_corners", default: false))
+        context.builder.emit(node.name, .gridSample(attributes), inputs: [input, try node.requiredInput(1)],
+                             outputs: [try node.output()])
     }
 }

@@ -42,6 +42,7 @@ enum LoweringTable {
             "Range": LowerLayout.direct(.range, inputCount: 3),
             "Resize": LowerResize.resize,
             "Upsample": LowerResize.upsample,
+            "GridSample": LowerResize.gridSample,
 
             "GlobalAveragePool": LowerReduction.globalPool(.mean),
             "GlobalMaxPool": LowerReduction.globalPool(.max),
