@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class SelectTests: XCTestCase {
+final class WhereTests: XCTestCase {
     private let node = Node.mathTest(.where, "where", inputs: 3)
 
     func testFastMatchesReferenceForEveryBroadcastingPattern() throws {

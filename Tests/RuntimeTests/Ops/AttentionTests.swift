@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ScaledDotProductAttentionTests: XCTestCase {
+final class AttentionTests: XCTestCase {
     private func node(_ name: String, scale: Float, bias: Bool) -> Node {
         try! Node(name: name, op: .attention, inputs: ["q", "k", "v"] + (bias ? ["bias"] : []), outputs: ["y"],
              attributes: ["scale": .float(scale)])

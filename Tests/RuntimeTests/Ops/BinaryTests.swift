@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ElementwiseBinaryTests: XCTestCase {
+final class BinaryTests: XCTestCase {
     /// Every broadcasting pattern: (A shape, B shape).
     static let patterns: [(String, [Int], [Int])] = [
         ("same shape", [2, 3, 5, 7], [2, 3, 5, 7]),

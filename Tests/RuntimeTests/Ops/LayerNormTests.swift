@@ -3,7 +3,7 @@ import TestSupport
 import XCTest
 @testable import Runtime
 
-final class LayerNormalizationTests: XCTestCase {
+final class LayerNormTests: XCTestCase {
     private func node(axis: Int, scale: Bool, bias: Bool) -> Node {
         .mathTest(.layerNorm, "layerNorm_\(axis)", inputs: 3, absent: Set((scale ? [] : [1]) + (bias ? [] : [2])),
                   ["axis": .int(axis), "epsilon": .float(1e-5)])

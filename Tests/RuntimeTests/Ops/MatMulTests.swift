@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class MatrixMultiplyTests: XCTestCase {
+final class MatMulTests: XCTestCase {
     private let node = Node.mathTest(.matMul, "matMul", inputs: 2)
 
     func testFastMatchesReferenceOnOddShapesAndEveryPromotionAndBroadcast() throws {

@@ -4,7 +4,7 @@ import XCTest
 
 /// The fast convolution (pointwise, depthwise and tiled im2col paths) against the
 /// reference loops (against onnxruntime: the golden cases of Tests/Fixtures/ops).
-final class ConvolutionTests: XCTestCase {
+final class ConvTests: XCTestCase {
     private func conv(_ attributes: [String: Attribute], bias: Bool = true, residual: Bool = false) -> Node {
         try! Node(name: "conv", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
              outputs: ["Y"], attributes: attributes)

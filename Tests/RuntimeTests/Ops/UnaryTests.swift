@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ElementwiseUnaryTests: XCTestCase {
+final class UnaryTests: XCTestCase {
     /// Parameters away from the defaults, so the tests see them being read.
     private func node(_ function: UnaryFunction) -> Node {
         var attributes: [String: Attribute] = ["function": .string(function.rawValue)]

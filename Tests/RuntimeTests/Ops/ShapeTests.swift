@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ShapeOfTests: XCTestCase {
+final class ShapeTests: XCTestCase {
     private func value(_ shape: [Int], _ attributes: [String: Attribute] = [:]) throws -> HostTensor? {
         let op = try OpKind.makeOperator(LayoutTesting.node(.shape, "s", attributes))
         return try op.outputs(for: [ValueFact(dtype: .float32, shape: shape)])[0].value

@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ArithmeticRangeTests: XCTestCase {
+final class RangeTests: XCTestCase {
     private let node = LayoutTesting.node(.range, "bad_range", inputs: 3)
 
     private func scalars(_ values: [Int64]) -> [HostTensor?] { values.map { HostTensor(shape: [], ints: [$0]) } }

@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ReductionTests: XCTestCase {
+final class ReduceTests: XCTestCase {
     private func node(_ function: String, axes: [Int], keepDims: Int) -> Node {
         .mathTest(.reduce, "reduce_\(function)_\(axes)_\(keepDims)", inputs: 1,
                   ["function": .string(function), "axes": .ints(axes), "keepDims": .int(keepDims)])

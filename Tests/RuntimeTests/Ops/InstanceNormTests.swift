@@ -4,7 +4,7 @@ import XCTest
 
 /// The fast instance normalisation against the double-precision reference (against
 /// onnxruntime: the golden cases of Tests/Fixtures/ops).
-final class InstanceNormalizationTests: XCTestCase {
+final class InstanceNormTests: XCTestCase {
     private func check(_ shape: [Int], epsilon: Float = 1e-5, offset: Float = 0, seed: UInt64,
                        file: StaticString = #filePath, line: UInt = #line) throws {
         let node = try! Node(name: "instanceNorm", op: .instanceNorm, inputs: ["X", "S", "B"], outputs: ["Y"],

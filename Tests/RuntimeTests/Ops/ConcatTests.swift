@@ -2,7 +2,7 @@ import Format
 import XCTest
 @testable import Runtime
 
-final class ConcatenationTests: XCTestCase {
+final class ConcatTests: XCTestCase {
     func testFastMatchesReferenceOnEveryAxis() throws {
         let base = [3, 7, 1, 5, 2]
         var seed: UInt64 = 1

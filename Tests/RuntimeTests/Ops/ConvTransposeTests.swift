@@ -4,7 +4,7 @@ import XCTest
 
 /// The fast transposed convolution (GEMM + col2im) against the reference scatter loops,
 /// (against onnxruntime: the golden cases of Tests/Fixtures/ops).
-final class TransposedConvolutionTests: XCTestCase {
+final class ConvTransposeTests: XCTestCase {
     /// Checks X [N,C,H,W], W [C,M/group,kH,kW] with bias.
     private func check(x: [Int], w: [Int], _ attributes: [String: Attribute] = [:], bias: Bool = true,
                        seed: UInt64, file: StaticString = #filePath, line: UInt = #line) throws {
