@@ -105,9 +105,9 @@ enum Planner {
                     continue
                 } else {
                     let constants = ConstantInputs(
-                        constants: inputSources.map { source in
+                        weights: inputSources.map { source in
                             guard case .constant(let name)? = source else { return nil }
-                            return (name, model.floatConstant(name))
+                            return model.weights.weight(name)
                         },
                         store: model.preparedWeights,
                         sourceRead: model.releaseConstantPages)
