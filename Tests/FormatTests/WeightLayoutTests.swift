@@ -31,6 +31,7 @@ final class WeightLayoutTests: XCTestCase {
         assertSameGraph(file.graph, graph)
         let read = try XCTUnwrap(file.graph.constants["conv.weight"])
         XCTAssertEqual(read.layout, .int8Symmetric(Int8Scales(tensor: "conv.weight.scales", axis: 0)))
+        XCTAssertTrue(file.describe().hasSuffix("quantized (int8 with scales): 1 tensor"), file.describe())
         let dequantized = try file.graph.floatValues(of: read)
         let steps = scales.float32Elements
         for (index, (value, original)) in zip(dequantized, values).enumerated() {
