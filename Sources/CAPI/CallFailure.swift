@@ -39,10 +39,10 @@ func status(of error: any Error) -> restore_status {
     case let error as RGraphError:
         switch error {
         case .cannotOpen, .cannotWrite: return RESTORE_ERROR_IO
-        case .unsupportedVersion, .unknownOp, .unsupportedQuantization: return RESTORE_ERROR_UNSUPPORTED
+        case .unsupportedVersion, .unknownOp, .unknownQuantization, .unsupportedLayout: return RESTORE_ERROR_UNSUPPORTED
         case .tooSmall, .badMagic, .fixedHeaderChecksumMismatch, .sectionOutOfRange, .misplacedSection,
              .overlappingSections, .checksumMismatch, .malformedHeader, .invalidAttributes, .unknownDType, .badShape,
-             .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor:
+             .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor, .invalidQuantization:
             return RESTORE_ERROR_FORMAT
         }
     case let error as ModelError:
@@ -56,6 +56,8 @@ func status(of error: any Error) -> restore_status {
         case .inputShape, .inconsistentSymbol: return RESTORE_ERROR_SHAPE
         case .node(let problem): return status(of: problem, planning: true)
         case .valueTooLarge: return RESTORE_ERROR_MEMORY
+        case .invalidConstant: return RESTORE_ERROR_FORMAT
+        case .constantReplacement: return RESTORE_ERROR_ARGUMENT
         }
     case let error as NodeProblem:
         return status(of: error, planning: true)

@@ -48,15 +48,19 @@ public struct ConstantTensor: @unchecked Sendable {
     public var name: String
     public var dtype: DType
     public var shape: [Int]
+    /// How the bytes encode the values: plain elements of `dtype`, or int8 with scales.
+    public var layout: WeightLayout
     public let storage: ByteStorage
     public let byteOffset: Int
 
-    public init(name: String, dtype: DType, shape: [Int], storage: ByteStorage, byteOffset: Int = 0) {
+    public init(name: String, dtype: DType, shape: [Int], storage: ByteStorage, byteOffset: Int = 0,
+                layout: WeightLayout = .elements) {
         precondition(byteOffset + shape.reduce(1, *) * dtype.byteSize <= storage.count,
                      "constant \(name) extends past its storage")
         self.name = name
         self.dtype = dtype
         self.shape = shape
+        self.layout = layout
         self.storage = storage
         self.byteOffset = byteOffset
     }
@@ -95,8 +99,10 @@ public struct ConstantTensor: @unchecked Sendable {
         return bytes.bindMemory(to: Float.self)
     }
 
-    /// Elements widened to Float (converting f16, bf16, int types).
+    /// Plain elements widened to Float (converting f16, bf16, int types). A constant in
+    /// another layout needs its graph: `Graph.floatValues(of:)`.
     public func floatValues() -> [Float] {
+        precondition(layout == .elements, "\(name) is stored as \(layout): read it with Graph.floatValues(of:)")
         let raw = bytes
         switch dtype {
         case .float32: return Array(raw.bindMemory(to: Float.self))

@@ -112,10 +112,18 @@ public struct Graph: Sendable {
         }
     }
 
-    /// Removes constants that no node input or graph output names any more.
+    /// Removes constants that no node input, graph output or used constant's layout (the
+    /// scales of an int8 weight) names any more.
     public mutating func removeUnusedConstants() {
         var used = Set(outputs.map(\.name))
         for node in nodes { used.formUnion(node.inputs) }
+        for name in used {
+            guard let constant = constants[name] else { continue }
+            switch constant.layout {
+            case .int8Symmetric(let scales): used.insert(scales.tensor)
+            case .elements, .packed: break
+            }
+        }
         constantOrder.removeAll { !used.contains($0) }
         constants = constants.filter { used.contains($0.key) }
     }

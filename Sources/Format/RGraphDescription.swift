@@ -31,6 +31,8 @@ extension Graph {
             let bytes = ofType.reduce(0) { $0 + $1.byteCount }
             lines.append("  \(dtype.rawValue): \(ofType.count) tensor\(ofType.count == 1 ? "" : "s"), \(Self.byteText(bytes))")
         }
+        let quantized = constants.filter { $0.layout != .elements }.count
+        if quantized > 0 { lines.append("  quantized (int8 with scales): \(quantized) tensor\(quantized == 1 ? "" : "s")") }
         return lines.joined(separator: "\n")
     }
 

@@ -34,12 +34,9 @@ struct RGraphDocument: Codable {
         /// Relative to the data section's start.
         var offset: Int
         var length: Int
-        /// Reserved (§4): any object here means a scheme version 1.0 does not define.
-        var quantization: ReservedObject?
+        /// How the bytes encode the values when they are not plain elements (§4, since 1.1).
+        var quantization: QuantizationRecord?
     }
-
-    /// A JSON object whose members are not interpreted; decodes from any object.
-    struct ReservedObject: Codable {}
 
     var format: FormatInfo
     var metadata: [String: String]
@@ -47,6 +44,92 @@ struct RGraphDocument: Codable {
     var outputs: [Value]
     var nodes: [NodeRecord]
     var tensors: [TensorRecord]
+}
+
+/// A tensor's `quantization` member (schemas/rgraph.md §4): a scheme and its parameters.
+/// Every parameter is optional here so that a missing one is reported by
+/// `layout(file:tensor:)` with the tensor's name.
+struct QuantizationRecord: Codable, Equatable {
+    var scheme: String
+    /// `int8-symmetric`: the scale tensor and the axis it scales (absent: one scale).
+    var scales: String?
+    var axis: Int?
+    /// `packed`: the arrangement, its parameters, the CPU level and the version.
+    var kernel: String?
+    var width: Int?
+    var cpu: String?
+    var version: Int?
+
+    static let int8Symmetric = "int8-symmetric"
+    static let packed = "packed"
+    static let winogradKernel = "winograd-f4x3"
+    static let gemmPanelsKernel = "gemm-panels"
+
+    init(scheme: String, scales: String? = nil, axis: Int? = nil, kernel: String? = nil, width: Int? = nil,
+         cpu: String? = nil, version: Int? = nil) {
+        self.scheme = scheme
+        self.scales = scales
+        self.axis = axis
+        self.kernel = kernel
+        self.width = width
+        self.cpu = cpu
+        self.version = version
+    }
+
+    /// The record of `layout`; nil for plain elements, which have none.
+    init?(_ layout: WeightLayout) {
+        switch layout {
+        case .elements:
+            return nil
+        case .int8Symmetric(let scales):
+            self.init(scheme: Self.int8Symmetric, scales: scales.tensor, axis: scales.axis)
+        case .packed(let packed):
+            switch packed {
+            case .winogradF4x3:
+                self.init(scheme: Self.packed, kernel: Self.winogradKernel, cpu: packed.cpu.rawValue,
+                          version: packed.version)
+            case .gemmPanels(let width, let cpu):
+                self.init(scheme: Self.packed, kernel: Self.gemmPanelsKernel, width: width, cpu: cpu.rawValue,
+                          version: packed.version)
+            }
+        }
+    }
+
+    /// The layout this record describes, or why it describes none (an unknown scheme,
+    /// kernel or CPU level, or a missing parameter), naming `file` and `tensor`.
+    func layout(file: String, tensor: String) throws(RGraphError) -> WeightLayout {
+        func required<Value>(_ value: Value?, _ member: String) throws(RGraphError) -> Value {
+            guard let value else {
+                throw .invalidQuantization(file: file, tensor: tensor,
+                                           detail: "scheme '\(scheme)' needs the member '\(member)'")
+            }
+            return value
+        }
+        switch scheme {
+        case Self.int8Symmetric:
+            return .int8Symmetric(Int8Scales(tensor: try required(scales, "scales"), axis: axis))
+        case Self.packed:
+            let kernelName = try required(kernel, "kernel")
+            let cpuName = try required(cpu, "cpu")
+            let storedVersion = try required(version, "version")
+            guard let level = CPULevel(rawValue: cpuName) else {
+                throw .unknownQuantization(file: file, tensor: tensor, scheme: "packed for CPU level '\(cpuName)'")
+            }
+            let layout: PackedLayout
+            switch kernelName {
+            case Self.winogradKernel: layout = .winogradF4x3
+            case Self.gemmPanelsKernel: layout = .gemmPanels(width: try required(width, "width"), cpu: level)
+            default: throw .unknownQuantization(file: file, tensor: tensor, scheme: "packed kernel '\(kernelName)'")
+            }
+            guard storedVersion == layout.version, level == layout.cpu else {
+                throw .unknownQuantization(file: file, tensor: tensor,
+                                           scheme: "packed \(kernelName) version \(storedVersion) for \(cpuName)")
+            }
+            return .packed(layout)
+        default:
+            throw .unknownQuantization(file: file, tensor: tensor, scheme: scheme)
+        }
+    }
 }
 
 /// A dimension in JSON: an integer, or a string naming a symbol.

@@ -34,7 +34,13 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
     case misalignedTensor(file: String, tensor: String, offset: Int)
     case tensorOutOfRange(file: String, tensor: String, offset: Int, length: Int, dataLength: Int)
     case duplicateTensor(file: String, tensor: String)
-    case unsupportedQuantization(file: String, tensor: String)
+    /// A `quantization` scheme (or packed kernel, CPU level, version) this reader does not know.
+    case unknownQuantization(file: String, tensor: String, scheme: String)
+    /// A layout this version knows by name but does not read (packed weights).
+    case unsupportedLayout(file: String, tensor: String, WeightLayout)
+    /// A `quantization` record that does not fit its tensor: a missing member, a dtype
+    /// other than i8, scales that are missing, not f32, of the wrong length or not finite.
+    case invalidQuantization(file: String, tensor: String, detail: String)
     /// Creating, writing, syncing or renaming the output failed (`reason` is the system's message).
     case cannotWrite(file: String, reason: String)
 
@@ -81,8 +87,13 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
                 + "\(dataLength)-byte data section"
         case .duplicateTensor(let file, let tensor):
             "\(file): tensor '\(tensor)' is listed twice"
-        case .unsupportedQuantization(let file, let tensor):
-            "\(file): tensor '\(tensor)' uses a quantization scheme this reader does not implement"
+        case .unknownQuantization(let file, let tensor, let scheme):
+            "\(file): tensor '\(tensor)' uses a quantization this version of Restore does not know "
+                + "(\(scheme); written by a newer Restore?)"
+        case .unsupportedLayout(let file, let tensor, let layout):
+            "\(file): tensor '\(tensor)' is stored as \(layout), which this version of Restore does not support"
+        case .invalidQuantization(let file, let tensor, let detail):
+            "\(file): tensor '\(tensor)' has an invalid quantization: \(detail)"
         case .cannotWrite(let file, let reason):
             "\(file): cannot write: \(reason)"
         }

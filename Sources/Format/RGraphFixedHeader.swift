@@ -8,8 +8,11 @@ public struct RGraphVersion: Hashable, Sendable, CustomStringConvertible {
         self.minor = minor
     }
 
-    /// The version this code writes and the major version it reads.
-    public static let current = RGraphVersion(major: 1, minor: 0)
+    /// The newest version this code writes, and the major version it reads.
+    public static let current = RGraphVersion(major: 1, minor: 1)
+    /// The version of files whose constants are all plain elements (no `quantization`),
+    /// which 1.0 readers read too.
+    public static let plainWeights = RGraphVersion(major: 1, minor: 0)
 
     public var description: String { "\(major).\(minor)" }
 }

@@ -174,7 +174,8 @@ public enum RGraphReader {
     }
 
     /// The tensor table as constants viewing `storage`, after checking each entry's dtype,
-    /// shape (no negative dims, no overflowing byte size), length, alignment and bounds.
+    /// shape (no negative dims, no overflowing byte size), length, alignment, bounds and
+    /// layout (an int8 tensor's scales are checked once every tensor is known).
     private static func constants(_ records: [RGraphDocument.TensorRecord], storage: ByteStorage,
                                   dataOffset: Int, dataLength: Int,
                                   file: String) throws(RGraphError) -> [ConstantTensor] {
@@ -185,7 +186,6 @@ public enum RGraphReader {
             let name = record.name
             guard names.insert(name).inserted else { throw .duplicateTensor(file: file, tensor: name) }
             let dtype = try dtype(record.dtype, of: name, file: file)
-            guard record.quantization == nil else { throw .unsupportedQuantization(file: file, tensor: name) }
             var byteCount = dtype.byteSize
             for size in record.shape {
                 guard size >= 0 else {
@@ -208,9 +208,30 @@ public enum RGraphReader {
             guard record.offset % RGraphFixedHeader.alignment == 0 else {
                 throw .misalignedTensor(file: file, tensor: name, offset: record.offset)
             }
+            let layout = try record.quantization?.layout(file: file, tensor: name) ?? .elements
             constants.append(ConstantTensor(name: name, dtype: dtype, shape: record.shape, storage: storage,
-                                            byteOffset: dataOffset + record.offset))
+                                            byteOffset: dataOffset + record.offset, layout: layout))
+        }
+        let byName = Dictionary(constants.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
+        for constant in constants {
+            try checkLayout(constant, among: byName, file: file)
         }
         return constants
+    }
+
+    /// Checks that a constant's layout fits it and names scales that exist and fit
+    /// (`WeightLayout.validate`); the writer checks the same before writing.
+    static func checkLayout(_ constant: ConstantTensor, among constants: [String: ConstantTensor],
+                            file: String) throws(RGraphError) {
+        do {
+            try constant.layout.validate(constant) { constants[$0] }
+        } catch {
+            switch error {
+            case .unsupported(let layout):
+                throw .unsupportedLayout(file: file, tensor: constant.name, layout)
+            case .invalid(let detail):
+                throw .invalidQuantization(file: file, tensor: constant.name, detail: detail)
+            }
+        }
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-/// Writes a `Graph` as an `.rgraph` file (schemas/rgraph.md), version `RGraphVersion.current`.
+/// Writes a `Graph` as an `.rgraph` file (schemas/rgraph.md): version 1.0 when every
+/// constant is plain elements, `RGraphVersion.current` when some are quantized.
 public enum RGraphWriter {
     /// Writes `graph` to `path` through a temporary file in the same directory, renamed over
     /// `path` only once complete and synced: readers never see a half-written file, and on
@@ -62,6 +63,7 @@ func systemError() -> String { String(cString: strerror(errno)) }
 
 /// Where everything of a graph goes in its `.rgraph` file, with the checksums.
 struct RGraphLayout {
+    let version: RGraphVersion
     let fixedHeader: RGraphFixedHeader
     let headerJSON: [UInt8]
     /// Constants in file order with their offsets relative to the data section.
@@ -73,15 +75,18 @@ struct RGraphLayout {
         var tensors: [(constant: ConstantTensor, offset: Int)] = []
         var cursor = 0
         for constant in graph.orderedConstants {
+            try RGraphReader.checkLayout(constant, among: graph.constants, file: file)
             tensors.append((constant, cursor))
             cursor = alignedUp(cursor + constant.byteCount)
         }
         self.tensors = tensors
         dataLength = cursor
 
+        // The lowest version whose features the graph uses (§7): files without quantized
+        // weights stay readable by 1.0 readers.
+        version = tensors.allSatisfy { $0.constant.layout == .elements } ? .plainWeights : .current
         let document = RGraphDocument(
-            format: .init(major: RGraphVersion.current.major, minor: RGraphVersion.current.minor,
-                          generator: "Restore"),
+            format: .init(major: version.major, minor: version.minor, generator: "Restore"),
             metadata: graph.metadata,
             inputs: graph.inputs.map(RGraphDocument.Value.init),
             outputs: graph.outputs.map(RGraphDocument.Value.init),
@@ -93,7 +98,8 @@ struct RGraphLayout {
             tensors: tensors.map { constant, offset in
                 RGraphDocument.TensorRecord(name: constant.name, dtype: constant.dtype.rawValue,
                                             shape: constant.shape, offset: offset,
-                                            length: constant.byteCount, quantization: nil)
+                                            length: constant.byteCount,
+                                            quantization: QuantizationRecord(constant.layout))
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -106,7 +112,7 @@ struct RGraphLayout {
         var dataChecksum = RGraphChecksum()
         try Self.forEachDataChunk(tensors) { dataChecksum.update($0) }
         fixedHeader = RGraphFixedHeader(
-            major: UInt16(RGraphVersion.current.major), minor: UInt16(RGraphVersion.current.minor),
+            major: UInt16(version.major), minor: UInt16(version.minor),
             headerOffset: UInt64(RGraphFixedHeader.size), headerLength: UInt64(headerJSON.count),
             dataOffset: UInt64(alignedUp(RGraphFixedHeader.size + headerJSON.count)),
             dataLength: UInt64(dataLength),

@@ -315,10 +315,79 @@ final class RGraphHostileInputTests: XCTestCase {
         expectRefusal(parts.assembled(), "duplicate-tensor") { $0 == .duplicateTensor(file: $0.file, tensor: "w") }
     }
 
-    func testQuantizedTensorIsRefusedByThisVersion() {
+    // MARK: Quantization records (§4, since 1.1)
+
+    /// An int8 weight "q" [2, 3] with per-row scales "q.scales" [2], next to "w".
+    private func quantizedFile() throws -> RGraphParts {
+        let (weights, scales) = Int8Scales.quantize(name: "q", shape: [2, 3], values: [1, -2, 3, 0.5, 0.25, -0.125],
+                                                    axis: 0, scalesName: "q.scales")
+        let graph = Graph(constants: [ConstantTensor(name: "w", shape: [2, 3], floats: [1, 2, 3, 4, 5, 6]),
+                                      weights, scales])
+        try RGraphWriter.write(graph, to: directory + "/quantized.rgraph")
+        return RGraphParts(try fileBytes(directory + "/quantized.rgraph"))
+    }
+
+    private static let quantizationRecord = "\"quantization\":{\"axis\":0,\"scales\":\"q.scales\",\"scheme\":\"int8-symmetric\"}"
+
+    func testUnknownQuantizationSchemeIsRefusedNamingTheTensor() {
         let parts = RGraphParts(smallFile).replacing("\"name\":\"w\"",
                                                      with: "\"name\":\"w\",\"quantization\":{\"scheme\":\"q8\"}")
-        expectRefusal(parts.assembled(), "quantized") { $0 == .unsupportedQuantization(file: $0.file, tensor: "w") }
+        expectRefusal(parts.assembled(), "quantized") {
+            $0 == .unknownQuantization(file: $0.file, tensor: "w", scheme: "q8") && $0.description.contains("q8")
+        }
+    }
+
+    /// Packed layouts are designed (named, versioned, tagged with their CPU) but not read yet.
+    func testPackedWeightsAreRefusedAsNotSupportedByThisVersion() throws {
+        let packed = "\"quantization\":{\"cpu\":\"avx512\",\"kernel\":\"gemm-panels\",\"scheme\":\"packed\","
+            + "\"version\":1,\"width\":48}"
+        let parts = try quantizedFile().replacing(Self.quantizationRecord, with: packed)
+        expectRefusal(parts.assembled(minor: 1), "packed") {
+            $0 == .unsupportedLayout(file: $0.file, tensor: "q", .packed(.gemmPanels(width: 48, cpu: .avx512)))
+                && $0.description.contains("not support")
+        }
+        let unknownKernel = try quantizedFile().replacing(Self.quantizationRecord, with: packed.replacing("gemm-panels", with: "tiles"))
+        expectRefusal(unknownKernel.assembled(minor: 1), "packed-unknown-kernel") {
+            $0 == .unknownQuantization(file: $0.file, tensor: "q", scheme: "packed kernel 'tiles'")
+        }
+        let newerVersion = try quantizedFile().replacing(Self.quantizationRecord, with: packed.replacing("\"version\":1", with: "\"version\":2"))
+        expectRefusal(newerVersion.assembled(minor: 1), "packed-newer-version") { error in
+            if case .unknownQuantization(_, "q", _) = error { return true } else { return false }
+        }
+    }
+
+    /// Hostile int8 records: each is refused with `invalidQuantization`, naming the tensor
+    /// and what is wrong.
+    func testInvalidInt8RecordsAreRefusedNamingTheTensor() throws {
+        let cases: [(label: String, old: String, new: String, mentioning: String)] = [
+            ("scales-missing", "\"scales\":\"q.scales\"", "\"scales\":\"absent\"", "'absent' does not exist"),
+            ("scales-member-missing", "\"scales\":\"q.scales\",", "", "'scales'"),
+            ("scales-wrong-length", "\"axis\":0", "\"axis\":1", "needs [3]"),
+            ("axis-out-of-range", "\"axis\":0", "\"axis\":2", "axis 2"),
+            ("per-tensor-with-two-scales", "\"axis\":0,", "", "per-tensor"),
+            ("scales-wrong-dtype", "\"dtype\":\"f32\",\"length\":8,\"name\":\"q.scales\"",
+             "\"dtype\":\"i32\",\"length\":8,\"name\":\"q.scales\"", "not plain f32"),
+            ("not-int8", "\"dtype\":\"i8\",\"length\":6,\"name\":\"q\"", "\"dtype\":\"bool\",\"length\":6,\"name\":\"q\"",
+             "needs dtype i8"),
+            ("scales-quantized", "\"name\":\"q.scales\"", "\"name\":\"q.scales\"," + Self.quantizationRecord, "not plain f32"),
+        ]
+        for (label, old, new, mentioning) in cases {
+            let parts = try quantizedFile().replacing(old, with: new)
+            expectRefusal(parts.assembled(minor: 1), label) { error in
+                guard case .invalidQuantization(_, let tensor, let detail) = error else { return false }
+                return ["q", "q.scales"].contains(tensor) && detail.contains(mentioning)
+            }
+        }
+    }
+
+    func testNonFiniteScaleIsRefused() throws {
+        var parts = try quantizedFile()
+        // The scales follow "w" (24 bytes, padded to 64) and "q" (6 bytes, padded to 64).
+        withUnsafeBytes(of: Float.nan) { nan in parts.data.replaceSubrange(128..<132, with: nan) }
+        expectRefusal(parts.assembled(minor: 1), "nan-scale") { error in
+            guard case .invalidQuantization(_, "q", let detail) = error else { return false }
+            return detail.contains("nan")
+        }
     }
 
     /// Random edits of the header JSON, checksums made valid again so that decoding and
@@ -376,7 +445,8 @@ extension RGraphError {
              .malformedHeader(let file, _), .unknownOp(let file, _, _), .invalidAttributes(let file, _), .unknownDType(let file, _, _),
              .badShape(let file, _, _), .tensorLengthMismatch(let file, _, _, _), .misalignedTensor(let file, _, _),
              .tensorOutOfRange(let file, _, _, _, _), .duplicateTensor(let file, _),
-             .unsupportedQuantization(let file, _), .cannotWrite(let file, _):
+             .unknownQuantization(let file, _, _), .unsupportedLayout(let file, _, _),
+             .invalidQuantization(let file, _, _), .cannotWrite(let file, _):
             file
         }
     }

@@ -85,6 +85,7 @@ func assertSameGraph(_ read: Graph, _ written: Graph, file: StaticString = #file
         guard let r = read.constants[w.name] else { XCTFail("constant \(w.name) missing", file: file, line: line); continue }
         XCTAssertEqual(r.dtype, w.dtype, file: file, line: line)
         XCTAssertEqual(r.shape, w.shape, file: file, line: line)
+        XCTAssertEqual(r.layout, w.layout, file: file, line: line)
         XCTAssertTrue(r.bytes.elementsEqual(w.bytes), "constant \(w.name) bytes differ", file: file, line: line)
     }
 }

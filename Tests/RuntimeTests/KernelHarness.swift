@@ -33,7 +33,9 @@ enum KernelHarness {
         defer { constantCopies.forEach { $0?.deallocate() } }
         let store = PreparedWeightStore()
         let constantInputs = ConstantInputs(
-            constants: constantCopies.enumerated().map { index, copy in copy.map { ("input\(index)", UnsafePointer($0)) } },
+            weights: constantCopies.enumerated().map { index, copy in
+                copy.map { ConstantWeight(name: "input\(index)", shape: inputs[index]?.shape ?? [], floats: UnsafePointer($0)) }
+            },
             store: store)
         let kernel = try op.kernel(inputs: facts, outputs: outputFacts, constants: constantInputs)
         return withExtendedLifetime(store) { run(kernel, inputs, outputFacts: outputFacts, threads: threads) }

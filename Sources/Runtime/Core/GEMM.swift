@@ -1,5 +1,6 @@
 import CKernels
 import COpenBLAS
+import Format
 
 /// Single-precision matrix multiply, row-major:
 /// C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C.
@@ -32,6 +33,10 @@ public enum GEMM {
                     Int32(m), Int32(n), Int32(k), alpha,
                     a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
     }
+
+    /// How `pack` arranges B: panels of 48 columns (the kernel's tile width, 3 zmm) for
+    /// the AVX-512 kernel.
+    public static let packedLayout = PackedLayout.gemmPanels(width: 48, cpu: .avx512)
 
     /// Floats of B [k×n] packed for `multiply(m:n:k:a:lda:packedB:c:ldc:)`.
     public static func packedCount(k: Int, n: Int) -> Int {

@@ -39,50 +39,6 @@ extension Operator {
     }
 }
 
-/// A node's constant float inputs while its kernel is made, and the model's store of
-/// weights prepared from them (design: weights are used in place from the mmap; what a
-/// kernel derives from them is made once per model and shared by every plan and session).
-public struct ConstantInputs {
-    /// Per input: the constant's name and f32 elements, nil for other inputs.
-    let constants: [(name: String, floats: UnsafePointer<Float>)?]
-    let store: PreparedWeightStore?
-    /// Called with a constant's name once weights were prepared from it: its bytes in the
-    /// mapped file may leave resident memory until something reads them again.
-    let sourceRead: (String) -> Void
-
-    /// No constant inputs (kernels made outside a planner, as in tests).
-    public static let none = ConstantInputs(constants: [], store: nil)
-
-    init(constants: [(name: String, floats: UnsafePointer<Float>)?], store: PreparedWeightStore?,
-         sourceRead: @escaping (String) -> Void = { _ in }) {
-        self.constants = constants
-        self.store = store
-        self.sourceRead = sourceRead
-    }
-
-    /// `count` floats derived from constant input `index` by `fill` (which reads the
-    /// input's floats and writes the derived ones), made on the first request for this
-    /// input and `form` and kept while the model lives; nil when the input is not a
-    /// constant or the model's prepared weights would exceed their budget
-    /// (`PreparedWeightStore.budgetBytes`), and the kernel must then do without. `form`
-    /// names the derivation and its parameters.
-    public func prepared(_ index: Int, form: String, count: Int,
-                         fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
-        guard index < constants.count, let constant = constants[index], let store else { return nil }
-        guard let prepared = store.prepared(constant.name, form: form, count: count, source: constant.floats, fill: fill) else {
-            return nil
-        }
-        sourceRead(constant.name)
-        return prepared
-    }
-}
-
-/// Floats a kernel derived from a constant, owned by the model's `PreparedWeightStore`:
-/// 64-byte aligned, valid while the model lives, as constants' own pointers are.
-public struct PreparedWeights: @unchecked Sendable {
-    public let pointer: UnsafePointer<Float>
-}
-
 /// A fast kernel bound to concrete shapes. It must not allocate in `run`: buffers come
 /// from the planned arena, and `scratchBytes` of scratch memory is set aside for it.
 public protocol Kernel: Sendable {

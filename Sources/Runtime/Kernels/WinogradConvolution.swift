@@ -146,7 +146,7 @@ struct WinogradConvolutionKernel: Kernel {
         self.epilogue = epilogue
         let pointStride = layout.outChannels * layout.inChannels
         // On all cores: planning Swin-T + UperNet transforms 66 M weights.
-        transformedWeights = constants.prepared(1, form: "winograd-f4x4-3x3", count: Self.points * pointStride) { w, u in
+        transformedWeights = constants.prepared(1, as: .winogradF4x3, count: Self.points * pointStride) { w, u in
             let workers = ScratchSlots.slotCount
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 let channels = (layout.outChannels * worker / workers)..<(layout.outChannels * (worker + 1) / workers)

@@ -66,7 +66,7 @@ public struct Linear: Operator {
         // reads W transposed in place.
         let packedCount = GEMM.packedCount(k: k, n: n)
         let packedWeight = CPUFeatures.avx512 && packedCount <= 2 * n * k
-            ? constants.prepared(1, form: "gemm-avx512-panels", count: packedCount) { w, packed in
+            ? constants.prepared(1, as: GEMM.packedLayout, count: packedCount) { w, packed in
                 GEMM.pack(k: k, n: n, b: w, ldb: k, transposed: true, into: packed)
             }
             : nil

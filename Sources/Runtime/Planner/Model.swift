@@ -1,97 +1,55 @@
 import Format
-import Synchronization
 
-/// A loaded model: the graph and one parsed operator per node. Immutable, so one model
-/// serves many sessions on many threads.
+/// A loaded model: the graph and one parsed operator per node. One model serves many
+/// sessions on many threads; only its constants' values change, through `replaceConstant`.
 public final class Model: Sendable {
-    public let graph: Graph
-    /// The parsed operators, which infer shapes before the planner builds kernels.
-    let shapeInference: ShapeInference
-    /// Float constants as f32: in place for f32 (zero copy from an mmap), dequantized
-    /// once here for f16/bf16/int8 so every plan and session shares them.
-    private let floatConstants: [String: ByteStorage]
+    /// The graph as kernels see it: float constants as plain f32 (f16, bf16 and int8 widened
+    /// when the model loaded), with the values of the latest `replaceConstant`.
+    public var graph: Graph { weights.graph }
+    /// The parsed operators, which infer shapes before the planner builds kernels; the
+    /// constants it holds are those the model loaded with (see `shapeInference`).
+    private let parsedShapeInference: ShapeInference
+    /// The constants' current values and generations.
+    let weights: WeightStore
     /// Weights kernels rearranged from constants, shared by every plan and session.
     let preparedWeights: PreparedWeightStore
 
     /// Parses every node; throws `ModelError.invalidNodes` listing every bad node at once.
     public init(graph: Graph) throws {
-        self.graph = graph
-        shapeInference = try ShapeInference(graph: graph)
-        var floatConstants: [String: ByteStorage] = [:]
-        for constant in graph.orderedConstants where constant.dtype.isFloatingPoint {
-            floatConstants[constant.name] = constant.dtype == .float32
-                ? constant.storage
-                : constant.floatValues().withUnsafeBytes { ByteStorage(copying: $0) }
-        }
-        self.floatConstants = floatConstants
+        weights = try WeightStore(graph)
+        parsedShapeInference = try ShapeInference(graph: weights.graph)
         self.preparedWeights = PreparedWeightStore()
     }
 
     /// Lets the pages of an f32 constant mapped from the file leave resident memory (read
-    /// back if used again); dequantized copies stay.
-    func releaseConstantPages(_ name: String) {
-        guard let constant = graph.constants[name], constant.dtype == .float32 else { return }
-        constant.storage.releasePages(offset: constant.byteOffset, count: constant.elementCount * MemoryLayout<Float>.size)
-    }
+    /// back if used again); widened copies stay.
+    func releaseConstantPages(_ name: String) { weights.releasePages(name) }
 
     /// Bytes of the weights kernels prepared from constants so far (see `ConstantInputs`).
     public var preparedWeightBytes: Int { preparedWeights.bytes }
 
-    /// The f32 elements of a float constant; valid while the model lives.
-    func floatConstant(_ name: String) -> UnsafePointer<Float> {
-        guard let constant = graph.constants[name], let storage = floatConstants[name] else {
-            preconditionFailure("planner asked for '\(name)', which is not a float constant")
-        }
-        let offset = constant.dtype == .float32 ? constant.byteOffset : 0
-        return (storage.base + offset).assumingMemoryBound(to: Float.self)
-    }
-}
+    /// Shape inference over the constants' current values (small ones, such as a
+    /// resize's scales or a bias, are read as values while planning).
+    var shapeInference: ShapeInference { parsedShapeInference.reading(constantsOf: weights.graph) }
 
-/// The weights kernels derived from a model's constants (`ConstantInputs.prepared`), by
-/// constant and form. Made under a lock: sessions on several threads may plan at once.
-final class PreparedWeightStore: Sendable {
-    private let entries = Mutex<[String: (floats: UnsafeMutablePointer<Float>, count: Int)]>([:])
-    /// Most bytes all prepared weights of one model may take. Past it kernels work from
-    /// the weights as stored (per-run transforms, OpenBLAS), so that a model whose
-    /// derived weights would not fit in memory — a hostile file full of large 3×3 filters
-    /// whose Winograd forms take 4× — runs slower instead of failing. Swin-T + UperNet
-    /// prepares 357 MiB.
-    let budgetBytes: Int
+    /// The f32 elements of a float constant; valid until the constant is replaced.
+    func floatConstant(_ name: String) -> UnsafePointer<Float> { weights.weight(name).floats }
 
-    /// Weights prepared by every store in this process, so tests can check that a code path
-    /// (conversion) prepares none.
-    static let preparedInProcess = Atomic<Int>(0)
-
-    init(budgetBytes: Int = 4 << 30) {
-        self.budgetBytes = budgetBytes
+    /// Replaces the values of float constant `name` (a trained weight) with `values`, in its
+    /// shape's row-major order, and frees the weights kernels prepared from the old values.
+    /// Every session replans before its next run, so that kernels and the values known
+    /// while planning (small constants) follow. Call it between runs: no session of this
+    /// model may be running meanwhile.
+    public func replaceConstant(_ name: String, with values: [Float]) throws(ModelError) {
+        try weights.replace(name, with: values)
+        preparedWeights.discard(name)
     }
 
-    /// The prepared weights for this constant and form, made by `fill` on first request;
-    /// nil when they would exceed `budgetBytes`.
-    func prepared(_ name: String, form: String, count: Int, source: UnsafePointer<Float>,
-                  fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
-        entries.withLock { entries in
-            let key = "\(name)\u{1F}\(form)"
-            if let entry = entries[key] { return PreparedWeights(pointer: UnsafePointer(entry.floats)) }
-            guard count <= (budgetBytes - Self.bytes(of: entries)) / MemoryLayout<Float>.size else { return nil }
-            // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
-            let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
-                .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
-            fill(source, floats)
-            Self.preparedInProcess.add(1, ordering: .relaxed)
-            entries[key] = (floats, count)
-            return PreparedWeights(pointer: UnsafePointer(floats))
-        }
-    }
+    /// The generation of constant `name`'s values: 0 as loaded, one more per replacement.
+    public func constantGeneration(_ name: String) -> Int { weights.generation(of: name) }
 
-    /// Bytes of all prepared weights, for `rrun info` and the benchmarks.
-    var bytes: Int { entries.withLock { Self.bytes(of: $0) } }
-
-    private static func bytes(of entries: [String: (floats: UnsafeMutablePointer<Float>, count: Int)]) -> Int {
-        entries.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
-    }
-
-    deinit { entries.withLock { $0.values.forEach { $0.floats.deallocate() } } }
+    /// Replacements of constants so far; a plan made at another count is stale.
+    var constantReplacements: Int { weights.replacements }
 }
 
 /// Errors in loading, planning or running a model.
@@ -106,6 +64,10 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case node(NodeProblem)
     /// One value would need more memory than any run is allowed (`limit` bytes).
     case valueTooLarge(value: String, shape: [Int], limit: Int)
+    /// A constant whose layout does not fit it (int8 scales missing or of the wrong size).
+    case invalidConstant(name: String, detail: String)
+    /// `Model.replaceConstant` was given an unknown or non-float constant, or the wrong count.
+    case constantReplacement(name: String, detail: String)
 
     public var description: String {
         switch self {
@@ -121,6 +83,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case .node(let problem): problem.description
         case .valueTooLarge(let value, let shape, let limit):
             "\(value) of shape \(shape) would take more than the \(limit)-byte limit for one value"
+        case .invalidConstant(let name, let detail): "constant '\(name)': \(detail)"
+        case .constantReplacement(let name, let detail): "cannot replace constant '\(name)': \(detail)"
         }
     }
 }

@@ -27,8 +27,9 @@ enum Planner {
     }
 
     static func plan(_ model: Model, inputShapes: [[Int]]) throws -> Plan {
-        let graph = model.graph
-        let inferred = try model.shapeInference.infer(inputShapes)
+        let inference = model.shapeInference
+        let graph = inference.graph
+        let inferred = try inference.infer(inputShapes)
         var buffers: [Buffer] = []
         /// The buffer of every value computed when running.
         var bufferOf: [String: Int] = [:]
@@ -60,15 +61,15 @@ enum Planner {
             }
             let inputSources = node.inputs.map { $0.isEmpty ? nil : source($0) }
             let constants = ConstantInputs(
-                constants: inputSources.map { source in
+                weights: inputSources.map { source in
                     guard case .constant(let name)? = source else { return nil }
-                    return (name, model.floatConstant(name))
+                    return model.weights.weight(name)
                 },
                 store: model.preparedWeights,
                 sourceRead: model.releaseConstantPages)
             let kernel: any Kernel
             do {
-                kernel = try model.shapeInference.operators[index].kernel(inputs: facts.inputs, outputs: facts.outputs,
+                kernel = try inference.operators[index].kernel(inputs: facts.inputs, outputs: facts.outputs,
                                                                           constants: constants)
             } catch {
                 guard let problem = NodeProblem(error) else { throw error }

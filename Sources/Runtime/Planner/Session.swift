@@ -13,6 +13,9 @@ public final class Session {
     private var plans: [[[Int]]: Plan] = [:]
     /// Input shapes of the cached plans, least recently used first.
     private var planUse: [[[Int]]] = []
+    /// `Model.constantReplacements` when the cached plans were made: they read constants
+    /// and prepared weights as they were then.
+    private var plannedReplacements = 0
     private var arena: UnsafeMutableRawPointer?
     private var arenaCapacity = 0
 
@@ -23,8 +26,15 @@ public final class Session {
 
     deinit { arena?.deallocate() }
 
-    /// The plan for these input shapes (graph input order), made once and cached.
+    /// The plan for these input shapes (graph input order), made once and cached until a
+    /// constant of the model is replaced.
     public func plan(for inputShapes: [[Int]]) throws -> Plan {
+        let replacements = model.constantReplacements
+        if replacements != plannedReplacements {
+            plans.removeAll()
+            planUse.removeAll()
+            plannedReplacements = replacements
+        }
         if let plan = plans[inputShapes] {
             planUse.removeAll { $0 == inputShapes }
             planUse.append(inputShapes)

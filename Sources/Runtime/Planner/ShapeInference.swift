@@ -6,7 +6,7 @@ import Format
 /// reference kernels. It builds no kernel and reads no weight, so `convert` and its passes
 /// use it alone; the `Planner` runs it first, then builds kernels and the arena.
 public struct ShapeInference: Sendable {
-    public let graph: Graph
+    public private(set) var graph: Graph
     /// One parsed operator per node, in graph order.
     let operators: [any Operator]
 
@@ -42,6 +42,15 @@ public struct ShapeInference: Sendable {
         guard problems.isEmpty else { throw ModelError.invalidNodes(problems) }
         self.graph = graph
         self.operators = operators
+    }
+
+    /// The same operators over `graph`'s constants: the values of a model's constants
+    /// after some were replaced (the nodes are the same, so nothing is parsed again).
+    func reading(constantsOf graph: Graph) -> ShapeInference {
+        precondition(graph.nodes.count == self.graph.nodes.count, "constants of another graph")
+        var copy = self
+        copy.graph = graph
+        return copy
     }
 
     /// Every value's type and shape at `inputShapes` (graph input order), and the values

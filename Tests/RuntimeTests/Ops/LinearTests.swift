@@ -56,7 +56,8 @@ final class LinearTests: XCTestCase {
         let store = PreparedWeightStore()
         _ = try values[1]!.floats.withUnsafeBufferPointer { weight in
             try op.kernel(inputs: facts, outputs: try op.outputs(for: facts),
-                          constants: ConstantInputs(constants: [nil, ("W", weight.baseAddress!), nil], store: store))
+                          constants: ConstantInputs(weights: [nil, ConstantWeight(name: "W", shape: values[1]!.shape, floats: weight.baseAddress!), nil],
+                                                    store: store))
         }
         XCTAssertEqual(store.bytes, 0)
     }

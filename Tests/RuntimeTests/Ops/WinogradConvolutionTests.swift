@@ -37,7 +37,7 @@ final class WinogradConvolutionTests: XCTestCase {
         let store = PreparedWeightStore()
         let kernel = inputs[1]!.floats.withUnsafeBufferPointer { weights in
             let constants = constantWeights
-                ? ConstantInputs(constants: [nil, ("W", weights.baseAddress!)], store: store) : .none
+                ? ConstantInputs(weights: [nil, ConstantWeight(name: "W", shape: weightShape, floats: weights.baseAddress!)], store: store) : .none
             return WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, constants: constants, tilesPerBlock: tilesPerBlock)
         }
         XCTAssertEqual(kernel.transformedWeights != nil, constantWeights, file: file, line: line)
@@ -100,7 +100,9 @@ final class WinogradConvolutionTests: XCTestCase {
             let outputFacts = try op.outputs(for: facts)
             let kernel = try weights.floats.withUnsafeBufferPointer { pointer in
                 try op.kernel(inputs: facts, outputs: outputFacts,
-                              constants: ConstantInputs(constants: [nil, ("W\(weights.shape[0])", pointer.baseAddress!)], store: store))
+                              constants: ConstantInputs(weights: [nil, ConstantWeight(name: "W\(weights.shape[0])", shape: weights.shape,
+                                                                                 floats: pointer.baseAddress!)],
+                                                       store: store))
             }
             let winograd = try XCTUnwrap(kernel as? WinogradConvolutionKernel)
             XCTAssertEqual(winograd.transformedWeights != nil, prepared)
