@@ -97,7 +97,6 @@ private func status(of problem: NodeProblem, planning: Bool) -> restore_status {
         switch error {
         case .shape: return planning ? RESTORE_ERROR_SHAPE : RESTORE_ERROR_FORMAT
         case .notPlanTime, .unsupported: return RESTORE_ERROR_UNSUPPORTED
-        case .wrongOp: return RESTORE_ERROR_INTERNAL
         }
     case .outputNotProduced: return RESTORE_ERROR_FORMAT
     }

@@ -51,7 +51,7 @@ final class MMSegSwinParityTests: XCTestCase {
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
         var bilinear = ResizeAttributes()
         bilinear.mode = .linear
-        let resize = try Resize(node: Node(name: "reference", .resize(bilinear), inputs: [], outputs: []))
+        let resize = Resize(name: "reference", attributes: bilinear)
         for run in try golden.runs() {
             let x = run.inputs[0]
             let sizes = HostTensor(shape: [2], ints: [Int64(x.shape[2]), Int64(x.shape[3])])

@@ -100,7 +100,7 @@ final class RGBHeadTests: XCTestCase {
             let x = input(height, width)
             let low = try run(original, x)
             XCTAssertEqual(low.shape, [1, 3, height / 4, width / 4])
-            let resize = try Resize(node: Node(name: "reference", bilinear, inputs: [], outputs: []))
+            let resize = try OpKind.makeOperator(Node(name: "reference", bilinear, inputs: [], outputs: []))
             let sizes = HostTensor(shape: [2], ints: [Int64(height), Int64(width)])
             let expected = try resize.reference([low, nil, sizes])[0]
             let actual = try run(graph, x)
@@ -239,7 +239,7 @@ final class RGBHeadTests: XCTestCase {
                                                        appendedResize: "rgb_head.upsample"))
         XCTAssertEqual(converted.graph.metadata["restore.task"], "denoise")
         let session = Session(model: try Model(graph: converted.graph), threads: 2)
-        let resize = try Resize(node: Node(name: "reference", bilinear, inputs: [], outputs: []))
+        let resize = try OpKind.makeOperator(Node(name: "reference", bilinear, inputs: [], outputs: []))
         for size in ["32x24", "20x36"] {
             let x = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/input_0.npy").path)
             let logits = try NumPyFile.read(path: Self.segmenter.appendingPathComponent("\(size)/output_0.npy").path)

@@ -2,11 +2,8 @@ import Format
 
 /// One op of Restore's op set (`OpKind`): its attributes parsed and checked, its shape
 /// rule, a plain reference kernel and a fast kernel. Each op lives in one file under
-/// `Runtime/Ops`; `OpKind.operatorType` maps the enum to it.
+/// `Runtime/Ops`; `OpKind.makeOperator` builds it from a node's typed attributes.
 public protocol Operator: Sendable {
-    /// Parses and checks the node's attributes; throws `GraphError` naming the node.
-    init(node: Node) throws
-
     /// The shape rule: output types and shapes from the inputs' (nil for an absent
     /// optional input). An op whose result follows from shapes alone (`shape`) also fills
     /// `value`; the planner evaluates the rest with `reference` when all inputs are known.
@@ -81,8 +78,6 @@ public enum OpError: Error, CustomStringConvertible, Equatable {
     case notPlanTime(node: String, input: Int)
     /// The op is valid but this combination of attributes/types is not implemented.
     case unsupported(node: String, String)
-    /// An operator was made from a node of another op (a programming error in the caller).
-    case wrongOp(node: String, expected: OpKind, found: OpKind)
 
     public var description: String {
         switch self {
@@ -90,7 +85,6 @@ public enum OpError: Error, CustomStringConvertible, Equatable {
         case .notPlanTime(let node, let input):
             "node '\(node)': input \(input) must be known when planning (a constant or shape arithmetic), but depends on image data"
         case .unsupported(let node, let message): "node '\(node)': unsupported: \(message)"
-        case .wrongOp(let node, let expected, let found): "node '\(node)' is a \(found) node, not \(expected)"
         }
     }
 }

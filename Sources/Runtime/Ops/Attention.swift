@@ -7,13 +7,7 @@ import Format
 /// score shape [..., Lq, Lk], typically over batch or heads.
 public struct ScaledDotProductAttention: Operator {
     let name: String
-    let scale: Float
-
-    public init(node: Node) throws {
-        guard case .attention(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .attention, found: node.op) }
-        name = node.name
-        scale = attributes.scale
-    }
+    let attributes: AttentionAttributes
 
     /// Sizes of one attention problem, after checking the inputs agree.
     struct Geometry {
@@ -79,7 +73,7 @@ public struct ScaledDotProductAttention: Operator {
                         dot += Double(q[(b * g.queries + i) * g.depth + p]) * Double(k[(b * g.keys + j) * g.depth + p])
                     }
                     let shift = layout.map { Double(biasValues?[$0.offset(batch: b, row: i, column: j)] ?? 0) } ?? 0
-                    return Double(scale) * dot + shift
+                    return Double(attributes.scale) * dot + shift
                 }
                 let maximum = scores.max() ?? 0
                 scores = scores.map { Foundation.exp($0 - maximum) }
@@ -98,7 +92,7 @@ public struct ScaledDotProductAttention: Operator {
         let facts = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name) }
         let bias = input(inputs, 3)
         let g = try geometry(query: facts[0].shape, key: facts[1].shape, value: facts[2].shape, bias: bias?.shape)
-        return AttentionKernel(geometry: g, scale: scale, bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
+        return AttentionKernel(geometry: g, scale: attributes.scale, bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
     }
 }
 

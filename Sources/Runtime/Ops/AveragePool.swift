@@ -5,22 +5,14 @@ import Format
 /// but never the part of a ceil-mode window past the end padding (as onnxruntime).
 public struct AveragePool: Operator {
     let name: String
-    let pooling: PoolAttributes
-    let countIncludePad: Bool
-
-    public init(node: Node) throws {
-        guard case .averagePool(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .averagePool, found: node.op) }
-        name = node.name
-        pooling = attributes
-        countIncludePad = attributes.countIncludePad
-    }
+    let attributes: PoolAttributes
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        try pooling.outputs(for: inputs, node: name)
+        try attributes.outputs(for: inputs, node: name)
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        try pooling.reference(inputs, node: name) { g, x, planeStart, oy, ox in
+        try attributes.reference(inputs, node: name) { g, x, planeStart, oy, ox in
             var sum: Float = 0
             var count = 0
             for ky in 0..<g.kernelHeight {
@@ -32,7 +24,7 @@ public struct AveragePool: Operator {
                     if rowInside && ix >= 0 && ix < g.inputWidth {
                         sum += x[planeStart + iy * g.inputWidth + ix]
                         count += 1
-                    } else if countIncludePad && rowCounted && ix >= -g.padLeft && ix < g.inputWidth + g.padRight {
+                    } else if attributes.countIncludePad && rowCounted && ix >= -g.padLeft && ix < g.inputWidth + g.padRight {
                         count += 1
                     }
                 }
@@ -43,11 +35,11 @@ public struct AveragePool: Operator {
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let g = try pooling.resolve(x.shape, node: name).geometry
+        let g = try attributes.resolve(x.shape, node: name).geometry
         let rowTaps = g.taps(vertical: true), columnTaps = g.taps(vertical: false)
         // The divisor of each output pixel factors into a row count times a column count.
-        let rowCounts = countIncludePad ? g.taps(vertical: true, padBefore: g.padTop, padAfter: g.padBottom) : rowTaps
-        let columnCounts = countIncludePad ? g.taps(vertical: false, padBefore: g.padLeft, padAfter: g.padRight) : columnTaps
+        let rowCounts = attributes.countIncludePad ? g.taps(vertical: true, padBefore: g.padTop, padAfter: g.padBottom) : rowTaps
+        let columnCounts = attributes.countIncludePad ? g.taps(vertical: false, padBefore: g.padLeft, padAfter: g.padRight) : columnTaps
         return PoolingKernel(reduction: .sum, geometry: g, planes: x.shape[0] * x.shape[1], rowTaps: rowTaps, columnTaps: columnTaps,
                              scales: (rowCounts.map { 1 / Float(max($0.count, 1)) }, columnCounts.map { 1 / Float(max($0.count, 1)) }))
     }

@@ -11,12 +11,6 @@ public struct ElementwiseBinary: Operator {
     let name: String
     let function: BinaryFunction
 
-    public init(node: Node) throws {
-        guard case .binary(let function) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .binary, found: node.op) }
-        name = node.name
-        self.function = function
-    }
-
     /// Whether the function yields bool (comparisons and logic).
     var producesBool: Bool {
         switch function {

@@ -7,9 +7,9 @@ public struct Cast: Operator {
     let name: String
     let target: DType
 
-    public init(node: Node) throws {
-        guard case .cast(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .cast, found: node.op) }
-        name = node.name
+    /// Throws `OpError.unsupported` for a target type the kernels do not produce.
+    init(name: String, attributes: CastAttributes) throws {
+        self.name = name
         target = attributes.to
         switch target {
         case .float32, .int64, .int32, .bool: break

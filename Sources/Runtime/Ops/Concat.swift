@@ -4,20 +4,14 @@ import Format
 /// dimension; inputs of size zero along the axis (or at all) contribute nothing.
 public struct Concatenation: Operator {
     let name: String
-    let axis: Int
-
-    public init(node: Node) throws {
-        guard case .concat(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .concat, found: node.op) }
-        name = node.name
-        axis = attributes.axis
-    }
+    let attributes: ConcatAttributes
 
     /// The normalized axis and the output shape for inputs of these shapes and dtypes.
     func layout(shapes: [[Int]], dtypes: [DType]) throws -> (axis: Int, shape: [Int]) {
         guard let first = shapes.first, let dtype = dtypes.first else {
             throw GraphError.missingInput(node: name, index: 0)
         }
-        let axis = try ShapeRules.axis(self.axis, rank: first.count, node: name)
+        let axis = try ShapeRules.axis(attributes.axis, rank: first.count, node: name)
         var shape = first
         shape[axis] = 0
         for (index, (inputShape, inputType)) in zip(shapes, dtypes).enumerated() {

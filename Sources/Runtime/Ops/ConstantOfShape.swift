@@ -7,9 +7,10 @@ public struct ConstantOfShape: Operator {
     let value: Float
     let dtype: DType
 
-    public init(node: Node) throws {
-        guard case .constantOfShape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .constantOfShape, found: node.op) }
-        name = node.name
+    /// Throws `OpError.unsupported` for a dtype the kernels do not produce, and
+    /// `GraphError.badAttribute` for a fractional value of an integer dtype.
+    init(name: String, attributes: ConstantOfShapeAttributes) throws {
+        self.name = name
         value = attributes.value
         dtype = attributes.dtype
         switch dtype {

@@ -10,9 +10,8 @@ public struct Convolution: GroupedConvolution {
     let group: Int
     let epilogue: ConvolutionEpilogue
 
-    public init(node: Node) throws {
-        guard case .conv(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .conv, found: node.op) }
-        name = node.name
+    init(name: String, attributes: ConvAttributes) {
+        self.name = name
         window = attributes.window
         group = attributes.group
         epilogue = ConvolutionEpilogue(activation: attributes.activation,

@@ -10,9 +10,8 @@ public struct TransposedConvolution: GroupedConvolution {
     let outputPadding: [Int]
     let epilogue: ConvolutionEpilogue
 
-    public init(node: Node) throws {
-        guard case .convTranspose(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .convTranspose, found: node.op) }
-        name = node.name
+    init(name: String, attributes: ConvTransposeAttributes) {
+        self.name = name
         window = attributes.window
         group = attributes.group
         outputPadding = attributes.outputPadding

@@ -5,22 +5,15 @@ import Format
 /// the outer channel index, CRD from the inner one.
 public struct DepthToSpace: Operator {
     let name: String
-    let blockSize: Int
-    let columnRowDepth: Bool
-
-    public init(node: Node) throws {
-        guard case .depthToSpace(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .depthToSpace, found: node.op) }
-        name = node.name
-        blockSize = attributes.blockSize
-        columnRowDepth = attributes.mode == .columnRowDepth
-    }
+    let attributes: DepthToSpaceAttributes
 
     func shuffle(_ input: [Int]) throws -> BlockShuffle {
-        guard input.count == 4, input[1] % (blockSize * blockSize) == 0 else {
-            throw OpError.shape(node: name, "depthToSpace needs X [N,C,H,W] with C a multiple of \(blockSize * blockSize), found \(input)")
+        let block = attributes.blockSize
+        guard input.count == 4, input[1] % (block * block) == 0 else {
+            throw OpError.shape(node: name, "depthToSpace needs X [N,C,H,W] with C a multiple of \(block * block), found \(input)")
         }
-        return BlockShuffle(batch: input[0], channels: input[1] / (blockSize * blockSize), height: input[2],
-                            width: input[3], block: blockSize, columnRowDepth: columnRowDepth)
+        return BlockShuffle(batch: input[0], channels: input[1] / (block * block), height: input[2],
+                            width: input[3], block: block, columnRowDepth: attributes.mode == .columnRowDepth)
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

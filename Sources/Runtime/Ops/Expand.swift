@@ -6,11 +6,6 @@ import Format
 public struct Expand: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .expand = node.operation else { throw OpError.wrongOp(node: node.name, expected: .expand, found: node.op) }
-        name = node.name
-    }
-
     func outputShape(_ shape: [Int], target: HostTensor) throws -> [Int] {
         let target = try LayoutIndexing.integers(target, input: 1, node: name)
         guard target.allSatisfy({ $0 >= 0 }) else {

@@ -4,16 +4,11 @@ import Format
 /// columns; `axis` may be 0 or the rank. A view: the planner aliases the buffer.
 public struct Flatten: ReshapingOperator {
     let name: String
-    let axis: Int
-
-    public init(node: Node) throws {
-        guard case .flatten(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .flatten, found: node.op) }
-        name = node.name
-        axis = attributes.axis
-    }
+    let attributes: FlattenAttributes
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
         // The split point lies in 0...rank (one more position than there are axes).
+        let axis = attributes.axis
         let split = axis < 0 ? axis + shape.count : axis
         guard (0...shape.count).contains(split) else {
             throw OpError.shape(node: name, "axis \(axis) is out of range for flattening rank \(shape.count)")

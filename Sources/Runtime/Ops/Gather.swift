@@ -6,13 +6,7 @@ import Format
 /// kernel) or plan-time integers (shape arithmetic, the reference kernel).
 public struct Gather: Operator {
     let name: String
-    let axis: Int
-
-    public init(node: Node) throws {
-        guard case .gather(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .gather, found: node.op) }
-        name = node.name
-        axis = attributes.axis
-    }
+    let attributes: GatherAttributes
 
     /// How output elements map to input elements: blocks of `inner` contiguous elements.
     struct Layout {
@@ -25,7 +19,7 @@ public struct Gather: Operator {
     }
 
     func layout(dataShape: [Int], indices tensor: HostTensor) throws -> Layout {
-        let axis = try ShapeRules.axis(self.axis, rank: dataShape.count, node: name)
+        let axis = try ShapeRules.axis(attributes.axis, rank: dataShape.count, node: name)
         let axisSize = dataShape[axis]
         let positions = try LayoutIndexing.integers(tensor, input: 1, node: name).map { index in
             guard index >= -axisSize && index < axisSize else {

@@ -11,11 +11,8 @@ public struct GridSample: Operator {
     let name: String
     let sampler: GridSampler.Options
 
-    public init(node: Node) throws {
-        guard case .gridSample(let attributes) = node.operation else {
-            throw OpError.wrongOp(node: node.name, expected: .gridSample, found: node.op)
-        }
-        name = node.name
+    init(name: String, attributes: GridSampleAttributes) {
+        self.name = name
         sampler = GridSampler.Options(mode: attributes.mode, padding: attributes.paddingMode,
                                       alignCorners: attributes.alignCorners)
     }

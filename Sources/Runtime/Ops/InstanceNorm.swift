@@ -5,13 +5,7 @@ import Format
 /// Y = (X − mean) / sqrt(var + epsilon) · scale[c] + bias[c].
 public struct InstanceNormalization: Operator {
     let name: String
-    let epsilon: Float
-
-    public init(node: Node) throws {
-        guard case .instanceNorm(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .instanceNorm, found: node.op) }
-        name = node.name
-        epsilon = attributes.epsilon
-    }
+    let attributes: InstanceNormAttributes
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: name)
@@ -38,7 +32,7 @@ public struct InstanceNormalization: Operator {
             // Two passes in double: the textbook definition, exact enough to be the oracle.
             let mean = values.reduce(0.0) { $0 + Double($1) } / Double(planeSize)
             let variance = values.reduce(0.0) { $0 + (Double($1) - mean) * (Double($1) - mean) } / Double(planeSize)
-            let factor = Double(scale[plane % channels]) / (variance + Double(epsilon)).squareRoot()
+            let factor = Double(scale[plane % channels]) / (variance + Double(attributes.epsilon)).squareRoot()
             for index in values.indices {
                 y[index] = Float((Double(x[index]) - mean) * factor + Double(bias[plane % channels]))
             }
@@ -49,7 +43,7 @@ public struct InstanceNormalization: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let shape = outputs[0].shape
         return InstanceNormalizationKernel(planes: shape[0] * shape[1], channels: shape[1],
-                                           planeSize: shape[2...].reduce(1, *), epsilon: epsilon)
+                                           planeSize: shape[2...].reduce(1, *), epsilon: attributes.epsilon)
     }
 }
 

@@ -8,19 +8,11 @@ import Format
 /// rather than E[x²] − E[x]², which cancels catastrophically when the mean is large.
 public struct LayerNormalization: Operator {
     let name: String
-    let axis: Int
-    let epsilon: Float
-
-    public init(node: Node) throws {
-        guard case .layerNorm(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .layerNorm, found: node.op) }
-        name = node.name
-        axis = attributes.axis
-        epsilon = attributes.epsilon
-    }
+    let attributes: LayerNormAttributes
 
     /// The normalised trailing shape, after checking that scale and bias broadcast to it.
     private func normalizedShape(_ shape: [Int], scale: [Int]?, bias: [Int]?) throws -> [Int] {
-        let normalized = Array(shape[try ShapeRules.axis(axis, rank: shape.count, node: name)...])
+        let normalized = Array(shape[try ShapeRules.axis(attributes.axis, rank: shape.count, node: name)...])
         for (label, parameter) in [("scale", scale), ("bias", bias)] {
             guard let parameter else { continue }
             guard try ShapeRules.broadcast(parameter, normalized, node: name) == normalized else {
@@ -54,7 +46,7 @@ public struct LayerNormalization: Operator {
             let elements = values[(row * size)..<((row + 1) * size)].map { Double($0) }
             let mean = elements.reduce(0, +) / Double(size)
             let variance = elements.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(size)
-            let inverseDeviation = 1 / (variance + Double(epsilon)).squareRoot()
+            let inverseDeviation = 1 / (variance + Double(attributes.epsilon)).squareRoot()
             for j in 0..<size {
                 var y = (elements[j] - mean) * inverseDeviation
                 if let scaleValues { y *= Double(scaleValues[j]) }
@@ -76,7 +68,7 @@ public struct LayerNormalization: Operator {
             guard let parameter, parameter.count != size else { return nil }
             return ShapeRules.broadcastSourceIndices(parameter.shape, to: normalized)
         }
-        return LayerNormalizationKernel(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: epsilon,
+        return LayerNormalizationKernel(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: attributes.epsilon,
                                         hasScale: scale != nil, hasBias: bias != nil,
                                         scaleIndices: gatherIndices(scale), biasIndices: gatherIndices(bias))
     }

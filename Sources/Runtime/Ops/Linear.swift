@@ -4,13 +4,7 @@ import Format
 /// node's fused `activation`.
 public struct Linear: Operator {
     let name: String
-    let activation: Activation
-
-    public init(node: Node) throws {
-        guard case .linear(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .linear, found: node.op) }
-        name = node.name
-        activation = attributes.activation
-    }
+    let attributes: LinearAttributes
 
     /// The output shape, after checking X, W and B agree.
     private func outputShape(x: [Int], weight: [Int], bias: [Int]?) throws -> [Int] {
@@ -47,7 +41,7 @@ public struct Linear: Operator {
             for j in 0..<n {
                 var sum = Double(bs?[j] ?? 0)
                 for p in 0..<k { sum += Double(xs[row * k + p]) * Double(ws[j * k + p]) }
-                result[row * n + j] = activation.apply(Float(sum))
+                result[row * n + j] = attributes.activation.apply(Float(sum))
             }
         }
         return [HostTensor(shape: shape, floats: result)]
@@ -71,7 +65,7 @@ public struct Linear: Operator {
             }
             : nil
         return LinearKernel(rows: outputs[0].count / Swift.max(n, 1), n: n, k: k,
-                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: activation,
+                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: attributes.activation,
                             packedWeight: packedWeight)
     }
 }

@@ -6,11 +6,6 @@ import Format
 public struct MatrixMultiply: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .matMul = node.operation else { throw OpError.wrongOp(node: node.name, expected: .matMul, found: node.op) }
-        name = node.name
-    }
-
     /// The problem the shapes describe: batch shape, matrix sizes and output shape.
     struct Geometry {
         var batch: [Int]

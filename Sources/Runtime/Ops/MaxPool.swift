@@ -4,20 +4,14 @@ import Format
 /// never wins (it is not read).
 public struct MaxPool: Operator {
     let name: String
-    let pooling: PoolAttributes
-
-    public init(node: Node) throws {
-        guard case .maxPool(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .maxPool, found: node.op) }
-        name = node.name
-        pooling = attributes
-    }
+    let attributes: PoolAttributes
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        try pooling.outputs(for: inputs, node: name)
+        try attributes.outputs(for: inputs, node: name)
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        try pooling.reference(inputs, node: name) { g, x, planeStart, oy, ox in
+        try attributes.reference(inputs, node: name) { g, x, planeStart, oy, ox in
             var largest = -Float.infinity
             g.forEachTap(at: (oy, ox), inside: (g.inputHeight, g.inputWidth)) { _, _, iy, ix in
                 largest = max(largest, x[planeStart + iy * g.inputWidth + ix])
@@ -28,7 +22,7 @@ public struct MaxPool: Operator {
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let g = try pooling.resolve(x.shape, node: name).geometry
+        let g = try attributes.resolve(x.shape, node: name).geometry
         return PoolingKernel(reduction: .maximum, geometry: g, planes: x.shape[0] * x.shape[1],
                              rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false), scales: nil)
     }

@@ -5,16 +5,8 @@ import Format
 /// Inputs: X, pads (plan-time, ONNX order: all begins then all ends), value? (scalar,
 /// default 0), axes? (plan-time, default all axes).
 public struct Pad: Operator {
-    typealias Mode = PadAttributes.Mode
-
     let name: String
-    let mode: Mode
-
-    public init(node: Node) throws {
-        guard case .pad(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .pad, found: node.op) }
-        name = node.name
-        mode = attributes.mode
-    }
+    let attributes: PadAttributes
 
     /// Begin and end padding of every axis of an input of `shape`.
     struct Layout: Sendable {
@@ -43,8 +35,8 @@ public struct Pad: Operator {
             }
             guard output >= 0 else { throw OpError.shape(node: name, "pads crop axis \(axis) of \(shape) below zero") }
             let grows = result.begins[axis] > 0 || result.ends[axis] > 0
-            if mode != .constant && grows && shape[axis] == 0 {
-                throw OpError.shape(node: name, "\(mode.rawValue) padding of empty axis \(axis)")
+            if attributes.mode != .constant && grows && shape[axis] == 0 {
+                throw OpError.shape(node: name, "\(attributes.mode.rawValue) padding of empty axis \(axis)")
             }
         }
         return result
@@ -55,7 +47,7 @@ public struct Pad: Operator {
     func source(_ o: Int, begin: Int, size: Int) -> Int? {
         let i = o - begin
         if i >= 0 && i < size { return i }
-        switch mode {
+        switch attributes.mode {
         case .constant: return nil
         case .edge: return min(max(i, 0), size - 1)
         case .reflect:

@@ -7,11 +7,6 @@ import Format
 public struct ArithmeticRange: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .range = node.operation else { throw OpError.wrongOp(node: node.name, expected: .range, found: node.op) }
-        name = node.name
-    }
-
     /// Largest length accepted: far beyond any real model's shape arithmetic, small
     /// enough that a corrupt scalar fails here instead of exhausting memory.
     static let maximumLength = 1 << 31

@@ -3,26 +3,14 @@ import Format
 /// `reduce`: mean, sum, max or min over `axes` (empty = all), keeping reduced axes as
 /// size 1 when `keepDims` is 1. Floats and integers (integer mean truncates toward zero).
 public struct Reduction: Operator {
-    typealias Function = ReduceAttributes.Function
-
     let name: String
-    let function: Function
-    let axes: [Int]
-    let keepDims: Bool
-
-    public init(node: Node) throws {
-        guard case .reduce(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .reduce, found: node.op) }
-        name = node.name
-        function = attributes.function
-        axes = attributes.axes
-        keepDims = attributes.keepDims
-    }
+    let attributes: ReduceAttributes
 
     /// Which axes of a `shape` are reduced, or throws for a bad or repeated axis.
     private func reducedAxes(_ shape: [Int]) throws -> [Bool] {
-        if axes.isEmpty { return Array(repeating: true, count: shape.count) }
+        if attributes.axes.isEmpty { return Array(repeating: true, count: shape.count) }
         var reduced = Array(repeating: false, count: shape.count)
-        for axis in axes {
+        for axis in attributes.axes {
             let normalized = try ShapeRules.axis(axis, rank: shape.count, node: name)
             guard !reduced[normalized] else { throw OpError.shape(node: name, "axis \(axis) is reduced twice") }
             guard shape[normalized] > 0 else { throw OpError.shape(node: name, "reduces the empty axis \(axis) of \(shape)") }
@@ -41,7 +29,7 @@ public struct Reduction: Operator {
 
     private func outputShape(_ shape: [Int]) throws -> [Int] {
         let reduced = try reducedAxes(shape)
-        return keepDims ? try keptShape(shape).shape : shape.indices.filter { !reduced[$0] }.map { shape[$0] }
+        return attributes.keepDims ? try keptShape(shape).shape : shape.indices.filter { !reduced[$0] }.map { shape[$0] }
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
@@ -59,20 +47,20 @@ public struct Reduction: Operator {
         switch x.elements {
         case .float(let values):
             // Double accumulation keeps the reference exact enough to judge fast kernels by.
-            let start: Double = function == .max ? -.infinity : function == .min ? .infinity : 0
+            let start: Double = attributes.function == .max ? -.infinity : attributes.function == .min ? .infinity : 0
             var accumulators = [Double](repeating: start, count: outputCount)
             for (value, destination) in zip(values, destinations) {
                 accumulators[destination] = combine(accumulators[destination], Double(value))
             }
-            let scale = function == .mean ? 1 / Double(reducedCount) : 1
+            let scale = attributes.function == .mean ? 1 / Double(reducedCount) : 1
             return [HostTensor(shape: shape, floats: accumulators.map { Float($0 * scale) })]
         case .int(let values):
-            let start: Int64 = function == .max ? .min : function == .min ? .max : 0
+            let start: Int64 = attributes.function == .max ? .min : attributes.function == .min ? .max : 0
             var accumulators = [Int64](repeating: start, count: outputCount)
             for (value, destination) in zip(values, destinations) {
                 accumulators[destination] = combine(accumulators[destination], value)
             }
-            if function == .mean { accumulators = accumulators.map { $0 / Int64(reducedCount) } }
+            if attributes.function == .mean { accumulators = accumulators.map { $0 / Int64(reducedCount) } }
             return [HostTensor(shape: shape, ints: accumulators, dtype: x.dtype)]
         }
     }
@@ -80,7 +68,7 @@ public struct Reduction: Operator {
     /// One step of the reduction: the sum for mean and sum, else the max or min.
     @inline(__always)
     private func combine<T: AdditiveArithmetic & Comparable>(_ accumulator: T, _ value: T) -> T {
-        switch function {
+        switch attributes.function {
         case .mean, .sum: accumulator + value
         case .max: Swift.max(accumulator, value)
         case .min: Swift.min(accumulator, value)
@@ -135,7 +123,7 @@ public struct Reduction: Operator {
         /// `BinaryKernel.compute`).
         @inline(never)
         private func reduce(_ outers: Range<Int>, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
-            let function = reduction.function
+            let function = reduction.attributes.function
             let (outputs, count) = (output + outers.lowerBound * outputPerOuter, outers.count * outputPerOuter)
             outputs.update(repeating: function == .max ? -.infinity : function == .min ? .infinity : 0, count: count)
             let innerOutputStride = layout.innerStride(0)
@@ -163,7 +151,7 @@ public struct Reduction: Operator {
         /// of `count` contiguous floats.
         @inline(__always)
         private func reduceRun(_ x: UnsafePointer<Float>, _ count: Int) -> Float {
-            switch reduction.function {
+            switch reduction.attributes.function {
             case .mean, .sum:
                 var sum: Double = 0
                 for i in 0..<count { sum += Double(x[i]) }

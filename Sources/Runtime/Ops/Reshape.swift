@@ -5,20 +5,14 @@ import Format
 /// one -1 is inferred from the element count. A view: the planner aliases the buffer.
 public struct Reshape: ReshapingOperator {
     let name: String
-    let allowZero: Bool
-
-    public init(node: Node) throws {
-        guard case .reshape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .reshape, found: node.op) }
-        name = node.name
-        allowZero = attributes.allowZero
-    }
+    let attributes: ReshapeAttributes
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
         guard let target = parameters.first ?? nil else { throw GraphError.missingInput(node: name, index: 1) }
         let requested = try LayoutIndexing.integers(target, input: 1, node: name)
         let impossible = OpError.shape(node: name, "cannot reshape \(shape) (\(shape.reduce(1, *)) elements) to \(requested)")
         var result = requested
-        if !allowZero {
+        if !attributes.allowZero {
             for (position, size) in result.enumerated() where size == 0 {
                 guard position < shape.count else { throw impossible }
                 result[position] = shape[position]
@@ -26,7 +20,7 @@ public struct Reshape: ReshapingOperator {
         }
         let inferred = result.indices.filter { result[$0] == -1 }
         guard inferred.count <= 1, result.allSatisfy({ $0 >= -1 }),
-              !(allowZero && !inferred.isEmpty && result.contains(0)) else { throw impossible }
+              !(attributes.allowZero && !inferred.isEmpty && result.contains(0)) else { throw impossible }
         let count = shape.reduce(1, *)
         if let position = inferred.first {
             let others = result.indices.filter { $0 != position }.map { result[$0] }

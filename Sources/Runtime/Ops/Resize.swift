@@ -6,26 +6,8 @@ import Format
 /// scales and sizes may list every axis (the leading ones must keep their size) or only
 /// the last two. With scales the output size is floor(in · scale).
 public struct Resize: Operator {
-    typealias Mode = ResizeAttributes.Mode
-    typealias CoordinateMode = ResizeAttributes.CoordinateTransformation
-    typealias NearestMode = ResizeAttributes.NearestMode
-
     let name: String
-    let mode: Mode
-    let coordinateMode: CoordinateMode
-    let nearestMode: NearestMode
-    let cubicCoeffA: Float
-    let excludeOutside: Bool
-
-    public init(node: Node) throws {
-        guard case .resize(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .resize, found: node.op) }
-        name = node.name
-        mode = attributes.mode
-        coordinateMode = attributes.coordinateTransformationMode
-        nearestMode = attributes.nearestMode
-        cubicCoeffA = attributes.cubicCoeffA
-        excludeOutside = attributes.excludeOutside
-    }
+    let attributes: ResizeAttributes
 
     /// The output shape and the scale of the last two axes for an input of `shape`.
     func plan(_ shape: [Int], scales: [Float]?, sizes: [Int64]?) throws -> (shape: [Int], scales: [Float]) {
@@ -79,7 +61,7 @@ public struct Resize: Operator {
     /// The input coordinate that output position `x` of an axis samples.
     func sourceCoordinate(_ x: Int, input: Int, output: Int, scale: Float) -> Float {
         let x = Float(x)
-        switch coordinateMode {
+        switch attributes.coordinateTransformationMode {
         case .halfPixel: return (x + 0.5) / scale - 0.5
         case .halfPixelSymmetric:
             let adjustment = Float(output) / (scale * Float(input))
@@ -94,7 +76,7 @@ public struct Resize: Operator {
 
     /// Taps per output position: 1 (nearest), 2 (linear) or 4 (cubic).
     var tapCount: Int {
-        switch mode {
+        switch attributes.mode {
         case .nearest: 1
         case .linear: 2
         case .cubic: 4
@@ -106,10 +88,10 @@ public struct Resize: Operator {
     func taps(_ x: Int, input: Int, output: Int, scale: Float,
               indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
         let source = sourceCoordinate(x, input: input, output: output, scale: scale)
-        switch mode {
+        switch attributes.mode {
         case .nearest:
             let rounded: Float
-            switch nearestMode {
+            switch attributes.nearestMode {
             case .roundPreferFloor: rounded = source - source.rounded(.down) == 0.5 ? source.rounded(.down) : source.rounded()
             case .roundPreferCeil: rounded = source - source.rounded(.down) == 0.5 ? source.rounded(.up) : source.rounded()
             case .floor: rounded = source.rounded(.down)
@@ -128,7 +110,7 @@ public struct Resize: Operator {
         case .cubic:
             let floor = source.rounded(.down)
             let t = source - floor
-            let a = cubicCoeffA
+            let a = attributes.cubicCoeffA
             // Keys' cubic convolution kernel at distances 1+t, t, 1−t, 2−t.
             func near(_ d: Float) -> Float { ((a + 2) * d - (a + 3)) * d * d + 1 }
             func far(_ d: Float) -> Float { ((a * d - 5 * a) * d + 8 * a) * d - 4 * a }
@@ -138,10 +120,10 @@ public struct Resize: Operator {
                 let index = Int(floor) - 1 + tap
                 let inside = index >= 0 && index < input
                 indices[tap] = min(max(index, 0), input - 1)
-                weights[tap] = excludeOutside && !inside ? 0 : coefficients[tap]
+                weights[tap] = attributes.excludeOutside && !inside ? 0 : coefficients[tap]
                 total += weights[tap]
             }
-            if excludeOutside {
+            if attributes.excludeOutside {
                 for tap in 0..<4 { weights[tap] /= total }
             }
         }

@@ -14,13 +14,7 @@ public struct ScatterND: Operator {
     public typealias Reduction = ScatterNDAttributes.Reduction
 
     let name: String
-    let reduction: Reduction
-
-    public init(node: Node) throws {
-        guard case .scatterND(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .scatterND, found: node.op) }
-        name = node.name
-        reduction = attributes.reduction
-    }
+    let attributes: ScatterNDAttributes
 
     /// Where each update slice goes: its first element's offset in the output, and the
     /// slice length.
@@ -95,7 +89,7 @@ public struct ScatterND: Operator {
         for (slice, offset) in layout.offsets.enumerated() {
             for element in 0..<layout.inner {
                 let (old, new) = (output[offset + element], updates[slice * layout.inner + element])
-                output[offset + element] = switch reduction {
+                output[offset + element] = switch attributes.reduction {
                 case .none: new
                 case .add: add(old, new)
                 case .mul: multiply(old, new)
@@ -112,7 +106,7 @@ public struct ScatterND: Operator {
         return ScatterNDKernel(
             layout: try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name),
                                updatesShape: updates.shape),
-            reduction: reduction, count: data.count)
+            reduction: attributes.reduction, count: data.count)
     }
 }
 

@@ -5,22 +5,14 @@ import Format
 /// follows from the input's shape alone, so the shape rule fills it in.
 public struct ShapeOf: Operator {
     let name: String
-    let start: Int
-    let end: Int?
-
-    public init(node: Node) throws {
-        guard case .shape(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .shape, found: node.op) }
-        name = node.name
-        start = attributes.start
-        end = attributes.end
-    }
+    let attributes: ShapeAttributes
 
     /// The selected dimensions of `shape`, as the op's output.
     func value(of shape: [Int]) -> HostTensor {
         let rank = shape.count
         func clamp(_ bound: Int) -> Int { min(max(bound < 0 ? bound + rank : bound, 0), rank) }
-        let first = clamp(start)
-        let last = max(first, clamp(end ?? rank))
+        let first = clamp(attributes.start)
+        let last = max(first, clamp(attributes.end ?? rank))
         let dims = shape[first..<last].map { Int64($0) }
         return HostTensor(shape: [dims.count], ints: dims)
     }

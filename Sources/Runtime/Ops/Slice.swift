@@ -7,11 +7,6 @@ import Format
 public struct Slice: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .slice = node.operation else { throw OpError.wrongOp(node: node.name, expected: .slice, found: node.op) }
-        name = node.name
-    }
-
     /// Per input axis: first element read and step, plus the output shape.
     struct Window {
         var starts: [Int]

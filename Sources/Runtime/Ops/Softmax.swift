@@ -6,24 +6,18 @@ import Format
 /// Subtracting the maximum keeps exp from overflowing and changes nothing mathematically.
 public struct Softmax: Operator {
     let name: String
-    let axis: Int
-
-    public init(node: Node) throws {
-        guard case .softmax(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .softmax, found: node.op) }
-        name = node.name
-        axis = attributes.axis
-    }
+    let attributes: SoftmaxAttributes
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: name)
         guard x.dtype.isFloatingPoint else { throw OpError.shape(node: name, "softmax of \(x.dtype) elements") }
-        _ = try ShapeRules.axis(axis, rank: x.rank, node: name)
+        _ = try ShapeRules.axis(attributes.axis, rank: x.rank, node: name)
         return [ValueFact(dtype: .float32, shape: x.shape)]
     }
 
     /// The tensor seen as [outer, axis length, inner].
     private func extents(_ shape: [Int]) throws -> (outer: Int, length: Int, inner: Int) {
-        let axis = try ShapeRules.axis(axis, rank: shape.count, node: name)
+        let axis = try ShapeRules.axis(attributes.axis, rank: shape.count, node: name)
         return (shape[..<axis].reduce(1, *), shape[axis], shape[(axis + 1)...].reduce(1, *))
     }
 

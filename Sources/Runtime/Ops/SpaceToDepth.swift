@@ -4,20 +4,15 @@ import Format
 /// output channel (i·b + j)·C + c holds pixel (i, j) of each block of channel c.
 public struct SpaceToDepth: Operator {
     let name: String
-    let blockSize: Int
-
-    public init(node: Node) throws {
-        guard case .spaceToDepth(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .spaceToDepth, found: node.op) }
-        name = node.name
-        blockSize = attributes.blockSize
-    }
+    let attributes: SpaceToDepthAttributes
 
     func shuffle(_ input: [Int]) throws -> BlockShuffle {
-        guard input.count == 4, input[2] % blockSize == 0, input[3] % blockSize == 0 else {
-            throw OpError.shape(node: name, "spaceToDepth needs X [N,C,H,W] with H and W multiples of \(blockSize), found \(input)")
+        let block = attributes.blockSize
+        guard input.count == 4, input[2] % block == 0, input[3] % block == 0 else {
+            throw OpError.shape(node: name, "spaceToDepth needs X [N,C,H,W] with H and W multiples of \(block), found \(input)")
         }
-        return BlockShuffle(batch: input[0], channels: input[1], height: input[2] / blockSize,
-                            width: input[3] / blockSize, block: blockSize, columnRowDepth: false)
+        return BlockShuffle(batch: input[0], channels: input[1], height: input[2] / block,
+                            width: input[3] / block, block: block, columnRowDepth: false)
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

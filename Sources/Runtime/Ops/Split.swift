@@ -10,11 +10,11 @@ public struct Split: Operator {
     /// The node's output count: the number of parts.
     let parts: Int
 
-    public init(node: Node) throws {
-        guard case .split(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .split, found: node.op) }
-        name = node.name
+    /// `outputCount` is the node's number of outputs, which `numOutputs` (when given) must match.
+    init(name: String, attributes: SplitAttributes, outputCount: Int) throws {
+        self.name = name
         axis = attributes.axis
-        parts = node.outputs.count
+        parts = outputCount
         let numOutputs = attributes.numOutputs ?? parts
         guard parts >= 1, numOutputs == parts else {
             throw GraphError.badAttribute(node: name, attribute: "numOutputs", expected: "the node's \(parts) outputs",

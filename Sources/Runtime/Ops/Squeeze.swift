@@ -4,17 +4,11 @@ import Format
 /// is empty. A view: the planner aliases the buffer.
 public struct Squeeze: ReshapingOperator {
     let name: String
-    let axes: [Int]
-
-    public init(node: Node) throws {
-        guard case .squeeze(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .squeeze, found: node.op) }
-        name = node.name
-        axes = attributes.axes
-    }
+    let attributes: SqueezeAttributes
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
-        if axes.isEmpty { return shape.filter { $0 != 1 } }
-        let removed = Set(try axes.map { try ShapeRules.axis($0, rank: shape.count, node: name) })
+        if attributes.axes.isEmpty { return shape.filter { $0 != 1 } }
+        let removed = Set(try attributes.axes.map { try ShapeRules.axis($0, rank: shape.count, node: name) })
         for axis in removed where shape[axis] != 1 {
             throw OpError.shape(node: name, "cannot squeeze axis \(axis) of size \(shape[axis]) in \(shape)")
         }

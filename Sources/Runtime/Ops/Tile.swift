@@ -7,11 +7,6 @@ import Format
 public struct Tile: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .tile = node.operation else { throw OpError.wrongOp(node: node.name, expected: .tile, found: node.op) }
-        name = node.name
-    }
-
     func repeats(_ tensor: HostTensor, rank: Int) throws -> [Int] {
         let repeats = try LayoutIndexing.integers(tensor, input: 1, node: name)
         guard repeats.count == rank, repeats.allSatisfy({ $0 >= 0 }) else {

@@ -9,23 +9,17 @@ import Format
 /// runs tiled over the two axes that are contiguous on either side.
 public struct Transpose: Operator {
     let name: String
-    let permutation: [Int]
-
-    public init(node: Node) throws {
-        guard case .transpose(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .transpose, found: node.op) }
-        name = node.name
-        permutation = attributes.perm
-    }
+    let attributes: TransposeAttributes
 
     /// The permutation for an input of `rank`, checked to be one.
     func permutation(rank: Int) throws -> [Int] {
-        if permutation.isEmpty { return Array((0..<rank).reversed()) }
-        guard permutation.count == rank else {
-            throw OpError.shape(node: name, "perm \(permutation) has \(permutation.count) axes, input has rank \(rank)")
+        if attributes.perm.isEmpty { return Array((0..<rank).reversed()) }
+        guard attributes.perm.count == rank else {
+            throw OpError.shape(node: name, "perm \(attributes.perm) has \(attributes.perm.count) axes, input has rank \(rank)")
         }
-        let axes = try permutation.map { try ShapeRules.axis($0, rank: rank, node: name) }
+        let axes = try attributes.perm.map { try ShapeRules.axis($0, rank: rank, node: name) }
         guard Set(axes).count == rank else {
-            throw OpError.shape(node: name, "perm \(permutation) is not a permutation of 0..<\(rank)")
+            throw OpError.shape(node: name, "perm \(attributes.perm) is not a permutation of 0..<\(rank)")
         }
         return axes
     }

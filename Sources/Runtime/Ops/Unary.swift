@@ -9,12 +9,6 @@ public struct ElementwiseUnary: Operator {
     let name: String
     let activation: Activation
 
-    public init(node: Node) throws {
-        guard case .unary(let activation) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .unary, found: node.op) }
-        name = node.name
-        self.activation = activation
-    }
-
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: name)
         try checkType(x.dtype)

@@ -5,19 +5,13 @@ import Format
 /// the buffer.
 public struct Unsqueeze: ReshapingOperator {
     let name: String
-    let axes: [Int]
-
-    public init(node: Node) throws {
-        guard case .unsqueeze(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .unsqueeze, found: node.op) }
-        name = node.name
-        axes = attributes.axes
-    }
+    let attributes: UnsqueezeAttributes
 
     func outputShape(_ shape: [Int], parameters: [HostTensor?]) throws -> [Int] {
-        let rank = shape.count + axes.count
-        let inserted = Set(try axes.map { try ShapeRules.axis($0, rank: rank, node: name) })
-        guard inserted.count == axes.count else {
-            throw OpError.shape(node: name, "axes \(axes) repeat a position")
+        let rank = shape.count + attributes.axes.count
+        let inserted = Set(try attributes.axes.map { try ShapeRules.axis($0, rank: rank, node: name) })
+        guard inserted.count == attributes.axes.count else {
+            throw OpError.shape(node: name, "axes \(attributes.axes) repeat a position")
         }
         var remaining = shape.makeIterator()
         return (0..<rank).map { inserted.contains($0) ? 1 : remaining.next() ?? 1 }

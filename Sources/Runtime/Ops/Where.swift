@@ -7,11 +7,6 @@ import Format
 public struct Select: Operator {
     let name: String
 
-    public init(node: Node) throws {
-        guard case .`where` = node.operation else { throw OpError.wrongOp(node: node.name, expected: .where, found: node.op) }
-        name = node.name
-    }
-
     /// The output type for these X and Y types, or throws when they cannot be combined.
     private func outputType(_ x: DType, _ y: DType) throws -> DType {
         guard x.isFloatingPoint == y.isFloatingPoint else {

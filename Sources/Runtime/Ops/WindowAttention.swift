@@ -15,19 +15,7 @@ import Format
 /// tokens they came from: Y [B, H, W, C], the inverse partition and roll.
 public struct WindowAttention: Operator {
     let name: String
-    let windowSize: Int
-    let shift: Int
-    let heads: Int
-    let scale: Float
-
-    public init(node: Node) throws {
-        guard case .windowAttention(let attributes) = node.operation else { throw OpError.wrongOp(node: node.name, expected: .windowAttention, found: node.op) }
-        name = node.name
-        windowSize = attributes.windowSize
-        shift = attributes.shift
-        heads = attributes.heads
-        scale = attributes.scale
-    }
+    let attributes: WindowAttentionAttributes
 
     /// Sizes of one window-attention problem, after checking the inputs agree.
     struct Geometry {
@@ -56,6 +44,7 @@ public struct WindowAttention: Operator {
     func geometry(_ qkv: [Int], bias: [Int]?) throws -> Geometry {
         guard qkv.count == 4 else { throw OpError.shape(node: name, "QKV \(qkv) should be [B, H, W, 3·C]") }
         let (batch, height, width, packed) = (qkv[0], qkv[1], qkv[2], qkv[3])
+        let (windowSize, heads) = (attributes.windowSize, attributes.heads)
         guard packed % (3 * heads) == 0 else {
             throw OpError.shape(node: name, "QKV \(qkv): last dim should be 3 × channels with channels a multiple of \(heads) heads")
         }
@@ -72,7 +61,7 @@ public struct WindowAttention: Operator {
             }
         }
         return Geometry(batch: batch, height: height, width: width, channels: channels, heads: heads,
-                        depth: channels / heads, windowSize: windowSize, shift: shift,
+                        depth: channels / heads, windowSize: windowSize, shift: attributes.shift,
                         windowsAcross: width / windowSize, windowsPerImage: windowsPerImage, tokens: tokens,
                         scoreShape: scoreShape, outputShape: [batch, height, width, channels])
     }
@@ -118,8 +107,7 @@ public struct WindowAttention: Operator {
             }
             return HostTensor(shape: partitionedShape, floats: result)
         }
-        let attention = try ScaledDotProductAttention(node: Node(name: name, op: .attention, inputs: [], outputs: [],
-                                                                 attributes: ["scale": .float(scale)]))
+        let attention = ScaledDotProductAttention(name: name, attributes: AttentionAttributes(scale: attributes.scale))
         let attended = try attention.reference(partitioned.map { Optional($0) } + [bias])[0].floats
         var result = [Float](repeating: 0, count: g.outputShape.reduce(1, *))
         for window in 0..<windows {
@@ -139,7 +127,7 @@ public struct WindowAttention: Operator {
         let qkv = try ShapeRules.required(inputs, 0, node: name)
         let bias = inputs.count > 1 ? inputs[1] : nil
         let g = try geometry(qkv.shape, bias: bias?.shape)
-        return WindowAttentionKernel(geometry: g, scale: scale, bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
+        return WindowAttentionKernel(geometry: g, scale: attributes.scale, bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
     }
 }
 

@@ -19,7 +19,7 @@ final class ConvTests: XCTestCase {
         let wTensor = KernelHarness.random(w, seed: seed + 1)
         var inputs: [HostTensor?] = [xTensor, wTensor, bias ? KernelHarness.random([w[0]], seed: seed + 2) : nil]
         if residual {
-            let shape = try Convolution(node: node).outputs(for: inputs.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } })[0].shape
+            let shape = try OpKind.makeOperator(node).outputs(for: inputs.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } })[0].shape
             inputs.append(KernelHarness.random(shape, seed: seed + 3))
         }
         try KernelHarness.assertFastMatchesReference(node, inputs, file: file, line: line)
@@ -36,7 +36,7 @@ final class ConvTests: XCTestCase {
         // K = 64·9 rows of im2col: a 1 MB tile holds 448 pixels, so 33×35 output pixels take
         // three tiles whose edges fall inside output rows.
         let kernel = ConvolutionKernel(layout: .init(batch: 1, inChannels: 64, outChannels: 5, group: 1,
-                                                     geometry: try Convolution(node: conv(["pads": .ints([1, 1, 1, 1])]))
+                                                     geometry: try XCTUnwrap(OpKind.makeOperator(conv(["pads": .ints([1, 1, 1, 1])])) as? Convolution)
                                                          .geometry(input: [1, 64, 33, 35], weight: [5, 64, 3, 3]),
                                                      hasBias: true, hasResidual: false),
                                        epilogue: ConvolutionEpilogue(activation: .identity, residualBeforeActivation: false))
@@ -96,6 +96,6 @@ final class ConvTests: XCTestCase {
         let node = conv([:])
         let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: [1, 3, 8, 8]),
                                    ValueFact(dtype: .float32, shape: [4, 2, 3, 3]), nil]
-        XCTAssertThrowsError(try Convolution(node: node).outputs(for: facts))
+        XCTAssertThrowsError(try OpKind.makeOperator(node).outputs(for: facts))
     }
 }

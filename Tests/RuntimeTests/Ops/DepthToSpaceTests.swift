@@ -19,15 +19,15 @@ final class DepthToSpaceTests: XCTestCase {
 
     func testMovesIntegerElements() throws {
         let x = HostTensor(shape: [1, 4, 1, 1], ints: [10, 11, 12, 13])
-        XCTAssertEqual(try DepthToSpace(node: node(block: 2, mode: "DCR")).reference([x])[0],
+        XCTAssertEqual(try OpKind.makeOperator(node(block: 2, mode: "DCR")).reference([x])[0],
                        HostTensor(shape: [1, 1, 2, 2], ints: [10, 11, 12, 13]))
         let crd = HostTensor(shape: [1, 8, 1, 1], ints: [0, 1, 2, 3, 4, 5, 6, 7])
         // DCR: channel (i·2+j)·C + c; CRD: channel c·4 + i·2 + j.
-        XCTAssertEqual(try DepthToSpace(node: node(block: 2, mode: "DCR")).reference([crd])[0].ints, [0, 2, 4, 6, 1, 3, 5, 7])
-        XCTAssertEqual(try DepthToSpace(node: node(block: 2, mode: "CRD")).reference([crd])[0].ints, [0, 1, 2, 3, 4, 5, 6, 7])
+        XCTAssertEqual(try OpKind.makeOperator(node(block: 2, mode: "DCR")).reference([crd])[0].ints, [0, 2, 4, 6, 1, 3, 5, 7])
+        XCTAssertEqual(try OpKind.makeOperator(node(block: 2, mode: "CRD")).reference([crd])[0].ints, [0, 1, 2, 3, 4, 5, 6, 7])
     }
 
     func testRejectsChannelsNotMultipleOfBlockArea() {
-        XCTAssertThrowsError(try DepthToSpace(node: node(block: 2, mode: "DCR")).outputs(for: [ValueFact(dtype: .float32, shape: [1, 6, 2, 2])]))
+        XCTAssertThrowsError(try OpKind.makeOperator(node(block: 2, mode: "DCR")).outputs(for: [ValueFact(dtype: .float32, shape: [1, 6, 2, 2])]))
     }
 }

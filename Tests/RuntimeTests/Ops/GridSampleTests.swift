@@ -42,7 +42,7 @@ final class GridSampleTests: XCTestCase {
         func sample(_ points: [(Float, Float)], _ mode: GridSampleAttributes.Mode, _ padding: GridSampleAttributes.PaddingMode,
                     alignCorners: Bool) throws -> [Float] {
             let grid = HostTensor(shape: [1, 1, points.count, 2], floats: points.flatMap { [$0.0, $0.1] })
-            return try GridSample(node: node(mode, padding, alignCorners: alignCorners)).reference([x, grid])[0].floats
+            return try OpKind.makeOperator(node(mode, padding, alignCorners: alignCorners)).reference([x, grid])[0].floats
         }
         // alignCorners: −1 and 1 are the corner pixels' centres; (0, 0) is column 1, halfway
         // between the rows (1 and 11).
@@ -58,7 +58,7 @@ final class GridSampleTests: XCTestCase {
     }
 
     func testRefusesMismatchedShapes() {
-        let op = try? GridSample(node: node(.linear, .zeros, alignCorners: false))
+        let op = try? OpKind.makeOperator(node(.linear, .zeros, alignCorners: false))
         XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 4, 4]),
                                                    ValueFact(dtype: .float32, shape: [1, 2, 2, 3])]))
         XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [2, 3, 4, 4]),

@@ -57,24 +57,24 @@ final class ResizeTests: XCTestCase {
         // onnxruntime no longer runs this mode; check indices by hand: x_in = (x + 0.5) / 2,
         // rounded half down: 0.25→0, 0.75→1, 1.25→1, 1.75→2, 2.25→2, 2.75→3 (clamped to 2).
         let x = HostTensor(shape: [1, 1, 1, 3], floats: [10, 20, 30])
-        let y = try Resize(node: node(["mode": .string("nearest"), "coordinateTransformationMode": .string("tf_half_pixel_for_nearest")]))
+        let y = try OpKind.makeOperator(node(["mode": .string("nearest"), "coordinateTransformationMode": .string("tf_half_pixel_for_nearest")]))
             .reference([x, scales([1, 1, 1, 2])])[0]
         XCTAssertEqual(y.floats, [10, 20, 20, 30, 30, 30])
     }
 
     func testOutputSizeIsFloorOfScaledInput() throws {
-        let shape = try Resize(node: node(["mode": .string("linear")]))
+        let shape = try OpKind.makeOperator(node(["mode": .string("linear")]))
             .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(scales([1, 1, 1.7, 0.6]))])[0].shape
         XCTAssertEqual(shape, [1, 3, 8, 4])
     }
 
     func testRejectsScalingBatchOrChannels() {
-        XCTAssertThrowsError(try Resize(node: node(["mode": .string("linear")]))
+        XCTAssertThrowsError(try OpKind.makeOperator(node(["mode": .string("linear")]))
             .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(scales([1, 2, 2, 2]))]))
     }
 
     func testRejectsScalesUnknownAtPlanTime() {
-        XCTAssertThrowsError(try Resize(node: node(["mode": .string("linear")]))
+        XCTAssertThrowsError(try OpKind.makeOperator(node(["mode": .string("linear")]))
             .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(dtype: .float32, shape: [4])])) { error in
             XCTAssertEqual(error as? OpError, .notPlanTime(node: "resize", input: 1))
         }

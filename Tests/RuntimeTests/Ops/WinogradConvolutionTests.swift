@@ -24,7 +24,7 @@ final class WinogradConvolutionTests: XCTestCase {
         attributes["residualBeforeActivation"] = .int(residualBeforeActivation ? 1 : 0)
         let node = try! Node(name: "winograd", op: .conv, inputs: ["X", "W", bias ? "B" : "", residual ? "R" : ""],
                         outputs: ["Y"], attributes: attributes)
-        let op = try Convolution(node: node)
+        let op = try XCTUnwrap(OpKind.makeOperator(node) as? Convolution)
         let weightShape = [outChannels, x[1], 3, 3]
         var inputs: [HostTensor?] = [KernelHarness.random(x, seed: seed), KernelHarness.random(weightShape, seed: seed + 1),
                                      bias ? KernelHarness.random([outChannels], seed: seed + 2) : nil]
@@ -92,7 +92,7 @@ final class WinogradConvolutionTests: XCTestCase {
     func testWeightsOverTheBudgetAreTransformedPerRun() throws {
         let store = PreparedWeightStore(budgetBytes: 36 * 16 * 17 * 4 + 100)
         let node = try! Node(name: "winograd", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: ["pads": .ints([1, 1, 1, 1])])
-        let op = try Convolution(node: node)
+        let op = try OpKind.makeOperator(node)
         let x = KernelHarness.random([1, 17, 30, 30], seed: 36)
         let fits = KernelHarness.random([16, 17, 3, 3], seed: 37), tooLarge = KernelHarness.random([17, 17, 3, 3], seed: 38)
         for (weights, prepared) in [(fits, true), (tooLarge, false)] {
@@ -161,7 +161,7 @@ final class WinogradConvolutionTests: XCTestCase {
         func kernel(_ x: [Int], _ w: [Int], _ attributes: [String: Attribute]) throws -> any Kernel {
             let node = try! Node(name: "conv", op: .conv, inputs: ["X", "W"], outputs: ["Y"], attributes: attributes)
             let facts: [ValueFact?] = [ValueFact(dtype: .float32, shape: x), ValueFact(dtype: .float32, shape: w)]
-            let op = try Convolution(node: node)
+            let op = try OpKind.makeOperator(node)
             return try op.kernel(inputs: facts, outputs: try op.outputs(for: facts))
         }
         let pads: [String: Attribute] = ["pads": .ints([1, 1, 1, 1])]
