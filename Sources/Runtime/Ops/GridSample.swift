@@ -97,10 +97,15 @@ struct GridSampler: Sendable {
             let extent = Float(size)
             var v = alignCorners ? (g + 1) / 2 * (extent - 1) : ((g + 1) * extent - 1) / 2
             if mode == .nearest { v = v.rounded(.toNearestOrEven) }
+            // A grid holding NaN or ±infinity (a broken input) reads the padding — zero, or
+            // the border — rather than trapping where the coordinate becomes an index.
+            guard v.isFinite else { return padding == .zeros || v.isNaN ? -2 : min(max(v, 0), extent - 1) }
             let (low, high): (Float, Float) = alignCorners ? (0, extent - 1) : (-0.5, extent - 0.5)
             guard v < low || v > high else { return v }
             switch padding {
-            case .zeros: return v
+            // Beyond −2 or size + 1 every corner reads zero; the bound keeps huge values
+            // within Int's range.
+            case .zeros: return min(max(v, -2), extent + 1)
             case .border: return min(max(v, 0), extent - 1)
             case .reflection: return Self.reflect(v, low, high)
             }

@@ -57,6 +57,25 @@ final class GridSampleTests: XCTestCase {
         XCTAssertEqual(try sample([(0, 0)], .nearest, .zeros, alignCorners: true), [1])
     }
 
+    /// NaN, ±infinity and huge coordinates (a broken grid) read the padding instead of
+    /// trapping when the coordinate becomes an index.
+    func testBrokenGridValuesReadThePadding() throws {
+        let x = KernelHarness.random([1, 2, 3, 4], seed: 40).mathMapped { $0 + 2 }
+        let values: [Float] = [.nan, .infinity, -.infinity, 1e30, -1e30, 3e9, 0.25, .nan]
+        let grid = HostTensor(shape: [1, 2, 2, 2], floats: values)
+        for mode in GridSampleAttributes.Mode.allCases {
+            for padding in GridSampleAttributes.PaddingMode.allCases {
+                for alignCorners in [false, true] {
+                    let sample = node(mode, padding, alignCorners: alignCorners)
+                    try KernelHarness.assertFastMatchesReference(sample, [x, grid])
+                    let y = try OpKind.makeOperator(sample).reference([x, grid])[0].floats
+                    XCTAssertTrue(y.allSatisfy(\.isFinite), "\(sample.name): \(y)")
+                    if padding == .zeros { XCTAssertEqual(y[0], 0, "\(sample.name): NaN reads zero padding") }
+                }
+            }
+        }
+    }
+
     func testRefusesMismatchedShapes() {
         let op = try? OpKind.makeOperator(node(.linear, .zeros, alignCorners: false))
         XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 4, 4]),
