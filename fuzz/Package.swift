@@ -20,6 +20,10 @@ let package = Package(
             "FuzzSupport",
             .product(name: "RestoreFormat", package: "Restore"),
         ]),
+        .executableTarget(name: "FuzzSafetensors", dependencies: [
+            "FuzzSupport",
+            .product(name: "RestoreFormat", package: "Restore"),
+        ]),
         .executableTarget(name: "FuzzPlan", dependencies: [
             "FuzzSupport",
             .product(name: "RestoreFormat", package: "Restore"),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in fuzz/ and runs one of them (fuzz/README.md).
 #
-#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: onnx | rgraph | plan | png | npy
+#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: onnx | rgraph | plan | png | npy | safetensors
 #
 # The seed corpus comes from Tests/Fixtures: ONNX models, PNG images and .npy arrays as
 # they are; for rgraph and plan, every fixture ONNX model converted with the project's own
@@ -21,7 +21,8 @@ case "$target" in
   plan) product=FuzzPlan ;;
   png) product=FuzzPNG ;;
   npy) product=FuzzNPY ;;
-  *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|npy [SECONDS]" >&2; exit 2 ;;
+  safetensors) product=FuzzSafetensors ;;
+  *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|npy|safetensors [SECONDS]" >&2; exit 2 ;;
 esac
 
 # Swift code gets coverage and ASan from -sanitize, the C targets (CONNX, CImageIO) from
@@ -40,6 +41,7 @@ case "$target" in
   onnx) seed_files '*.onnx' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   png) seed_files '*.png' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   npy) seed_files '*.npy' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
+  safetensors) seed_files '*.safetensors' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   rgraph | plan)
     if [ -z "$(ls -A "$seeds")" ]; then
       swift build --product convert
@@ -54,7 +56,10 @@ case "$target" in
 esac
 # JSON tokens help mutations of the .rgraph header.
 dict=()
-case "$target" in rgraph | plan) dict=(-dict="$root/fuzz/rgraph.dict") ;; esac
+case "$target" in
+  rgraph | plan) dict=(-dict="$root/fuzz/rgraph.dict") ;;
+  safetensors) dict=(-dict="$root/fuzz/safetensors.dict") ;;
+esac
 echo "fuzz: $product for ${seconds}s, $(ls "$seeds" | wc -l) seeds, work dir $work"
 
 # Leak detection is off: Swift's runtime keeps metadata caches alive to the end, which
