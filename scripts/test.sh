@@ -4,15 +4,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# pytest needs numpy and pytest: the system's Python when it has them, else a venv here.
-python=python3
-if ! python3 -c "import numpy, pytest" 2>/dev/null; then
-  [ -x .build-python/bin/python ] || python3 -m venv .build-python
-  .build-python/bin/python -m pip install -q numpy pytest
-  python=.build-python/bin/python
+# pytest needs numpy and pytest; the ONNX conformance run needs the pinned onnx (its node
+# cases) and onnxruntime (the reference where ONNX's own disagrees): a venv here has them.
+python=.build-python/bin/python
+pinned=(numpy pytest onnx==1.23.2 onnxruntime==1.32.0)
+if ! "$python" -c "import numpy, pytest, onnx, onnxruntime; assert onnx.__version__ == '1.23.2'" 2>/dev/null; then
+  [ -x "$python" ] || python3 -m venv .build-python
+  "$python" -m pip install -q "${pinned[@]}"
 fi
 # -Xcc -O2: the C kernels (CKernels) at -O0 run ~20× slower on CPUs with AVX-512, where the
 # tests exercise them; Package.swift carries no unsafeFlags, so the flag is given here.
 swift build --build-tests -Xcc -O2
 swift test --skip-build --disable-swift-testing
 PYTHON="$python" scripts/test-capi.sh
+# ONNX's own node tests, converted and run out of process (scripts/conformance/run.py):
+# any wrong answer or crash fails, and so does passing fewer cases than recorded.
+"$python" scripts/conformance/generate.py Tests/Fixtures/generated/onnx-node
+"$python" scripts/conformance/run.py Tests/Fixtures/generated/onnx-node .build/debug \
+  --min-pass "$(cat scripts/conformance/minimum-pass)"
