@@ -219,19 +219,21 @@ public struct OpTraits: OptionSet, Sendable {
     public static let fusesResidual = OpTraits(rawValue: 1 << 1)
     /// Output 0 is input 0's elements under another shape: the planner aliases the buffer.
     public static let isView = OpTraits(rawValue: 1 << 2)
-    /// Has a backward rule (reverse-mode gradients). None has yet.
+    /// Has a backward rule (reverse-mode gradients): its runtime operator is `Differentiable`.
     public static let hasGradient = OpTraits(rawValue: 1 << 3)
 }
 
 extension OpKind {
     public var traits: OpTraits {
         switch self {
-        case .conv: [.fusesActivation, .fusesResidual]
-        case .convTranspose, .linear: [.fusesActivation]
-        case .reshape, .squeeze, .unsqueeze, .flatten: [.isView]
-        case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
-             .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .pad, .resize, .gridSample, .depthToSpace,
-             .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape: []
+        case .conv: [.fusesActivation, .fusesResidual, .hasGradient]
+        case .linear: [.fusesActivation, .hasGradient]
+        case .convTranspose: [.fusesActivation]
+        case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
+        case .matMul, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .concat, .split, .slice, .transpose, .pad,
+             .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather: [.hasGradient]
+        case .attention, .windowAttention, .where, .reduce, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
+             .range, .constantOfShape: []
         }
     }
 

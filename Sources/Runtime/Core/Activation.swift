@@ -1,3 +1,4 @@
+import Foundation
 import CKernels
 import Format
 
@@ -12,6 +13,97 @@ extension Activation {
         // 16 lanes at a time with glibc's vector erff (≤ 4 ulp from the scalar one).
         case .gelu where CPUFeatures.avx512: restore_gelu_avx512(values, count)
         default: for i in 0..<count { values[i] = apply(values[i]) }
+        }
+    }
+}
+
+extension Activation {
+    /// The derivative at `x` (the function's input): the backward rule of `unary` and of
+    /// the activation fused into conv and linear. Where the function is not differentiable
+    /// (relu at 0, clip at its bounds) it takes PyTorch's one-sided choice, so gradients
+    /// match autograd; step functions (floor, ceil, round, not) have derivative 0.
+    @inlinable
+    public func derivative(_ x: Float) -> Float {
+        switch function {
+        case .identity: return 1
+        case .relu: return x > 0 ? 1 : 0
+        case .leakyRelu: return x > 0 ? 1 : alpha
+        case .sigmoid:
+            let s = 1 / (1 + Foundation.exp(-x))
+            return s * (1 - s)
+        case .tanh:
+            let t = Foundation.tanh(x)
+            return 1 - t * t
+        case .clip: return x >= min && x <= max ? 1 : 0
+        case .exp: return Foundation.exp(x)
+        case .log: return 1 / x
+        case .sqrt: return 0.5 / x.squareRoot()
+        case .abs: return x > 0 ? 1 : (x < 0 ? -1 : 0)
+        case .neg: return -1
+        case .reciprocal: return -1 / (x * x)
+        case .floor, .ceil, .round, .not: return 0
+        case .erf: return 1.1283791670955126 * Foundation.exp(-x * x)
+        case .sin: return Foundation.cos(x)
+        case .cos: return -Foundation.sin(x)
+        case .gelu:
+            // Φ(x) + x·φ(x)
+            let cdf = 0.5 * (1 + Foundation.erf(x * 0.70710678118654752))
+            return cdf + x * 0.3989422804014327 * Foundation.exp(-0.5 * x * x)
+        case .geluTanh:
+            let inner = 0.79788456080286536 * (x + 0.044715 * x * x * x)
+            let t = Foundation.tanh(inner)
+            return 0.5 * (1 + t) + 0.5 * x * (1 - t * t) * 0.79788456080286536 * (1 + 3 * 0.044715 * x * x)
+        case .silu:
+            let s = 1 / (1 + Foundation.exp(-x))
+            return s * (1 + x * (1 - s))
+        case .elu: return x > 0 ? 1 : alpha * Foundation.exp(x)
+        case .hardSigmoid:
+            let v = alpha * x + beta
+            return v > 0 && v < 1 ? alpha : 0
+        case .softplus: return x > 20 ? 1 : 1 / (1 + Foundation.exp(-x))
+        }
+    }
+
+    /// Whether `derivative(fromOutput:)` gives the derivative from the function's result,
+    /// so that a backward rule can keep the output instead of recomputing the input.
+    public var isDifferentiableFromOutput: Bool {
+        switch function {
+        case .identity, .relu, .sigmoid, .tanh, .exp: true
+        case .leakyRelu, .elu: alpha > 0
+        default: false
+        }
+    }
+
+    /// The derivative given the result y = f(x), for the functions
+    /// `isDifferentiableFromOutput` accepts.
+    @inlinable
+    public func derivative(fromOutput y: Float) -> Float {
+        switch function {
+        case .identity: return 1
+        case .relu: return y > 0 ? 1 : 0
+        case .leakyRelu: return y > 0 ? 1 : alpha
+        case .sigmoid: return y * (1 - y)
+        case .tanh: return 1 - y * y
+        case .exp: return y
+        case .elu: return y > 0 ? 1 : y + alpha
+        default: preconditionFailure("\(function) is not differentiable from its output")
+        }
+    }
+
+    /// Turns ∂L/∂y into ∂L/∂x in place for `count` elements, reading the function's
+    /// output when `isDifferentiableFromOutput`, else its input.
+    @inlinable
+    public func backward(_ gradient: UnsafeMutablePointer<Float>, values: UnsafePointer<Float>, count: Int,
+                         valuesAreOutputs: Bool) {
+        switch function {
+        case .identity: return
+        case .relu: for i in 0..<count where values[i] <= 0 { gradient[i] = 0 }
+        default:
+            if valuesAreOutputs {
+                for i in 0..<count { gradient[i] *= derivative(fromOutput: values[i]) }
+            } else {
+                for i in 0..<count { gradient[i] *= derivative(values[i]) }
+            }
         }
     }
 }

@@ -267,7 +267,7 @@ extension HostTensor {
 /// An op whose output 0 is input 0's elements, in order, under another shape (reshape,
 /// squeeze, unsqueeze, flatten). The planner aliases the buffer; the kernel, a plain
 /// copy, exists for running the op on its own.
-protocol ReshapingOperator: Operator {
+protocol ReshapingOperator: Differentiable {
     var name: String { get }
     /// The output shape for an input of `shape`; `parameters` are the op's other inputs
     /// (plan-time, so known here), nil where absent.
@@ -276,6 +276,13 @@ protocol ReshapingOperator: Operator {
 
 extension ReshapingOperator {
     public var isView: Bool { true }
+
+    /// Backward: the same elements under the input's shape (`ViewGradient`).
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        ViewGradient(count: outputs[0].count)
+    }
 
     func outputShape(facts inputs: [ValueFact?]) throws -> [Int] {
         let input = try ShapeRules.required(inputs, 0, node: name)

@@ -191,3 +191,72 @@ struct BinaryKernel: Kernel {
         }
     }
 }
+
+extension ElementwiseBinary: Differentiable {
+    /// Add and sub pass the gradient through; the others read both inputs.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        switch function {
+        case .add, .sub: .nothing
+        default: SavedValues(inputs: [0, 1])
+        }
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let a = try ShapeRules.required(inputs, 0, node: name)
+        let b = try ShapeRules.required(inputs, 1, node: name)
+        switch function {
+        case .add, .sub, .mul, .div, .pow, .max, .min, .mod, .prelu: break
+        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor:
+            throw OpError.unsupported(node: name, "\(function.rawValue) has a bool result and no gradient")
+        }
+        return BinaryBackward(function: function, layout: BroadcastLayout(output: outputs[0].shape, inputs: [a.shape, b.shape]))
+    }
+
+    /// ∂y/∂a and ∂y/∂b at one element. Ties of max and min share the gradient equally,
+    /// as autograd does.
+    @inline(__always)
+    static func partials(_ function: BinaryFunction, _ a: Float, _ b: Float) -> (Float, Float) {
+        switch function {
+        case .add: (1, 1)
+        case .sub: (1, -1)
+        case .mul: (b, a)
+        case .div: (1 / b, -a / (b * b))
+        case .pow: (b * Foundation.pow(a, b - 1), a > 0 ? Foundation.pow(a, b) * Foundation.log(a) : 0)
+        case .max: a > b ? (1, 0) : (a < b ? (0, 1) : (0.5, 0.5))
+        case .min: a < b ? (1, 0) : (a > b ? (0, 1) : (0.5, 0.5))
+        case .mod: (1, -(a / b).rounded(.towardZero))
+        case .prelu: a >= 0 ? (1, 0) : (b, a)
+        case .equal, .less, .greater, .lessOrEqual, .greaterOrEqual, .and, .or, .xor: (0, 0)
+        }
+    }
+}
+
+/// Adds ∂L/∂y · ∂y/∂a into ∂L/∂a and likewise for b, summing over the axes each input
+/// was broadcast along. One thread: with a broadcast input, elements of many output
+/// runs add into the same gradient element.
+struct BinaryBackward: BackwardKernel {
+    let function: BinaryFunction
+    let layout: BroadcastLayout
+
+    func run(_ io: BackwardIO) {
+        let gradient = io.outputGradient
+        let (targetA, targetB) = (io.inputGradient(0), io.inputGradient(1))
+        let (strideA, strideB) = (layout.innerStride(0), layout.innerStride(1))
+        let passThrough = function == .add || function == .sub
+        let (a, b) = passThrough ? (nil, nil) : (io.inputs[0], io.inputs[1])
+        let signB: Float = function == .sub ? -1 : 1
+        layout.forEachRun(in: 0..<layout.count) { outputOffset, offsets, length in
+            let g = gradient + outputOffset
+            if let a, let b {
+                for j in 0..<length {
+                    let (da, db) = ElementwiseBinary.partials(function, a[offsets[0] + j * strideA], b[offsets[1] + j * strideB])
+                    targetA?[offsets[0] + j * strideA] += g[j] * da
+                    targetB?[offsets[1] + j * strideB] += g[j] * db
+                }
+            } else {
+                if let targetA { for j in 0..<length { targetA[offsets[0] + j * strideA] += g[j] } }
+                if let targetB { for j in 0..<length { targetB[offsets[1] + j * strideB] += signB * g[j] } }
+            }
+        }
+    }
+}

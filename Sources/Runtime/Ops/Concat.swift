@@ -78,3 +78,6 @@ public struct Concatenation: Operator {
         return StridedCopyKernel(moves)
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Concatenation: MovesElements {}

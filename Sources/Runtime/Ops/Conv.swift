@@ -308,7 +308,7 @@ struct ConvolutionKernel: Kernel {
     /// Writes the im2col rows (input channel, ky, kx) × output pixels
     /// firstPixel..<firstPixel+pixels of one group into `columns`, zeros where the
     /// window falls in the padding.
-    private func im2col(_ input: UnsafePointer<Float>, firstPixel: Int, pixels: Int,
+    func im2col(_ input: UnsafePointer<Float>, firstPixel: Int, pixels: Int,
                         into columns: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
         var row = columns
@@ -379,6 +379,188 @@ struct ConvolutionKernel: Kernel {
             }
             epilogue.apply(to: outputRow, count: g.outputWidth, bias: bias?[m] ?? 0,
                            residual: residual.map { $0 + plane * g.outputPixels + oy * g.outputWidth })
+        }
+    }
+}
+
+extension Convolution: Differentiable {
+    /// Reads X and W, the residual, and the output when the activation's derivative
+    /// follows from it (else the pre-activation is recomputed).
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        var saved = SavedValues(inputs: [0, 1, 2, 3])
+        let activation = epilogue.activation
+        if activation.function != .identity && activation.isDifferentiableFromOutput { saved.outputs = [0] }
+        return saved
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let (x, w, g) = try operandShapes(inputs)
+        let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: w[0],
+                                              group: group, geometry: g,
+                                              hasBias: inputs.count > 2 && inputs[2] != nil,
+                                              hasResidual: inputs.count > 3 && inputs[3] != nil)
+        return ConvolutionBackward(layout: layout, epilogue: epilogue)
+    }
+}
+
+/// Convolution's backward rule by im2col and GEMM, over bands of output pixels so that
+/// the column matrices stay a few MB whatever the image size:
+///   G = ∂L/∂y · act′ (the pre-activation recomputed by a forward kernel without
+///   activation when act′ does not follow from y), ∂L/∂B += Σ G,
+///   per band: C = im2col(X); ∂L/∂W += G·Cᵀ (workers split W's rows);
+///   ∂C = Wᵀ·G (workers split ∂C's rows); ∂L/∂X += col2im(∂C) (workers split channels,
+///   so no two add into the same element).
+struct ConvolutionBackward: BackwardKernel {
+    let layout: ConvolutionKernel.Layout
+    let epilogue: ConvolutionEpilogue
+    /// im2col of bands, and the forward kernel that recomputes the pre-activation.
+    let columns: ConvolutionKernel
+    let preActivation: ConvolutionKernel?
+    let bandPixels: Int
+
+    /// About 2 MB of columns per band: long enough for GEMM's inner dimension (the band
+    /// is the k of ∂W's product), small enough for L2/L3.
+    static let bandBytes = 1 << 21
+
+    init(layout: ConvolutionKernel.Layout, epilogue: ConvolutionEpilogue) {
+        self.layout = layout
+        self.epilogue = epilogue
+        columns = ConvolutionKernel(layout: layout, epilogue: epilogue)
+        let activation = epilogue.activation
+        if activation.function != .identity && !activation.isDifferentiableFromOutput {
+            var plain = layout
+            plain.hasResidual = layout.hasResidual && epilogue.residualBeforeActivation
+            preActivation = ConvolutionKernel(layout: plain, epilogue: ConvolutionEpilogue(activation: .identity,
+                                                                                          residualBeforeActivation: true))
+        } else {
+            preActivation = nil
+        }
+        let fit = Self.bandBytes / (MemoryLayout<Float>.size * Swift.max(layout.columnRows, 1))
+        bandPixels = Swift.min(layout.geometry.outputPixels, Swift.max(256, fit / 16 * 16))
+    }
+
+    private var outputCount: Int { layout.batch * layout.outChannels * layout.geometry.outputPixels }
+    private var bandBytes: Int { (layout.columnRows * bandPixels * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    private var gradientBytes: Int {
+        epilogue.activation.function == .identity ? 0 : (outputCount * MemoryLayout<Float>.size + 63) / 64 * 64
+    }
+
+    var scratchBytes: Int { 2 * bandBytes + gradientBytes + (preActivation?.scratchBytes ?? 0) }
+
+    func run(_ io: BackwardIO) {
+        let l = layout, g = l.geometry
+        guard let scratch = io.scratch else { preconditionFailure("conv backward ran without scratch") }
+        let columnBand = scratch.assumingMemoryBound(to: Float.self)
+        let gradientBand = (scratch + bandBytes).assumingMemoryBound(to: Float.self)
+        let x = io.input(0), w = io.input(1)
+        let outputGradient = io.outputGradient
+        let count = outputCount
+        // G: ∂L/∂(pre-activation).
+        let gz: UnsafePointer<Float>
+        let activation = epilogue.activation
+        if activation.function == .identity {
+            gz = outputGradient
+        } else {
+            let buffer = (scratch + 2 * bandBytes).assumingMemoryBound(to: Float.self)
+            if let preActivation {
+                preActivation.run(KernelIO(inputs: [x, w, l.hasBias ? io.inputs[2] : nil,
+                                                    l.hasResidual && epilogue.residualBeforeActivation ? io.inputs[3] : nil],
+                                           outputs: [buffer], scratch: scratch + 2 * bandBytes + gradientBytes, pool: io.pool))
+                io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                    for i in range { buffer[i] = outputGradient[i] * activation.derivative(buffer[i]) }
+                }
+            } else {
+                let y = io.output(0)
+                let residual = l.hasResidual && !epilogue.residualBeforeActivation ? io.inputs[3] : nil
+                io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                    for i in range {
+                        let activated = residual.map { y[i] - $0[i] } ?? y[i]
+                        buffer[i] = outputGradient[i] * activation.derivative(fromOutput: activated)
+                    }
+                }
+            }
+            gz = UnsafePointer(buffer)
+        }
+        if l.hasResidual, let target = io.inputGradient(3) {
+            let source = epilogue.residualBeforeActivation ? gz : outputGradient
+            io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                for i in range { target[i] += source[i] }
+            }
+        }
+        if l.hasBias, let target = io.inputGradient(2) {
+            io.pool.parallelFor(l.outChannels) { range in
+                for m in range {
+                    var sum: Float = 0
+                    for n in 0..<l.batch {
+                        let plane = gz + (n * l.outChannels + m) * g.outputPixels
+                        for p in 0..<g.outputPixels { sum += plane[p] }
+                    }
+                    target[m] += sum
+                }
+            }
+        }
+        let weightTarget = io.inputGradient(1), inputTarget = io.inputGradient(0)
+        guard weightTarget != nil || inputTarget != nil else { return }
+        let rows = l.columnRows
+        for n in 0..<l.batch {
+            for groupIndex in 0..<l.group {
+                let groupInput = x + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
+                let groupGradient = gz + (n * l.outChannels + groupIndex * l.groupOut) * g.outputPixels
+                let groupWeight = w + groupIndex * l.groupOut * rows
+                var first = 0
+                while first < g.outputPixels {
+                    let pixels = Swift.min(bandPixels, g.outputPixels - first)
+                    if let weightTarget {
+                        columns.im2col(groupInput, firstPixel: first, pixels: pixels, into: columnBand)
+                        io.pool.parallelFor(l.groupOut, minimumChunk: 8) { range in
+                            guard !range.isEmpty else { return }
+                            GEMM.multiply(m: range.count, n: rows, k: pixels,
+                                          a: groupGradient + range.lowerBound * g.outputPixels + first, lda: g.outputPixels,
+                                          b: columnBand, ldb: pixels, transposeB: true,
+                                          c: weightTarget + (groupIndex * l.groupOut + range.lowerBound) * rows, ldc: rows,
+                                          beta: 1)
+                        }
+                    }
+                    if let inputTarget {
+                        io.pool.parallelFor(rows, minimumChunk: 16) { range in
+                            guard !range.isEmpty else { return }
+                            GEMM.multiply(m: range.count, n: pixels, k: l.groupOut,
+                                          a: groupWeight + range.lowerBound, lda: rows, transposeA: true,
+                                          b: groupGradient + first, ldb: g.outputPixels,
+                                          c: gradientBand + range.lowerBound * pixels, ldc: pixels)
+                        }
+                        let groupTarget = inputTarget + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
+                        io.pool.parallelFor(l.groupIn) { channels in
+                            for c in channels {
+                                col2im(gradientBand + c * g.kernelPixels * pixels, firstPixel: first, pixels: pixels,
+                                       into: groupTarget + c * g.inputPixels)
+                            }
+                        }
+                    }
+                    first += pixels
+                }
+            }
+        }
+    }
+
+    /// Adds the column rows (ky, kx) × band pixels of one input channel back into its plane.
+    private func col2im(_ columns: UnsafePointer<Float>, firstPixel: Int, pixels: Int, into plane: UnsafeMutablePointer<Float>) {
+        let g = layout.geometry
+        var row = columns
+        for ky in 0..<g.kernelHeight {
+            for kx in 0..<g.kernelWidth {
+                var oy = firstPixel / g.outputWidth, ox = firstPixel % g.outputWidth
+                for p in 0..<pixels {
+                    let iy = oy * g.strideY - g.padTop + ky * g.dilationY
+                    let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
+                    if iy >= 0 && iy < g.inputHeight && ix >= 0 && ix < g.inputWidth {
+                        plane[iy * g.inputWidth + ix] += row[p]
+                    }
+                    ox += 1
+                    if ox == g.outputWidth { ox = 0; oy += 1 }
+                }
+                row += pixels
+            }
         }
     }
 }

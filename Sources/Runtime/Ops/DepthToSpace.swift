@@ -106,3 +106,6 @@ struct BlockShuffleKernel: Kernel {
         }
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension DepthToSpace: MovesElements {}

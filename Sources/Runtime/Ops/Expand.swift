@@ -34,3 +34,6 @@ public struct Expand: Operator {
                                              destinationStrides: ShapeRules.strides(shape)))
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Expand: MovesElements {}

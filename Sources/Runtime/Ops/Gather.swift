@@ -77,3 +77,6 @@ struct GatherKernel: Kernel {
         }
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Gather: MovesElements {}

@@ -98,3 +98,40 @@ struct InstanceNormalizationKernel: Kernel {
         return total
     }
 }
+
+extension InstanceNormalization: Differentiable {
+    /// Reads X (its statistics are recomputed) and the scale.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let shape = outputs[0].shape
+        return InstanceNormalizationBackward(
+            batch: shape[0], channels: shape[1],
+            rule: NormalizationGradient(rows: shape[0] * shape[1], size: shape[2...].reduce(1, *), epsilon: attributes.epsilon))
+    }
+}
+
+/// `NormalizationGradient` over planes, γ and β per channel.
+struct InstanceNormalizationBackward: BackwardKernel {
+    let batch: Int, channels: Int
+    let rule: NormalizationGradient
+
+    var scratchBytes: Int { rule.scratchBytes }
+
+    func run(_ io: BackwardIO) {
+        guard let scratch = io.scratch else { preconditionFailure("instanceNorm backward ran without scratch") }
+        let statistics = scratch.assumingMemoryBound(to: Float.self)
+        let (x, scale, gradient) = (io.input(0), io.input(1), io.outputGradient)
+        let channels = channels, batch = batch
+        rule.inputGradient(x: x, gradient: gradient, target: io.inputGradient(0), statistics: statistics,
+                           pool: io.pool) { row, _ in scale[row % channels] }
+        let size = rule.size
+        rule.parameterGradients(x: x, gradient: gradient, statistics: statistics, parameters: channels,
+                                scaleTarget: io.inputGradient(1), biasTarget: io.inputGradient(2),
+                                pool: io.pool) { channel, visit in
+            for n in 0..<batch {
+                for j in 0..<size { visit(n * channels + channel, j) }
+            }
+        }
+    }
+}

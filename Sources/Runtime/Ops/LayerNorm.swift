@@ -129,3 +129,59 @@ struct LayerNormalizationKernel: Kernel {
         }
     }
 }
+
+extension LayerNormalization: Differentiable {
+    /// Reads X (its statistics are recomputed) and the scale.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (scale, bias) = (input(inputs, 1), input(inputs, 2))
+        let normalized = try normalizedShape(x.shape, scale: scale?.shape, bias: bias?.shape)
+        let size = normalized.reduce(1, *)
+        /// Per parameter element, the positions of a row that read it.
+        func positions(_ parameter: ValueFact?) -> [[Int]]? {
+            guard let parameter else { return nil }
+            var positions = [[Int]](repeating: [], count: parameter.count)
+            for (j, index) in ShapeRules.broadcastSourceIndices(parameter.shape, to: normalized).enumerated() {
+                positions[index].append(j)
+            }
+            return positions
+        }
+        return LayerNormalizationBackward(
+            rule: NormalizationGradient(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: attributes.epsilon),
+            scaleIndices: scale.map { ShapeRules.broadcastSourceIndices($0.shape, to: normalized) },
+            scalePositions: positions(scale), biasPositions: positions(bias))
+    }
+}
+
+/// `NormalizationGradient` over rows of the normalised axes, γ and β per position (or
+/// per element of a smaller shape broadcast to them).
+struct LayerNormalizationBackward: BackwardKernel {
+    let rule: NormalizationGradient
+    /// γ's element for each position of a row.
+    let scaleIndices: [Int]?
+    let scalePositions: [[Int]]?, biasPositions: [[Int]]?
+
+    var scratchBytes: Int { rule.scratchBytes }
+
+    func run(_ io: BackwardIO) {
+        guard let scratch = io.scratch else { preconditionFailure("layerNorm backward ran without scratch") }
+        let statistics = scratch.assumingMemoryBound(to: Float.self)
+        let (x, gradient) = (io.input(0), io.outputGradient)
+        let scale = scaleIndices.map { (io.input(1), $0) }
+        rule.inputGradient(x: x, gradient: gradient, target: io.inputGradient(0), statistics: statistics,
+                           pool: io.pool) { _, j in scale.map { $0.0[$0.1[j]] } ?? 1 }
+        let rows = rule.rows
+        for (positions, scaleTarget, biasTarget) in [(scalePositions, io.inputGradient(1), nil),
+                                                     (biasPositions, nil, io.inputGradient(2))] {
+            guard let positions else { continue }
+            rule.parameterGradients(x: x, gradient: gradient, statistics: statistics, parameters: positions.count,
+                                    scaleTarget: scaleTarget, biasTarget: biasTarget, pool: io.pool) { parameter, visit in
+                for row in 0..<rows {
+                    for j in positions[parameter] { visit(row, j) }
+                }
+            }
+        }
+    }
+}

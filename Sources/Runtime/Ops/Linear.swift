@@ -124,3 +124,95 @@ struct LinearKernel: Kernel {
         }
     }
 }
+
+extension Linear: Differentiable {
+    /// Reads X, W and B (to recompute the pre-activation), or the output when the
+    /// activation's derivative follows from it.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        let activation = attributes.activation
+        return activation.function != .identity && activation.isDifferentiableFromOutput
+            ? SavedValues(inputs: [0, 1], outputs: [0]) : SavedValues(inputs: [0, 1, 2])
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let weight = try ShapeRules.required(inputs, 1, node: name)
+        let (n, k) = (weight.shape[0], weight.shape[1])
+        return LinearBackward(rows: n == 0 ? 0 : outputs[0].count / n, n: n, k: k,
+                              hasBias: inputs.count > 2 && inputs[2] != nil, activation: attributes.activation)
+    }
+}
+
+/// Linear's backward rule: G = ∂L/∂y · act′ (in scratch unless the activation is the
+/// identity; the pre-activation is recomputed when act′ needs it), then three products
+/// ∂L/∂X += G·W, ∂L/∂W += Gᵀ·X, ∂L/∂B += column sums of G, each split over workers by
+/// the rows it writes.
+struct LinearBackward: BackwardKernel {
+    let rows: Int, n: Int, k: Int
+    let hasBias: Bool
+    let activation: Activation
+
+    var scratchBytes: Int { activation.function == .identity ? 0 : rows * n * MemoryLayout<Float>.size }
+
+    func run(_ io: BackwardIO) {
+        let (x, weight) = (io.input(0), io.input(1))
+        let (rows, n, k) = (rows, n, k)
+        let g: UnsafePointer<Float>
+        if activation.function == .identity {
+            g = io.outputGradient
+        } else {
+            guard let scratch = io.scratch?.assumingMemoryBound(to: Float.self) else {
+                preconditionFailure("linear backward ran without scratch")
+            }
+            let fromOutput = activation.isDifferentiableFromOutput
+            let bias = hasBias ? io.inputs[2] : nil
+            let gradient = io.outputGradient
+            let y = fromOutput ? io.output(0) : nil
+            io.pool.parallelFor(rows, minimumChunk: 64) { range in
+                guard !range.isEmpty else { return }
+                let block = scratch + range.lowerBound * n
+                if let y {
+                    activationGradient(block, gradient + range.lowerBound * n, values: y + range.lowerBound * n,
+                                       count: range.count * n, fromOutput: true)
+                    return
+                }
+                // The pre-activation X·Wᵀ + B, then the derivative there, in place.
+                GEMM.multiply(m: range.count, n: n, k: k, a: x + range.lowerBound * k, lda: k,
+                              b: weight, ldb: k, transposeB: true, c: block, ldc: n)
+                for row in 0..<range.count {
+                    let values = block + row * n, g = gradient + (range.lowerBound + row) * n
+                    for j in 0..<n { values[j] = g[j] * activation.derivative(values[j] + (bias?[j] ?? 0)) }
+                }
+            }
+            g = UnsafePointer(scratch)
+        }
+        if let target = io.inputGradient(0), n > 0 {
+            io.pool.parallelFor(rows, minimumChunk: 64) { range in
+                guard !range.isEmpty else { return }
+                GEMM.multiply(m: range.count, n: k, k: n, a: g + range.lowerBound * n, lda: n,
+                              b: weight, ldb: k, c: target + range.lowerBound * k, ldc: k, beta: 1)
+            }
+        }
+        if let target = io.inputGradient(1), rows > 0 {
+            io.pool.parallelFor(n, minimumChunk: 8) { range in
+                guard !range.isEmpty else { return }
+                GEMM.multiply(m: range.count, n: k, k: rows, a: g + range.lowerBound, lda: n, transposeA: true,
+                              b: x, ldb: k, c: target + range.lowerBound * k, ldc: k, beta: 1)
+            }
+        }
+        if hasBias, let target = io.inputGradient(2) {
+            io.pool.parallelFor(n, minimumChunk: 64) { range in
+                for j in range {
+                    var sum: Float = 0
+                    for row in 0..<rows { sum += g[row * n + j] }
+                    target[j] += sum
+                }
+            }
+        }
+    }
+
+    private func activationGradient(_ destination: UnsafeMutablePointer<Float>, _ gradient: UnsafePointer<Float>,
+                                    values: UnsafePointer<Float>, count: Int, fromOutput: Bool) {
+        destination.update(from: gradient, count: count)
+        activation.backward(destination, values: values, count: count, valuesAreOutputs: fromOutput)
+    }
+}

@@ -121,3 +121,49 @@ struct MatrixMultiplyKernel: Kernel {
         }
     }
 }
+
+extension MatrixMultiply: Differentiable {
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let a = try ShapeRules.required(inputs, 0, node: name)
+        let b = try ShapeRules.required(inputs, 1, node: name)
+        let g = try geometry(a.shape, b.shape)
+        return MatrixMultiplyBackward(m: g.m, k: g.k, n: g.n,
+                                      aMatrices: ShapeRules.broadcastSourceIndices(g.aBatch, to: g.batch),
+                                      bMatrices: ShapeRules.broadcastSourceIndices(g.bBatch, to: g.batch))
+    }
+}
+
+/// Per batch matrix: ∂A += ∂C·Bᵀ, ∂B += Aᵀ·∂C. A matrix broadcast over batches receives
+/// the sum; batches are split over workers only by the matrices they write (the
+/// gradients of A, then of B), so no two workers add into one.
+struct MatrixMultiplyBackward: BackwardKernel {
+    let m: Int, k: Int, n: Int
+    /// For each output batch, the index of the A and B matrix it read.
+    let aMatrices: [Int], bMatrices: [Int]
+
+    func run(_ io: BackwardIO) {
+        let (a, b, gradient) = (io.input(0), io.input(1), io.outputGradient)
+        let (m, k, n) = (m, k, n)
+        guard m > 0, k > 0, n > 0 else { return }
+        for (target, matrices, isA) in [(io.inputGradient(0), aMatrices, true), (io.inputGradient(1), bMatrices, false)] {
+            guard let target else { continue }
+            let count = (matrices.max() ?? -1) + 1
+            io.pool.parallelFor(count) { range in
+                for matrix in range {
+                    for batch in matrices.indices where matrices[batch] == matrix {
+                        let c = gradient + batch * m * n
+                        if isA {
+                            GEMM.multiply(m: m, n: k, k: n, a: c, lda: n, b: b + bMatrices[batch] * k * n, ldb: n,
+                                          transposeB: true, c: target + matrix * m * k, ldc: k, beta: 1)
+                        } else {
+                            GEMM.multiply(m: k, n: n, k: m, a: a + aMatrices[batch] * m * k, lda: k, transposeA: true,
+                                          b: c, ldb: n, c: target + matrix * k * n, ldc: n, beta: 1)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

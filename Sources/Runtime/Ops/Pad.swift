@@ -168,3 +168,6 @@ struct PadKernel: Kernel {
         }
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Pad: MovesElements {}

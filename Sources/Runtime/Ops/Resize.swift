@@ -275,3 +275,57 @@ struct ResizeKernel: Kernel {
         }
     }
 }
+
+extension Resize: Differentiable {
+    /// Interpolation is linear in X with weights that depend only on shapes.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (shape, scales) = try plan(inputs)
+        let rank = shape.count
+        let (inH, inW, outH, outW) = (x.shape[rank - 2], x.shape[rank - 1], shape[rank - 2], shape[rank - 1])
+        let rows = axisTable(input: inH, output: outH, scale: scales[0])
+        let columns = axisTable(input: inW, output: outW, scale: scales[1])
+        return ResizeBackward(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
+                              outputHeight: outH, outputWidth: outW, taps: tapCount,
+                              rowIndices: rows.indices, rowWeights: rows.weights,
+                              columnIndices: columns.indices, columnWeights: columns.weights)
+    }
+}
+
+/// The transpose of the resize tables: each output row's gradient is spread over input
+/// columns into a row buffer, which is then added to the input rows it was read from with
+/// their weights. Planes are independent, so workers take whole planes.
+struct ResizeBackward: BackwardKernel {
+    let planes: Int
+    let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
+    let taps: Int
+    let rowIndices: [Int], rowWeights: [Float]
+    let columnIndices: [Int], columnWeights: [Float]
+
+    func run(_ io: BackwardIO) {
+        guard let target = io.inputGradient(0) else { return }
+        let gradient = io.outputGradient
+        io.pool.parallelFor(planes) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: inputWidth) { buffer in
+                guard let row = buffer.baseAddress else { return }
+                for plane in range {
+                    let input = target + plane * inputHeight * inputWidth
+                    for oy in 0..<outputHeight {
+                        let g = gradient + (plane * outputHeight + oy) * outputWidth
+                        row.update(repeating: 0, count: inputWidth)
+                        for ox in 0..<outputWidth {
+                            for t in 0..<taps { row[columnIndices[ox * taps + t]] += columnWeights[ox * taps + t] * g[ox] }
+                        }
+                        for t in 0..<taps {
+                            let weight = rowWeights[oy * taps + t]
+                            let destination = input + rowIndices[oy * taps + t] * inputWidth
+                            for ix in 0..<inputWidth { destination[ix] += weight * row[ix] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

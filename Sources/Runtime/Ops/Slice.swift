@@ -98,3 +98,6 @@ public struct Slice: Operator {
                                              destinationStrides: ShapeRules.strides(window.shape)))
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Slice: MovesElements {}

@@ -130,3 +130,36 @@ struct SoftmaxKernel: Kernel {
         }
     }
 }
+
+extension Softmax: Differentiable {
+    /// ∂L/∂x = y ⊙ (∂L/∂y − Σ ∂L/∂y ⊙ y) along the axis: only the output is needed.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(outputs: [0]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let (outer, length, inner) = try extents(outputs[0].shape)
+        return SoftmaxBackward(outer: outer, length: length, inner: inner)
+    }
+}
+
+/// Softmax's backward rule, one (outer, inner) line along the axis at a time.
+struct SoftmaxBackward: BackwardKernel {
+    let outer: Int, length: Int, inner: Int
+
+    func run(_ io: BackwardIO) {
+        guard let target = io.inputGradient(0) else { return }
+        let (y, gradient) = (io.output(0), io.outputGradient)
+        let (length, inner) = (length, inner)
+        io.pool.parallelFor(outer * inner, minimumChunk: Swift.max(1, (1 << 12) / Swift.max(length, 1))) { range in
+            for line in range {
+                let (o, i) = line.quotientAndRemainder(dividingBy: inner)
+                let start = o * length * inner + i
+                var dot: Float = 0
+                for k in 0..<length { dot += gradient[start + k * inner] * y[start + k * inner] }
+                for k in 0..<length {
+                    let index = start + k * inner
+                    target[index] += y[index] * (gradient[index] - dot)
+                }
+            }
+        }
+    }
+}

@@ -30,3 +30,6 @@ public struct SpaceToDepth: Operator {
         return BlockShuffleKernel(shuffle: try shuffle(x.shape), toWide: false)
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension SpaceToDepth: MovesElements {}

@@ -84,3 +84,6 @@ public struct Split: Operator {
         return StridedCopyKernel(moves)
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Split: MovesElements {}

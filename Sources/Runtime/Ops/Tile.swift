@@ -49,3 +49,6 @@ public struct Tile: Operator {
         return StridedCopyKernel(StridedCopy(shape: shape, sourceStrides: sourceStrides, destinationStrides: destinationStrides))
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Tile: MovesElements {}

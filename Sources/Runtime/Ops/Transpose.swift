@@ -47,3 +47,6 @@ public struct Transpose: Operator {
                                              destinationStrides: ShapeRules.strides(outputs[0].shape)))
     }
 }
+
+/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
+extension Transpose: MovesElements {}

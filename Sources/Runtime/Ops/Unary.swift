@@ -75,3 +75,41 @@ struct UnaryKernel: Kernel {
         }
     }
 }
+
+extension ElementwiseUnary: Differentiable {
+    /// Keeps the output where the derivative follows from it (relu, sigmoid, tanh), else
+    /// the input.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        activation.isDifferentiableFromOutput ? SavedValues(outputs: [0]) : SavedValues(inputs: [0])
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        UnaryBackward(activation: activation, count: outputs[0].count)
+    }
+}
+
+/// ∂L/∂x = ∂L/∂y · f′, a block at a time through a small stack buffer.
+struct UnaryBackward: BackwardKernel {
+    let activation: Activation
+    let count: Int
+
+    func run(_ io: BackwardIO) {
+        guard let target = io.inputGradient(0) else { return }
+        let gradient = io.outputGradient
+        let fromOutput = activation.isDifferentiableFromOutput
+        let values = fromOutput ? io.output(0) : io.input(0)
+        let blocks = (count + UnaryKernel.blockSize - 1) / UnaryKernel.blockSize
+        io.pool.parallelFor(blocks, minimumChunk: 16) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: UnaryKernel.blockSize) { buffer in
+                guard let block = buffer.baseAddress else { return }
+                for index in range {
+                    let start = index * UnaryKernel.blockSize
+                    let length = Swift.min(UnaryKernel.blockSize, count - start)
+                    block.update(from: gradient + start, count: length)
+                    activation.backward(block, values: values + start, count: length, valuesAreOutputs: fromOutput)
+                    for i in 0..<length { target[start + i] += block[i] }
+                }
+            }
+        }
+    }
+}

@@ -12,7 +12,7 @@ enum Planner {
     static let kernelsBuilt = Atomic<Int>(0)
 
     /// A runtime buffer: its size and the steps between which it must live.
-    private struct Buffer {
+    struct Buffer {
         var bytes: Int
         var first: Int
         var last: Int
@@ -141,7 +141,7 @@ enum Planner {
 
     /// Greedy placement, largest buffer first, at the lowest offset that collides with
     /// no already placed buffer whose lifetime overlaps. Returns the arena size.
-    private static func assignOffsets(_ buffers: inout [Buffer]) -> Int {
+    static func assignOffsets(_ buffers: inout [Buffer]) -> Int {
         var placed: [Int] = []
         var arena = 0
         for id in buffers.indices.sorted(by: { buffers[$0].bytes > buffers[$1].bytes }) {
@@ -162,7 +162,7 @@ enum Planner {
         return arena
     }
 
-    private static func byteCount(_ shape: [Int]) -> Int { shape.reduce(1, *) * MemoryLayout<Float>.size }
+    static func byteCount(_ shape: [Int]) -> Int { shape.reduce(1, *) * MemoryLayout<Float>.size }
 
-    private static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
+    static func align(_ bytes: Int) -> Int { (bytes + alignment - 1) / alignment * alignment }
 }

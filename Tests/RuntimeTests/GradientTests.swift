@@ -1,0 +1,172 @@
+import Format
+import Foundation
+import ImageFiles
+@testable import Runtime
+import TestSupport
+import XCTest
+
+/// Every backward rule against PyTorch autograd: each case of
+/// scripts/fixtures/make_gradient_cases.py is one op on random inputs with a random
+/// upstream gradient U (loss sum(y·U)); the inputs' gradients from a `GradientPlan` must
+/// match autograd's. fp32 against PyTorch's float64: 1e-4 relative to the largest
+/// reference gradient, the bound the forward golden cases use; sums over a few hundred
+/// products in float stay well inside it.
+final class GradientTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/gradients")
+    static let tolerance: Float = 1e-4
+
+    /// The graph of each case: its node and the plan-time constants it reads. Inputs are
+    /// x0, x1, … (every one differentiated); the output is y.
+    static let cases: [String: (op: Op, constants: [ConstantTensor])] = {
+        var cases: [String: (op: Op, constants: [ConstantTensor])] = [:]
+        func conv(_ configure: (inout ConvAttributes) -> Void) -> Op {
+            var attributes = ConvAttributes()
+            configure(&attributes)
+            return .conv(attributes)
+        }
+        cases["conv_leaky_bias"] = (conv {
+            $0.window.pads = [1, 1, 1, 1]
+            $0.activation = Activation(function: .leakyRelu, alpha: 0.2)
+        }, [])
+        cases["conv_stride2_gelu"] = (conv {
+            $0.window.pads = [1, 1, 1, 1]
+            $0.window.strides = [2, 2]
+            $0.activation = Activation(function: .gelu)
+        }, [])
+        cases["conv_grouped_dilated_residual_sigmoid"] = (conv {
+            $0.window.dilations = [2, 2]
+            $0.group = 2
+            $0.activation = Activation(function: .sigmoid)
+            $0.residualBeforeActivation = true
+        }, [])
+        cases["conv_relu_residual_after"] = (conv { $0.activation = Activation(function: .relu) }, [])
+        var gelu = LinearAttributes()
+        gelu.activation = Activation(function: .gelu)
+        cases["linear_gelu"] = (.linear(gelu), [])
+        cases["linear_plain"] = (.linear(LinearAttributes()), [])
+        cases["matmul_broadcast"] = (.matMul, [])
+        cases["matmul_batched"] = (.matMul, [])
+        cases["layernorm"] = (.layerNorm(LayerNormAttributes()), [])
+        cases["instancenorm"] = (.instanceNorm(InstanceNormAttributes()), [])
+        cases["softmax_last"] = (.softmax(SoftmaxAttributes()), [])
+        var axis1 = SoftmaxAttributes()
+        axis1.axis = 1
+        cases["softmax_axis1"] = (.softmax(axis1), [])
+        for function: UnaryFunction in [.tanh, .sigmoid, .gelu, .geluTanh, .silu, .elu, .softplus, .leakyRelu, .relu, .exp,
+                                        .sin, .cos, .erf, .abs, .neg, .sqrt, .log, .reciprocal] {
+            cases["unary_\(function.rawValue)"] = (.unary(Activation(function: function)), [])
+        }
+        cases["unary_hardSigmoid"] = (.unary(Activation(function: .hardSigmoid, alpha: 0.2, beta: 0.5)), [])
+        cases["unary_clip"] = (.unary(Activation(function: .clip, min: -0.5, max: 0.5)), [])
+        cases["binary_add_broadcast"] = (.binary(.add), [])
+        cases["binary_sub_broadcast"] = (.binary(.sub), [])
+        cases["binary_mul_broadcast"] = (.binary(.mul), [])
+        cases["binary_div"] = (.binary(.div), [])
+        cases["binary_pow"] = (.binary(.pow), [])
+        cases["binary_max"] = (.binary(.max), [])
+        cases["concat_axis1"] = (.concat(ConcatAttributes(axis: 1)), [])
+        cases["slice_steps"] = (.slice, [
+            ConstantTensor(name: "starts", shape: [2], ints: [1, 0]), ConstantTensor(name: "ends", shape: [2], ints: [5, 7]),
+            ConstantTensor(name: "axes", shape: [2], ints: [2, 3]), ConstantTensor(name: "steps", shape: [2], ints: [2, 3]),
+        ])
+        cases["transpose"] = (.transpose(TransposeAttributes(perm: [0, 2, 3, 1])), [])
+        var reflect = PadAttributes()
+        reflect.mode = .reflect
+        cases["pad_reflect"] = (.pad(reflect), [
+            ConstantTensor(name: "pads", shape: [8], ints: [0, 0, 1, 2, 0, 0, 2, 1]),
+        ])
+        let scales = ConstantTensor(name: "scales", shape: [4], floats: [1, 1, 2, 2])
+        cases["resize_nearest2"] = (.resize(ResizeAttributes()), [scales])
+        var bilinear = ResizeAttributes()
+        bilinear.mode = .linear
+        cases["resize_bilinear2"] = (.resize(bilinear), [scales])
+        var pixelShuffle = DepthToSpaceAttributes()
+        pixelShuffle.blockSize = 2
+        pixelShuffle.mode = .columnRowDepth
+        cases["depth_to_space"] = (.depthToSpace(pixelShuffle), [])
+        cases["reshape"] = (.reshape(ReshapeAttributes()), [ConstantTensor(name: "shape", shape: [2], ints: [6, 4])])
+        return cases
+    }()
+
+    func testEveryRuleMatchesAutograd() throws {
+        let folders = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).sorted()
+        XCTAssertEqual(Set(folders), Set(Self.cases.keys), "fixture folders and test cases differ")
+        var report: [String] = []
+        for name in folders {
+            guard let (op, constants) = Self.cases[name] else { continue }
+            let folder = Self.fixtures.appendingPathComponent(name)
+            var inputs: [HostTensor] = []
+            while FileManager.default.fileExists(atPath: folder.appendingPathComponent("x\(inputs.count).npy").path) {
+                inputs.append(try NumPyFile.read(path: folder.appendingPathComponent("x\(inputs.count).npy").path))
+            }
+            let upstream = try NumPyFile.read(path: folder.appendingPathComponent("upstream.npy").path).floats
+            let expectedOutput = try NumPyFile.read(path: folder.appendingPathComponent("output.npy").path).floats
+            // Plan-time inputs follow the data inputs.
+            let inputNames = inputs.indices.map { "x\($0)" } + constants.map(\.name)
+            let graph = Graph(
+                inputs: inputs.enumerated().map { ValueInfo(name: "x\($0)", dtype: .float32, shape: $1.shape.map { .fixed($0) }) },
+                outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
+                nodes: [Node(name: name, op, inputs: inputNames, outputs: ["y"])],
+                constants: constants)
+            let plan = try GradientPlan(model: try Model(graph: graph), inputShapes: inputs.map(\.shape), parameters: [],
+                                        wantedInputs: inputs.indices.map { "x\($0)" }, threads: 2)
+            var output: [Float] = []
+            plan.run(inputs: inputs, parameters: []) { y, gradient in
+                output = Array(y)
+                for i in gradient.indices { gradient[i] = upstream[i] }
+                return 0
+            }
+            let forward = maxAbsAndRelativeError(output, expectedOutput)
+            XCTAssertLessThanOrEqual(forward.relative, Self.tolerance, "\(name) forward")
+            for index in inputs.indices {
+                let expected = try NumPyFile.read(path: folder.appendingPathComponent("grad\(index).npy").path).floats
+                let error = maxAbsAndRelativeError(Array(plan.inputGradient(index)), expected)
+                report.append("\(name) ∂x\(index): max abs \(error.maxAbs), relative \(error.relative)")
+                XCTAssertLessThanOrEqual(error.relative, Self.tolerance, "\(name) gradient of input \(index)")
+            }
+        }
+        print("Gradients against PyTorch autograd:\n  " + report.joined(separator: "\n  "))
+    }
+
+    /// `OpKind.traits` claims a gradient exactly for the ops whose operator has a rule.
+    func testHasGradientTraitMatchesTheOperators() throws {
+        for kind in OpKind.allCases {
+            let node = Node(name: "n", try Self.sampleOp(kind), inputs: ["x"], outputs: ["y"])
+            let operator_ = try OpKind.makeOperator(node)
+            XCTAssertEqual(kind.traits.contains(.hasGradient), operator_ is any Differentiable, "\(kind)")
+        }
+    }
+
+    /// An op of `kind` with its required attributes set.
+    static func sampleOp(_ kind: OpKind) throws -> Op {
+        let required: [OpKind: [String: Attribute]] = [
+            .concat: ["axis": .int(0)], .unsqueeze: ["axes": .ints([0])], .spaceToDepth: ["blockSize": .int(2)],
+            .windowAttention: ["windowSize": .int(2), "heads": .int(1)], .cast: ["to": .string("f32")],
+            .depthToSpace: ["blockSize": .int(2)], .maxPool: ["kernelShape": .ints([2, 2])],
+            .averagePool: ["kernelShape": .ints([2, 2])], .unary: ["function": .string("relu")],
+            .binary: ["function": .string("add")], .reduce: ["function": .string("mean")],
+        ]
+        return try Op(kind: kind, attributes: required[kind] ?? [:], node: "n")
+    }
+
+    /// A wrong gradient path is refused by name: an op without a rule between the wanted
+    /// input and the loss.
+    func testOpWithoutRuleIsNamed() throws {
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(1), .fixed(4), .fixed(4)])],
+                          outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
+                          nodes: [Node(name: "pool", .maxPool(try XCTUnwrap(try Self.sampleOp(.maxPool).poolAttributes)),
+                                       inputs: ["x"], outputs: ["y"])])
+        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: [[1, 1, 4, 4]], parameters: [],
+                                              wantedInputs: ["x"], threads: 1)) { error in
+            XCTAssertEqual(error as? GradientError, .noRule(node: "pool", op: .maxPool))
+        }
+    }
+}
+
+private extension Op {
+    var poolAttributes: PoolAttributes? {
+        if case .maxPool(let attributes) = self { return attributes }
+        return nil
+    }
+}
