@@ -21,7 +21,10 @@ public struct ConversionOptions: Sendable {
     /// The restoration contract fields `convert`'s flags set; each overrides what the
     /// model carries (ONNX metadata), and the model's other fields stay as they were.
     public var contract = RestorationContract.Settings()
-    public var weights: WeightType = .f32
+    /// How weights are stored; nil keeps a checkpoint's own f16/bf16 and stores f32 otherwise.
+    public var weights: WeightType?
+    /// Choices for a checkpoint's architecture template (`--arch`, `--truncation`).
+    public var importing = ImportOptions()
 
     public init() {}
 }
@@ -34,11 +37,14 @@ public enum Conversion {
         public var report: Simplifier.Report
         /// What `--head` changed, when one was asked for.
         public var head: RGBHead.Outcome?
+        /// What the importer noticed (template chosen, training-only tensors skipped), for `-v`.
+        public var importNotes: [String] = []
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
         let url = URL(fileURLWithPath: path)
-        var graph = try Importers.importer(for: url).importGraph(at: url)
+        let imported = try Importers.importer(for: url).importModel(at: url, options: options.importing)
+        var graph = imported.graph
         graph.metadata.merge(options.contract.metadata) { _, flag in flag }
         graph.metadata[RestorationContract.convertedFromKey] = url.lastPathComponent
         var contract = try RestorationContract.Settings(metadata: graph.metadata)
@@ -61,17 +67,25 @@ public enum Conversion {
             // Refuse a contract rrun could not apply, now rather than at run time.
             _ = try RestorationContract(contract, graph: graph)
         }
-        if options.weights != .f32 { storeWeights(&graph, as: options.weights) }
+        let storedWeights = options.weights ?? imported.storedWeightType.flatMap { ConversionOptions.WeightType(rawValue: $0.rawValue) }
+        if let storedWeights { storeWeights(&graph, as: storedWeights) }
         // Infer shapes once at a sample size, so a model that cannot run fails here with the
         // node named (shape inference builds no kernels: weights stay untouched).
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
         _ = try ShapeInference(graph: graph).inferShapes(samples[0], multiple: multiple)
-        return Result(graph: graph, report: report, head: head)
+        return Result(graph: graph, report: report, head: head, importNotes: imported.notes)
     }
 
     /// Re-stores large float32 constants (weights) as f16 or bf16; small ones (biases,
-    /// scales) stay f32 since they cost nothing and matter most for accuracy.
+    /// scales) stay f32 since they cost nothing and matter most for accuracy. f32 widens
+    /// f16 and bf16 constants (a half-precision checkpoint's weights) instead.
     private static func storeWeights(_ graph: inout Graph, as type: ConversionOptions.WeightType) {
+        if type == .f32 {
+            for constant in graph.orderedConstants where [.float16, .bfloat16].contains(constant.dtype) && constant.layout == .elements {
+                graph.setConstant(ConstantTensor(name: constant.name, shape: constant.shape, floats: constant.floatValues()))
+            }
+            return
+        }
         for constant in graph.orderedConstants where constant.dtype == .float32 && constant.elementCount >= 1024 {
             let bits: [UInt16] = constant.float32Elements.map { value in
                 switch type {
@@ -113,6 +127,8 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
     /// to be multiples of some N (Swin: 32) but was converted without `--multiple N`.
     case doesNotPlan(shapes: [[Int]], multiple: Int, reason: ModelError)
     case headInitialisationWithoutHead
+    /// A flag only checkpoint templates use, given for a model file of another format.
+    case optionNeedsCheckpoint(flag: String, format: String)
 
     public var description: String {
         switch self {
@@ -121,6 +137,8 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
             "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
                 + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"
         case .headInitialisationWithoutHead: "--head-init chooses how --head rgb builds its classifier; it needs --head rgb"
+        case .optionNeedsCheckpoint(let flag, let format):
+            "\(flag) chooses how a safetensors checkpoint is built; a \(format) file carries its whole graph"
         }
     }
 }

@@ -8,18 +8,32 @@ import Format
 struct ConvertTool: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "convert",
-        abstract: "Convert an ONNX model to Restore's .rgraph format.",
+        abstract: "Convert an ONNX model or a safetensors checkpoint to Restore's .rgraph format.",
         discussion: """
             The restoration options record how rrun and libRestore turn pixels into the \
             model's input and its output back into pixels (docs/design.md §4).
-            Example: convert denoiser.onnx -o denoiser.rgraph --range 0,1 --residual
+            A checkpoint (a folder with config.json and model.safetensors or a sharded \
+            model.safetensors.index.json, or a .safetensors file with config.json beside it) \
+            is built by the architecture template its tensor names select (--list-archs).
+            Examples: convert denoiser.onnx -o denoiser.rgraph --range 0,1 --residual
+                      convert biggan-deep-128/ -o g.rgraph --truncation 0.4
             """)
 
-    @Argument(help: "The model to convert (.onnx; external data files next to it are read).")
-    var model: String
+    @Argument(help: ArgumentHelp("The model to convert: .onnx (external data files next to it are read), or a checkpoint "
+                                 + "folder, .safetensors file or model.safetensors.index.json."))
+    var model: String?
 
     @Option(name: .shortAndLong, help: "The .rgraph file to write.")
-    var output: String
+    var output: String?
+
+    @Flag(help: "List the architecture templates for safetensors checkpoints, and exit.")
+    var listArchs = false
+
+    @Option(help: "The architecture template for a checkpoint (default: detected from its tensor names).")
+    var arch: String?
+
+    @Option(help: "BigGAN truncation in (0, 1]: picks or blends the rows of its batch norms' statistics (default 1).")
+    var truncation: Double?
 
     @Option(help: "Attach a head: rgb turns a dense-prediction network into a 3-channel restorer.")
     var head: String?
@@ -56,15 +70,23 @@ struct ConvertTool: ParsableCommand {
     @Option(help: "Task stored in the model: denoise, deblur, inpaint, colorize, super-resolve, generate or restore.")
     var task: String?
 
-    @Option(help: "How weights are stored: f32, f16 or bf16 (computation stays f32).")
-    var weights: String = "f32"
+    @Option(help: ArgumentHelp("How weights are stored: f32, f16 or bf16 (computation stays f32). "
+                               + "Default: a checkpoint's own f16/bf16, else f32."))
+    var weights: String?
 
-    @Flag(name: .shortAndLong, help: "Print what the rewrite passes did.")
+    @Flag(name: .shortAndLong, help: "Print what the import and the rewrite passes did.")
     var verbose = false
 
     func run() throws {
+        if listArchs {
+            for template in ArchitectureTemplates.all { print("\(template.name): \(template.summary)") }
+            return
+        }
+        guard let model, let output else { throw ValidationError("convert needs a model and -o OUT.rgraph (or --list-archs)") }
         do {
             var options = ConversionOptions()
+            options.importing.architecture = arch
+            options.importing.truncation = truncation
             if let head {
                 guard let kind = ConversionOptions.Head(rawValue: head) else {
                     throw ValidationError("--head is rgb, found '\(head)'")
@@ -87,16 +109,21 @@ struct ConvertTool: ParsableCommand {
             options.contract.multiple = multiple
             options.contract.tile = tile
             options.contract.overlap = overlap
-            guard let weightType = ConversionOptions.WeightType(rawValue: weights) else {
-                throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
+            if let weights {
+                guard let weightType = ConversionOptions.WeightType(rawValue: weights) else {
+                    throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
+                }
+                options.weights = weightType
             }
-            options.weights = weightType
             let result = try Conversion.convert(model, options: options)
             try RGraphWriter.write(result.graph, to: output)
             print("\(model) → \(output): \(result.report.nodesBefore) nodes imported, \(result.report.nodesAfter) after fusion, "
                   + "\(result.graph.constants.count) tensors")
             if let head = result.head { print(head) }
-            if verbose { print(result.report) }
+            if verbose {
+                result.importNotes.forEach { print($0) }
+                print(result.report)
+            }
         } catch let error as ValidationError {
             throw error
         } catch {

@@ -252,8 +252,9 @@ enum FloatText {
 }
 
 extension DecodingError {
-    /// Where in the JSON document decoding failed and why, for `RGraphError.malformedHeader`.
-    var locatedDescription: String {
+    /// Where in the JSON document decoding failed and why, for `RGraphError.malformedHeader`
+    /// and the readers of other JSON (safetensors headers, checkpoint configs).
+    public var locatedDescription: String {
         func location(_ path: [CodingKey]) -> String {
             guard !path.isEmpty else { return "top level" }
             var text = ""

@@ -140,6 +140,39 @@ final class CommandLineTests: XCTestCase {
                                         "-o", output, "--range", "0,2"]), mentioning: "restore.range", noFileAt: output)
     }
 
+    /// A safetensors checkpoint folder converts as published: `--list-archs` names the
+    /// template, `-v` says which was detected, rrun runs the result in tensor mode; a
+    /// corrupt checkpoint is refused naming its file, and `--truncation` on ONNX is refused.
+    func testConvertTakesACheckpointFolder() throws {
+        let listed = try run("convert", ["--list-archs"])
+        XCTAssertEqual(listed.status, 0, listed.stderr)
+        XCTAssertTrue(listed.stdout.contains("biggan-deep:"), listed.stdout)
+
+        let folder = Self.fixtures.appendingPathComponent("checkpoints/biggan-deep")
+        let model = path("g.rgraph")
+        let converted = try run("convert", [folder.path, "-o", model, "--truncation", "0.4", "-v"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        XCTAssertTrue(converted.stdout.contains("architecture template biggan-deep (detected from names)"), converted.stdout)
+        let image = path("image.npy")
+        let ran = try run("rrun", [model, folder.appendingPathComponent("input_0.npy").path,
+                                   "class_vector=" + folder.appendingPathComponent("input_1.npy").path, "-o", image])
+        XCTAssertEqual(ran.status, 0, ran.stderr)
+        let expected = try NumPyFile.read(path: folder.appendingPathComponent("t0.4/output_0.npy").path)
+        let actual = try NumPyFile.read(path: image).floats
+        XCTAssertEqual(actual.count, expected.floats.count)
+        let error = zip(actual, expected.floats).map { abs($0 - $1) }.max() ?? .infinity
+        XCTAssertLessThan(error, 1e-4 * (expected.floats.map(abs).max() ?? 0), "max abs error against PyTorch")
+
+        let corrupt = path("corrupt")
+        try FileManager.default.createDirectory(atPath: corrupt, withIntermediateDirectories: true)
+        let weights = try Data(contentsOf: folder.appendingPathComponent("model.safetensors"))
+        try weights.prefix(weights.count - 5).write(to: URL(fileURLWithPath: corrupt + "/model.safetensors"))
+        let output = path("corrupt.rgraph")
+        assertFails(try run("convert", [corrupt, "-o", output]), mentioning: corrupt + "/model.safetensors", noFileAt: output)
+        assertFails(try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path, "-o", output,
+                                        "--truncation", "0.5"]), mentioning: "--truncation", noFileAt: output)
+    }
+
     /// `convert --head rgb` on the 5-class segmenter: refused without `--head-init`; with
     /// `--head-init zero --residual` the restorer starts as the identity, so rrun gives
     /// back the input image (PSNR inf).

@@ -14,7 +14,7 @@ final class ImporterTests: XCTestCase {
     func testAFileNoImporterReadsIsRefusedNamingItAndTheFormatsRead() {
         XCTAssertThrowsError(try Conversion.convert("weights/model.pt", options: ConversionOptions())) { error in
             XCTAssertEqual(error as? ConversionError, .unknownFormat("weights/model.pt"))
-            XCTAssertEqual("\(error)", "weights/model.pt: not a model file convert reads (ONNX (.onnx))")
+            XCTAssertEqual("\(error)", "weights/model.pt: not a model file convert reads (ONNX (.onnx), safetensors (.safetensors))")
         }
     }
 }

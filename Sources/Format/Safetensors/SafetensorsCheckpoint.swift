@@ -68,7 +68,7 @@ public struct SafetensorsCheckpoint: Sendable {
         do {
             index = try JSONDecoder().decode(Index.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
         } catch let error as DecodingError {
-            throw .badIndex(file: path, detail: "malformed index: \(error.summary)")
+            throw .badIndex(file: path, detail: "malformed index: \(error.locatedDescription)")
         } catch {
             throw .cannotOpen(file: path, reason: "\(error.localizedDescription)")
         }

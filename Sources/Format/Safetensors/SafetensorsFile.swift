@@ -103,7 +103,7 @@ public struct SafetensorsFile: @unchecked Sendable {
         do {
             return try JSONDecoder().decode(Header.self, from: json)
         } catch let error as DecodingError {
-            throw .malformedHeader(file: file, detail: error.summary)
+            throw .malformedHeader(file: file, detail: error.locatedDescription)
         } catch {
             throw .malformedHeader(file: file, detail: "\(error)")
         }
@@ -241,18 +241,4 @@ struct NameKey: CodingKey {
     init(stringValue: String) { self.stringValue = stringValue }
     var intValue: Int? { nil }
     init?(intValue: Int) { nil }
-}
-
-extension DecodingError {
-    /// What is wrong and where, in one line ("at 'conv.weight'.'shape': expected an array").
-    var summary: String {
-        let (path, detail): ([any CodingKey], String) = switch self {
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            (context.codingPath, context.debugDescription)
-        case .keyNotFound(let key, let context): (context.codingPath, "missing '\(key.stringValue)'")
-        @unknown default: ([], "\(self)")
-        }
-        let location = path.map { $0.intValue.map { "[\($0)]" } ?? "'\($0.stringValue)'" }.joined(separator: ".")
-        return location.isEmpty ? detail : "at \(location): \(detail)"
-    }
 }

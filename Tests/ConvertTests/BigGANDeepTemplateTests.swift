@@ -1,0 +1,178 @@
+import Foundation
+import ImageFiles
+import Runtime
+import TestSupport
+import XCTest
+@testable import Convert
+@testable import Format
+
+/// The BigGAN-deep template on a random-init pytorch-pretrained-biggan checkpoint
+/// (Tests/Fixtures/checkpoints/biggan-deep, scripts/fixtures/make_checkpoints.py): parity
+/// with PyTorch eager at three truncations, the same output as the ONNX export of the same
+/// model, and each refusal naming its tensor.
+final class BigGANDeepTemplateTests: XCTestCase {
+    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/checkpoints/biggan-deep")
+    /// fp32 throughout; the template folds spectral norm, the norms' statistics and γ into
+    /// weights, which reorders a few float operations per value (measured ≲ 1e-6).
+    static let tolerance = GoldenCase.Tolerance(relative: 1e-4, absolute: nil)
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("biggan-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    private func inputs() throws -> [HostTensor] {
+        try ["input_0.npy", "input_1.npy"].map { try NumPyFile.read(path: Self.folder.appendingPathComponent($0).path) }
+    }
+
+    private func convert(_ path: String, truncation: Double?, architecture: String? = nil) throws -> Conversion.Result {
+        var options = ConversionOptions()
+        options.importing.truncation = truncation
+        options.importing.architecture = architecture
+        return try Conversion.convert(path, options: options)
+    }
+
+    private func run(_ graph: Graph) throws -> HostTensor {
+        let session = Session(model: try Model(graph: graph), threads: 2)
+        return try session.run(try inputs())[0]
+    }
+
+    func testEachTruncationMatchesPyTorch() throws {
+        for truncation in [1.0, 0.4, 0.37] {
+            let result = try convert(Self.folder.path, truncation: truncation)
+            XCTAssertEqual(result.graph.inputs.map(\.name), ["z", "class_vector"])
+            XCTAssertEqual(result.graph.outputs.map(\.name), ["image"])
+            let expected = try NumPyFile.read(path: Self.folder.appendingPathComponent("t\(truncation)/output_0.npy").path)
+            GoldenCheck.assertClose(try run(result.graph), expected, Self.tolerance,
+                                    label: "biggan-deep safetensors t=\(truncation) vs PyTorch 2.13")
+        }
+    }
+
+    func testSafetensorsAndONNXOfOneModelGiveOneOutput() throws {
+        let fromCheckpoint = try convert(Self.folder.path, truncation: 0.37)
+        let fromONNX = try convert(Self.folder.appendingPathComponent("model.onnx").path, truncation: nil)
+        print("biggan-deep safetensors: \(fromCheckpoint.report.nodesBefore) nodes imported, "
+              + "\(fromCheckpoint.graph.nodes.count) after fusion: \(GoldenCheck.histogram(fromCheckpoint.graph))")
+        print("biggan-deep ONNX: \(fromONNX.report.nodesBefore) nodes imported, "
+              + "\(fromONNX.graph.nodes.count) after fusion: \(GoldenCheck.histogram(fromONNX.graph))")
+        // The compute-heavy ops are the same fused ops on both paths, and the template emits the
+        // self-attention as one `attention` where the ONNX export's bmm/permute/softmax stays
+        // two matMuls and a softmax (AttentionFusion does not match that layout).
+        func count(_ graph: Graph, _ kind: OpKind) -> Int { graph.nodes.filter { $0.op == kind }.count }
+        for kind in [OpKind.conv, .linear, .maxPool, .resize] {
+            XCTAssertEqual(count(fromCheckpoint.graph, kind), count(fromONNX.graph, kind), "\(kind) nodes")
+        }
+        XCTAssertEqual(count(fromCheckpoint.graph, .attention), 1)
+        XCTAssertEqual(count(fromCheckpoint.graph, .matMul) + count(fromCheckpoint.graph, .softmax), 0)
+        XCTAssertLessThanOrEqual(fromCheckpoint.graph.nodes.count, fromONNX.graph.nodes.count)
+        GoldenCheck.assertClose(try run(fromCheckpoint.graph), try run(fromONNX.graph), Self.tolerance,
+                                label: "biggan-deep safetensors vs ONNX t=0.37")
+    }
+
+    func testTruncationOutsideItsRangeIsRefused() {
+        for truncation in [0, 1.5, -0.2] {
+            XCTAssertThrowsError(try convert(Self.folder.path, truncation: truncation)) { error in
+                guard case .badOption(_, "--truncation", _)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            }
+        }
+    }
+
+    // MARK: Refusals on an edited copy of the checkpoint
+
+    /// The fixture's tensors with `edit` applied, written with the fixture's config.json.
+    private func editedCheckpoint(config: ((inout [String: Any]) -> Void)? = nil,
+                                  tensors edit: (inout SafetensorsWriter) -> Void = { _ in }) throws -> String {
+        var writer = try SafetensorsWriter(copying: SafetensorsFile.read(
+            contentsOf: Self.folder.appendingPathComponent("model.safetensors").path))
+        edit(&writer)
+        try writer.write(to: directory + "/model.safetensors")
+        var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.folder.appendingPathComponent("config.json")))
+            as? [String: Any] ?? [:]
+        config?(&settings)
+        try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        return directory
+    }
+
+    func testMissingTensorIsRefusedByName() throws {
+        let path = try editedCheckpoint(tensors: { $0.remove("generator.layers.1.conv_1.weight_u") })
+        XCTAssertThrowsError(try convert(path, truncation: 0.4)) { error in
+            XCTAssertEqual(error as? CheckpointError,
+                           .missingTensor(file: directory + "/model.safetensors", tensor: "generator.layers.1.conv_1.weight_u"))
+        }
+    }
+
+    func testUnexpectedTensorIsRefusedByName() throws {
+        let path = try editedCheckpoint(tensors: { $0.add("generator.layers.9.extra", floats: [1, 2], shape: [2]) })
+        XCTAssertThrowsError(try convert(path, truncation: 0.4)) { error in
+            XCTAssertEqual(error as? CheckpointError,
+                           .unexpectedTensors(file: directory + "/model.safetensors", tensors: ["generator.layers.9.extra"]))
+        }
+    }
+
+    func testTrainingOnlyTensorIsSkippedAndListed() throws {
+        let path = try editedCheckpoint(tensors: { $0.add("generator.bn.num_batches_tracked", floats: [3], shape: [1]) })
+        let result = try convert(path, truncation: 0.4)
+        XCTAssertTrue(result.importNotes.contains("skipped training-only tensor generator.bn.num_batches_tracked"),
+                      "\(result.importNotes)")
+    }
+
+    func testShapeDisagreeingWithTheConfigIsRefusedNamingTheTensor() throws {
+        let path = try editedCheckpoint(config: { $0["num_classes"] = 12 })
+        XCTAssertThrowsError(try convert(path, truncation: 0.4)) { error in
+            guard case .shapeMismatch(_, "embeddings.weight", [16, 12], [16, 10], _)? = error as? CheckpointError else {
+                return XCTFail("\(error)")
+            }
+        }
+    }
+
+    func testInconsistentConfigIsRefusedNamingTheSetting() throws {
+        let path = try editedCheckpoint(config: { $0["output_dim"] = 64 })
+        XCTAssertThrowsError(try convert(path, truncation: 0.4)) { error in
+            guard case .badConfig(let file, let detail)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertEqual(file, directory + "/config.json")
+            XCTAssertTrue(detail.contains("output_dim"), detail)
+        }
+    }
+
+    func testUnknownArchitectureAndUnrecognisedNamesAreRefused() throws {
+        XCTAssertThrowsError(try convert(Self.folder.path, truncation: nil, architecture: "stylegan")) { error in
+            guard case .unknownArchitecture(_, "stylegan", let known)? = error as? CheckpointError else { return XCTFail("\(error)") }
+            XCTAssertEqual(known, ArchitectureTemplates.all.map(\.name))
+        }
+        let path = try editedCheckpoint(tensors: { $0.remove("generator.gen_z.weight_orig") })
+        XCTAssertThrowsError(try convert(path, truncation: nil)) { error in
+            guard case .undetectedArchitecture(_, [], _)? = error as? CheckpointError else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testONNXFileRefusesCheckpointOptions() {
+        XCTAssertThrowsError(try convert(Self.folder.appendingPathComponent("model.onnx").path, truncation: 0.4)) { error in
+            XCTAssertEqual(error as? ConversionError, .optionNeedsCheckpoint(flag: "--truncation", format: "ONNX"))
+        }
+    }
+
+    func testHalfPrecisionCheckpointKeepsItsStorageTypeUnlessOverridden() throws {
+        let path = try editedCheckpoint(tensors: { $0.storeAsFloat16() })
+        let kept = try convert(path, truncation: 0.4)
+        let large = kept.graph.orderedConstants.filter { $0.elementCount >= 1024 }
+        XCTAssertFalse(large.isEmpty)
+        XCTAssertTrue(large.allSatisfy { $0.dtype == .float16 }, "\(large.map { "\($0.name) \($0.dtype)" })")
+        var options = ConversionOptions()
+        options.importing.truncation = 0.4
+        options.weights = .f32
+        let widened = try Conversion.convert(path, options: options)
+        XCTAssertTrue(widened.graph.orderedConstants.allSatisfy { $0.dtype != .float16 })
+        // Computation stays f32: with f32 storage the f16 checkpoint gives what PyTorch computes in
+        // f32 from the same rounded tensors; f16 storage re-rounds the weights the template folded
+        // (W/σ, the norms' affines), one more f16 rounding (2⁻¹¹ relative per weight).
+        let expected = try NumPyFile.read(path: Self.folder.appendingPathComponent("t0.4/output_f16-weights.npy").path)
+        GoldenCheck.assertClose(try run(widened.graph), expected, Self.tolerance,
+                                label: "biggan-deep f16 checkpoint, --weights f32, vs PyTorch on the rounded weights")
+        GoldenCheck.assertClose(try run(kept.graph), expected, GoldenCase.Tolerance(relative: 5e-3, absolute: nil),
+                                label: "biggan-deep f16 checkpoint, f16 storage, vs PyTorch on the rounded weights")
+    }
+}
