@@ -78,6 +78,18 @@ final class ONNXErrorTests: XCTestCase {
         XCTAssertEqual(nodes.map(\.opType), ["Resize", "Resize", "Resize", "ConvTranspose", "Clip", "Pad", "Conv"])
     }
 
+    /// Einsum lowers the batched-product form (ops/einsum_* golden cases); other equations are named.
+    func testEinsumOutsideTheBatchedProductFormIsRefusedWithTheEquation() throws {
+        let error = assertImportError("unsupported_einsum.onnx", contains: [
+            "3 unsupported nodes",
+            "einsum_ellipsis: equation '...ij,...jk->...ik': ellipsis",
+            "einsum_diagonal: equation 'ii->i': an index repeated within one operand (a diagonal)",
+            "einsum_three: equation 'ij,jk,kl->il': 3 operands (one or two are supported)",
+        ]) { try ImporterFixtures.load("unsupported_einsum.onnx") }
+        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
+        XCTAssertEqual(nodes.map(\.opType), ["Einsum", "Einsum", "Einsum"])
+    }
+
     /// PyTorch writes `x.squeeze(-1)` of a symbolic axis as an If (scripts/fixtures/make_importer_cases.py).
     func testControlFlowIsRefusedWithAdviceOnAvoidingIt() throws {
         let error = assertImportError("control_flow_if.onnx", contains: [

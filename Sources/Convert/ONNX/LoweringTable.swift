@@ -9,6 +9,7 @@ enum LoweringTable {
             "ConvTranspose": LowerConvolution.convTranspose,
             "Gemm": LowerConvolution.gemm,
             "MatMul": LowerLayout.direct(.matMul, inputCount: 2),
+            "Einsum": LowerEinsum.einsum,
 
             "BatchNormalization": LowerNormalization.batchNormalization,
             "InstanceNormalization": LowerNormalization.instanceNormalization,
