@@ -60,7 +60,7 @@ let package = Package(
         // libRestore's Swift side: which C status each error maps to (the C tests are in Tests/CAPI).
         .testTarget(name: "CAPITests", dependencies: ["CAPI", "CRestore", "Runtime", "Format"]),
         // Runs the built `convert` and `rrun` executables as a user would.
-        .testTarget(name: "CLITests", dependencies: ["Runtime", "Format", "ImageFiles"]),
+        .testTarget(name: "CLITests", dependencies: ["Runtime", "Format", "ImageFiles", "TestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Restore builds against (as root, or through sudo).
+# Installs the Debian packages Restore builds against (as root, or through sudo), and
+# chromium, the headless browser the test of rrun's HTML report (--report) opens it in.
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config make gcc python3 python3-venv)
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config make gcc python3 python3-venv chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

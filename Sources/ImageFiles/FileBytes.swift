@@ -4,13 +4,14 @@ import Glibc
 import Darwin
 #endif
 
-/// Whole-file reads and all-or-nothing writes, shared by the PNG and NPY readers/writers.
+/// Whole-file reads and all-or-nothing writes, shared by the PNG and NPY readers/writers
+/// (and by rrun for the text files it writes: metrics.csv, the HTML report).
 ///
 /// Writing goes to a fresh file beside the destination and is renamed over it only once
 /// every byte is on disk, so a crash or a full disk never leaves a half-written output
 /// under the real name. (rename(2) is atomic within one file system; the temporary file
 /// is in the same directory for that reason.)
-enum FileBytes {
+public enum FileBytes {
     /// A file-system failure in words (the caller adds which reader or writer it was).
     private struct Failure: Error {
         var detail: String
@@ -24,7 +25,7 @@ enum FileBytes {
 
     /// Writes `bytes` to `path` as `writeAtomically(_:to:)` below; a failure is thrown as
     /// `failure(detail)`.
-    static func writeAtomically(_ bytes: [UInt8], to path: String, failure: (_ detail: String) -> any Error) throws {
+    public static func writeAtomically(_ bytes: [UInt8], to path: String, failure: (_ detail: String) -> any Error) throws {
         try bytes.withUnsafeBytes { try writeAtomically($0, to: path, failure: failure) }
     }
 

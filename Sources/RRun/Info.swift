@@ -185,4 +185,11 @@ final class ProgressBar {
     func finish() {
         if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
     }
+
+    /// Prints `line` on stderr on a line of its own; the bar is drawn again at the next update.
+    func interrupt(with line: String) {
+        let clear = drawn ? "\r\u{1B}[K" : ""
+        FileHandle.standardError.write(Data((clear + line + "\n").utf8))
+        drawn = false
+    }
 }

@@ -8,9 +8,10 @@ import Runtime
 struct RRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rrun",
-        abstract: "Run a Restore model (.rgraph) on a PNG image or on .npy tensors.",
+        abstract: "Run a Restore model (.rgraph) on a PNG image, a folder of them or .npy tensors.",
         discussion: """
             Image mode:  rrun MODEL.rgraph IN.png -o OUT.png [--ref CLEAN.png]
+            Folder mode: rrun MODEL.rgraph IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]
             Tensor mode: rrun MODEL.rgraph X.npy [NAME=Y.npy ...] -o OUT.npy
                          rrun MODEL.rgraph X.npy --outputs DIR
             Inspect:     rrun info MODEL.rgraph

@@ -14,12 +14,16 @@ extension RRun {
         var model: String
 
         @Argument(help: """
-            IN.png (image mode) or X.npy (tensor mode: the first input), then NAME=FILE.npy \
-            for other inputs (in image mode too, e.g. a conditioning vector).
+            IN.png (image mode), a folder of PNGs (folder mode) or X.npy (tensor mode: the \
+            first input), then NAME=FILE.npy for other inputs (in image mode too, e.g. a \
+            conditioning vector).
             """)
         var inputs: [String]
 
-        @Option(name: .shortAndLong, help: "Output file: OUT.png in image mode, OUT.npy (the first output) in tensor mode.")
+        @Option(name: .shortAndLong, help: """
+            Output file: OUT.png in image mode, OUT.npy (the first output) in tensor mode; \
+            the output folder in folder mode.
+            """)
         var output: String?
 
         @Option(help: "Tensor mode: write every output as DIR/NAME.npy.")
@@ -34,8 +38,17 @@ extension RRun {
         @Option(help: "Threads for Restore's kernels.")
         var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-        @Option(help: "A clean reference PNG: prints PSNR and SSIM of the input and of the output against it.")
+        @Option(help: """
+            A clean reference PNG: prints PSNR and SSIM of the input and of the output against it \
+            (folder mode: a folder of references under the inputs' names, measured into OUT_DIR/metrics.csv).
+            """)
         var ref: String?
+
+        @Option(help: "Folder mode: write an HTML page showing every input, output and reference.")
+        var report: String?
+
+        @Option(help: "Folder mode: images restored at once, sharing --threads (default: chosen by image count).")
+        var jobs: Int?
 
         @Flag(name: .shortAndLong, help: "Print the plan: kernels, folded nodes, arena bytes vs the sum of all intermediates.")
         var verbose = false
@@ -45,7 +58,12 @@ extension RRun {
             guard tile >= 0 else { throw ValidationError("--tile must be 0 or more") }
             if let overlap, overlap < 0 { throw ValidationError("--overlap must be 0 or more") }
             guard let first = inputs.first else { throw ValidationError("give an input image or tensor") }
-            if first.lowercased().hasSuffix(".png") {
+            if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+            if FolderRestoration.isFolder(first) {
+                try FolderRestoration.validate(input: first, output: output, reference: ref, outputs: outputs)
+            } else if report != nil || jobs != nil {
+                throw ValidationError("--report and --jobs are for folder mode (an input folder)")
+            } else if first.lowercased().hasSuffix(".png") {
                 guard output != nil || ref != nil else { throw ValidationError("give -o OUT.png (or --ref to only measure)") }
                 guard outputs == nil else { throw ValidationError("--outputs is for tensor mode") }
             } else {
@@ -57,12 +75,13 @@ extension RRun {
         func run() throws {
             try reportingErrors {
                 let model = try loadModel(self.model)
-                let session = Session(model: model, threads: threads)
                 let extra = try namedInputs(inputs.dropFirst())
-                if inputs[0].lowercased().hasSuffix(".png") {
-                    try restoreImage(session, extraInputs: extra)
+                if FolderRestoration.isFolder(inputs[0]) {
+                    try restoreFolder(model, extraInputs: extra)
+                } else if inputs[0].lowercased().hasSuffix(".png") {
+                    try restoreImage(Session(model: model, threads: threads), extraInputs: extra)
                 } else {
-                    try runTensors(session, extraInputs: extra)
+                    try runTensors(Session(model: model, threads: threads), extraInputs: extra)
                 }
             }
         }
@@ -80,7 +99,7 @@ extension RRun {
         }
 
         private func restoreImage(_ session: Session, extraInputs: [String: HostTensor]) throws {
-            let restorer = try Runtime.Restorer(session: session)
+            let restoration = try imageRestoration(session, extraInputs: extraInputs)
             let image = try PixelImage.readPNG(path: inputs[0])
             let progress = ProgressBar(label: "tiles")
             let start = Date()
@@ -88,33 +107,30 @@ extension RRun {
             do {
                 // Ends the bar's line also when restoring fails, before the error is printed.
                 defer { progress.finish() }
-                result = try restorer.restore(image, tile: tile, overlap: overlap,
-                                              extraInputs: extraInputs, progress: progress.update)
+                result = try restoration.restore(image, progress: progress.update)
             }
             if verbose {
                 printPlans(session)
                 print(String(format: "restored %d×%d in %.3f s", result.width, result.height, Date().timeIntervalSince(start)))
             }
             if let ref {
-                let clean = try PixelImage.readPNG(path: ref)
-                let cleanRGB = clean.rgbTensor()
-                if image.width == clean.width && image.height == clean.height {
-                    print(try qualityLine("input ", image.rgbTensor(), cleanRGB))
-                }
-                guard result.width == clean.width && result.height == clean.height else {
-                    throw ValidationError("--ref \(ref) is \(clean.width)×\(clean.height), the output is \(result.width)×\(result.height)")
-                }
-                print(try qualityLine("output", result.rgbTensor(), cleanRGB))
+                let quality = try ImageRestoration.measure(input: image, output: result,
+                                                           reference: try PixelImage.readPNG(path: ref), referencePath: ref)
+                if let input = quality.input { print(qualityLine("input ", input)) }
+                print(qualityLine("output", quality.output))
             }
             if let output { try result.writePNG(path: output) }
         }
 
-        /// "label: PSNR xx.xx dB  SSIM 0.xxxx" for an RGB tensor against a reference, after
-        /// quantising to the output's bit depth as it would be saved.
-        private func qualityLine(_ label: String, _ tensor: HostTensor, _ reference: HostTensor) throws -> String {
-            let psnr = try ImageMetrics.psnr(tensor, reference, dataRange: 1)
-            let ssim = try ImageMetrics.ssim(tensor, reference, dataRange: 1)
-            return String(format: "%@: PSNR %.2f dB  SSIM %.4f", label, psnr, ssim)
+        /// The restorer with this command's tile, overlap and extra inputs.
+        func imageRestoration(_ session: Session, extraInputs: [String: HostTensor]) throws -> ImageRestoration {
+            ImageRestoration(restorer: try Runtime.Restorer(session: session), tile: tile, overlap: overlap,
+                             extraInputs: extraInputs)
+        }
+
+        /// "label: PSNR xx.xx dB  SSIM 0.xxxx".
+        private func qualityLine(_ label: String, _ quality: Quality) -> String {
+            String(format: "%@: PSNR %.2f dB  SSIM %.4f", label, quality.psnr, quality.ssim)
         }
 
         private func runTensors(_ session: Session, extraInputs: [String: HostTensor]) throws {

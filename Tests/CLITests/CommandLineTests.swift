@@ -7,78 +7,7 @@ import XCTest
 /// The `convert` and `rrun` executables as a user runs them: the happy paths, and bad
 /// input of every kind giving a message that names the file, a non-zero exit and no
 /// output file.
-final class CommandLineTests: XCTestCase {
-    private static let repository = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-    private static let fixtures = repository.appendingPathComponent("Tests/Fixtures")
-    /// The executables sit beside the test bundle in the build folder.
-    private static let binaries = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-
-    private var scratch: URL!
-
-    override func setUpWithError() throws {
-        scratch = FileManager.default.temporaryDirectory.appendingPathComponent("restore-cli-\(UUID())")
-        try FileManager.default.createDirectory(at: scratch, withIntermediateDirectories: true)
-    }
-
-    override func tearDownWithError() throws {
-        try? FileManager.default.removeItem(at: scratch)
-    }
-
-    private struct Outcome {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
-    private func run(_ tool: String, _ arguments: [String]) throws -> Outcome {
-        let process = Process()
-        process.executableURL = Self.binaries.appendingPathComponent(tool)
-        process.arguments = arguments
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let stdout = out.fileHandleForReading.readDataToEndOfFile()
-        let stderr = err.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return Outcome(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
-                       stderr: String(decoding: stderr, as: UTF8.self))
-    }
-
-    private func path(_ name: String) -> String { scratch.appendingPathComponent(name).path }
-
-    /// Asserts a failed run: non-zero exit, a message containing `mention`, no `output`.
-    private func assertFails(_ outcome: Outcome, mentioning mention: String, noFileAt output: String? = nil,
-                             file: StaticString = #filePath, line: UInt = #line) {
-        XCTAssertNotEqual(outcome.status, 0, "should fail: \(outcome.stdout)", file: file, line: line)
-        XCTAssertTrue(outcome.stderr.contains(mention), "stderr should name \(mention): \(outcome.stderr)", file: file, line: line)
-        XCTAssertFalse(outcome.stderr.contains("Fatal error"), outcome.stderr, file: file, line: line)
-        if let output {
-            XCTAssertFalse(FileManager.default.fileExists(atPath: output), "\(output) left behind", file: file, line: line)
-        }
-        let leftovers = (try? FileManager.default.contentsOfDirectory(atPath: scratch.path)) ?? []
-        XCTAssertFalse(leftovers.contains { $0.hasPrefix(".") }, "temporary files left: \(leftovers)", file: file, line: line)
-    }
-
-    /// Converts the DnCNN fixture as a 0…1 denoiser (its graph adds the input back itself).
-    private func convertedDnCNN() throws -> String {
-        let output = path("dncnn.rgraph")
-        let outcome = try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path,
-                                          "-o", output, "--range", "0,1", "--task", "denoise"])
-        XCTAssertEqual(outcome.status, 0, outcome.stderr)
-        return output
-    }
-
-    private func writePNG(_ name: String, width: Int, height: Int, bitDepth: Int = 8,
-                          colorType: PixelImage.ColorType = .rgb) throws -> String {
-        let channels = colorType.channels
-        let samples = (0..<width * height * channels).map { i in Float((i * 37) % 255) / 255 }
-        let image = PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, samples: samples)
-        try image.writePNG(path: path(name))
-        return path(name)
-    }
-
+final class CommandLineTests: CommandLineTestCase {
     func testConvertThenInfoDescribesTheModel() throws {
         let model = try convertedDnCNN()
         let info = try run("rrun", ["info", model, "--shape", "1,3,64,48"])
