@@ -11,8 +11,8 @@ import XCTest
 /// with PyTorch eager at three truncations, the same output as the ONNX export of the same
 /// model, and each refusal naming its tensor.
 final class BigGANDeepTemplateTests: XCTestCase {
-    static let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/checkpoints/biggan-deep")
+    static let fixture = CheckpointCase("biggan-deep")
+    static let folder = fixture.folder
     /// fp32 throughout; the template folds spectral norm, the norms' statistics and γ into
     /// weights, which reorders a few float operations per value (measured ≲ 1e-6).
     static let tolerance = GoldenCase.Tolerance(relative: 1e-4, absolute: nil)
@@ -25,21 +25,11 @@ final class BigGANDeepTemplateTests: XCTestCase {
 
     override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
 
-    private func inputs() throws -> [HostTensor] {
-        try ["input_0.npy", "input_1.npy"].map { try NumPyFile.read(path: Self.folder.appendingPathComponent($0).path) }
-    }
-
     private func convert(_ path: String, truncation: Double?, architecture: String? = nil) throws -> Conversion.Result {
-        var options = ConversionOptions()
-        options.importing.truncation = truncation
-        options.importing.architecture = architecture
-        return try Conversion.convert(path, options: options)
+        try CheckpointCase.convert(path, truncation: truncation, architecture: architecture)
     }
 
-    private func run(_ graph: Graph) throws -> HostTensor {
-        let session = Session(model: try Model(graph: graph), threads: 2)
-        return try session.run(try inputs())[0]
-    }
+    private func run(_ graph: Graph) throws -> HostTensor { try Self.fixture.run(graph) }
 
     func testEachTruncationMatchesPyTorch() throws {
         for truncation in [1.0, 0.4, 0.37] {
@@ -83,18 +73,9 @@ final class BigGANDeepTemplateTests: XCTestCase {
 
     // MARK: Refusals on an edited copy of the checkpoint
 
-    /// The fixture's tensors with `edit` applied, written with the fixture's config.json.
     private func editedCheckpoint(config: ((inout [String: Any]) -> Void)? = nil,
                                   tensors edit: (inout SafetensorsWriter) -> Void = { _ in }) throws -> String {
-        var writer = try SafetensorsWriter(copying: SafetensorsFile.read(
-            contentsOf: Self.folder.appendingPathComponent("model.safetensors").path))
-        edit(&writer)
-        try writer.write(to: directory + "/model.safetensors")
-        var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: Self.folder.appendingPathComponent("config.json")))
-            as? [String: Any] ?? [:]
-        config?(&settings)
-        try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: directory + "/config.json"))
-        return directory
+        try Self.fixture.edited(into: directory, config: config, tensors: edit)
     }
 
     func testMissingTensorIsRefusedByName() throws {
@@ -161,10 +142,7 @@ final class BigGANDeepTemplateTests: XCTestCase {
         let large = kept.graph.orderedConstants.filter { $0.elementCount >= 1024 }
         XCTAssertFalse(large.isEmpty)
         XCTAssertTrue(large.allSatisfy { $0.dtype == .float16 }, "\(large.map { "\($0.name) \($0.dtype)" })")
-        var options = ConversionOptions()
-        options.importing.truncation = 0.4
-        options.weights = .f32
-        let widened = try Conversion.convert(path, options: options)
+        let widened = try CheckpointCase.convert(path, truncation: 0.4, weights: .f32)
         XCTAssertTrue(widened.graph.orderedConstants.allSatisfy { $0.dtype != .float16 })
         // Computation stays f32: with f32 storage the f16 checkpoint gives what PyTorch computes in
         // f32 from the same rounded tensors; f16 storage re-rounds the weights the template folded

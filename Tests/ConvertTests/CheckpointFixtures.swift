@@ -1,4 +1,7 @@
 import Foundation
+import ImageFiles
+import Runtime
+@testable import Convert
 @testable import Format
 
 /// Writes safetensors files for the template tests: a fixture checkpoint with tensors
@@ -49,5 +52,53 @@ struct SafetensorsWriter {
         var bytes = (0..<8).map { UInt8(truncatingIfNeeded: UInt64(json.count) >> (8 * $0)) }
         bytes += json + data
         try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+}
+
+/// A checkpoint fixture under Tests/Fixtures/checkpoints (scripts/fixtures/make_checkpoints.py):
+/// its inputs, conversion with template options, and running a converted graph.
+struct CheckpointCase {
+    let folder: URL
+
+    init(_ name: String) {
+        folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/checkpoints/\(name)")
+    }
+
+    func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
+
+    /// input_0.npy, input_1.npy: z and class_vector.
+    func inputs() throws -> [HostTensor] { try ["input_0.npy", "input_1.npy"].map { try NumPyFile.read(path: file($0)) } }
+
+    func reference(_ name: String) throws -> HostTensor { try NumPyFile.read(path: file(name)) }
+
+    static func convert(_ path: String, truncation: Double? = nil, architecture: String? = nil,
+                        weights: ConversionOptions.WeightType? = nil) throws -> Conversion.Result {
+        var options = ConversionOptions()
+        options.importing.truncation = truncation
+        options.importing.architecture = architecture
+        options.weights = weights
+        return try Conversion.convert(path, options: options)
+    }
+
+    /// The first output of `graph` on the case's inputs.
+    func run(_ graph: Graph) throws -> HostTensor {
+        try Session(model: try Model(graph: graph), threads: 2).run(try inputs())[0]
+    }
+
+    /// The case's tensors with `edit` applied, and its config.json (if any) edited by `config`,
+    /// written to `directory`; returns `directory`.
+    func edited(into directory: String, config: ((inout [String: Any]) -> Void)? = nil,
+                tensors edit: (inout SafetensorsWriter) -> Void = { _ in }) throws -> String {
+        var writer = try SafetensorsWriter(copying: SafetensorsFile.read(contentsOf: file("model.safetensors")))
+        edit(&writer)
+        try writer.write(to: directory + "/model.safetensors")
+        if FileManager.default.fileExists(atPath: file("config.json")) {
+            var settings = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("config.json")))
+                as? [String: Any] ?? [:]
+            config?(&settings)
+            try JSONSerialization.data(withJSONObject: settings).write(to: URL(fileURLWithPath: directory + "/config.json"))
+        }
+        return directory
     }
 }

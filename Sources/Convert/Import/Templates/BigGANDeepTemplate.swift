@@ -157,7 +157,7 @@ private struct BigGANDeepBuilder {
                                      floats: try spectralNormalised("generator.gen_z", shape: [4 * 4 * first, 2 * settings.zDim]))
         let genZBias = try floatConstant("generator.gen_z.bias", shape: [4 * 4 * first])
         var x = graph.linear(condition, weight: genZ, bias: genZBias, name: "gen_z")
-        x = reshape(x, [-1, 4, 4, first])
+        x = graph.reshaped(x, [-1, 4, 4, first])
         x = graph.emitValue(named: "gen_z.nchw", .transpose(TransposeAttributes(perm: [0, 3, 1, 2])), inputs: [x])
         var size = 4
         var module = 0
@@ -179,7 +179,7 @@ private struct BigGANDeepBuilder {
         let rgbWeight = graph.addConstant("generator.conv_to_rgb.weight", shape: [3, width, 3, 3],
                                           floats: Array(rgb[..<(3 * width * 9)]))
         let rgbBiasConstant = graph.addConstant("generator.conv_to_rgb.bias", shape: [3], floats: Array(rgbBias[..<3]))
-        x = graph.conv(x, weight: rgbWeight, bias: rgbBiasConstant, padded(1), name: "conv_to_rgb")
+        x = graph.conv(x, weight: rgbWeight, bias: rgbBiasConstant, .padded(1), name: "conv_to_rgb")
         let image = graph.unary(Activation(function: .tanh), x, name: "image")
         graph.addOutput(image)
     }
@@ -195,7 +195,7 @@ private struct BigGANDeepBuilder {
         x = try convolution(x, prefix: prefix + ".conv_0", output: middle, input: channels, kernel: 1)
         x = try conditionalNorm(x, prefix: prefix + ".bn_1", channels: middle)
         x = graph.unary(Activation(function: .relu), x)
-        if upsample { x = upsampled(x) }
+        if upsample { x = graph.upsampledNearest(x) }
         x = try convolution(x, prefix: prefix + ".conv_1", output: middle, input: middle, kernel: 3)
         x = try conditionalNorm(x, prefix: prefix + ".bn_2", channels: middle)
         x = graph.unary(Activation(function: .relu), x)
@@ -205,81 +205,35 @@ private struct BigGANDeepBuilder {
         x = try convolution(x, prefix: prefix + ".conv_3", output: output, input: middle, kernel: 1)
         var skip = input
         if output != channels {
-            let starts = graph.addConstant("\(prefix).skip.starts", shape: [1], ints: [0])
-            let ends = graph.addConstant("\(prefix).skip.ends", shape: [1], ints: [channels / 2])
-            let axes = graph.addConstant("\(prefix).skip.axes", shape: [1], ints: [1])
-            skip = graph.emitValue(named: "\(prefix).skip", .slice, inputs: [skip, starts, ends, axes])
+            skip = graph.channelSlice(skip, 0..<(channels / 2), name: "\(prefix).skip")
         }
-        if upsample { skip = upsampled(skip) }
+        if upsample { skip = graph.upsampledNearest(skip) }
         return graph.binary(.add, x, skip, name: "\(prefix).out")
     }
 
     /// SelfAttn: softmax(θᵀ·φ)·gᵀ over the positions, φ and g max-pooled 2×2, then γ·o(·) added.
     mutating func selfAttention(_ x: String, prefix: String, channels: Int, size: Int) throws -> String {
-        let why = "attention at layer position \(settings.attentionLayerPosition), \(channels) channels"
-        func projection(_ name: String, _ output: Int) throws -> String {
-            let weight = try spectralNormalised("\(prefix).snconv1x1_\(name)", shape: [output, channels, 1, 1])
-            let constant = graph.addConstant("\(prefix).\(name).weight", shape: [output, channels, 1, 1], floats: weight)
-            return graph.conv(x, weight: constant, name: "\(prefix).\(name)")
+        func projection(_ name: String, _ output: Int, _ input: Int, scale: Float = 1) throws -> String {
+            let weight = try spectralNormalised("\(prefix).snconv1x1_\(name)", shape: [output, input, 1, 1])
+            return graph.addConstant("\(prefix).\(name).weight", shape: [output, input, 1, 1], floats: weight.map { $0 * scale })
         }
-        // [batch, C', H, W] → [batch, positions, C'].
-        func positionsFirst(_ value: String, _ channels: Int) -> String {
-            let flat = reshape(value, [0, channels, -1])
-            return graph.emitValue(named: value + ".t", .transpose(TransposeAttributes(perm: [0, 2, 1])), inputs: [flat])
-        }
-        var pool = PoolAttributes()
-        pool.kernelShape = [2, 2]
-        pool.window.strides = [2, 2]
-        let theta = positionsFirst(try projection("theta", channels / 8), channels / 8)
-        let phi = positionsFirst(graph.emitValue(named: "\(prefix).phi.pool", .maxPool(pool),
-                                                 inputs: [try projection("phi", channels / 8)]), channels / 8)
-        let g = positionsFirst(graph.emitValue(named: "\(prefix).g.pool", .maxPool(pool),
-                                               inputs: [try projection("g", channels / 2)]), channels / 2)
-        let attended = graph.emitValue(named: "\(prefix).attention", .attention(AttentionAttributes(scale: 1)),
-                                       inputs: [theta, phi, g])
-        let channelsFirst = graph.emitValue(named: "\(prefix).attention.t", .transpose(TransposeAttributes(perm: [0, 2, 1])),
-                                            inputs: [attended])
-        let map = reshape(channelsFirst, [0, channels / 2, size, size])
-        let gamma = try weights.floats("\(prefix).gamma", shape: [1], why: why)[0]
-        let output = try spectralNormalised("\(prefix).snconv1x1_o_conv", shape: [channels, channels / 2, 1, 1])
-        let outputWeight = graph.addConstant("\(prefix).o_conv.weight", shape: [channels, channels / 2, 1, 1],
-                                             floats: output.map { $0 * gamma })
-        let projected = graph.conv(map, weight: outputWeight, name: "\(prefix).o_conv")
-        return graph.binary(.add, x, projected, name: "\(prefix).out")
+        let gamma = try weights.floats("\(prefix).gamma", shape: [1],
+                                       why: "attention at layer position \(settings.attentionLayerPosition)")[0]
+        return graph.selfAttention(x, theta: try projection("theta", channels / 8, channels),
+                                   phi: try projection("phi", channels / 8, channels),
+                                   g: try projection("g", channels / 2, channels),
+                                   output: try projection("o_conv", channels, channels / 2, scale: gamma),
+                                   channels: channels, size: size, name: prefix)
     }
 
     /// BigGANBatchNorm with a condition: x·a(c) + b(c), a and b per sample and channel.
     mutating func conditionalNorm(_ x: String, prefix: String, channels: Int) throws -> String {
         let (mean, variance) = try statistics(prefix, channels: channels)
-        let conditionWidth = 2 * settings.zDim
-        let scale = try spectralNormalised(prefix + ".scale", shape: [channels, conditionWidth])
-        let offset = try spectralNormalised(prefix + ".offset", shape: [channels, conditionWidth])
-        var aWeight = [Float](repeating: 0, count: channels * conditionWidth)
-        var bWeight = aWeight
-        var aBias = [Float](repeating: 0, count: channels)
-        var bBias = aBias
-        for channel in 0..<channels {
-            // (x − m)·r·(1 + s·c) + o·c = x·(r + r·s·c) + (o − m·r·s)·c − m·r
-            let r = 1 / (variance[channel] + settings.eps).squareRoot()
-            aBias[channel] = r
-            bBias[channel] = -mean[channel] * r
-            for column in 0..<conditionWidth {
-                let s = scale[channel * conditionWidth + column]
-                aWeight[channel * conditionWidth + column] = r * s
-                bWeight[channel * conditionWidth + column] = offset[channel * conditionWidth + column] - mean[channel] * r * s
-            }
-        }
-        let a = graph.linear(condition, weight: graph.addConstant(prefix + ".a.weight", shape: [channels, conditionWidth],
-                                                                  floats: aWeight),
-                             bias: graph.addConstant(prefix + ".a.bias", shape: [channels], floats: aBias), name: prefix + ".a")
-        let b = graph.linear(condition, weight: graph.addConstant(prefix + ".b.weight", shape: [channels, conditionWidth],
-                                                                  floats: bWeight),
-                             bias: graph.addConstant(prefix + ".b.bias", shape: [channels], floats: bBias), name: prefix + ".b")
-        let perChannel = UnsqueezeAttributes(axes: [2, 3])
-        let scaled = graph.binary(.mul, x, graph.emitValue(named: prefix + ".a4", .unsqueeze(perChannel), inputs: [a]),
-                                  name: prefix + ".scaled")
-        return graph.binary(.add, scaled, graph.emitValue(named: prefix + ".b4", .unsqueeze(perChannel), inputs: [b]),
-                            name: prefix)
+        let width = 2 * settings.zDim
+        return graph.conditionalNorm(x, condition: condition, mean: mean, variance: variance, epsilon: settings.eps,
+                                     gain: try spectralNormalised(prefix + ".scale", shape: [channels, width]),
+                                     bias: try spectralNormalised(prefix + ".offset", shape: [channels, width]),
+                                     conditionWidth: width, name: prefix)
     }
 
     /// The generator's last, unconditional norm: a per-channel affine.
@@ -293,10 +247,7 @@ private struct BigGANDeepBuilder {
             scale[channel] = weight[channel] / (variance[channel] + settings.eps).squareRoot()
             shift[channel] = bias[channel] - mean[channel] * scale[channel]
         }
-        let scaled = graph.binary(.mul, x, graph.addConstant("generator.bn.scale", shape: [1, channels, 1, 1], floats: scale),
-                                  name: "generator.bn.scaled")
-        return graph.binary(.add, scaled, graph.addConstant("generator.bn.shift", shape: [1, channels, 1, 1], floats: shift),
-                            name: "generator.bn")
+        return graph.channelAffine(x, scale: scale, shift: shift, name: "generator.bn")
     }
 
     // MARK: Weights
@@ -359,29 +310,6 @@ private struct BigGANDeepBuilder {
         let shape = [output, input, kernel, kernel]
         let weight = graph.addConstant(prefix + ".weight", shape: shape, floats: try spectralNormalised(prefix, shape: shape))
         let bias = try floatConstant(prefix + ".bias", shape: [output])
-        return graph.conv(x, weight: weight, bias: bias, padded(kernel / 2), name: prefix)
-    }
-
-    // MARK: Layout helpers
-
-    mutating func reshape(_ x: String, _ shape: [Int]) -> String {
-        let target = graph.addConstant(x + ".shape", shape: [shape.count], ints: shape)
-        return graph.emitValue(named: x + ".r", .reshape(ReshapeAttributes()), inputs: [x, target])
-    }
-
-    /// Nearest-neighbour ×2, as F.interpolate(scale_factor=2, mode="nearest"): source pixel ⌊y/2⌋.
-    mutating func upsampled(_ x: String) -> String {
-        var attributes = ResizeAttributes()
-        attributes.mode = .nearest
-        attributes.coordinateTransformationMode = .asymmetric
-        attributes.nearestMode = .floor
-        let scales = graph.addConstant(x + ".scales", shape: [4], floats: [1, 1, 2, 2])
-        return graph.emitValue(named: x + ".up", .resize(attributes), inputs: [x, scales])
-    }
-
-    func padded(_ pad: Int) -> ConvAttributes {
-        var attributes = ConvAttributes()
-        attributes.window.pads = [pad, pad, pad, pad]
-        return attributes
+        return graph.conv(x, weight: weight, bias: bias, .padded(kernel / 2), name: prefix)
     }
 }
