@@ -19,6 +19,7 @@ swift test --skip-build --disable-swift-testing
 PYTHON="$python" scripts/test-capi.sh
 # ONNX's own node tests, converted and run out of process (scripts/conformance/run.py):
 # any wrong answer or crash fails, and so does passing fewer cases than recorded.
+"$python" scripts/conformance/check_versions.py
 "$python" scripts/conformance/generate.py Tests/Fixtures/generated/onnx-node
 "$python" scripts/conformance/run.py Tests/Fixtures/generated/onnx-node .build/debug \
   --min-pass "$(cat scripts/conformance/minimum-pass)"

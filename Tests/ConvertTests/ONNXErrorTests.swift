@@ -100,8 +100,25 @@ final class ONNXErrorTests: XCTestCase {
         XCTAssertEqual(nodes, [UnsupportedNode(opType: "If", node: "squeeze_if_one", reason: ONNXImporter.controlFlowAdvice)])
     }
 
+    /// An opset newer than the newest Restore checked its lowerings against could change any op.
     func testOpsetOutsideTheSupportedRangeIsRefused() {
-        assertImportError("opset22.onnx", contains: ["opset 22", "7–21"]) { try ImporterFixtures.load("opset22.onnx") }
+        assertImportError("opset29.onnx", contains: ["opset 29", "7–28"]) { try ImporterFixtures.load("opset29.onnx") }
+    }
+
+    /// Version 28 of SpaceToDepth added `mode`; CRD is refused, not run as DCR.
+    func testSpaceToDepthVersion28WithModeCRDIsRefused() throws {
+        let error = assertImportError("spacetodepth_crd_opset28.onnx", contains: ["SpaceToDepth (s2d_crd: mode CRD)"]) {
+            try ImporterFixtures.load("spacetodepth_crd_opset28.onnx")
+        }
+        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
+        XCTAssertEqual(nodes, [UnsupportedNode(opType: "SpaceToDepth", node: "s2d_crd", reason: "mode CRD")])
+    }
+
+    /// A node of an op that its model's opset does not have yet (Gelu arrived in opset 20).
+    func testOpOlderThanItsFirstVersionIsRefusedWithBothVersions() {
+        assertImportError("gelu_opset17.onnx", contains: ["Gelu (gelu_too_early: Gelu does not exist in opset 17 (its first version is 20))"]) {
+            try ImporterFixtures.load("gelu_opset17.onnx")
+        }
     }
 
     /// A mode string that names no ONNX value (the fixture's bytes patched, same length)

@@ -3,22 +3,29 @@ import Format
 /// Element-wise ONNX ops: `unary` with a function and its parameters, `binary` with a
 /// function (variadic Max/Min/Sum as chains), `where`.
 enum LowerElementwise {
-    /// ONNX ops that are one unary function without parameters.
-    static let plainUnary: [String: UnaryFunction] = [
-        "Relu": .relu, "Sigmoid": .sigmoid, "Tanh": .tanh, "Exp": .exp, "Log": .log, "Sqrt": .sqrt,
-        "Abs": .abs, "Neg": .neg, "Reciprocal": .reciprocal, "Floor": .floor, "Ceil": .ceil,
-        "Round": .round, "Erf": .erf, "Sin": .sin, "Cos": .cos, "Not": .not, "Softplus": .softplus,
+    /// ONNX ops that are one unary function without parameters, with their since-versions
+    /// (see `Lowering`); later versions only added element types.
+    static let plainUnary: [String: (function: UnaryFunction, versions: [Int])] = [
+        "Relu": (.relu, [6, 13, 14]), "Sigmoid": (.sigmoid, [6, 13]), "Tanh": (.tanh, [6, 13]),
+        "Exp": (.exp, [6, 13]), "Log": (.log, [6, 13]), "Sqrt": (.sqrt, [6, 13]), "Abs": (.abs, [6, 13]),
+        "Neg": (.neg, [6, 13]), "Reciprocal": (.reciprocal, [6, 13]), "Floor": (.floor, [6, 13]),
+        "Ceil": (.ceil, [6, 13]), "Round": (.round, [11, 22]), "Erf": (.erf, [9, 13]), "Sin": (.sin, [7, 22]),
+        "Cos": (.cos, [7, 22]), "Not": (.not, [1]), "Softplus": (.softplus, [1, 22]),
     ]
 
-    /// ONNX ops that are one binary function of two broadcast inputs.
-    static let plainBinary: [String: BinaryFunction] = [
-        "Add": .add, "Sub": .sub, "Mul": .mul, "Div": .div, "Pow": .pow, "PRelu": .prelu,
-        "Equal": .equal, "Less": .less, "Greater": .greater, "LessOrEqual": .lessOrEqual,
-        "GreaterOrEqual": .greaterOrEqual, "And": .and, "Or": .or, "Xor": .xor,
+    /// ONNX ops that are one binary function of two broadcast inputs, with their since-versions.
+    static let plainBinary: [String: (function: BinaryFunction, versions: [Int])] = [
+        "Add": (.add, [7, 13, 14]), "Sub": (.sub, [7, 13, 14]), "Mul": (.mul, [7, 13, 14]), "Div": (.div, [7, 13, 14]),
+        "Pow": (.pow, [7, 12, 13, 15]), "PRelu": (.prelu, [7, 9, 16]),
+        "Equal": (.equal, [7, 11, 13, 19]), "Less": (.less, [7, 9, 13]), "Greater": (.greater, [7, 9, 13]),
+        "LessOrEqual": (.lessOrEqual, [12, 16]), "GreaterOrEqual": (.greaterOrEqual, [12, 16]),
+        "And": (.and, [7]), "Or": (.or, [7]), "Xor": (.xor, [7]),
     ]
 
-    /// ONNX ops with any number of inputs, folded left to right.
-    static let variadic: [String: BinaryFunction] = ["Max": .max, "Min": .min, "Sum": .add]
+    /// ONNX ops with any number of inputs, folded left to right, with their since-versions.
+    static let variadic: [String: (function: BinaryFunction, versions: [Int])] = [
+        "Max": (.max, [6, 8, 12, 13]), "Min": (.min, [6, 8, 12, 13]), "Sum": (.add, [6, 8, 13]),
+    ]
 
     static func unary(_ function: UnaryFunction) -> LoweringRule {
         { context, node in
@@ -53,15 +60,28 @@ enum LowerElementwise {
         }
     }
 
-    /// Mod: fmod=0 is integer modulo with the divisor's sign, fmod=1 is C fmod (which
-    /// ONNX requires for floats). Restore's `mod` does the former for integers and fmod
-    /// for floats, which covers every valid use except fmod=1 on integers.
+    /// Mod: fmod=1 is C's fmod, A − trunc(A/B)·B, which Restore's `mod` computes for
+    /// floats; Restore cannot run it on integers. fmod=0 is A − floor(A/B)·B, the result
+    /// with B's sign: ONNX allows it for integers only before version 28 and for floats too
+    /// from 28 on. Restore's `mod` gives it for integers, and fmod for floats, so unless both
+    /// inputs are known integers it is lowered as r = fmod(A, B), then r + B where r and B
+    /// have opposite signs (r·B < 0; r − r is a zero of r's type): this is ONNX's
+    /// definition, including the ±infinity divisor cases, for floats and integers alike. A
+    /// zero result keeps A's sign (ONNX 28 gives B's; the values compare equal).
     static func mod(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        if try node.flag("fmod", default: false),
-           [node.input(0), node.input(1)].contains(where: { $0.flatMap(context.builder.constant)?.dtype.isFloatingPoint == false }) {
-            throw LoweringFailure.unsupported("fmod=1 on integers")
+        let inputs = [try node.requiredInput(0), try node.requiredInput(1)]
+        let types = inputs.map { context.elementType(of: $0) }
+        if try node.flag("fmod", default: false) {
+            if types.contains(where: { $0?.isFloatingPoint == false }) { throw LoweringFailure.unsupported("fmod=1 on integers") }
+            return try binary(.mod)(&context, node)
         }
-        try binary(.mod)(&context, node)
+        if types.allSatisfy({ $0?.isFloatingPoint == false }) { return try binary(.mod)(&context, node) }
+        let remainder = context.builder.binary(.mod, inputs[0], inputs[1], name: "\(node.name)/fmod")
+        let product = context.builder.binary(.mul, remainder, inputs[1], name: "\(node.name)/product")
+        let zero = context.builder.binary(.sub, remainder, remainder, name: "\(node.name)/zero")
+        let opposite = context.builder.binary(.less, product, zero, name: "\(node.name)/opposite")
+        let shifted = context.builder.binary(.add, remainder, inputs[1], name: "\(node.name)/shifted")
+        context.builder.emit(node.name, .where, inputs: [opposite, shifted, remainder], outputs: [try node.output()])
     }
 
     /// LeakyRelu, Elu and HardSigmoid: ONNX's defaults of alpha and beta are those of

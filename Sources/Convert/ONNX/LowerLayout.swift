@@ -117,8 +117,13 @@ enum LowerLayout {
                              inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
+    /// SpaceToDepth: versions before 28 order the output channels as mode DCR does, which
+    /// is what Restore's `spaceToDepth` computes; version 28's `mode` may choose CRD.
     static func spaceToDepth(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
+        if node.version >= 28, try node.named("mode", default: .depthColumnRow, depthToSpaceModes) != .depthColumnRow {
+            throw LoweringFailure.unsupported("mode CRD")
+        }
         context.builder.emit(node.name, .spaceToDepth(SpaceToDepthAttributes(blockSize: blockSize)),
                              inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }

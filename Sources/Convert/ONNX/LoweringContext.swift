@@ -34,6 +34,12 @@ struct LoweringContext {
         self.builder = GraphBuilder(graph: graph, knownShapes: knownShapes, reservedNames: reserved)
     }
 
+    /// The element type of a constant or graph input; nil for values nodes compute.
+    func elementType(of name: String) -> DType? {
+        if let constant = builder.constant(name) { return constant.dtype }
+        return builder.graph.inputs.first { $0.name == builder.resolved(name) }?.dtype
+    }
+
     /// Whether a node or graph output reads this value.
     func isConsumed(_ name: String) -> Bool { !name.isEmpty && consumedValues.contains(name) }
 }

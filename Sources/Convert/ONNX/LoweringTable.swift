@@ -1,69 +1,103 @@
 import Format
 
+/// How one ONNX op is lowered, and the versions of the op whose semantics the rule implements.
+///
+/// `versions` lists the op's since-versions (ONNX's `since_version` facts, checked against
+/// the onnx package by scripts/conformance/check_versions.py) from the one in force at
+/// opset 7 up to the newest opset Restore reads, `ONNXImporter.supportedOpsets`: a node's
+/// version is the largest of these not above the model's opset, and each version holds
+/// until the next. A since-version in `refused` is known but not implemented; a node of it
+/// is refused by name with both versions, never run with another version's semantics.
+struct Lowering {
+    let rule: LoweringRule
+    let versions: [Int]
+    /// Since-versions of the op the rule does not implement, with why.
+    let refused: [Int: String]
+
+    init(_ rule: @escaping LoweringRule, versions: [Int], refused: [Int: String] = [:]) {
+        self.rule = rule
+        self.versions = versions
+        self.refused = refused
+    }
+
+    /// The op's version in force at `opset`: the largest since-version not above it (nil
+    /// when the op did not exist yet).
+    func version(atOpset opset: Int) -> Int? {
+        (versions + refused.keys).filter { $0 <= opset }.max()
+    }
+}
+
 /// The ONNX ops of the default domain Restore imports, each with the rule that lowers it
-/// to Restore's op set (Sources/Format/OpKind.swift). Adding an op adds one entry here.
+/// to Restore's op set (Sources/Format/OpKind.swift) and the op versions it implements.
+/// Adding an op adds one entry here.
 enum LoweringTable {
-    static let rules: [String: LoweringRule] = {
-        var rules: [String: LoweringRule] = [
-            "Conv": LowerConvolution.conv,
-            "ConvTranspose": LowerConvolution.convTranspose,
-            "Gemm": LowerConvolution.gemm,
-            "MatMul": LowerLayout.direct(.matMul, inputCount: 2),
-            "Einsum": LowerEinsum.einsum,
+    static let rules: [String: Lowering] = {
+        var rules: [String: Lowering] = [
+            "Conv": Lowering(LowerConvolution.conv, versions: [1, 11, 22]),
+            "ConvTranspose": Lowering(LowerConvolution.convTranspose, versions: [1, 11, 22]),
+            "Gemm": Lowering(LowerConvolution.gemm, versions: [7, 9, 11, 13]),
+            "MatMul": Lowering(LowerLayout.direct(.matMul, inputCount: 2), versions: [1, 9, 13]),
+            "Einsum": Lowering(LowerEinsum.einsum, versions: [12, 28]),
 
-            "BatchNormalization": LowerNormalization.batchNormalization,
-            "InstanceNormalization": LowerNormalization.instanceNormalization,
-            "LayerNormalization": LowerNormalization.layerNormalization,
-            "Softmax": LowerNormalization.softmax,
+            "BatchNormalization": Lowering(LowerNormalization.batchNormalization, versions: [7, 9, 14, 15]),
+            "InstanceNormalization": Lowering(LowerNormalization.instanceNormalization, versions: [6, 22]),
+            "LayerNormalization": Lowering(LowerNormalization.layerNormalization, versions: [17]),
+            "Softmax": Lowering(LowerNormalization.softmax, versions: [1, 11, 13]),
 
-            "LeakyRelu": LowerElementwise.leakyRelu,
-            "Elu": LowerElementwise.elu,
-            "HardSigmoid": LowerElementwise.hardSigmoid,
-            "HardSwish": LowerElementwise.hardSwish,
-            "Gelu": LowerElementwise.gelu,
-            "Clip": LowerElementwise.clip,
-            "Mod": LowerElementwise.mod,
-            "Where": LowerElementwise.where,
+            "LeakyRelu": Lowering(LowerElementwise.leakyRelu, versions: [6, 16]),
+            "Elu": Lowering(LowerElementwise.elu, versions: [6, 22]),
+            "HardSigmoid": Lowering(LowerElementwise.hardSigmoid, versions: [6, 22]),
+            "HardSwish": Lowering(LowerElementwise.hardSwish, versions: [14, 22]),
+            "Gelu": Lowering(LowerElementwise.gelu, versions: [20]),
+            "Clip": Lowering(LowerElementwise.clip, versions: [6, 11, 12, 13]),
+            "Mod": Lowering(LowerElementwise.mod, versions: [10, 13, 28]),
+            "Where": Lowering(LowerElementwise.where, versions: [9, 16]),
 
-            "Concat": LowerLayout.concat,
-            "Split": LowerLayout.split,
-            "Slice": LowerLayout.slice,
-            "Reshape": LowerLayout.reshape,
-            "Transpose": LowerLayout.transpose,
-            "Squeeze": LowerLayout.squeeze,
-            "Unsqueeze": LowerLayout.unsqueeze,
-            "Flatten": LowerLayout.flatten,
-            "Pad": LowerLayout.pad,
-            "DepthToSpace": LowerLayout.depthToSpace,
-            "SpaceToDepth": LowerLayout.spaceToDepth,
-            "Gather": LowerLayout.gather,
-            "ScatterND": LowerLayout.scatterND,
-            "Expand": LowerLayout.direct(.expand, inputCount: 2),
-            "Tile": LowerLayout.direct(.tile, inputCount: 2),
-            "Range": LowerLayout.direct(.range, inputCount: 3),
-            "Resize": LowerResize.resize,
-            "Upsample": LowerResize.upsample,
-            "GridSample": LowerResize.gridSample,
+            "Concat": Lowering(LowerLayout.concat, versions: [4, 11, 13]),
+            "Split": Lowering(LowerLayout.split, versions: [2, 11, 13, 18]),
+            "Slice": Lowering(LowerLayout.slice, versions: [1, 10, 11, 13]),
+            "Reshape": Lowering(LowerLayout.reshape, versions: [5, 13, 14, 19, 21, 23, 24, 25]),
+            "Transpose": Lowering(LowerLayout.transpose, versions: [1, 13, 21, 23, 24, 25]),
+            "Squeeze": Lowering(LowerLayout.squeeze, versions: [1, 11, 13, 21, 23, 24, 25]),
+            "Unsqueeze": Lowering(LowerLayout.unsqueeze, versions: [1, 11, 13, 21, 23, 24, 25]),
+            "Flatten": Lowering(LowerLayout.flatten, versions: [1, 9, 11, 13, 21, 23, 24, 25]),
+            "Pad": Lowering(LowerLayout.pad, versions: [2, 11, 13, 18, 19, 21, 23, 24, 25]),
+            "DepthToSpace": Lowering(LowerLayout.depthToSpace, versions: [1, 11, 13, 28]),
+            "SpaceToDepth": Lowering(LowerLayout.spaceToDepth, versions: [1, 13, 28]),
+            "Gather": Lowering(LowerLayout.gather, versions: [1, 11, 13]),
+            "ScatterND": Lowering(LowerLayout.scatterND, versions: [11, 13, 16, 18]),
+            "Expand": Lowering(LowerLayout.direct(.expand, inputCount: 2), versions: [8, 13]),
+            "Tile": Lowering(LowerLayout.direct(.tile, inputCount: 2), versions: [6, 13]),
+            "Range": Lowering(LowerLayout.direct(.range, inputCount: 3), versions: [11, 27]),
+            "Resize": Lowering(LowerResize.resize, versions: [10, 11, 13, 18, 19]),
+            "Upsample": Lowering(LowerResize.upsample, versions: [7, 9, 10]),
+            "GridSample": Lowering(LowerResize.gridSample, versions: [16, 20, 22]),
 
-            "GlobalAveragePool": LowerReduction.globalPool(.mean),
-            "GlobalMaxPool": LowerReduction.globalPool(.max),
-            "AveragePool": LowerReduction.averagePool,
-            "MaxPool": LowerReduction.maxPool,
-            "ReduceMean": LowerReduction.reduce(.mean, axesInputFrom: 18),
-            "ReduceMax": LowerReduction.reduce(.max, axesInputFrom: 18),
-            "ReduceMin": LowerReduction.reduce(.min, axesInputFrom: 18),
-            "ReduceSum": LowerReduction.reduce(.sum, axesInputFrom: 13),
+            "GlobalAveragePool": Lowering(LowerReduction.globalPool(.mean), versions: [1, 22]),
+            "GlobalMaxPool": Lowering(LowerReduction.globalPool(.max), versions: [1, 22]),
+            "AveragePool": Lowering(LowerReduction.averagePool, versions: [7, 10, 11, 19, 22]),
+            "MaxPool": Lowering(LowerReduction.maxPool, versions: [1, 8, 10, 11, 12, 22]),
+            "ReduceMean": Lowering(LowerReduction.reduce(.mean, axesInputFrom: 18), versions: [1, 11, 13, 18]),
+            "ReduceMax": Lowering(LowerReduction.reduce(.max, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
+            "ReduceMin": Lowering(LowerReduction.reduce(.min, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
+            "ReduceSum": Lowering(LowerReduction.reduce(.sum, axesInputFrom: 13), versions: [1, 11, 13]),
 
-            "Shape": LowerShapeArithmetic.shape,
-            "Cast": LowerShapeArithmetic.cast,
-            "ConstantOfShape": LowerShapeArithmetic.constantOfShape,
-            "Constant": LowerShapeArithmetic.constant,
-            "Identity": LowerShapeArithmetic.identity,
-            "Dropout": LowerShapeArithmetic.dropout,
+            "Shape": Lowering(LowerShapeArithmetic.shape, versions: [1, 13, 15, 19, 21, 23, 24, 25]),
+            "Cast": Lowering(LowerShapeArithmetic.cast, versions: [6, 9, 13, 19, 21, 23, 24, 25, 28]),
+            "ConstantOfShape": Lowering(LowerShapeArithmetic.constantOfShape, versions: [9, 20, 21, 23, 24, 25]),
+            "Constant": Lowering(LowerShapeArithmetic.constant, versions: [1, 9, 11, 12, 13, 19, 21, 23, 24, 25]),
+            "Identity": Lowering(LowerShapeArithmetic.identity, versions: [1, 13, 14, 16, 19, 21, 23, 24, 25]),
+            "Dropout": Lowering(LowerShapeArithmetic.dropout, versions: [7, 10, 12, 13, 22]),
         ]
-        for (opType, function) in LowerElementwise.plainUnary { rules[opType] = LowerElementwise.unary(function) }
-        for (opType, function) in LowerElementwise.plainBinary { rules[opType] = LowerElementwise.binary(function) }
-        for (opType, function) in LowerElementwise.variadic { rules[opType] = LowerElementwise.chain(function) }
+        for (opType, entry) in LowerElementwise.plainUnary {
+            rules[opType] = Lowering(LowerElementwise.unary(entry.function), versions: entry.versions)
+        }
+        for (opType, entry) in LowerElementwise.plainBinary {
+            rules[opType] = Lowering(LowerElementwise.binary(entry.function), versions: entry.versions)
+        }
+        for (opType, entry) in LowerElementwise.variadic {
+            rules[opType] = Lowering(LowerElementwise.chain(entry.function), versions: entry.versions)
+        }
         return rules
     }()
 }

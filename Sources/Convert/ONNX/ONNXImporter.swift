@@ -8,8 +8,11 @@ import Foundation
 /// `ONNXImportError.unsupportedNodes`; other errors stop at the first problem. The result is
 /// topologically sorted; constants that became attributes are dropped.
 public struct ONNXImporter: Importer {
-    /// Default-domain opsets whose differences the lowering rules handle.
-    public static let supportedOpsets = 7...21
+    /// Default-domain opsets Restore reads: 7 up to the newest the onnx package Restore is
+    /// checked against defines (1.23.2: opset 28). Each lowering lists the versions of its op
+    /// it implements up to this opset (`Lowering`); a newer opset could change any op, so it
+    /// is refused as a whole.
+    public static let supportedOpsets = 7...28
 
     /// ONNX control flow, which Restore's graphs do not have.
     static let controlFlowOps: Set<String> = ["If", "Loop", "Scan"]
@@ -79,14 +82,20 @@ private struct ModelLowering {
 
         var unsupported: [UnsupportedNode] = []
         for node in model.nodes {
-            guard node.domain.isEmpty, let rule = LoweringTable.rules[node.opType] else {
+            guard node.domain.isEmpty, let lowering = LoweringTable.rules[node.opType] else {
                 let reason = node.domain.isEmpty && ONNXImporter.controlFlowOps.contains(node.opType) ? ONNXImporter.controlFlowAdvice : ""
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
                 continue
             }
+            if let refusal = versionRefusal(lowering, node) {
+                unsupported.append(UnsupportedNode(opType: node.opType, node: node.name, reason: refusal))
+                continue
+            }
+            var node = node
+            node.version = lowering.version(atOpset: opset) ?? 0
             let firstEmitted = context.builder.graph.nodes.count
             do {
-                try rule(&context, node)
+                try lowering.rule(&context, node)
                 try context.builder.checkAttributes(ofNodesFrom: firstEmitted)
             } catch LoweringFailure.unsupported(let reason) {
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
@@ -105,6 +114,17 @@ private struct ModelLowering {
         let graph = context.builder.graph
         context.builder.setNodes(try TopologicalOrder(fileName: fileName).sorted(graph))
         return context.builder.graph
+    }
+
+    /// Why the node's op version (the one in force at the model's opset) cannot be lowered,
+    /// naming both versions; nil when the lowering implements it.
+    private func versionRefusal(_ lowering: Lowering, _ node: ONNXNode) -> String? {
+        let implemented = lowering.versions.map(String.init).joined(separator: ", ")
+        guard let version = lowering.version(atOpset: opset) else {
+            return "\(node.opType) does not exist in opset \(opset) (its first version is \(lowering.versions.min() ?? 0))"
+        }
+        guard let reason = lowering.refused[version] else { return nil }
+        return "\(node.opType) version \(version) (opset \(opset)) is not supported: \(reason); Restore implements versions \(implemented)"
     }
 
     /// A graph input or output as Restore describes it. Inputs need a supported element

@@ -23,6 +23,9 @@ struct ONNXNode {
     var inputs: [String]
     var outputs: [String]
     var attributes: [String: ONNXAttribute]
+    /// The op's version in force at the model's opset (the largest since-version not above
+    /// it, see `Lowering`); set by the importer before the node is lowered, 0 until then.
+    var version = 0
 
     /// The op type as listed in errors: prefixed with the domain when that is not the default one.
     var qualifiedOpType: String { domain.isEmpty ? opType : "\(domain).\(opType)" }
