@@ -52,7 +52,7 @@ func status(of error: any Error) -> restore_status {
         case .invalidNodes(let problems):
             return problems.contains { status(of: $0, planning: false) == RESTORE_ERROR_UNSUPPORTED }
                 ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
-        case .missingInput, .unexpectedInput: return RESTORE_ERROR_ARGUMENT
+        case .missingInput, .unexpectedInput, .weightFed: return RESTORE_ERROR_ARGUMENT
         case .inputShape, .inconsistentSymbol: return RESTORE_ERROR_SHAPE
         case .node(let problem): return status(of: problem, planning: true)
         case .valueTooLarge: return RESTORE_ERROR_MEMORY

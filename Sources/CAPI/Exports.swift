@@ -167,6 +167,9 @@ public func restore_session_set_input(_ session: OpaquePointer?, _ name: UnsafeP
             let inputName = String(cString: name)
             let inputs = handle.owner.model.graph.inputs.map(\.name)
             guard inputs.contains(inputName) else {
+                if handle.owner.model.graph.weightInputNames.contains(inputName) {
+                    throw CallFailure.argument(ModelError.weightFed(inputName).description)
+                }
                 throw CallFailure.argument("the model has no input named '\(inputName)'; its inputs are \(inputs.joined(separator: ", "))")
             }
             if data == nil && rank == 0 {

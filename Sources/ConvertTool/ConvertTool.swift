@@ -122,6 +122,12 @@ struct ConvertTool: ParsableCommand {
             if let head = result.head { print(head) }
             if verbose {
                 result.importNotes.forEach { print($0) }
+                let weightInputs = result.graph.weightInputNames
+                if !weightInputs.isEmpty {
+                    let shown = weightInputs.prefix(5).joined(separator: ", ") + (weightInputs.count > 5 ? ", …" : "")
+                    print("\(weightInputs.count) graph input\(weightInputs.count == 1 ? " is" : "s are") also initializers "
+                          + "(\(shown)): read as constant weights; feeding them at run time is refused")
+                }
                 print(result.report)
             }
         } catch let error as ValidationError {

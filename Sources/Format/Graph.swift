@@ -1,3 +1,5 @@
+import Foundation
+
 /// One dimension of a graph input or output: a fixed size or a named symbol
 /// (such as `H`) that the runtime binds when it plans for a concrete input.
 public enum Dim: Hashable, Sendable, CustomStringConvertible {
@@ -81,6 +83,18 @@ extension Graph {
     /// Metadata key where `convert` records how many nodes the importer produced, so that
     /// `rrun info` can show the node count before and after simplification.
     public static let importedNodesKey = "convert.imported-nodes"
+
+    /// Metadata key where an importer records the weights the source model also listed as
+    /// graph inputs (ONNX before IR version 4 listed every initializer so), as a JSON array
+    /// of names: they are constants, and feeding one at run time is refused by name.
+    public static let weightInputsKey = "convert.weight-inputs"
+
+    /// The names recorded under `weightInputsKey` (empty when absent or unreadable).
+    public var weightInputNames: [String] {
+        guard let text = metadata[Self.weightInputsKey],
+              let names = try? JSONDecoder().decode([String].self, from: Data(text.utf8)) else { return [] }
+        return names
+    }
 }
 
 /// A model in Restore's own op set: nodes in topological order, constant tensors

@@ -1,5 +1,6 @@
 import Format
 import Foundation
+import Runtime
 import XCTest
 @testable import Convert
 
@@ -84,5 +85,27 @@ final class ONNXInitializerTests: XCTestCase {
         XCTAssertEqual(graph.outputs.first?.shape, [.symbol("batch"), .fixed(3), .symbol("height"), .symbol("width")])
         XCTAssertEqual(graph.metadata["onnx.opset"], "17")
         XCTAssertEqual(graph.metadata["onnx.producer"], "make_importer_cases")
+    }
+
+    /// Before IR version 4 every initializer was also a graph input (the model zoo's
+    /// ResNet-50): they are constants, recorded as such, and feeding one is refused.
+    func testInitializersListedAsInputsAreConstantWeightsThatCannotBeFed() throws {
+        let graph = try ImporterFixtures.load("weights_listed_as_inputs_ir3.onnx")
+        XCTAssertEqual(graph.inputs.map(\.name), ["x"])
+        XCTAssertEqual(graph.weightInputNames, ["scale", "bias", "mean", "var"])
+
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        let x = HostTensor(shape: [1, 3, 1, 2], floats: [1, 2, 3, 4, 5, 6])
+        let y = try XCTUnwrap(try session.run(["x": x])["y"])
+        // (x − mean) / sqrt(var) · scale + bias per channel, epsilon 0, with the fixture's values.
+        let expected: [Float] = [(1 - 0.1) * 1.5 + 0.25, (2 - 0.1) * 1.5 + 0.25,
+                                 (3 + 0.2) / 2 * 0.5 - 1, (4 + 0.2) / 2 * 0.5 - 1,
+                                 (5 - 0.3) / 0.5 * -2 + 3, (6 - 0.3) / 0.5 * -2 + 3]
+        for (actual, wanted) in zip(y.floats, expected) { XCTAssertEqual(actual, wanted, accuracy: 1e-5) }
+
+        XCTAssertThrowsError(try session.run(["x": x, "scale": HostTensor(shape: [3], floats: [1, 1, 1])])) { error in
+            XCTAssertEqual(error as? ModelError, .weightFed("scale"))
+            XCTAssertTrue("\(error)".contains("cannot be fed at run time"), "\(error)")
+        }
     }
 }

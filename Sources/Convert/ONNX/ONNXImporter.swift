@@ -69,6 +69,10 @@ private struct ModelLowering {
         let outputs = try model.outputs.map { try valueInfo($0, isInput: false) }
         var metadata = model.metadata
         metadata["onnx.opset"] = String(opset)
+        let weightInputs = model.inputs.map(\.name).filter(initializerNames.contains)
+        if !weightInputs.isEmpty, let names = try? JSONEncoder().encode(weightInputs) {
+            metadata[Graph.weightInputsKey] = String(decoding: names, as: UTF8.self)
+        }
         if !model.producer.isEmpty { metadata["onnx.producer"] = model.producer }
 
         var knownShapes: [String: [Dim]] = [:]

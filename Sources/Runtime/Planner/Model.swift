@@ -58,6 +58,8 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     case invalidNodes([NodeProblem])
     case missingInput(String)
     case unexpectedInput(String)
+    /// A value fed by name that is one of the model's weights (`Graph.weightInputsKey`).
+    case weightFed(String)
     case inputShape(input: String, expected: String, found: [Int])
     case inconsistentSymbol(String, Int, Int)
     /// A node that cannot be planned at the given input shapes.
@@ -76,6 +78,9 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
                 + problems.map(\.description).joined(separator: "\n  ")
         case .missingInput(let name): "input '\(name)' is missing"
         case .unexpectedInput(let name): "the model has no input named '\(name)'"
+        case .weightFed(let name):
+            "'\(name)' is a weight of the model (an initializer its ONNX file also listed as a graph input), not an "
+                + "input: weights are prepared once when the model loads, so they cannot be fed at run time"
         case .inputShape(let input, let expected, let found):
             "input '\(input)' should have shape \(expected), found \(found)"
         case .inconsistentSymbol(let symbol, let a, let b):

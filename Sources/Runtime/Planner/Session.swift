@@ -57,6 +57,7 @@ public final class Session {
     public func run(_ inputs: [String: HostTensor]) throws -> [String: HostTensor] {
         let graphInputs = model.graph.inputs
         for name in inputs.keys where !graphInputs.contains(where: { $0.name == name }) {
+            if model.graph.weightInputNames.contains(name) { throw ModelError.weightFed(name) }
             throw ModelError.unexpectedInput(name)
         }
         let ordered = try graphInputs.map { info -> HostTensor in
