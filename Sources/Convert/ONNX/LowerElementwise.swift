@@ -139,3 +139,81 @@ enum LowerElementwise {
         context.builder.emit(node.name, .unary(activation), inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 }
+
+/// Element-wise ONNX ops written out as Restore's unary, binary and where ops.
+extension LowerElementwise {
+    /// Selu: gamma · elu(X, alpha); ONNX's defaults are SELU's constants.
+    static func selu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let alpha = try node.float("alpha", default: 1.67326319217681884765625)
+        let gamma = try node.float("gamma", default: 1.05070102214813232421875)
+        let elu = context.builder.unary(Activation(function: .elu, alpha: alpha), try node.requiredInput(0), name: "\(node.name)/elu")
+        let gammaName = context.builder.addConstant("\(node.name)/gamma", shape: [], floats: [gamma])
+        context.builder.emit(node.name, .binary(.mul), inputs: [elu, gammaName], outputs: [try node.output()])
+    }
+
+    /// Celu: max(0, X) + min(0, alpha·(exp(X/alpha) − 1)) = alpha · elu(X/alpha, 1).
+    static func celu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let alpha = context.builder.addConstant("\(node.name)/alpha", shape: [], floats: [try node.float("alpha", default: 1)])
+        let scaled = context.builder.binary(.div, try node.requiredInput(0), alpha, name: "\(node.name)/scaled")
+        let elu = context.builder.unary(Activation(function: .elu, alpha: 1), scaled, name: "\(node.name)/elu")
+        context.builder.emit(node.name, .binary(.mul), inputs: [elu, alpha], outputs: [try node.output()])
+    }
+
+    /// ThresholdedRelu: X where X > alpha (default 1), else 0.
+    static func thresholdedRelu(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let alpha = context.builder.addConstant("\(node.name)/alpha", shape: [], floats: [try node.float("alpha", default: 1)])
+        let zero = context.builder.addConstant("\(node.name)/zero", shape: [], floats: [0])
+        let above = context.builder.binary(.greater, input, alpha, name: "\(node.name)/above")
+        context.builder.emit(node.name, .where, inputs: [above, input, zero], outputs: [try node.output()])
+    }
+
+    /// Shrink: X + bias where X < −lambd, X − bias where X > lambd, else 0.
+    static func shrink(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let lambd = try node.float("lambd", default: 0.5)
+        let bias = context.builder.addConstant("\(node.name)/bias", shape: [], floats: [try node.float("bias", default: 0)])
+        let lower = context.builder.addConstant("\(node.name)/lower", shape: [], floats: [-lambd])
+        let upper = context.builder.addConstant("\(node.name)/upper", shape: [], floats: [lambd])
+        let zero = context.builder.addConstant("\(node.name)/zero", shape: [], floats: [0])
+        let below = context.builder.binary(.less, input, lower, name: "\(node.name)/below")
+        let above = context.builder.binary(.greater, input, upper, name: "\(node.name)/above")
+        let raised = context.builder.binary(.add, input, bias, name: "\(node.name)/raised")
+        let lowered = context.builder.binary(.sub, input, bias, name: "\(node.name)/lowered")
+        let upperPart = context.builder.emitValue(named: "\(node.name)/upper_part", .where, inputs: [above, lowered, zero])
+        context.builder.emit(node.name, .where, inputs: [below, raised, upperPart], outputs: [try node.output()])
+    }
+
+    /// Softsign: X / (1 + |X|).
+    static func softsign(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let one = context.builder.addConstant("\(node.name)/one", shape: [], floats: [1])
+        let magnitude = context.builder.unary(Activation(function: .abs), input, name: "\(node.name)/abs")
+        let denominator = context.builder.binary(.add, magnitude, one, name: "\(node.name)/denominator")
+        context.builder.emit(node.name, .binary(.div), inputs: [input, denominator], outputs: [try node.output()])
+    }
+
+    /// Sign of a float input: 1, −1 or 0 (NaN gives 0 where ONNX's reference gives NaN).
+    static func sign(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        guard context.elementType(of: input)?.isFloatingPoint != false else { throw LoweringFailure.unsupported("Sign of integers") }
+        let zero = context.builder.addConstant("\(node.name)/zero", shape: [], floats: [0])
+        let one = context.builder.addConstant("\(node.name)/one", shape: [], floats: [1])
+        let minusOne = context.builder.addConstant("\(node.name)/minus_one", shape: [], floats: [-1])
+        let positive = context.builder.binary(.greater, input, zero, name: "\(node.name)/positive")
+        let negative = context.builder.binary(.less, input, zero, name: "\(node.name)/negative")
+        let negativePart = context.builder.emitValue(named: "\(node.name)/negative_part", .where, inputs: [negative, minusOne, zero])
+        context.builder.emit(node.name, .where, inputs: [positive, one, negativePart], outputs: [try node.output()])
+    }
+
+    /// Mean: the sum of the inputs (broadcast) divided by their count.
+    static func mean(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let inputs = node.inputs.filter { !$0.isEmpty }
+        guard var sum = inputs.first else { throw LoweringFailure.invalid("needs at least one input") }
+        for (index, next) in inputs.enumerated().dropFirst() {
+            sum = context.builder.binary(.add, sum, next, name: "\(node.name)/sum\(index)")
+        }
+        let count = context.builder.addConstant("\(node.name)/count", shape: [], floats: [Float(inputs.count)])
+        context.builder.emit(node.name, .binary(.div), inputs: [sum, count], outputs: [try node.output()])
+    }
+}

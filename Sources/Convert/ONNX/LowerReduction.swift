@@ -56,3 +56,63 @@ enum LowerReduction {
         }
     }
 }
+
+extension LowerReduction {
+    /// Reductions that are a sum between element-wise steps: ReduceL1 = Σ|X|,
+    /// ReduceL2 = √ΣX², ReduceSumSquare = ΣX², ReduceLogSum = log ΣX and
+    /// ReduceLogSumExp = m + log Σ exp(X − m) with m the maximum (so large inputs do not
+    /// overflow). With no axes and noop_with_empty_axes=1 nothing is summed and only the
+    /// element-wise steps remain, as ONNX's reference computes it.
+    enum Composite {
+        case l1, l2, sumSquare, logSum, logSumExp
+    }
+
+    static func reduce(_ composite: Composite) -> LoweringRule {
+        { context, node in
+            let input = try node.requiredInput(0)
+            let output = try node.output()
+            let axes = (node.version < 18 ? try node.ints("axes") : try context.constantInts(node, 1, role: "axes")) ?? []
+            let keepDims = try node.flag("keepdims", default: true)
+            let noop = try node.flag("noop_with_empty_axes", default: false)
+            let summed = !(axes.isEmpty && noop)
+            func sum(_ value: String, keepDims: Bool) -> String {
+                guard summed else { return value }
+                return context.builder.emitValue(named: "\(node.name)/sum",
+                                                 .reduce(ReduceAttributes(function: .sum, axes: axes, keepDims: keepDims)), inputs: [value])
+            }
+            let result: String
+            switch composite {
+            case .l1:
+                result = sum(context.builder.unary(Activation(function: .abs), input, name: "\(node.name)/abs"), keepDims: keepDims)
+            case .l2:
+                let squared = context.builder.binary(.mul, input, input, name: "\(node.name)/squared")
+                result = context.builder.unary(Activation(function: .sqrt), sum(squared, keepDims: keepDims), name: "\(node.name)/sqrt")
+            case .sumSquare:
+                result = sum(context.builder.binary(.mul, input, input, name: "\(node.name)/squared"), keepDims: keepDims)
+            case .logSum:
+                result = context.builder.unary(Activation(function: .log), sum(input, keepDims: keepDims), name: "\(node.name)/log")
+            case .logSumExp:
+                guard summed else {
+                    result = context.builder.unary(Activation(function: .log),
+                                                   context.builder.unary(Activation(function: .exp), input, name: "\(node.name)/exp"),
+                                                   name: "\(node.name)/log")
+                    break
+                }
+                let maximum = context.builder.emitValue(named: "\(node.name)/max",
+                                                        .reduce(ReduceAttributes(function: .max, axes: axes, keepDims: true)), inputs: [input])
+                let shifted = context.builder.binary(.sub, input, maximum, name: "\(node.name)/shifted")
+                let exponentials = context.builder.unary(Activation(function: .exp), shifted, name: "\(node.name)/exp")
+                let logSum = context.builder.unary(Activation(function: .log), sum(exponentials, keepDims: true), name: "\(node.name)/log")
+                let kept = context.builder.binary(.add, logSum, maximum, name: "\(node.name)/kept")
+                if keepDims {
+                    result = kept
+                } else {
+                    // Drop the reduced axes (all of them when none are named).
+                    let squeeze = SqueezeAttributes(axes: axes.isEmpty ? [] : axes)
+                    result = context.builder.emitValue(named: "\(node.name)/squeeze", .squeeze(squeeze), inputs: [kept])
+                }
+            }
+            context.builder.alias(output, to: result, node: node.name)
+        }
+    }
+}

@@ -68,3 +68,27 @@ enum LowerShapeArithmetic {
         try identity(&context, node)
     }
 }
+
+extension LowerShapeArithmetic {
+    /// CastLike: Cast to the element type of `target_type`, which must be known at import
+    /// (a constant or a graph input, as in the functions ONNX expands ops into).
+    static func castLike(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        guard let type = context.elementType(of: try node.requiredInput(1)) else {
+            throw LoweringFailure.unsupported("the element type of 'target_type' is known only when it is a constant or a graph input")
+        }
+        context.builder.emit(node.name, .cast(CastAttributes(to: type)), inputs: [try node.requiredInput(0)],
+                             outputs: [try node.output()])
+    }
+
+    /// Size: the element count as an i64 scalar, from the shape the model states.
+    static func size(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let dims = context.builder.constant(input).map { $0.shape.map(Dim.fixed) } ?? context.builder.shape(of: input)
+        let sizes = dims?.compactMap(\.fixedValue) ?? []
+        guard let dims, sizes.count == dims.count else {
+            throw LoweringFailure.unsupported("the size of a value whose shape is not fixed in the model")
+        }
+        let output = try node.output()
+        context.builder.addConstant(ConstantTensor(name: output, shape: [], ints: [Int64(sizes.reduce(1, *))]))
+    }
+}

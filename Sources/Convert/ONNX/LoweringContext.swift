@@ -43,3 +43,11 @@ struct LoweringContext {
     /// Whether a node or graph output reads this value.
     func isConsumed(_ name: String) -> Bool { !name.isEmpty && consumedValues.contains(name) }
 }
+
+extension Dim {
+    /// The size when it is fixed.
+    var fixedValue: Int? {
+        if case .fixed(let size) = self { return size }
+        return nil
+    }
+}
