@@ -38,6 +38,7 @@ enum LoweringTable {
             "Gemm": Lowering(LowerConvolution.gemm, versions: [7, 9, 11, 13]),
             "MatMul": Lowering(LowerLayout.direct(.matMul, inputCount: 2), versions: [1, 9, 13]),
             "Einsum": Lowering(LowerEinsum.einsum, versions: [12, 28]),
+            "Attention": Lowering(LowerAttention.attention, versions: [23, 24, 25]),
 
             "BatchNormalization": Lowering(LowerNormalization.batchNormalization, versions: [7, 9, 14, 15]),
             "InstanceNormalization": Lowering(LowerNormalization.instanceNormalization, versions: [6, 22]),
