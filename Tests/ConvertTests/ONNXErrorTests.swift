@@ -72,7 +72,7 @@ final class ONNXErrorTests: XCTestCase {
             "deconv: output_shape needs a static input height and width",
             "clip_computed: input 'max' must be a constant",
             "pad_wrap: mode 'wrap'",
-            "conv1d: 1-D convolution",
+            "conv3d: 3-D convolution",
         ]) { try ImporterFixtures.load("unsupported_features.onnx") }
         guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
         XCTAssertEqual(nodes.map(\.opType), ["Resize", "Resize", "Resize", "ConvTranspose", "Clip", "Pad", "Conv"])

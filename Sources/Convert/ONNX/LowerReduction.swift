@@ -116,3 +116,36 @@ extension LowerReduction {
         }
     }
 }
+
+extension LowerReduction {
+    /// LpPool: (Σ over the window of |X|^p)^(1/p). Padding contributes zeros to the sum,
+    /// so the sum is an average pool that counts the padding, times the window's size.
+    /// With ceil_mode a last window may reach past the padding, where that identity fails:
+    /// refused.
+    static func lpPool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        if try node.flag("ceil_mode", default: false) { throw LoweringFailure.unsupported("ceil_mode=1") }
+        let p = Float(try node.int("p", default: 2))
+        guard p >= 1 else { throw LoweringFailure.invalid("p must be at least 1") }
+        var attributes = try poolAttributes(node)
+        attributes.countIncludePad = true
+        let windowSize = context.builder.addConstant("\(node.name)/window_size", shape: [],
+                                                     floats: [Float(attributes.kernelShape.reduce(1, *))])
+        let powered: String
+        if p == 2 {
+            powered = context.builder.binary(.mul, input, input, name: "\(node.name)/squared")
+        } else {
+            let magnitude = context.builder.unary(Activation(function: .abs), input, name: "\(node.name)/abs")
+            let exponent = context.builder.addConstant("\(node.name)/p", shape: [], floats: [p])
+            powered = context.builder.binary(.pow, magnitude, exponent, name: "\(node.name)/powered")
+        }
+        let mean = context.builder.emitValue(named: "\(node.name)/mean", .averagePool(attributes), inputs: [powered])
+        let sum = context.builder.binary(.mul, mean, windowSize, name: "\(node.name)/sum")
+        if p == 2 {
+            context.builder.emit(node.name, .unary(Activation(function: .sqrt)), inputs: [sum], outputs: [try node.output()])
+        } else {
+            let root = context.builder.addConstant("\(node.name)/inverse_p", shape: [], floats: [1 / p])
+            context.builder.emit(node.name, .binary(.pow), inputs: [sum, root], outputs: [try node.output()])
+        }
+    }
+}

@@ -33,8 +33,8 @@ struct Lowering {
 enum LoweringTable {
     static let rules: [String: Lowering] = {
         var rules: [String: Lowering] = [
-            "Conv": Lowering(LowerConvolution.conv, versions: [1, 11, 22]),
-            "ConvTranspose": Lowering(LowerConvolution.convTranspose, versions: [1, 11, 22]),
+            "Conv": Lowering(LowerOneDimensional.wrapping(LowerConvolution.conv, weighted: true), versions: [1, 11, 22]),
+            "ConvTranspose": Lowering(LowerOneDimensional.wrapping(LowerConvolution.convTranspose, weighted: true), versions: [1, 11, 22]),
             "Gemm": Lowering(LowerConvolution.gemm, versions: [7, 9, 11, 13]),
             "MatMul": Lowering(LowerLayout.direct(.matMul, inputCount: 2), versions: [1, 9, 13]),
             "Einsum": Lowering(LowerEinsum.einsum, versions: [12, 28]),
@@ -88,8 +88,9 @@ enum LoweringTable {
 
             "GlobalAveragePool": Lowering(LowerReduction.globalPool(.mean), versions: [1, 22]),
             "GlobalMaxPool": Lowering(LowerReduction.globalPool(.max), versions: [1, 22]),
-            "AveragePool": Lowering(LowerReduction.averagePool, versions: [7, 10, 11, 19, 22]),
-            "MaxPool": Lowering(LowerReduction.maxPool, versions: [1, 8, 10, 11, 12, 22]),
+            "AveragePool": Lowering(LowerOneDimensional.wrapping(LowerReduction.averagePool, weighted: false), versions: [7, 10, 11, 19, 22]),
+            "LpPool": Lowering(LowerOneDimensional.wrapping(LowerReduction.lpPool, weighted: false), versions: [2, 11, 18, 22]),
+            "MaxPool": Lowering(LowerOneDimensional.wrapping(LowerReduction.maxPool, weighted: false), versions: [1, 8, 10, 11, 12, 22]),
             "ReduceMean": Lowering(LowerReduction.reduce(.mean, axesInputFrom: 18), versions: [1, 11, 13, 18]),
             "ReduceMax": Lowering(LowerReduction.reduce(.max, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
             "ReduceMin": Lowering(LowerReduction.reduce(.min, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
