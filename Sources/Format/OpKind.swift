@@ -58,7 +58,7 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case `where`
 
     // MARK: Reductions and pooling
-    /// inputs: X; attrs: function "mean"|"sum"|"max"|"min", axes (empty = all), keepDims =1.
+    /// inputs: X; attrs: function "mean"|"sum"|"max"|"min"|"prod", axes (empty = all), keepDims =1.
     case reduce
     /// inputs: X [N,C,H,W]; attrs: kernelShape [2], strides, pads, dilations, ceilMode =0,
     ///        countIncludePad =0, autoPad.

@@ -80,15 +80,18 @@ extension LowerShapeArithmetic {
                              outputs: [try node.output()])
     }
 
-    /// Size: the element count as an i64 scalar, from the shape the model states.
+    /// Size: the element count as an i64 scalar, a constant when the model fixes the shape,
+    /// else the product of the shape (plan-time arithmetic).
     static func size(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let input = try node.requiredInput(0)
-        let dims = context.builder.constant(input).map { $0.shape.map(Dim.fixed) } ?? context.builder.shape(of: input)
-        let sizes = dims?.compactMap(\.fixedValue) ?? []
-        guard let dims, sizes.count == dims.count else {
-            throw LoweringFailure.unsupported("the size of a value whose shape is not fixed in the model")
-        }
         let output = try node.output()
-        context.builder.addConstant(ConstantTensor(name: output, shape: [], ints: [Int64(sizes.reduce(1, *))]))
+        let dims = context.builder.constant(input).map { $0.shape.map(Dim.fixed) } ?? context.builder.shape(of: input)
+        if let dims, case let sizes = dims.compactMap(\.fixedValue), sizes.count == dims.count {
+            context.builder.addConstant(ConstantTensor(name: output, shape: [], ints: [Int64(sizes.reduce(1, *))]))
+            return
+        }
+        let shape = context.builder.emitValue(named: "\(node.name)/shape", .shape(ShapeAttributes()), inputs: [input])
+        context.builder.emit(node.name, .reduce(ReduceAttributes(function: .prod, axes: [], keepDims: false)), inputs: [shape],
+                             outputs: [output])
     }
 }

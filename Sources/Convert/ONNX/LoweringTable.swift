@@ -95,6 +95,7 @@ enum LoweringTable {
             "ReduceMax": Lowering(LowerReduction.reduce(.max, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
             "ReduceMin": Lowering(LowerReduction.reduce(.min, axesInputFrom: 18), versions: [1, 11, 12, 13, 18, 20]),
             "ReduceSum": Lowering(LowerReduction.reduce(.sum, axesInputFrom: 13), versions: [1, 11, 13]),
+            "ReduceProd": Lowering(LowerReduction.reduce(.prod, axesInputFrom: 18), versions: [1, 11, 13, 18]),
             "ReduceL1": Lowering(LowerReduction.reduce(.l1), versions: [1, 11, 13, 18]),
             "ReduceL2": Lowering(LowerReduction.reduce(.l2), versions: [1, 11, 13, 18]),
             "ReduceSumSquare": Lowering(LowerReduction.reduce(.sumSquare), versions: [1, 11, 13, 18]),

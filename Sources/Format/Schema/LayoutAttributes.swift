@@ -1,6 +1,6 @@
 /// `reduce`: the function over `axes` (empty: every axis).
 public struct ReduceAttributes: OpAttributes {
-    public enum Function: String, NamedAttributeValue { case mean, sum, max, min }
+    public enum Function: String, NamedAttributeValue { case mean, sum, max, min, prod }
 
     /// Required.
     public var function = Function.mean

@@ -1,6 +1,6 @@
 import Format
 
-/// `reduce`: mean, sum, max or min over `axes` (empty = all), keeping reduced axes as
+/// `reduce`: mean, sum, max, min or product over `axes` (empty = all), keeping reduced axes as
 /// size 1 when `keepDims` is 1. Floats and integers (integer mean truncates toward zero).
 public struct Reduction: Operator {
     let name: String
@@ -47,7 +47,8 @@ public struct Reduction: Operator {
         switch x.elements {
         case .float(let values):
             // Double accumulation keeps the reference exact enough to judge fast kernels by.
-            let start: Double = attributes.function == .max ? -.infinity : attributes.function == .min ? .infinity : 0
+            let start: Double = attributes.function == .max ? -.infinity : attributes.function == .min ? .infinity
+                : attributes.function == .prod ? 1 : 0
             var accumulators = [Double](repeating: start, count: outputCount)
             for (value, destination) in zip(values, destinations) {
                 accumulators[destination] = combine(accumulators[destination], Double(value))
@@ -55,21 +56,25 @@ public struct Reduction: Operator {
             let scale = attributes.function == .mean ? 1 / Double(reducedCount) : 1
             return [HostTensor(shape: shape, floats: accumulators.map { Float($0 * scale) })]
         case .int(let values):
-            let start: Int64 = attributes.function == .max ? .min : attributes.function == .min ? .max : 0
+            let start: Int64 = attributes.function == .max ? .min : attributes.function == .min ? .max
+                : attributes.function == .prod ? 1 : 0
             var accumulators = [Int64](repeating: start, count: outputCount)
             for (value, destination) in zip(values, destinations) {
-                accumulators[destination] = combine(accumulators[destination], value)
+                // Integer products wrap on overflow (as two's-complement arithmetic does) rather than trap.
+                accumulators[destination] = attributes.function == .prod
+                    ? accumulators[destination] &* value : combine(accumulators[destination], value)
             }
             if attributes.function == .mean { accumulators = accumulators.map { $0 / Int64(reducedCount) } }
             return [HostTensor(shape: shape, ints: accumulators, dtype: x.dtype)]
         }
     }
 
-    /// One step of the reduction: the sum for mean and sum, else the max or min.
+    /// One step of the reduction: the sum for mean and sum, the product, or the max or min.
     @inline(__always)
-    private func combine<T: AdditiveArithmetic & Comparable>(_ accumulator: T, _ value: T) -> T {
+    private func combine<T: Numeric & Comparable>(_ accumulator: T, _ value: T) -> T {
         switch attributes.function {
         case .mean, .sum: accumulator + value
+        case .prod: accumulator * value
         case .max: Swift.max(accumulator, value)
         case .min: Swift.min(accumulator, value)
         }
@@ -125,7 +130,8 @@ public struct Reduction: Operator {
         private func reduce(_ outers: Range<Int>, _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>) {
             let function = reduction.attributes.function
             let (outputs, count) = (output + outers.lowerBound * outputPerOuter, outers.count * outputPerOuter)
-            outputs.update(repeating: function == .max ? -.infinity : function == .min ? .infinity : 0, count: count)
+            outputs.update(repeating: function == .max ? -.infinity : function == .min ? .infinity : function == .prod ? 1 : 0,
+                           count: count)
             let innerOutputStride = layout.innerStride(0)
             layout.forEachRun(in: outers.lowerBound * inputPerOuter..<outers.upperBound * inputPerOuter) { inputOffset, offsets, length in
                 let (x, y) = (input + inputOffset, output + offsets[0])
@@ -156,6 +162,10 @@ public struct Reduction: Operator {
                 var sum: Double = 0
                 for i in 0..<count { sum += Double(x[i]) }
                 return Float(sum)
+            case .prod:
+                var product: Double = 1
+                for i in 0..<count { product *= Double(x[i]) }
+                return Float(product)
             case .max, .min:
                 var extreme = x[0]
                 for i in 1..<count { extreme = reduction.combine(extreme, x[i]) }

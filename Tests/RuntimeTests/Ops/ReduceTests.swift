@@ -15,7 +15,7 @@ final class ReduceTests: XCTestCase {
             ([2, 3, 5, 7], [1]), ([2, 3, 5, 7], [2, 3]), ([2, 3, 5, 7], [0, 2]), ([2, 3, 5, 7], [0, 3]),
             ([2, 3, 1, 5, 7], [1, 3]), ([2, 3, 1, 5, 7], [2]), ([2, 3, 1, 5, 7], []),
         ]
-        for function in ["mean", "sum", "max", "min"] {
+        for function in ["mean", "sum", "max", "min", "prod"] {
             for (index, (shape, axes)) in cases.enumerated() {
                 for keepDims in [0, 1] {
                     try KernelHarness.assertFastMatchesReference(node(function, axes: axes, keepDims: keepDims),
@@ -41,7 +41,8 @@ final class ReduceTests: XCTestCase {
 
     func testIntegerReductionsAreExact() throws {
         let x = HostTensor(shape: [2, 3], ints: [1, -7, 3, 4, 5, 6])
-        let expected: [String: [Int64]] = ["sum": [5, -2, 9], "max": [4, 5, 6], "min": [1, -7, 3], "mean": [2, -1, 4]]
+        let expected: [String: [Int64]] = ["sum": [5, -2, 9], "max": [4, 5, 6], "min": [1, -7, 3], "mean": [2, -1, 4],
+                                           "prod": [4, -35, 18]]
         for (function, values) in expected {
             let y = try OpKind.makeOperator(node(function, axes: [0], keepDims: 0)).reference([x])[0]
             XCTAssertEqual(y, HostTensor(shape: [3], ints: values), function)
@@ -49,7 +50,7 @@ final class ReduceTests: XCTestCase {
     }
 
     func testFastKernelTruncatesTheMeanOfIntegerInputs() throws {
-        for function in ["mean", "sum", "max", "min"] {
+        for function in ["mean", "sum", "max", "min", "prod"] {
             try KernelHarness.assertFastMatchesReference(node(function, axes: [1], keepDims: 0), [.mathRandomInts([3, 7, 5], seed: 2)])
         }
         // A sum that is an exact multiple of the count: 1/7 rounds below 1/7 in Float.
