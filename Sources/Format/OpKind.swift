@@ -126,6 +126,8 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
 /// Element-wise functions of one input, used by `unary` and as fused activations.
 public enum UnaryFunction: String, Sendable, CaseIterable, Codable {
     case identity, relu, sigmoid, tanh, exp, log, sqrt, abs, neg, reciprocal, floor, ceil, round, erf, sin, cos, not
+    /// The remaining trigonometric, inverse trigonometric and hyperbolic functions (ONNX Tan … Atanh).
+    case tan, asin, acos, atan, sinh, cosh, asinh, acosh, atanh
     /// max(x, alpha·x) for x < 0; alpha default 0.01.
     case leakyRelu
     /// clamp(x, min, max); defaults ±infinity.

@@ -11,6 +11,9 @@ enum LowerElementwise {
         "Neg": (.neg, [6, 13]), "Reciprocal": (.reciprocal, [6, 13]), "Floor": (.floor, [6, 13]),
         "Ceil": (.ceil, [6, 13]), "Round": (.round, [11, 22]), "Erf": (.erf, [9, 13]), "Sin": (.sin, [7, 22]),
         "Cos": (.cos, [7, 22]), "Not": (.not, [1]), "Softplus": (.softplus, [1, 22]),
+        "Tan": (.tan, [7, 22]), "Asin": (.asin, [7, 22]), "Acos": (.acos, [7, 22]), "Atan": (.atan, [7, 22]),
+        "Sinh": (.sinh, [9, 22]), "Cosh": (.cosh, [9, 22]), "Asinh": (.asinh, [9, 22]), "Acosh": (.acosh, [9, 22]),
+        "Atanh": (.atanh, [9, 22]),
     ]
 
     /// ONNX ops that are one binary function of two broadcast inputs, with their since-versions.

@@ -71,6 +71,15 @@ public struct Activation: Hashable, Sendable {
         case .erf: return Foundation.erf(x)
         case .sin: return Foundation.sin(x)
         case .cos: return Foundation.cos(x)
+        case .tan: return Foundation.tan(x)
+        case .asin: return Foundation.asin(x)
+        case .acos: return Foundation.acos(x)
+        case .atan: return Foundation.atan(x)
+        case .sinh: return Foundation.sinh(x)
+        case .cosh: return Foundation.cosh(x)
+        case .asinh: return Foundation.asinh(x)
+        case .acosh: return Foundation.acosh(x)
+        case .atanh: return Foundation.atanh(x)
         case .not: return x == 0 ? 1 : 0
         case .gelu: return 0.5 * x * (1 + Foundation.erf(x * 0.70710678118654752))
         case .geluTanh:

@@ -6,7 +6,7 @@ extension UnaryFunction: NamedAttributeValue {
     public var isFusableActivation: Bool {
         switch self {
         case .relu, .leakyRelu, .sigmoid, .tanh, .clip, .gelu, .geluTanh, .silu, .elu, .hardSigmoid, .softplus: true
-        case .identity, .exp, .log, .sqrt, .abs, .neg, .reciprocal, .floor, .ceil, .round, .erf, .sin, .cos, .not: false
+        case .identity, .exp, .log, .sqrt, .abs, .neg, .reciprocal, .floor, .ceil, .round, .erf, .sin, .cos, .not, .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh: false
         }
     }
 
@@ -17,7 +17,7 @@ extension UnaryFunction: NamedAttributeValue {
         case .elu: 1
         case .hardSigmoid: 0.2
         case .identity, .relu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .neg, .reciprocal, .floor, .ceil, .round,
-             .erf, .sin, .cos, .not, .clip, .gelu, .geluTanh, .silu, .softplus: 0
+             .erf, .sin, .cos, .not, .clip, .gelu, .geluTanh, .silu, .softplus, .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh: 0
         }
     }
 
@@ -26,7 +26,7 @@ extension UnaryFunction: NamedAttributeValue {
         switch self {
         case .hardSigmoid: 0.5
         case .identity, .relu, .leakyRelu, .sigmoid, .tanh, .exp, .log, .sqrt, .abs, .neg, .reciprocal, .floor, .ceil,
-             .round, .erf, .sin, .cos, .not, .clip, .gelu, .geluTanh, .silu, .elu, .softplus: 0
+             .round, .erf, .sin, .cos, .not, .clip, .gelu, .geluTanh, .silu, .elu, .softplus, .tan, .asin, .acos, .atan, .sinh, .cosh, .asinh, .acosh, .atanh: 0
         }
     }
 }

@@ -45,6 +45,17 @@ extension Activation {
         case .erf: return 1.1283791670955126 * Foundation.exp(-x * x)
         case .sin: return Foundation.cos(x)
         case .cos: return -Foundation.sin(x)
+        case .tan:
+            let t = Foundation.tan(x)
+            return 1 + t * t
+        case .asin: return 1 / (1 - x * x).squareRoot()
+        case .acos: return -1 / (1 - x * x).squareRoot()
+        case .atan: return 1 / (1 + x * x)
+        case .sinh: return Foundation.cosh(x)
+        case .cosh: return Foundation.sinh(x)
+        case .asinh: return 1 / (x * x + 1).squareRoot()
+        case .acosh: return 1 / (x * x - 1).squareRoot()
+        case .atanh: return 1 / (1 - x * x)
         case .gelu:
             // Φ(x) + x·φ(x)
             let cdf = 0.5 * (1 + Foundation.erf(x * 0.70710678118654752))

@@ -22,6 +22,8 @@ final class UnaryTests: XCTestCase {
         switch function {
         case .not: return .mathRandomMask(shape, seed: seed)
         case .log, .sqrt, .reciprocal: return x.mathMapped { abs($0) + 0.05 }
+        case .asin, .acos, .atanh: return x.mathMapped { $0 * 0.95 }  // the open interval (−1, 1)
+        case .acosh: return x.mathMapped { abs($0) * 4 + 1 }
         default: return x.mathMapped { $0 * 4 }
         }
     }
