@@ -16,8 +16,10 @@ struct RRun: ParsableCommand {
                          rrun MODEL.rgraph X.npy --outputs DIR
             Inspect:     rrun info MODEL.rgraph
             Benchmark:   rrun bench MODEL.rgraph --shape 1,3,512,512
+            Gradients:   rrun grad MODEL.rgraph X.npy --target T.npy --loss mse --wrt NAME --outputs DIR
+            Prior:       rrun dip DEGRADED.png --task denoise|inpaint|sr4 -o OUT.png [--ref CLEAN.png]
             """,
-        subcommands: [Restore.self, Info.self, Bench.self],
+        subcommands: [Restore.self, Info.self, Bench.self, DIP.self, Grad.self],
         defaultSubcommand: Restore.self)
 }
 
