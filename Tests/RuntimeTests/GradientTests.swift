@@ -40,6 +40,10 @@ final class GradientTests: XCTestCase {
             $0.activation = Activation(function: .sigmoid)
             $0.residualBeforeActivation = true
         }, [])
+        cases["conv_winograd_elu"] = (conv {
+            $0.window.pads = [1, 1, 1, 1]
+            $0.activation = Activation(function: .elu)
+        }, [])
         cases["conv_relu_residual_after"] = (conv { $0.activation = Activation(function: .relu) }, [])
         var gelu = LinearAttributes()
         gelu.activation = Activation(function: .gelu)

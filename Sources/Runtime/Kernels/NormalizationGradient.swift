@@ -4,22 +4,31 @@
 ///
 /// With x̂ = (x − μ)·r and ĝ = ∂L/∂y·γ:
 ///   ∂L/∂x = r·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)),  ∂L/∂γ = Σ ∂L/∂y·x̂,  ∂L/∂β = Σ ∂L/∂y.
-/// Pass one runs over rows in parallel and keeps μ and r per row in scratch; pass two
-/// sums the parameter gradients with workers owning disjoint parameters, so no two
-/// threads add into the same element.
+/// One pass over rows in parallel computes ∂L/∂x and keeps per row μ, r, Σ∂L/∂y and
+/// Σ∂L/∂y·x̂ in scratch: for instance norm those row sums are the parameter gradients
+/// already; layer norm sums them per position in a second pass (`positionSums`).
 struct NormalizationGradient: Sendable {
     let rows: Int
     let size: Int
     let epsilon: Float
 
-    /// Scratch floats: μ and r per row.
-    var scratchBytes: Int { 2 * rows * MemoryLayout<Float>.size }
+    /// Where γ comes from.
+    enum Scale {
+        /// One γ per row: `values[row % channels]` (instance norm).
+        case perRow(UnsafePointer<Float>, channels: Int)
+        /// One γ per position of a row (layer norm), nil for none (γ = 1).
+        case perPosition(UnsafePointer<Float>?)
+    }
 
-    /// Pass one: ∂L/∂x (when `target` is given) and the rows' statistics.
-    /// `scale(row, j)` is γ for element j of a row.
+    /// Floats of scratch per row: μ, r, Σ∂L/∂y, Σ∂L/∂y·x̂.
+    static let statisticsPerRow = 4
+
+    var scratchBytes: Int { Self.statisticsPerRow * rows * MemoryLayout<Float>.size }
+
+    /// ∂L/∂x (when `target` is given) and the rows' statistics.
     func inputGradient(x: UnsafePointer<Float>, gradient: UnsafePointer<Float>, target: UnsafeMutablePointer<Float>?,
-                       statistics: UnsafeMutablePointer<Float>, pool: ThreadPool,
-                       scale: @escaping (Int, Int) -> Float) {
+                       statistics: UnsafeMutablePointer<Float>, scale: Scale, pool: ThreadPool) {
+        let size = size, epsilon = epsilon
         pool.parallelFor(rows) { range in
             for row in range {
                 let xs = x + row * size, gs = gradient + row * size
@@ -29,43 +38,57 @@ struct NormalizationGradient: Sendable {
                 var squares = 0.0
                 for j in 0..<size { squares += Double((xs[j] - mean) * (xs[j] - mean)) }
                 let r = Float(1 / (squares / Double(size) + Double(epsilon)).squareRoot())
-                statistics[2 * row] = mean
-                statistics[2 * row + 1] = r
-                guard let target else { continue }
-                var sumG = 0.0, sumGX = 0.0
+                var sumGY = 0.0, sumGYX = 0.0
                 for j in 0..<size {
-                    let g = Double(gs[j] * scale(row, j))
-                    sumG += g
-                    sumGX += g * Double((xs[j] - mean) * r)
+                    sumGY += Double(gs[j])
+                    sumGYX += Double(gs[j] * (xs[j] - mean) * r)
                 }
-                let meanG = Float(sumG / Double(size)), meanGX = Float(sumGX / Double(size))
+                let stats = statistics + Self.statisticsPerRow * row
+                (stats[0], stats[1], stats[2], stats[3]) = (mean, r, Float(sumGY), Float(sumGYX))
+                guard let target else { continue }
                 let ts = target + row * size
-                for j in 0..<size {
-                    let normalized = (xs[j] - mean) * r
-                    ts[j] += r * (gs[j] * scale(row, j) - meanG - normalized * meanGX)
+                switch scale {
+                case .perRow(let values, let channels):
+                    let gamma = values[row % channels]
+                    let meanG = gamma * Float(sumGY / Double(size)), meanGX = gamma * Float(sumGYX / Double(size))
+                    for j in 0..<size { ts[j] += r * (gs[j] * gamma - meanG - (xs[j] - mean) * r * meanGX) }
+                case .perPosition(let values):
+                    guard let values else {
+                        let meanG = Float(sumGY / Double(size)), meanGX = Float(sumGYX / Double(size))
+                        for j in 0..<size { ts[j] += r * (gs[j] - meanG - (xs[j] - mean) * r * meanGX) }
+                        continue
+                    }
+                    var sumG = 0.0, sumGX = 0.0
+                    for j in 0..<size {
+                        let g = gs[j] * values[j]
+                        sumG += Double(g)
+                        sumGX += Double(g * (xs[j] - mean) * r)
+                    }
+                    let meanG = Float(sumG / Double(size)), meanGX = Float(sumGX / Double(size))
+                    for j in 0..<size { ts[j] += r * (gs[j] * values[j] - meanG - (xs[j] - mean) * r * meanGX) }
                 }
             }
         }
     }
 
-    /// Pass two: adds ∂L/∂γ and ∂L/∂β for `parameters` parameters, where element j of
-    /// `row` uses parameter `parameterOf(row, j)`; `owner` lists, per parameter, the
-    /// (row, j) pairs reading it, so each worker walks only its own parameters.
-    func parameterGradients(x: UnsafePointer<Float>, gradient: UnsafePointer<Float>, statistics: UnsafePointer<Float>,
-                            parameters: Int, scaleTarget: UnsafeMutablePointer<Float>?, biasTarget: UnsafeMutablePointer<Float>?,
-                            pool: ThreadPool, elements: @escaping (Int, (Int, Int) -> Void) -> Void) {
-        guard scaleTarget != nil || biasTarget != nil else { return }
-        pool.parallelFor(parameters) { range in
-            for parameter in range {
-                var sumScale = 0.0, sumBias = 0.0
-                elements(parameter) { row, j in
-                    let index = row * size + j
-                    let normalized = (x[index] - statistics[2 * row]) * statistics[2 * row + 1]
-                    sumScale += Double(gradient[index] * normalized)
-                    sumBias += Double(gradient[index])
+    /// Per position j of a row: Σ over rows of ∂L/∂y·x̂ into `scaleSums[j]` and of ∂L/∂y
+    /// into `biasSums[j]`; workers own disjoint ranges of positions.
+    func positionSums(x: UnsafePointer<Float>, gradient: UnsafePointer<Float>, statistics: UnsafePointer<Float>,
+                      scaleSums: UnsafeMutablePointer<Float>, biasSums: UnsafeMutablePointer<Float>, pool: ThreadPool) {
+        let rows = rows, size = size
+        pool.parallelFor(size, minimumChunk: 64) { range in
+            for j in range {
+                scaleSums[j] = 0
+                biasSums[j] = 0
+            }
+            for row in 0..<rows {
+                let stats = statistics + Self.statisticsPerRow * row
+                let (mean, r) = (stats[0], stats[1])
+                let xs = x + row * size, gs = gradient + row * size
+                for j in range {
+                    scaleSums[j] += gs[j] * (xs[j] - mean) * r
+                    biasSums[j] += gs[j]
                 }
-                scaleTarget?[parameter] += Float(sumScale)
-                biasTarget?[parameter] += Float(sumBias)
             }
         }
     }

@@ -403,24 +403,30 @@ extension Convolution: Differentiable {
     }
 }
 
-/// Convolution's backward rule by im2col and GEMM, over bands of output pixels so that
-/// the column matrices stay a few MB whatever the image size:
+/// Convolution's backward rule.
+///
 ///   G = ∂L/∂y · act′ (the pre-activation recomputed by a forward kernel without
-///   activation when act′ does not follow from y), ∂L/∂B += Σ G,
-///   per band: C = im2col(X); ∂L/∂W += G·Cᵀ (workers split W's rows);
-///   ∂C = Wᵀ·G (workers split ∂C's rows); ∂L/∂X += col2im(∂C) (workers split channels,
-///   so no two add into the same element).
+///   activation when act′ does not follow from y), ∂L/∂B += Σ G, ∂L/∂R += ∂L/∂y or G.
+///   ∂L/∂W += G·Cᵀ with C = im2col(X), over bands of output pixels so that C stays a
+///   few MB: workers take whole bands, each with its own columns and its own partial
+///   ∂W (small: M × C·kH·kW), summed at the end.
+///   ∂L/∂X: for stride 1 without groups, a forward convolution of G with W flipped and
+///   its channel axes swapped, padded by k − 1 − pad (so Winograd and the tiled GEMM
+///   kernels do the work), into scratch and added; otherwise per band ∂C = Wᵀ·G and
+///   col2im, with workers splitting ∂C's rows and then the input channels.
 struct ConvolutionBackward: BackwardKernel {
     let layout: ConvolutionKernel.Layout
     let epilogue: ConvolutionEpilogue
     /// im2col of bands, and the forward kernel that recomputes the pre-activation.
     let columns: ConvolutionKernel
     let preActivation: ConvolutionKernel?
+    /// ∂L/∂X as a forward convolution of G (stride 1, one group), and the flipped weights' size.
+    let transposed: (any Kernel)?
     let bandPixels: Int
 
-    /// About 2 MB of columns per band: long enough for GEMM's inner dimension (the band
-    /// is the k of ∂W's product), small enough for L2/L3.
-    static let bandBytes = 1 << 21
+    /// About 1 MB of columns per band: long enough for GEMM's inner dimension (the band
+    /// is the k of ∂W's product), small enough to stay in L2 beside the GEMM's panels.
+    static let bandBytes = 1 << 20
 
     init(layout: ConvolutionKernel.Layout, epilogue: ConvolutionEpilogue) {
         self.layout = layout
@@ -435,23 +441,62 @@ struct ConvolutionBackward: BackwardKernel {
         } else {
             preActivation = nil
         }
+        let g = layout.geometry
+        if g.strideY == 1 && g.strideX == 1 && layout.group == 1
+            && g.padTop < g.kernelHeight * g.dilationY && g.padLeft < g.kernelWidth * g.dilationX
+            && g.padBottom < g.kernelHeight * g.dilationY && g.padRight < g.kernelWidth * g.dilationX {
+            var window = SlidingWindow()
+            window.dilations = [g.dilationY, g.dilationX]
+            let extentY = (g.kernelHeight - 1) * g.dilationY, extentX = (g.kernelWidth - 1) * g.dilationX
+            window.pads = [extentY - g.padTop, extentX - g.padLeft, extentY - g.padBottom, extentX - g.padRight]
+            var transposedLayout = layout
+            transposedLayout.inChannels = layout.outChannels
+            transposedLayout.outChannels = layout.inChannels
+            transposedLayout.hasBias = false
+            transposedLayout.hasResidual = false
+            if let geometry = try? WindowGeometry.forward(window, kernel: (g.kernelHeight, g.kernelWidth),
+                                                          input: (g.outputHeight, g.outputWidth), node: ""),
+               geometry.outputHeight == g.inputHeight, geometry.outputWidth == g.inputWidth {
+                transposedLayout.geometry = geometry
+                transposed = WinogradConvolutionKernel.suits(transposedLayout)
+                    ? WinogradConvolutionKernel(layout: transposedLayout, epilogue: ConvolutionEpilogue(activation: .identity,
+                                                                                                      residualBeforeActivation: false))
+                    : ConvolutionKernel(layout: transposedLayout, epilogue: ConvolutionEpilogue(activation: .identity,
+                                                                                              residualBeforeActivation: false))
+            } else {
+                transposed = nil
+            }
+        } else {
+            transposed = nil
+        }
         let fit = Self.bandBytes / (MemoryLayout<Float>.size * Swift.max(layout.columnRows, 1))
-        bandPixels = Swift.min(layout.geometry.outputPixels, Swift.max(256, fit / 16 * 16))
+        bandPixels = Swift.min(g.outputPixels, Swift.max(256, fit / 16 * 16))
     }
 
+    private static func aligned(_ floats: Int) -> Int { (floats * MemoryLayout<Float>.size + 63) / 64 * 64 }
     private var outputCount: Int { layout.batch * layout.outChannels * layout.geometry.outputPixels }
-    private var bandBytes: Int { (layout.columnRows * bandPixels * MemoryLayout<Float>.size + 63) / 64 * 64 }
-    private var gradientBytes: Int {
-        epilogue.activation.function == .identity ? 0 : (outputCount * MemoryLayout<Float>.size + 63) / 64 * 64
+    private var inputCount: Int { layout.batch * layout.inChannels * layout.geometry.inputPixels }
+    private var weightCount: Int { layout.outChannels * layout.columnRows }
+    /// Per worker slot: a band of columns, a band of ∂C and a partial ∂W.
+    private var slotBytes: Int { 2 * Self.aligned(layout.columnRows * bandPixels) + Self.aligned(weightCount) }
+    private var gradientBytes: Int { epilogue.activation.function == .identity ? 0 : Self.aligned(outputCount) }
+    /// Flipped weights and ∂X for the transposed convolution, and its scratch.
+    private var transposedBytes: Int {
+        guard let transposed else { return 0 }
+        return Self.aligned(weightCount) + Self.aligned(inputCount) + transposed.scratchBytes
     }
 
-    var scratchBytes: Int { 2 * bandBytes + gradientBytes + (preActivation?.scratchBytes ?? 0) }
+    var scratchBytes: Int {
+        ScratchSlots.slotCount * slotBytes + gradientBytes
+            + Swift.max(preActivation?.scratchBytes ?? 0, transposedBytes)
+    }
 
     func run(_ io: BackwardIO) {
         let l = layout, g = l.geometry
         guard let scratch = io.scratch else { preconditionFailure("conv backward ran without scratch") }
-        let columnBand = scratch.assumingMemoryBound(to: Float.self)
-        let gradientBand = (scratch + bandBytes).assumingMemoryBound(to: Float.self)
+        let slots = ScratchSlots.slotCount
+        let gradientBuffer = (scratch + slots * slotBytes).assumingMemoryBound(to: Float.self)
+        let shared = scratch + slots * slotBytes + gradientBytes
         let x = io.input(0), w = io.input(1)
         let outputGradient = io.outputGradient
         let count = outputCount
@@ -461,25 +506,25 @@ struct ConvolutionBackward: BackwardKernel {
         if activation.function == .identity {
             gz = outputGradient
         } else {
-            let buffer = (scratch + 2 * bandBytes).assumingMemoryBound(to: Float.self)
             if let preActivation {
                 preActivation.run(KernelIO(inputs: [x, w, l.hasBias ? io.inputs[2] : nil,
                                                     l.hasResidual && epilogue.residualBeforeActivation ? io.inputs[3] : nil],
-                                           outputs: [buffer], scratch: scratch + 2 * bandBytes + gradientBytes, pool: io.pool))
+                                           outputs: [gradientBuffer], scratch: shared, pool: io.pool))
                 io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
-                    for i in range { buffer[i] = outputGradient[i] * activation.derivative(buffer[i]) }
+                    for i in range { gradientBuffer[i] = outputGradient[i] * activation.derivative(gradientBuffer[i]) }
                 }
             } else {
                 let y = io.output(0)
                 let residual = l.hasResidual && !epilogue.residualBeforeActivation ? io.inputs[3] : nil
                 io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
-                    for i in range {
-                        let activated = residual.map { y[i] - $0[i] } ?? y[i]
-                        buffer[i] = outputGradient[i] * activation.derivative(fromOutput: activated)
+                    if let residual {
+                        for i in range { gradientBuffer[i] = outputGradient[i] * activation.derivative(fromOutput: y[i] - residual[i]) }
+                    } else {
+                        for i in range { gradientBuffer[i] = outputGradient[i] * activation.derivative(fromOutput: y[i]) }
                     }
                 }
             }
-            gz = UnsafePointer(buffer)
+            gz = UnsafePointer(gradientBuffer)
         }
         if l.hasResidual, let target = io.inputGradient(3) {
             let source = epilogue.residualBeforeActivation ? gz : outputGradient
@@ -499,42 +544,89 @@ struct ConvolutionBackward: BackwardKernel {
                 }
             }
         }
-        let weightTarget = io.inputGradient(1), inputTarget = io.inputGradient(0)
-        guard weightTarget != nil || inputTarget != nil else { return }
-        let rows = l.columnRows
+        if let target = io.inputGradient(1) { weightGradient(x: x, gz: gz, into: target, scratch: scratch, pool: io.pool) }
+        guard let target = io.inputGradient(0) else { return }
+        if let transposed {
+            let flipped = shared.assumingMemoryBound(to: Float.self)
+            let result = (shared + Self.aligned(weightCount)).assumingMemoryBound(to: Float.self)
+            // W'[c, m, ky, kx] = W[m, c, kH−1−ky, kW−1−kx].
+            let (kh, kw, taps) = (g.kernelHeight, g.kernelWidth, g.kernelPixels)
+            for m in 0..<l.outChannels {
+                for c in 0..<l.inChannels {
+                    let source = w + (m * l.inChannels + c) * taps, destination = flipped + (c * l.outChannels + m) * taps
+                    for ky in 0..<kh {
+                        for kx in 0..<kw { destination[ky * kw + kx] = source[(kh - 1 - ky) * kw + (kw - 1 - kx)] }
+                    }
+                }
+            }
+            transposed.run(KernelIO(inputs: [gz, UnsafePointer(flipped), nil, nil], outputs: [result],
+                                    scratch: shared + Self.aligned(weightCount) + Self.aligned(inputCount), pool: io.pool))
+            io.pool.parallelFor(inputCount, minimumChunk: 1 << 14) { range in
+                for i in range { target[i] += result[i] }
+            }
+        } else {
+            inputGradientByColumns(w: w, gz: gz, into: target, scratch: scratch, pool: io.pool)
+        }
+    }
+
+    /// ∂L/∂W += G·im2col(X)ᵀ, bands spread over workers with partial sums per worker.
+    private func weightGradient(x: UnsafePointer<Float>, gz: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>,
+                                scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
+        let l = layout, g = l.geometry, rows = l.columnRows
+        let bands = (g.outputPixels + bandPixels - 1) / bandPixels
+        let items = l.batch * l.group * bands
+        let workers = Swift.min(pool.threads, ScratchSlots.slotCount, items)
+        let columnBytes = Self.aligned(rows * bandPixels)
+        for slot in 0..<workers {
+            (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
+                .update(repeating: 0, count: weightCount)
+        }
+        ScratchSlots.run(items: items, pool: pool) { slot, item in
+            let band = item % bands, groupIndex = item / bands % l.group, n = item / bands / l.group
+            let first = band * bandPixels, pixels = Swift.min(bandPixels, g.outputPixels - first)
+            let columns = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
+            let partial = (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
+            let groupInput = x + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
+            let groupGradient = gz + (n * l.outChannels + groupIndex * l.groupOut) * g.outputPixels
+            self.columns.im2col(groupInput, firstPixel: first, pixels: pixels, into: columns)
+            GEMM.multiply(m: l.groupOut, n: rows, k: pixels, a: groupGradient + first, lda: g.outputPixels,
+                          b: columns, ldb: pixels, transposeB: true,
+                          c: partial + groupIndex * l.groupOut * rows, ldc: rows, beta: 1)
+        }
+        pool.parallelFor(weightCount, minimumChunk: 1 << 12) { range in
+            for slot in 0..<workers {
+                let partial = (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
+                for i in range { target[i] += partial[i] }
+            }
+        }
+    }
+
+    /// ∂L/∂X += col2im(Wᵀ·G), band by band: workers split ∂C's rows, then the input
+    /// channels (each channel's plane is written by one worker).
+    private func inputGradientByColumns(w: UnsafePointer<Float>, gz: UnsafePointer<Float>,
+                                        into target: UnsafeMutablePointer<Float>, scratch: UnsafeMutableRawPointer,
+                                        pool: ThreadPool) {
+        let l = layout, g = l.geometry, rows = l.columnRows
+        let gradientBand = (scratch + Self.aligned(rows * bandPixels)).assumingMemoryBound(to: Float.self)
         for n in 0..<l.batch {
             for groupIndex in 0..<l.group {
-                let groupInput = x + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
                 let groupGradient = gz + (n * l.outChannels + groupIndex * l.groupOut) * g.outputPixels
                 let groupWeight = w + groupIndex * l.groupOut * rows
+                let groupTarget = target + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
                 var first = 0
                 while first < g.outputPixels {
                     let pixels = Swift.min(bandPixels, g.outputPixels - first)
-                    if let weightTarget {
-                        columns.im2col(groupInput, firstPixel: first, pixels: pixels, into: columnBand)
-                        io.pool.parallelFor(l.groupOut, minimumChunk: 8) { range in
-                            guard !range.isEmpty else { return }
-                            GEMM.multiply(m: range.count, n: rows, k: pixels,
-                                          a: groupGradient + range.lowerBound * g.outputPixels + first, lda: g.outputPixels,
-                                          b: columnBand, ldb: pixels, transposeB: true,
-                                          c: weightTarget + (groupIndex * l.groupOut + range.lowerBound) * rows, ldc: rows,
-                                          beta: 1)
-                        }
+                    pool.parallelFor(rows, minimumChunk: 16) { range in
+                        guard !range.isEmpty else { return }
+                        GEMM.multiply(m: range.count, n: pixels, k: l.groupOut,
+                                      a: groupWeight + range.lowerBound, lda: rows, transposeA: true,
+                                      b: groupGradient + first, ldb: g.outputPixels,
+                                      c: gradientBand + range.lowerBound * pixels, ldc: pixels)
                     }
-                    if let inputTarget {
-                        io.pool.parallelFor(rows, minimumChunk: 16) { range in
-                            guard !range.isEmpty else { return }
-                            GEMM.multiply(m: range.count, n: pixels, k: l.groupOut,
-                                          a: groupWeight + range.lowerBound, lda: rows, transposeA: true,
-                                          b: groupGradient + first, ldb: g.outputPixels,
-                                          c: gradientBand + range.lowerBound * pixels, ldc: pixels)
-                        }
-                        let groupTarget = inputTarget + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
-                        io.pool.parallelFor(l.groupIn) { channels in
-                            for c in channels {
-                                col2im(gradientBand + c * g.kernelPixels * pixels, firstPixel: first, pixels: pixels,
-                                       into: groupTarget + c * g.inputPixels)
-                            }
+                    pool.parallelFor(l.groupIn) { channels in
+                        for c in channels {
+                            col2im(gradientBand + c * g.kernelPixels * pixels, firstPixel: first, pixels: pixels,
+                                   into: groupTarget + c * g.inputPixels)
                         }
                     }
                     first += pixels
@@ -543,21 +635,30 @@ struct ConvolutionBackward: BackwardKernel {
         }
     }
 
-    /// Adds the column rows (ky, kx) × band pixels of one input channel back into its plane.
+    /// Adds the column rows (ky, kx) × band pixels of one input channel back into its plane,
+    /// one output row segment at a time over the taps that fall inside the input.
     private func col2im(_ columns: UnsafePointer<Float>, firstPixel: Int, pixels: Int, into plane: UnsafeMutablePointer<Float>) {
         let g = layout.geometry
         var row = columns
         for ky in 0..<g.kernelHeight {
             for kx in 0..<g.kernelWidth {
-                var oy = firstPixel / g.outputWidth, ox = firstPixel % g.outputWidth
-                for p in 0..<pixels {
+                let xOffset = kx * g.dilationX - g.padLeft
+                let valid = WindowGeometry.validRange(count: g.outputWidth, stride: g.strideX, offset: xOffset, limit: g.inputWidth)
+                var pixel = firstPixel, done = 0
+                while done < pixels {
+                    let oy = pixel / g.outputWidth, firstX = pixel % g.outputWidth
+                    let length = Swift.min(g.outputWidth - firstX, pixels - done)
                     let iy = oy * g.strideY - g.padTop + ky * g.dilationY
-                    let ix = ox * g.strideX - g.padLeft + kx * g.dilationX
-                    if iy >= 0 && iy < g.inputHeight && ix >= 0 && ix < g.inputWidth {
-                        plane[iy * g.inputWidth + ix] += row[p]
+                    if iy >= 0 && iy < g.inputHeight {
+                        let destination = plane + iy * g.inputWidth
+                        let source = row + done - firstX
+                        let lower = Swift.max(valid.lowerBound, firstX), upper = Swift.min(valid.upperBound, firstX + length)
+                        if lower < upper {
+                            for ox in lower..<upper { destination[ox &* g.strideX &+ xOffset] += source[ox] }
+                        }
                     }
-                    ox += 1
-                    if ox == g.outputWidth { ox = 0; oy += 1 }
+                    done += length
+                    pixel += length
                 }
                 row += pixels
             }

@@ -111,7 +111,8 @@ extension InstanceNormalization: Differentiable {
     }
 }
 
-/// `NormalizationGradient` over planes, γ and β per channel.
+/// `NormalizationGradient` over planes; the per-plane sums it leaves are the γ and β
+/// gradients of each plane's channel.
 struct InstanceNormalizationBackward: BackwardKernel {
     let batch: Int, channels: Int
     let rule: NormalizationGradient
@@ -121,16 +122,14 @@ struct InstanceNormalizationBackward: BackwardKernel {
     func run(_ io: BackwardIO) {
         guard let scratch = io.scratch else { preconditionFailure("instanceNorm backward ran without scratch") }
         let statistics = scratch.assumingMemoryBound(to: Float.self)
-        let (x, scale, gradient) = (io.input(0), io.input(1), io.outputGradient)
-        let channels = channels, batch = batch
-        rule.inputGradient(x: x, gradient: gradient, target: io.inputGradient(0), statistics: statistics,
-                           pool: io.pool) { row, _ in scale[row % channels] }
-        let size = rule.size
-        rule.parameterGradients(x: x, gradient: gradient, statistics: statistics, parameters: channels,
-                                scaleTarget: io.inputGradient(1), biasTarget: io.inputGradient(2),
-                                pool: io.pool) { channel, visit in
-            for n in 0..<batch {
-                for j in 0..<size { visit(n * channels + channel, j) }
+        rule.inputGradient(x: io.input(0), gradient: io.outputGradient, target: io.inputGradient(0), statistics: statistics,
+                           scale: .perRow(io.input(1), channels: channels), pool: io.pool)
+        let perRow = NormalizationGradient.statisticsPerRow
+        for n in 0..<batch {
+            for c in 0..<channels {
+                let stats = statistics + perRow * (n * channels + c)
+                io.inputGradient(1)?[c] += stats[3]
+                io.inputGradient(2)?[c] += stats[2]
             }
         }
     }

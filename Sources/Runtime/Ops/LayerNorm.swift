@@ -139,49 +139,51 @@ extension LayerNormalization: Differentiable {
         let (scale, bias) = (input(inputs, 1), input(inputs, 2))
         let normalized = try normalizedShape(x.shape, scale: scale?.shape, bias: bias?.shape)
         let size = normalized.reduce(1, *)
-        /// Per parameter element, the positions of a row that read it.
-        func positions(_ parameter: ValueFact?) -> [[Int]]? {
-            guard let parameter else { return nil }
-            var positions = [[Int]](repeating: [], count: parameter.count)
-            for (j, index) in ShapeRules.broadcastSourceIndices(parameter.shape, to: normalized).enumerated() {
-                positions[index].append(j)
-            }
-            return positions
-        }
         return LayerNormalizationBackward(
             rule: NormalizationGradient(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: attributes.epsilon),
             scaleIndices: scale.map { ShapeRules.broadcastSourceIndices($0.shape, to: normalized) },
-            scalePositions: positions(scale), biasPositions: positions(bias))
+            biasIndices: bias.map { ShapeRules.broadcastSourceIndices($0.shape, to: normalized) })
     }
 }
 
 /// `NormalizationGradient` over rows of the normalised axes, γ and β per position (or
-/// per element of a smaller shape broadcast to them).
+/// per element of a smaller shape broadcast to them: γ is gathered to every position
+/// first, and the per-position sums are added back through the same indices).
 struct LayerNormalizationBackward: BackwardKernel {
     let rule: NormalizationGradient
-    /// γ's element for each position of a row.
-    let scaleIndices: [Int]?
-    let scalePositions: [[Int]]?, biasPositions: [[Int]]?
+    /// The parameter element each position of a row reads.
+    let scaleIndices: [Int]?, biasIndices: [Int]?
 
-    var scratchBytes: Int { rule.scratchBytes }
+    private var statisticsBytes: Int { (rule.scratchBytes + 63) / 64 * 64 }
+    private var rowBytes: Int { (rule.size * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    /// Statistics, then γ per position and the two per-position sums.
+    var scratchBytes: Int { statisticsBytes + 3 * rowBytes }
 
     func run(_ io: BackwardIO) {
         guard let scratch = io.scratch else { preconditionFailure("layerNorm backward ran without scratch") }
         let statistics = scratch.assumingMemoryBound(to: Float.self)
+        let gammas = (scratch + statisticsBytes).assumingMemoryBound(to: Float.self)
+        let scaleSums = (scratch + statisticsBytes + rowBytes).assumingMemoryBound(to: Float.self)
+        let biasSums = (scratch + statisticsBytes + 2 * rowBytes).assumingMemoryBound(to: Float.self)
         let (x, gradient) = (io.input(0), io.outputGradient)
-        let scale = scaleIndices.map { (io.input(1), $0) }
+        var gamma: UnsafePointer<Float>?
+        if let scaleIndices {
+            let scale = io.input(1)
+            for j in 0..<rule.size { gammas[j] = scale[scaleIndices[j]] }
+            gamma = UnsafePointer(gammas)
+        }
         rule.inputGradient(x: x, gradient: gradient, target: io.inputGradient(0), statistics: statistics,
-                           pool: io.pool) { _, j in scale.map { $0.0[$0.1[j]] } ?? 1 }
-        let rows = rule.rows
-        for (positions, scaleTarget, biasTarget) in [(scalePositions, io.inputGradient(1), nil),
-                                                     (biasPositions, nil, io.inputGradient(2))] {
-            guard let positions else { continue }
-            rule.parameterGradients(x: x, gradient: gradient, statistics: statistics, parameters: positions.count,
-                                    scaleTarget: scaleTarget, biasTarget: biasTarget, pool: io.pool) { parameter, visit in
-                for row in 0..<rows {
-                    for j in positions[parameter] { visit(row, j) }
-                }
-            }
+                           scale: .perPosition(gamma), pool: io.pool)
+        let scaleTarget = scaleIndices == nil ? nil : io.inputGradient(1)
+        let biasTarget = biasIndices == nil ? nil : io.inputGradient(2)
+        guard scaleTarget != nil || biasTarget != nil else { return }
+        rule.positionSums(x: x, gradient: gradient, statistics: statistics, scaleSums: scaleSums, biasSums: biasSums,
+                          pool: io.pool)
+        if let scaleTarget, let scaleIndices {
+            for j in 0..<rule.size { scaleTarget[scaleIndices[j]] += scaleSums[j] }
+        }
+        if let biasTarget, let biasIndices {
+            for j in 0..<rule.size { biasTarget[biasIndices[j]] += biasSums[j] }
         }
     }
 }

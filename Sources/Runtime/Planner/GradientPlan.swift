@@ -1,3 +1,4 @@
+import Dispatch
 import Format
 
 /// A forward and backward pass over a model for concrete input shapes: the gradient of a
@@ -24,6 +25,7 @@ public final class GradientPlan {
     }
 
     private struct ForwardStep {
+        let node: Int
         let kernel: any Kernel
         let inputs: [Location?]
         let outputs: [Int]
@@ -147,7 +149,7 @@ public final class GradientPlan {
             if let value = inferred.facts[name]?.value { return .known(value) }
             return graph.constants[name] != nil ? .constant(name) : nil
         }
-        var forward: [(kernel: any Kernel, inputs: [Source?], outputs: [Int], scratch: Int?)] = []
+        var forward: [(node: Int, kernel: any Kernel, inputs: [Source?], outputs: [Int], scratch: Int?)] = []
         for (index, node) in graph.nodes.enumerated() {
             let facts = inferred.nodes[index]
             switch facts.evaluation {
@@ -189,7 +191,7 @@ public final class GradientPlan {
             for (slot, name) in node.outputs.enumerated() where !name.isEmpty && facts.outputs[slot].value == nil {
                 bufferOf[name] = outputIDs[slot]
             }
-            forward.append((kernel, inputSources, outputIDs, scratch))
+            forward.append((index, kernel, inputSources, outputIDs, scratch))
         }
         let forwardCount = forward.count
         guard let lossFact = inferred.facts[lossOutput.name], let lossSource = source(lossOutput.name) else {
@@ -299,7 +301,7 @@ public final class GradientPlan {
             }
         }
         forwardSteps = forward.map { step in
-            ForwardStep(kernel: step.kernel, inputs: step.inputs.map { $0.map(location) },
+            ForwardStep(node: step.node, kernel: step.kernel, inputs: step.inputs.map { $0.map(location) },
                         outputs: step.outputs.map { buffers[$0].offset }, scratch: step.scratch.map { buffers[$0].offset })
         }
         backwardSteps = backward.map { step in
@@ -389,11 +391,23 @@ public final class GradientPlan {
         }
     }
 
+    /// Wall time per forward kernel and backward rule of the last run, when `profiling` is on.
+    public private(set) var stepTimes: [(backward: Bool, node: Int, seconds: Double)] = []
+    public var profiling = false
+
+    private func timed(_ backward: Bool, _ node: Int, _ body: () -> Void) {
+        guard profiling else { return body() }
+        let start = DispatchTime.now().uptimeNanoseconds
+        body()
+        stepTimes.append((backward, node, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9))
+    }
+
     private func runForward() {
+        stepTimes.removeAll(keepingCapacity: true)
         for step in forwardSteps {
-            step.kernel.run(KernelIO(inputs: step.inputs.map { $0.map(pointer) },
+            timed(false, step.node) { step.kernel.run(KernelIO(inputs: step.inputs.map { $0.map(pointer) },
                                      outputs: step.outputs.map { (arena + $0).assumingMemoryBound(to: Float.self) },
-                                     scratch: step.scratch.map { arena + $0 }, pool: pool))
+                                     scratch: step.scratch.map { arena + $0 }, pool: pool)) }
         }
     }
 
@@ -405,12 +419,12 @@ public final class GradientPlan {
             for (offset, count) in step.zeroed {
                 (arena + offset).assumingMemoryBound(to: Float.self).update(repeating: 0, count: count)
             }
-            step.kernel.run(BackwardIO(
+            timed(true, step.node) { step.kernel.run(BackwardIO(
                 inputs: step.inputs.map { $0.map(pointer) },
                 outputs: step.outputs.map { $0.map(pointer) },
                 outputGradients: step.outputGradients.map { $0.map { UnsafePointer((arena + $0).assumingMemoryBound(to: Float.self)) } },
                 inputGradients: step.inputGradients.map { $0.map { (arena + $0).assumingMemoryBound(to: Float.self) } },
-                scratch: step.scratch.map { arena + $0 }, pool: pool))
+                scratch: step.scratch.map { arena + $0 }, pool: pool)) }
         }
     }
 }

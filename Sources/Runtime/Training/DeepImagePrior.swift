@@ -90,7 +90,13 @@ public struct DeepImagePrior: Sendable {
 
         for iteration in 0..<iterations {
             if perturbation > 0 {
-                for i in perturbed.indices { perturbed[i] = noise[i] + perturbation * random.nextGaussian() }
+                var i = 0
+                while i < perturbed.count {
+                    let (a, b) = random.nextGaussianPair()
+                    perturbed[i] = noise[i] + perturbation * a
+                    if i + 1 < perturbed.count { perturbed[i + 1] = noise[i + 1] + perturbation * b }
+                    i += 2
+                }
             }
             let loss = trainer.step(inputs: [HostTensor(shape: inputShape, floats: perturbed)]) { output, gradient in
                 var value: Float

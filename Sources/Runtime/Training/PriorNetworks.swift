@@ -261,9 +261,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     /// Uniform in [0, 1) with 24 random bits.
     public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 
-    /// Standard normal (Box–Muller).
-    public mutating func nextGaussian() -> Float {
+    /// Two independent standard normal values (Box–Muller).
+    public mutating func nextGaussianPair() -> (Float, Float) {
         let u = max(nextUnitFloat(), 1e-7), v = nextUnitFloat()
-        return (-2 * Foundation.log(u)).squareRoot() * Foundation.cos(2 * Float.pi * v)
+        let radius = (-2 * Foundation.log(u)).squareRoot(), angle = 2 * Float.pi * v
+        return (radius * Foundation.cos(angle), radius * Foundation.sin(angle))
     }
 }
