@@ -82,7 +82,7 @@ public struct DeepImagePrior: Sendable {
         let inputShape = [1, PriorNetwork.inputChannels, paddedHeight, paddedWidth]
         let trainer = try Trainer(model: model, inputShapes: [inputShape], weights: trained, optimizer: optimizer,
                                   threads: threads)
-        var random = SplitMix64(seed: seed &+ 0x5EED)
+        var random = SeededGenerator(seed: seed &+ 0x5EED)
         let noise = (0..<inputShape.reduce(1, *)).map { _ in random.nextUnitFloat() * inputNoiseScale }
         var perturbed = noise
         var average = [Float](repeating: 0, count: 3 * plane)

@@ -140,9 +140,9 @@ struct ViTShape {
 struct GraphAssembler {
     var nodes: [Node] = []
     var constants: [ConstantTensor] = []
-    var random: SplitMix64
+    var random: SeededGenerator
 
-    init(seed: UInt64) { random = SplitMix64(seed: seed) }
+    init(seed: UInt64) { random = SeededGenerator(seed: seed) }
 
     mutating func parameter(_ name: String, shape: [Int], bound: Float) -> String {
         let count = shape.reduce(1, *)
@@ -245,12 +245,12 @@ struct GraphAssembler {
 
 /// A small, fast, seedable generator (Steele, Lea & Flood's SplitMix64): the same seed
 /// gives the same network and noise on every machine.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
+struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
-    public init(seed: UInt64) { state = seed }
+    init(seed: UInt64) { state = seed }
 
-    public mutating func next() -> UInt64 {
+    mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -259,10 +259,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
     }
 
     /// Uniform in [0, 1) with 24 random bits.
-    public mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
+    mutating func nextUnitFloat() -> Float { Float(next() >> 40) / Float(1 << 24) }
 
     /// Two independent standard normal values (Box–Muller).
-    public mutating func nextGaussianPair() -> (Float, Float) {
+    mutating func nextGaussianPair() -> (Float, Float) {
         let u = max(nextUnitFloat(), 1e-7), v = nextUnitFloat()
         let radius = (-2 * Foundation.log(u)).squareRoot(), angle = 2 * Float.pi * v
         return (radius * Foundation.cos(angle), radius * Foundation.sin(angle))
