@@ -25,6 +25,8 @@ public struct ConversionOptions: Sendable {
     public var weights: WeightType?
     /// Choices for a checkpoint's architecture template (`--arch`, `--truncation`).
     public var importing = ImportOptions()
+    /// Fusions to leave out (`convert --no-fusion`), for benchmarks and for bisecting a conversion.
+    public var skippedFusions: Set<Simplifier.Fusion> = []
 
     public init() {}
 }
@@ -61,7 +63,7 @@ public enum Conversion {
         case nil:
             if options.headInitialisation != nil { throw ConversionError.headInitialisationWithoutHead }
         }
-        let report = try Simplifier.simplify(&graph, multiple: multiple)
+        let report = try Simplifier.simplify(&graph, multiple: multiple, skipping: options.skippedFusions)
         graph.metadata[Graph.importedNodesKey] = String(report.nodesBefore)
         if !contract.isEmpty {
             // Refuse a contract rrun could not apply, now rather than at run time.

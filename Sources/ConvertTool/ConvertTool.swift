@@ -74,6 +74,10 @@ struct ConvertTool: ParsableCommand {
                                + "Default: a checkpoint's own f16/bf16, else f32."))
     var weights: String?
 
+    @Option(name: .customLong("no-fusion"),
+            help: "Leave out a fusion the model would get (to benchmark it or bisect a conversion): deformable-attention.")
+    var noFusion: [String] = []
+
     @Flag(name: .shortAndLong, help: "Print what the import and the rewrite passes did.")
     var verbose = false
 
@@ -114,6 +118,12 @@ struct ConvertTool: ParsableCommand {
                     throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
                 }
                 options.weights = weightType
+            }
+            for name in noFusion {
+                guard let fusion = Simplifier.Fusion(rawValue: name) else {
+                    throw ValidationError("--no-fusion takes \(Simplifier.Fusion.allCases.map(\.rawValue).joined(separator: ", ")), found '\(name)'")
+                }
+                options.skippedFusions.insert(fusion)
             }
             let result = try Conversion.convert(model, options: options)
             try RGraphWriter.write(result.graph, to: output)

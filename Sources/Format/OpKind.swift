@@ -40,6 +40,14 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// window and head softmax(scale·q·kᵀ + bias)·v, then window reverse and roll back.
     /// Y [B, H, W, C]. The kernel gathers each window's tokens by index arithmetic.
     case windowAttention
+    /// inputs: value [B, S, heads·D] (any shape with that element order, e.g. [B, S, heads, D];
+    /// S = Σ hₗ·wₗ, the levels' maps row-major one after another), grid [B, Q, heads, L, P, 2]
+    /// (x, y of each query's points per head and level, −1…1 as gridSample's grid), weights
+    /// [B, Q, heads, L, P] (or [B, Q, heads, L·P]); attrs: heads, levelShapes, and
+    /// gridSample's mode, paddingMode, alignCorners. Y [B, Q, heads·D]: per query and head
+    /// Σₗ,ₚ weight · (level l of the head's D channels sampled at the point) — multi-scale
+    /// deformable attention (Deformable DETR) without the per-level maps, grids and samples.
+    case deformableAttention
 
     // MARK: Normalisation
     /// inputs: X [N,C,...], scale [C], bias [C]; attrs: epsilon =1e-5.

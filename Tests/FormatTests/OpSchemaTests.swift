@@ -30,6 +30,9 @@ final class OpSchemaTests: XCTestCase {
         case .matMul: return .matMul
         case .attention: return .attention(AttentionAttributes(scale: 0.125))
         case .windowAttention: return .windowAttention(WindowAttentionAttributes(windowSize: 7, shift: 3, heads: 6, scale: 0.17))
+        case .deformableAttention:
+            return .deformableAttention(DeformableAttentionAttributes(heads: 8, levelShapes: [28, 40, 14, 20, 7, 10],
+                                                                      sampling: GridSampleAttributes(mode: .nearest, paddingMode: .border, alignCorners: true)))
         case .instanceNorm: return .instanceNorm(InstanceNormAttributes(epsilon: 1e-3))
         case .layerNorm: return .layerNorm(LayerNormAttributes(axis: 1, epsilon: 1e-6))
         case .softmax: return .softmax(SoftmaxAttributes(axis: 2))

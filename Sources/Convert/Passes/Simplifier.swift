@@ -5,7 +5,7 @@ import Runtime
 /// shape arithmetic); recognise layer norms, GELU/SiLU, attention and linear layers
 /// written out as elementary ops (moving a shifted-window mask added through a 5-D view
 /// into the attention bias first), then Swin's shifted-window attention around the
-/// attention and linear nodes; fold per-channel affines (BatchNorm) into convolutions;
+/// attention and linear nodes, and multi-scale deformable attention from its per-level gridSamples; fold per-channel affines (BatchNorm) into convolutions;
 /// then fuse activations and residual adds into convolutions and linear layers (so the
 /// recognisers run first: a GELU must be one node before it can fuse). Each pass is a
 /// file of its own.
@@ -25,9 +25,15 @@ public enum Simplifier {
         }
     }
 
+    /// Fusions a conversion may leave out, so that their effect can be measured.
+    public enum Fusion: String, Sendable, CaseIterable {
+        case deformableAttention = "deformable-attention"
+    }
+
     /// Simplifies `graph` in place. `multiple` is the size input H and W must be a
-    /// multiple of (`restore.multiple`), used to pick the sizes shapes are sampled at.
-    public static func simplify(_ graph: inout Graph, multiple: Int = 1) throws -> Report {
+    /// multiple of (`restore.multiple`), used to pick the sizes shapes are sampled at;
+    /// `skipped` fusions are left out.
+    public static func simplify(_ graph: inout Graph, multiple: Int = 1, skipping skipped: Set<Fusion> = []) throws -> Report {
         var report = Report(nodesBefore: graph.nodes.count, nodesAfter: 0, passes: [], notes: [])
         report.passes.append(("constant folding", try ConstantFolding.run(&graph)))
         let samples = sampleShapes(graph, multiple: multiple)
@@ -48,6 +54,9 @@ public enum Simplifier {
         report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
         report.passes.append(("Swin window attention fusion", try WindowAttentionFusion.run(&graph, shapes: sampled)))
+        if !skipped.contains(.deformableAttention) {
+            report.passes.append(("deformable attention fusion", try DeformableAttentionFusion.run(&graph, shapes: sampled)))
+        }
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {

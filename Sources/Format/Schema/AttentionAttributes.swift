@@ -40,3 +40,43 @@ public struct WindowAttentionAttributes: OpAttributes {
         try GraphError.check(heads >= 1, node: node, attribute: "heads", expected: "an int >= 1", found: String(heads))
     }
 }
+
+/// `deformableAttention`: multi-scale deformable attention's sampling and weighting
+/// (Deformable DETR), each level's map sampled as `gridSample` with these options.
+public struct DeformableAttentionAttributes: OpAttributes {
+    /// Attention heads, ≥ 1; the value's channels are heads × head width. Required.
+    public var heads = 1
+    /// The levels' map sizes, h₀, w₀, h₁, w₁, …, each ≥ 1: the value holds the levels'
+    /// h·w tokens one level after another. Required.
+    public var levelShapes: [Int] = []
+    /// How each level is sampled (ONNX GridSample's options; the models use linear, zeros,
+    /// alignCorners false).
+    public var sampling = GridSampleAttributes()
+
+    public init() {}
+    public init(heads: Int, levelShapes: [Int], sampling: GridSampleAttributes) {
+        self.heads = heads
+        self.levelShapes = levelShapes
+        self.sampling = sampling
+    }
+
+    /// The levels as (height, width).
+    public var levels: [(height: Int, width: Int)] {
+        stride(from: 0, to: levelShapes.count - 1, by: 2).map { (levelShapes[$0], levelShapes[$0 + 1]) }
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        .required("heads", \.heads),
+        .required("levelShapes", \.levelShapes),
+        AttributeField("mode", \.sampling.mode),
+        AttributeField("paddingMode", \.sampling.paddingMode),
+        AttributeField("alignCorners", \.sampling.alignCorners),
+    ]
+
+    public func validate(node: String) throws {
+        try GraphError.check(heads >= 1, node: node, attribute: "heads", expected: "an int >= 1", found: String(heads))
+        try GraphError.check(!levelShapes.isEmpty && levelShapes.count % 2 == 0 && levelShapes.allSatisfy { $0 >= 1 },
+                             node: node, attribute: "levelShapes", expected: "height, width pairs of ints >= 1",
+                             found: "\(levelShapes)")
+    }
+}

@@ -12,6 +12,7 @@ public enum Op: Hashable, Sendable {
     case matMul
     case attention(AttentionAttributes)
     case windowAttention(WindowAttentionAttributes)
+    case deformableAttention(DeformableAttentionAttributes)
     // Normalisation
     case instanceNorm(InstanceNormAttributes)
     case layerNorm(LayerNormAttributes)
@@ -57,6 +58,7 @@ public enum Op: Hashable, Sendable {
         case .matMul: .matMul
         case .attention: .attention
         case .windowAttention: .windowAttention
+        case .deformableAttention: .deformableAttention
         case .instanceNorm: .instanceNorm
         case .layerNorm: .layerNorm
         case .softmax: .softmax
@@ -101,6 +103,7 @@ public enum Op: Hashable, Sendable {
         case .matMul: self = try .withoutAttributes(.matMul, attributes, node: node)
         case .attention: self = .attention(try decode(AttentionAttributes.self))
         case .windowAttention: self = .windowAttention(try decode(WindowAttentionAttributes.self))
+        case .deformableAttention: self = .deformableAttention(try decode(DeformableAttentionAttributes.self))
         case .instanceNorm: self = .instanceNorm(try decode(InstanceNormAttributes.self))
         case .layerNorm: self = .layerNorm(try decode(LayerNormAttributes.self))
         case .softmax: self = .softmax(try decode(SoftmaxAttributes.self))
@@ -143,6 +146,7 @@ public enum Op: Hashable, Sendable {
         case .linear(let a): a.encoded
         case .attention(let a): a.encoded
         case .windowAttention(let a): a.encoded
+        case .deformableAttention(let a): a.encoded
         case .instanceNorm(let a): a.encoded
         case .layerNorm(let a): a.encoded
         case .softmax(let a): a.encoded
@@ -186,7 +190,7 @@ public enum Op: Hashable, Sendable {
             case .conv(let a): a.activation
             case .convTranspose(let a): a.activation
             case .linear(let a): a.activation
-            case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
+            case .matMul, .attention, .windowAttention, .deformableAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
                  .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
                  .cast, .range, .constantOfShape: nil
@@ -198,7 +202,7 @@ public enum Op: Hashable, Sendable {
             case .conv(var a): a.activation = newValue; self = .conv(a)
             case .convTranspose(var a): a.activation = newValue; self = .convTranspose(a)
             case .linear(var a): a.activation = newValue; self = .linear(a)
-            case .matMul, .attention, .windowAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
+            case .matMul, .attention, .windowAttention, .deformableAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
                  .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
                  .cast, .range, .constantOfShape: break
@@ -232,7 +236,7 @@ extension OpKind {
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
         case .matMul, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .concat, .split, .slice, .transpose, .pad,
              .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather: [.hasGradient]
-        case .attention, .windowAttention, .where, .reduce, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
+        case .attention, .windowAttention, .deformableAttention, .where, .reduce, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
              .range, .constantOfShape: []
         }
     }
@@ -259,6 +263,7 @@ extension OpKind {
         case .linear: LinearAttributes.self
         case .attention: AttentionAttributes.self
         case .windowAttention: WindowAttentionAttributes.self
+        case .deformableAttention: DeformableAttentionAttributes.self
         case .instanceNorm: InstanceNormAttributes.self
         case .layerNorm: LayerNormAttributes.self
         case .softmax: SoftmaxAttributes.self

@@ -13,6 +13,7 @@ extension OpKind {
         case .matMul: MatrixMultiply(name: name)
         case .attention(let attributes): ScaledDotProductAttention(name: name, attributes: attributes)
         case .windowAttention(let attributes): WindowAttention(name: name, attributes: attributes)
+        case .deformableAttention(let attributes): DeformableAttention(name: name, attributes: attributes)
         case .instanceNorm(let attributes): InstanceNormalization(name: name, attributes: attributes)
         case .layerNorm(let attributes): LayerNormalization(name: name, attributes: attributes)
         case .softmax(let attributes): Softmax(name: name, attributes: attributes)

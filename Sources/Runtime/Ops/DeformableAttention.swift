@@ -1,0 +1,169 @@
+import Format
+
+/// `deformableAttention`: multi-scale deformable attention's sampling and weighting
+/// (Deformable DETR; Mask2Former's pixel decoder, ViT-Adapter's injector and extractor).
+/// For each batch b, query q and head m:
+/// Y[b, q, m·D + c] = Σₗ Σₚ weights[b, q, m, l, p] · sample(level l of value[b, :, m, c], grid[b, q, m, l, p]),
+/// each sample read as `gridSample` reads its input (the attributes' mode, padding and
+/// alignment). The exported form splits the value per level, transposes each part into a
+/// map [B·heads, D, h, w], transposes the grid per level, runs one gridSample per level,
+/// stacks the samples [B·heads, D, Q, L·P], multiplies by the weights and sums; this op
+/// does all of it in one pass over the value, materialising none of those tensors.
+public struct DeformableAttention: Operator {
+    let name: String
+    let attributes: DeformableAttentionAttributes
+
+    init(name: String, attributes: DeformableAttentionAttributes) {
+        self.name = name
+        self.attributes = attributes
+    }
+
+    /// Sizes of one evaluation, checked against each other.
+    struct Geometry: Sendable {
+        var batch: Int, tokens: Int, queries: Int
+        var heads: Int, headWidth: Int, points: Int
+        var levels: [(height: Int, width: Int)]
+        /// Where each level's tokens start in the value.
+        var levelStarts: [Int]
+
+        var channels: Int { heads * headWidth }
+    }
+
+    func geometry(value: [Int], grid: [Int], weights: [Int]) throws -> Geometry {
+        func fail(_ problem: String) -> OpError {
+            OpError.shape(node: name, "deformableAttention needs value [B, S, heads·D], grid [B, Q, heads, L, P, 2] and "
+                + "weights [B, Q, heads, L, P]: \(problem) (value \(value), grid \(grid), weights \(weights))")
+        }
+        let levels = attributes.levels
+        let heads = attributes.heads
+        guard value.count >= 3, grid.count >= 3, weights.count >= 3 else { throw fail("each needs rank 3 or more") }
+        let tokens = levels.reduce(0) { $0 + $1.height * $1.width }
+        guard value[1] == tokens else { throw fail("S must be the levels' \(tokens) tokens") }
+        let channels = value[2...].reduce(1, *)
+        guard channels % heads == 0, channels > 0 else { throw fail("value channels must be a multiple of \(heads) heads") }
+        guard grid[0] == value[0], weights[0] == value[0], weights[1] == grid[1] else { throw fail("B and Q must agree") }
+        let samples = weights[2...].reduce(1, *)
+        guard samples > 0, samples % (heads * levels.count) == 0 else {
+            throw fail("weights must hold heads × \(levels.count) levels × points per query")
+        }
+        guard grid[2...].reduce(1, *) == 2 * samples, grid.last == 2 else { throw fail("grid must hold an (x, y) per weight") }
+        var starts: [Int] = [], start = 0
+        for level in levels {
+            starts.append(start)
+            start += level.height * level.width
+        }
+        return Geometry(batch: value[0], tokens: tokens, queries: grid[1], heads: heads, headWidth: channels / heads,
+                        points: samples / (heads * levels.count), levels: levels, levelStarts: starts)
+    }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
+        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2])
+        return [ValueFact(dtype: .float32, shape: [g.batch, g.queries, g.channels])]
+    }
+
+    /// The definition as the export computes it: per level, the value's part as maps
+    /// [B·heads, D, h, w] and the grid's as [B·heads, Q, P, 2], sampled by gridSample's
+    /// reference kernel; then the weighted sum over levels and points.
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        guard inputs.count > 2, let valueTensor = inputs[0], let gridTensor = inputs[1], let weightTensor = inputs[2] else {
+            throw GraphError.missingInput(node: name, index: inputs.prefix(3).firstIndex { $0 == nil } ?? inputs.count)
+        }
+        let g = try geometry(value: valueTensor.shape, grid: gridTensor.shape, weights: weightTensor.shape)
+        let value = valueTensor.floats, grid = gridTensor.floats, weights = weightTensor.floats
+        let (heads, width, points, levelCount) = (g.heads, g.headWidth, g.points, g.levels.count)
+        let sampler = GridSample(name: name, attributes: attributes.sampling)
+        var y = [Float](repeating: 0, count: g.batch * g.queries * g.channels)
+        for (l, level) in g.levels.enumerated() {
+            let pixels = level.height * level.width
+            var maps = [Float](repeating: 0, count: g.batch * heads * width * pixels)
+            var levelGrid = [Float](repeating: 0, count: g.batch * heads * g.queries * points * 2)
+            for b in 0..<g.batch {
+                for m in 0..<heads {
+                    for c in 0..<width {
+                        for s in 0..<pixels {
+                            maps[((b * heads + m) * width + c) * pixels + s] =
+                                value[((b * g.tokens + g.levelStarts[l] + s) * heads + m) * width + c]
+                        }
+                    }
+                    for q in 0..<g.queries {
+                        for p in 0..<points {
+                            for axis in 0..<2 {
+                                levelGrid[(((b * heads + m) * g.queries + q) * points + p) * 2 + axis] =
+                                    grid[((((b * g.queries + q) * heads + m) * levelCount + l) * points + p) * 2 + axis]
+                            }
+                        }
+                    }
+                }
+            }
+            let sampled = try sampler.reference([
+                HostTensor(shape: [g.batch * heads, width, level.height, level.width], floats: maps),
+                HostTensor(shape: [g.batch * heads, g.queries, points, 2], floats: levelGrid),
+            ])[0].floats
+            for b in 0..<g.batch {
+                for q in 0..<g.queries {
+                    for m in 0..<heads {
+                        for p in 0..<points {
+                            let weight = weights[(((b * g.queries + q) * heads + m) * levelCount + l) * points + p]
+                            for c in 0..<width {
+                                y[((b * g.queries + q) * heads + m) * width + c] +=
+                                    weight * sampled[(((b * heads + m) * width + c) * g.queries + q) * points + p]
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        return [HostTensor(shape: [g.batch, g.queries, g.channels], floats: y)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
+        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2])
+        let samplers = g.levels.map {
+            GridSampler(options: GridSampler.Options(mode: attributes.sampling.mode, padding: attributes.sampling.paddingMode,
+                                                     alignCorners: attributes.sampling.alignCorners),
+                        batch: 1, channels: g.headWidth, inputHeight: $0.height, inputWidth: $0.width,
+                        outputHeight: g.queries, outputWidth: g.points)
+        }
+        return DeformableAttentionKernel(geometry: g, samplers: samplers)
+    }
+}
+
+/// One work item is one (batch, query, head): its D accumulators are the output row,
+/// and each point's four taps add weight × bilinear weight × the D channels of a value
+/// token, read in place (a token's head channels are contiguous).
+struct DeformableAttentionKernel: Kernel {
+    let geometry: DeformableAttention.Geometry
+    let samplers: [GridSampler]
+
+    func run(_ io: KernelIO) {
+        let g = geometry
+        let value = io.input(0), grid = io.input(1), weights = io.input(2), y = io.outputs[0]
+        let (heads, width, points, levelCount) = (g.heads, g.headWidth, g.points, g.levels.count)
+        let tokenStride = g.channels
+        io.pool.parallelFor(g.batch * g.queries * heads, minimumChunk: 16) { items in
+            for item in items {
+                let (bq, m) = item.quotientAndRemainder(dividingBy: heads)
+                let b = bq / g.queries
+                let row = y + item * width
+                row.initialize(repeating: 0, count: width)
+                for l in 0..<levelCount {
+                    let sampler = samplers[l]
+                    let levelValue = value + (b * g.tokens + g.levelStarts[l]) * tokenStride + m * width
+                    let first = (item * levelCount + l) * points
+                    for p in 0..<points {
+                        let weight = weights[first + p]
+                        let (offsets, corners) = sampler.taps(column: grid[(first + p) * 2], row: grid[(first + p) * 2 + 1])
+                        for corner in 0..<4 {
+                            let scale = weight * corners[corner]
+                            guard scale != 0 else { continue }
+                            let source = levelValue + Int(offsets[corner]) * tokenStride
+                            for c in 0..<width { row[c] += scale * source[c] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

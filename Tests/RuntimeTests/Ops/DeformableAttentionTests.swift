@@ -1,0 +1,78 @@
+import Format
+import XCTest
+@testable import Runtime
+
+/// deformableAttention: the fast kernel against the reference (which runs gridSample's
+/// reference per level) on odd shapes in every sampling mode, the reference against a
+/// value worked out by hand, and shape errors naming the node. Parity with onnxruntime is
+/// in the Mask2Former and ViT-Adapter model cases, where the fusion pass makes this op.
+final class DeformableAttentionTests: XCTestCase {
+    private func node(heads: Int, levels: [Int], _ sampling: GridSampleAttributes = GridSampleAttributes()) -> Node {
+        Node(name: "msda_\(heads)_\(levels.count / 2)_\(sampling.mode)_\(sampling.paddingMode)_\(sampling.alignCorners)",
+             .deformableAttention(DeformableAttentionAttributes(heads: heads, levelShapes: levels, sampling: sampling)),
+             inputs: ["value", "grid", "weights"], outputs: ["Y"])
+    }
+
+    /// value [B, S, heads·D], grid [B, Q, heads, L, P, 2] reaching 1.35 past the maps, weights [B, Q, heads, L·P].
+    private func inputs(batch: Int, levels: [Int], heads: Int, width: Int, queries: Int, points: Int,
+                        seed: UInt64) -> [HostTensor?] {
+        let tokens = stride(from: 0, to: levels.count, by: 2).reduce(0) { $0 + levels[$1] * levels[$1 + 1] }
+        let levelCount = levels.count / 2
+        return [KernelHarness.random([batch, tokens, heads * width], seed: seed),
+                KernelHarness.random([batch, queries, heads, levelCount, points, 2], seed: seed + 1).mathMapped { $0 * 2.7 },
+                KernelHarness.random([batch, queries, heads, levelCount * points], seed: seed + 2)]
+    }
+
+    func testFastMatchesReferenceOnOddShapesInEveryMode() throws {
+        let cases: [(batch: Int, levels: [Int], heads: Int, width: Int, queries: Int, points: Int)] = [
+            (1, [1, 1], 1, 1, 1, 1),
+            (2, [7, 5, 3, 4, 1, 1], 3, 5, 7, 3),
+            (1, [9, 13, 5, 7], 2, 63, 65, 4),
+            (1, [16, 24, 8, 12, 4, 6], 8, 32, 33, 4),
+        ]
+        for mode in GridSampleAttributes.Mode.allCases {
+            for padding in GridSampleAttributes.PaddingMode.allCases {
+                for alignCorners in [false, true] {
+                    for (index, c) in cases.enumerated() {
+                        let sampling = GridSampleAttributes(mode: mode, paddingMode: padding, alignCorners: alignCorners)
+                        try KernelHarness.assertFastMatchesReference(
+                            node(heads: c.heads, levels: c.levels, sampling),
+                            inputs(batch: c.batch, levels: c.levels, heads: c.heads, width: c.width, queries: c.queries,
+                                   points: c.points, seed: UInt64(index * 10)))
+                    }
+                }
+            }
+        }
+    }
+
+    /// Two levels (2×2 and 1×1), one head of two channels, one query with one point per
+    /// level. Level 0's point is the map's centre, the mean of its four pixels; level 1's
+    /// is its one pixel's centre. Weighted 0.25 and 0.75.
+    func testReferenceWeighsEachLevelsSample() throws {
+        // Tokens: level 0 (row-major 2×2) then level 1; channels (c0, c1) per token.
+        let value = HostTensor(shape: [1, 5, 2], floats: [1, 10, 2, 20, 3, 30, 4, 40, 100, 1000])
+        let grid = HostTensor(shape: [1, 1, 1, 2, 1, 2], floats: [0, 0, 0, 0])
+        let weights = HostTensor(shape: [1, 1, 1, 2, 1], floats: [0.25, 0.75])
+        let y = try OpKind.makeOperator(node(heads: 1, levels: [2, 2, 1, 1])).reference([value, grid, weights])[0]
+        XCTAssertEqual(y.shape, [1, 1, 2])
+        let expected: [Float] = [0.25 * 2.5 + 0.75 * 100, 0.25 * 25 + 0.75 * 1000]
+        XCTAssertEqual(y.floats, expected)
+    }
+
+    func testMismatchedShapesAreRefusedNamingTheNode() throws {
+        let op = try OpKind.makeOperator(node(heads: 2, levels: [2, 3]))
+        let grid = ValueFact(dtype: .float32, shape: [1, 4, 2, 1, 2, 2])
+        let weights = ValueFact(dtype: .float32, shape: [1, 4, 2, 1, 2])
+        // S must be the levels' 6 tokens; channels a multiple of the heads; B and Q agree.
+        for value in [[1, 5, 8], [1, 6, 7]] {
+            LayoutTesting.assertError(naming: "msda_2_1_linear_zeros_false") {
+                _ = try op.outputs(for: [ValueFact(dtype: .float32, shape: value), grid, weights])
+            }
+        }
+        LayoutTesting.assertError(naming: "msda_2_1_linear_zeros_false") {
+            _ = try op.outputs(for: [ValueFact(dtype: .float32, shape: [1, 6, 8]), grid,
+                                     ValueFact(dtype: .float32, shape: [1, 3, 2, 1, 2])])
+        }
+        XCTAssertEqual(try op.outputs(for: [ValueFact(dtype: .float32, shape: [1, 6, 8]), grid, weights]).map(\.shape), [[1, 4, 8]])
+    }
+}
