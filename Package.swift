@@ -10,6 +10,9 @@ let package = Package(
         .executable(name: "convert", targets: ["ConvertTool"]),
         .executable(name: "rrun", targets: ["RRun"]),
         .library(name: "Restore", type: .dynamic, targets: ["CAPI"]),
+        // The PNG codec rrun uses (cimageio.h), for the Python package: restoring through
+        // libRestore, it reads and writes PNG files byte for byte as rrun does.
+        .library(name: "RestoreImageIO", type: .dynamic, targets: ["CImageIO"]),
         // For the fuzz package (fuzz/Package.swift), which depends on this one by path and
         // can only reach targets through products; nothing else uses these.
         .library(name: "RestoreFormat", targets: ["Format"]),

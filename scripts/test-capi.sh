@@ -4,8 +4,12 @@
 #      installed library exports exactly the functions of restore.h (scripts/library-exports.sh);
 #   2. the C tests (Tests/CAPI/test_capi.c), built with pkg-config against that prefix;
 #   3. the C example (examples/c/restore_png.c) built the same way;
-#   4. the Python binding's tests (python/tests, pytest), which also compare the example's
-#      and the binding's output with rrun's.
+#   4. the Python package as users install it: `pip install ./python` (imports, finds the
+#      library through RESTORE_LIBRARY), and the wheel of scripts/build-wheel.sh, which
+#      carries libRestore, libRestoreImageIO and the Swift runtime;
+#   5. the Python binding's tests (python/tests, pytest) on that installed wheel, which also
+#      compare the examples', the binding's and restore.distributed's (on a local Ray
+#      cluster) outputs with rrun's.
 # The model is the dncnn fixture converted with the debug `convert`.
 #
 # Usage: scripts/test-capi.sh [--c-only]      (PYTHON=... picks the interpreter for pytest)
@@ -50,6 +54,14 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 "$cc" -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
     -o "$work/restore_png"
 
-RESTORE_LIBRARY="$prefix/lib/libRestore.so" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
-    RESTORE_C_EXAMPLE="$work/restore_png" PYTHONPATH="$PWD/python" \
-    "${PYTHON:-python3}" -m pytest -q python/tests
+python="${PYTHON:-python3}"
+"$python" -m pip install -q --no-deps --target "$work/plain" ./python
+RESTORE_LIBRARY="$prefix/lib/libRestore.so" PYTHONPATH="$work/plain" "$python" -c \
+    "import restore; assert restore.library_path() == '$prefix/lib/libRestore.so'; print('pip install ./python: restore', restore.version())"
+PYTHON="$python" scripts/build-wheel.sh "$work/dist"
+wheel="$(ls "$work"/dist/restore-*.whl)"
+"$python" -m pip install -q --no-deps --target "$work/site" "$wheel"
+
+RESTORE_TEST_WHEEL="$wheel" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
+    RESTORE_C_EXAMPLE="$work/restore_png" PYTHONPATH="$work/site" \
+    "$python" -m pytest -q -p no:cacheprovider python/tests
