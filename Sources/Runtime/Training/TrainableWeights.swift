@@ -106,7 +106,7 @@ extension OpKind {
         switch self {
         case .conv, .convTranspose, .linear, .instanceNorm, .layerNorm: [1, 2]
         case .matMul, .binary: [0, 1]
-        case .concat, .attention, .windowAttention, .softmax, .unary, .where, .reduce, .averagePool, .maxPool, .split, .slice,
+        case .concat, .attention, .windowAttention, .deformableAttention, .softmax, .unary, .where, .reduce, .averagePool, .maxPool, .split, .slice,
              .transpose, .reshape, .squeeze, .unsqueeze, .flatten, .pad, .resize, .gridSample, .depthToSpace,
              .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape: []
         }
