@@ -34,6 +34,7 @@ enum LoweringTable {
     static let rules: [String: Lowering] = {
         var rules: [String: Lowering] = [
             "Conv": Lowering(LowerOneDimensional.wrapping(LowerConvolution.conv, weighted: true), versions: [1, 11, 22]),
+            "DeformConv": Lowering(LowerDeformConv.deformConv, versions: [19, 22]),
             "ConvTranspose": Lowering(LowerOneDimensional.wrapping(LowerConvolution.convTranspose, weighted: true), versions: [1, 11, 22]),
             "Gemm": Lowering(LowerConvolution.gemm, versions: [7, 9, 11, 13]),
             "MatMul": Lowering(LowerLayout.direct(.matMul, inputCount: 2), versions: [1, 9, 13]),
