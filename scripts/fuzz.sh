@@ -41,7 +41,10 @@ case "$target" in
   onnx) seed_files '*.onnx' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   png) seed_files '*.png' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   npy) seed_files '*.npy' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
-  safetensors) seed_files '*.safetensors' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
+  # The reader's own fixtures (every dtype, two shards): a few hundred bytes each, so mutations
+  # run fast; the model checkpoints add nothing the header checks do not already see.
+  safetensors) find Tests/Fixtures/safetensors -type f -name '*.safetensors' | while read -r f; do
+      cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   rgraph | plan)
     if [ -z "$(ls -A "$seeds")" ]; then
       swift build --product convert

@@ -154,3 +154,42 @@ final class BigGANDeepTemplateTests: XCTestCase {
                                 label: "biggan-deep f16 checkpoint, f16 storage, vs PyTorch on the rounded weights")
     }
 }
+
+/// The other ways a checkpoint is published: one `.safetensors` file with `config.json`
+/// beside it, and shards listed by `model.safetensors.index.json`.
+final class CheckpointLayoutTests: XCTestCase {
+    static let fixture = CheckpointCase("biggan-deep")
+    var directory = ""
+
+    override func setUpWithError() throws {
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("layout-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws { try? FileManager.default.removeItem(atPath: directory) }
+
+    func testSafetensorsFileReadsTheConfigBesideIt() throws {
+        let result = try CheckpointCase.convert(Self.fixture.file("model.safetensors"), truncation: 0.4)
+        GoldenCheck.assertClose(try Self.fixture.run(result.graph), try Self.fixture.reference("t0.4/output_0.npy"),
+                                BigGANDeepTemplateTests.tolerance, label: "biggan-deep from model.safetensors")
+    }
+
+    func testShardedCheckpointConvertsLikeTheSingleFile() throws {
+        let whole = try SafetensorsWriter(copying: SafetensorsFile.read(contentsOf: Self.fixture.file("model.safetensors")))
+        let half = whole.tensors.count / 2
+        var weightMap: [String: String] = [:]
+        for (index, part) in [whole.tensors[..<half], whole.tensors[half...]].enumerated() {
+            var shard = whole
+            shard.tensors = Array(part)
+            let name = "model-0000\(index + 1)-of-00002.safetensors"
+            try shard.write(to: directory + "/" + name)
+            for tensor in part { weightMap[tensor.name] = name }
+        }
+        try JSONSerialization.data(withJSONObject: ["metadata": ["total_size": 0], "weight_map": weightMap])
+            .write(to: URL(fileURLWithPath: directory + "/model.safetensors.index.json"))
+        try FileManager.default.copyItem(atPath: Self.fixture.file("config.json"), toPath: directory + "/config.json")
+        let result = try CheckpointCase.convert(directory, truncation: 0.4)
+        GoldenCheck.assertClose(try Self.fixture.run(result.graph), try Self.fixture.reference("t0.4/output_0.npy"),
+                                BigGANDeepTemplateTests.tolerance, label: "biggan-deep from two shards")
+    }
+}
