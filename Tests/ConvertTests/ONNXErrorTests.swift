@@ -114,6 +114,15 @@ final class ONNXErrorTests: XCTestCase {
         XCTAssertEqual(nodes, [UnsupportedNode(opType: "SpaceToDepth", node: "s2d_crd", reason: "mode CRD")])
     }
 
+    /// A version a lowering lists as refused (Upsample 10, deprecated) is refused by name
+    /// with the op's version, the model's opset and the versions Restore implements.
+    func testRefusedOpVersionIsNamedWithBothVersions() {
+        assertImportError("upsample_opset10.onnx", contains: [
+            "Upsample (upsample_deprecated: Upsample version 10 (opset 10) is not supported: Upsample is deprecated from opset 10; "
+                + "export Resize instead; Restore implements versions 7, 9)",
+        ]) { try ImporterFixtures.load("upsample_opset10.onnx") }
+    }
+
     /// A node of an op that its model's opset does not have yet (Gelu arrived in opset 20).
     func testOpOlderThanItsFirstVersionIsRefusedWithBothVersions() {
         assertImportError("gelu_opset17.onnx", contains: ["Gelu (gelu_too_early: Gelu does not exist in opset 17 (its first version is 20))"]) {

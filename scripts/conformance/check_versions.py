@@ -25,7 +25,9 @@ def listed_versions():
     listed = {}
     for file in sorted(os.listdir(ONNX_SOURCES)):
         text = open(os.path.join(ONNX_SOURCES, file)).read()
-        for match in re.finditer(r'"(\w+)": Lowering\((.*?)versions: \[([\d, ]*)\](?:, refused: \[([^\]]*)\])?\)', text):
+        # A Lowering may span lines; each entry's own `versions:` is the first after its name.
+        entries = r'"(\w+)": Lowering\((.*?)versions: \[([\d, ]*)\](?:,\s*refused: \[([^\]]*)\])?\)'
+        for match in re.finditer(entries, text, flags=re.S):
             refused = {int(key) for key in re.findall(r"(\d+):", match.group(4) or "")}
             listed[match.group(1)] = {int(v) for v in match.group(3).split(",")} | refused
         for match in re.finditer(r'"(\w+)": \(\.\w+, \[([\d, ]*)\]\)', text):

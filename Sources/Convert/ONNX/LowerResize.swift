@@ -18,10 +18,8 @@ enum LowerResize {
         "round_prefer_floor": .roundPreferFloor, "round_prefer_ceil": .roundPreferCeil, "floor": .floor, "ceil": .ceil,
     ]
 
+    /// Resize from version 11 (version 10 is refused by its `Lowering`).
     static func resize(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        guard context.opset >= 11 else {
-            throw LoweringFailure.unsupported("Resize before opset 11; re-export with opset 11 or newer")
-        }
         let input = try node.requiredInput(0)
         if try node.string("coordinate_transformation_mode") == "tf_crop_and_resize" {
             throw LoweringFailure.unsupported("coordinate_transformation_mode tf_crop_and_resize")
@@ -63,7 +61,6 @@ enum LowerResize {
     /// offsets: resize with "asymmetric" coordinates and, for nearest, rounding down.
     /// Scales are an attribute before opset 9 and an input from 9 on.
     static func upsample(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        guard context.opset <= 9 else { throw LoweringFailure.unsupported("Upsample is deprecated from opset 10; use Resize") }
         let input = try node.requiredInput(0)
         var attributes = ResizeAttributes()
         attributes.mode = try node.named("mode", default: .nearest, ["nearest": .nearest, "linear": .linear])
