@@ -220,3 +220,26 @@ extension LowerElementwise {
         context.builder.emit(node.name, .binary(.div), inputs: [sum, count], outputs: [try node.output()])
     }
 }
+
+extension LowerElementwise {
+    /// Mish: X · tanh(softplus(X)).
+    static func mish(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let softplus = context.builder.unary(Activation(function: .softplus), input, name: "\(node.name)/softplus")
+        let gate = context.builder.unary(Activation(function: .tanh), softplus, name: "\(node.name)/tanh")
+        context.builder.emit(node.name, .binary(.mul), inputs: [input, gate], outputs: [try node.output()])
+    }
+
+    /// Swish (24): X · sigmoid(alpha·X), alpha default 1 (SiLU, which the fusion passes recognise).
+    static func swish(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let alpha = try node.float("alpha", default: 1)
+        var scaled = input
+        if alpha != 1 {
+            let alphaName = context.builder.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])
+            scaled = context.builder.binary(.mul, input, alphaName, name: "\(node.name)/scaled")
+        }
+        let gate = context.builder.unary(Activation(function: .sigmoid), scaled, name: "\(node.name)/sigmoid")
+        context.builder.emit(node.name, .binary(.mul), inputs: [input, gate], outputs: [try node.output()])
+    }
+}

@@ -66,6 +66,8 @@ enum LoweringTable {
             "Softsign": Lowering(LowerElementwise.softsign, versions: [1, 22]),
             "Sign": Lowering(LowerElementwise.sign, versions: [9, 13]),
             "Mean": Lowering(LowerElementwise.mean, versions: [6, 8, 13]),
+            "Mish": Lowering(LowerElementwise.mish, versions: [18, 22]),
+            "Swish": Lowering(LowerElementwise.swish, versions: [24]),
 
             "Concat": Lowering(LowerLayout.concat, versions: [4, 11, 13]),
             "Split": Lowering(LowerLayout.split, versions: [2, 11, 13, 18]),
