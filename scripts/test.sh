@@ -6,10 +6,10 @@ cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 # pytest needs numpy and pytest; the ONNX conformance run needs the pinned onnx (its node
 # cases) and onnxruntime (the reference where ONNX's own disagrees); restore.distributed's
-# test needs ray (a local cluster, ~40 s): a venv here has them.
+# test needs ray (a local cluster, ~40 s) and fsspec (its input lists): a venv here has them.
 python=.build-python/bin/python
-pinned=(numpy pytest onnx==1.23.2 onnxruntime==1.32.0 ray==2.60.0)
-if ! "$python" -c "import numpy, pytest, onnx, onnxruntime, ray; assert onnx.__version__ == '1.23.2'" 2>/dev/null; then
+pinned=(numpy pytest onnx==1.23.2 onnxruntime==1.32.0 ray==2.60.0 fsspec==2026.9.0)
+if ! "$python" -c "import numpy, pytest, onnx, onnxruntime, ray, fsspec; assert onnx.__version__ == '1.23.2'" 2>/dev/null; then
   [ -x "$python" ] || python3 -m venv .build-python
   "$python" -m pip install -q "${pinned[@]}"
 fi

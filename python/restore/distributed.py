@@ -1,7 +1,11 @@
-"""Restore a folder of PNG images on a Ray cluster.
+"""Restore a folder of PNG images, or a list of files and object-store URLs, on a Ray cluster.
 
-    python -m restore.distributed MODEL IN_DIR OUT_DIR [--address ADDR] [--workers N]
+    python -m restore.distributed MODEL IN_DIR|LIST.txt OUT_DIR [--address ADDR] [--workers N]
                                   [--batch N] [--threads N] [--retries N] [--wheel WHEEL]
+
+LIST.txt names one input per line: a path, or a URL that fsspec opens (``s3://bucket/a.png``
+with s3fs installed, ``gs://…`` with gcsfs, …); blank lines and lines starting with ``#``
+are skipped. Outputs take the inputs' file names, which must then differ.
 
 Each Ray worker process holds one actor with one loaded model (sent once through Ray's
 object store, so workers need no copy of the file) and restores images in batches: a
@@ -45,11 +49,50 @@ def image_names(folder):
 
 
 def is_complete(input_path, output_path):
-    """Whether the output exists and is not older than its input (rrun folder mode's rule)."""
+    """Whether the output exists and is not older than its input (rrun folder mode's rule);
+    for a URL input, whether the output exists."""
     try:
+        if _is_url(input_path):
+            return os.path.isfile(output_path)
         return os.stat(output_path).st_mtime >= os.stat(input_path).st_mtime
     except FileNotFoundError:
         return False
+
+
+def _is_url(source):
+    return "://" in str(source)
+
+
+def list_inputs(source):
+    """{output name: input path or URL}: the PNGs of a folder, or the entries of a list file."""
+    source = pathlib.Path(source)
+    if source.is_dir():
+        return {name: str(source / name) for name in image_names(source)}
+    inputs = {}
+    for number, line in enumerate(source.read_text().splitlines(), 1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        name = entry.rstrip("/").rsplit("/", 1)[-1]
+        if not name:
+            raise ValueError(f"{source}:{number}: '{entry}' names no file")
+        if name in inputs:
+            raise ValueError(f"{source}:{number}: '{entry}' has the same file name as '{inputs[name]}'")
+        inputs[name] = entry
+    return inputs
+
+
+def read_input(source):
+    """The bytes of a path, or of a URL through fsspec."""
+    if not _is_url(source):
+        with open(source, "rb") as file:
+            return file.read()
+    try:
+        import fsspec
+    except ImportError:
+        raise RestoreError(f"{source}: reading URLs needs fsspec (pip install fsspec, and s3fs for s3://)") from None
+    with fsspec.open(source, "rb") as file:
+        return file.read()
 
 
 class Worker:
@@ -101,14 +144,15 @@ def restore_folder(model_path, input_folder, output_folder, *, address=None, wor
     import ray
 
     log = log or (lambda line: None)
-    input_folder, output_folder = pathlib.Path(input_folder), pathlib.Path(output_folder)
-    if input_folder.resolve() == output_folder.resolve():
+    output_folder = pathlib.Path(output_folder)
+    if pathlib.Path(input_folder).resolve() == output_folder.resolve():
         raise ValueError(f"{output_folder} is the input folder; outputs would replace the inputs")
-    names = image_names(input_folder)
-    if not names:
-        raise ValueError(f"{input_folder} holds no .png files")
+    inputs = list_inputs(input_folder)
+    if not inputs:
+        raise ValueError(f"{input_folder} names no .png files")
+    names = sorted(inputs)
     output_folder.mkdir(parents=True, exist_ok=True)
-    pending = [name for name in names if not is_complete(input_folder / name, output_folder / name)]
+    pending = [name for name in names if not is_complete(inputs[name], output_folder / name)]
     summary = {"restored": 0, "complete": len(names) - len(pending), "failed": {}, "seconds": 0.0}
     if not pending:
         return summary
@@ -128,7 +172,7 @@ def restore_folder(model_path, input_folder, output_folder, *, address=None, wor
         if workers is None:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
         start = time.monotonic()
-        _schedule(ray, worker_class, model_bytes, input_folder, output_folder, pending, workers, batch_size, threads,
+        _schedule(ray, worker_class, model_bytes, inputs, output_folder, pending, workers, batch_size, threads,
                   retries, summary, log)
         summary["seconds"] = time.monotonic() - start
     finally:
@@ -136,7 +180,7 @@ def restore_folder(model_path, input_folder, output_folder, *, address=None, wor
     return summary
 
 
-def _schedule(ray, worker_class, model_bytes, input_folder, output_folder, pending, workers, batch_size, threads,
+def _schedule(ray, worker_class, model_bytes, inputs, output_folder, pending, workers, batch_size, threads,
               retries, summary, log):
     """Keeps two batches in flight per actor (one running, one waiting, so no actor waits
     for this process) until every batch is written or has failed ``retries + 1`` times."""
@@ -152,8 +196,14 @@ def _schedule(ray, worker_class, model_bytes, input_folder, output_folder, pendi
         for slot, actor in enumerate(actors):
             while queue and sum(1 for _, owner, _ in in_flight.values() if owner is actor) < 2:
                 index = queue.pop(0)
-                batch = [(name, (input_folder / name).read_bytes()) for name in batches[index]]
-                in_flight[actor.restore_batch.remote(batch)] = (slot, actor, index)
+                batch = []
+                for name in batches[index]:
+                    try:
+                        batch.append((name, read_input(inputs[name])))
+                    except (OSError, RestoreError) as error:
+                        summary["failed"][name] = f"{inputs[name]}: {error}"
+                if batch:
+                    in_flight[actor.restore_batch.remote(batch)] = (slot, actor, index)
 
     fill()
     while in_flight:
@@ -173,7 +223,7 @@ def _schedule(ray, worker_class, model_bytes, input_folder, output_folder, pendi
                 queue.append(index)
             else:
                 for name in batches[index]:
-                    summary["failed"][name] = f"{input_folder / name}: failed {attempts[index]} times: {reason}"
+                    summary["failed"][name] = f"{inputs[name]}: failed {attempts[index]} times: {reason}"
         else:
             for name, data, message in results:
                 if message is not None:
@@ -187,9 +237,9 @@ def _schedule(ray, worker_class, model_bytes, input_folder, output_folder, pendi
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="python -m restore.distributed",
-                                     description="Restore every PNG of a folder on a Ray cluster, as rrun would.")
+                                     description="Restore every PNG of a folder (or a list) on a Ray cluster, as rrun would.")
     parser.add_argument("model", help="the converted model (.rgraph)")
-    parser.add_argument("input", help="folder of PNG images")
+    parser.add_argument("input", help="folder of PNG images, or a text file of paths and URLs (one a line)")
     parser.add_argument("output", help="folder for the restored images (same names)")
     parser.add_argument("--address", help="Ray cluster address (ray://HOST:10001, or auto); default: a local cluster")
     parser.add_argument("--workers", type=int, help="worker processes, one model each (default: one per CPU)")

@@ -118,6 +118,26 @@ def test_distributed_restores_a_folder_byte_identical_to_rrun(model_path, rrun, 
     assert [(output / name).stat().st_mtime_ns for name in names] == stamps
 
 
+def test_a_list_names_paths_and_urls_and_refuses_clashing_names(tmp_path):
+    fsspec = pytest.importorskip("fsspec", reason="fsspec is not installed (scripts/test.sh installs it)")
+    write_inputs(tmp_path / "a", 1)
+    write_inputs(tmp_path / "b", 2, seed=1)
+    with fsspec.open("memory://bucket/remote.png", "wb") as file:
+        file.write((tmp_path / "b" / "image01.png").read_bytes())
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"# inputs\n{tmp_path / 'a' / 'image00.png'}\n\nmemory://bucket/remote.png\n")
+    inputs = distributed.list_inputs(listing)
+    assert inputs == {"image00.png": str(tmp_path / "a" / "image00.png"), "remote.png": "memory://bucket/remote.png"}
+    assert distributed.read_input(inputs["remote.png"]) == (tmp_path / "b" / "image01.png").read_bytes()
+    assert not distributed.is_complete(inputs["remote.png"], tmp_path / "remote.png")
+    (tmp_path / "remote.png").write_bytes(b"")
+    assert distributed.is_complete(inputs["remote.png"], tmp_path / "remote.png")  # URLs: existing = complete
+
+    listing.write_text(f"{tmp_path / 'a' / 'image00.png'}\n{tmp_path / 'b' / 'image00.png'}\n")
+    with pytest.raises(ValueError, match="inputs.txt:2: .* has the same file name"):
+        distributed.list_inputs(listing)
+
+
 # ---- the Python example ----------------------------------------------------------------
 
 def test_python_example_matches_rrun(model_path, rrun, tmp_path):
