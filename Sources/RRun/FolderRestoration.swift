@@ -9,7 +9,8 @@ import Runtime
 /// model into OUT_DIR under its own name, keeping its bit depth, colour type and alpha
 /// (as image mode does: the same `ImageRestoration`). Outputs are written atomically, so
 /// a file under an output's name is always complete; a rerun skips an output that exists
-/// and is not older than its input (`make`'s rule), which resumes an interrupted run.
+/// and is not older than its input (`make`'s rule), which resumes an interrupted run (and
+/// deletes the temporary files that run was writing).
 /// A file that cannot be read or restored is named on stderr and the others still run;
 /// the exit status is then non-zero. With `--ref`, OUT_DIR/metrics.csv gets a row per
 /// image and a summary line is printed; `--report` writes an HTML page (`FolderReport`).
@@ -94,6 +95,7 @@ struct FolderRestoration {
         } catch {
             throw ValidationError("cannot create \(outputFolder): \(error.localizedDescription)")
         }
+        removeAbandonedTemporaries(of: names)
         let complete = names.map { isComplete($0) }
         let pending = complete.filter { !$0 }.count
         let measuring = referenceFolder != nil || reportPath != nil
@@ -181,6 +183,21 @@ struct FolderRestoration {
 
     private func inputPath(_ name: String) -> String { inputFolder + "/" + name }
     private func outputPath(_ name: String) -> String { outputFolder + "/" + name }
+
+    /// Deletes the temporary files a killed run left in the output folder: ImageFiles writes
+    /// `.<name>.<pid>-<attempt>-<random>.tmp` beside `<name>`, so one for an output name whose
+    /// process no longer exists will never be renamed into place.
+    private func removeAbandonedTemporaries(of names: [String]) {
+        let outputs = Set(names)
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: outputFolder)) ?? [] {
+            guard entry.hasPrefix("."), entry.hasSuffix(".tmp") else { continue }
+            let parts = entry.dropFirst().dropLast(4).split(separator: ".")
+            guard let tag = parts.last, let pid = tag.split(separator: "-").first.flatMap({ Int32($0) }),
+                  outputs.contains(parts.dropLast().joined(separator: ".")),
+                  kill(pid, 0) != 0 && errno == ESRCH else { continue }
+            try? FileManager.default.removeItem(atPath: outputFolder + "/" + entry)
+        }
+    }
 
     /// Whether `name`'s output exists and is not older than its input. Outputs are
     /// renamed into place only when complete, so existing means whole.

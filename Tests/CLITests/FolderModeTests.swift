@@ -92,8 +92,11 @@ final class FolderModeTests: CommandLineTestCase {
         XCTAssertTrue(first.stdout.contains("3 to restore: 2 at a time × 1 kernel threads"), first.stdout)
         XCTAssertTrue(first.stdout.contains("restored 3, already complete 0, failed 0 of 3 images"), first.stdout)
 
-        // a.png's output goes missing, b.png's input changes after its output was written.
+        // a.png's output goes missing, as if the run had been killed writing it (by a process
+        // that no longer exists: pid 2^22 + 1 is above Linux's pid_max), b.png's input changes
+        // after its output was written.
         try FileManager.default.removeItem(atPath: path("out/a.png"))
+        try Data("partial".utf8).write(to: URL(fileURLWithPath: path("out/.a.png.4194305-0-12345.tmp")))
         try FileManager.default.setAttributes([.modificationDate: Date().addingTimeInterval(60)], ofItemAtPath: path("in/b.png"))
         let kept = try FileManager.default.attributesOfItem(atPath: path("out/c.png"))[.modificationDate] as? Date
         let second = try run("rrun", [model, path("in"), "-o", path("out")])
