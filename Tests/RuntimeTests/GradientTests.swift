@@ -147,6 +147,7 @@ final class GradientTests: XCTestCase {
         let required: [OpKind: [String: Attribute]] = [
             .concat: ["axis": .int(0)], .unsqueeze: ["axes": .ints([0])], .spaceToDepth: ["blockSize": .int(2)],
             .windowAttention: ["windowSize": .int(2), "heads": .int(1)], .cast: ["to": .string("f32")],
+            .deformableAttention: ["heads": .int(1), "levelShapes": .ints([2, 2])],
             .depthToSpace: ["blockSize": .int(2)], .maxPool: ["kernelShape": .ints([2, 2])],
             .averagePool: ["kernelShape": .ints([2, 2])], .unary: ["function": .string("relu")],
             .binary: ["function": .string("add")], .reduce: ["function": .string("mean")],
