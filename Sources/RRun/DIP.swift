@@ -45,6 +45,9 @@ extension RRun {
         @Option(name: .shortAndLong, help: "Output PNG.")
         var output: String
 
+        @Flag(name: .shortAndLong, help: "Print the median and fastest time of one iteration (forward, backward, Adam).")
+        var verbose = false
+
         mutating func validate() throws {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
@@ -80,13 +83,23 @@ extension RRun {
                 }
                 let progress = ProgressBar(label: "iterations")
                 let start = Date()
+                var iterationTimes: [Double] = []
+                var last = Date()
                 let restored: HostTensor
                 do {
                     defer { progress.finish() }
                     restored = try prior.restore(rgb, task: priorTask) { iteration, _ in
+                        iterationTimes.append(Date().timeIntervalSince(last))
+                        last = Date()
                         progress.update(iteration, iters)
                         return true
                     }
+                }
+                if verbose {
+                    // The first iteration also plans and builds the kernels.
+                    let steady = iterationTimes.count > 1 ? Array(iterationTimes.dropFirst()).sorted() : iterationTimes.sorted()
+                    print(String(format: "iteration: median %.1f ms, fastest %.1f ms (%d timed after the first)",
+                                 steady[steady.count / 2] * 1000, (steady.first ?? 0) * 1000, steady.count))
                 }
                 let seconds = Date().timeIntervalSince(start)
                 let result = try image.withRGB(restored)

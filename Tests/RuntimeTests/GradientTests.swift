@@ -51,6 +51,10 @@ final class GradientTests: XCTestCase {
         cases["linear_plain"] = (.linear(LinearAttributes()), [])
         cases["matmul_broadcast"] = (.matMul, [])
         cases["matmul_batched"] = (.matMul, [])
+        var scaled = AttentionAttributes()
+        scaled.scale = 0.35
+        cases["attention_bias"] = (.attention(scaled), [])
+        cases["attention_plain"] = (.attention(AttentionAttributes()), [])
         cases["layernorm"] = (.layerNorm(LayerNormAttributes()), [])
         cases["instancenorm"] = (.instanceNorm(InstanceNormAttributes()), [])
         cases["softmax_last"] = (.softmax(SoftmaxAttributes()), [])
@@ -69,6 +73,9 @@ final class GradientTests: XCTestCase {
         cases["binary_div"] = (.binary(.div), [])
         cases["binary_pow"] = (.binary(.pow), [])
         cases["binary_max"] = (.binary(.max), [])
+        cases["reduce_mean_axes"] = (.reduce(ReduceAttributes(function: .mean, axes: [1, 3], keepDims: true)), [])
+        cases["reduce_sum_all"] = (.reduce(ReduceAttributes(function: .sum, axes: [], keepDims: true)), [])
+        cases["reduce_max_axis"] = (.reduce(ReduceAttributes(function: .max, axes: [0], keepDims: false)), [])
         cases["concat_axis1"] = (.concat(ConcatAttributes(axis: 1)), [])
         cases["slice_steps"] = (.slice, [
             ConstantTensor(name: "starts", shape: [2], ints: [1, 0]), ConstantTensor(name: "ends", shape: [2], ints: [5, 7]),

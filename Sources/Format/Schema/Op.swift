@@ -234,9 +234,9 @@ extension OpKind {
         case .linear: [.fusesActivation, .hasGradient]
         case .convTranspose: [.fusesActivation]
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
-        case .matMul, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .concat, .split, .slice, .transpose, .pad,
-             .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather: [.hasGradient]
-        case .attention, .windowAttention, .deformableAttention, .where, .reduce, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
+        case .matMul, .attention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .reduce, .concat, .split, .slice,
+             .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather: [.hasGradient]
+        case .windowAttention, .deformableAttention, .where, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
              .range, .constantOfShape: []
         }
     }

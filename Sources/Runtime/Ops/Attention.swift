@@ -191,3 +191,101 @@ struct AttentionKernel: Kernel {
                       b: value, ldb: g.valueDepth, c: output, ldc: g.valueDepth)
     }
 }
+
+extension ScaledDotProductAttention: Differentiable {
+    /// Reads Q, K, V and the bias: the attention weights are recomputed, not kept (they
+    /// are Lq × Lk per head, the largest value of a transformer block).
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1, 2, 3]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let facts = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name) }
+        let bias = input(inputs, 3)
+        let g = try geometry(query: facts[0].shape, key: facts[1].shape, value: facts[2].shape, bias: bias?.shape)
+        return AttentionBackward(geometry: g, scale: attributes.scale,
+                                 bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
+    }
+}
+
+/// Attention's backward rule per (batch, head) problem, with P = softmax(S),
+/// S = scale·Q·Kᵀ + bias recomputed in scratch:
+///   ∂V += Pᵀ·∂Y,  ∂P = ∂Y·Vᵀ,  ∂S = P ⊙ (∂P − rowsum(∂P ⊙ P)),
+///   ∂Q += scale·∂S·K,  ∂K += scale·∂Sᵀ·Q,  ∂bias += ∂S (summed where it was broadcast).
+/// Problems are spread over workers, each with its own P and ∂P in scratch. When the
+/// bias's gradient is wanted and one bias element serves several problems (a bias
+/// broadcast over batches or heads), the problems run on one worker so that no two add
+/// into the same element at once.
+struct AttentionBackward: BackwardKernel {
+    let geometry: ScaledDotProductAttention.Geometry
+    let scale: Float
+    let bias: BiasLayout?
+    /// Runs the problems one after another when a shared bias element receives gradients.
+    private let serialPool = ThreadPool(threads: 1)
+
+    init(geometry: ScaledDotProductAttention.Geometry, scale: Float, bias: BiasLayout?) {
+        self.geometry = geometry
+        self.scale = scale
+        self.bias = bias
+    }
+
+    private var problemBytes: Int { (2 * geometry.queries * geometry.keys * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    var scratchBytes: Int { ScratchSlots.slotCount * problemBytes }
+
+    /// Whether two problems read the same bias element (its gradient would be added twice at once).
+    private var biasShared: Bool {
+        guard let bias else { return false }
+        return Set(bias.batchOffsets).count < bias.batchOffsets.count
+    }
+
+    func run(_ io: BackwardIO) {
+        guard let scratch = io.scratch else { preconditionFailure("attention backward ran without scratch") }
+        let g = geometry
+        let (q, k, v, dy) = (io.input(0), io.input(1), io.input(2), io.outputGradient)
+        let biasValues = bias == nil ? nil : io.inputs[3]
+        let (dq, dk, dv) = (io.inputGradient(0), io.inputGradient(1), io.inputGradient(2))
+        let dBias = bias == nil ? nil : io.inputGradient(3)
+        let pool = dBias != nil && biasShared ? serialPool : io.pool
+        let (lq, lk, d, dvDepth) = (g.queries, g.keys, g.depth, g.valueDepth)
+        ScratchSlots.run(items: g.batch, pool: pool) { slot, b in
+            let p = (scratch + slot * problemBytes).assumingMemoryBound(to: Float.self)
+            let dp = p + lq * lk
+            let (qb, kb, vb, dyb) = (q + b * lq * d, k + b * lk * d, v + b * lk * dvDepth, dy + b * lq * dvDepth)
+            GEMM.multiply(m: lq, n: lk, k: d, a: qb, lda: d, b: kb, ldb: d, transposeB: true, c: p, ldc: lk, alpha: scale)
+            for i in 0..<lq {
+                let row = p + i * lk
+                if let bias, let biasValues {
+                    for j in 0..<lk { row[j] += biasValues[bias.offset(batch: b, row: i, column: j)] }
+                }
+                var maximum = -Float.infinity
+                for j in 0..<lk { maximum = Swift.max(maximum, row[j]) }
+                var sum: Float = 0
+                for j in 0..<lk {
+                    row[j] = Foundation.exp(row[j] - maximum)
+                    sum += row[j]
+                }
+                for j in 0..<lk { row[j] /= sum }
+            }
+            if let dv {
+                GEMM.multiply(m: lk, n: dvDepth, k: lq, a: p, lda: lk, transposeA: true, b: dyb, ldb: dvDepth,
+                              c: dv + b * lk * dvDepth, ldc: dvDepth, beta: 1)
+            }
+            guard dq != nil || dk != nil || dBias != nil else { return }
+            GEMM.multiply(m: lq, n: lk, k: dvDepth, a: dyb, lda: dvDepth, b: vb, ldb: dvDepth, transposeB: true, c: dp, ldc: lk)
+            for i in 0..<lq {
+                let (row, gradient) = (p + i * lk, dp + i * lk)
+                var dot: Float = 0
+                for j in 0..<lk { dot += gradient[j] * row[j] }
+                for j in 0..<lk { gradient[j] = row[j] * (gradient[j] - dot) }
+                if let bias, let dBias {
+                    for j in 0..<lk { dBias[bias.offset(batch: b, row: i, column: j)] += gradient[j] }
+                }
+            }
+            if let dq {
+                GEMM.multiply(m: lq, n: d, k: lk, a: dp, lda: lk, b: kb, ldb: d, c: dq + b * lq * d, ldc: d, alpha: scale, beta: 1)
+            }
+            if let dk {
+                GEMM.multiply(m: lk, n: d, k: lq, a: dp, lda: lk, transposeA: true, b: qb, ldb: d, c: dk + b * lk * d, ldc: d,
+                              alpha: scale, beta: 1)
+            }
+        }
+    }
+}

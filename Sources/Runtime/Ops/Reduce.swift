@@ -174,3 +174,65 @@ public struct Reduction: Operator {
         }
     }
 }
+
+extension Reduction: Differentiable {
+    /// Mean and sum need nothing; max and min compare X with the result.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        switch attributes.function {
+        case .mean, .sum: .nothing
+        case .max, .min, .prod: SavedValues(inputs: [0], outputs: [0])
+        }
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let (kept, reducedCount) = try keptShape(x.shape)
+        switch attributes.function {
+        case .mean, .sum, .max, .min: break
+        case .prod: throw OpError.unsupported(node: name, "the gradient of a product reduction")
+        }
+        return ReductionBackward(function: attributes.function, reducedCount: reducedCount,
+                                 layout: BroadcastLayout(output: x.shape, inputs: [kept]), outputCount: kept.reduce(1, *))
+    }
+}
+
+/// ∂L/∂x[i] = ∂L/∂y[r(i)] times 1 (sum), 1/n (mean), or, for max and min, 1/t where x[i]
+/// equals the result and t elements tie for it (autograd's amax/amin share), else 0.
+/// X is walked as the broadcast of the kept shape onto it, so each run of X knows its
+/// result element; one thread, as runs of many X elements meet in one result.
+struct ReductionBackward: BackwardKernel {
+    let function: ReduceAttributes.Function
+    let reducedCount: Int
+    let layout: BroadcastLayout
+    let outputCount: Int
+
+    var scratchBytes: Int { function == .max || function == .min ? outputCount * MemoryLayout<Float>.size : 0 }
+
+    func run(_ io: BackwardIO) {
+        guard let target = io.inputGradient(0) else { return }
+        let gradient = io.outputGradient
+        let stride = layout.innerStride(0)
+        switch function {
+        case .sum, .mean, .prod:
+            let scale: Float = function == .mean ? 1 / Float(reducedCount) : 1
+            layout.forEachRun(in: 0..<layout.count) { offset, offsets, length in
+                for j in 0..<length { target[offset + j] += scale * gradient[offsets[0] + j * stride] }
+            }
+        case .max, .min:
+            guard let ties = io.scratch?.assumingMemoryBound(to: Float.self) else {
+                preconditionFailure("reduce backward ran without scratch")
+            }
+            let (x, y) = (io.input(0), io.output(0))
+            ties.update(repeating: 0, count: outputCount)
+            layout.forEachRun(in: 0..<layout.count) { offset, offsets, length in
+                for j in 0..<length where x[offset + j] == y[offsets[0] + j * stride] { ties[offsets[0] + j * stride] += 1 }
+            }
+            layout.forEachRun(in: 0..<layout.count) { offset, offsets, length in
+                for j in 0..<length {
+                    let r = offsets[0] + j * stride
+                    if x[offset + j] == y[r] { target[offset + j] += gradient[r] / ties[r] }
+                }
+            }
+        }
+    }
+}
