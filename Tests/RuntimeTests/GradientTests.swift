@@ -149,7 +149,8 @@ final class GradientTests: XCTestCase {
         }
     }
 
-    /// An op of `kind` with its required attributes set.
+    /// An op of `kind`: its attribute struct's defaults (which include the required keys),
+    /// with values where a default does not make a valid op.
     static func sampleOp(_ kind: OpKind) throws -> Op {
         let required: [OpKind: [String: Attribute]] = [
             .concat: ["axis": .int(0)], .unsqueeze: ["axes": .ints([0])], .spaceToDepth: ["blockSize": .int(2)],
@@ -158,8 +159,10 @@ final class GradientTests: XCTestCase {
             .depthToSpace: ["blockSize": .int(2)], .maxPool: ["kernelShape": .ints([2, 2])],
             .averagePool: ["kernelShape": .ints([2, 2])], .unary: ["function": .string("relu")],
             .binary: ["function": .string("add")], .reduce: ["function": .string("mean")],
+            .deformableAttention: ["levelShapes": .ints([2, 2])],
         ]
-        return try Op(kind: kind, attributes: required[kind] ?? [:], node: "n")
+        let defaults = kind.attributesType.map { $0.init().encoded } ?? [:]
+        return try Op(kind: kind, attributes: defaults.merging(required[kind] ?? [:]) { $1 }, node: "n")
     }
 
     /// A wrong gradient path is refused by name: an op without a rule between the wanted
