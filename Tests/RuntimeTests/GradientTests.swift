@@ -159,7 +159,6 @@ final class GradientTests: XCTestCase {
             .depthToSpace: ["blockSize": .int(2)], .maxPool: ["kernelShape": .ints([2, 2])],
             .averagePool: ["kernelShape": .ints([2, 2])], .unary: ["function": .string("relu")],
             .binary: ["function": .string("add")], .reduce: ["function": .string("mean")],
-            .deformableAttention: ["levelShapes": .ints([2, 2])],
         ]
         let defaults = kind.attributesType.map { $0.init().encoded } ?? [:]
         return try Op(kind: kind, attributes: defaults.merging(required[kind] ?? [:]) { $1 }, node: "n")
