@@ -3,7 +3,7 @@
 # chromium, the headless browser the test of rrun's HTML report (--report) opens it in.
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libprotobuf-c-dev libopenblas-dev libpng-dev pkg-config make gcc python3 python3-venv chromium)
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config make gcc python3 python3-venv chromium)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

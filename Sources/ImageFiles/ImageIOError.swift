@@ -1,8 +1,16 @@
-/// Why a PNG could not be read or written; every case names the file (or "<memory>" for
-/// bytes that came from no file).
+/// Why a PNG or JPEG could not be read or written; every case names the file (or
+/// "<memory>" for bytes that came from no file).
 public enum ImageIOError: Error, Equatable, CustomStringConvertible {
-    /// The bytes do not start with the PNG signature.
-    case notPNG(file: String)
+    /// The bytes do not start with the PNG signature; `found` is what they look like.
+    case notPNG(file: String, found: FileKind)
+    /// The bytes do not start with a JPEG start-of-image marker.
+    case notJPEG(file: String, found: FileKind)
+    /// libjpeg refused the content (a bad marker, corrupt or missing entropy-coded data, …).
+    case corruptJPEG(file: String, detail: String)
+    /// A JPEG this code does not read (CMYK), or an image JPEG cannot hold (alpha, 16 bits).
+    case unsupportedJPEG(file: String, detail: String)
+    /// The path's extension names no image format this code reads or writes.
+    case unknownFormat(file: String)
     /// The data ends before the image does (or is too short to hold the declared size).
     case truncated(file: String, detail: String)
     /// A critical chunk's CRC does not match its contents.
@@ -19,11 +27,16 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .notPNG(let file): "\(file): not a PNG file (bad signature)"
+        case .notPNG(let file, let found): "\(file): not a PNG file: expected the PNG signature, found \(found)"
+        case .notJPEG(let file, let found): "\(file): not a JPEG file: expected the FF D8 FF start marker, found \(found)"
+        case .corruptJPEG(let file, let detail): "\(file): corrupt JPEG (\(detail))"
+        case .unsupportedJPEG(let file, let detail): "\(file): unsupported JPEG (\(detail))"
+        case .unknownFormat(let file):
+            "\(file): unknown image format: expected a name ending in \(ImageFileFormat.extensionList)"
         case .truncated(let file, let detail): "\(file): truncated PNG (\(detail))"
         case .crcMismatch(let file, let detail): "\(file): PNG CRC error (\(detail))"
         case .corrupt(let file, let detail): "\(file): corrupt PNG (\(detail))"
-        case .tooLarge(let file, let detail): "\(file): PNG too large (\(detail))"
+        case .tooLarge(let file, let detail): "\(file): image too large (\(detail))"
         case .unsupported(let file, let detail): "\(file): unsupported PNG (\(detail))"
         case .outOfMemory(let file): "\(file): out of memory"
         case .fileSystem(let file, let detail): "\(file): \(detail)"

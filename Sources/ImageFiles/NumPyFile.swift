@@ -3,8 +3,8 @@ import Runtime
 
 /// Why a `.npy` file could not be read or written; every case names the file.
 public enum NumPyFileError: Error, Equatable, CustomStringConvertible {
-    /// The bytes do not start with "\x93NUMPY".
-    case notNumPy(file: String)
+    /// The bytes do not start with "\x93NUMPY"; `found` is what they look like.
+    case notNumPy(file: String, found: FileKind)
     case unsupportedVersion(file: String, major: Int, minor: Int)
     /// The header is cut short, is not the dictionary NumPy writes, or lacks a key.
     case malformedHeader(file: String, detail: String)
@@ -19,7 +19,7 @@ public enum NumPyFileError: Error, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .notNumPy(let file): "\(file): not a .npy file (no \\x93NUMPY magic)"
+        case .notNumPy(let file, let found): "\(file): not a .npy file: expected the \\x93NUMPY magic, found \(found)"
         case .unsupportedVersion(let file, let major, let minor): "\(file): unsupported .npy version \(major).\(minor)"
         case .malformedHeader(let file, let detail): "\(file): malformed .npy header (\(detail))"
         case .unsupportedDType(let file, let descr, let detail): "\(file): unsupported dtype '\(descr)' (\(detail))"
@@ -52,7 +52,9 @@ public enum NumPyFile {
 
     /// Decodes `.npy` bytes held in memory; `source` names them in errors.
     public static func decode(_ bytes: [UInt8], source: String = "<memory>") throws -> HostTensor {
-        guard bytes.count >= 8, Array(bytes[0..<6]) == magic else { throw NumPyFileError.notNumPy(file: source) }
+        guard bytes.count >= 8, Array(bytes[0..<6]) == magic else {
+            throw NumPyFileError.notNumPy(file: source, found: FileKind(sniffing: bytes))
+        }
         let major = Int(bytes[6]), minor = Int(bytes[7])
         guard (1...3).contains(major), minor == 0 else {
             throw NumPyFileError.unsupportedVersion(file: source, major: major, minor: minor)

@@ -39,7 +39,7 @@ extension PixelImage {
             cimageio_png_decode(data.baseAddress, data.count, &header, nil, 0, &message, message.count)
         }
         guard headerStatus == CIMAGEIO_OK else {
-            throw error(for: headerStatus, message: message, file: source)
+            throw error(for: headerStatus, message: message, file: source, bytes: bytes)
         }
         guard let colorType = ColorType(channels: Int(header.channels)), header.bit_depth == 8 || header.bit_depth == 16 else {
             throw ImageIOError.unsupported(file: source, detail: "\(header.channels) channels at \(header.bit_depth) bits")
@@ -54,7 +54,7 @@ extension PixelImage {
             }
             initialized = status == CIMAGEIO_OK ? byteCount : 0
         }
-        guard status == CIMAGEIO_OK else { throw error(for: status, message: message, file: source) }
+        guard status == CIMAGEIO_OK else { throw error(for: status, message: message, file: source, bytes: bytes) }
         return PixelImage(width: width, height: height, bitDepth: bitDepth, colorType: colorType, bytes: samples)
     }
 
@@ -85,15 +85,15 @@ extension PixelImage {
         }
         defer { cimageio_free(encoded) }
         guard status == CIMAGEIO_OK, let encoded else {
-            throw Self.error(for: status, message: message, file: name)
+            throw Self.error(for: status, message: message, file: name, bytes: [])
         }
         return try body(UnsafeRawBufferPointer(start: encoded, count: encodedSize))
     }
 
-    private static func error(for status: cimageio_status, message: [CChar], file: String) -> ImageIOError {
+    private static func error(for status: cimageio_status, message: [CChar], file: String, bytes: [UInt8]) -> ImageIOError {
         let detail = String(decoding: message.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         switch status {
-        case CIMAGEIO_NOT_PNG: return .notPNG(file: file)
+        case CIMAGEIO_NOT_PNG: return .notPNG(file: file, found: FileKind(sniffing: bytes))
         case CIMAGEIO_TRUNCATED: return .truncated(file: file, detail: detail)
         case CIMAGEIO_CRC_ERROR: return .crcMismatch(file: file, detail: detail)
         case CIMAGEIO_TOO_LARGE: return .tooLarge(file: file, detail: detail)

@@ -81,8 +81,8 @@ final class IONumPyTests: XCTestCase {
     func testMalformedFilesGiveTypedErrorsNamingTheFile() {
         let good = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }"
         let eightBytes = [UInt8](repeating: 0, count: 8)
-        XCTAssertEqual(decodeError([], "empty.npy"), .notNumPy(file: "empty.npy"))
-        XCTAssertEqual(decodeError(Array("NUMPY not really".utf8), "magic.npy"), .notNumPy(file: "magic.npy"))
+        XCTAssertEqual(decodeError([], "empty.npy"), .notNumPy(file: "empty.npy", found: .empty))
+        XCTAssertEqual(decodeError(Array("NUMPY not really".utf8), "magic.npy"), .notNumPy(file: "magic.npy", found: .unknown))
         XCTAssertEqual(decodeError(npy(good, data: eightBytes, version: 4), "v4.npy"),
                        .unsupportedVersion(file: "v4.npy", major: 4, minor: 0))
         XCTAssertEqual(decodeError(NumPyFile.magic + [1, 0, 0x40], "cut_length.npy"),
@@ -139,9 +139,11 @@ final class IONumPyTests: XCTestCase {
     /// decides it; nil when a changed header text may be read or refused several ways.
     /// The file: magic 0..<6, version 6 and 7, header length 8 and 9 (118), header text
     /// 10..<128, 96 bytes of data.
-    private func certainOutcome(changedByte position: Int?, to value: UInt8, length: Int) -> NumPyFileError? {
+    private func certainOutcome(changedByte position: Int?, to value: UInt8, length: Int, bytes: [UInt8]) -> NumPyFileError? {
         let file = "fuzz.npy"
-        if length < 8 || position.map({ $0 < 6 }) == true { return .notNumPy(file: file) }
+        if length < 8 || position.map({ $0 < 6 }) == true {
+            return .notNumPy(file: file, found: FileKind(sniffing: bytes.prefix(length)))
+        }
         if position == 6 && !(1...3).contains(value) { return .unsupportedVersion(file: file, major: Int(value), minor: 0) }
         if position == 7 { return .unsupportedVersion(file: file, major: 1, minor: Int(value)) }
         guard position == nil else { return nil }
@@ -171,7 +173,7 @@ final class IONumPyTests: XCTestCase {
             state ^= state << 13; state ^= state >> 7; state ^= state << 17
             let length = iteration.isMultiple(of: 2) ? bytes.count : Int(state % UInt64(bytes.count + 1))
             let changed = bytes[position] != original[position] ? position : nil
-            let certain = certainOutcome(changedByte: changed, to: bytes[position], length: length)
+            let certain = certainOutcome(changedByte: changed, to: bytes[position], length: length, bytes: bytes)
             let context = "iteration \(iteration): byte \(position) → \(bytes[position]), cut at \(length)"
             do {
                 let tensor = try NumPyFile.decode(Array(bytes[0..<length]), source: "fuzz.npy")

@@ -2,11 +2,13 @@
 #define CIMAGEIO_H
 
 /*
- * PNG decoding and encoding through libpng, in memory, without longjmp escaping.
+ * PNG (libpng) and JPEG (libjpeg-turbo) decoding and encoding, in memory, without
+ * longjmp escaping.
  *
- * libpng reports errors by longjmp; Swift cannot unwind through that, so every libpng
- * call happens here, under setjmp, and the outcome comes back as a status code plus a
- * message. Nothing in this file aborts or prints: warnings are dropped, errors returned.
+ * Both libraries report errors by longjmp; Swift cannot unwind through that, so every
+ * library call happens here, under setjmp, and the outcome comes back as a status code
+ * plus a message. Nothing here aborts or prints: PNG warnings are dropped, JPEG warnings
+ * (corrupt or missing data) are errors, and errors are returned.
  */
 
 #include <stddef.h>
@@ -20,14 +22,16 @@ typedef enum {
     CIMAGEIO_CORRUPT = 4,        /* any other malformed content libpng rejects */
     CIMAGEIO_TOO_LARGE = 5,      /* dimensions beyond the limits below */
     CIMAGEIO_UNSUPPORTED = 6,    /* a layout this wrapper does not write */
-    CIMAGEIO_OUT_OF_MEMORY = 7
+    CIMAGEIO_OUT_OF_MEMORY = 7,
+    CIMAGEIO_NOT_JPEG = 8        /* no JPEG start-of-image marker */
 } cimageio_status;
 
 /* Limits applied to every decode (png_set_user_limits and our own pixel cap). */
 enum {
     CIMAGEIO_MAX_SIDE = 65536,          /* width and height, each */
     CIMAGEIO_MAX_PIXELS = 1 << 27,      /* width * height: 134 M pixels (11585²) */
-    CIMAGEIO_MAX_CHUNK_BYTES = 16 << 20 /* any ancillary chunk held in memory */
+    CIMAGEIO_MAX_CHUNK_BYTES = 16 << 20, /* any ancillary chunk held in memory */
+    CIMAGEIO_JPEG_MAX_SCANS = 1000       /* progressive JPEG scans read */
 };
 
 /* A decoded or to-be-encoded image: interleaved samples, rows top to bottom. */
@@ -55,6 +59,16 @@ cimageio_status cimageio_png_decode(const uint8_t *data, size_t size, cimageio_i
    caller releases with cimageio_free. */
 cimageio_status cimageio_png_encode(const cimageio_image *image, uint8_t **encoded,
                                     size_t *encoded_size, char *message, size_t message_capacity);
+
+/* Decodes a baseline or progressive JPEG held in memory into 8-bit gray (1 channel) or
+   RGB (3 channels), in the same two calls as cimageio_png_decode. CMYK is refused. */
+cimageio_status cimageio_jpeg_decode(const uint8_t *data, size_t size, cimageio_image *image,
+                                     void *samples, size_t capacity, char *message, size_t message_capacity);
+
+/* Encodes an 8-bit gray or RGB `image` as a baseline JPEG of `quality` (1-100), without
+   chroma subsampling, in a buffer the caller releases with cimageio_free. */
+cimageio_status cimageio_jpeg_encode(const cimageio_image *image, int quality, uint8_t **encoded,
+                                     size_t *encoded_size, char *message, size_t message_capacity);
 
 void cimageio_free(void *pointer);
 
