@@ -52,7 +52,7 @@ func status(of error: any Error) -> restore_status {
         case .invalidNodes(let problems):
             return problems.contains { status(of: $0, planning: false) == RESTORE_ERROR_UNSUPPORTED }
                 ? RESTORE_ERROR_UNSUPPORTED : RESTORE_ERROR_FORMAT
-        case .missingInput, .unexpectedInput, .weightFed: return RESTORE_ERROR_ARGUMENT
+        case .missingInput, .unexpectedInput, .weightFed, .inputType: return RESTORE_ERROR_ARGUMENT
         case .inputShape, .inconsistentSymbol: return RESTORE_ERROR_SHAPE
         case .node(let problem): return status(of: problem, planning: true)
         case .valueTooLarge: return RESTORE_ERROR_MEMORY
@@ -73,8 +73,10 @@ func status(of error: any Error) -> restore_status {
     case let error as RestoreError:
         switch error {
         case .imageShape, .outputShape: return RESTORE_ERROR_SHAPE
-        case .tileForFixedModel, .overlap: return RESTORE_ERROR_ARGUMENT
+        case .tileForFixedModel, .overlap, .tileTooSmall: return RESTORE_ERROR_ARGUMENT
         }
+    case is MemoryLimitError:
+        return RESTORE_ERROR_MEMORY
     case let error as PixelImageError:
         switch error {
         case .tensorShape: return RESTORE_ERROR_SHAPE

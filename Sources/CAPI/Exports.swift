@@ -11,7 +11,7 @@ import Glibc
 
 @c @implementation
 public func restore_version() -> UnsafePointer<CChar>? {
-    StaticCString.pointer("0.1.0")
+    StaticCString.pointer(RestoreVersion.string)
 }
 
 @c @implementation
@@ -198,7 +198,7 @@ public func restore_run_f32(_ s: OpaquePointer?, _ input: UnsafePointer<Float>?,
             }
             // Plan first (cached for the run) to learn the memory and output size the run
             // needs before reading the input or running.
-            let plan = try handle.checkedPlan(for: try handle.inputShapes(setting: firstInput.name, to: dimensions),
+            let plan = try handle.session.checkedPlan(for: try handle.inputShapes(setting: firstInput.name, to: dimensions),
                                               besides: count * MemoryLayout<Float>.stride)
             guard let outputDimensions = plan.valueShapes[firstOutput.name] else {
                 throw CallFailure.internal("the plan has no shape for output '\(firstOutput.name)'")
@@ -232,53 +232,80 @@ public func restore_image_u8(_ s: OpaquePointer?, _ pixels: UnsafePointer<UInt8>
                              _ channels: Int32, _ stride: Int32, _ out: UnsafeMutablePointer<UInt8>?, _ out_stride: Int32,
                              _ tile: Int32, _ overlap: Int32) -> restore_status {
     reporting("restore_image_u8") {
-        try SessionHandle.with(s) { handle in
-            guard let pixels else { throw CallFailure.argument("pixels is NULL") }
-            guard let out else { throw CallFailure.argument("out is NULL") }
-            guard channels == 3 || channels == 4 else {
-                throw CallFailure.argument("channels is \(channels), expected 3 (RGB) or 4 (RGBA)")
-            }
-            guard tile >= 0 else { throw CallFailure.argument("tile is \(tile), expected 0 (model default) or more") }
-            let outSize = try outputSize(handle.owner, width: width, height: height)
-            let (w, h, c) = (Int(width), Int(height), Int(channels))
-            guard try Sizes.product(w, h, "pixel count") <= Sizes.maximumPixels else {
-                throw CallFailure.memory("\(width)×\(height) is above the \(Sizes.maximumPixels)-pixel limit")
-            }
-            guard Int(stride) >= w * c else { throw CallFailure.argument("stride \(stride) is below width × channels = \(w * c)") }
-            let (outWidth, outHeight) = (Int(outSize.width), Int(outSize.height))
-            let outRow = try Sizes.product(outWidth, c, "output row bytes")
-            guard Int(out_stride) >= outRow else {
-                throw CallFailure.argument("out_stride \(out_stride) is below output width × channels = \(outRow) "
-                                           + "(the output is \(outWidth)×\(outHeight))")
-            }
+        guard channels == 3 || channels == 4 else {
+            throw CallFailure.argument("channels is \(channels), expected 3 (RGB) or 4 (RGBA); restore_image takes 1 to 4")
+        }
+        try restoreImage(s, UnsafeRawPointer(pixels), width: width, height: height, channels: channels, bits: 8,
+                         stride: stride, out: UnsafeMutableRawPointer(out), outStride: out_stride, tile: tile, overlap: overlap)
+    }
+}
 
-            let contract = try handle.owner.contract.get()
-            let restorer = try handle.restorer()
-            let tileSize = try restorer.tileSize(height: h, width: w, requested: Int(tile))
-            let region = restorer.modelInputSize(height: min(tileSize.height, h), width: min(tileSize.width, w))
-            // Besides the model's arena: the input and output images (one byte a sample) and
-            // the restorer's accumulator band and tile buffers.
-            let imageBytes = try Sizes.product(try Sizes.product(outWidth, outHeight, "output size"), c, "output bytes") + w * h * c
-            _ = try handle.checkedPlan(for: try handle.inputShapes(setting: contract.input, to: [1, 3, region.height, region.width]),
-                                       besides: imageBytes + restorer.workingBytes(height: h, width: w, tile: tileSize))
+@c @implementation
+public func restore_image(_ s: OpaquePointer?, _ pixels: UnsafeRawPointer?, _ width: Int32, _ height: Int32,
+                          _ channels: Int32, _ bits: Int32, _ stride: Int32, _ out: UnsafeMutableRawPointer?,
+                          _ out_stride: Int32, _ tile: Int32, _ overlap: Int32) -> restore_status {
+    reporting("restore_image") {
+        try restoreImage(s, pixels, width: width, height: height, channels: channels, bits: bits,
+                         stride: stride, out: out, outStride: out_stride, tile: tile, overlap: overlap)
+    }
+}
 
-            // Read everything before writing, so `out` may alias `pixels`.
-            var bytes = [UInt8](repeating: 0, count: w * h * c)
-            bytes.withUnsafeMutableBufferPointer { target in
-                guard let base = target.baseAddress else { return }
-                for y in 0..<h { (base + y * w * c).update(from: pixels + y * Int(stride), count: w * c) }
-            }
-            let image = PixelImage(width: w, height: h, bitDepth: 8, colorType: c == 4 ? .rgba : .rgb, bytes: bytes)
-            // The same quantisation and alpha handling as `rrun` writing a PNG.
-            let result = try restorer.restore(image, tile: Int(tile), overlap: overlap < 0 ? nil : Int(overlap),
-                                              extraInputs: handle.extraInputs)
-            guard result.width == outWidth, result.height == outHeight else {
-                throw CallFailure.internal("restored \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
-            }
-            result.bytes.withUnsafeBufferPointer { levels in
-                guard let base = levels.baseAddress else { return }
-                for y in 0..<outHeight { (out + y * Int(out_stride)).update(from: base + y * outRow, count: outRow) }
-            }
+@c @implementation
+public func restore_session_set_memory_limit(_ session: OpaquePointer?, _ bytes: Int) -> restore_status {
+    reporting("restore_session_set_memory_limit") {
+        try SessionHandle.with(session) { handle in
+            // size_t arrives as Int: above Int.max it is negative here, and means "no limit" in effect.
+            handle.imageBudget = bytes == 0 ? nil : (bytes < 0 ? Int.max : bytes)
+        }
+    }
+}
+
+/// restore_image and restore_image_u8: checks every size, chooses tiles as `rrun` does
+/// (`Restorer.tiling` against the session's image budget), then restores.
+private func restoreImage(_ s: OpaquePointer?, _ pixels: UnsafeRawPointer?, width: Int32, height: Int32, channels: Int32,
+                          bits: Int32, stride: Int32, out: UnsafeMutableRawPointer?, outStride: Int32,
+                          tile: Int32, overlap: Int32) throws {
+    try SessionHandle.with(s) { handle in
+        guard let pixels else { throw CallFailure.argument("pixels is NULL") }
+        guard let out else { throw CallFailure.argument("out is NULL") }
+        guard let colorType = PixelImage.ColorType(channels: Int(channels)) else {
+            throw CallFailure.argument("channels is \(channels), expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)")
+        }
+        guard bits == 8 || bits == 16 else { throw CallFailure.argument("bits is \(bits), expected 8 or 16") }
+        guard tile >= 0 else { throw CallFailure.argument("tile is \(tile), expected 0 (chosen from the memory budget) or more") }
+        let outSize = try outputSize(handle.owner, width: width, height: height)
+        let (w, h, c, sampleBytes) = (Int(width), Int(height), Int(channels), Int(bits) / 8)
+        guard try Sizes.product(w, h, "pixel count") <= Sizes.maximumPixels else {
+            throw CallFailure.memory("\(width)×\(height) is above the \(Sizes.maximumPixels)-pixel limit")
+        }
+        let rowBytes = w * c * sampleBytes
+        guard Int(stride) >= rowBytes else { throw CallFailure.argument("stride \(stride) is below the row's \(rowBytes) bytes") }
+        let (outWidth, outHeight) = (Int(outSize.width), Int(outSize.height))
+        let outRow = try Sizes.product(try Sizes.product(outWidth, c, "output row samples"), sampleBytes, "output row bytes")
+        guard Int(outStride) >= outRow else {
+            throw CallFailure.argument("out_stride \(outStride) is below the output row's \(outRow) bytes "
+                                       + "(the output is \(outWidth)×\(outHeight))")
+        }
+        let restorer = try handle.restorer()
+        let tiling = try restorer.tiling(height: h, width: w, tile: Int(tile), overlap: overlap < 0 ? nil : Int(overlap),
+                                         budget: handle.imageBudget ?? MemoryLimit.defaultImageBudget,
+                                         imageBytes: try Sizes.product(outRow, outHeight, "output bytes") + rowBytes * h)
+
+        // Read everything before writing, so `out` may alias `pixels`.
+        var bytes = [UInt8](repeating: 0, count: rowBytes * h)
+        bytes.withUnsafeMutableBytes { target in
+            guard let base = target.baseAddress else { return }
+            for y in 0..<h { (base + y * rowBytes).copyMemory(from: pixels + y * Int(stride), byteCount: rowBytes) }
+        }
+        let image = PixelImage(width: w, height: h, bitDepth: Int(bits), colorType: colorType, bytes: bytes)
+        // The same quantisation and alpha handling as `rrun` writing a PNG.
+        let result = try restorer.restore(image, tiling: tiling, extraInputs: handle.extraInputs)
+        guard result.width == outWidth, result.height == outHeight else {
+            throw CallFailure.internal("restored \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
+        }
+        result.bytes.withUnsafeBytes { levels in
+            guard let base = levels.baseAddress else { return }
+            for y in 0..<outHeight { (out + y * Int(outStride)).copyMemory(from: base + y * outRow, byteCount: outRow) }
         }
     }
 }

@@ -38,6 +38,8 @@ final class SessionHandle {
     let owner: ModelHandle
     let session: Session
     var extraInputs: [String: HostTensor] = [:]
+    /// The memory budget image mode chooses tiles against; nil is `MemoryLimit.defaultImageBudget`.
+    var imageBudget: Int?
     private var cachedRestorer: Restorer?
     /// Set while a call runs, so a second thread using the same session is refused
     /// instead of racing on the session's plans and arena.
@@ -54,17 +56,6 @@ final class SessionHandle {
         let restorer = try Restorer(session: session)
         cachedRestorer = restorer
         return restorer
-    }
-
-    /// The plan for these input shapes, refused up front when its arena plus `extraBytes`
-    /// exceeds physical memory (where allocating would abort the process).
-    func checkedPlan(for inputShapes: [[Int]], besides extraBytes: Int) throws -> Plan {
-        let plan = try session.plan(for: inputShapes)
-        guard plan.arenaBytes <= Sizes.physicalMemory - min(extraBytes, Sizes.physicalMemory) else {
-            throw CallFailure.memory("a run at input shapes \(inputShapes) needs \(plan.arenaBytes) bytes of working memory "
-                                     + "besides \(extraBytes) for its data, more than the machine's \(Sizes.physicalMemory)")
-        }
-        return plan
     }
 
     /// Every graph input's shape: `shape` for input `name`, the set inputs' for the rest.

@@ -36,15 +36,6 @@ enum Sizes {
         return (shape, count)
     }
 
-    /// Bytes of physical memory. A run whose plan needs more is refused up front: Swift
-    /// aborts on a failed allocation, and with overcommit the kernel would kill the process
-    /// later instead.
-    static let physicalMemory: Int = {
-        let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
-        guard pages > 0, pageSize > 0 else { return Int.max }
-        return pages.multipliedReportingOverflow(by: pageSize).overflow ? Int.max : pages * pageSize
-    }()
-
     /// An Int that C receives as `int`, or a failure when it does not fit.
     static func int32(_ value: Int, _ what: String) throws -> Int32 {
         guard let narrow = Int32(exactly: value) else { throw CallFailure.memory("\(what) \(value) does not fit in an int") }

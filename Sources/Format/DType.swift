@@ -29,4 +29,17 @@ public enum DType: String, Sendable, CaseIterable, Codable {
         case .int32, .int64, .bool: false
         }
     }
+
+    /// NumPy's name for the type, for messages that say how to convert an array.
+    public var numPyName: String {
+        switch self {
+        case .float32: "float32"
+        case .float16: "float16"
+        case .bfloat16: "bfloat16"
+        case .int8: "int8"
+        case .int32: "int32"
+        case .int64: "int64"
+        case .bool: "bool_"
+        }
+    }
 }

@@ -132,12 +132,28 @@ restore_status restore_run_f32(restore_session *s, const float *input, const int
     metadata (range, normalisation, residual, padding, scale). `out` receives an image
     of restore_output_size() with the same channel count, rows `out_stride` bytes apart.
     Alpha passes through (repeated over s×s blocks for a model of scale s). `tile` > 0
-    runs in tiles of that size, 0 uses the model's restore.tile; `overlap` < 0 uses the
-    model's restore.overlap. `out` may be `pixels` only if the scale is 1 and the strides
-    are equal. */
+    runs in tiles of that size (at least 16); 0 chooses them as `rrun` does: the model's
+    restore.tile, else the whole image, else the largest tiles that fit the session's
+    memory budget (restore_session_set_memory_limit). `overlap` < 0 chooses it as `rrun`
+    does: restore.overlap, else from the model's receptive field, else 32. A restoration
+    that cannot fit the budget fails with RESTORE_ERROR_MEMORY. `out` may be `pixels`
+    only if the scale is 1 and the strides are equal. */
 restore_status restore_image_u8(restore_session *s, const uint8_t *pixels, int width, int height,
                                 int channels, int stride, uint8_t *out, int out_stride,
                                 int tile, int overlap);
+
+/** Image mode for every layout `rrun` reads: `channels` 1 (gray), 2 (gray+alpha), 3 (RGB)
+    or 4 (RGBA), `bits` 8 (uint8_t samples) or 16 (uint16_t samples, native byte order,
+    0…65535), rows `stride` bytes apart. Gray is restored as R = G = B and stored as
+    the luma 0.299 R + 0.587 G + 0.114 B of the result, as rrun writes it. Otherwise as restore_image_u8; `out` gets the same channels and bits. */
+restore_status restore_image(restore_session *s, const void *pixels, int width, int height,
+                             int channels, int bits, int stride, void *out, int out_stride,
+                             int tile, int overlap);
+
+/** The most memory (bytes) image mode may hold for one restoration when it chooses tiles
+    itself (tile 0): the model's working memory for a tile plus the images and buffers.
+    0 restores the default, a quarter of the machine's physical memory. */
+restore_status restore_session_set_memory_limit(restore_session *session, size_t bytes);
 
 #ifdef __cplusplus
 }

@@ -16,13 +16,37 @@ import Format
 public final class Restorer {
     public let session: Session
     public let contract: RestorationContract
+    /// Whether the model records how its pixels are scaled (`restore.range` or
+    /// `restore.residual`, given to `convert` as --range and --residual). Without it the
+    /// contract's defaults (0…1, not residual) are a guess, and a wrong guess runs without
+    /// error and restores badly.
+    public let recordsPixelContract: Bool
+    /// The overlap `restore.overlap` records, nil when absent.
+    public let recordedOverlap: Int?
+    /// How far an output pixel sees into the input (`ReceptiveField`), nil when not derivable.
+    public let receptiveFieldRadius: Int?
     private let fixedSize: (height: Int, width: Int)?
+
+    /// The overlap for models whose receptive field cannot be derived and which record none:
+    /// 32 pixels, so that with `TileAxis`'s feathering tiling is exact for a reach of 8 pixels
+    /// and blends smoothly beyond (a 4096² image in 512² tiles computes ~14% more pixels).
+    public static let defaultOverlap = 32
+    /// The largest overlap derived from a receptive field: deep models' theoretical fields
+    /// are far wider than what their output depends on in practice.
+    public static let maximumDerivedOverlap = 64
+    /// The smallest tile accepted: below it padding and overlap leave nothing to restore.
+    public static let minimumTile = 16
 
     public init(session: Session) throws {
         self.session = session
-        let contract = try RestorationContract(graph: session.model.graph)
+        let graph = session.model.graph
+        let contract = try RestorationContract(graph: graph)
         self.contract = contract
-        let inputInfo = session.model.graph.inputs.first { $0.name == contract.input }
+        let settings = try RestorationContract.Settings(metadata: graph.metadata)
+        recordsPixelContract = settings.range != nil || settings.residual != nil
+        recordedOverlap = settings.overlap
+        receptiveFieldRadius = ReceptiveField.radius(of: graph, from: contract.input, to: contract.output)
+        let inputInfo = graph.inputs.first { $0.name == contract.input }
         self.fixedSize = inputInfo.flatMap(RestorationContract.fixedSize)
     }
 
@@ -36,27 +60,42 @@ public final class Restorer {
     /// (repeated over scale×scale blocks). `tile` 0 means the model's default;
     /// `extraInputs` feed the model's other inputs (an attribute vector, say). `progress`
     /// is called after each tile with (done, total).
-    public func restore(_ image: PixelImage, tile: Int = 0, overlap: Int? = nil,
+    /// `budget` bounds the memory the restoration holds (`tiling`); nil is
+    /// `MemoryLimit.defaultImageBudget`.
+    public func restore(_ image: PixelImage, tile: Int = 0, overlap: Int? = nil, budget: Int? = nil,
                         extraInputs: [String: HostTensor] = [:],
                         progress: ((Int, Int) -> Void)? = nil) throws -> PixelImage {
         let size = outputSize(height: image.height, width: image.width)
+        let outputBytes = MemoryLimit.elementCount([size.height, size.width, image.colorType.channels, image.bitDepth / 8])
+        let tiling = try self.tiling(height: image.height, width: image.width, tile: tile, overlap: overlap,
+                                     budget: budget ?? MemoryLimit.defaultImageBudget,
+                                     imageBytes: image.bytes.count + (outputBytes ?? Int.max / 2))
+        return try restore(image, tiling: tiling, extraInputs: extraInputs, progress: progress)
+    }
+
+    /// Restores `image` in the tiles `tiling` chose.
+    public func restore(_ image: PixelImage, tiling: Tiling, extraInputs: [String: HostTensor] = [:],
+                        progress: ((Int, Int) -> Void)? = nil) throws -> PixelImage {
+        let size = outputSize(height: image.height, width: image.width)
         var output = image.blankCopy(width: size.width, height: size.height, scale: contract.scale)
-        try restore(image, into: &output, tile: tile, overlap: overlap, extraInputs: extraInputs, progress: progress)
+        try restore(image, into: &output, tiling: tiling, extraInputs: extraInputs, progress: progress)
         return output
     }
 
     /// Restores `image` ([1, 3, H, W], pixel values 0…1) and returns [1, 3, H·s, W·s]
     /// pixel values (not clamped), with the options of `restore(_:tile:overlap:…)` above.
-    public func restore(_ image: HostTensor, tile: Int = 0, overlap: Int? = nil,
+    public func restore(_ image: HostTensor, tile: Int = 0, overlap: Int? = nil, budget: Int? = nil,
                         extraInputs: [String: HostTensor] = [:],
                         progress: ((Int, Int) -> Void)? = nil) throws -> HostTensor {
         guard image.rank == 4, image.shape[0] == 1, image.shape[1] == 3, image.shape[2] > 0, image.shape[3] > 0 else {
             throw RestoreError.imageShape(image.shape)
         }
         let size = outputSize(height: image.shape[2], width: image.shape[3])
+        let tiling = try self.tiling(height: image.shape[2], width: image.shape[3], tile: tile, overlap: overlap,
+                                     budget: budget ?? MemoryLimit.defaultImageBudget,
+                                     imageBytes: 4 * (image.count + 3 * size.height * size.width))
         var output = PlanarRGB(height: size.height, width: size.width)
-        try restore(PlanarRGB(image), into: &output, tile: tile, overlap: overlap, extraInputs: extraInputs,
-                    progress: progress)
+        try restore(PlanarRGB(image), into: &output, tiling: tiling, extraInputs: extraInputs, progress: progress)
         return HostTensor(shape: [1, 3, size.height, size.width], floats: output.values)
     }
 
@@ -82,6 +121,110 @@ public final class Restorer {
                 fixedSize?.width ?? (width + multiple - 1) / multiple * multiple)
     }
 
+    /// How an image is cut into tiles and why (printed by `rrun -v`).
+    public struct Tiling: Equatable, Sendable, CustomStringConvertible {
+        public var tileHeight: Int
+        public var tileWidth: Int
+        public var overlap: Int
+        /// Bytes the restoration is estimated to hold at its peak: the model's arena for one
+        /// tile, the restorer's buffers and the input and output images.
+        public var estimatedBytes: Int
+        public var budget: Int
+        public var tileReason: String
+        public var overlapReason: String
+
+        public var description: String {
+            "tiles \(tileWidth)×\(tileHeight) (\(tileReason)), overlap \(overlap) (\(overlapReason)), "
+                + "about \(MemoryLimitError.format(estimatedBytes)) of the \(MemoryLimitError.format(budget)) memory budget"
+        }
+    }
+
+    /// The tiles and overlap for a `height`×`width` image. `requestedTile` > 0 and
+    /// `requestedOverlap` are the caller's; otherwise: a fixed-size model's own size, else
+    /// the model's `restore.tile` when it fits `budget`, else the whole image when it fits,
+    /// else the largest of a ladder of square tiles that fits. The overlap is
+    /// `restore.overlap` when recorded, else 4 × the receptive field radius (exact tiling,
+    /// see `TileAxis`; at most `maximumDerivedOverlap`), else `defaultOverlap`; an overlap
+    /// not asked for is kept below half the tile. `imageBytes` are the caller's input and
+    /// output images. Plans made here are cached by the session for the run.
+    public func tiling(height: Int, width: Int, tile requestedTile: Int = 0, overlap requestedOverlap: Int? = nil,
+                       budget: Int, imageBytes: Int) throws -> Tiling {
+        guard requestedTile >= 0 else { throw RestoreError.tileTooSmall(requestedTile, minimum: Self.minimumTile) }
+        if requestedTile > 0 && requestedTile < Self.minimumTile && fixedSize == nil {
+            throw RestoreError.tileTooSmall(requestedTile, minimum: Self.minimumTile)
+        }
+        if let requestedOverlap, requestedOverlap < 0 { throw RestoreError.overlap(requestedOverlap, tile: requestedTile) }
+        var overlap: Int, overlapReason: String
+        if let requestedOverlap {
+            (overlap, overlapReason) = (requestedOverlap, "as asked")
+        } else if let recordedOverlap {
+            (overlap, overlapReason) = (recordedOverlap, "the model's restore.overlap")
+        } else if let radius = receptiveFieldRadius {
+            overlap = min(4 * radius, Self.maximumDerivedOverlap)
+            overlapReason = "4 × the receptive field radius \(radius) px derived from the graph"
+                + (4 * radius > Self.maximumDerivedOverlap ? ", capped" : "")
+        } else {
+            (overlap, overlapReason) = (Self.defaultOverlap, "the default: the receptive field is not derivable from the graph")
+        }
+        func estimate(_ tile: (height: Int, width: Int)) throws -> Int? {
+            let region = modelInputSize(height: min(tile.height, height), width: min(tile.width, width))
+            var shapes = [[Int]]()
+            for info in session.model.graph.inputs {
+                if info.name == contract.input { shapes.append([1, 3, region.height, region.width]) } else { return nil }
+            }
+            let arena = try session.plan(for: shapes).arenaBytes
+            let (total, overflow) = arena.addingReportingOverflow(workingBytes(height: height, width: width, tile: tile) + imageBytes)
+            return overflow ? Int.max : total
+        }
+        func choice(_ tile: (height: Int, width: Int), _ reason: String, bytes: Int) -> Tiling {
+            // An overlap nobody asked for must leave each tile a core of its own.
+            if requestedOverlap == nil && (height > tile.height || width > tile.width) {
+                let limit = (min(tile.height, tile.width) - 1) / 2
+                if overlap > limit { (overlap, overlapReason) = (limit, overlapReason + ", reduced below half the tile") }
+            }
+            return Tiling(tileHeight: tile.height, tileWidth: tile.width, overlap: overlap, estimatedBytes: bytes,
+                          budget: budget, tileReason: reason, overlapReason: overlapReason)
+        }
+        func tooLarge(_ tile: (height: Int, width: Int), _ bytes: Int?, advice: String) -> MemoryLimitError {
+            MemoryLimitError(what: "restoring a \(width)×\(height) image in \(tile.width)×\(tile.height) tiles",
+                             needed: bytes, limit: budget, advice: advice)
+        }
+        // Extra inputs (a conditioning vector) are the caller's: the estimate plans the
+        // image input alone and is skipped (nil) for models with others.
+        let fixedOrRequested: (tile: (height: Int, width: Int), reason: String)?
+        if let fixedSize {
+            _ = try tileSize(height: height, width: width, requested: requestedTile)
+            fixedOrRequested = (fixedSize, "the model's fixed input size")
+        } else if requestedTile > 0 {
+            fixedOrRequested = ((requestedTile, requestedTile), "as asked")
+        } else {
+            fixedOrRequested = nil
+        }
+        if let (tile, reason) = fixedOrRequested {
+            let bytes = try estimate(tile)
+            if let bytes, bytes > budget {
+                throw tooLarge(tile, bytes, advice: fixedSize == nil ? "give a smaller --tile or a larger --max-memory" : "give a larger --max-memory")
+            }
+            return choice(tile, reason, bytes: bytes ?? 0)
+        }
+        var candidates: [(tile: (height: Int, width: Int), reason: String)] = []
+        if contract.tile > 0 { candidates.append(((contract.tile, contract.tile), "the model's restore.tile")) }
+        candidates.append(((height, width), "the whole image fits the memory budget"))
+        let ladder = [4096, 3072, 2048, 1536, 1024, 768, 512, 384, 256, 192, 128, 96, 64, 48, 32, Self.minimumTile]
+        for side in ladder where side < max(height, width) && side > 2 * min(overlap, Self.maximumDerivedOverlap) {
+            let rounded = (side + contract.multiple - 1) / contract.multiple * contract.multiple
+            candidates.append(((rounded, rounded), "the largest tile that fits the memory budget"))
+        }
+        var smallest: (tile: (height: Int, width: Int), bytes: Int?)?
+        for (tile, reason) in candidates {
+            guard let bytes = try estimate(tile) else { return choice(tile, reason, bytes: 0) }
+            if bytes <= budget { return choice(tile, reason, bytes: bytes) }
+            smallest = (tile, bytes)
+        }
+        let last = smallest ?? ((height, width), nil)
+        throw tooLarge(last.tile, last.bytes, advice: "give a larger --max-memory")
+    }
+
     /// Bytes of float buffers a restoration of a `height`×`width` image in `tile`s holds
     /// besides the model's arena and the input and output images: the accumulator band and
     /// one tile's input, result and weights.
@@ -100,12 +243,12 @@ public final class Restorer {
     /// tiles covering it in a ring of `tile.height × scale` rows; before tile row r starts,
     /// every row above its top is complete and goes to `output`.
     func restore<Input: RestorationInput, Output: RestorationOutput>(
-        _ input: Input, into output: inout Output, tile requestedTile: Int, overlap requestedOverlap: Int?,
+        _ input: Input, into output: inout Output, tiling: Tiling,
         extraInputs: [String: HostTensor], progress: ((Int, Int) -> Void)?
     ) throws {
         let (height, width) = (input.height, input.width)
-        let tile = try tileSize(height: height, width: width, requested: requestedTile)
-        let overlap = requestedOverlap ?? contract.overlap
+        let tile = (height: tiling.tileHeight, width: tiling.tileWidth)
+        let overlap = tiling.overlap
         guard overlap >= 0, overlap < min(tile.height, tile.width) || (height <= tile.height && width <= tile.width) else {
             throw RestoreError.overlap(overlap, tile: min(tile.height, tile.width))
         }
@@ -269,6 +412,7 @@ public enum RestoreError: Error, CustomStringConvertible, Equatable {
     case outputShape(expected: [Int], found: [Int])
     case tileForFixedModel(requested: Int, fixed: [Int])
     case overlap(Int, tile: Int)
+    case tileTooSmall(Int, minimum: Int)
 
     public var description: String {
         switch self {
@@ -277,7 +421,10 @@ public enum RestoreError: Error, CustomStringConvertible, Equatable {
             "the model's output should be \(expected) for this input (restore.scale), found \(found)"
         case .tileForFixedModel(let requested, let fixed):
             "the model was exported for \(fixed[0])×\(fixed[1]) images, so it runs in tiles of that size, not \(requested)"
-        case .overlap(let overlap, let tile): "tile overlap \(overlap) must be smaller than the tile (\(tile))"
+        case .overlap(let overlap, let tile):
+            overlap < 0 ? "tile overlap \(overlap) must be 0 or more" : "tile overlap \(overlap) must be smaller than the tile (\(tile))"
+        case .tileTooSmall(let tile, let minimum):
+            "tile \(tile) is too small: tiles are at least \(minimum) pixels (0 chooses them from the memory budget)"
         }
     }
 }

@@ -1,5 +1,10 @@
 import Dispatch
 import Format
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Runs a model: one session per thread. Keeps a plan per set of input shapes and one
 /// arena sized for the largest plan it has run.
@@ -18,13 +23,16 @@ public final class Session {
     private var plannedReplacements = 0
     private var arena: UnsafeMutableRawPointer?
     private var arenaCapacity = 0
+    /// The most working memory (arena) a run may take, in bytes; a plan that needs more is
+    /// refused with `MemoryLimitError` before anything is allocated. Physical memory by default.
+    public var memoryLimit = MemoryLimit.physicalMemory
 
     public init(model: Model, threads: Int) {
         self.model = model
         self.pool = ThreadPool(threads: threads)
     }
 
-    deinit { arena?.deallocate() }
+    deinit { free(arena) }
 
     /// The plan for these input shapes (graph input order), made once and cached until a
     /// constant of the model is replaced.
@@ -50,6 +58,19 @@ public final class Session {
         return plan
     }
 
+    /// The plan for these input shapes, refused when its arena plus `extraBytes` (the
+    /// caller's own buffers for the run: inputs, outputs, images) passes `memoryLimit`.
+    /// Call it before allocating those buffers, so that a huge shape is an error, not an abort.
+    public func checkedPlan(for inputShapes: [[Int]], besides extraBytes: Int) throws -> Plan {
+        let plan = try plan(for: inputShapes)
+        let (total, overflow) = plan.arenaBytes.addingReportingOverflow(max(0, extraBytes))
+        guard !overflow, total <= memoryLimit else {
+            throw MemoryLimitError(what: "a run at input shapes \(inputShapes)", needed: overflow ? nil : total,
+                                   limit: memoryLimit, advice: "use smaller inputs or tiles")
+        }
+        return plan
+    }
+
     /// The plans made so far, for diagnostics.
     public var cachedPlans: [Plan] { Array(plans.values) }
 
@@ -64,14 +85,17 @@ public final class Session {
             guard let tensor = inputs[info.name] else { throw ModelError.missingInput(info.name) }
             return tensor
         }
+        for (info, tensor) in zip(graphInputs, ordered) where !Self.accepts(info.dtype, tensor.dtype) {
+            throw ModelError.inputType(input: info.name, expected: info.dtype, found: tensor.dtype)
+        }
         let outputs = try run(ordered)
         return Dictionary(uniqueKeysWithValues: zip(model.graph.outputs.map(\.name), outputs))
     }
 
     /// Runs the model on inputs in graph order; outputs in graph order.
     public func run(_ inputs: [HostTensor]) throws -> [HostTensor] {
-        let plan = try plan(for: inputs.map(\.shape))
-        let base = reserveArena(plan.arenaBytes)
+        let plan = try checkedPlan(for: inputs.map(\.shape), besides: 0)
+        let base = try reserveArena(plan.arenaBytes)
         for (tensor, offset) in zip(inputs, plan.inputOffsets) {
             let destination = (base + offset).assumingMemoryBound(to: Float.self)
             tensor.floats.withUnsafeBufferPointer { source in
@@ -123,10 +147,24 @@ public final class Session {
         }
     }
 
-    private func reserveArena(_ bytes: Int) -> UnsafeMutableRawPointer {
+    /// Whether a graph input of type `expected` takes a tensor of type `found`: the same
+    /// type, or f32 data for a float input stored narrower (the runtime computes in f32).
+    static func accepts(_ expected: DType, _ found: DType) -> Bool {
+        expected == found || (expected.isFloatingPoint && found == .float32)
+    }
+
+    /// The arena, grown to `bytes`. Allocated with posix_memalign, whose failure is an
+    /// error here, where Swift's own allocation would abort the process.
+    private func reserveArena(_ bytes: Int) throws -> UnsafeMutableRawPointer {
         if let arena, arenaCapacity >= bytes { return arena }
-        arena?.deallocate()
-        let fresh = UnsafeMutableRawPointer.allocate(byteCount: max(bytes, 64), alignment: 64)
+        free(arena)
+        arena = nil
+        arenaCapacity = 0
+        var fresh: UnsafeMutableRawPointer?
+        guard posix_memalign(&fresh, 64, max(bytes, 64)) == 0, let fresh else {
+            throw MemoryLimitError(what: "the working memory of a run", needed: bytes, limit: memoryLimit,
+                                   advice: "the system refused the allocation")
+        }
         arena = fresh
         arenaCapacity = bytes
         return fresh
