@@ -34,6 +34,11 @@ let package = Package(
             .product(name: "RestoreRuntime", package: "Restore"),
             .product(name: "RestoreImageFiles", package: "Restore"),
         ]),
+        .executableTarget(name: "FuzzJPEG", dependencies: [
+            "FuzzSupport",
+            .product(name: "RestoreRuntime", package: "Restore"),
+            .product(name: "RestoreImageFiles", package: "Restore"),
+        ]),
         .executableTarget(name: "FuzzNPY", dependencies: [
             "FuzzSupport",
             .product(name: "RestoreImageFiles", package: "Restore"),

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets in fuzz/ and runs one of them (fuzz/README.md).
 #
-#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: onnx | rgraph | plan | png | npy | safetensors
+#   scripts/fuzz.sh TARGET [SECONDS]     TARGET: onnx | rgraph | plan | png | jpeg | npy | safetensors
+#   scripts/fuzz.sh smoke [RUNS]         every target: its committed corpus, then RUNS
+#                                        (default 2000) mutations each; what CI runs
 #
-# The seed corpus comes from Tests/Fixtures: ONNX models, PNG images and .npy arrays as
-# they are; for rgraph and plan, every fixture ONNX model converted with the project's own
-# `convert` (built here in debug if missing). Corpus and crash artifacts live under
-# $FUZZ_WORK (default $TMPDIR/restore-fuzz/TARGET, TMPDIR defaulting to /tmp) and persist
-# between runs, never in the repo.
+# The seed corpus is the target's committed corpus (fuzz/corpus/TARGET, kept small with
+# libFuzzer's -merge=1 after long runs) plus Tests/Fixtures: ONNX models, PNG images and
+# .npy arrays and safetensors files as they are; for rgraph and plan, every fixture ONNX model converted with the
+# project's own `convert` (built here in debug if missing). The corpus a run grows and crash
+# artifacts live under $FUZZ_WORK (default $TMPDIR/restore-fuzz/TARGET, TMPDIR defaulting
+# to /tmp) and persist between runs, never in the repo.
 # Extra libFuzzer flags can be passed in FUZZ_FLAGS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,28 +18,45 @@ root=$(pwd)
 
 target=${1:-}
 seconds=${2:-60}
+targets=(onnx rgraph plan png jpeg npy safetensors)
+if [ "$target" = smoke ]; then
+  # Each target over its committed corpus and a few thousand mutations: a crash, leak or
+  # hang that a reader change brings back shows here, in minutes.
+  for each in "${targets[@]}"; do
+    # Built in debug: compiling the package with sanitizers takes a fraction of the
+    # release build's time, and a few thousand runs need no speed.
+    FUZZ_CONFIGURATION=${FUZZ_CONFIGURATION:-debug} FUZZ_WORK="${TMPDIR:-/tmp}/restore-fuzz-smoke/$each" \
+      FUZZ_FLAGS="-runs=${2:-2000} ${FUZZ_FLAGS:-}" "$0" "$each" 600
+  done
+  exit 0
+fi
 case "$target" in
   onnx) product=FuzzONNX ;;
   rgraph) product=FuzzRGraph ;;
   plan) product=FuzzPlan ;;
   png) product=FuzzPNG ;;
+  jpeg) product=FuzzJPEG ;;
   npy) product=FuzzNPY ;;
   safetensors) product=FuzzSafetensors ;;
-  *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|npy|safetensors [SECONDS]" >&2; exit 2 ;;
+  *) echo "usage: scripts/fuzz.sh onnx|rgraph|plan|png|jpeg|npy|safetensors [SECONDS] | smoke [RUNS]" >&2; exit 2 ;;
 esac
 
 # Swift code gets coverage and ASan from -sanitize, the C targets (CONNX, CImageIO) from
 # -fsanitize=fuzzer-no-link. Linked with lld: gold fails with an internal error on
 # libFuzzer's main next to the Swift executable's own (whose main runs libFuzzer).
-build=(swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address
+build=(swift build -c "${FUZZ_CONFIGURATION:-release}" --package-path fuzz -Xswiftc -sanitize=fuzzer,address
        -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -use-ld=lld)
-"${build[@]}" --product "$product"
+# FUZZ_SKIP_BUILD=1 runs what is built: a long run is not rebuilt under it when sources change.
+[ -n "${FUZZ_SKIP_BUILD:-}" ] || "${build[@]}" --product "$product"
 binary=$("${build[@]}" --show-bin-path)/$product
 
 work=${FUZZ_WORK:-${TMPDIR:-/tmp}/restore-fuzz/$target}
 seeds=$work/seeds
 mkdir -p "$work/corpus" "$work/artifacts" "$seeds"
 seed_files() { find Tests/Fixtures -type f -name "$1" -size -1000k; }
+if [ -d "fuzz/corpus/$target" ]; then
+  for f in fuzz/corpus/"$target"/*; do cp "$f" "$seeds/committed_$(basename "$f")"; done
+fi
 case "$target" in
   onnx) seed_files '*.onnx' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   png) seed_files '*.png' | while read -r f; do cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
@@ -46,7 +66,7 @@ case "$target" in
   safetensors) find Tests/Fixtures/safetensors -type f -name '*.safetensors' | while read -r f; do
       cp "$f" "$seeds/$(echo "$f" | tr / _)"; done ;;
   rgraph | plan)
-    if [ -z "$(ls -A "$seeds")" ]; then
+    if [ -z "$(ls "$seeds" | grep -v '^committed_' || true)" ]; then
       swift build --product convert
       convert=$(swift build --show-bin-path)/convert
       seed_files '*.onnx' | while read -r f; do

@@ -17,7 +17,8 @@ struct ConvertTool: ParsableCommand {
             is built by the architecture template its tensor names select (--list-archs).
             Examples: convert denoiser.onnx -o denoiser.rgraph --range 0,1 --residual
                       convert biggan-deep-128/ -o g.rgraph --truncation 0.4
-            """)
+            """,
+        version: "\(RestoreVersion.string)")
 
     @Argument(help: ArgumentHelp("The model to convert: .onnx (external data files next to it are read), or a checkpoint "
                                  + "folder, .safetensors file or model.safetensors.index.json."))

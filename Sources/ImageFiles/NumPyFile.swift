@@ -52,6 +52,20 @@ public enum NumPyFile {
 
     /// Decodes `.npy` bytes held in memory; `source` names them in errors.
     public static func decode(_ bytes: [UInt8], source: String = "<memory>") throws -> HostTensor {
+        try decodeKeepingType(bytes, source: source).tensor
+    }
+
+    /// Reads the `.npy` file at `path`, with NumPy's name for the type it stores
+    /// ("float64", say): float types all arrive as float32 tensors, and a caller that must
+    /// not convert quietly (rrun's tensor mode) checks the stored type.
+    public static func readKeepingType(path: String) throws -> (tensor: HostTensor, storedType: String) {
+        let bytes = try FileBytes.readAll(path) { NumPyFileError.fileSystem(file: path, detail: $0) }
+        return try decodeKeepingType(bytes, source: path)
+    }
+
+    /// `decode` with the stored type's NumPy name.
+    public static func decodeKeepingType(_ bytes: [UInt8], source: String = "<memory>") throws
+        -> (tensor: HostTensor, storedType: String) {
         guard bytes.count >= 8, Array(bytes[0..<6]) == magic else {
             throw NumPyFileError.notNumPy(file: source, found: FileKind(sniffing: bytes))
         }
@@ -92,9 +106,10 @@ public enum NumPyFile {
         guard bytes.count - dataStart == byteCount else {
             throw NumPyFileError.dataSize(file: source, expectedBytes: byteCount, foundBytes: bytes.count - dataStart)
         }
-        return bytes.withUnsafeBytes { raw in
+        let tensor = bytes.withUnsafeBytes { raw in
             element.tensor(shape: header.shape, from: UnsafeRawBufferPointer(rebasing: raw[dataStart...]))
         }
+        return (tensor, "\(element)")
     }
 
     /// Encodes `tensor` as float32 `.npy` bytes (integer tensors are converted to float).

@@ -21,11 +21,26 @@ struct ImageRestoration {
     let restorer: Restorer
     let tile: Int
     let overlap: Int?
+    /// Bytes one restoration may hold (`--max-memory`): tiles are chosen to fit it.
+    let budget: Int
     let extraInputs: [String: HostTensor]
+
+    /// The tiles and overlap for `image` (`Restorer.tiling`), before any work.
+    func tiling(for image: PixelImage) throws -> Restorer.Tiling {
+        let size = restorer.outputSize(height: image.height, width: image.width)
+        let outputBytes = MemoryLimit.elementCount([size.height, size.width, image.colorType.channels, image.bitDepth / 8])
+        return try restorer.tiling(height: image.height, width: image.width, tile: tile, overlap: overlap, budget: budget,
+                                   imageBytes: image.bytes.count + (outputBytes ?? Int.max / 2))
+    }
 
     /// The restored image, of `image`'s bit depth and colour type; `progress` gets (tiles done, tiles).
     func restore(_ image: PixelImage, progress: ((Int, Int) -> Void)? = nil) throws -> PixelImage {
-        try restorer.restore(image, tile: tile, overlap: overlap, extraInputs: extraInputs, progress: progress)
+        try restore(image, tiling: try tiling(for: image), progress: progress)
+    }
+
+    /// The same in the tiles `tiling` chose.
+    func restore(_ image: PixelImage, tiling: Restorer.Tiling, progress: ((Int, Int) -> Void)? = nil) throws -> PixelImage {
+        try restorer.restore(image, tiling: tiling, extraInputs: extraInputs, progress: progress)
     }
 
     /// PSNR and SSIM of `input` (when of the reference's size) and of `output` against

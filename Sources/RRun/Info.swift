@@ -52,11 +52,31 @@ extension RRun {
         @Flag(help: "Time every kernel of the timed runs; print the time per op kind and the slowest nodes.")
         var profile = false
 
+        mutating func validate() throws {
+            guard runs >= 1 else { throw ValidationError("--runs must be at least 1, found \(runs)") }
+            guard warmup >= 0 else { throw ValidationError("--warmup must be 0 or more, found \(warmup)") }
+            guard (1...Restore.maximumThreads).contains(threads) else {
+                throw ValidationError("--threads must be 1 to \(Restore.maximumThreads), found \(threads)")
+            }
+        }
+
         func run() throws {
             try reportingErrors {
                 let session = Session(model: try loadModel(model), threads: threads)
                 var seed: UInt64 = 0x5EED
-                let inputs = try parseShapes(shape).map { shape in
+                let shapes = try parseShapes(shape)
+                // Weigh the run and its random inputs before allocating either.
+                var inputBytes = 0
+                for shape in shapes {
+                    guard let count = MemoryLimit.elementCount(shape), let bytes = MemoryLimit.bytes(count, 4),
+                          !inputBytes.addingReportingOverflow(bytes).overflow else {
+                        throw MemoryLimitError(what: "an input of shape \(shape)", needed: nil, limit: session.memoryLimit,
+                                               advice: "use a smaller --shape")
+                    }
+                    inputBytes += bytes
+                }
+                _ = try session.checkedPlan(for: shapes, besides: inputBytes)
+                let inputs = shapes.map { shape in
                     HostTensor(shape: shape, floats: (0..<shape.reduce(1, *)).map { _ in
                         seed = seed &* 6364136223846793005 &+ 1442695040888963407
                         return Float(seed >> 40) / Float(1 << 24)

@@ -8,9 +8,10 @@ import Runtime
 struct RRun: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rrun",
-        abstract: "Run a Restore model (.rgraph) on a PNG image, a folder of them or .npy tensors.",
+        abstract: "Run a Restore model (.rgraph) on a PNG or JPEG image, a folder of PNGs or .npy tensors.",
         discussion: """
-            Image mode:  rrun MODEL.rgraph IN.png -o OUT.png [--ref CLEAN.png]
+            Image mode:  rrun MODEL.rgraph IN.png            (writes IN.restored.png)
+                         rrun MODEL.rgraph IN.jpg -o OUT.png [--ref CLEAN.png] [--max-memory 2G]
             Folder mode: rrun MODEL.rgraph IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]
             Tensor mode: rrun MODEL.rgraph X.npy [NAME=Y.npy ...] -o OUT.npy
                          rrun MODEL.rgraph X.npy --outputs DIR
@@ -19,7 +20,11 @@ struct RRun: ParsableCommand {
             Gradients:   rrun grad MODEL.rgraph X.npy --target T.npy --loss mse --wrt NAME --outputs DIR
             Prior:       rrun dip DEGRADED.png --task denoise|inpaint|sr4 -o OUT.png [--ref CLEAN.png]
             """,
-        subcommands: [Restore.self, Info.self, Bench.self, DIP.self, Grad.self],
+        abstract: "Run a Restore model (.rgraph) on a PNG or JPEG image, a folder of PNGs or .npy tensors.",
+        discussion: """
+            Image mode:  rrun MODEL.rgraph IN.png            (writes IN.restored.png)
+                         rrun MODEL.rgraph IN.jpg -o OUT.png [--ref CLEAN.png] [--max-memory 2G]
+            Folder mode: rrun MODEL.rgraph IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]
         defaultSubcommand: Restore.self)
 }
 
@@ -35,7 +40,26 @@ func reportingErrors(_ body: () throws -> Void) throws {
     }
 }
 
+/// Prints "rrun: warning: …" on stderr.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("rrun: warning: \(message)\n".utf8))
+}
+
+/// A model file that is not an .rgraph, with what to do about it.
+struct NotConvertedError: Error, CustomStringConvertible {
+    var path: String
+    var description: String {
+        let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+        return "\(path) is not an .rgraph model; rrun runs converted models: convert it first with "
+            + "`convert \(path) -o \(stem).rgraph` (add --range and --residual to record its pixel contract)"
+    }
+}
+
 /// Loads and checks a model file.
 func loadModel(_ path: String) throws -> Model {
-    try Model(graph: try RGraphReader.read(contentsOf: path).graph)
+    do {
+        return try Model(graph: try RGraphReader.read(contentsOf: path).graph)
+    } catch RGraphError.badMagic {
+        throw NotConvertedError(path: path)
+    }
 }

@@ -155,11 +155,23 @@ def _declare(lib):
                                      i64p, ctypes.POINTER(ctypes.c_int)]),
         "restore_image_u8": (status, [c_session, u8p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                       u8p, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
+        "restore_image": (status, [c_session, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                   ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
+        "restore_session_set_memory_limit": (status, [c_session, ctypes.c_size_t]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
         function.restype = restype
         function.argtypes = argtypes
+
+
+def _float32_tensor(array, name):
+    """``array`` as a C-ordered float32 array; any other dtype is refused, never cast quietly."""
+    data = np.asarray(array)
+    if data.dtype != np.float32:
+        raise ArgumentError(f"input '{name}' takes float32 data, given {data.dtype}; "
+                            f"convert it first (in NumPy: x.astype(np.float32))", 5)
+    return np.ascontiguousarray(data)
 
 
 def _check(status):
@@ -262,11 +274,14 @@ class Model:
         output. ``inputs`` maps other input names to arrays."""
         return self._thread_session().run(array, inputs)
 
-    def restore(self, image, tile=0, overlap=-1, inputs=None):
-        """Restores an H×W×3 (RGB) or H×W×4 (RGBA) uint8 image with the model's restoration
-        metadata; returns a uint8 image of ``output_size``. tile 0 / overlap -1 use the
-        model's defaults."""
-        return self._thread_session().restore(image, tile, overlap, inputs)
+    def restore(self, image, tile=0, overlap=-1, inputs=None, max_memory=None):
+        """Restores an image with the model's restoration metadata, as ``rrun`` does: H×W
+        (gray) or H×W×C with C = 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA), uint8 or
+        uint16. Returns an image of the same layout and dtype, of ``output_size``.
+        tile 0 and overlap -1 choose them as ``rrun`` does: tiles from the memory budget
+        (``max_memory`` bytes; None is a quarter of physical memory, at most 1 GiB), the overlap from the
+        model's metadata or receptive field."""
+        return self._thread_session().restore(image, tile, overlap, inputs, max_memory)
 
     def close(self):
         """Frees the model and the sessions ``run``/``restore`` made. Idempotent."""
@@ -316,7 +331,7 @@ class Session:
         if array is None:
             _check(lib.restore_session_set_input(self.handle, name.encode(), None, None, 0))
             return
-        data = np.ascontiguousarray(array, dtype=np.float32)
+        data = _float32_tensor(array, name)
         if data.ndim < 1 or data.ndim > MAX_RANK:
             raise ArgumentError(f"input '{name}' has rank {data.ndim}, expected 1…{MAX_RANK}", 5)
         shape = np.array(data.shape, dtype=np.int64)
@@ -336,7 +351,7 @@ class Session:
 
     def run(self, array, inputs=None):
         """Tensor mode: ``array`` (float32, C order) as the first input; returns the first output."""
-        data = np.ascontiguousarray(array, dtype=np.float32)
+        data = _float32_tensor(array, self.model.inputs[0] if self.model.inputs else "input")
         if data.ndim < 1 or data.ndim > MAX_RANK:
             raise ArgumentError(f"the input has rank {data.ndim}, expected 1…{MAX_RANK}", 5)
         shape = np.array(data.shape, dtype=np.int64)
@@ -357,23 +372,29 @@ class Session:
                                    output_shape, ctypes.byref(output_rank)))
         return result
 
-    def restore(self, image, tile=0, overlap=-1, inputs=None):
+    def restore(self, image, tile=0, overlap=-1, inputs=None, max_memory=None):
         """Image mode: see :meth:`Model.restore`."""
-        if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
-            raise ArgumentError("the image must be a uint8 numpy array (H×W×3 or H×W×4)", 5)
-        if image.ndim != 3:
-            raise ArgumentError(f"the image must be H×W×C, got shape {image.shape}", 5)
+        if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+            raise ArgumentError("the image must be a uint8 or uint16 numpy array (H×W or H×W×C, C = 1…4)", 5)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
+            raise ArgumentError(f"the image must be H×W or H×W×C with C = 1…4, got shape {image.shape}", 5)
         pixels = np.ascontiguousarray(image)
-        height, width, channels = (_int_argument(v, "image size") for v in pixels.shape)
+        height, width = (_int_argument(v, "image size") for v in pixels.shape[:2])
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        bits = 8 * pixels.itemsize
         tile, overlap = _int_argument(tile, "tile"), _int_argument(overlap, "overlap")
+        if max_memory is not None and (not isinstance(max_memory, int) or max_memory <= 0):
+            raise ArgumentError(f"max_memory must be a positive number of bytes, got {max_memory!r}", 5)
         out_width, out_height = self.model.output_size(width, height)
-        result = np.empty((out_height, out_width, channels), dtype=np.uint8)
-        u8p = ctypes.POINTER(ctypes.c_uint8)
+        result = np.empty((out_height, out_width) + pixels.shape[2:], dtype=pixels.dtype)
 
         def body():
-            _check(_lib().restore_image_u8(self.handle, pixels.ctypes.data_as(u8p), width, height, channels,
-                                           _int_argument(width * channels, "row bytes"), result.ctypes.data_as(u8p),
-                                           _int_argument(out_width * channels, "output row bytes"), tile, overlap))
+            lib = _lib()
+            _check(lib.restore_session_set_memory_limit(self.handle, max_memory or 0))
+            _check(lib.restore_image(self.handle, pixels.ctypes.data, width, height, channels, bits,
+                                     _int_argument(width * channels * pixels.itemsize, "row bytes"), result.ctypes.data,
+                                     _int_argument(out_width * channels * pixels.itemsize, "output row bytes"),
+                                     tile, overlap))
             return result
         return self._with_inputs(inputs, body)
 

@@ -56,10 +56,17 @@ def test_run_with_a_second_input_matches_onnxruntime_reference(convert, tmp_path
     assert relative <= 1e-4
 
 
-def test_run_accepts_float64_and_non_contiguous_input(model):
+def test_run_accepts_non_contiguous_input(model):
     x = np.load(FIXTURE / "32x32" / "input_0.npy")
-    wide = np.asfortranarray(x.astype(np.float64))
-    np.testing.assert_array_equal(model.run(wide), model.run(x))
+    np.testing.assert_array_equal(model.run(np.asfortranarray(x)), model.run(x))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.int64, np.float16])
+def test_inputs_of_another_dtype_are_refused_with_the_fix(model, dtype):
+    x = np.load(FIXTURE / "32x32" / "input_0.npy").astype(dtype)
+    with pytest.raises(restore.ArgumentError,
+                       match=rf"input 'image' takes float32 data, given {np.dtype(dtype)}; .*x\.astype\(np\.float32\)"):
+        model.run(x)
 
 
 def test_from_bytes_runs_like_the_file(model, model_path):
@@ -103,6 +110,33 @@ def test_restore_matches_rrun(model, model_path, rrun, tmp_path, channels, tile,
     assert difference.max() == 0
     if channels == 4:
         np.testing.assert_array_equal(result[..., 3], image[..., 3])
+
+
+@pytest.mark.parametrize("channels, dtype", [(1, np.uint8), (2, np.uint8), (1, np.uint16), (3, np.uint16),
+                                             (4, np.uint16)])
+def test_restore_reaches_gray_alpha_and_16_bit_images_as_rrun_does(model, model_path, rrun, tmp_path, channels, dtype):
+    rng = np.random.default_rng(channels)
+    image = rng.integers(0, np.iinfo(dtype).max, size=(45, 38, channels), endpoint=True).astype(dtype)
+    source, reference = tmp_path / "in.png", tmp_path / "rrun.png"
+    png.write(source, image)
+    subprocess.run([rrun, model_path, str(source), "-o", str(reference), "--threads", "1"], check=True)
+    expected = png.read(reference)
+    result = model.restore(image)
+    assert result.shape == expected.shape and result.dtype == dtype
+    np.testing.assert_array_equal(result, expected)
+    gray = model.restore(image[..., 0])
+    assert gray.shape == image.shape[:2] and gray.dtype == dtype
+
+
+def test_tiles_come_from_the_memory_budget_as_in_rrun(model, model_path, rrun, tmp_path):
+    image = random_image(96, 96, 3, seed=8)
+    source, reference = tmp_path / "in.png", tmp_path / "rrun.png"
+    png.write(source, image)
+    subprocess.run([rrun, model_path, str(source), "-o", str(reference), "--threads", "1", "--max-memory", "3670016"],
+                   check=True)
+    np.testing.assert_array_equal(model.restore(image, max_memory=3_670_016), png.read(reference))
+    with pytest.raises(restore.RestoreMemoryError, match="memory"):
+        model.restore(image, max_memory=100_000)
 
 
 def test_c_example_matches_rrun(model_path, rrun, tmp_path):
@@ -185,10 +219,10 @@ def test_wrong_tensor_shapes_are_shape_errors(model):
 
 
 @pytest.mark.parametrize("image, message", [
-    (np.zeros((8, 8, 2), np.uint8), "channels"),
-    (np.zeros((8, 8, 5), np.uint8), "channels"),
-    (np.zeros((8, 8), np.uint8), "H×W×C"),
-    (np.zeros((8, 8, 3), np.float32), "uint8"),
+    (np.zeros((8, 8, 5), np.uint8), "C = 1…4"),
+    (np.zeros((8, 8, 3, 1), np.uint8), "H×W×C"),
+    (np.zeros((8, 8, 3), np.float32), "uint8 or uint16"),
+    (np.zeros((8, 8, 3), np.int32), "uint8 or uint16"),
     (np.zeros((0, 8, 3), np.uint8), "size"),
 ])
 def test_bad_images_are_argument_errors(model, image, message):
@@ -200,8 +234,10 @@ def test_bad_tiles_are_argument_errors(model):
     image = random_image(20, 20, 3, seed=1)
     with pytest.raises(restore.ArgumentError, match="tile"):
         model.restore(image, tile=-1)
+    with pytest.raises(restore.ArgumentError, match="tile 8 is too small"):
+        model.restore(image, tile=8)
     with pytest.raises(restore.ArgumentError, match="overlap"):
-        model.restore(image, tile=8, overlap=8)
+        model.restore(image, tile=16, overlap=16)
     with pytest.raises(restore.ArgumentError, match="int"):
         model.restore(image, tile=2**40)
 

@@ -152,7 +152,7 @@ restore_status restore_image(restore_session *s, const void *pixels, int width, 
 
 /** The most memory (bytes) image mode may hold for one restoration when it chooses tiles
     itself (tile 0): the model's working memory for a tile plus the images and buffers.
-    0 restores the default, a quarter of the machine's physical memory. */
+    0 restores the default, a quarter of the machine's physical memory, at most 1 GiB. */
 restore_status restore_session_set_memory_limit(restore_session *session, size_t bytes);
 
 #ifdef __cplusplus

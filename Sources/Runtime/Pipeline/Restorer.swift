@@ -172,7 +172,12 @@ public final class Restorer {
             for info in session.model.graph.inputs {
                 if info.name == contract.input { shapes.append([1, 3, region.height, region.width]) } else { return nil }
             }
-            let arena = try session.plan(for: shapes).arenaBytes
+            let arena: Int
+            do {
+                arena = try session.plan(for: shapes).arenaBytes
+            } catch ModelError.valueTooLarge {
+                return Int.max  // one of its values alone passes the planner's limit: does not fit
+            }
             let (total, overflow) = arena.addingReportingOverflow(workingBytes(height: height, width: width, tile: tile) + imageBytes)
             return overflow ? Int.max : total
         }
@@ -187,7 +192,11 @@ public final class Restorer {
         }
         func tooLarge(_ tile: (height: Int, width: Int), _ bytes: Int?, advice: String) -> MemoryLimitError {
             MemoryLimitError(what: "restoring a \(width)×\(height) image in \(tile.width)×\(tile.height) tiles",
-                             needed: bytes, limit: budget, advice: advice)
+                             needed: bytes == Int.max ? nil : bytes, limit: budget, advice: advice)
+        }
+        guard imageBytes <= budget else {
+            throw MemoryLimitError(what: "the \(width)×\(height) input and its output image", needed: imageBytes, limit: budget,
+                                   advice: "give a larger --max-memory")
         }
         // Extra inputs (a conditioning vector) are the caller's: the estimate plans the
         // image input alone and is skipped (nil) for models with others.

@@ -61,7 +61,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// A value fed by name that is one of the model's weights (`Graph.weightInputsKey`).
     case weightFed(String)
     /// A tensor of another element type than the graph input's (never cast quietly).
-    case inputType(input: String, expected: DType, found: DType)
+    case inputType(input: String, expected: DType, found: String)
     case inputShape(input: String, expected: String, found: [Int])
     case inconsistentSymbol(String, Int, Int)
     /// A node that cannot be planned at the given input shapes.
@@ -84,7 +84,7 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
             "'\(name)' is a weight of the model (an initializer its ONNX file also listed as a graph input), not an "
                 + "input: weights are prepared once when the model loads, so they cannot be fed at run time"
         case .inputType(let input, let expected, let found):
-            "input '\(input)' takes \(expected.numPyName) data, given \(found.numPyName); "
+            "input '\(input)' takes \(expected.numPyName) data, given \(found); "
                 + "convert it first (in NumPy: x.astype(np.\(expected.numPyName)))"
         case .inputShape(let input, let expected, let found):
             "input '\(input)' should have shape \(expected), found \(found)"

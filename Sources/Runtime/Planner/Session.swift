@@ -86,7 +86,7 @@ public final class Session {
             return tensor
         }
         for (info, tensor) in zip(graphInputs, ordered) where !Self.accepts(info.dtype, tensor.dtype) {
-            throw ModelError.inputType(input: info.name, expected: info.dtype, found: tensor.dtype)
+            throw ModelError.inputType(input: info.name, expected: info.dtype, found: tensor.dtype.numPyName)
         }
         let outputs = try run(ordered)
         return Dictionary(uniqueKeysWithValues: zip(model.graph.outputs.map(\.name), outputs))
