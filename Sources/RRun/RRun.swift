@@ -20,11 +20,8 @@ struct RRun: ParsableCommand {
             Gradients:   rrun grad MODEL.rgraph X.npy --target T.npy --loss mse --wrt NAME --outputs DIR
             Prior:       rrun dip DEGRADED.png --task denoise|inpaint|sr4 -o OUT.png [--ref CLEAN.png]
             """,
-        abstract: "Run a Restore model (.rgraph) on a PNG or JPEG image, a folder of PNGs or .npy tensors.",
-        discussion: """
-            Image mode:  rrun MODEL.rgraph IN.png            (writes IN.restored.png)
-                         rrun MODEL.rgraph IN.jpg -o OUT.png [--ref CLEAN.png] [--max-memory 2G]
-            Folder mode: rrun MODEL.rgraph IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]
+        version: "\(RestoreVersion.string)",
+        subcommands: [Restore.self, Info.self, Bench.self, DIP.self, Grad.self],
         defaultSubcommand: Restore.self)
 }
 
