@@ -171,7 +171,7 @@ final class UserInputTests: CommandLineTestCase {
         let overflow = try run("rrun", ["bench", model, "--shape", "1,3,4000000000,4000000000"])
         assertFails(overflow, mentioning: "needs more bytes than an Int counts")
         let tile = try run("rrun", [model, try writePNG("in.png", width: 40, height: 40), "-o", path("out.png"),
-                                    "--tile", "32", "--max-memory", "1K"])
+                                    "--tile", "32", "--max-memory", "20K"])
         assertFails(tile, mentioning: "give a smaller --tile or a larger --max-memory", noFileAt: path("out.png"))
     }
 }
