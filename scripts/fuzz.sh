@@ -23,10 +23,8 @@ if [ "$target" = smoke ]; then
   # Each target over its committed corpus and a few thousand mutations: a crash, leak or
   # hang that a reader change brings back shows here, in minutes.
   for each in "${targets[@]}"; do
-    # Built in debug: compiling the package with sanitizers takes a fraction of the
-    # release build's time, and a few thousand runs need no speed.
-    FUZZ_CONFIGURATION=${FUZZ_CONFIGURATION:-debug} FUZZ_WORK="${TMPDIR:-/tmp}/restore-fuzz-smoke/$each" \
-      FUZZ_FLAGS="-runs=${2:-2000} ${FUZZ_FLAGS:-}" "$0" "$each" 600
+    FUZZ_WORK="${TMPDIR:-/tmp}/restore-fuzz-smoke/$each" FUZZ_FLAGS="-runs=${2:-2000} ${FUZZ_FLAGS:-}" \
+      "$0" "$each" 600
   done
   exit 0
 fi
@@ -44,7 +42,7 @@ esac
 # Swift code gets coverage and ASan from -sanitize, the C targets (CONNX, CImageIO) from
 # -fsanitize=fuzzer-no-link. Linked with lld: gold fails with an internal error on
 # libFuzzer's main next to the Swift executable's own (whose main runs libFuzzer).
-build=(swift build -c "${FUZZ_CONFIGURATION:-release}" --package-path fuzz -Xswiftc -sanitize=fuzzer,address
+build=(swift build -c release --package-path fuzz -Xswiftc -sanitize=fuzzer,address
        -Xcc -fsanitize=fuzzer-no-link,address -Xswiftc -use-ld=lld)
 # FUZZ_SKIP_BUILD=1 runs what is built: a long run is not rebuilt under it when sources change.
 [ -n "${FUZZ_SKIP_BUILD:-}" ] || "${build[@]}" --product "$product"

@@ -24,3 +24,6 @@ PYTHON="$python" scripts/test-capi.sh
 "$python" scripts/conformance/generate.py Tests/Fixtures/generated/onnx-node
 "$python" scripts/conformance/run.py Tests/Fixtures/generated/onnx-node .build/debug \
   --min-pass "$(cat scripts/conformance/minimum-pass)"
+# Every libFuzzer target over its committed corpus and 2000 mutations (fuzz/README.md):
+# a reader change that brings back a crash, leak or hang fails here.
+scripts/fuzz.sh smoke 2000
