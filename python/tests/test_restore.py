@@ -215,7 +215,7 @@ def test_wrong_tensor_shapes_are_shape_errors(model):
     with pytest.raises(restore.ArgumentError):
         model.run(np.zeros((1,) * 9, np.float32))  # rank above RESTORE_MAX_RANK
     with pytest.raises(restore.ArgumentError, match="no input named"):
-        model.run(np.zeros((1, 3, 8, 8), np.float32), inputs={"nope": np.zeros(3)})
+        model.run(np.zeros((1, 3, 8, 8), np.float32), inputs={"nope": np.zeros(3, np.float32)})
 
 
 @pytest.mark.parametrize("image, message", [
