@@ -31,6 +31,14 @@ final class DeformableAttentionFusionTests: XCTestCase {
         XCTAssertEqual(levels.filter { $0 == [4, 6] }.count, 6)
     }
 
+    /// The sampling core alone, its value split per level by one Split node (several
+    /// outputs) rather than slices: it fuses, and the fused op matches onnxruntime.
+    func testTheCoreWithASplitValueFusesAndMatchesOnnxruntime() throws {
+        let simplified = try GoldenCheck.assertMatches(try GoldenCase("models/vit-adapter/core-split"))
+        XCTAssertEqual(count(.deformableAttention, simplified), 1)
+        XCTAssertEqual(count(.gridSample, simplified), 0)
+    }
+
     /// One level of the first injector samples with alignCorners: its levels disagree, so
     /// that injector keeps its gridSamples; the other nine still fuse.
     func testALevelSampledDifferentlyIsLeftAlone() throws {

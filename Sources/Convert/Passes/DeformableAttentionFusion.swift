@@ -36,15 +36,20 @@ enum DeformableAttentionFusion {
     }
 
     /// Walks back from `value` through data-movement nodes to the first value a node of
-    /// another kind (or a graph input or constant) produces.
+    /// another kind (or a graph input or constant) produces. A split (several outputs,
+    /// one per level) is data movement too.
     private static func walkBack(from value: String, _ view: PatternView) -> Chain {
         var chain = Chain(source: value)
-        while let producer = view.producer(of: chain.source, movement),
+        while let producer = view.producer(of: chain.source, movement) ?? splitProducing(chain.source, view),
               let input = view.graph.nodes[producer].inputs.first, !input.isEmpty {
             chain.nodes.append(producer)
             chain.source = input
         }
         return chain
+    }
+
+    private static func splitProducing(_ value: String, _ view: PatternView) -> Int? {
+        view.graph.nodes.firstIndex { $0.op == .split && $0.outputs.contains(value) }
     }
 
     private static func match(sum: Int, _ view: PatternView, _ shapes: SampledShapes) -> Rewrite? {
