@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
-# Installs the Debian packages Restore builds against (as root, or through sudo), and
-# chromium, the headless browser the test of rrun's HTML report (--report) opens it in.
+# Installs the Debian packages Restore builds against (as root, or through sudo); with
+# --tests also chromium, the headless browser the test of rrun's HTML report (--report)
+# opens it in (the demo and `make install` do not need it).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libprotobuf-c-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config make gcc python3 python3-venv chromium)
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config make gcc python3 python3-venv)
+case "${1:-}" in
+  --tests) packages+=(chromium) ;;
+  "") ;;
+  *) echo "usage: $0 [--tests]" >&2; exit 2 ;;
+esac
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

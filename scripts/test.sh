@@ -3,7 +3,7 @@
 # the Swift suites (XCTest), then libRestore from C and from Python (scripts/test-capi.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+scripts/install-deps.sh --tests
 # pytest needs numpy and pytest; the ONNX conformance run needs the pinned onnx (its node
 # cases) and onnxruntime (the reference where ONNX's own disagrees); restore.distributed's
 # test needs ray (a local cluster, ~40 s) and fsspec (its input lists): a venv here has them.
