@@ -54,11 +54,15 @@ public struct Slice: Operator {
         return try window(shape: shape, starts: starts, ends: ends, axes: parameters[3], steps: parameters[4])
     }
 
-    /// Source strides and offset of the window in a row-major input of `shape`.
+    /// Source strides and offset of the window in a row-major input of `shape`. An axis the
+    /// window keeps at most one element of never moves by its step, whose product with the
+    /// stride could overflow (a step near ±INT64_MAX, found by the plan fuzzer): its stride is
+    /// the input's own. Every other step is below the axis size, so the product stays within
+    /// the input's element count.
     func view(of window: Window, shape: [Int]) -> (strides: [Int], offset: Int) {
         let strides = ShapeRules.strides(shape)
         let offset = zip(window.starts, strides).reduce(0) { $0 + $1.0 * $1.1 }
-        return (zip(strides, window.steps).map { $0 * $1 }, offset)
+        return (zip(zip(strides, window.steps), window.shape).map { $1 <= 1 ? $0.0 : $0.0 * $0.1 }, offset)
     }
 
     func planTimeParameters(_ inputs: [ValueFact?]) throws -> [Int: [Int]] {

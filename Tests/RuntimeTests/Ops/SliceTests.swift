@@ -15,6 +15,8 @@ final class SliceTests: XCTestCase {
             ([1, 7, 65], [5, 100], [0, -100], [-2, 2], [-2, -7]),
             ([2, 3, 7, 9, 5], [0, 1], [1, 3], [0, 3], nil),
             ([2, 3, 7, 9, 5], [4], [4], [4], [1]),               // empty
+            ([7, 9], [2], [.max], [0], [.max]),                  // one row by a step that overflows × stride
+            ([7, 9], [-1], [.min], [0], [.min]),                 // the same backwards (plan fuzzer's crash)
         ]
         for (seed, (shape, starts, ends, axes, steps)) in cases.enumerated() {
             let node = LayoutTesting.node(.slice, "slice\(shape)", inputs: 5)
