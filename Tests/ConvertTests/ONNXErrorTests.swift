@@ -56,6 +56,16 @@ final class ONNXErrorTests: XCTestCase {
         assertImportError(name, contains: ["directory"]) { try ONNXImporter().importGraph(at: self.folder) }
     }
 
+    /// The ONNX fuzzer's find (Tests/Fixtures/fuzz/onnx_rmsnorm_huge_axis.onnx, as it wrote it):
+    /// an RMSNormalization whose axis is about -2^31 asked for 2 GB of axes; it is refused.
+    func testHugeNormalizationAxisIsRefusedBeforeAllocating() throws {
+        let url = ImporterFixtures.directory.deletingLastPathComponent().appendingPathComponent("fuzz/onnx_rmsnorm_huge_axis.onnx")
+        assertImportError("onnx_rmsnorm_huge_axis.onnx", contains: ["out of range"]) {
+            try ONNXImporter().importGraph(bytes: try Data(contentsOf: url), fileName: "onnx_rmsnorm_huge_axis.onnx",
+                                           directory: nil)
+        }
+    }
+
     func testUnsupportedOpsAreListedTogether() throws {
         let error = assertImportError("unsupported_ops.onnx") { try ImporterFixtures.load("unsupported_ops.onnx") }
         XCTAssertEqual(error?.description,

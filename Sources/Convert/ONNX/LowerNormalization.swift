@@ -83,9 +83,17 @@ enum LowerNormalization {
 /// GroupNormalization (through instanceNorm), LayerNormalization with its statistics,
 /// LpNormalization, LRN and LogSoftmax.
 extension LowerNormalization {
+    /// More axes than any tensor Restore plans has (ONNX sets no limit).
+    private static let maximumRank = 64
+
     /// The normalised axes [axis, rank) as negative axes, which need no rank when `axis` is
     /// negative; a non-negative axis needs the input's rank.
     private static func trailingAxes(from axis: Int, rank: Int?) throws -> [Int] {
+        // A hostile axis (found by the ONNX fuzzer: -2^31 asked for 2 GB of axes) is refused
+        // against the rank, or against the most axes a tensor has when the rank is unknown.
+        guard axis >= -(rank ?? maximumRank) else {
+            throw LoweringFailure.invalid("axis \(axis) is out of range for rank \(rank.map(String.init) ?? "≤ \(maximumRank)")")
+        }
         if axis < 0 { return Array(axis...(-1)) }
         guard let rank else { throw LoweringFailure.unsupported("axis \(axis) of an input of unknown rank") }
         guard axis < rank else { throw LoweringFailure.invalid("axis \(axis) is out of range for rank \(rank)") }

@@ -18,7 +18,13 @@ public struct Tile: Operator {
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let input = try ShapeRules.required(inputs, 0, node: name)
         let repeats = try repeats(ShapeRules.planTimeValue(inputs, 1, node: name), rank: input.rank)
-        return [ValueFact(dtype: input.dtype, shape: zip(input.shape, repeats).map { $0 * $1 })]
+        // Hostile counts (found by the plan fuzzer) must not overflow the output's size.
+        let shape = try zip(input.shape, repeats).map { size, count in
+            let (product, overflow) = size.multipliedReportingOverflow(by: count)
+            guard !overflow else { throw OpError.shape(node: name, "repeats \(repeats) of shape \(input.shape) overflow the output's size") }
+            return product
+        }
+        return [ValueFact(dtype: input.dtype, shape: shape)]
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {

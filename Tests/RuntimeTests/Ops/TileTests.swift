@@ -26,5 +26,9 @@ final class TileTests: XCTestCase {
         LayoutTesting.assertError(naming: "bad_tile") {
             _ = try op.outputs(for: [ValueFact(dtype: .float32, shape: [3, 2]), ValueFact(LayoutTesting.ints([3]))])
         }
+        // Counts whose product with the size overflows (the plan fuzzer's crash) are refused.
+        LayoutTesting.assertError(naming: "bad_tile") {
+            _ = try op.outputs(for: [ValueFact(dtype: .float32, shape: [3, 2]), ValueFact(LayoutTesting.ints([.max / 2, 1]))])
+        }
     }
 }
