@@ -18,6 +18,8 @@ public struct ConversionOptions: Sendable {
     public var head: Head?
     /// How the rgb head makes an N-class classifier emit 3 channels; required when N ≠ 3.
     public var headInitialisation: HeadInitialisation?
+    /// A Mask2Former's rgb head as 3 of its mask queries' logits (`--head-queries`).
+    public var headQueries: [Int]?
     /// The restoration contract fields `convert`'s flags set; each overrides what the
     /// model carries (ONNX metadata), and the model's other fields stay as they were.
     public var contract = RestorationContract.Settings()
@@ -54,14 +56,17 @@ public enum Conversion {
         var head: RGBHead.Outcome?
         switch options.head {
         case .rgb?:
-            head = try RGBHead.attach(to: &graph, contract: contract, initialisation: options.headInitialisation)
+            head = try RGBHead.attach(to: &graph, contract: contract, initialisation: options.headInitialisation,
+                                      queries: options.headQueries)
             // A restorer records its task, so the contract below is checked.
             var recordedTask = RestorationContract.Settings()
             recordedTask.task = options.contract.task ?? .restore
             graph.metadata.merge(recordedTask.metadata) { _, task in task }
             contract = contract.merging(recordedTask)
         case nil:
-            if options.headInitialisation != nil { throw ConversionError.headInitialisationWithoutHead }
+            if options.headInitialisation != nil || options.headQueries != nil {
+                throw ConversionError.headInitialisationWithoutHead
+            }
         }
         let report = try Simplifier.simplify(&graph, multiple: multiple, skipping: options.skippedFusions)
         graph.metadata[Graph.importedNodesKey] = String(report.nodesBefore)
@@ -138,7 +143,8 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
         case .doesNotPlan(let shapes, let multiple, let reason):
             "the model does not run at input shapes \(shapes) (H and W multiples of \(multiple)): \(reason). "
                 + "If it needs H and W to be multiples of some N (a Swin with 4 stages: 32), pass --multiple N"
-        case .headInitialisationWithoutHead: "--head-init chooses how --head rgb builds its classifier; it needs --head rgb"
+        case .headInitialisationWithoutHead:
+            "--head-init and --head-queries choose how --head rgb builds its classifier; they need --head rgb"
         case .optionNeedsCheckpoint(let flag, let format):
             "\(flag) chooses how a safetensors checkpoint is built; a \(format) file carries its whole graph"
         }

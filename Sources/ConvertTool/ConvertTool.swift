@@ -41,8 +41,14 @@ struct ConvertTool: ParsableCommand {
 
     @Option(help: ArgumentHelp("How --head rgb makes an N-class classifier (N ≠ 3) emit RGB: first3 or zero.",
                                discussion: "first3 keeps the first three classifier channels; zero makes a zero "
-                                   + "classifier (with --residual the model starts as the identity, for fine-tuning)."))
+                                   + "classifier (with --residual the model starts as the identity, for fine-tuning). On a "
+                                   + "Mask2Former, zero is a zero 1×1 conv on the mask features and first3 keeps mask queries 0,1,2."))
     var headInit: String?
+
+    @Option(help: ArgumentHelp("A Mask2Former's --head rgb as three of its mask queries' logits: A,B,C.",
+                               discussion: "Instead of --head-init zero (a zero 1×1 conv on the pixel decoder's mask "
+                                   + "features); --head-init first3 is --head-queries 0,1,2."))
+    var headQueries: String?
 
     @Option(help: "Pixel range the model expects: 0,1 or -1,1 or 0,255.")
     var range: String?
@@ -103,6 +109,13 @@ struct ConvertTool: ParsableCommand {
                     throw ValidationError("--head-init is first3 or zero, found '\(headInit)'")
                 }
                 options.headInitialisation = initialisation
+            }
+            if let headQueries {
+                let queries = headQueries.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+                guard queries.count == 3, queries.allSatisfy({ $0 != nil }) else {
+                    throw ValidationError("--head-queries takes three query indices A,B,C, found '\(headQueries)'")
+                }
+                options.headQueries = queries.compactMap { $0 }
             }
             options.contract.task = try task.map(RestorationContract.Task.init(decoding:))
             options.contract.range = try range.map(RestorationContract.PixelRange.init(decoding:))

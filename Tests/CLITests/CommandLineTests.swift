@@ -119,6 +119,22 @@ final class CommandLineTests: CommandLineTestCase {
         XCTAssertTrue(restored.stdout.contains("output: PSNR inf dB"), restored.stdout)
     }
 
+    /// `convert --head rgb` on the tiny Mask2Former: refused without a choice (naming both);
+    /// `--head-init zero --residual` gives a restorer that starts as the identity.
+    func testConvertHeadRGBOnMask2FormerStartsAsTheIdentity() throws {
+        let mask2former = Self.fixtures.appendingPathComponent("models/mask2former/swin-tiny/model.onnx").path
+        let model = path("mask2former.rgraph")
+        assertFails(try run("convert", [mask2former, "-o", model, "--head", "rgb"]), mentioning: "--head-queries", noFileAt: model)
+        let converted = try run("convert", [mask2former, "-o", model, "--head", "rgb", "--head-init", "zero", "--residual",
+                                            "--range=-1,1"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        XCTAssertTrue(converted.stdout.contains("on the mask features"), converted.stdout)
+        let input = try writePNG("in.png", width: 96, height: 64)
+        let restored = try run("rrun", [model, input, "-o", path("out.png"), "--ref", input])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        XCTAssertTrue(restored.stdout.contains("output: PSNR inf dB"), restored.stdout)
+    }
+
     func testConvertFailureLeavesAnExistingOutputUntouched() throws {
         let output = path("model.rgraph")
         try Data("previous".utf8).write(to: URL(fileURLWithPath: output))

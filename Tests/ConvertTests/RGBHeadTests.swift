@@ -266,4 +266,166 @@ final class RGBHeadTests: XCTestCase {
             XCTAssertEqual(error as? ConversionError, .headInitialisationWithoutHead)
         }
     }
+
+    // MARK: Mask2Former: the head on the pixel decoder's mask features
+
+    /// The tiny Mask2Former (scripts/fixtures/make_mask2former.py): fixed 64×96 input, mask
+    /// features [1, 32, 16, 24] saved from onnxruntime beside the case as mask_features.npy.
+    private static let mask2former = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/models/mask2former/swin-tiny")
+    private static let maskFeatures = "/model/model/pixel_level_module/decoder/mask_projection/Conv_output_0"
+
+    private func convertMask2Former(_ configure: (inout ConversionOptions) -> Void) throws -> Conversion.Result {
+        var options = ConversionOptions()
+        options.head = .rgb
+        configure(&options)
+        return try Conversion.convert(Self.mask2former.appendingPathComponent("model.onnx").path, options: options)
+    }
+
+    private func mask2formerCase(_ file: String) throws -> HostTensor {
+        try NumPyFile.read(path: Self.mask2former.appendingPathComponent("64x96/\(file)").path)
+    }
+
+    func testMask2FormerNeedsAnExplicitHeadChoice() throws {
+        XCTAssertThrowsError(try convertMask2Former { _ in }) { error in
+            XCTAssertEqual(error as? RGBHeadError,
+                           .maskHeadChoice(features: Self.maskFeatures, channels: 32, queries: 8, conflicting: false))
+            let message = "\(error)"
+            for part in ["Mask2Former", "--head-init zero", "--head-queries A,B,C", "8 queries"] {
+                XCTAssertTrue(message.contains(part), "\(message) names \(part)")
+            }
+        }
+        XCTAssertThrowsError(try convertMask2Former { $0.headInitialisation = .zero; $0.headQueries = [0, 1, 2] }) { error in
+            XCTAssertEqual(error as? RGBHeadError,
+                           .maskHeadChoice(features: Self.maskFeatures, channels: 32, queries: 8, conflicting: true))
+        }
+        XCTAssertThrowsError(try convertMask2Former { $0.headQueries = [0, 8, 2] }) { error in
+            XCTAssertEqual(error as? RGBHeadError, .maskQueries([0, 8, 2], available: 8))
+        }
+    }
+
+    /// `--head-init zero --residual`: the only output is [1, 3, 64, 96], the network outputs
+    /// zeros, so the restorer gives back its input; the transformer decoder, read by nothing,
+    /// is gone.
+    func testMask2FormerZeroHeadWithResidualIsTheIdentity() throws {
+        let converted = try convertMask2Former {
+            $0.headInitialisation = .zero
+            $0.contract.residual = true
+            $0.contract.range = .signed
+        }
+        XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 32, replacedClassifier: "rgb_head.conv",
+                                                       appendedResize: "rgb_head.upsample", maskFeatures: Self.maskFeatures,
+                                                       droppedOutputs: ["class_queries_logits", "masks_queries_logits"]))
+        print("convert --head rgb --head-init zero on Mask2Former: \(converted.head!)")
+        let graph = converted.graph
+        XCTAssertEqual(graph.outputs.map(\.name), ["rgb"])
+        XCTAssertEqual(graph.outputs[0].shape, [.fixed(1), .fixed(3), .fixed(64), .fixed(96)])
+        XCTAssertFalse(graph.nodes.contains { $0.name.contains("transformer_module") }, "the transformer decoder is removed")
+        let session = Session(model: try Model(graph: graph), threads: 2)
+        let raw = try session.run([try mask2formerCase("input_0.npy")])[0]
+        XCTAssertEqual(raw.shape, [1, 3, 64, 96])
+        XCTAssertTrue(raw.floats.allSatisfy { $0 == 0 })
+        let restorer = try Restorer(session: session)
+        let pixels = HostTensor(shape: [1, 3, 64, 96], floats: xorshiftFloats(count: 3 * 64 * 96, seed: 9).map { 0.5 + 0.4 * $0 })
+        let restored = try restorer.restore(pixels)
+        let (maxAbs, relative) = maxAbsAndRelativeError(restored.floats, pixels.floats)
+        print("Mask2Former rgb head zero + residual vs the input: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertEqual(restored.shape, pixels.shape)
+        XCTAssertLessThanOrEqual(maxAbs, 1e-6)
+    }
+
+    /// With random weights in place of the zeros, the head is exactly a 1×1 conv of the mask
+    /// features followed by the bilinear upsampling: checked against onnxruntime's mask
+    /// features, the conv written out here and the resize op's reference kernel.
+    func testMask2FormerHeadIsTheOneByOneConvOfTheMaskFeatures() throws {
+        var graph = try convertMask2Former { $0.headInitialisation = .zero }.graph
+        let channels = 32
+        let weight = xorshiftFloats(count: 3 * channels, seed: 21), bias = xorshiftFloats(count: 3, seed: 22)
+        graph.setConstant(ConstantTensor(name: "rgb_head.conv.weight", shape: [3, channels, 1, 1], floats: weight))
+        graph.setConstant(ConstantTensor(name: "rgb_head.conv.bias", shape: [3], floats: bias))
+        let features = try mask2formerCase("mask_features.npy")
+        XCTAssertEqual(features.shape, [1, channels, 16, 24])
+        let plane = 16 * 24
+        var projected = [Float](repeating: 0, count: 3 * plane)
+        for output in 0..<3 {
+            for pixel in 0..<plane {
+                var sum = Double(bias[output])
+                for channel in 0..<channels {
+                    sum += Double(weight[output * channels + channel]) * Double(features.floats[channel * plane + pixel])
+                }
+                projected[output * plane + pixel] = Float(sum)
+            }
+        }
+        let resize = try OpKind.makeOperator(Node(name: "reference", bilinear, inputs: [], outputs: []))
+        let expected = try resize.reference([HostTensor(shape: [1, 3, 16, 24], floats: projected), nil,
+                                             HostTensor(shape: [2], ints: [64, 96])])[0]
+        let actual = try run(graph, try mask2formerCase("input_0.npy"))
+        XCTAssertEqual(actual.shape, [1, 3, 64, 96])
+        let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+        print("Mask2Former rgb head (random 1×1 conv) vs onnxruntime's mask features through that conv, upsampled: "
+              + "max abs error \(maxAbs), relative \(relative)")
+        // The whole Swin + deformable pixel decoder against onnxruntime, as the parity test.
+        XCTAssertLessThanOrEqual(relative, 1e-4)
+    }
+
+    /// `--head-queries 5,0,2`: those channels of onnxruntime's mask logits, upsampled.
+    func testMask2FormerChosenQueriesAreThoseMaskLogitsUpsampled() throws {
+        let converted = try convertMask2Former { $0.headQueries = [5, 0, 2] }
+        XCTAssertEqual(converted.head?.maskQueries, [5, 0, 2])
+        XCTAssertEqual(converted.head?.channels, 8)
+        let masks = try mask2formerCase("output_1.npy")
+        XCTAssertEqual(masks.shape, [1, 8, 16, 24])
+        let plane = 16 * 24
+        let chosen = [5, 0, 2].flatMap { query in masks.floats[query * plane..<(query + 1) * plane] }
+        let resize = try OpKind.makeOperator(Node(name: "reference", bilinear, inputs: [], outputs: []))
+        let expected = try resize.reference([HostTensor(shape: [1, 3, 16, 24], floats: chosen), nil,
+                                             HostTensor(shape: [2], ints: [64, 96])])[0]
+        let actual = try run(converted.graph, try mask2formerCase("input_0.npy"))
+        let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+        print("Mask2Former rgb head, queries 5,0,2 vs onnxruntime's mask logits upsampled: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThanOrEqual(relative, 1e-4)
+        // first3 is queries 0, 1, 2.
+        XCTAssertEqual(try convertMask2Former { $0.headInitialisation = .first3 }.head?.maskQueries, [0, 1, 2])
+    }
+
+    func testNamedLikeMask2FormerWithoutTheMaskProductIsRefused() throws {
+        var graph = segmentationGraph(classes: 5)
+        graph.nodes[1].outputs = ["masks_queries_logits"]
+        graph.outputs[0].name = "masks_queries_logits"
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: .zero)) { error in
+            XCTAssertEqual(error as? RGBHeadError, .noMaskFeatures)
+            XCTAssertTrue("\(error)".contains("einsum('bqc,bchw->bqhw')"), "\(error)")
+        }
+    }
+
+    func testQueriesAreRefusedForAModelWithoutMaskFeatures() throws {
+        var graph = segmentationGraph(classes: 5)
+        XCTAssertThrowsError(try RGBHead.attach(to: &graph, contract: .init(), initialisation: nil, queries: [0, 1, 2])) { error in
+            XCTAssertEqual(error as? RGBHeadError, .queriesWithoutMaskFeatures)
+        }
+    }
+
+    // MARK: ViT-Adapter + UperNet: the UperNet head
+
+    /// The tiny ViT-Adapter + UperNet (scripts/fixtures/make_vit_adapter.py) has 3 classes at
+    /// 1/4 resolution: its classifier is kept and its logits upsampled; checked against
+    /// onnxruntime's logits through the resize op's reference kernel.
+    func testViTAdapterUperNetKeepsItsClassifierAndIsUpsampled() throws {
+        let folder = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures/models/vit-adapter/tiny")
+        var options = ConversionOptions()
+        options.head = .rgb
+        let converted = try Conversion.convert(folder.appendingPathComponent("model.onnx").path, options: options)
+        XCTAssertEqual(converted.head, RGBHead.Outcome(channels: 3, replacedClassifier: nil, appendedResize: "rgb_head.upsample"))
+        let x = try NumPyFile.read(path: folder.appendingPathComponent("64x96/input_0.npy").path)
+        let logits = try NumPyFile.read(path: folder.appendingPathComponent("64x96/output_0.npy").path)
+        XCTAssertEqual(logits.shape, [1, 3, 16, 24])
+        let resize = try OpKind.makeOperator(Node(name: "reference", bilinear, inputs: [], outputs: []))
+        let expected = try resize.reference([logits, nil, HostTensor(shape: [2], ints: [64, 96])])[0]
+        let actual = try run(converted.graph, x)
+        XCTAssertEqual(actual.shape, [1, 3, 64, 96])
+        let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+        print("ViT-Adapter + UperNet --head rgb vs onnxruntime's logits upsampled: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThanOrEqual(relative, 1e-4)
+    }
 }

@@ -26,26 +26,57 @@ public enum RGBHead {
         public var replacedClassifier: String?
         /// The resize node appended to bring the output to full size.
         public var appendedResize: String?
+        /// A Mask2Former's mask features the head reads (`channels` is then theirs, or the
+        /// number of mask queries when `maskQueries` is set).
+        public var maskFeatures: String?
+        /// The 3 mask queries whose logits a Mask2Former's head keeps.
+        public var maskQueries: [Int]?
+        /// Outputs the image output replaced (a Mask2Former's class and mask logits).
+        public var droppedOutputs: [String] = []
 
         public var description: String {
-            let classifier = replacedClassifier.map { "classifier '\($0)' \(channels) → 3 channels" }
-                ?? "the checkpoint's 3-channel head kept"
-            let upsampling = appendedResize.map { "; bilinear upsampling '\($0)' to full size appended" } ?? ""
-            return "rgb head: " + classifier + upsampling
+            var head: String
+            if let maskQueries {
+                head = "mask queries \(maskQueries.map(String.init).joined(separator: ", ")) of \(channels)"
+            } else if let maskFeatures {
+                head = "zero 1×1 conv '\(replacedClassifier ?? "")' on the mask features '\(maskFeatures)', \(channels) → 3 channels"
+            } else {
+                head = replacedClassifier.map { "classifier '\($0)' \(channels) → 3 channels" } ?? "the checkpoint's 3-channel head kept"
+            }
+            head += appendedResize.map { "; bilinear upsampling '\($0)' to full size appended" } ?? ""
+            if !droppedOutputs.isEmpty { head += "; outputs \(droppedOutputs.joined(separator: ", ")) dropped" }
+            return "rgb head: " + head
         }
     }
 
     /// Attaches the head to `graph` in place, for the image input and output, `scale` and
-    /// `multiple` (which picks the sizes shapes are sampled at) of `contract`.
+    /// `multiple` (which picks the sizes shapes are sampled at) of `contract`. A Mask2Former
+    /// gets its head on the mask features (`MaskFeaturesHead`); `queries` picks 3 of its mask
+    /// queries instead and is refused for any other model.
     static func attach(to graph: inout Graph, contract: RestorationContract.Settings,
-                       initialisation: HeadInitialisation?) throws -> Outcome {
+                       initialisation: HeadInitialisation?, queries: [Int]? = nil) throws -> Outcome {
         let scale = contract.resolvedScale, multiple = contract.resolvedMultiple
-        guard let inputName = contract.input ?? graph.inputs.first?.name,
-              let outputName = contract.output ?? graph.outputs.first?.name,
+        guard let inputName = contract.input ?? graph.inputs.first?.name else { throw RGBHeadError.noImageOutput }
+        let samples = Simplifier.sampleShapes(graph, multiple: multiple)
+        let inference = try ShapeInference(graph: graph)
+        let valueShapes = try samples.map { try inference.inferShapes($0, multiple: multiple).valueShapes }
+        if let match = try MaskFeaturesHead.find(graph, valueShapes: valueShapes, input: inputName) {
+            let outcome = try MaskFeaturesHead.attach(to: &graph, match: match, input: inputName, scale: scale,
+                                                      initialisation: initialisation, queries: queries)
+            let output = graph.outputs[0].name
+            for sizes in try spatialSizes(graph, samples: samples, multiple: multiple, input: inputName, output: output)
+            where sizes.output[1] != 3 || sizes.output[2] != sizes.input[2] * scale || sizes.output[3] != sizes.input[3] * scale {
+                throw RGBHeadError.outputSize(output: output, input: sizes.input, found: sizes.output, scale: scale)
+            }
+            graph.outputs[0].shape = outputShape(graph, input: inputName, scale: scale)
+            return outcome
+        }
+        if MaskFeaturesHead.looksLikeMask2Former(graph) { throw RGBHeadError.noMaskFeatures }
+        if queries != nil { throw RGBHeadError.queriesWithoutMaskFeatures }
+        guard let outputName = contract.output ?? graph.outputs.first?.name,
               let outputIndex = graph.outputs.firstIndex(where: { $0.name == outputName }) else {
             throw RGBHeadError.noImageOutput
         }
-        let samples = Simplifier.sampleShapes(graph, multiple: multiple)
         let before = try spatialSizes(graph, samples: samples, multiple: multiple, input: inputName, output: outputName)
         let channels = before[0].output[1]
         var outcome = Outcome(channels: channels)
@@ -63,7 +94,12 @@ public enum RGBHead {
             for sizes in before where sizes.output[2] > sizes.input[2] * scale || sizes.output[3] > sizes.input[3] * scale {
                 throw RGBHeadError.outputSize(output: outputName, input: sizes.input, found: sizes.output, scale: scale)
             }
-            outcome.appendedResize = appendUpsampling(&graph, input: inputName, output: outputName, scale: scale)
+            let lowResolution = outputName + ".low_resolution"
+            for index in graph.nodes.indices {
+                graph.nodes[index].outputs = graph.nodes[index].outputs.map { $0 == outputName ? lowResolution : $0 }
+                graph.nodes[index].inputs = graph.nodes[index].inputs.map { $0 == outputName ? lowResolution : $0 }
+            }
+            outcome.appendedResize = appendUpsampling(&graph, from: lowResolution, to: outputName, input: inputName, scale: scale)
         }
         for sizes in try spatialSizes(graph, samples: samples, multiple: multiple, input: inputName, output: outputName)
         where sizes.output[1] != 3 || sizes.output[2] != sizes.input[2] * scale || sizes.output[3] != sizes.input[3] * scale {
@@ -143,15 +179,11 @@ public enum RGBHead {
     }
 
     /// Appends `resize` (bilinear, half_pixel, as PyTorch's `interpolate(align_corners=False)`)
-    /// to the input's H and W × `scale`, computed from the input's shape so that any image
-    /// size plans; the resize takes over the output's name. Returns the resize's name.
-    private static func appendUpsampling(_ graph: inout Graph, input: String, output: String, scale: Int) -> String {
+    /// of `lowResolution` to the input's H and W × `scale` as `output`, the size computed from
+    /// the input's shape so that any image size plans. Returns the resize's name.
+    static func appendUpsampling(_ graph: inout Graph, from lowResolution: String, to output: String, input: String,
+                                 scale: Int) -> String {
         let prefix = "rgb_head"
-        let lowResolution = output + ".low_resolution"
-        for index in graph.nodes.indices {
-            graph.nodes[index].outputs = graph.nodes[index].outputs.map { $0 == output ? lowResolution : $0 }
-            graph.nodes[index].inputs = graph.nodes[index].inputs.map { $0 == output ? lowResolution : $0 }
-        }
         var sizes = prefix + ".input_size"
         graph.nodes.append(Node(name: prefix + ".input_size", .shape(ShapeAttributes(start: 2, end: 4)),
                                 inputs: [input], outputs: [sizes]))
@@ -193,6 +225,11 @@ public enum RGBHeadError: Error, CustomStringConvertible, Equatable {
     case classesNeedInitialisation(output: String, classifier: String, channels: Int)
     case unsupportedClassifier(node: String, String)
     case outputSize(output: String, input: [Int], found: [Int], scale: Int)
+    case noMaskFeatures
+    case ambiguousMaskFeatures([String])
+    case maskHeadChoice(features: String, channels: Int, queries: Int, conflicting: Bool)
+    case maskQueries([Int], available: Int)
+    case queriesWithoutMaskFeatures
 
     public var description: String {
         switch self {
@@ -212,6 +249,21 @@ public enum RGBHeadError: Error, CustomStringConvertible, Equatable {
         case .outputSize(let output, let input, let found, let scale):
             "--head rgb: output '\(output)' has shape \(found) for input \(input); expected [N, 3, H·\(scale), W·\(scale)] "
                 + "(restore.scale \(scale))"
+        case .noMaskFeatures:
+            "--head rgb: this looks like a Mask2Former (an output masks_queries_logits or a mask_projection node) but its "
+                + "mask features were not found: expected a graph output [B, Q, H/4, W/4] computed as "
+                + "einsum('bqc,bchw->bqhw') of mask embeddings [B, Q, C] and 1/4-resolution mask features [B, C, H/4, W/4]"
+        case .ambiguousMaskFeatures(let values):
+            "--head rgb: the mask outputs read different mask features (\(values.joined(separator: ", "))); cannot choose one"
+        case .maskHeadChoice(let features, let channels, let queries, let conflicting):
+            (conflicting ? "--head rgb: --head-init and --head-queries exclude each other. " : "")
+                + "--head rgb on a Mask2Former (mask features '\(features)', \(channels) channels, \(queries) queries): choose "
+                + "--head-init zero (a zero 1×1 conv on the mask features; with --residual the model starts as the identity) "
+                + "or --head-queries A,B,C (three of the \(queries) mask queries' logits; --head-init first3 is 0,1,2)"
+        case .maskQueries(let queries, let available):
+            "--head-queries takes three query indices in 0..<\(available), found \(queries.map(String.init).joined(separator: ","))"
+        case .queriesWithoutMaskFeatures:
+            "--head-queries is for a Mask2Former's mask queries; this model has no mask features"
         }
     }
 }
