@@ -45,6 +45,27 @@ final class GradientTests: XCTestCase {
             $0.activation = Activation(function: .elu)
         }, [])
         cases["conv_relu_residual_after"] = (conv { $0.activation = Activation(function: .relu) }, [])
+        func convTranspose(_ configure: (inout ConvTransposeAttributes) -> Void) -> Op {
+            var attributes = ConvTransposeAttributes()
+            configure(&attributes)
+            return .convTranspose(attributes)
+        }
+        cases["conv_transpose_k4s2_relu"] = (convTranspose {
+            $0.window.strides = [2, 2]
+            $0.window.pads = [1, 1, 1, 1]
+            $0.activation = Activation(function: .relu)
+        }, [])
+        cases["conv_transpose_grouped_output_padding"] = (convTranspose {
+            $0.window.strides = [2, 2]
+            $0.window.pads = [1, 1, 1, 1]
+            $0.outputPadding = [1, 1]
+            $0.group = 2
+        }, [])
+        cases["conv_transpose_dilated_gelu"] = (convTranspose {
+            $0.window.pads = [2, 2, 2, 2]
+            $0.window.dilations = [2, 2]
+            $0.activation = Activation(function: .gelu)
+        }, [])
         var gelu = LinearAttributes()
         gelu.activation = Activation(function: .gelu)
         cases["linear_gelu"] = (.linear(gelu), [])
@@ -55,6 +76,9 @@ final class GradientTests: XCTestCase {
         scaled.scale = 0.35
         cases["attention_bias"] = (.attention(scaled), [])
         cases["attention_plain"] = (.attention(AttentionAttributes()), [])
+        cases["window_attention_shifted_masked"] = (.windowAttention(WindowAttentionAttributes(windowSize: 2, shift: 1, heads: 2, scale: 0.5)), [])
+        cases["window_attention_relative_bias"] = (.windowAttention(WindowAttentionAttributes(windowSize: 3, shift: 0, heads: 4, scale: 0.7)), [])
+        cases["window_attention_plain"] = (.windowAttention(WindowAttentionAttributes(windowSize: 2, shift: 3, heads: 1, scale: 1)), [])
         cases["layernorm"] = (.layerNorm(LayerNormAttributes()), [])
         cases["instancenorm"] = (.instanceNorm(InstanceNormAttributes()), [])
         cases["softmax_last"] = (.softmax(SoftmaxAttributes()), [])
@@ -73,9 +97,25 @@ final class GradientTests: XCTestCase {
         cases["binary_div"] = (.binary(.div), [])
         cases["binary_pow"] = (.binary(.pow), [])
         cases["binary_max"] = (.binary(.max), [])
+        cases["where_broadcast"] = (.where, [])
+        cases["cast_float"] = (.cast(CastAttributes(to: .float32)), [])
         cases["reduce_mean_axes"] = (.reduce(ReduceAttributes(function: .mean, axes: [1, 3], keepDims: true)), [])
         cases["reduce_sum_all"] = (.reduce(ReduceAttributes(function: .sum, axes: [], keepDims: true)), [])
         cases["reduce_max_axis"] = (.reduce(ReduceAttributes(function: .max, axes: [0], keepDims: false)), [])
+        func pool(_ kernel: Int, stride: Int, pad: Int = 0, dilation: Int = 1, includePad: Bool = false) -> PoolAttributes {
+            var attributes = PoolAttributes()
+            attributes.kernelShape = [kernel, kernel]
+            attributes.window.strides = [stride, stride]
+            attributes.window.pads = [pad, pad, pad, pad]
+            attributes.window.dilations = [dilation, dilation]
+            attributes.countIncludePad = includePad
+            return attributes
+        }
+        cases["avgpool_k3s2p1_exclude_pad"] = (.averagePool(pool(3, stride: 2, pad: 1)), [])
+        cases["avgpool_k3s1p1_include_pad"] = (.averagePool(pool(3, stride: 1, pad: 1, includePad: true)), [])
+        cases["avgpool_k2s2"] = (.averagePool(pool(2, stride: 2)), [])
+        cases["maxpool_k3s2p1"] = (.maxPool(pool(3, stride: 2, pad: 1)), [])
+        cases["maxpool_k2s1_dilated"] = (.maxPool(pool(2, stride: 1, dilation: 2)), [])
         cases["concat_axis1"] = (.concat(ConcatAttributes(axis: 1)), [])
         cases["slice_steps"] = (.slice, [
             ConstantTensor(name: "starts", shape: [2], ints: [1, 0]), ConstantTensor(name: "ends", shape: [2], ints: [5, 7]),
@@ -167,20 +207,24 @@ final class GradientTests: XCTestCase {
     /// A wrong gradient path is refused by name: an op without a rule between the wanted
     /// input and the loss.
     func testOpWithoutRuleIsNamed() throws {
-        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(1), .fixed(4), .fixed(4)])],
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(1), .fixed(4), .fixed(4)]),
+                                   ValueInfo(name: "grid", dtype: .float32, shape: [.fixed(1), .fixed(2), .fixed(2), .fixed(2)])],
                           outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
-                          nodes: [Node(name: "pool", .maxPool(try XCTUnwrap(try Self.sampleOp(.maxPool).poolAttributes)),
-                                       inputs: ["x"], outputs: ["y"])])
-        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: [[1, 1, 4, 4]], parameters: [],
-                                              wantedInputs: ["x"], threads: 1)) { error in
-            XCTAssertEqual(error as? GradientError, .noRule(node: "pool", op: .maxPool))
+                          nodes: [Node(name: "sample", try Self.sampleOp(.gridSample), inputs: ["x", "grid"], outputs: ["y"])])
+        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: [[1, 1, 4, 4], [1, 2, 2, 2]],
+                                              parameters: [], wantedInputs: ["x"], threads: 1)) { error in
+            XCTAssertEqual(error as? GradientError, .noRule(node: "sample", op: .gridSample))
         }
     }
-}
 
-private extension Op {
-    var poolAttributes: PoolAttributes? {
-        if case .maxPool(let attributes) = self { return attributes }
-        return nil
+    /// Integers carry no gradient: a cast to or from them is refused by node name.
+    func testIntegerCastIsRefused() throws {
+        let node = Node(name: "toIndex", .cast(CastAttributes(to: .int64)), inputs: ["x"], outputs: ["y"])
+        let rule = try XCTUnwrap(try OpKind.makeOperator(node) as? any Differentiable)
+        let input = ValueFact(dtype: .float32, shape: [2, 3])
+        XCTAssertThrowsError(try rule.backward(inputs: [input], outputs: [ValueFact(dtype: .int64, shape: [2, 3])],
+                                               wanted: [true])) { error in
+            XCTAssertTrue("\(error)".contains("toIndex"), "\(error)")
+        }
     }
 }

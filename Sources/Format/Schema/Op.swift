@@ -232,11 +232,12 @@ extension OpKind {
         switch self {
         case .conv: [.fusesActivation, .fusesResidual, .hasGradient]
         case .linear: [.fusesActivation, .hasGradient]
-        case .convTranspose: [.fusesActivation]
+        case .convTranspose: [.fusesActivation, .hasGradient]
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
         case .matMul, .attention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .reduce, .concat, .split, .slice,
-             .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather: [.hasGradient]
-        case .windowAttention, .deformableAttention, .where, .averagePool, .maxPool, .gridSample, .scatterND, .shape, .cast,
+             .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .averagePool, .maxPool, .windowAttention, .where,
+             .cast: [.hasGradient]
+        case .deformableAttention, .gridSample, .scatterND, .shape,
              .range, .constantOfShape: []
         }
     }

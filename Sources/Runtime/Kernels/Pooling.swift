@@ -132,3 +132,53 @@ struct PoolingKernel: Kernel {
         return value * (scales.row[oy] * scales.column[ox])
     }
 }
+
+/// The backward pass of `PoolingKernel`: each output pixel's gradient goes back to the
+/// pixels its window read — to all of them times the average's multiplier, or to the
+/// first largest one in the forward's scan order (row by row), as PyTorch's max pooling.
+/// Windows overlap only within a plane, so workers take whole planes.
+struct PoolingGradient: BackwardKernel {
+    let reduction: PoolingKernel.Reduction
+    let geometry: WindowGeometry
+    let planes: Int
+    let rowTaps: [Range<Int>], columnTaps: [Range<Int>]
+    let scales: (row: [Float], column: [Float])?
+
+    func run(_ io: BackwardIO) {
+        guard let target = io.inputGradient(0) else { return }
+        let g = geometry
+        let gradient = io.outputGradient
+        let x = reduction == .maximum ? io.input(0) : nil
+        io.pool.parallelFor(planes) { range in
+            for plane in range {
+                let dx = target + plane * g.inputPixels
+                let dy = gradient + plane * g.outputPixels
+                let input = x.map { $0 + plane * g.inputPixels }
+                for oy in 0..<g.outputHeight {
+                    let firstRow = oy * g.strideY - g.padTop
+                    for ox in 0..<g.outputWidth {
+                        let firstColumn = ox * g.strideX - g.padLeft
+                        let upstream = dy[oy * g.outputWidth + ox]
+                        if let input {
+                            var winner = -1, largest = -Float.infinity
+                            for ky in rowTaps[oy] {
+                                let row = (firstRow + ky * g.dilationY) * g.inputWidth
+                                for kx in columnTaps[ox] {
+                                    let pixel = row + firstColumn + kx * g.dilationX
+                                    if winner < 0 || input[pixel] > largest { winner = pixel; largest = input[pixel] }
+                                }
+                            }
+                            if winner >= 0 { dx[winner] += upstream }
+                        } else {
+                            let share = upstream * (scales.map { $0.row[oy] * $0.column[ox] } ?? 1)
+                            for ky in rowTaps[oy] {
+                                let row = dx + (firstRow + ky * g.dilationY) * g.inputWidth + firstColumn
+                                for kx in columnTaps[ox] { row[kx * g.dilationX] += share }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

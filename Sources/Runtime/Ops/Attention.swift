@@ -247,45 +247,59 @@ struct AttentionBackward: BackwardKernel {
         let (lq, lk, d, dvDepth) = (g.queries, g.keys, g.depth, g.valueDepth)
         ScratchSlots.run(items: g.batch, pool: pool) { slot, b in
             let p = (scratch + slot * problemBytes).assumingMemoryBound(to: Float.self)
-            let dp = p + lq * lk
-            let (qb, kb, vb, dyb) = (q + b * lq * d, k + b * lk * d, v + b * lk * dvDepth, dy + b * lq * dvDepth)
-            GEMM.multiply(m: lq, n: lk, k: d, a: qb, lda: d, b: kb, ldb: d, transposeB: true, c: p, ldc: lk, alpha: scale)
-            for i in 0..<lq {
-                let row = p + i * lk
-                if let bias, let biasValues {
-                    for j in 0..<lk { row[j] += biasValues[bias.offset(batch: b, row: i, column: j)] }
-                }
-                var maximum = -Float.infinity
-                for j in 0..<lk { maximum = Swift.max(maximum, row[j]) }
-                var sum: Float = 0
-                for j in 0..<lk {
-                    row[j] = Foundation.exp(row[j] - maximum)
-                    sum += row[j]
-                }
-                for j in 0..<lk { row[j] /= sum }
+            Self.problem(q: q + b * lq * d, k: k + b * lk * d, v: v + b * lk * dvDepth, dy: dy + b * lq * dvDepth,
+                         queries: lq, keys: lk, depth: d, valueDepth: dvDepth, scale: scale,
+                         bias: bias.map { ($0, b) }, biasValues: biasValues, dBias: dBias, scratch: p,
+                         dq: dq.map { $0 + b * lq * d }, dk: dk.map { $0 + b * lk * d }, dv: dv.map { $0 + b * lk * dvDepth })
+        }
+    }
+
+    /// One (batch, head) problem on contiguous row-major Q [lq, d], K [lk, d], V and ∂Y
+    /// [·, valueDepth]; gradients are added into ∂Q, ∂K, ∂V (same layouts) and, at the
+    /// bias elements of batch index `bias.batch`, into ∂bias. `scratch` holds 2·lq·lk floats.
+    /// Shared with `windowAttention`, whose windows are such problems once gathered.
+    static func problem(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+                        queries lq: Int, keys lk: Int, depth d: Int, valueDepth dvDepth: Int, scale: Float,
+                        bias: (layout: BiasLayout, batch: Int)?, biasValues: UnsafePointer<Float>?,
+                        dBias: UnsafeMutablePointer<Float>?, scratch p: UnsafeMutablePointer<Float>,
+                        dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?, dv: UnsafeMutablePointer<Float>?) {
+        let dp = p + lq * lk
+        GEMM.multiply(m: lq, n: lk, k: d, a: q, lda: d, b: k, ldb: d, transposeB: true, c: p, ldc: lk, alpha: scale)
+        for i in 0..<lq {
+            let row = p + i * lk
+            if let bias, let biasValues {
+                for j in 0..<lk { row[j] += biasValues[bias.layout.offset(batch: bias.batch, row: i, column: j)] }
             }
-            if let dv {
-                GEMM.multiply(m: lk, n: dvDepth, k: lq, a: p, lda: lk, transposeA: true, b: dyb, ldb: dvDepth,
-                              c: dv + b * lk * dvDepth, ldc: dvDepth, beta: 1)
+            var maximum = -Float.infinity
+            for j in 0..<lk { maximum = Swift.max(maximum, row[j]) }
+            var sum: Float = 0
+            for j in 0..<lk {
+                row[j] = Foundation.exp(row[j] - maximum)
+                sum += row[j]
             }
-            guard dq != nil || dk != nil || dBias != nil else { return }
-            GEMM.multiply(m: lq, n: lk, k: dvDepth, a: dyb, lda: dvDepth, b: vb, ldb: dvDepth, transposeB: true, c: dp, ldc: lk)
-            for i in 0..<lq {
-                let (row, gradient) = (p + i * lk, dp + i * lk)
-                var dot: Float = 0
-                for j in 0..<lk { dot += gradient[j] * row[j] }
-                for j in 0..<lk { gradient[j] = row[j] * (gradient[j] - dot) }
-                if let bias, let dBias {
-                    for j in 0..<lk { dBias[bias.offset(batch: b, row: i, column: j)] += gradient[j] }
-                }
+            for j in 0..<lk { row[j] /= sum }
+        }
+        if let dv {
+            GEMM.multiply(m: lk, n: dvDepth, k: lq, a: p, lda: lk, transposeA: true, b: dy, ldb: dvDepth,
+                          c: dv, ldc: dvDepth, beta: 1)
+        }
+        guard dq != nil || dk != nil || dBias != nil else { return }
+        GEMM.multiply(m: lq, n: lk, k: dvDepth, a: dy, lda: dvDepth, b: v, ldb: dvDepth, transposeB: true, c: dp, ldc: lk)
+        for i in 0..<lq {
+            let (row, gradient) = (p + i * lk, dp + i * lk)
+            var dot: Float = 0
+            for j in 0..<lk { dot += gradient[j] * row[j] }
+            for j in 0..<lk { gradient[j] = row[j] * (gradient[j] - dot) }
+            if let bias, let dBias {
+                for j in 0..<lk { dBias[bias.layout.offset(batch: bias.batch, row: i, column: j)] += gradient[j] }
             }
-            if let dq {
-                GEMM.multiply(m: lq, n: d, k: lk, a: dp, lda: lk, b: kb, ldb: d, c: dq + b * lq * d, ldc: d, alpha: scale, beta: 1)
-            }
-            if let dk {
-                GEMM.multiply(m: lk, n: d, k: lq, a: dp, lda: lk, transposeA: true, b: qb, ldb: d, c: dk + b * lk * d, ldc: d,
-                              alpha: scale, beta: 1)
-            }
+        }
+        if let dq {
+            GEMM.multiply(m: lq, n: d, k: lk, a: dp, lda: lk, b: k, ldb: d, c: dq, ldc: d, alpha: scale, beta: 1)
+        }
+        if let dk {
+            GEMM.multiply(m: lk, n: d, k: lq, a: dp, lda: lk, transposeA: true, b: q, ldb: d, c: dk, ldc: d,
+                          alpha: scale, beta: 1)
         }
     }
 }

@@ -34,13 +34,32 @@ public struct AveragePool: Operator {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let (g, planes, rowTaps, columnTaps, scales) = try windows(inputs)
+        return PoolingKernel(reduction: .sum, geometry: g, planes: planes, rowTaps: rowTaps, columnTaps: columnTaps, scales: scales)
+    }
+
+    /// The geometry, plane count, in-bounds taps of each output row and column, and the
+    /// reciprocal divisor of each output pixel as a row factor times a column factor.
+    private func windows(_ inputs: [ValueFact?]) throws
+        -> (WindowGeometry, Int, [Range<Int>], [Range<Int>], (row: [Float], column: [Float])) {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let g = try attributes.resolve(x.shape, node: name).geometry
         let rowTaps = g.taps(vertical: true), columnTaps = g.taps(vertical: false)
         // The divisor of each output pixel factors into a row count times a column count.
         let rowCounts = attributes.countIncludePad ? g.taps(vertical: true, padBefore: g.padTop, padAfter: g.padBottom) : rowTaps
         let columnCounts = attributes.countIncludePad ? g.taps(vertical: false, padBefore: g.padLeft, padAfter: g.padRight) : columnTaps
-        return PoolingKernel(reduction: .sum, geometry: g, planes: x.shape[0] * x.shape[1], rowTaps: rowTaps, columnTaps: columnTaps,
-                             scales: (rowCounts.map { 1 / Float(max($0.count, 1)) }, columnCounts.map { 1 / Float(max($0.count, 1)) }))
+        return (g, x.shape[0] * x.shape[1], rowTaps, columnTaps,
+                (rowCounts.map { 1 / Float(max($0.count, 1)) }, columnCounts.map { 1 / Float(max($0.count, 1)) }))
+    }
+}
+
+extension AveragePool: Differentiable {
+    /// The mean is linear in X with weights that depend only on the shape.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let (g, planes, rowTaps, columnTaps, scales) = try windows(inputs)
+        return PoolingGradient(reduction: .sum, geometry: g, planes: planes, rowTaps: rowTaps, columnTaps: columnTaps,
+                               scales: scales)
     }
 }

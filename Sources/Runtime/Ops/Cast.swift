@@ -75,3 +75,17 @@ struct CastKernel: Kernel {
         }
     }
 }
+
+extension Cast: Differentiable {
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    /// A float-to-float cast passes the gradient as it is. Integer and bool values carry
+    /// no gradient: a cast to or from them on a path to the loss is refused by name.
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let input = try ShapeRules.required(inputs, 0, node: name)
+        guard input.dtype.isFloatingPoint, target.isFloatingPoint else {
+            throw OpError.unsupported(node: name, "gradient through a cast from \(input.dtype) to \(target): integers carry no gradient")
+        }
+        return ViewGradient(count: input.count)
+    }
+}

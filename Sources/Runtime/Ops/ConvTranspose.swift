@@ -180,3 +180,128 @@ struct TransposedConvolutionKernel: Kernel {
         }
     }
 }
+
+extension TransposedConvolution: Differentiable {
+    /// Reads X and W, and the output when the activation's derivative follows from it
+    /// (else the pre-activation is recomputed).
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues {
+        var saved = SavedValues(inputs: [0, 1, 2])
+        let activation = epilogue.activation
+        if activation.function != .identity && activation.isDifferentiableFromOutput { saved.outputs = [0] }
+        return saved
+    }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let (x, w, g) = try operandShapes(inputs)
+        // The forward convolution this op is the transpose of: from the output's grid back to
+        // the input's, with the same stride, dilation, padding and groups, and W read as
+        // convolution weights [C (its output channels), M/group, kH, kW].
+        var window = SlidingWindow()
+        window.strides = [g.strideY, g.strideX]
+        window.dilations = [g.dilationY, g.dilationX]
+        window.pads = [g.padTop, g.padLeft, g.padBottom, g.padRight]
+        let dual = try WindowGeometry.forward(window, kernel: (g.kernelHeight, g.kernelWidth),
+                                              input: (g.outputHeight, g.outputWidth), node: name)
+        guard dual.outputHeight == g.inputHeight, dual.outputWidth == g.inputWidth else {
+            throw OpError.unsupported(node: name, "gradient of a transposed convolution whose output padding reaches a further stride")
+        }
+        let hasBias = inputs.count > 2 && inputs[2] != nil
+        let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: w[1] * group, outChannels: x[1], group: group,
+                                              geometry: dual, hasBias: false, hasResidual: false)
+        return TransposedConvolutionBackward(
+            forward: TransposedConvolutionKernel(batch: x[0], inChannels: x[1], outChannels: w[1] * group, group: group,
+                                                 geometry: g, hasBias: hasBias,
+                                                 epilogue: ConvolutionEpilogue(activation: .identity, residualBeforeActivation: false)),
+            dual: layout, hasBias: hasBias, activation: epilogue.activation)
+    }
+}
+
+/// The transposed convolution's backward rule, through the forward convolution it is the
+/// transpose of (`dual`, from the output grid to the input grid):
+///   G = ∂L/∂y · act′ (pre-activation recomputed by the forward kernel without activation
+///   when act′ does not follow from y), ∂L/∂B += Σ G,
+///   ∂L/∂X += dual(G; W), a forward convolution (the fast kernels),
+///   ∂L/∂W += the dual convolution's weight gradient with G as its input and X as its
+///   output gradient (the same sum Σ X[c, i]·G[m, i·s − p + k·d]), by `ConvolutionBackward`.
+struct TransposedConvolutionBackward: BackwardKernel {
+    let forward: TransposedConvolutionKernel
+    let dual: ConvolutionKernel.Layout
+    let hasBias: Bool
+    let activation: Activation
+    let inputKernel: any Kernel
+    let weightRule: ConvolutionBackward
+
+    init(forward: TransposedConvolutionKernel, dual: ConvolutionKernel.Layout, hasBias: Bool, activation: Activation) {
+        self.forward = forward
+        self.dual = dual
+        self.hasBias = hasBias
+        self.activation = activation
+        let plain = ConvolutionEpilogue(activation: .identity, residualBeforeActivation: false)
+        inputKernel = WinogradConvolutionKernel.suits(dual) ? WinogradConvolutionKernel(layout: dual, epilogue: plain)
+            : ConvolutionKernel(layout: dual, epilogue: plain)
+        weightRule = ConvolutionBackward(layout: dual, epilogue: plain)
+    }
+
+    private static func aligned(_ floats: Int) -> Int { (floats * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    private var outputCount: Int { dual.batch * dual.inChannels * dual.geometry.inputPixels }
+    private var inputCount: Int { dual.batch * dual.outChannels * dual.geometry.outputPixels }
+    private var gradientBytes: Int { activation.function == .identity ? 0 : Self.aligned(outputCount) }
+
+    var scratchBytes: Int {
+        gradientBytes + Swift.max(forward.scratchBytes, Self.aligned(inputCount) + inputKernel.scratchBytes, weightRule.scratchBytes)
+    }
+
+    func run(_ io: BackwardIO) {
+        guard let scratch = io.scratch else { preconditionFailure("convTranspose backward ran without scratch") }
+        let x = io.input(0), w = io.input(1)
+        let outputGradient = io.outputGradient
+        let count = outputCount
+        let shared = scratch + gradientBytes
+        // G: ∂L/∂(pre-activation).
+        let gz: UnsafePointer<Float>
+        if activation.function == .identity {
+            gz = outputGradient
+        } else {
+            let buffer = scratch.assumingMemoryBound(to: Float.self)
+            let activation = activation
+            if activation.isDifferentiableFromOutput {
+                let y = io.output(0)
+                io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                    for i in range { buffer[i] = outputGradient[i] * activation.derivative(fromOutput: y[i]) }
+                }
+            } else {
+                forward.run(KernelIO(inputs: [x, w, hasBias ? io.inputs[2] : nil], outputs: [buffer], scratch: shared, pool: io.pool))
+                io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                    for i in range { buffer[i] = outputGradient[i] * activation.derivative(buffer[i]) }
+                }
+            }
+            gz = UnsafePointer(buffer)
+        }
+        let channels = dual.inChannels, pixels = dual.geometry.inputPixels
+        if hasBias, let target = io.inputGradient(2) {
+            io.pool.parallelFor(channels) { range in
+                for m in range {
+                    var sum: Float = 0
+                    for n in 0..<dual.batch {
+                        let plane = gz + (n * channels + m) * pixels
+                        for p in 0..<pixels { sum += plane[p] }
+                    }
+                    target[m] += sum
+                }
+            }
+        }
+        if let target = io.inputGradient(1) {
+            weightRule.run(BackwardIO(inputs: [gz, w], outputs: [nil], outputGradients: [x], inputGradients: [nil, target],
+                                      scratch: shared, pool: io.pool))
+        }
+        if let target = io.inputGradient(0) {
+            let result = shared.assumingMemoryBound(to: Float.self)
+            inputKernel.run(KernelIO(inputs: [gz, w, nil, nil], outputs: [result], scratch: shared + Self.aligned(inputCount),
+                                     pool: io.pool))
+            let total = inputCount
+            io.pool.parallelFor(total, minimumChunk: 1 << 14) { range in
+                for i in range { target[i] += result[i] }
+            }
+        }
+    }
+}

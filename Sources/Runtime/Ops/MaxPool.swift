@@ -27,3 +27,15 @@ public struct MaxPool: Operator {
                              rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false), scales: nil)
     }
 }
+
+extension MaxPool: Differentiable {
+    /// The gradient goes to the pixel that won each window, found again in X.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let g = try attributes.resolve(x.shape, node: name).geometry
+        return PoolingGradient(reduction: .maximum, geometry: g, planes: x.shape[0] * x.shape[1],
+                               rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false), scales: nil)
+    }
+}

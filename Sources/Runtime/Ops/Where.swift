@@ -87,3 +87,43 @@ struct SelectKernel: Kernel {
         }
     }
 }
+
+extension Select: Differentiable {
+    /// Reads the condition: the gradient goes to X where it held, to Y elsewhere.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
+        let shape = outputs[0].shape
+        return SelectBackward(shape: shape, xShape: shapes[1], yShape: shapes[2],
+                              conditionIndices: shapes[0] == shape ? nil : ShapeRules.broadcastSourceIndices(shapes[0], to: shape))
+    }
+}
+
+/// `where`'s backward rule: ∂L/∂y masked by the condition (X's share) or by its negation
+/// (Y's) into scratch, then summed over the axes X or Y was broadcast along.
+struct SelectBackward: BackwardKernel {
+    let shape: [Int], xShape: [Int], yShape: [Int]
+    /// The condition element of each output element, when the condition was broadcast.
+    let conditionIndices: [Int]?
+
+    private var count: Int { shape.reduce(1, *) }
+    var scratchBytes: Int { count * MemoryLayout<Float>.stride }
+
+    func run(_ io: BackwardIO) {
+        guard let scratch = io.scratch else { preconditionFailure("where backward ran without scratch") }
+        let masked = scratch.bindMemory(to: Float.self, capacity: count)
+        let condition = io.input(0), gradient = io.outputGradient
+        for index in 1...2 {
+            guard let target = io.inputGradient(index) else { continue }
+            let whereTrue = index == 1
+            io.pool.parallelFor(count, minimumChunk: 1 << 15) { range in
+                for i in range {
+                    let holds = condition[conditionIndices?[i] ?? i] != 0
+                    masked[i] = holds == whereTrue ? gradient[i] : 0
+                }
+            }
+            accumulateBroadcastGradient(masked, shape: shape, into: target, inputShape: index == 1 ? xShape : yShape)
+        }
+    }
+}

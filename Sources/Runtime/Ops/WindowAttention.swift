@@ -219,3 +219,81 @@ struct WindowAttentionKernel: Kernel {
         }
     }
 }
+
+extension WindowAttention: Differentiable {
+    /// Reads QKV and the bias; each window's attention weights are recomputed.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let qkv = try ShapeRules.required(inputs, 0, node: name)
+        let bias = inputs.count > 1 ? inputs[1] : nil
+        let g = try geometry(qkv.shape, bias: bias?.shape)
+        return WindowAttentionBackward(geometry: g, scale: attributes.scale,
+                                       bias: bias.map { BiasLayout(shape: $0.shape, scores: g.scoreShape) })
+    }
+}
+
+/// Window attention's backward rule: per (window, head), that head's q, k, v and ∂Y rows
+/// are gathered from the grid by the forward's index arithmetic, `AttentionBackward.problem`
+/// makes their gradients, and those are added back to the tokens' cells. Every (window,
+/// head) owns its cells' channels, so problems run in parallel, except when the bias's
+/// gradient is wanted and one bias element serves several windows (a bias broadcast over
+/// the batch): then they run on one worker, as in `AttentionBackward`.
+struct WindowAttentionBackward: BackwardKernel {
+    let geometry: WindowAttention.Geometry
+    let scale: Float
+    let bias: BiasLayout?
+    private let serialPool = ThreadPool(threads: 1)
+
+    init(geometry: WindowAttention.Geometry, scale: Float, bias: BiasLayout?) {
+        self.geometry = geometry
+        self.scale = scale
+        self.bias = bias
+    }
+
+    /// q, k, v, ∂Y, ∂q, ∂k, ∂v (N × depth each), then P and ∂P (N × N each).
+    private var slotFloats: Int { 7 * geometry.tokens * geometry.depth + 2 * geometry.tokens * geometry.tokens }
+    var scratchBytes: Int { ScratchSlots.slotCount * slotFloats * MemoryLayout<Float>.stride }
+
+    func run(_ io: BackwardIO) {
+        let g = geometry
+        guard g.batch * g.windowsPerImage * g.channels > 0 else { return }
+        guard let scratch = io.scratch else { preconditionFailure("window attention backward ran without scratch") }
+        let slots = scratch.bindMemory(to: Float.self, capacity: ScratchSlots.slotCount * slotFloats)
+        let dQKV = io.inputGradient(0)
+        let dBias = bias == nil ? nil : io.inputGradient(1)
+        let biasValues = bias == nil ? nil : io.inputs[1]
+        let shared = bias.map { Set($0.batchOffsets).count < $0.batchOffsets.count } ?? false
+        guard dQKV != nil || dBias != nil else { return }
+        let (n, d, c) = (g.tokens, g.depth, g.channels)
+        let qkv = io.input(0), dy = io.outputGradient
+        ScratchSlots.run(items: g.batch * g.windowsPerImage * g.heads, pool: dBias != nil && shared ? serialPool : io.pool) {
+            slot, item in
+            let (window, head) = item.quotientAndRemainder(dividingBy: g.heads)
+            let base = slots + slot * slotFloats
+            let (q, k, v, dyRows) = (base, base + n * d, base + 2 * n * d, base + 3 * n * d)
+            let (dq, dk, dv) = (base + 4 * n * d, base + 5 * n * d, base + 6 * n * d)
+            for token in 0..<n {
+                let cell = g.gridIndex(window: window, token: token)
+                let source = qkv + cell * 3 * c + head * d
+                (q + token * d).update(from: source, count: d)
+                (k + token * d).update(from: source + c, count: d)
+                (v + token * d).update(from: source + 2 * c, count: d)
+                (dyRows + token * d).update(from: dy + cell * c + head * d, count: d)
+            }
+            dq.update(repeating: 0, count: 3 * n * d)
+            AttentionBackward.problem(q: q, k: k, v: v, dy: dyRows, queries: n, keys: n, depth: d, valueDepth: d, scale: scale,
+                                      bias: bias.map { ($0, window * g.heads + head) }, biasValues: biasValues, dBias: dBias,
+                                      scratch: base + 7 * n * d, dq: dQKV == nil ? nil : dq, dk: dQKV == nil ? nil : dk,
+                                      dv: dQKV == nil ? nil : dv)
+            guard let dQKV else { return }
+            for token in 0..<n {
+                let target = dQKV + g.gridIndex(window: window, token: token) * 3 * c + head * d
+                for part in 0..<3 {
+                    let row = dq + (part * n + token) * d, destination = target + part * c
+                    for j in 0..<d { destination[j] += row[j] }
+                }
+            }
+        }
+    }
+}
