@@ -70,6 +70,7 @@ public enum Conversion {
         }
         let report = try Simplifier.simplify(&graph, multiple: multiple, skipping: options.skippedFusions)
         graph.metadata[Graph.importedNodesKey] = String(report.nodesBefore)
+        graph.metadata[Graph.constantFoldedNodesKey] = String(report.passes.first { $0.name == "constant folding" }?.rewrites ?? 0)
         if !contract.isEmpty {
             // Refuse a contract rrun could not apply, now rather than at run time.
             _ = try RestorationContract(contract, graph: graph)

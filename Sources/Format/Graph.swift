@@ -83,6 +83,15 @@ extension Graph {
     /// Metadata key where `convert` records how many nodes the importer produced, so that
     /// `rrun info` can show the node count before and after simplification.
     public static let importedNodesKey = "convert.imported-nodes"
+    /// How many nodes computed only on constants and were evaluated at convert time (an
+    /// ONNX export's spectral norms W/σ, reshapes of weights…).
+    public static let constantFoldedNodesKey = "convert.constant-folded-nodes"
+    /// What a checkpoint template did with spectral norms.
+    public static let spectralNormKey = "convert.spectral-norm"
+
+    public static func spectralNormNote(_ count: Int) -> String {
+        "W/σ folded at convert time into \(count) weight\(count == 1 ? "" : "s")"
+    }
 
     /// Metadata key where an importer records the weights the source model also listed as
     /// graph inputs (ONNX before IR version 4 listed every initializer so), as a JSON array

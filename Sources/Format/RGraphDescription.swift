@@ -17,6 +17,13 @@ extension Graph {
         }
         let imported = metadata[Graph.importedNodesKey].map { " (\($0) as imported, before simplification and fusion)" } ?? ""
         lines.append("nodes: \(nodes.count)" + imported)
+        // Nodes whose inputs are all constants would recompute weights at every run (an
+        // exported spectral norm W/σ); conversion folds them, so this should say 0.
+        let constantOnly = nodes.filter { (node: Node) -> Bool in
+            !node.inputs.isEmpty && node.inputs.allSatisfy { (name: String) -> Bool in name.isEmpty || self.constants[name] != nil }
+        }.count
+        let folded = metadata[Graph.constantFoldedNodesKey].map { "; \($0) folded at convert time" } ?? ""
+        lines.append("  computing only on constants (e.g. spectral norm W/σ): \(constantOnly) left\(folded)")
         var nodesPerOp: [OpKind: Int] = [:]
         for node in nodes { nodesPerOp[node.op, default: 0] += 1 }
         for op in OpKind.allCases {

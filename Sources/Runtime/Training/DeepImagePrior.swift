@@ -17,6 +17,21 @@ public struct DeepImagePrior: Sendable {
         /// ×4 super-resolution: the output's 4×4 block means (area downsampling) are
         /// compared with the low-resolution image.
         case superResolve4
+
+        var degradation: Degradation {
+            switch self {
+            case .denoise: .identity
+            case .inpaint(let mask): .mask(mask)
+            case .superResolve4: .areaDownsample4
+            }
+        }
+
+        /// What the loss compares with: the degraded image itself, with the missing pixels zeroed.
+        func observed(_ degraded: [Float]) -> [Float] {
+            guard case .inpaint(let mask) = self else { return degraded }
+            let plane = mask.count
+            return degraded.indices.map { degraded[$0] * mask[$0 % plane] }
+        }
     }
 
     public var network: PriorNetwork = .unet
@@ -54,25 +69,12 @@ public struct DeepImagePrior: Sendable {
         let (paddedHeight, paddedWidth) = ((height + multiple - 1) / multiple * multiple,
                                            (width + multiple - 1) / multiple * multiple)
         let plane = paddedHeight * paddedWidth
-        let observed = degraded.floats
         if case .inpaint(let mask) = task, mask.count != h * w {
             throw TrainingError.shapeMismatch(what: "the mask", expected: [h, w], found: [mask.count])
         }
-
-        // Target and per-element weights in the padded output layout (denoise, inpaint).
-        var target = [Float](repeating: 0, count: 3 * plane)
-        var weights = [Float](repeating: 0, count: 3 * plane)
-        if factor == 1 {
-            for c in 0..<3 {
-                for y in 0..<h {
-                    for x in 0..<w {
-                        let index = (c * paddedHeight + y) * paddedWidth + x
-                        target[index] = observed[(c * h + y) * w + x]
-                        if case .inpaint(let mask) = task { weights[index] = mask[y * w + x] } else { weights[index] = 1 }
-                    }
-                }
-            }
-        }
+        let loss = try DegradedMSE(degradation: task.degradation, observed: task.observed(degraded.floats),
+                                   layout: PlanarLayout(height: height, width: width, rowStride: paddedWidth,
+                                                        planeStride: plane))
 
         let model = try Model(graph: network.graph(height: paddedHeight, width: paddedWidth, seed: seed))
         let trained = try TrainableWeights(model: model, trainable: ["*"])
@@ -98,18 +100,8 @@ public struct DeepImagePrior: Sendable {
                     i += 2
                 }
             }
-            let loss = trainer.step(inputs: [HostTensor(shape: inputShape, floats: perturbed)]) { output, gradient in
-                var value: Float
-                if factor == 1 {
-                    value = target.withUnsafeBufferPointer { target in
-                        weights.withUnsafeBufferPointer { weights in
-                            Loss.mse.evaluate(output: output, target: target, weights: weights, gradient: gradient)
-                        }
-                    }
-                } else {
-                    value = areaDownsampledLoss(output, observed: observed, low: (h, w), padded: (paddedHeight, paddedWidth),
-                                                gradient: gradient)
-                }
+            let value = trainer.step(inputs: [HostTensor(shape: inputShape, floats: perturbed)]) { output, gradient in
+                var value = loss.evaluate(output, gradient: gradient)
                 if totalVariation > 0 {
                     value += addTotalVariation(output, gradient: gradient, size: (height, width),
                                                padded: (paddedHeight, paddedWidth))
@@ -119,7 +111,7 @@ public struct DeepImagePrior: Sendable {
                 for i in 0..<average.count { average[i] = averaging * average[i] + (1 - averaging) * output[i] }
                 return value
             }
-            guard progress(iteration + 1, loss) else { throw TrainingError.cancelled }
+            guard progress(iteration + 1, value) else { throw TrainingError.cancelled }
         }
         var result = [Float](repeating: 0, count: 3 * height * width)
         let correction = averageWeight > 0 ? 1 / averageWeight : 1
@@ -131,33 +123,6 @@ public struct DeepImagePrior: Sendable {
             }
         }
         return HostTensor(shape: [1, 3, height, width], floats: result)
-    }
-
-    /// MSE between the 4×4 block means of the output's top-left 4h × 4w and the observed
-    /// h × w image; the gradient of each block mean spreads evenly over its 16 pixels.
-    private func areaDownsampledLoss(_ output: UnsafeBufferPointer<Float>, observed: [Float], low: (Int, Int),
-                                     padded: (Int, Int), gradient: UnsafeMutableBufferPointer<Float>) -> Float {
-        let (h, w) = low, (paddedHeight, paddedWidth) = padded
-        gradient.update(repeating: 0)
-        let count = Float(3 * h * w)
-        var total = 0.0
-        for c in 0..<3 {
-            for y in 0..<h {
-                for x in 0..<w {
-                    var sum: Float = 0
-                    for dy in 0..<4 {
-                        for dx in 0..<4 { sum += output[(c * paddedHeight + 4 * y + dy) * paddedWidth + 4 * x + dx] }
-                    }
-                    let difference = sum / 16 - observed[(c * h + y) * w + x]
-                    total += Double(difference * difference)
-                    let share = 2 * difference / count / 16
-                    for dy in 0..<4 {
-                        for dx in 0..<4 { gradient[(c * paddedHeight + 4 * y + dy) * paddedWidth + 4 * x + dx] = share }
-                    }
-                }
-            }
-        }
-        return Float(total) / count
     }
 
     /// Adds totalVariation · mean(|∂x| + |∂y|) over the image area to the loss gradient

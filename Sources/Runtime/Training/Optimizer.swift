@@ -52,7 +52,7 @@ public struct ParameterGroup: Sendable, Equatable {
 /// (Adam's moments, SGD's velocity) between steps.
 public final class Optimizer {
     public let rule: OptimizerRule
-    public let groups: [ParameterGroup]
+    public private(set) var groups: [ParameterGroup]
     public let schedule: LearningRateSchedule
     /// Steps taken so far.
     public private(set) var steps = 0
@@ -72,6 +72,10 @@ public final class Optimizer {
             second = sizes.map { _ in [] }
         }
     }
+
+    /// Sets the base learning rate of `group` from the next step on, keeping the state
+    /// (as assigning a torch.optim param_group's "lr" does; 0 freezes its parameters).
+    public func setLearningRate(_ rate: Float, of group: Int) { groups[group].learningRate = rate }
 
     /// The learning rate of `group` at the next step.
     public func learningRate(of group: Int) -> Float { groups[group].learningRate * schedule.factor(at: steps) }

@@ -45,6 +45,7 @@ struct BigGANDeepTemplate: ArchitectureTemplate {
         weights = builder.weights
         var graph = builder.graph.graph
         graph.metadata["convert.truncation"] = String(truncation)
+        graph.metadata[Graph.spectralNormKey] = Graph.spectralNormNote(builder.spectralNorms)
         return graph
     }
 }
@@ -134,6 +135,8 @@ private struct BigGANDeepBuilder {
     let settings: BigGANDeepConfig
     let truncation: Double
     var graph = GraphBuilder()
+    /// Weights divided by their spectral norm so far.
+    var spectralNorms = 0
     /// The condition vector [batch, 2·z_dim]: z and the class embedding.
     var condition = ""
 
@@ -273,6 +276,7 @@ private struct BigGANDeepBuilder {
 
     /// W_orig / σ, σ = uᵀ·W_orig·v with the stored u and v (PyTorch's evaluation mode).
     mutating func spectralNormalised(_ prefix: String, shape: [Int]) throws -> [Float] {
+        spectralNorms += 1
         let why = "config \(prefix)"
         let original = try weights.floats(prefix + ".weight_orig", shape: shape, why: why)
         let rows = shape[0], columns = original.count / max(rows, 1)

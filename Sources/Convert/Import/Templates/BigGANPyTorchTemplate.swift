@@ -56,7 +56,9 @@ struct BigGANPyTorchTemplate: ArchitectureTemplate {
         var builder = try BigGANPyTorchBuilder(weights: weights, settings: settings)
         try builder.buildGenerator()
         weights = builder.weights
-        return builder.graph.graph
+        var graph = builder.graph.graph
+        graph.metadata[Graph.spectralNormKey] = Graph.spectralNormNote(builder.spectralNorms)
+        return graph
     }
 }
 
@@ -71,6 +73,8 @@ private struct BigGANPyTorchBuilder {
     var weights: CheckpointWeights
     let settings: BigGANPyTorchTemplate.Settings
     var graph = GraphBuilder()
+    /// Weights divided by their spectral norm so far.
+    var spectralNorms = 0
     let blocks: [Block]
     let classes: Int
     let sharedWidth: Int
@@ -221,6 +225,7 @@ private struct BigGANPyTorchBuilder {
 
     /// W / σ after one power iteration from the stored u0 (see the template's summary).
     mutating func spectralNormalised(_ prefix: String, shape: [Int]) throws -> [Float] {
+        spectralNorms += 1
         let weight = try weights.floats(prefix + ".weight", shape: shape, why: "the architecture read from the shapes")
         let rows = shape[0], columns = weight.count / max(rows, 1)
         let u0 = try weights.floats(prefix + ".u0", shape: [1, rows], why: "spectral norm of \(prefix) [\(rows), \(columns)]")
