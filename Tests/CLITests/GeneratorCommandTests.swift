@@ -1,7 +1,7 @@
 import Format
 import Foundation
 import ImageFiles
-import Runtime
+@testable import Runtime
 import TestSupport
 import XCTest
 
@@ -176,5 +176,84 @@ final class GeneratorCommandTests: CommandLineTestCase {
         assertFails(try run("rrun", ["dgp", model, degraded, "--task", "colorize", "--class", "12", "--iters", "1",
                                      "--candidates", "1", "-o", path("never.png")]),
                     mentioning: "class 12 is outside", noFileAt: path("never.png"))
+    }
+}
+
+/// The discriminator feature loss (`--disc`): BigGAN-PyTorch's discriminator exported as
+/// docs/dgp.md describes (scripts/fixtures/make_dgp_cases.py), beside the BigGAN-PyTorch
+/// generator fixture it matches (64², 5 classes).
+final class DiscriminatorFeatureTests: CommandLineTestCase {
+    static let discriminatorFolder = fixtures.appendingPathComponent("checkpoints/biggan-pytorch-d")
+    static let generatorFolder = fixtures.appendingPathComponent("checkpoints/biggan-pytorch")
+
+    func converted(_ source: URL, _ name: String) throws -> String {
+        let output = path(name)
+        let outcome = try run("convert", [source.path, "-o", output])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        return output
+    }
+
+    /// Its features match PyTorch's, and the gradient FeatureDistance adds is the
+    /// derivative of the loss it returns (a central difference along a random direction,
+    /// through the grayscale degradation).
+    func testFeaturesAndTheirGradient() throws {
+        let disc = try converted(Self.discriminatorFolder.appendingPathComponent("model.onnx"), "d.rgraph")
+        let model = try Model(graph: RGraphReader.read(contentsOf: disc).graph)
+        let input = try NumPyFile.read(path: Self.discriminatorFolder.appendingPathComponent("input.npy").path)
+        let expected = try NumPyFile.read(path: Self.discriminatorFolder.appendingPathComponent("features.npy").path)
+        let features = try Session(model: model, threads: 2).run([input])[0]
+        let error = maxAbsAndRelativeError(features.floats, expected.floats)
+        print("discriminator features against PyTorch: max abs \(error.maxAbs), relative \(error.relative)")
+        XCTAssertLessThanOrEqual(error.relative, 1e-4)
+
+        let distance = try FeatureDistance(model: model, imageSize: (64, 64), threads: 2)
+        let layout = PlanarLayout(height: 64, width: 64)
+        let observed = input.floats.withUnsafeBufferPointer { Degradation.grayscale.apply($0, layout: layout) }
+        let target = try distance.target(observed: observed, degradation: .grayscale, layout: layout)
+        let image = xorshiftFloats(count: 3 * 64 * 64, seed: 9)
+        let direction = xorshiftFloats(count: image.count, seed: 10)
+        var gradient = [Float](repeating: 0, count: image.count)
+        _ = try image.withUnsafeBufferPointer { x in
+            try gradient.withUnsafeMutableBufferPointer {
+                try distance.evaluate(x, target: target, degradation: .grayscale, layout: layout, addingGradientTo: $0)
+            }
+        }
+        func loss(_ step: Float) throws -> Double {
+            let moved = zip(image, direction).map { $0 + step * $1 }
+            return Double(try moved.withUnsafeBufferPointer {
+                try distance.evaluate($0, target: target, degradation: .grayscale, layout: layout, addingGradientTo: nil)
+            })
+        }
+        let step: Float = 1e-3
+        let numeric = (try loss(step) - loss(-step)) / Double(2 * step)
+        let analytic = zip(gradient, direction).reduce(0.0) { $0 + Double($1.0 * $1.1) }
+        print("feature distance: directional derivative \(analytic), central difference \(numeric)")
+        // L1 has kinks; a 1e-3 step crosses few of them.
+        XCTAssertEqual(analytic, numeric, accuracy: 2e-2 * abs(numeric))
+    }
+
+    /// `rrun dgp --disc` runs end to end on the 64² generator (inpainting), and the
+    /// generator, recording no truncation, is told so by `rrun generate`.
+    func testDGPWithTheDiscriminator() throws {
+        let generator = try converted(Self.generatorFolder, "g.rgraph")
+        let disc = try converted(Self.discriminatorFolder.appendingPathComponent("model.onnx"), "d.rgraph")
+        let clean = path("clean.png")
+        let generated = try run("rrun", ["generate", generator, "--class", "1", "--seed", "3", "-o", clean])
+        XCTAssertEqual(generated.status, 0, generated.stderr)
+        XCTAssertTrue(generated.stdout.contains("does not record a truncation"), generated.stdout)
+        var image = try PixelImage.readPNG(path: clean).samples
+        var mask = [Float](repeating: 1, count: 64 * 64 * 3)
+        for y in 20..<44 { for x in 20..<44 { for c in 0..<3 { mask[(y * 64 + x) * 3 + c] = 0; image[(y * 64 + x) * 3 + c] = 0 } } }
+        let holes = path("holes.png"), maskPath = path("mask.png"), output = path("out.png")
+        try PixelImage(width: 64, height: 64, bitDepth: 8, colorType: .rgb, samples: image).writePNG(path: holes)
+        try PixelImage(width: 64, height: 64, bitDepth: 8, colorType: .rgb, samples: mask).writePNG(path: maskPath)
+        let outcome = try run("rrun", ["dgp", generator, holes, "--task", "inpaint", "--mask", maskPath, "--disc", disc,
+                                       "--class", "1", "--iters", "10", "--candidates", "4", "--threads", "2",
+                                       "--ref", clean, "-o", output])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        print(outcome.stdout)
+        XCTAssertTrue(outcome.stdout.contains("output: PSNR"), outcome.stdout)
+        let written = try PixelImage.readPNG(path: output)
+        XCTAssertEqual([written.width, written.height], [64, 64])
     }
 }
