@@ -21,8 +21,8 @@ PYTHON="$python" scripts/test-capi.sh
 # ONNX's own node tests, converted and run out of process (scripts/conformance/run.py):
 # any wrong answer or crash fails, and so does passing fewer cases than recorded.
 "$python" scripts/conformance/check_versions.py
-"$python" scripts/conformance/generate.py Tests/Fixtures/generated/onnx-node
-"$python" scripts/conformance/run.py Tests/Fixtures/generated/onnx-node .build/debug \
+"$python" scripts/conformance/generate.py .build/onnx-node-cases
+"$python" scripts/conformance/run.py .build/onnx-node-cases .build/debug \
   --min-pass "$(cat scripts/conformance/minimum-pass)"
 # Every libFuzzer target over its committed corpus and 2000 mutations (fuzz/README.md):
 # a reader change that brings back a crash, leak or hang fails here.

@@ -79,6 +79,56 @@ enum LowerNormalization {
     }
 }
 
+extension LowerNormalization {
+    /// Hardmax: 1 at the first largest element along `axis`, 0 elsewhere, with Softmax's
+    /// axis semantics (before 13: rows of the input flattened at `axis`, default 1). The
+    /// first maximum is the smallest index i with X[i] = max: where(X = max, i, n) reduced
+    /// by min, then compared with i. Indices are exact in fp32 (n < 2²⁴).
+    static func hardmax(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let output = try node.output()
+        guard let shape = context.builder.shape(of: input) else {
+            throw LoweringFailure.unsupported("an input of unknown shape (the size along 'axis' makes the index constant)")
+        }
+        let rank = shape.count
+        let attribute = try node.int("axis", default: node.version >= 13 ? -1 : 1)
+        guard (-rank..<rank).contains(attribute) else {
+            throw LoweringFailure.invalid("axis \(attribute) is out of range for rank \(rank)")
+        }
+        let axis = attribute < 0 ? attribute + rank : attribute
+        let flattens = node.version < 13 && axis != rank - 1
+        // The axis the maximum is taken along, its size and the index's trailing unit axes.
+        let rowAxes = flattens ? Array(shape[axis...]) : [shape[axis]]
+        guard case let sizes = rowAxes.compactMap(\.fixedValue), sizes.count == rowAxes.count else {
+            throw LoweringFailure.unsupported("a size along 'axis' that the file does not fix")
+        }
+        let count = sizes.reduce(1, *)
+        let trailing = flattens ? 0 : rank - 1 - axis
+        let rows = flattens
+            ? context.builder.emitValue(named: "\(node.name)/flatten", .flatten(FlattenAttributes(axis: axis)), inputs: [input])
+            : input
+        let reduceAxis = flattens ? -1 : axis
+        let index = context.builder.addConstant("\(node.name)/index", shape: [count] + Array(repeating: 1, count: trailing),
+                                                floats: (0..<count).map(Float.init))
+        let past = context.builder.addConstant("\(node.name)/past_end", shape: [], floats: [Float(count)])
+        let maximum = context.builder.emitValue(named: "\(node.name)/max",
+                                                .reduce(ReduceAttributes(function: .max, axes: [reduceAxis], keepDims: true)), inputs: [rows])
+        let isMaximum = context.builder.binary(.equal, rows, maximum, name: "\(node.name)/is_max")
+        let indexOfMaximum = context.builder.emitValue(named: "\(node.name)/index_of_max", .where, inputs: [isMaximum, index, past])
+        let first = context.builder.emitValue(named: "\(node.name)/first",
+                                              .reduce(ReduceAttributes(function: .min, axes: [reduceAxis], keepDims: true)),
+                                              inputs: [indexOfMaximum])
+        let isFirst = context.builder.binary(.equal, index, first, name: "\(node.name)/is_first")
+        guard flattens else {
+            context.builder.emit(node.name, .cast(CastAttributes(to: .float32)), inputs: [isFirst], outputs: [output])
+            return
+        }
+        let result = context.builder.emitValue(named: "\(node.name)/rows", .cast(CastAttributes(to: .float32)), inputs: [isFirst])
+        let inputShape = context.builder.emitValue(named: "\(node.name)/shape", .shape(ShapeAttributes()), inputs: [input])
+        context.builder.emit(node.name, .reshape(ReshapeAttributes()), inputs: [result, inputShape], outputs: [output])
+    }
+}
+
 /// Normalisations written out as Restore's elementary ops: RMSNormalization,
 /// GroupNormalization (through instanceNorm), LayerNormalization with its statistics,
 /// LpNormalization, LRN and LogSoftmax.

@@ -40,21 +40,60 @@ enum LowerResize {
             guard let name = node.input(index) else { return nil }
             return context.builder.constant(name)?.elementCount == 0 ? nil : name
         }
-        let scales = present(2)
-        let sizes = present(3)
+        var scales = present(2)
+        var sizes = present(3)
         guard scales != nil || sizes != nil else { throw LoweringFailure.invalid("needs scales or sizes") }
-        if sizes != nil, try node.string("keep_aspect_ratio_policy", default: "stretch") != "stretch" {
-            throw LoweringFailure.unsupported("keep_aspect_ratio_policy other than stretch")
+        if sizes != nil {
+            attributes.keepAspectRatioPolicy = try node.named("keep_aspect_ratio_policy", keepAspectRatioPolicies)
+                ?? attributes.keepAspectRatioPolicy
         }
         if let axes = try node.ints("axes") {
             let rank = context.builder.rank(of: input)
-            let normalized = axes.map { $0 < 0 ? $0 + (rank ?? 0) : $0 }
-            guard let rank, normalized == Array(0..<rank) else {
-                throw LoweringFailure.unsupported("axes \(axes) other than all axes in order")
+            if let scalesName = scales {
+                scales = try resizedAxesInput(&context, node, scalesName, axes: axes, rank: rank, role: "scales")
+            } else if let sizesName = sizes {
+                sizes = try resizedAxesInput(&context, node, sizesName, axes: axes, rank: rank, role: "sizes")
             }
         }
         context.builder.emit(node.name, .resize(attributes), inputs: [input, scales ?? ""] + optional(sizes),
                              outputs: [try node.output()])
+    }
+
+    static let keepAspectRatioPolicies: [String: ResizeAttributes.KeepAspectRatioPolicy] = [
+        "stretch": .stretch, "not_larger": .notLarger, "not_smaller": .notSmaller,
+    ]
+
+    /// Scales or sizes given for `axes` (opset 18) in the form Restore's resize reads: one
+    /// value per axis, or values for the last two axes in order. Axes that are all of them
+    /// in order, or the last two in order, pass as they are; otherwise the constant is
+    /// rewritten — scales with 1 for the unlisted axes, sizes for the last two (reordered),
+    /// so keep_aspect_ratio_policy still weighs only the listed axes.
+    private static func resizedAxesInput(_ context: inout LoweringContext, _ node: ONNXNode, _ value: String,
+                                         axes: [Int], rank: Int?, role: String) throws -> String {
+        guard let rank else { throw LoweringFailure.unsupported("axes \(axes) for an input of unknown rank") }
+        let normalized = axes.map { $0 < 0 ? $0 + rank : $0 }
+        guard normalized.allSatisfy({ (0..<rank).contains($0) }), Set(normalized).count == normalized.count else {
+            throw LoweringFailure.invalid("axes \(axes) for rank \(rank)")
+        }
+        let lastTwo = [rank - 2, rank - 1]
+        if normalized == Array(0..<rank) || normalized == lastTwo { return value }
+        guard let constant = context.builder.constant(value) else {
+            throw LoweringFailure.unsupported("axes \(axes) with \(role) the graph computes (only all axes or the last two in order)")
+        }
+        if role == "scales" {
+            let given = constant.floatValues()
+            guard given.count == axes.count else { throw LoweringFailure.invalid("\(given.count) scales for axes \(axes)") }
+            var full = [Float](repeating: 1, count: rank)
+            for (axis, scale) in zip(normalized, given) { full[axis] = scale }
+            return context.builder.addConstant("\(node.name)/scales", shape: [rank], floats: full)
+        }
+        let given = constant.intValues()
+        guard given.count == axes.count else { throw LoweringFailure.invalid("\(given.count) sizes for axes \(axes)") }
+        guard Set(normalized) == Set(lastTwo) else {
+            throw LoweringFailure.unsupported("sizes for axes \(axes): with sizes, only the last two axes can be listed")
+        }
+        let ordered = lastTwo.map { axis in given[normalized.firstIndex(of: axis)!] }
+        return context.builder.addConstant("\(node.name)/sizes", shape: [2], ints: ordered.map { Int($0) })
     }
 
     /// Upsample (deprecated in opset 10) samples at output/scale without half-pixel

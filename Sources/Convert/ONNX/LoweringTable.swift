@@ -46,6 +46,7 @@ enum LoweringTable {
             "LayerNormalization": Lowering(LowerNormalization.layerNormalization, versions: [17]),
             "Softmax": Lowering(LowerNormalization.softmax, versions: [1, 11, 13]),
             "LogSoftmax": Lowering(LowerNormalization.logSoftmax, versions: [1, 11, 13]),
+            "Hardmax": Lowering(LowerNormalization.hardmax, versions: [1, 11, 13]),
             "RMSNormalization": Lowering(LowerNormalization.rmsNormalization, versions: [23]),
             "GroupNormalization": Lowering(LowerNormalization.groupNormalization, versions: [18, 21]),
             "LpNormalization": Lowering(LowerNormalization.lpNormalization, versions: [1, 22]),

@@ -132,6 +132,15 @@ public struct ResizeAttributes: OpAttributes {
         case floor, ceil
     }
 
+    /// With sizes: stretch each axis to its size, or scale the resized axes by one
+    /// factor, the largest that fits within every size (not_larger) or the smallest that
+    /// covers every size (not_smaller); each such axis is then round(in · factor) long.
+    public enum KeepAspectRatioPolicy: String, NamedAttributeValue {
+        case stretch
+        case notLarger = "not_larger"
+        case notSmaller = "not_smaller"
+    }
+
     public var mode = Mode.nearest
     public var coordinateTransformationMode = CoordinateTransformation.halfPixel
     public var nearestMode = NearestMode.roundPreferFloor
@@ -139,6 +148,7 @@ public struct ResizeAttributes: OpAttributes {
     public var cubicCoeffA: Float = -0.75
     /// Cubic weights of samples outside the input are set to 0 and the rest renormalised.
     public var excludeOutside = false
+    public var keepAspectRatioPolicy = KeepAspectRatioPolicy.stretch
 
     public init() {}
 
@@ -148,6 +158,7 @@ public struct ResizeAttributes: OpAttributes {
         AttributeField("nearestMode", \.nearestMode),
         AttributeField("cubicCoeffA", \.cubicCoeffA),
         AttributeField("excludeOutside", \.excludeOutside),
+        AttributeField("keepAspectRatioPolicy", \.keepAspectRatioPolicy),
     ]
 }
 

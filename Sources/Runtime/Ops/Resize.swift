@@ -37,14 +37,42 @@ public struct Resize: Operator {
         guard let sizes, sizes.count == rank || sizes.count == 2 else {
             throw OpError.shape(node: name, "resize needs scales or sizes (one value per axis, or two)")
         }
+        guard sizes.suffix(2).allSatisfy({ $0 > 0 }), shape.suffix(2).allSatisfy({ $0 > 0 }) else {
+            throw OpError.shape(node: name, "sizes \(sizes) for \(shape) must be positive")
+        }
+        if attributes.keepAspectRatioPolicy != .stretch {
+            return try planKeepingAspectRatio(shape, sizes: sizes)
+        }
         guard zip(sizes.dropLast(2), leading).allSatisfy({ Int($0) == $1 }) else {
             throw OpError.unsupported(node: name, "sizes \(sizes) for \(shape): only the last two axes can be resized")
         }
         let last = sizes.suffix(2).map { Int($0) }
-        guard last.allSatisfy({ $0 > 0 }), shape.suffix(2).allSatisfy({ $0 > 0 }) else {
+        return (leading + last, (0..<2).map { Float(last[$0]) / Float(shape[rank - 2 + $0]) })
+    }
+
+    /// not_larger / not_smaller: one factor for every axis `sizes` lists (all, or the last
+    /// two), the smallest / largest of size ÷ input size, and each such axis round(in ·
+    /// factor) long, in float arithmetic as onnxruntime. The factor is also the scale the
+    /// coordinates use, not output ÷ input.
+    private func planKeepingAspectRatio(_ shape: [Int], sizes: [Int64]) throws -> (shape: [Int], scales: [Float]) {
+        let listed = Array(shape.suffix(sizes.count))
+        guard sizes.allSatisfy({ $0 > 0 }), listed.allSatisfy({ $0 > 0 }) else {
             throw OpError.shape(node: name, "sizes \(sizes) for \(shape) must be positive")
         }
-        return (leading + last, (0..<2).map { Float(last[$0]) / Float(shape[rank - 2 + $0]) })
+        let ratios = zip(sizes, listed).map { Float($0) / Float($1) }
+        let factor = (attributes.keepAspectRatioPolicy == .notLarger ? ratios.min() : ratios.max()) ?? 1
+        let resized = try listed.map { size in
+            guard let rounded = Int(exactly: (factor * Float(size)).rounded(.toNearestOrAwayFromZero)), rounded > 0 else {
+                throw OpError.shape(node: name, "sizes \(sizes) give an output size out of range for \(shape)")
+            }
+            return rounded
+        }
+        let leading = Array(shape.dropLast(2))
+        guard resized.dropLast(2) == leading.suffix(resized.count - 2) else {
+            throw OpError.unsupported(node: name, "sizes \(sizes) for \(shape) with keep_aspect_ratio_policy "
+                                      + "\(attributes.keepAspectRatioPolicy.rawValue) resize leading axes; only the last two can be")
+        }
+        return (leading + resized.suffix(2), [factor, factor])
     }
 
     private func plan(_ inputs: [ValueFact?]) throws -> (shape: [Int], scales: [Float]) {
