@@ -77,7 +77,7 @@ final class ONNXErrorTests: XCTestCase {
         let error = assertImportError("unsupported_features.onnx", contains: [
             "7 unsupported nodes",
             "resize_aa: antialias=1",
-            "resize_axes: axes [2, 3]",
+            "resize_axes: sizes for axes [1, 3]: with sizes, only the last two axes can be listed",
             "resize_crop: coordinate_transformation_mode tf_crop_and_resize",
             "deconv: output_shape needs a static input height and width",
             "clip_computed: input 'max' must be a constant",
