@@ -123,7 +123,7 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     // MARK: Shape arithmetic (evaluated at plan time)
     /// inputs: X; output: its shape as i64; attrs: start =0, end (absent = rank).
     case shape
-    /// inputs: X; attrs: to (DType raw value).
+    /// inputs: X, like? (only its dtype is read: then the target); attrs: to (DType raw value).
     case cast
     /// inputs: start, limit, delta (scalars); per ONNX Range.
     case range

@@ -70,14 +70,17 @@ enum LowerShapeArithmetic {
 }
 
 extension LowerShapeArithmetic {
-    /// CastLike: Cast to the element type of `target_type`, which must be known at import
-    /// (a constant or a graph input, as in the functions ONNX expands ops into).
+    /// CastLike: Cast to the element type of `target_type` — `to` when it is known at
+    /// import (a constant or a graph input), else the target is cast's second input, whose
+    /// dtype the planner knows (the functions ONNX expands ops into cast to computed values).
     static func castLike(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        guard let type = context.elementType(of: try node.requiredInput(1)) else {
-            throw LoweringFailure.unsupported("the element type of 'target_type' is known only when it is a constant or a graph input")
+        let target = try node.requiredInput(1)
+        let inputs = [try node.requiredInput(0)]
+        if let type = context.elementType(of: target) {
+            context.builder.emit(node.name, .cast(CastAttributes(to: type)), inputs: inputs, outputs: [try node.output()])
+        } else {
+            context.builder.emit(node.name, .cast(CastAttributes()), inputs: inputs + [target], outputs: [try node.output()])
         }
-        context.builder.emit(node.name, .cast(CastAttributes(to: type)), inputs: [try node.requiredInput(0)],
-                             outputs: [try node.output()])
     }
 
     /// Size: the element count as an i64 scalar, a constant when the model fixes the shape,

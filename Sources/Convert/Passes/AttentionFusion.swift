@@ -32,7 +32,7 @@ enum AttentionFusion {
         // Exporters may cast the probabilities "to the query's dtype", f32 to f32: no-ops.
         var (probabilities, casts) = (view.output(softmax), [Int]())
         while let cast = view.soleReader(of: probabilities, .kind(.cast)),
-              graph.nodes[cast].operation == .cast(CastAttributes(to: .float32)) {
+              graph.nodes[cast].operation == .cast(CastAttributes(to: .float32)), graph.nodes[cast].inputs.count == 1 {
             casts.append(cast)
             probabilities = view.output(cast)
         }

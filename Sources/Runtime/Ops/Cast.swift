@@ -2,29 +2,43 @@ import Format
 
 /// Converts elements to the dtype `to` (ONNX Cast) among f32, i64, i32 and bool:
 /// float to integer truncates toward zero, anything to bool is "nonzero", bool to a
-/// number is 0 or 1.
+/// number is 0 or 1. Given a second input, the target is that input's dtype instead (ONNX
+/// CastLike whose target the graph computes: its type is known only when planning); its
+/// elements are not read.
 public struct Cast: Operator {
     let name: String
-    let target: DType
+    /// The `to` attribute: the target when there is no second input.
+    let attributeTarget: DType
 
     /// Throws `OpError.unsupported` for a target type the kernels do not produce.
     init(name: String, attributes: CastAttributes) throws {
         self.name = name
-        target = attributes.to
+        attributeTarget = try Self.checked(attributes.to, node: name)
+    }
+
+    private static func checked(_ target: DType, node: String) throws -> DType {
         switch target {
-        case .float32, .int64, .int32, .bool: break
+        case .float32, .int64, .int32, .bool: return target
         case .float16, .bfloat16, .int8:
-            throw OpError.unsupported(node: name, "cast to \(target); only f32, i64, i32 and bool")
+            throw OpError.unsupported(node: node, "cast to \(target); only f32, i64, i32 and bool")
         }
+    }
+
+    /// The dtype the elements become: the second input's when given, else `to`.
+    private func target(like: DType?) throws -> DType {
+        guard let like else { return attributeTarget }
+        return try Self.checked(like, node: name)
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let input = try ShapeRules.required(inputs, 0, node: name)
-        return [ValueFact(dtype: target, shape: input.shape)]
+        let like = inputs.count > 1 ? inputs[1]?.dtype : nil
+        return [ValueFact(dtype: try target(like: like), shape: input.shape)]
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
         let input = try LayoutIndexing.required(inputs, 0, node: name)
+        let target = try self.target(like: inputs.count > 1 ? inputs[1]?.dtype : nil)
         switch (target, input.elements) {
         case (.float32, _):
             return [HostTensor(shape: input.shape, floats: input.floats)]
@@ -49,7 +63,7 @@ public struct Cast: Operator {
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        CastKernel(target: target, count: outputs[0].count)
+        CastKernel(target: outputs[0].dtype, count: outputs[0].count)
     }
 }
 
@@ -83,6 +97,7 @@ extension Cast: Differentiable {
     /// no gradient: a cast to or from them on a path to the loss is refused by name.
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
         let input = try ShapeRules.required(inputs, 0, node: name)
+        let target = outputs[0].dtype
         guard input.dtype.isFloatingPoint, target.isFloatingPoint else {
             throw OpError.unsupported(node: name, "gradient through a cast from \(input.dtype) to \(target): integers carry no gradient")
         }
