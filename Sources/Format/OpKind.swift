@@ -66,7 +66,8 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case `where`
 
     // MARK: Reductions and pooling
-    /// inputs: X; attrs: function "mean"|"sum"|"max"|"min"|"prod", axes (empty = all), keepDims =1.
+    /// inputs: X, axes? (plan-time i64, instead of the attribute); attrs: function
+    ///        "mean"|"sum"|"max"|"min"|"prod", axes (empty = all), keepDims =1.
     case reduce
     /// inputs: X [N,C,H,W]; attrs: kernelShape [2], strides, pads, dilations, ceilMode =0,
     ///        countIncludePad =0, autoPad.

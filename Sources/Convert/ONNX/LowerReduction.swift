@@ -37,13 +37,24 @@ enum LowerReduction {
         return attributes
     }
 
-    /// ReduceMean/Sum/Max/Min: axes are an attribute until the opset given by
-    /// `axesInputFrom` (13 for ReduceSum, 18 for the others) and a constant input from
-    /// then on. With no axes, noop_with_empty_axes=1 makes the node an identity.
+    /// ReduceMean/Sum/Max/Min/Prod: axes are an attribute until the opset given by
+    /// `axesInputFrom` (13 for ReduceSum, 18 for the others) and an input from then on —
+    /// a constant, or computed from shapes (reduce's plan-time second input). With no
+    /// axes, noop_with_empty_axes=1 makes the node an identity.
     static func reduce(_ function: ReduceAttributes.Function, axesInputFrom: Int) -> LoweringRule {
         { context, node in
             let input = try node.requiredInput(0)
             let output = try node.output()
+            let keepDims = try node.flag("keepdims", default: true)
+            if context.opset >= axesInputFrom, let axes = node.input(1), context.builder.constant(axes) == nil {
+                if try node.flag("noop_with_empty_axes", default: false) {
+                    throw LoweringFailure.unsupported("noop_with_empty_axes=1 with axes the graph computes "
+                                                      + "(whether they are empty, and nothing is reduced, is known only when planning)")
+                }
+                context.builder.emit(node.name, .reduce(ReduceAttributes(function: function, axes: [], keepDims: keepDims)),
+                                     inputs: [input, axes], outputs: [output])
+                return
+            }
             let axes = context.opset < axesInputFrom
                 ? try node.ints("axes")
                 : try context.constantInts(node, 1, role: "axes")
@@ -51,7 +62,7 @@ enum LowerReduction {
                 context.builder.alias(output, to: input, node: node.name)
                 return
             }
-            let attributes = ReduceAttributes(function: function, axes: axes ?? [], keepDims: try node.flag("keepdims", default: true))
+            let attributes = ReduceAttributes(function: function, axes: axes ?? [], keepDims: keepDims)
             context.builder.emit(node.name, .reduce(attributes), inputs: [input], outputs: [output])
         }
     }

@@ -2,18 +2,26 @@ import Format
 
 /// `reduce`: mean, sum, max, min or product over `axes` (empty = all), keeping reduced axes as
 /// size 1 when `keepDims` is 1. Floats and integers (integer mean truncates toward zero).
+/// A second input, when given, holds the axes instead (plan-time i64: ONNX's axes input
+/// computed from shapes, as expanded functions do). An axis of size 0 reduces to the
+/// function's identity (0, 1, −∞, +∞), as ONNX defines it; its mean is refused.
 public struct Reduction: Operator {
     let name: String
     let attributes: ReduceAttributes
 
+    /// The reduced axes: the second input's values when given, else the attribute.
+    func axes(_ inputs: [ValueFact?]) throws -> [Int] {
+        guard inputs.count > 1, inputs[1] != nil else { return attributes.axes }
+        return try ShapeRules.planTimeValue(inputs, 1, node: name).ints.map { Int($0) }
+    }
+
     /// Which axes of a `shape` are reduced, or throws for a bad or repeated axis.
-    private func reducedAxes(_ shape: [Int]) throws -> [Bool] {
-        if attributes.axes.isEmpty { return Array(repeating: true, count: shape.count) }
+    private func reducedAxes(_ shape: [Int], axes: [Int]) throws -> [Bool] {
+        if axes.isEmpty { return Array(repeating: true, count: shape.count) }
         var reduced = Array(repeating: false, count: shape.count)
-        for axis in attributes.axes {
+        for axis in axes {
             let normalized = try ShapeRules.axis(axis, rank: shape.count, node: name)
             guard !reduced[normalized] else { throw OpError.shape(node: name, "axis \(axis) is reduced twice") }
-            guard shape[normalized] > 0 else { throw OpError.shape(node: name, "reduces the empty axis \(axis) of \(shape)") }
             reduced[normalized] = true
         }
         return reduced
@@ -21,35 +29,49 @@ public struct Reduction: Operator {
 
     /// The output shape with reduced axes kept as 1, and the number of elements each
     /// output element reduces.
-    private func keptShape(_ shape: [Int]) throws -> (shape: [Int], reducedCount: Int) {
-        let reduced = try reducedAxes(shape)
+    private func keptShape(_ shape: [Int], axes: [Int]) throws -> (shape: [Int], reducedCount: Int) {
+        let reduced = try reducedAxes(shape, axes: axes)
         let kept = shape.indices.map { reduced[$0] ? 1 : shape[$0] }
-        return (kept, shape.indices.reduce(1) { reduced[$1] ? $0 * shape[$1] : $0 })
+        let reducedCount = shape.indices.reduce(1) { reduced[$1] ? $0 * shape[$1] : $0 }
+        guard reducedCount > 0 || attributes.function != .mean else {
+            throw OpError.shape(node: name, "takes the mean of no elements (axes \(axes) of \(shape))")
+        }
+        return (kept, reducedCount)
     }
 
-    private func outputShape(_ shape: [Int]) throws -> [Int] {
-        let reduced = try reducedAxes(shape)
-        return attributes.keepDims ? try keptShape(shape).shape : shape.indices.filter { !reduced[$0] }.map { shape[$0] }
+    /// What an empty reduction gives, the function's identity: 0 for sum, 1 for prod, −∞
+    /// for max, +∞ for min (mean has none and is refused).
+    var identity: Double {
+        switch attributes.function {
+        case .max: -.infinity
+        case .min: .infinity
+        case .prod: 1
+        case .mean, .sum: 0
+        }
+    }
+
+    private func outputShape(_ shape: [Int], axes: [Int]) throws -> [Int] {
+        let reduced = try reducedAxes(shape, axes: axes)
+        return attributes.keepDims ? try keptShape(shape, axes: axes).shape : shape.indices.filter { !reduced[$0] }.map { shape[$0] }
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        return [ValueFact(dtype: x.dtype, shape: try outputShape(x.shape))]
+        return [ValueFact(dtype: x.dtype, shape: try outputShape(x.shape, axes: try axes(inputs)))]
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
         guard let x = inputs.first ?? nil else { throw GraphError.missingInput(node: name, index: 0) }
-        let (kept, reducedCount) = try keptShape(x.shape)
-        let shape = try outputShape(x.shape)
+        let axes = try axes(inputs.map { $0.map(ValueFact.init) })
+        let (kept, reducedCount) = try keptShape(x.shape, axes: axes)
+        let shape = try outputShape(x.shape, axes: axes)
         // Input element i accumulates into output element destinations[i].
         let destinations = ShapeRules.broadcastSourceIndices(kept, to: x.shape)
         let outputCount = kept.reduce(1, *)
         switch x.elements {
         case .float(let values):
             // Double accumulation keeps the reference exact enough to judge fast kernels by.
-            let start: Double = attributes.function == .max ? -.infinity : attributes.function == .min ? .infinity
-                : attributes.function == .prod ? 1 : 0
-            var accumulators = [Double](repeating: start, count: outputCount)
+            var accumulators = [Double](repeating: identity, count: outputCount)
             for (value, destination) in zip(values, destinations) {
                 accumulators[destination] = combine(accumulators[destination], Double(value))
             }
@@ -82,7 +104,8 @@ public struct Reduction: Operator {
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let (kept, reducedCount) = try keptShape(x.shape)
+        let (kept, reducedCount) = try keptShape(x.shape, axes: try axes(inputs))
+        if x.count == 0 { return IdentityFill(value: Float(identity), count: outputs[0].count) }
         return ReductionKernel(reduction: self, reducedCount: reducedCount, integerInputs: !x.dtype.isFloatingPoint,
                                layout: BroadcastLayout(output: x.shape, inputs: [kept]))
     }
@@ -186,7 +209,7 @@ extension Reduction: Differentiable {
 
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let (kept, reducedCount) = try keptShape(x.shape)
+        let (kept, reducedCount) = try keptShape(x.shape, axes: try axes(inputs))
         switch attributes.function {
         case .mean, .sum, .max, .min: break
         case .prod: throw OpError.unsupported(node: name, "the gradient of a product reduction")
@@ -235,4 +258,12 @@ struct ReductionBackward: BackwardKernel {
             }
         }
     }
+}
+
+/// The result of reducing an empty input: every output element is the function's identity.
+struct IdentityFill: Kernel {
+    let value: Float
+    let count: Int
+
+    func run(_ io: KernelIO) { io.outputs[0].update(repeating: value, count: count) }
 }
