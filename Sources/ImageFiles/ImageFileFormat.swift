@@ -9,6 +9,14 @@ public enum ImageFileFormat: String, Sendable, CaseIterable {
     /// Every extension, for messages: ".png, .jpg or .jpeg".
     public static let extensionList = ".png, .jpg or .jpeg"
 
+    /// The extension files of this format are written with.
+    public var fileExtension: String {
+        switch self {
+        case .png: "png"
+        case .jpeg: "jpg"
+        }
+    }
+
     /// The format a path's extension names, or nil.
     public init?(path: String) {
         let name = path.split(separator: "/").last.map(String.init) ?? path

@@ -139,14 +139,15 @@ struct FolderReport {
             html += "<p class=\"error\">\(escape(message))</p>\n"
         }
         // Images only where there is an output: a file that failed to restore may not even decode.
-        guard FileManager.default.fileExists(atPath: outputFolder + "/" + item.name) else { return html + "</section>\n" }
-        var pictures = [("input", inputFolder), ("output", outputFolder)]
+        guard FileManager.default.fileExists(atPath: outputFolder + "/" + item.outputName) else { return html + "</section>\n" }
+        // (label, path): the output's name follows --format, the reference's the input's.
+        var pictures = [("input", inputFolder + "/" + item.name), ("output", outputFolder + "/" + item.outputName)]
         if let referenceFolder, FileManager.default.fileExists(atPath: referenceFolder + "/" + item.name) {
-            pictures.append(("reference", referenceFolder))
+            pictures.append(("reference", referenceFolder + "/" + item.name))
         }
         html += "<div class=\"row\">\n"
-        for (label, folder) in pictures {
-            let source = link(to: folder + "/" + item.name)
+        for (label, path) in pictures {
+            let source = link(to: path)
             html += "<figure><div class=\"frame\"><img src=\"\(source)\" alt=\"\(label) \(escape(item.name))\">"
             if let crop = item.crop {
                 html += String(format: "<div class=\"marker\" style=\"left:%.3f%%;top:%.3f%%;width:%.3f%%;height:%.3f%%\"></div>",
@@ -158,11 +159,11 @@ struct FolderReport {
         if let crop = item.crop {
             // The whole image scaled so that the crop fills the square, shifted so it shows.
             html += "<div class=\"row\">\n"
-            for (label, folder) in pictures {
+            for (label, path) in pictures {
                 html += String(format: "<figure><div class=\"zoom\"><img src=\"%@\" alt=\"%@ crop\" "
                                + "style=\"width:%.3f%%;height:%.3f%%;left:%.3f%%;top:%.3f%%\"></div>"
                                + "<figcaption>%@, enlarged</figcaption></figure>\n",
-                               link(to: folder + "/" + item.name), label, 100 / crop.width, 100 / crop.height,
+                               link(to: path), label, 100 / crop.width, 100 / crop.height,
                                -100 * crop.x / crop.width, -100 * crop.y / crop.height, label)
             }
             html += "</div>\n"

@@ -5,9 +5,10 @@ import Runtime
 
 /// Folder mode: `rrun MODEL IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]`.
 ///
-/// Every PNG in IN_DIR (not in subfolders, not hidden) is restored with the one loaded
-/// model into OUT_DIR under its own name, keeping its bit depth, colour type and alpha
-/// (as image mode does: the same `ImageRestoration`). Outputs are written atomically, so
+/// Every PNG and JPEG in IN_DIR (not in subfolders, not hidden) is restored with the one
+/// loaded model into OUT_DIR under its own name and in its own format, or in `--format`'s
+/// under its own stem; it keeps its bit depth, colour type and alpha as far as the output
+/// format holds them (as image mode does: the same `ImageRestoration`). Outputs are written atomically, so
 /// a file under an output's name is always complete; a rerun skips an output that exists
 /// and is not older than its input (`make`'s rule), which resumes an interrupted run (and
 /// deletes the temporary files that run was writing).
@@ -17,7 +18,9 @@ import Runtime
 ///
 /// Images run `jobs` at a time, each on its own session of the shared model with
 /// `threads / jobs` kernel threads (`defaultJobs` picks the split; BENCHMARKS.md,
-/// "Folder mode", has the measurements behind it).
+/// "Folder mode", has the measurements behind it) and `budget / jobs` bytes of the memory
+/// budget, so the images in flight together stay within `--max-memory` (each chooses its
+/// tiles to fit its share).
 struct FolderRestoration {
     let inputFolder: String
     let outputFolder: String
@@ -25,9 +28,14 @@ struct FolderRestoration {
     let reportPath: String?
     let jobs: Int?
     let threads: Int
+    /// Bytes all images in flight may hold together (`--max-memory`).
+    let budget: Int
+    /// The outputs' format (`--format`); nil: each input's own.
+    let format: ImageFileFormat?
     let verbose: Bool
-    /// A new restorer on its own session of the shared model, with `threads` kernel threads.
-    let makeRestoration: (_ threads: Int) throws -> ImageRestoration
+    /// A new restorer on its own session of the shared model, with `threads` kernel threads,
+    /// choosing tiles within `budget` bytes.
+    let makeRestoration: (_ threads: Int, _ budget: Int) throws -> ImageRestoration
 
     /// The name of the metrics file written into the output folder with `--ref`.
     static let metricsName = "metrics.csv"
@@ -57,7 +65,7 @@ struct FolderRestoration {
             == URL(fileURLWithPath: b).resolvingSymlinksInPath().standardizedFileURL
     }
 
-    /// The PNG files directly in `folder`, by name.
+    /// The image files (PNG, JPEG) directly in `folder`, by name.
     static func imageNames(in folder: String) throws -> [String] {
         let names: [String]
         do {
@@ -65,7 +73,29 @@ struct FolderRestoration {
         } catch {
             throw ValidationError("cannot list \(folder): \(error.localizedDescription)")
         }
-        return names.filter { !$0.hasPrefix(".") && $0.lowercased().hasSuffix(".png") }.sorted()
+        return names.filter { !$0.hasPrefix(".") && ImageFileFormat(path: $0) != nil }.sorted()
+    }
+
+    /// The name `input`'s output gets: its own, or its stem with `format`'s extension when
+    /// that is another format.
+    static func outputName(_ input: String, format: ImageFileFormat?) -> String {
+        guard let format, ImageFileFormat(path: input) != format else { return input }
+        let stem = input.lastIndex(of: ".").map { String(input[..<$0]) } ?? input
+        return stem + "." + format.fileExtension
+    }
+
+    /// Refuses, before any work, two inputs whose outputs would have one name
+    /// (`a.png` and `a.jpg` with `--format png`).
+    static func checkDistinctOutputs(_ names: [String], format: ImageFileFormat?) throws {
+        var inputOf: [String: String] = [:]
+        for name in names {
+            let output = outputName(name, format: format)
+            if let other = inputOf[output] {
+                throw ValidationError("\(other) and \(name) would both be written as \(output); "
+                                      + "give --format to keep their own formats, or rename one")
+            }
+            inputOf[output] = name
+        }
     }
 
     /// What became of one image.
@@ -80,6 +110,8 @@ struct FolderRestoration {
     /// One image's result, for metrics.csv and the report.
     struct Item {
         let name: String
+        /// The output file's name in the output folder.
+        let outputName: String
         var outcome: Outcome = .restored
         var quality: QualityPair?
         /// Where the report zooms in, as fractions of the image's size.
@@ -89,7 +121,8 @@ struct FolderRestoration {
 
     func run() throws {
         let names = try Self.imageNames(in: inputFolder)
-        guard !names.isEmpty else { throw ValidationError("\(inputFolder) holds no .png files") }
+        guard !names.isEmpty else { throw ValidationError("\(inputFolder) holds no \(ImageFileFormat.extensionList) files") }
+        try Self.checkDistinctOutputs(names, format: format)
         do {
             try FileManager.default.createDirectory(atPath: outputFolder, withIntermediateDirectories: true)
         } catch {
@@ -102,14 +135,16 @@ struct FolderRestoration {
         // Complete outputs are only read back to measure them; pending images come after,
         // so the progress bar's time estimate counts restorations alone.
         let order = names.indices.filter { complete[$0] && measuring } + names.indices.filter { !complete[$0] }
-        let pendingPixels = names.indices.filter { !complete[$0] }.map { Self.pngPixels(inputPath(names[$0])) }
+        let pendingPixels = names.indices.filter { !complete[$0] }.map { Self.imagePixels(inputPath(names[$0])) }
         let jobs = min(self.jobs ?? Self.defaultJobs(pixels: pendingPixels, threads: threads), max(order.count, 1))
         let kernelThreads = max(1, threads / jobs)
+        let jobBudget = budget / jobs
         if verbose {
-            print("\(names.count) images, \(pending) to restore: \(jobs) at a time × \(kernelThreads) kernel threads")
+            print("\(names.count) images, \(pending) to restore: \(jobs) at a time × \(kernelThreads) kernel threads, "
+                  + "\(MemoryLimitError.format(jobBudget)) of the memory budget each")
         }
 
-        var items = names.map { Item(name: $0, outcome: .alreadyComplete) }
+        var items = names.map { Item(name: $0, outputName: Self.outputName($0, format: format), outcome: .alreadyComplete) }
         let lock = NSLock()
         var next = 0
         var restored = 0
@@ -122,15 +157,18 @@ struct FolderRestoration {
                     return next < order.count ? order[next] : nil
                 }
                 guard let index else { return }
-                var item = Item(name: names[index])
+                var item = Item(name: names[index], outputName: Self.outputName(names[index], format: format))
+                var notes: (warning: String?, tiling: String?) = (nil, nil)
                 do {
-                    if restoration == nil { restoration = try makeRestoration(kernelThreads) }
-                    item = try process(names[index], complete: complete[index], restoration: restoration!)
+                    if restoration == nil { restoration = try makeRestoration(kernelThreads, jobBudget) }
+                    (item, notes.warning, notes.tiling) = try process(names[index], complete: complete[index], restoration: restoration!)
                 } catch {
                     item.outcome = .failed(describe(error, file: inputPath(names[index])))
                 }
                 lock.withLock {
                     items[index] = item
+                    if let tiling = notes.tiling, verbose { print("\(names[index]): \(tiling)") }
+                    if let warning = notes.warning { progress.interrupt(with: "rrun: warning: \(warning)") }
                     if case .failed(let message) = item.outcome { progress.interrupt(with: "rrun: error: \(message)") }
                     if !complete[index] {
                         restored += 1
@@ -170,25 +208,48 @@ struct FolderRestoration {
     /// The largest image (width × height) that `defaultJobs` counts as small.
     static let smallImagePixels = 512 * 512
 
-    /// Width × height from a PNG's IHDR chunk (the first, right after the signature), or 0
-    /// when the file is too short to have one (it fails later, when it is decoded).
-    static func pngPixels(_ path: String) -> Int {
+    /// Width × height from an image file's header without decoding it, or 0 when the
+    /// header is not there (the file fails later, when it is decoded).
+    static func imagePixels(_ path: String) -> Int {
         guard let handle = FileHandle(forReadingAtPath: path) else { return 0 }
         defer { try? handle.close() }
-        guard let header = try? handle.read(upToCount: 24), header.count == 24 else { return 0 }
+        guard let header = try? handle.read(upToCount: jpegHeaderSearch) else { return 0 }
         let bytes = [UInt8](header)
-        let number = { (at: Int) in bytes[at..<at + 4].reduce(0) { $0 << 8 | Int($1) } }
-        return number(16) * number(20)
+        let number = { (at: Int, size: Int) in bytes[at..<at + size].reduce(0) { $0 << 8 | Int($1) } }
+        switch ImageFileFormat(path: path) {
+        case .png:
+            // IHDR is the first chunk, right after the signature.
+            return bytes.count >= 24 ? number(16, 4) * number(20, 4) : 0
+        case .jpeg:
+            // Segments from after SOI (FFD8) to the first start of frame: FFC0…FFCF except the
+            // Huffman (C4), arithmetic-coding (CC) and reserved (C8) markers; its height and
+            // width follow the segment length and precision.
+            var at = 2
+            while at + 9 <= bytes.count, bytes[at] == 0xFF {
+                let marker = bytes[at + 1]
+                if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
+                    return number(at + 5, 2) * number(at + 7, 2)
+                }
+                at += 2 + number(at + 2, 2)
+            }
+            return 0
+        case nil:
+            return 0
+        }
     }
 
+    /// How far into a JPEG its start of frame is looked for: past the EXIF and ICC segments
+    /// cameras put first (each at most 64 KiB).
+    static let jpegHeaderSearch = 1 << 18
+
     private func inputPath(_ name: String) -> String { inputFolder + "/" + name }
-    private func outputPath(_ name: String) -> String { outputFolder + "/" + name }
+    private func outputPath(_ name: String) -> String { outputFolder + "/" + Self.outputName(name, format: format) }
 
     /// Deletes the temporary files a killed run left in the output folder: ImageFiles writes
     /// `.<name>.<pid>-<attempt>-<random>.tmp` beside `<name>`, so one for an output name whose
     /// process no longer exists will never be renamed into place.
     private func removeAbandonedTemporaries(of names: [String]) {
-        let outputs = Set(names)
+        let outputs = Set(names.map { Self.outputName($0, format: format) })
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: outputFolder)) ?? [] {
             guard entry.hasPrefix("."), entry.hasSuffix(".tmp") else { continue }
             let parts = entry.dropFirst().dropLast(4).split(separator: ".")
@@ -212,29 +273,38 @@ struct FolderRestoration {
     }
 
     /// Restores (or, when complete, reads back) one image, measures it against its
-    /// reference and picks the report's crop.
-    private func process(_ name: String, complete: Bool, restoration: ImageRestoration) throws -> Item {
-        var item = Item(name: name, outcome: complete ? .alreadyComplete : .restored)
-        let input = try PixelImage.readPNG(path: inputPath(name))
-        let output: PixelImage
+    /// reference and picks the report's crop; also says what a JPEG output left out and the
+    /// tiles chosen.
+    private func process(_ name: String, complete: Bool, restoration: ImageRestoration) throws
+        -> (Item, warning: String?, tiling: String?) {
+        var item = Item(name: name, outputName: Self.outputName(name, format: format),
+                        outcome: complete ? .alreadyComplete : .restored)
+        let input = try PixelImage.read(path: inputPath(name))
+        var output: PixelImage
+        var warning: String?, tiling: Restorer.Tiling?
         if complete {
-            output = try PixelImage.readPNG(path: outputPath(name))
+            output = try PixelImage.read(path: outputPath(name))
         } else {
-            output = try restoration.restore(input)
-            try output.writePNG(path: outputPath(name))
+            tiling = try restoration.tiling(for: input)
+            output = try restoration.restore(input, tiling: tiling!)
+            if ImageFileFormat(path: item.outputName) == .jpeg, let loss = output.jpegLoss {
+                warning = "\(outputPath(name)): JPEG cannot hold \(loss); it is left out (give --format png to keep it)"
+                output = output.jpegCompatible()
+            }
+            try output.write(path: outputPath(name))
         }
         if reportPath != nil { item.crop = ZoomCrop(mostDetailIn: output, inputWidth: input.width, inputHeight: input.height) }
         if let referenceFolder {
             let path = referenceFolder + "/" + name
             do {
                 item.quality = try ImageRestoration.measure(input: input, output: output,
-                                                            reference: try PixelImage.readPNG(path: path), referencePath: path)
+                                                            reference: try PixelImage.read(path: path), referencePath: path)
             } catch {
                 // The output is written; only its measurement failed.
                 item.outcome = .failed(describe(error, file: path))
             }
         }
-        return item
+        return (item, warning, tiling?.description)
     }
 
     /// The error's text, starting with `file` unless it names it already.
@@ -282,9 +352,9 @@ extension RRun.Restore {
         guard let output else { throw ValidationError("folder mode needs -o OUT_DIR") }
         try FolderRestoration(
             inputFolder: inputs[0], outputFolder: output, referenceFolder: ref, reportPath: report, jobs: jobs,
-            threads: threads, verbose: verbose,
-            makeRestoration: { threads in
-                try imageRestoration(Session(model: model, threads: threads), extraInputs: extraInputs)
+            threads: threads, budget: try memoryBudget(), format: format, verbose: verbose,
+            makeRestoration: { threads, budget in
+                try imageRestoration(Session(model: model, threads: threads), extraInputs: extraInputs, budget: budget)
             }
         ).run()
     }

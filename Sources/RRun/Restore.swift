@@ -4,17 +4,26 @@ import Format
 import ImageFiles
 import Runtime
 
+extension ImageFileFormat: ExpressibleByArgument {
+    /// "png", "jpeg" or "jpg".
+    public init?(argument: String) {
+        self.init(path: "image." + argument)
+    }
+
+    public static var allValueStrings: [String] { ["png", "jpeg"] }
+}
+
 extension RRun {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Restore a PNG or JPEG image or a folder of PNGs, or run the model on .npy tensors.")
+            abstract: "Restore a PNG or JPEG image or a folder of them, or run the model on .npy tensors.")
 
         @Argument(help: "The converted model (.rgraph).")
         var model: String
 
         @Argument(help: """
-            IN.png or IN.jpg (image mode), a folder of PNGs (folder mode) or X.npy (tensor mode: \
+            IN.png or IN.jpg (image mode), a folder of PNGs and JPEGs (folder mode) or X.npy (tensor mode: \
             the first input), then NAME=FILE.npy for other inputs (in image mode too, e.g. a \
             conditioning vector).
             """)
@@ -26,6 +35,13 @@ extension RRun {
             Folder mode: the output folder.
             """)
         var output: String?
+
+        @Option(help: """
+            The output format, png or jpeg: in folder mode each output is written in it under its \
+            input's stem (default: each input's own format); in image mode it names the default \
+            output's extension (-o's extension decides otherwise).
+            """)
+        var format: ImageFileFormat?
 
         @Flag(help: "Overwrite an existing output (image mode's default name) or the input itself.")
         var force = false
@@ -101,6 +117,9 @@ extension RRun {
                     throw ValidationError("image mode writes \(ImageFileFormat.extensionList), not '\(output)'; "
                                           + "tensors come out of tensor mode (an .npy input)")
                 }
+                if let output, let format, ImageFileFormat(path: output) != format {
+                    throw ValidationError("-o \(output) is not a \(format.rawValue) file, as --format \(format.rawValue) asks")
+                }
                 guard outputs == nil else { throw ValidationError("--outputs is for tensor mode") }
             } else {
                 guard first.lowercased().hasSuffix(".npy") else {
@@ -111,6 +130,7 @@ extension RRun {
                     throw ValidationError("tensor mode writes .npy, not '\(output)'; images come out of image mode (an image input)")
                 }
                 guard ref == nil else { throw ValidationError("--ref is for image mode") }
+                guard format == nil else { throw ValidationError("--format is for image and folder mode; tensor mode writes .npy") }
             }
         }
 
@@ -177,7 +197,9 @@ extension RRun {
             } else {
                 let url = URL(fileURLWithPath: input)
                 let stem = url.deletingPathExtension().lastPathComponent
-                destination = url.deletingLastPathComponent().appendingPathComponent("\(stem).restored.\(url.pathExtension)").path
+                let suffix = format.map { ImageFileFormat(path: input) == $0 ? url.pathExtension : $0.fileExtension }
+                    ?? url.pathExtension
+                destination = url.deletingLastPathComponent().appendingPathComponent("\(stem).restored.\(suffix)").path
                 if !force && FileManager.default.fileExists(atPath: destination) {
                     throw ValidationError("\(destination) exists; give --force to overwrite it, or -o to write elsewhere")
                 }
@@ -249,11 +271,17 @@ extension RRun {
             print("wrote \(destination) (\(result.width)×\(result.height))")
         }
 
-        /// The restorer with this command's tile, overlap, memory budget and extra inputs.
-        func imageRestoration(_ session: Session, extraInputs: [String: HostTensor]) throws -> ImageRestoration {
+        /// The restorer with this command's tile, overlap and extra inputs, choosing tiles
+        /// within `budget` bytes (default: the whole `--max-memory`).
+        func imageRestoration(_ session: Session, extraInputs: [String: HostTensor], budget: Int? = nil) throws
+            -> ImageRestoration {
             ImageRestoration(restorer: try Runtime.Restorer(session: session), tile: tile, overlap: overlap,
-                             budget: try maxMemory.map(Self.byteCount) ?? MemoryLimit.defaultImageBudget,
-                             extraInputs: extraInputs)
+                             budget: try budget ?? memoryBudget(), extraInputs: extraInputs)
+        }
+
+        /// `--max-memory` in bytes, or the default budget.
+        func memoryBudget() throws -> Int {
+            try maxMemory.map(Self.byteCount) ?? MemoryLimit.defaultImageBudget
         }
 
         /// "label: PSNR xx.xx dB  SSIM 0.xxxx".

@@ -4,8 +4,8 @@ import Runtime
 import TestSupport
 import XCTest
 
-/// `rrun MODEL IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]`: every PNG of a
-/// folder, as image mode would restore it one by one.
+/// `rrun MODEL IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]`: every PNG and
+/// JPEG of a folder, as image mode would restore it one by one.
 final class FolderModeTests: CommandLineTestCase {
     /// A PNG of seeded random samples under `folder`.
     @discardableResult
@@ -114,10 +114,120 @@ final class FolderModeTests: CommandLineTestCase {
         assertFails(try run("rrun", [model, path("in"), "-o", path("out"), "--ref", path("ref/a.png")]),
                     mentioning: "is not a folder")
         try FileManager.default.createDirectory(atPath: path("empty"), withIntermediateDirectories: true)
-        assertFails(try run("rrun", [model, path("empty"), "-o", path("out")]), mentioning: "holds no .png files")
+        assertFails(try run("rrun", [model, path("empty"), "-o", path("out")]), mentioning: "holds no .png, .jpg or .jpeg files")
         assertFails(try run("rrun", [model, path("in/a.png"), "-o", path("x.png"), "--report", path("r.html")]),
                     mentioning: "folder mode")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("out/a.png")))
+    }
+
+    /// A JPEG of seeded random samples under `folder`.
+    private func writeJPEG(_ folder: String, _ name: String, width: Int, height: Int, seed: UInt64) throws {
+        var random = SplitMix64(seed: seed)
+        let samples = (0..<width * height * 3).map { _ in Float(random.next() % 1000) / 999 }
+        try FileManager.default.createDirectory(atPath: path(folder), withIntermediateDirectories: true)
+        try PixelImage(width: width, height: height, bitDepth: 8, colorType: .rgb, samples: samples)
+            .writeJPEG(path: path(folder + "/" + name))
+    }
+
+    private func bytes(_ file: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: path(file))))
+    }
+
+    /// The line image mode's -v prints for the tiles it chose.
+    private func tilingLine(_ stdout: String) -> String? {
+        stdout.split(separator: "\n").first { $0.hasPrefix("tiles ") }.map(String.init)
+    }
+
+    func testFolderModeTakesJPEGsAndSharesTheMemoryBudgetAmongItsJobs() throws {
+        let model = try convertedDnCNN()
+        try writeImage("in", "a.png", width: 40, height: 36, seed: 1)
+        try writeJPEG("in", "d.jpg", width: 32, height: 28, seed: 2)
+        try writeImage("in", "e.png", width: 24, height: 20, colorType: .rgba, seed: 3)
+        let outcome = try run("rrun", [model, path("in"), "-o", path("out"), "--jobs", "2", "--threads", "2",
+                                       "--max-memory", "64M", "-v"])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        // Two images in flight hold half of --max-memory each, so together they stay within it.
+        XCTAssertTrue(outcome.stdout.contains("3 to restore: 2 at a time × 1 kernel threads, 32.0 MiB of the memory budget each"),
+                      outcome.stdout)
+        XCTAssertEqual(try contents("out"), ["a.png", "d.jpg", "e.png"])
+        XCTAssertEqual(Array(try bytes("out/d.jpg").prefix(2)), [0xFF, 0xD8], "a JPEG in, a JPEG out")
+        for name in ["a.png", "d.jpg", "e.png"] {
+            // Each image chose its tiles from its share: image mode given that share picks the
+            // same tiles and writes the same bytes.
+            let alone = try run("rrun", [model, path("in/" + name), "-o", path("single-" + name), "--max-memory", "32M", "-v"])
+            XCTAssertEqual(alone.status, 0, alone.stderr)
+            let tiling = try XCTUnwrap(tilingLine(alone.stdout), alone.stdout)
+            XCTAssertTrue(tiling.hasSuffix("of the 32.0 MiB memory budget"), tiling)
+            XCTAssertTrue(outcome.stdout.contains("\(name): \(tiling)\n"), "\(name): \(outcome.stdout)")
+            XCTAssertEqual(try bytes("out/" + name), try bytes("single-" + name), name)
+        }
+
+        // Given --max-memory without --jobs, one job (large images, or one kernel thread) has all of it.
+        let one = try run("rrun", [model, path("in"), "-o", path("out1"), "--threads", "1", "--max-memory", "64M", "-v"])
+        XCTAssertEqual(one.status, 0, one.stderr)
+        XCTAssertTrue(one.stdout.contains("1 at a time × 1 kernel threads, 64.0 MiB of the memory budget each"), one.stdout)
+    }
+
+    /// How many images run at once follows their sizes read from the headers, JPEG's start
+    /// of frame as PNG's IHDR, also past an EXIF segment. The files are cut short after their
+    /// headers, so they fail quickly once decoded; the choice is printed before.
+    func testJobsFollowJPEGSizesReadFromTheirHeaders() throws {
+        let model = try convertedDnCNN()
+        for (folder, side) in [("small", 64), ("large", 600)] {
+            for name in ["p.jpg", "q.jpg"] {
+                try writeJPEG("whole", name, width: side, height: side, seed: 5)
+                let jpeg = try bytes("whole/" + name)
+                let exif: [UInt8] = [0xFF, 0xE1, 0x00, 0x10] + Array("Exif".utf8) + [UInt8](repeating: 0, count: 10)
+                try FileManager.default.createDirectory(atPath: path(folder), withIntermediateDirectories: true)
+                try Data(jpeg.prefix(2) + exif + jpeg.dropFirst(2).prefix(700))
+                    .write(to: URL(fileURLWithPath: path(folder + "/" + name)))
+            }
+            let outcome = try run("rrun", [model, path(folder), "-o", path("out-" + folder), "--threads", "2", "-v"])
+            XCTAssertNotEqual(outcome.status, 0, "the files are cut short")
+            XCTAssertTrue(outcome.stdout.contains("2 to restore: \(side == 64 ? 2 : 1) at a time"), folder + ": " + outcome.stdout)
+        }
+    }
+
+    func testFolderModeWritesTheFormatAskedForUnderEachInputsStem() throws {
+        let model = try convertedDnCNN()
+        try writeJPEG("in", "d.jpg", width: 32, height: 28, seed: 2)
+        try writeImage("in", "e.png", width: 24, height: 20, colorType: .rgba, seed: 3)
+        let png = try run("rrun", [model, path("in"), "-o", path("png"), "--format", "png", "--report", path("report.html")])
+        XCTAssertEqual(png.status, 0, png.stderr)
+        XCTAssertEqual(try contents("png"), ["d.png", "e.png"])
+        let restored = try PixelImage.readPNG(path: path("png/d.png"))
+        XCTAssertEqual([restored.width, restored.height], [32, 28])
+        // The report shows each output under its own name beside the input under the input's.
+        let page = try String(contentsOfFile: path("report.html"), encoding: .utf8)
+        XCTAssertTrue(page.contains("src=\"png/d.png\"") && page.contains("src=\"in/d.jpg\""), page)
+
+        // JPEG holds no alpha: the output keeps the colour and says so.
+        let jpeg = try run("rrun", [model, path("in"), "-o", path("jpeg"), "--format", "jpg"])
+        XCTAssertEqual(jpeg.status, 0, jpeg.stderr)
+        XCTAssertEqual(try contents("jpeg"), ["d.jpg", "e.jpg"])
+        XCTAssertTrue(jpeg.stderr.contains("e.jpg: JPEG cannot hold its alpha channel"), jpeg.stderr)
+        XCTAssertEqual(try PixelImage.readJPEG(path: path("jpeg/e.jpg")).colorType, .rgb)
+        // A rerun finds the outputs under their new names complete.
+        let again = try run("rrun", [model, path("in"), "-o", path("jpeg"), "--format", "jpeg"])
+        XCTAssertTrue(again.stdout.contains("restored 0, already complete 2, failed 0 of 2 images"), again.stdout)
+
+        // Two inputs that would share an output name are refused before any work.
+        try writeImage("in", "d.png", width: 8, height: 8, seed: 4)
+        assertFails(try run("rrun", [model, path("in"), "-o", path("clash"), "--format", "png"]),
+                    mentioning: "d.jpg and d.png would both be written as d.png")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path("clash")))
+        assertFails(try run("rrun", [model, path("in"), "-o", path("clash"), "--format", "webm"]), mentioning: "--format")
+    }
+
+    func testImageModeNamesItsDefaultOutputAfterTheFormatAskedFor() throws {
+        let model = try convertedDnCNN()
+        try writeImage("in", "a.png", width: 20, height: 18, seed: 1)
+        let outcome = try run("rrun", [model, path("in/a.png"), "--format", "jpeg"])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        XCTAssertTrue(outcome.stdout.contains("wrote \(path("in/a.restored.jpg"))"), outcome.stdout)
+        XCTAssertEqual(Array(try bytes("in/a.restored.jpg").prefix(2)), [0xFF, 0xD8])
+        assertFails(try run("rrun", [model, path("in/a.png"), "-o", path("x.png"), "--format", "jpeg"]),
+                    mentioning: "is not a jpeg file")
     }
 
     /// The report in Debian's chromium, headless: a script added in front of the page
