@@ -4,7 +4,7 @@
 # opens it in (the demo and `make install` do not need it).
 # Skips apt entirely when everything is already there.
 set -euo pipefail
-packages=(libprotobuf-c-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev pkg-config make gcc python3 python3-venv)
+packages=(libprotobuf-c-dev libopenblas-dev libpng-dev libjpeg62-turbo-dev libwebp-dev pkg-config make gcc python3 python3-venv)
 case "${1:-}" in
   --tests) packages+=(chromium) ;;
   "") ;;

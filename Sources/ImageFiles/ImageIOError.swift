@@ -1,4 +1,4 @@
-/// Why a PNG or JPEG could not be read or written; every case names the file (or
+/// Why a PNG, JPEG or WebP could not be read or written; every case names the file (or
 /// "<memory>" for bytes that came from no file).
 public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     /// The bytes do not start with the PNG signature; `found` is what they look like.
@@ -9,6 +9,12 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
     case corruptJPEG(file: String, detail: String)
     /// A JPEG this code does not read (CMYK), or an image JPEG cannot hold (alpha, 16 bits).
     case unsupportedJPEG(file: String, detail: String)
+    /// The bytes do not start with a RIFF header of form WEBP.
+    case notWebP(file: String, found: FileKind)
+    /// libwebp refused the content (a malformed header, cut short or corrupt image data).
+    case corruptWebP(file: String, detail: String)
+    /// A WebP this code does not read (an animation), or an image WebP cannot hold (16 bits).
+    case unsupportedWebP(file: String, detail: String)
     /// The path's extension names no image format this code reads or writes.
     case unknownFormat(file: String)
     /// The data ends before the image does (or is too short to hold the declared size).
@@ -31,6 +37,9 @@ public enum ImageIOError: Error, Equatable, CustomStringConvertible {
         case .notJPEG(let file, let found): "\(file): not a JPEG file: expected the FF D8 FF start marker, found \(found)"
         case .corruptJPEG(let file, let detail): "\(file): corrupt JPEG (\(detail))"
         case .unsupportedJPEG(let file, let detail): "\(file): unsupported JPEG (\(detail))"
+        case .notWebP(let file, let found): "\(file): not a WebP file: expected a RIFF header of form WEBP, found \(found)"
+        case .corruptWebP(let file, let detail): "\(file): corrupt WebP (\(detail))"
+        case .unsupportedWebP(let file, let detail): "\(file): unsupported WebP (\(detail))"
         case .unknownFormat(let file):
             "\(file): unknown image format: expected a name ending in \(ImageFileFormat.extensionList)"
         case .truncated(let file, let detail): "\(file): truncated PNG (\(detail))"

@@ -70,14 +70,7 @@ extension PixelImage {
 
     /// A copy JPEG can hold: alpha dropped, samples rounded to 8 bits.
     public func jpegCompatible() -> PixelImage {
-        guard jpegLoss != nil else { return self }
-        let channels = colorType.channels, kept = colorType.isGray ? 1 : 3
-        let values = samples
-        var colour = [Float](repeating: 0, count: width * height * kept)
-        for pixel in 0..<(width * height) {
-            for c in 0..<kept { colour[pixel * kept + c] = values[pixel * channels + c] }
-        }
-        return PixelImage(width: width, height: height, bitDepth: 8, colorType: kept == 1 ? .gray : .rgb, samples: colour)
+        jpegLoss == nil ? self : eightBit(keepingAlpha: false)
     }
 
     private func withEncodedJPEG<Result>(name: String, quality: Int,

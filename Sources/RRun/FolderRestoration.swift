@@ -5,7 +5,7 @@ import Runtime
 
 /// Folder mode: `rrun MODEL IN_DIR -o OUT_DIR [--ref REF_DIR] [--report REPORT.html]`.
 ///
-/// Every PNG and JPEG in IN_DIR (not in subfolders, not hidden) is restored with the one
+/// Every PNG, JPEG and WebP in IN_DIR (not in subfolders, not hidden) is restored with the one
 /// loaded model into OUT_DIR under its own name and in its own format, or in `--format`'s
 /// under its own stem; it keeps its bit depth, colour type and alpha as far as the output
 /// format holds them (as image mode does: the same `ImageRestoration`). Outputs are written atomically, so
@@ -214,28 +214,7 @@ struct FolderRestoration {
         guard let handle = FileHandle(forReadingAtPath: path) else { return 0 }
         defer { try? handle.close() }
         guard let header = try? handle.read(upToCount: jpegHeaderSearch) else { return 0 }
-        let bytes = [UInt8](header)
-        let number = { (at: Int, size: Int) in bytes[at..<at + size].reduce(0) { $0 << 8 | Int($1) } }
-        switch ImageFileFormat(path: path) {
-        case .png:
-            // IHDR is the first chunk, right after the signature.
-            return bytes.count >= 24 ? number(16, 4) * number(20, 4) : 0
-        case .jpeg:
-            // Segments from after SOI (FFD8) to the first start of frame: FFC0…FFCF except the
-            // Huffman (C4), arithmetic-coding (CC) and reserved (C8) markers; its height and
-            // width follow the segment length and precision.
-            var at = 2
-            while at + 9 <= bytes.count, bytes[at] == 0xFF {
-                let marker = bytes[at + 1]
-                if (0xC0...0xCF).contains(marker) && ![0xC4, 0xC8, 0xCC].contains(marker) {
-                    return number(at + 5, 2) * number(at + 7, 2)
-                }
-                at += 2 + number(at + 2, 2)
-            }
-            return 0
-        case nil:
-            return 0
-        }
+        return ImageFileFormat(path: path).map { PixelImage.pixelCount(header: [UInt8](header), format: $0) } ?? 0
     }
 
     /// How far into a JPEG its start of frame is looked for: past the EXIF and ICC segments
@@ -287,9 +266,9 @@ struct FolderRestoration {
         } else {
             tiling = try restoration.tiling(for: input)
             output = try restoration.restore(input, tiling: tiling!)
-            if ImageFileFormat(path: item.outputName) == .jpeg, let loss = output.jpegLoss {
-                warning = "\(outputPath(name)): JPEG cannot hold \(loss); it is left out (give --format png to keep it)"
-                output = output.jpegCompatible()
+            if let outputFormat = ImageFileFormat(path: item.outputName), let loss = output.loss(in: outputFormat) {
+                warning = "\(outputPath(name)): \(outputFormat.name) cannot hold \(loss); it is left out (give --format png to keep it)"
+                output = output.compatible(with: outputFormat)
             }
             try output.write(path: outputPath(name))
         }

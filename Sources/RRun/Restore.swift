@@ -5,39 +5,39 @@ import ImageFiles
 import Runtime
 
 extension ImageFileFormat: ExpressibleByArgument {
-    /// "png", "jpeg" or "jpg".
+    /// "png", "jpeg", "jpg" or "webp".
     public init?(argument: String) {
         self.init(path: "image." + argument)
     }
 
-    public static var allValueStrings: [String] { ["png", "jpeg"] }
+    public static var allValueStrings: [String] { ["png", "jpeg", "webp"] }
 }
 
 extension RRun {
     struct Restore: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "run",
-            abstract: "Restore a PNG or JPEG image or a folder of them, or run the model on .npy tensors.")
+            abstract: "Restore a PNG, JPEG or WebP image or a folder of them, or run the model on .npy tensors.")
 
         @Argument(help: "The converted model (.rgraph).")
         var model: String
 
         @Argument(help: """
-            IN.png or IN.jpg (image mode), a folder of PNGs and JPEGs (folder mode) or X.npy (tensor mode: \
+            IN.png, IN.jpg or IN.webp (image mode), a folder of such images (folder mode) or X.npy (tensor mode: \
             the first input), then NAME=FILE.npy for other inputs (in image mode too, e.g. a \
             conditioning vector).
             """)
         var inputs: [String]
 
         @Option(name: .shortAndLong, help: """
-            Output file. Image mode: .png, .jpg or .jpeg, the format its extension names \
+            Output file. Image mode: .png, .jpg, .jpeg or .webp, the format its extension names \
             (default: IN.restored.EXT beside the input). Tensor mode: OUT.npy (the first output). \
             Folder mode: the output folder.
             """)
         var output: String?
 
         @Option(help: """
-            The output format, png or jpeg: in folder mode each output is written in it under its \
+            The output format, png, jpeg or webp: in folder mode each output is written in it under its \
             input's stem (default: each input's own format); in image mode it names the default \
             output's extension (-o's extension decides otherwise).
             """)
@@ -245,9 +245,9 @@ extension RRun {
             }
             let tiling = try restoration.tiling(for: image)
             if verbose { print(tiling) }
-            let writesJPEG = destination.map { ImageFileFormat(path: $0) == .jpeg } ?? false
-            if let destination, writesJPEG, let loss = image.jpegLoss {
-                warn("\(destination): JPEG cannot hold \(loss); it is left out (write a .png to keep it)")
+            let outputFormat = destination.flatMap { ImageFileFormat(path: $0) }
+            if let destination, let outputFormat, let loss = image.loss(in: outputFormat) {
+                warn("\(destination): \(outputFormat.name) cannot hold \(loss); it is left out (write a .png to keep it)")
             }
             let progress = ProgressBar(label: "tiles")
             let start = Date()
@@ -267,7 +267,7 @@ extension RRun {
                 print(qualityLine("output", quality.output))
             }
             guard let destination else { return }
-            try (writesJPEG ? result.jpegCompatible() : result).write(path: destination)
+            try (outputFormat.map { result.compatible(with: $0) } ?? result).write(path: destination)
             print("wrote \(destination) (\(result.width)×\(result.height))")
         }
 

@@ -114,7 +114,7 @@ final class FolderModeTests: CommandLineTestCase {
         assertFails(try run("rrun", [model, path("in"), "-o", path("out"), "--ref", path("ref/a.png")]),
                     mentioning: "is not a folder")
         try FileManager.default.createDirectory(atPath: path("empty"), withIntermediateDirectories: true)
-        assertFails(try run("rrun", [model, path("empty"), "-o", path("out")]), mentioning: "holds no .png, .jpg or .jpeg files")
+        assertFails(try run("rrun", [model, path("empty"), "-o", path("out")]), mentioning: "holds no .png, .jpg, .jpeg or .webp files")
         assertFails(try run("rrun", [model, path("in/a.png"), "-o", path("x.png"), "--report", path("r.html")]),
                     mentioning: "folder mode")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("out/a.png")))
@@ -217,6 +217,31 @@ final class FolderModeTests: CommandLineTestCase {
                     mentioning: "d.jpg and d.png would both be written as d.png")
         XCTAssertFalse(FileManager.default.fileExists(atPath: path("clash")))
         assertFails(try run("rrun", [model, path("in"), "-o", path("clash"), "--format", "webm"]), mentioning: "--format")
+    }
+
+    func testWebPInAndOutInFolderAndImageMode() throws {
+        let model = try convertedDnCNN()
+        try writeImage("in", "a.png", width: 20, height: 18, bitDepth: 16, seed: 1)
+        var random = SplitMix64(seed: 6)
+        let samples = (0..<22 * 16 * 4).map { _ in Float(random.next() % 1000) / 999 }
+        try PixelImage(width: 22, height: 16, bitDepth: 8, colorType: .rgba, samples: samples).writeWebP(path: path("in/w.webp"))
+        let outcome = try run("rrun", [model, path("in"), "-o", path("out")])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        XCTAssertEqual(try contents("out"), ["a.png", "w.webp"])
+        let restored = try PixelImage.readWebP(path: path("out/w.webp"))
+        XCTAssertEqual([restored.width, restored.height], [22, 16])
+        XCTAssertEqual(restored.colorType, .rgba, "alpha kept")
+        let alone = try run("rrun", [model, path("in/w.webp"), "-o", path("single.webp")])
+        XCTAssertEqual(alone.status, 0, alone.stderr)
+        XCTAssertTrue(alone.stdout.contains("wrote \(path("single.webp")) (22×16)"), alone.stdout)
+        XCTAssertEqual(try bytes("out/w.webp"), try bytes("single.webp"))
+
+        // WebP holds 8 bits: a 16-bit PNG written as WebP says what it loses.
+        let webp = try run("rrun", [model, path("in"), "-o", path("webp"), "--format", "webp"])
+        XCTAssertEqual(webp.status, 0, webp.stderr)
+        XCTAssertEqual(try contents("webp"), ["a.webp", "w.webp"])
+        XCTAssertTrue(webp.stderr.contains("a.webp: WebP cannot hold 16-bit precision"), webp.stderr)
+        XCTAssertEqual(try PixelImage.readWebP(path: path("webp/a.webp")).bitDepth, 8)
     }
 
     func testImageModeNamesItsDefaultOutputAfterTheFormatAskedFor() throws {

@@ -73,7 +73,7 @@ final class UserInputTests: CommandLineTestCase {
             XCTAssertEqual(outcome.stderr.contains("JPEG cannot hold its alpha channel"), kind == .jpeg, outcome.stderr)
         }
         XCTAssertEqual(try PixelImage.read(path: path("out.jpg")).colorType, .rgb)
-        assertFails(try run("rrun", [model, input, "-o", path("out.npy")]), mentioning: "image mode writes .png, .jpg or .jpeg",
+        assertFails(try run("rrun", [model, input, "-o", path("out.npy")]), mentioning: "image mode writes .png, .jpg, .jpeg or .webp",
                     noFileAt: path("out.npy"))
         assertFails(try run("rrun", [model, input, "-o", path("out.bmp")]), mentioning: "not '\(path("out.bmp"))'",
                     noFileAt: path("out.bmp"))

@@ -44,7 +44,7 @@ final class IOJPEGTests: XCTestCase {
         }
         XCTAssertThrowsError(try image.write(path: "\(directory)/d.bmp")) { error in
             XCTAssertEqual(error as? ImageIOError, .unknownFormat(file: "\(directory)/d.bmp"))
-            XCTAssertTrue("\(error)".contains(".png, .jpg or .jpeg"), "\(error)")
+            XCTAssertTrue("\(error)".contains(".png, .jpg, .jpeg or .webp"), "\(error)")
         }
         XCTAssertEqual(try IOTestSupport.listing(directory), ["a.jpg", "b.JPEG", "c.png"])
     }

@@ -231,7 +231,8 @@ final class IOPNGTests: XCTestCase {
                      .tooLarge(_, let detail), .unsupported(_, let detail):
                     XCTAssertFalse(signatureChanged, "trial \(trial): \(error) for a changed signature")
                     XCTAssertFalse(detail.isEmpty, "trial \(trial): \(error) does not say what is wrong")
-                case .outOfMemory, .fileSystem, .notJPEG, .corruptJPEG, .unsupportedJPEG, .unknownFormat:
+                case .outOfMemory, .fileSystem, .notJPEG, .corruptJPEG, .unsupportedJPEG, .notWebP, .corruptWebP, .unsupportedWebP,
+                     .unknownFormat:
                     XCTFail("trial \(trial): \(error) from PNG bytes in memory")
                 }
             } catch {
