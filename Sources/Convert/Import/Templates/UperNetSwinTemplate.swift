@@ -1,0 +1,422 @@
+import Format
+import Foundation
+
+/// transformers' `UperNetForSemanticSegmentation` with a Swin backbone, as `save_pretrained`
+/// writes it and the hub publishes it (`openmmlab/upernet-swin-*`: config.json +
+/// model.safetensors). Input `pixel_values` [1, 3, H, W], output `logits` [1, labels, H, W].
+///
+/// Names: the hub's (`backbone.encoder.layers.i.blocks.j.attention.self.query`, …) and those
+/// of transformers ≥ 5.25's modules (`backbone.swin.encoder…attention.q_proj`, …) are both
+/// read (`SwinNames`). The architecture comes from the shapes (embed width, blocks per stage,
+/// heads from the relative position tables, the window from their size, the MLP width, the
+/// stages the head reads from `backbone.hidden_states_norms`); config.json, when present,
+/// must agree, and gives `layer_norm_eps`, `hidden_act` and `pool_scales`.
+///
+/// The graph emits Restore's fused ops directly: per block one `linear` to q | k | v, one
+/// `windowAttention` (relative position bias, and for shifted blocks the shift mask, as its
+/// bias), `linear`s for the output and the MLP (GELU fused), `layerNorm`s; UperNet's conv +
+/// BatchNorm + ReLU modules are single `conv`s with the norm folded. Any H, W that are
+/// multiples of patch × 2^(stages−1) × window (the `restore.multiple` recorded; rrun pads
+/// to it) run: the shift masks, the pyramid pooling's matrices and the resize sizes are
+/// shape arithmetic on the input's size.
+///
+/// One difference from transformers remains, at sizes where a stage is exactly one window
+/// across: transformers then turns that stage's shift off, while this graph (like the
+/// original Swin code at larger sizes and mmsegmentation's at every size) keeps it.
+struct UperNetSwinTemplate: ArchitectureTemplate {
+    var name: String { "upernet-swin" }
+    var summary: String {
+        "transformers UperNetForSemanticSegmentation + Swin (openmmlab/upernet-swin-*, hub or transformers ≥ 5.25 names; "
+            + "pixel_values → logits)"
+    }
+
+    func recognises(_ names: Set<String>) -> Bool {
+        names.contains("decode_head.psp_modules.0.1.conv.weight")
+            && SwinNames.prefixes.contains { names.contains($0 + "embeddings.patch_embeddings.projection.weight") }
+    }
+
+    /// The auxiliary FCN head only feeds a training loss; `num_batches_tracked` counts steps;
+    /// `relative_position_index` is a buffer older checkpoints store, fixed by the window
+    /// size; `layernorm` is the classification model's final norm, which the backbone
+    /// (hence UperNet) never applies but transformers' save keeps.
+    func isTrainingOnly(_ name: String) -> Bool {
+        name.hasPrefix("auxiliary_head.") || name.hasSuffix(".num_batches_tracked")
+            || name.hasSuffix(".relative_position_index")
+            || SwinNames.prefixes.contains { name.hasPrefix($0 + "layernorm.") }
+    }
+
+    struct Settings: Decodable {
+        struct Backbone: Decodable {
+            var windowSize: Int?
+            var layerNormEpsilon: Float?
+            var hiddenActivation: String?
+            var outFeatures: [String]?
+            var absoluteEmbeddings: Bool?
+            enum CodingKeys: String, CodingKey {
+                case windowSize = "window_size", layerNormEpsilon = "layer_norm_eps", hiddenActivation = "hidden_act"
+                case outFeatures = "out_features", absoluteEmbeddings = "use_absolute_embeddings"
+            }
+        }
+
+        var backbone: Backbone?
+        var poolScales: [Int]?
+        enum CodingKeys: String, CodingKey {
+            case backbone = "backbone_config", poolScales = "pool_scales"
+        }
+    }
+
+    func build(_ weights: inout CheckpointWeights, config: TemplateConfig, options: ImportOptions) throws -> Graph {
+        if options.truncation != nil {
+            throw CheckpointError.badOption(file: weights.checkpoint.source, option: "--truncation",
+                                            detail: "only BigGAN's templates take a truncation")
+        }
+        let settings = try config.decode(Settings.self)
+        let configFile = config.file ?? "config.json"
+        if settings.backbone?.absoluteEmbeddings == true {
+            throw CheckpointError.badConfig(file: configFile, detail: "use_absolute_embeddings true is not supported (the hub's Swin backbones have none)")
+        }
+        if let activation = settings.backbone?.hiddenActivation, activation != "gelu" {
+            throw CheckpointError.badConfig(file: configFile, detail: "hidden_act '\(activation)': the template builds Swin's GELU MLP")
+        }
+        var swin = try SwinBuilder(weights: weights, names: SwinNames(weights), configFile: configFile,
+                                   windowSize: settings.backbone?.windowSize,
+                                   epsilon: settings.backbone?.layerNormEpsilon ?? 1e-5)
+        if let features = settings.backbone?.outFeatures, features != swin.outputStages.map({ "stage\($0 + 1)" }) {
+            throw CheckpointError.badConfig(file: configFile, detail: "backbone out_features \(features) disagree with the "
+                                            + "checkpoint's hidden_states_norms (stages \(swin.outputStages.map { $0 + 1 }))")
+        }
+        let pixels = swin.graph.addInput("pixel_values", shape: [.fixed(1), .fixed(3), .symbol("height"), .symbol("width")])
+        let features = try swin.backbone(pixels)
+        var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, inChannels: swin.outputStages.map { swin.channels[$0] },
+                                      poolScales: settings.poolScales ?? [1, 2, 3, 6])
+        let classified = try head.build(features)
+        // The logits are at 1/patch of the (padded) input: F.interpolate to the input's size.
+        head.graph.addOutput(head.graph.upsampledBilinear(classified, factor: swin.patch, name: "logits"))
+        weights = head.weights
+        var graph = head.graph.graph
+        graph.metadata[RestorationContract.Settings.Key.multiple.rawValue] = String(swin.multiple)
+        return graph
+    }
+}
+
+/// The two spellings of a Swin checkpoint's names: the hub's (transformers before 5.25,
+/// which `save_pretrained` still writes) and transformers ≥ 5.25's module names.
+struct SwinNames {
+    /// Where the backbone's `embeddings` and `encoder` sit.
+    static let prefixes = ["backbone.", "backbone.swin."]
+    /// Per block: the hub's name, then the current module's.
+    static let block: [String: [String]] = [
+        "query": ["attention.self.query", "attention.q_proj"],
+        "key": ["attention.self.key", "attention.k_proj"],
+        "value": ["attention.self.value", "attention.v_proj"],
+        "table": ["attention.self.relative_position_bias_table", "attention.relative_position_bias.relative_position_bias_table"],
+        "output": ["attention.output.dense", "attention.o_proj"],
+        "fc1": ["intermediate.dense", "mlp.fc1"],
+        "fc2": ["output.dense", "mlp.fc2"],
+        "norm1": ["layernorm_before"],
+        "norm2": ["layernorm_after"],
+    ]
+
+    let prefix: String
+    private let names: Set<String>
+
+    init(_ weights: CheckpointWeights) {
+        names = Set(weights.checkpoint.tensorNames)
+        let names = self.names
+        prefix = Self.prefixes.first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? Self.prefixes[0]
+    }
+
+    /// The checkpoint's name of `role` in block `block` of stage `stage` (`suffix` "weight",
+    /// "bias" or ""); the hub's spelling when the checkpoint has neither, for the message.
+    func block(_ stage: Int, _ block: Int, _ role: String, _ suffix: String = "weight") -> String {
+        let spellings = (Self.block[role] ?? [role]).map {
+            "\(prefix)encoder.layers.\(stage).blocks.\(block).\($0)" + (suffix.isEmpty ? "" : "." + suffix)
+        }
+        return spellings.first(where: names.contains) ?? spellings[0]
+    }
+}
+
+/// Swin's backbone on a token grid [1, h, w, C] (channels last, so `linear` and `layerNorm`
+/// act per token and `windowAttention` reads its input as is).
+private struct SwinBuilder {
+    var weights: CheckpointWeights
+    let names: SwinNames
+    let configFile: String
+    var graph = GraphBuilder()
+    let epsilon: Float
+    let patch: Int
+    let depths: [Int]
+    let channels: [Int]
+    let heads: [Int]
+    let window: Int
+    /// The stages whose normalised maps the head reads (`hidden_states_norms.stageK`).
+    let outputStages: [Int]
+
+    var multiple: Int { (patch << (depths.count - 1)) * window }
+
+    init(weights: CheckpointWeights, names: SwinNames, configFile: String, windowSize: Int?, epsilon: Float) throws {
+        self.weights = weights
+        self.names = names
+        self.configFile = configFile
+        self.epsilon = epsilon
+        let file = weights.checkpoint.source
+        let projection = names.prefix + "embeddings.patch_embeddings.projection.weight"
+        let embedding = try weights.shape(of: projection)
+        guard embedding.count == 4, embedding[1] == 3, embedding[2] == embedding[3] else {
+            throw CheckpointError.shapeMismatch(file: file, tensor: projection, expected: [-1, 3, -1, -1], found: embedding,
+                                                why: "a square patch embedding of RGB pixels")
+        }
+        patch = embedding[2]
+        var depths: [Int] = [], heads: [Int] = []
+        var windows: Set<Int> = []
+        while weights.has(names.block(depths.count, 0, "norm1")) {
+            let stage = depths.count
+            var depth = 0
+            while weights.has(names.block(stage, depth, "norm1")) { depth += 1 }
+            let table = names.block(stage, 0, "table", "")
+            let tableShape = try weights.shape(of: table)
+            let side = Int((Double(tableShape.first ?? 0).squareRoot()).rounded())
+            guard tableShape.count == 2, side * side == tableShape[0], side % 2 == 1 else {
+                throw CheckpointError.shapeMismatch(file: file, tensor: table, expected: [-1, -1], found: tableShape,
+                                                    why: "a relative position table [(2·window − 1)², heads]")
+            }
+            windows.insert((side + 1) / 2)
+            heads.append(tableShape[1])
+            depths.append(depth)
+        }
+        guard !depths.isEmpty else { throw CheckpointError.missingTensor(file: file, tensor: names.block(0, 0, "norm1")) }
+        guard windows.count == 1, let window = windows.first else {
+            throw CheckpointError.badWeights(file: file, tensor: names.block(0, 0, "table", ""),
+                                             detail: "the stages' relative position tables imply windows \(windows.sorted()); Swin has one")
+        }
+        if let windowSize, windowSize != window {
+            let table = names.block(0, 0, "table", "")
+            throw CheckpointError.shapeMismatch(file: file, tensor: table, expected: [(2 * windowSize - 1) * (2 * windowSize - 1), heads[0]],
+                                                found: try weights.shape(of: table), why: "config window_size \(windowSize)")
+        }
+        self.window = window
+        self.depths = depths
+        self.heads = heads
+        channels = depths.indices.map { embedding[0] << $0 }
+        outputStages = depths.indices.filter { weights.has("backbone.hidden_states_norms.stage\($0 + 1).weight") }
+        guard !outputStages.isEmpty else {
+            throw CheckpointError.missingTensor(file: file, tensor: "backbone.hidden_states_norms.stage\(depths.count).weight")
+        }
+    }
+
+    mutating func constant(_ name: String, _ shape: [Int], _ why: String) throws -> String {
+        graph.addConstant(name, shape: shape, floats: try weights.floats(name, shape: shape, why: why))
+    }
+
+    mutating func layerNorm(_ x: String, _ prefix: String, channels: Int) throws -> String {
+        let why = "\(channels) channels"
+        let scale = try constant(prefix + ".weight", [channels], why), bias = try constant(prefix + ".bias", [channels], why)
+        return graph.emitValue(named: prefix, .layerNorm(LayerNormAttributes(axis: -1, epsilon: epsilon)), inputs: [x, scale, bias])
+    }
+
+    /// The feature maps [1, C, h, w] of the output stages.
+    mutating func backbone(_ pixels: String) throws -> [String] {
+        let projection = names.prefix + "embeddings.patch_embeddings.projection"
+        let embed = channels[0]
+        var patchify = ConvAttributes()
+        patchify.window.strides = [patch, patch]
+        let patches = graph.conv(pixels, weight: try constant(projection + ".weight", [embed, 3, patch, patch], "the patch embedding"),
+                                 bias: try constant(projection + ".bias", [embed], "the patch embedding"), patchify, name: "patch_embed")
+        var x = graph.emitValue(named: "tokens", .transpose(TransposeAttributes(perm: [0, 2, 3, 1])), inputs: [patches])
+        x = try layerNorm(x, names.prefix + "embeddings.norm", channels: embed)
+        var features: [String] = []
+        for stage in depths.indices {
+            let mask = depths[stage] > 1 ? shiftMask(x, stage: stage) : nil
+            for block in 0..<depths[stage] {
+                x = try swinBlock(x, stage: stage, block: block, mask: block % 2 == 1 ? mask : nil)
+            }
+            if outputStages.contains(stage) {
+                let norm = try layerNorm(x, "backbone.hidden_states_norms.stage\(stage + 1)", channels: channels[stage])
+                features.append(graph.emitValue(named: "stage\(stage + 1)", .transpose(TransposeAttributes(perm: [0, 3, 1, 2])),
+                                                inputs: [norm]))
+            }
+            if stage + 1 < depths.count { x = try patchMerging(x, stage: stage) }
+        }
+        return features
+    }
+
+    /// LN → q | k | v → window attention (shifted by window/2 on odd blocks) → output
+    /// linear → residual; LN → MLP (GELU) → residual.
+    mutating func swinBlock(_ input: String, stage: Int, block: Int, mask: String?) throws -> String {
+        let width = channels[stage], heads = heads[stage]
+        let name = "stage\(stage + 1).block\(block + 1)"
+        func why(_ what: String) -> String { "\(what) of a \(width)-channel stage" }
+        var x = try layerNorm(input, names.block(stage, block, "norm1", ""), channels: width)
+        var qkvWeight: [Float] = [], qkvBias: [Float] = []
+        for role in ["query", "key", "value"] {
+            qkvWeight += try weights.floats(names.block(stage, block, role), shape: [width, width], why: why("a projection"))
+            let bias = names.block(stage, block, role, "bias")
+            qkvBias += weights.has(bias) ? try weights.floats(bias, shape: [width], why: why("a projection")) : Array(repeating: 0, count: width)
+        }
+        let qkv = graph.linear(x, weight: graph.addConstant(name + ".qkv.weight", shape: [3 * width, width], floats: qkvWeight),
+                               bias: graph.addConstant(name + ".qkv.bias", shape: [3 * width], floats: qkvBias), name: name + ".qkv")
+        let table = try weights.floats(names.block(stage, block, "table", ""), shape: [(2 * window - 1) * (2 * window - 1), heads],
+                                       why: "window \(window) and the stage's \(heads) heads")
+        var bias = graph.addConstant(name + ".position_bias", shape: [1, heads, window * window, window * window],
+                                     floats: relativePositionBias(table, heads: heads))
+        if let mask { bias = graph.binary(.add, bias, mask, name: name + ".bias") }
+        let shift = mask == nil ? 0 : window / 2
+        let attributes = WindowAttentionAttributes(windowSize: window, shift: shift, heads: heads,
+                                                   scale: 1 / Float(width / heads).squareRoot())
+        let attended = graph.emitValue(named: name + ".attention", .windowAttention(attributes), inputs: [qkv, bias])
+        let output = names.block(stage, block, "output")
+        x = graph.linear(attended, weight: try constant(output, [width, width], why("the attention output")),
+                         bias: try constant(names.block(stage, block, "output", "bias"), [width], why("the attention output")),
+                         name: name + ".proj")
+        let residual = graph.binary(.add, input, x, name: name + ".attention.out")
+        x = try layerNorm(residual, names.block(stage, block, "norm2", ""), channels: width)
+        let hidden = try weights.shape(of: names.block(stage, block, "fc1"))
+        guard hidden.count == 2 else {
+            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: names.block(stage, block, "fc1"),
+                                                expected: [-1, width], found: hidden, why: "a linear layer")
+        }
+        x = graph.linear(x, weight: try constant(names.block(stage, block, "fc1"), [hidden[0], width], why("the MLP")),
+                         bias: try constant(names.block(stage, block, "fc1", "bias"), [hidden[0]], why("the MLP")),
+                         activation: Activation(function: .gelu), name: name + ".fc1")
+        x = graph.linear(x, weight: try constant(names.block(stage, block, "fc2"), [width, hidden[0]], why("the MLP")),
+                         bias: try constant(names.block(stage, block, "fc2", "bias"), [width], why("the MLP")), name: name + ".fc2")
+        return graph.binary(.add, residual, x, name: name + ".out")
+    }
+
+    /// The table [(2w−1)², heads] laid out as the bias [1, heads, w², w²]: tokens i, j of a
+    /// window (row-major) read row (yᵢ − yⱼ + w − 1)·(2w − 1) + (xᵢ − xⱼ + w − 1).
+    func relativePositionBias(_ table: [Float], heads: Int) -> [Float] {
+        let tokens = window * window
+        var bias = [Float](repeating: 0, count: heads * tokens * tokens)
+        for i in 0..<tokens {
+            for j in 0..<tokens {
+                let row = (i / window - j / window + window - 1) * (2 * window - 1) + (i % window - j % window + window - 1)
+                for head in 0..<heads { bias[(head * tokens + i) * tokens + j] = table[row * heads + head] }
+            }
+        }
+        return bias
+    }
+
+    /// The shifted windows' mask [nW, 1, w², w²] for a grid of any size: −100 between tokens
+    /// the roll brought together from different regions, 0 elsewhere. Only the last row and
+    /// the last column of windows mix regions, so the four window kinds (last row or not ×
+    /// last column or not) are a constant [2, 2, w², w²] that edge padding in front repeats
+    /// to [h/w, w/w, w², w²] (h/w − 2 rows and w/w − 2 columns more) for the input's size.
+    mutating func shiftMask(_ grid: String, stage: Int) -> String {
+        let tokens = window * window, shift = window / 2
+        // The region (0, 1, 2) of a window's row or column `index` along an axis, in a window
+        // that is or is not the last one along it (the roll by −shift puts the grid's last
+        // `shift` lines there).
+        func region(_ index: Int, last: Bool) -> Int { last ? (index < window - shift ? 1 : 2) : 0 }
+        var kinds = [Float](repeating: 0, count: 4 * tokens * tokens)
+        for lastRow in 0..<2 {
+            for lastColumn in 0..<2 {
+                for i in 0..<tokens {
+                    for j in 0..<tokens {
+                        let a = 3 * region(i / window, last: lastRow == 1) + region(i % window, last: lastColumn == 1)
+                        let b = 3 * region(j / window, last: lastRow == 1) + region(j % window, last: lastColumn == 1)
+                        kinds[((lastRow * 2 + lastColumn) * tokens + i) * tokens + j] = a == b ? 0 : -100
+                    }
+                }
+            }
+        }
+        let name = "stage\(stage + 1).shift_mask"
+        let base = graph.addConstant(name + ".kinds", shape: [2, 2, tokens, tokens], floats: kinds)
+        let windows = graph.integer(.div, graph.dimensions(grid, 1, 3), [window], name: name + ".windows")
+        let pads = graph.joined([graph.integer(.sub, windows, [2], name: name + ".repeats"),
+                                 graph.addConstant(name + ".pads.rest", shape: [6], ints: [0, 0, 0, 0, 0, 0])], name: name + ".pads")
+        let grown = graph.emitValue(named: name + ".grid", .pad(PadAttributes(mode: .edge)), inputs: [base, pads])
+        return graph.reshaped(grown, [-1, 1, tokens, tokens])
+    }
+
+    /// Patch merging: each 2 × 2 cell's tokens concatenated in transformers' order (rows
+    /// 0, 1 of column 0, then of column 1), LN, then the reduction linear (no bias).
+    mutating func patchMerging(_ x: String, stage: Int) throws -> String {
+        let width = channels[stage]
+        let prefix = "\(names.prefix)encoder.layers.\(stage).downsample"
+        // [1, h, w, C] → [h/2, 2, w/2, 2, C] → [h/2, w/2, dx, dy, C] → [1, h/2, w/2, 4C].
+        let rows = graph.reshaped(x, [-1, 2, 0, 0])
+        let cells = graph.reshaped(rows, [0, 0, -1, 2, width])
+        let ordered = graph.emitValue(named: prefix + ".order", .transpose(TransposeAttributes(perm: [0, 2, 3, 1, 4])), inputs: [cells])
+        let merged = graph.emitValue(named: prefix + ".merged", .unsqueeze(UnsqueezeAttributes(axes: [0])),
+                                     inputs: [graph.reshaped(ordered, [0, 0, 4 * width])])
+        let normed = try layerNorm(merged, prefix + ".norm", channels: 4 * width)
+        return graph.linear(normed, weight: try constant(prefix + ".reduction.weight", [2 * width, 4 * width], "patch merging of \(width) channels"),
+                            name: prefix + ".reduction")
+    }
+}
+
+/// UperNet's decode head (pyramid pooling on the last map, FPN over the others) as
+/// transformers' `UperNetHead` computes it, its conv + BatchNorm + ReLU modules folded.
+private struct UperNetHeadBuilder {
+    var weights: CheckpointWeights
+    var graph: GraphBuilder
+    let inChannels: [Int]
+    let poolScales: [Int]
+    var hidden = 0
+
+    mutating func build(_ features: [String]) throws -> String {
+        let classifier = try weights.shape(of: "decode_head.classifier.weight")
+        guard classifier.count == 4, classifier[2] == 1, classifier[3] == 1 else {
+            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: "decode_head.classifier.weight",
+                                                expected: [-1, -1, 1, 1], found: classifier, why: "a 1×1 classifier")
+        }
+        hidden = classifier[1]
+        let levels = features.count
+        var laterals = try (0..<levels - 1).map { try convModule(features[$0], "decode_head.lateral_convs.\($0)", input: inChannels[$0], kernel: 1) }
+        // Pyramid pooling on the last map, then the bottleneck.
+        let last = features[levels - 1]
+        var pooled = [last]
+        for (index, scale) in poolScales.enumerated() {
+            let bins = graph.adaptiveAveragePool(last, bins: scale, name: "decode_head.psp.\(index).pool")
+            let reduced = try convModule(bins, "decode_head.psp_modules.\(index).1", input: inChannels[levels - 1], kernel: 1)
+            pooled.append(graph.resizedBilinear(reduced, like: last, name: "decode_head.psp.\(index).up"))
+        }
+        let joined = graph.emitValue(named: "decode_head.psp", .concat(ConcatAttributes(axis: 1)), inputs: pooled)
+        laterals.append(try convModule(joined, "decode_head.bottleneck", input: inChannels[levels - 1] + poolScales.count * hidden, kernel: 3))
+        // Top-down: each lateral plus the upsampled one above it.
+        for level in stride(from: levels - 1, to: 0, by: -1) {
+            let up = graph.resizedBilinear(laterals[level], like: laterals[level - 1], name: "decode_head.top_down.\(level)")
+            laterals[level - 1] = graph.binary(.add, laterals[level - 1], up, name: "decode_head.lateral.\(level - 1)")
+        }
+        var outputs = try (0..<levels - 1).map { try convModule(laterals[$0], "decode_head.fpn_convs.\($0)", input: hidden, kernel: 3) }
+        outputs.append(laterals[levels - 1])
+        for level in 1..<levels {
+            outputs[level] = graph.resizedBilinear(outputs[level], like: outputs[0], name: "decode_head.fpn.\(level).up")
+        }
+        let fused = graph.emitValue(named: "decode_head.fpn", .concat(ConcatAttributes(axis: 1)), inputs: outputs)
+        let bottleneck = try convModule(fused, "decode_head.fpn_bottleneck", input: levels * hidden, kernel: 3)
+        let labels = try weights.shape(of: "decode_head.classifier.weight")[0]
+        let why = "\(hidden) channels into the classifier"
+        return graph.conv(bottleneck,
+                          weight: graph.addConstant("decode_head.classifier.weight", shape: [labels, hidden, 1, 1],
+                                                    floats: try weights.floats("decode_head.classifier.weight", shape: [labels, hidden, 1, 1], why: why)),
+                          bias: graph.addConstant("decode_head.classifier.bias", shape: [labels],
+                                                  floats: try weights.floats("decode_head.classifier.bias", shape: [labels], why: why)),
+                          name: "decode_head.classifier")
+    }
+
+    /// conv (no bias) → BatchNorm (evaluation: running statistics, ε 1e-5) → ReLU, as one
+    /// `conv`: W·γ/√(var + ε), bias β − mean·γ/√(var + ε).
+    mutating func convModule(_ x: String, _ prefix: String, input: Int, kernel: Int) throws -> String {
+        let shape = [hidden, input, kernel, kernel]
+        let why = "\(input) input channels, UperNet hidden_size \(hidden)"
+        var weight = try weights.floats(prefix + ".conv.weight", shape: shape, why: why)
+        let norm = prefix + ".batch_norm"
+        let gamma = try weights.floats(norm + ".weight", shape: [hidden], why: why)
+        let beta = try weights.floats(norm + ".bias", shape: [hidden], why: why)
+        let mean = try weights.floats(norm + ".running_mean", shape: [hidden], why: why)
+        let variance = try weights.floats(norm + ".running_var", shape: [hidden], why: why)
+        let perOutput = weight.count / hidden
+        var bias = [Float](repeating: 0, count: hidden)
+        for channel in 0..<hidden {
+            let scale = gamma[channel] / (variance[channel] + 1e-5).squareRoot()
+            for index in channel * perOutput..<(channel + 1) * perOutput { weight[index] *= scale }
+            bias[channel] = beta[channel] - mean[channel] * scale
+        }
+        var attributes = ConvAttributes.padded(kernel / 2)
+        attributes.activation = Activation(function: .relu)
+        return graph.conv(x, weight: graph.addConstant(prefix + ".weight", shape: shape, floats: weight),
+                          bias: graph.addConstant(prefix + ".bias", shape: [hidden], floats: bias), attributes, name: prefix)
+    }
+}
