@@ -77,6 +77,12 @@ func status(of error: any Error) -> restore_status {
         }
     case is MemoryLimitError:
         return RESTORE_ERROR_MEMORY
+    case let error as TrainingError:
+        switch error {
+        case .cancelled: return RESTORE_CANCELLED
+        case .shapeMismatch: return RESTORE_ERROR_SHAPE
+        case .noTrainableWeights: return RESTORE_ERROR_ARGUMENT
+        }
     case let error as PixelImageError:
         switch error {
         case .tensorShape: return RESTORE_ERROR_SHAPE

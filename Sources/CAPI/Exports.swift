@@ -30,6 +30,7 @@ public func restore_status_string(_ status: restore_status) -> UnsafePointer<CCh
     case RESTORE_ERROR_ARGUMENT: StaticCString.pointer("RESTORE_ERROR_ARGUMENT")
     case RESTORE_ERROR_MEMORY: StaticCString.pointer("RESTORE_ERROR_MEMORY")
     case RESTORE_ERROR_INTERNAL: StaticCString.pointer("RESTORE_ERROR_INTERNAL")
+    case RESTORE_CANCELLED: StaticCString.pointer("RESTORE_CANCELLED")
     default: StaticCString.pointer("RESTORE_STATUS_UNKNOWN")
     }
 }
@@ -266,46 +267,87 @@ private func restoreImage(_ s: OpaquePointer?, _ pixels: UnsafeRawPointer?, widt
                           bits: Int32, stride: Int32, out: UnsafeMutableRawPointer?, outStride: Int32,
                           tile: Int32, overlap: Int32) throws {
     try SessionHandle.with(s) { handle in
+        guard tile >= 0 else { throw CallFailure.argument("tile is \(tile), expected 0 (chosen from the memory budget) or more") }
+        let layout = try PixelLayout(pixels: pixels, width: width, height: height, channels: channels, bits: bits, stride: stride,
+                                     out: out, outStride: outStride) {
+            let size = try outputSize(handle.owner, width: width, height: height)
+            return (Int(size.width), Int(size.height))
+        }
+        let restorer = try handle.restorer()
+        let tiling = try restorer.tiling(height: Int(height), width: Int(width), tile: Int(tile),
+                                         overlap: overlap < 0 ? nil : Int(overlap),
+                                         budget: handle.imageBudget ?? MemoryLimit.defaultImageBudget,
+                                         imageBytes: layout.imageBytes)
+        // Read everything before writing, so `out` may alias `pixels`.
+        let image = layout.read()
+        // The same quantisation and alpha handling as `rrun` writing a PNG.
+        try layout.write(try restorer.restore(image, tiling: tiling, extraInputs: handle.extraInputs))
+    }
+}
+
+/// An image passed in and the buffer its result goes to, as restore_image and the
+/// optimising entry points take them, with every size checked.
+struct PixelLayout {
+    let pixels: UnsafeRawPointer, out: UnsafeMutableRawPointer
+    let width: Int, height: Int, channels: Int, bits: Int, stride: Int
+    let colorType: PixelImage.ColorType
+    let outWidth: Int, outHeight: Int, outStride: Int
+
+    private var rowBytes: Int { width * channels * bits / 8 }
+    private var outRow: Int { outWidth * channels * bits / 8 }
+    /// The input's and output's bytes.
+    var imageBytes: Int { outRow * outHeight + rowBytes * height }
+
+    /// `outputSize` gives the result's width and height once the arguments are known to be valid.
+    init(pixels: UnsafeRawPointer?, width: Int32, height: Int32, channels: Int32, bits: Int32, stride: Int32,
+         out: UnsafeMutableRawPointer?, outStride: Int32, outputSize: () throws -> (width: Int, height: Int)) throws {
         guard let pixels else { throw CallFailure.argument("pixels is NULL") }
         guard let out else { throw CallFailure.argument("out is NULL") }
         guard let colorType = PixelImage.ColorType(channels: Int(channels)) else {
             throw CallFailure.argument("channels is \(channels), expected 1 (gray), 2 (gray+alpha), 3 (RGB) or 4 (RGBA)")
         }
         guard bits == 8 || bits == 16 else { throw CallFailure.argument("bits is \(bits), expected 8 or 16") }
-        guard tile >= 0 else { throw CallFailure.argument("tile is \(tile), expected 0 (chosen from the memory budget) or more") }
-        let outSize = try outputSize(handle.owner, width: width, height: height)
+        guard width >= 1, height >= 1 else { throw CallFailure.argument("image size \(width)×\(height) is not positive") }
+        let (outWidth, outHeight) = try outputSize()
         let (w, h, c, sampleBytes) = (Int(width), Int(height), Int(channels), Int(bits) / 8)
-        guard try Sizes.product(w, h, "pixel count") <= Sizes.maximumPixels else {
+        guard try Sizes.product(w, h, "pixel count") <= Sizes.maximumPixels,
+              try Sizes.product(outWidth, outHeight, "output pixel count") <= Sizes.maximumPixels else {
             throw CallFailure.memory("\(width)×\(height) is above the \(Sizes.maximumPixels)-pixel limit")
         }
         let rowBytes = w * c * sampleBytes
         guard Int(stride) >= rowBytes else { throw CallFailure.argument("stride \(stride) is below the row's \(rowBytes) bytes") }
-        let (outWidth, outHeight) = (Int(outSize.width), Int(outSize.height))
         let outRow = try Sizes.product(try Sizes.product(outWidth, c, "output row samples"), sampleBytes, "output row bytes")
         guard Int(outStride) >= outRow else {
             throw CallFailure.argument("out_stride \(outStride) is below the output row's \(outRow) bytes "
                                        + "(the output is \(outWidth)×\(outHeight))")
         }
-        let restorer = try handle.restorer()
-        let tiling = try restorer.tiling(height: h, width: w, tile: Int(tile), overlap: overlap < 0 ? nil : Int(overlap),
-                                         budget: handle.imageBudget ?? MemoryLimit.defaultImageBudget,
-                                         imageBytes: try Sizes.product(outRow, outHeight, "output bytes") + rowBytes * h)
+        _ = try Sizes.product(outRow, outHeight, "output bytes")
+        self.pixels = pixels
+        self.out = out
+        self.width = w; self.height = h; self.channels = c; self.bits = Int(bits); self.stride = Int(stride)
+        self.colorType = colorType
+        self.outWidth = outWidth; self.outHeight = outHeight; self.outStride = Int(outStride)
+    }
 
-        // Read everything before writing, so `out` may alias `pixels`.
-        var bytes = [UInt8](repeating: 0, count: rowBytes * h)
+    /// A copy of the input image.
+    func read() -> PixelImage {
+        var bytes = [UInt8](repeating: 0, count: rowBytes * height)
         bytes.withUnsafeMutableBytes { target in
             guard let base = target.baseAddress else { return }
-            for y in 0..<h { (base + y * rowBytes).copyMemory(from: pixels + y * Int(stride), byteCount: rowBytes) }
+            for y in 0..<height { (base + y * rowBytes).copyMemory(from: pixels + y * stride, byteCount: rowBytes) }
         }
-        let image = PixelImage(width: w, height: h, bitDepth: Int(bits), colorType: colorType, bytes: bytes)
-        // The same quantisation and alpha handling as `rrun` writing a PNG.
-        let result = try restorer.restore(image, tiling: tiling, extraInputs: handle.extraInputs)
+        return PixelImage(width: width, height: height, bitDepth: bits, colorType: colorType, bytes: bytes)
+    }
+
+    /// Writes `result` (outWidth × outHeight, the input's layout) to the output buffer.
+    func write(_ result: PixelImage) throws {
         guard result.width == outWidth, result.height == outHeight else {
-            throw CallFailure.internal("restored \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
+            throw CallFailure.internal("made \(result.width)×\(result.height), expected \(outWidth)×\(outHeight)")
         }
+        let outRow = self.outRow
         result.bytes.withUnsafeBytes { levels in
             guard let base = levels.baseAddress else { return }
-            for y in 0..<outHeight { (out + y * Int(outStride)).copyMemory(from: base + y * outRow, byteCount: outRow) }
+            for y in 0..<outHeight { (out + y * outStride).copyMemory(from: base + y * outRow, byteCount: outRow) }
         }
     }
 }

@@ -1,7 +1,8 @@
 /*
  * Tests of libRestore's C interface: every entry point with bad arguments (each must
  * return the right status with a message and never abort), corrupt models, tensor and
- * image mode, and one model shared by sessions on four threads.
+ * image mode, one model shared by sessions on four threads, and Deep Image Prior with a
+ * progress callback that cancels.
  *
  * Usage: test_capi MODEL.rgraph   (an image model with restore.scale 1, e.g. the
  * converted dncnn fixture; scripts/test-capi.sh makes it). Prints "N passed, N failed".
@@ -597,6 +598,90 @@ static void test_free_order(const char *model_path) {
     restore_session_free(session);
 }
 
+/* Progress of restore_dip: counts calls, checks their arguments, cancels after
+   `cancel_after` iterations (0: never). */
+struct dip_progress {
+    int calls, last_iteration, total, cancel_after, bad_arguments;
+};
+
+static int dip_progress(void *user_data, int iteration, int total, float loss) {
+    struct dip_progress *progress = user_data;
+    progress->calls++;
+    if (iteration != progress->last_iteration + 1 || !(loss >= 0)) progress->bad_arguments++;
+    progress->last_iteration = iteration;
+    progress->total = total;
+    return progress->cancel_after > 0 && iteration >= progress->cancel_after;
+}
+
+static void test_dip(void) {
+    enum { W = 12, H = 10 };
+    CHECK(strcmp(restore_status_string(RESTORE_CANCELLED), "RESTORE_CANCELLED") == 0);
+    restore_dip_options options;
+    memset(&options, 0x5A, sizeof options);
+    restore_dip_options_init(&options);
+    restore_dip_options_init(NULL);
+    CHECK(options.task == RESTORE_DIP_DENOISE && options.net == RESTORE_DIP_NET_UNET && options.iterations == 500 &&
+          options.seed == 0 && options.threads == 2 && options.mask == NULL);
+    options.iterations = 3;
+    options.threads = 1;
+
+    uint8_t pixels[W * H * 3], out[W * H * 3], sr[4 * W * 4 * H * 3];
+    fill_random(pixels, sizeof pixels, 13);
+    struct dip_progress progress = {0};
+    CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, dip_progress, &progress));
+    CHECK(progress.calls == 3 && progress.total == 3 && progress.bad_arguments == 0);
+    CHECK(memcmp(out, pixels, sizeof out) != 0);
+    /* No callback at all. */
+    CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL));
+
+    /* Cancelled after the second iteration: RESTORE_CANCELLED, no more calls, out untouched. */
+    struct dip_progress cancelling = {0};
+    cancelling.cancel_after = 2;
+    memset(out, 0xAB, sizeof out);
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, dip_progress, &cancelling), RESTORE_CANCELLED);
+    CHECK(cancelling.calls == 2);
+    int untouched = 1;
+    for (size_t i = 0; i < sizeof out; i++) untouched &= out[i] == 0xAB;
+    CHECK(untouched);
+
+    /* ×4 super-resolution writes a 4W × 4H image. */
+    options.task = RESTORE_DIP_SR4;
+    options.iterations = 1;
+    CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, sr, 4 * W * 3, NULL, NULL));
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, sr, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+
+    /* Inpainting needs a mask; other tasks refuse one. */
+    uint8_t mask[W * H];
+    for (int i = 0; i < W * H; i++) mask[i] = (uint8_t)(i % 3 != 0);
+    options.task = RESTORE_DIP_INPAINT;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.mask = mask;
+    options.mask_stride = W - 1;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.mask_stride = W;
+    CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL));
+    options.task = RESTORE_DIP_DENOISE;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.mask = NULL;
+
+    /* Bad arguments. */
+    CHECK_FAILS(restore_dip(NULL, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dip(&options, NULL, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, NULL, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dip(&options, pixels, 0, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 5, 8, W * 5, out, W * 5, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.iterations = 0;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.iterations = 1;
+    options.threads = 0;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.threads = 1;
+    options.net = (restore_dip_net)7;
+    CHECK_FAILS(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+    options.net = RESTORE_DIP_NET_VIT;
+    CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL));
+}
+
 int main(int argc, char **argv) {
     if (argc != 2) {
         fprintf(stderr, "usage: %s MODEL.rgraph\n", argv[0]);
@@ -620,6 +705,7 @@ int main(int argc, char **argv) {
         restore_model_free(model);
     }
     test_free_order(model_path);
+    test_dip();
 
     printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;

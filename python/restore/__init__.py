@@ -11,6 +11,9 @@ package (``libRestore.so``), or in the repository's ``.build/release`` then
         clean = model.restore(noisy_uint8_hwc)    # H×W×3 or H×W×4 uint8
         y = model.run(np.zeros((1, 3, 64, 64), np.float32))
 
+    # Deep Image Prior: no trained weights; progress(iteration, total, loss) may cancel.
+    denoised = restore.dip(noisy_uint8_hwc, iterations=300, progress=lambda i, n, loss: i < 100)
+
 Errors are raised as subclasses of :class:`RestoreError` carrying the C status and the
 library's message. A model may be used from several Python threads: each thread runs
 its own session (the library releases the GIL while it works).
@@ -26,7 +29,8 @@ import numpy as np
 
 __all__ = [
     "Model", "Session", "RestoreError", "RestoreIOError", "FormatError", "UnsupportedError",
-    "ShapeError", "ArgumentError", "RestoreMemoryError", "InternalError", "version", "library_path",
+    "ShapeError", "ArgumentError", "RestoreMemoryError", "InternalError", "CancelledError", "version", "library_path",
+    "dip",
 ]
 
 MAX_RANK = 8  # RESTORE_MAX_RANK
@@ -79,8 +83,26 @@ class InternalError(RestoreError):
     status = 7
 
 
+class CancelledError(RestoreError):
+    """RESTORE_CANCELLED: a progress callback asked to stop."""
+    status = 8
+
+
 _ERRORS = {cls.status: cls for cls in (RestoreIOError, FormatError, UnsupportedError, ShapeError,
-                                       ArgumentError, RestoreMemoryError, InternalError)}
+                                       ArgumentError, RestoreMemoryError, InternalError, CancelledError)}
+
+# typedef int (*restore_progress_fn)(void *user_data, int iteration, int total, float loss);
+_PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_float)
+
+_DIP_TASKS = {"denoise": 0, "inpaint": 1, "sr4": 2}  # restore_dip_task
+_DIP_NETS = {"unet": 0, "vit": 1}  # restore_dip_net
+
+
+class _DipOptions(ctypes.Structure):
+    """restore_dip_options."""
+    _fields_ = [("task", ctypes.c_int), ("net", ctypes.c_int), ("iterations", ctypes.c_int),
+                ("seed", ctypes.c_uint64), ("threads", ctypes.c_int),
+                ("mask", ctypes.POINTER(ctypes.c_uint8)), ("mask_stride", ctypes.c_int)]
 
 
 def _candidate_paths():
@@ -158,6 +180,9 @@ def _declare(lib):
         "restore_image": (status, [c_session, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                    ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int]),
         "restore_session_set_memory_limit": (status, [c_session, ctypes.c_size_t]),
+        "restore_dip_options_init": (None, [ctypes.POINTER(_DipOptions)]),
+        "restore_dip": (status, [ctypes.POINTER(_DipOptions), ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                 ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, _PROGRESS_FN, ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -197,6 +222,71 @@ def _int_argument(value, name):
 def version():
     """libRestore's version string."""
     return _lib().restore_version().decode()
+
+
+def _image_layout(image):
+    """A C-ordered copy-if-needed of an H×W or H×W×C (C = 1…4) uint8/uint16 image, with its
+    width, height, channels and bits."""
+    if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+        raise ArgumentError("the image must be a uint8 or uint16 numpy array (H×W or H×W×C, C = 1…4)", 5)
+    if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
+        raise ArgumentError(f"the image must be H×W or H×W×C with C = 1…4, got shape {image.shape}", 5)
+    pixels = np.ascontiguousarray(image)
+    height, width = (_int_argument(v, "image size") for v in pixels.shape[:2])
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    return pixels, width, height, channels, 8 * pixels.itemsize
+
+
+def dip(image, task="denoise", mask=None, net="unet", iterations=500, seed=0, threads=2, progress=None):
+    """Deep Image Prior (Ulyanov et al., 2018), as ``rrun dip``: restores one image with no
+    trained weights by fitting a randomly initialised generator to it.
+
+    ``image`` is laid out as for :meth:`Model.restore`; the result has the same layout,
+    4× wider and taller for ``task="sr4"``. ``task`` is "denoise", "inpaint" (``mask``:
+    an H×W array, nonzero where the pixel is known) or "sr4"; ``net`` "unet" or "vit".
+    ``progress(iteration, total, loss)`` is called after every iteration; returning False
+    cancels (:class:`CancelledError`), and an exception it raises cancels and is raised
+    again here."""
+    if task not in _DIP_TASKS:
+        raise ArgumentError(f"task must be one of {', '.join(_DIP_TASKS)}, got {task!r}", 5)
+    if net not in _DIP_NETS:
+        raise ArgumentError(f"net must be one of {', '.join(_DIP_NETS)}, got {net!r}", 5)
+    pixels, width, height, channels, bits = _image_layout(image)
+    lib = _lib()
+    options = _DipOptions()
+    lib.restore_dip_options_init(ctypes.byref(options))
+    options.task, options.net = _DIP_TASKS[task], _DIP_NETS[net]
+    options.iterations = _int_argument(iterations, "iterations")
+    options.threads = _int_argument(threads, "threads")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+        raise ArgumentError(f"seed must be an integer in 0 … 2⁶⁴−1, got {seed!r}", 5)
+    options.seed = int(seed)
+    mask_bytes = None
+    if mask is not None:
+        mask_bytes = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+        if mask_bytes.shape != (height, width):
+            raise ArgumentError(f"the mask has shape {mask_bytes.shape}, the image is {height}×{width}", 5)
+        options.mask = mask_bytes.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+        options.mask_stride = width
+    factor = 4 if task == "sr4" else 1
+    result = np.empty((height * factor, width * factor) + pixels.shape[2:], dtype=pixels.dtype)
+    raised = []
+
+    def report(_user_data, iteration, total, loss):
+        try:
+            return 0 if progress(iteration, total, loss) is not False else 1
+        except BaseException as error:  # carried out of the C call and raised again below
+            raised.append(error)
+            return 1
+    callback = _PROGRESS_FN(report) if progress is not None else _PROGRESS_FN()
+    status = lib.restore_dip(ctypes.byref(options), pixels.ctypes.data, width, height, channels, bits,
+                             _int_argument(width * channels * pixels.itemsize, "row bytes"), result.ctypes.data,
+                             _int_argument(width * factor * channels * pixels.itemsize, "output row bytes"),
+                             callback, None)
+    if raised:
+        raise raised[0]
+    _check(status)
+    return result
 
 
 class Model:
@@ -374,14 +464,7 @@ class Session:
 
     def restore(self, image, tile=0, overlap=-1, inputs=None, max_memory=None):
         """Image mode: see :meth:`Model.restore`."""
-        if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
-            raise ArgumentError("the image must be a uint8 or uint16 numpy array (H×W or H×W×C, C = 1…4)", 5)
-        if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
-            raise ArgumentError(f"the image must be H×W or H×W×C with C = 1…4, got shape {image.shape}", 5)
-        pixels = np.ascontiguousarray(image)
-        height, width = (_int_argument(v, "image size") for v in pixels.shape[:2])
-        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
-        bits = 8 * pixels.itemsize
+        pixels, width, height, channels, bits = _image_layout(image)
         tile, overlap = _int_argument(tile, "tile"), _int_argument(overlap, "overlap")
         if max_memory is not None and (not isinstance(max_memory, int) or max_memory <= 0):
             raise ArgumentError(f"max_memory must be a positive number of bytes, got {max_memory!r}", 5)

@@ -43,7 +43,8 @@ typedef enum {
     RESTORE_ERROR_SHAPE,       /* a tensor or image has a shape the model cannot take */
     RESTORE_ERROR_ARGUMENT,    /* a NULL pointer, a bad size, a too-small buffer, an unknown name */
     RESTORE_ERROR_MEMORY,      /* the sizes involved do not fit in memory */
-    RESTORE_ERROR_INTERNAL     /* a bug in Restore: please report the message */
+    RESTORE_ERROR_INTERNAL,    /* a bug in Restore: please report the message */
+    RESTORE_CANCELLED          /* a progress callback asked to stop; no output was written */
 } restore_status;
 
 /** The largest tensor rank restore_run_f32 and restore_session_set_input accept;
@@ -154,6 +155,55 @@ restore_status restore_image(restore_session *s, const void *pixels, int width, 
     itself (tile 0): the model's working memory for a tile plus the images and buffers.
     0 restores the default, a quarter of the machine's physical memory, at most 1 GiB. */
 restore_status restore_session_set_memory_limit(restore_session *session, size_t bytes);
+
+/* ---- optimisation at run time ---------------------------------------------------------- */
+
+/** Called by long optimisations (Deep Image Prior, fine-tuning, …) after each of `total`
+    iterations with the iteration just finished (1 … total) and its loss, on the calling
+    thread. Return 0 to go on; any other value cancels: the call then returns
+    RESTORE_CANCELLED at once and writes no output. */
+typedef int (*restore_progress_fn)(void *user_data, int iteration, int total, float loss);
+
+/** What degraded the image Deep Image Prior restores. */
+typedef enum {
+    RESTORE_DIP_DENOISE = 0, /* additive noise */
+    RESTORE_DIP_INPAINT,     /* missing pixels, given by restore_dip_options.mask */
+    RESTORE_DIP_SR4          /* ×4 super-resolution: the output is 4× wider and taller */
+} restore_dip_task;
+
+/** The generator Deep Image Prior fits. */
+typedef enum {
+    RESTORE_DIP_NET_UNET = 0, /* the paper's encoder-decoder with skip connections */
+    RESTORE_DIP_NET_VIT       /* a small vision transformer */
+} restore_dip_net;
+
+/** Options of restore_dip. Fill them with restore_dip_options_init, then change fields. */
+typedef struct {
+    restore_dip_task task;
+    restore_dip_net net;
+    int iterations;        /* ≥ 1 (default 500) */
+    uint64_t seed;         /* initial weights, noise input and perturbations (default 0) */
+    int threads;           /* ≥ 1 (default 2) */
+    /* RESTORE_DIP_INPAINT only: width×height bytes, rows mask_stride bytes apart,
+       nonzero where the pixel is known, 0 where it is to be filled; NULL otherwise. */
+    const uint8_t *mask;
+    int mask_stride;
+} restore_dip_options;
+
+/** Fills `options` with the defaults: denoising with the encoder-decoder, 500 iterations,
+    seed 0, 2 threads, no mask. NULL is ignored. */
+void restore_dip_options_init(restore_dip_options *options);
+
+/** Deep Image Prior (Ulyanov et al., 2018): restores one image with no trained weights by
+    fitting a randomly initialised generator to it — the same as `rrun dip`. Pixels are
+    laid out as for restore_image (`channels` 1–4, `bits` 8 or 16, rows `stride` bytes
+    apart); `out` receives an image of the same channels and bits, width×height, or
+    4·width × 4·height for RESTORE_DIP_SR4, rows `out_stride` bytes apart; alpha passes
+    through (repeated over 4×4 blocks for SR4). `progress` may be NULL; otherwise it is
+    called after every iteration and may cancel (see restore_progress_fn). */
+restore_status restore_dip(const restore_dip_options *options, const void *pixels, int width, int height,
+                           int channels, int bits, int stride, void *out, int out_stride,
+                           restore_progress_fn progress, void *user_data);
 
 #ifdef __cplusplus
 }
