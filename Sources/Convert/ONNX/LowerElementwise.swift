@@ -19,7 +19,7 @@ enum LowerElementwise {
     /// ONNX ops that are one binary function of two broadcast inputs, with their since-versions.
     static let plainBinary: [String: (function: BinaryFunction, versions: [Int])] = [
         "Add": (.add, [7, 13, 14]), "Sub": (.sub, [7, 13, 14]), "Mul": (.mul, [7, 13, 14]), "Div": (.div, [7, 13, 14]),
-        "Pow": (.pow, [7, 12, 13, 15]), "PRelu": (.prelu, [7, 9, 16]),
+        "PRelu": (.prelu, [7, 9, 16]),
         "Equal": (.equal, [7, 11, 13, 19]), "Less": (.less, [7, 9, 13]), "Greater": (.greater, [7, 9, 13]),
         "LessOrEqual": (.lessOrEqual, [12, 16]), "GreaterOrEqual": (.greaterOrEqual, [12, 16]),
         "And": (.and, [7]), "Or": (.or, [7]), "Xor": (.xor, [7]),
@@ -41,6 +41,20 @@ enum LowerElementwise {
             context.builder.emit(node.name, .binary(function), inputs: [try node.requiredInput(0), try node.requiredInput(1)],
                                  outputs: [try node.output()])
         }
+    }
+
+    /// Pow: the result has the base's type whatever the exponent's (from version 12 an
+    /// integer exponent may raise a float base). An exponent known to be of another type
+    /// than the base (a computed base counts as float32, as nearly all are) is cast like
+    /// the base first; one of unknown type goes as it is (Restore's pow then requires both
+    /// of one kind), so Pow(x, 2.0) stays one node for the fusions that look for it.
+    static func pow(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let base = try node.requiredInput(0)
+        var exponent = try node.requiredInput(1)
+        if let exponentType = context.elementType(of: exponent), exponentType != context.elementType(of: base) ?? .float32 {
+            exponent = context.builder.emitValue(named: "\(node.name)/exponent", .cast(CastAttributes()), inputs: [exponent, base])
+        }
+        context.builder.emit(node.name, .binary(.pow), inputs: [base, exponent], outputs: [try node.output()])
     }
 
     /// Max(a, b, c) = max(max(a, b), c); a single input is the value itself.

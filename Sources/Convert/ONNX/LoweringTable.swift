@@ -58,6 +58,7 @@ enum LoweringTable {
             "HardSwish": Lowering(LowerElementwise.hardSwish, versions: [14, 22]),
             "Gelu": Lowering(LowerElementwise.gelu, versions: [20]),
             "Clip": Lowering(LowerElementwise.clip, versions: [6, 11, 12, 13]),
+            "Pow": Lowering(LowerElementwise.pow, versions: [7, 12, 13, 15]),
             "Mod": Lowering(LowerElementwise.mod, versions: [10, 13, 28]),
             "Where": Lowering(LowerElementwise.where, versions: [9, 16]),
             "Selu": Lowering(LowerElementwise.selu, versions: [6, 22]),
