@@ -52,7 +52,8 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     // MARK: Normalisation
     /// inputs: X [N,C,...], scale [C], bias [C]; attrs: epsilon =1e-5.
     case instanceNorm
-    /// inputs: X, scale?, bias?; normalises over axes [axis, rank); attrs: axis =-1, epsilon =1e-5.
+    /// inputs: X, scale?, bias?; normalises over axes [axis, rank); attrs: axis =-1, epsilon =1e-5,
+    ///        centered =1 (0: RMS normalisation, no mean subtracted).
     case layerNorm
     /// inputs: X; attrs: axis =-1.
     case softmax

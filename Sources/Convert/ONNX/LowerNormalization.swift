@@ -129,8 +129,8 @@ extension LowerNormalization {
     }
 }
 
-/// Normalisations written out as Restore's elementary ops: RMSNormalization,
-/// GroupNormalization (through instanceNorm), LayerNormalization with its statistics,
+/// Normalisations written out as Restore's elementary ops (RMSNormalization is one
+/// layerNorm): GroupNormalization (through instanceNorm), LayerNormalization with its statistics,
 /// LpNormalization, LRN and LogSoftmax.
 extension LowerNormalization {
     /// More axes than any tensor Restore plans has (ONNX sets no limit).
@@ -150,19 +150,15 @@ extension LowerNormalization {
         return Array((axis - rank)...(-1))
     }
 
-    /// RMSNormalization (23): Y = X / √(mean(X², axes [axis, rank)) + ε) · scale. The mean
-    /// is taken in fp32 (stash_type 1, the default, is fp32 for fp32 inputs).
+    /// RMSNormalization (23): Y = X / √(mean(X², axes [axis, rank)) + ε) · scale, one
+    /// layerNorm that is not centered (the mean of squares in Double, like LayerNorm's
+    /// statistics; stash_type 1, the default, asks for at least fp32).
     static func rmsNormalization(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let input = try node.requiredInput(0)
         let axes = try trailingAxes(from: try node.int("axis", default: -1), rank: context.builder.rank(of: input))
-        let epsilon = context.builder.addConstant("\(node.name)/epsilon", shape: [], floats: [try node.float("epsilon", default: 1e-5)])
-        let squared = context.builder.binary(.mul, input, input, name: "\(node.name)/squared")
-        let meanSquare = context.builder.emitValue(named: "\(node.name)/mean_square",
-                                                   .reduce(ReduceAttributes(function: .mean, axes: axes, keepDims: true)), inputs: [squared])
-        let shifted = context.builder.binary(.add, meanSquare, epsilon, name: "\(node.name)/plus_epsilon")
-        let root = context.builder.unary(Activation(function: .sqrt), shifted, name: "\(node.name)/rms")
-        let normalized = context.builder.binary(.div, input, root, name: "\(node.name)/normalized")
-        context.builder.emit(node.name, .binary(.mul), inputs: [normalized, try node.requiredInput(1)], outputs: [try node.output()])
+        let attributes = LayerNormAttributes(axis: axes[0], epsilon: try node.float("epsilon", default: 1e-5), centered: false)
+        context.builder.emit(node.name, .layerNorm(attributes), inputs: [input, try node.requiredInput(1)],
+                             outputs: [try node.output()])
     }
 
     /// GroupNormalization: X [N, C, …] viewed as [N, G, C/G·…] is instance-normalised per

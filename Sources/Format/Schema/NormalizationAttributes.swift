@@ -12,16 +12,21 @@ public struct InstanceNormAttributes: OpAttributes {
 public struct LayerNormAttributes: OpAttributes {
     public var axis = -1
     public var epsilon: Float = 1e-5
+    /// Subtracts the mean (layer normalisation); false divides by the root mean square
+    /// √(mean(x²) + ε) alone (ONNX RMSNormalization).
+    public var centered = true
 
     public init() {}
-    public init(axis: Int, epsilon: Float) {
+    public init(axis: Int, epsilon: Float, centered: Bool = true) {
         self.axis = axis
         self.epsilon = epsilon
+        self.centered = centered
     }
 
     public static let fields: [AttributeField<Self>] = [
         AttributeField("axis", \.axis),
         AttributeField("epsilon", \.epsilon),
+        AttributeField("centered", \.centered),
     ]
 }
 

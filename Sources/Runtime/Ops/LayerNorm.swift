@@ -2,7 +2,9 @@ import Format
 
 /// `layerNorm`: normalises X over axes [axis, rank) to zero mean and unit variance
 /// (variance + epsilon), then multiplies by `scale` and adds `bias`, both optional and
-/// broadcast over the normalised axes (ONNX LayerNormalization, output Y only).
+/// broadcast over the normalised axes (ONNX LayerNormalization, output Y only). Not
+/// `centered`, the mean is taken as 0: X / √(mean(X²) + epsilon) · scale (ONNX
+/// RMSNormalization), in the same passes.
 ///
 /// Mean and variance take two passes (mean first, then the mean of squared deviations)
 /// rather than E[x²] − E[x]², which cancels catastrophically when the mean is large.
@@ -44,7 +46,7 @@ public struct LayerNormalization: Operator {
         var result = [Float](repeating: 0, count: values.count)
         for row in 0..<(size == 0 ? 0 : values.count / size) {
             let elements = values[(row * size)..<((row + 1) * size)].map { Double($0) }
-            let mean = elements.reduce(0, +) / Double(size)
+            let mean = attributes.centered ? elements.reduce(0, +) / Double(size) : 0
             let variance = elements.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(size)
             let inverseDeviation = 1 / (variance + Double(attributes.epsilon)).squareRoot()
             for j in 0..<size {
@@ -69,7 +71,7 @@ public struct LayerNormalization: Operator {
             return ShapeRules.broadcastSourceIndices(parameter.shape, to: normalized)
         }
         return LayerNormalizationKernel(rows: size == 0 ? 0 : x.count / size, size: size, epsilon: attributes.epsilon,
-                                        hasScale: scale != nil, hasBias: bias != nil,
+                                        centered: attributes.centered, hasScale: scale != nil, hasBias: bias != nil,
                                         scaleIndices: gatherIndices(scale), biasIndices: gatherIndices(bias))
     }
 }
@@ -80,6 +82,7 @@ struct LayerNormalizationKernel: Kernel {
     let rows: Int
     let size: Int
     let epsilon: Float
+    let centered: Bool
     let hasScale: Bool
     let hasBias: Bool
     let scaleIndices: [Int]?
@@ -102,9 +105,12 @@ struct LayerNormalizationKernel: Kernel {
         for row in rows {
             let (x, y) = (input + row * size, output + row * size)
             // Sums in Double: rows of thousands of elements lose digits in Float.
-            var sum: Double = 0
-            for j in 0..<size { sum += Double(x[j]) }
-            let mean = Float(sum / Double(size))
+            var mean: Float = 0
+            if centered {
+                var sum: Double = 0
+                for j in 0..<size { sum += Double(x[j]) }
+                mean = Float(sum / Double(size))
+            }
             var squares: Double = 0
             for j in 0..<size {
                 let deviation = Double(x[j] - mean)
@@ -135,6 +141,9 @@ extension LayerNormalization: Differentiable {
     func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
 
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        guard attributes.centered else {
+            throw OpError.unsupported(node: name, "the gradient of RMS normalisation (layerNorm not centered)")
+        }
         let x = try ShapeRules.required(inputs, 0, node: name)
         let (scale, bias) = (input(inputs, 1), input(inputs, 2))
         let normalized = try normalizedShape(x.shape, scale: scale?.shape, bias: bias?.shape)

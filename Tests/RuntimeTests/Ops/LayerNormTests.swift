@@ -28,6 +28,26 @@ final class LayerNormTests: XCTestCase {
         }
     }
 
+    /// Not centered (ONNX RMSNormalization): X / √(mean(X²) + ε) · scale, the fast kernel
+    /// against the reference and the reference against the formula.
+    func testRootMeanSquareNormalisationIsNotCentered() throws {
+        let rms = Node.mathTest(.layerNorm, "rmsNorm", inputs: 2,
+                                ["axis": .int(-2), "epsilon": .float(1e-3), "centered": .int(0)])
+        let x = KernelHarness.random([2, 3, 5, 7], seed: 7).mathMapped { $0 + 0.5 }
+        let scale = KernelHarness.random([5, 7], seed: 8)
+        try KernelHarness.assertFastMatchesReference(rms, [x, scale])
+        try KernelHarness.assertFastMatchesReference(rms, [KernelHarness.random([3, 4096, 65], seed: 9), KernelHarness.random([65], seed: 10)])
+        let y = try OpKind.makeOperator(rms).reference([x, scale])[0].floats
+        let values = x.floats, weights = scale.floats
+        for row in 0..<6 {
+            let elements = values[(row * 35)..<((row + 1) * 35)].map(Double.init)
+            let root = (elements.map { $0 * $0 }.reduce(0, +) / 35 + 1e-3).squareRoot()
+            for j in 0..<35 {
+                XCTAssertEqual(Double(y[row * 35 + j]), elements[j] / root * Double(weights[j]), accuracy: 1e-5)
+            }
+        }
+    }
+
     func testFastSplitsLargeTensorsAcrossThreads() throws {
         try KernelHarness.assertFastMatchesReference(node(axis: -1, scale: true, bias: true), [
             KernelHarness.random([2, 4096, 65], seed: 1), KernelHarness.random([65], seed: 2), KernelHarness.random([65], seed: 3)])
