@@ -147,3 +147,43 @@ final class UperNetSwinTemplateTests: XCTestCase {
         }
     }
 }
+
+/// The mmsegmentation Swin + UperNet template on a state dict in mmseg's names, saved as a
+/// .pth under `state_dict` and converted by scripts/pth_to_safetensors.py
+/// (Tests/Fixtures/checkpoints/upernet-swin-mmseg; reference: scripts/fixtures/swin_upernet.py,
+/// written from the papers, in PyTorch eager).
+final class MMSegUperNetSwinTemplateTests: XCTestCase {
+    static let fixture = CheckpointCase("upernet-swin-mmseg")
+    static let tolerance = UperNetSwinTemplateTests.tolerance
+
+    func testMatchesPyTorchAtTwoSizesWithMMSegNames() throws {
+        let result = try CheckpointCase.convert(Self.fixture.folder.path)
+        XCTAssertEqual(result.graph.inputs.map(\.name), ["pixel_values"])
+        XCTAssertEqual(result.graph.outputs.map(\.name), ["logits"])
+        XCTAssertEqual(result.graph.metadata["restore.multiple"], "64")
+        XCTAssertTrue(result.importNotes.first?.contains("upernet-swin-mmseg (detected from names)") ?? false, "\(result.importNotes)")
+        let skipped = result.importNotes.filter { $0.hasPrefix("skipped training-only tensor") }
+        XCTAssertTrue(skipped.contains { $0.hasSuffix("auxiliary_head.conv_seg.weight") }, "\(skipped)")
+        XCTAssertTrue(skipped.contains { $0.hasSuffix("stages.2.blocks.1.attn.w_msa.relative_position_index") }, "\(skipped)")
+        func count(_ kind: OpKind) -> Int { result.graph.nodes.filter { $0.op == kind }.count }
+        XCTAssertEqual([count(.windowAttention), count(.linear), count(.layerNorm), count(.conv)], [6, 26, 18, 12])
+        for size in UperNetSwinTemplateTests.sizes {
+            let input = try NumPyFile.read(path: Self.fixture.file("\(size)/input_0.npy"))
+            let output = try Session(model: try Model(graph: result.graph), threads: 2).run([input])[0]
+            GoldenCheck.assertClose(output, try Self.fixture.reference("\(size)/output_0.npy"), Self.tolerance,
+                                    label: "upernet-swin-mmseg \(size) safetensors vs PyTorch 2.13 eager")
+        }
+    }
+
+    func testMissingStageNormIsRefusedNamingTheTensor() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("mmseg-swin-\(UUID())").path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let path = try Self.fixture.edited(into: directory, tensors: { $0.remove("backbone.stages.1.downsample.reduction.weight") })
+        XCTAssertThrowsError(try CheckpointCase.convert(path)) { error in
+            guard case .missingTensor(_, "backbone.stages.1.downsample.reduction.weight")? = error as? CheckpointError else {
+                return XCTFail("\(error)")
+            }
+        }
+    }
+}

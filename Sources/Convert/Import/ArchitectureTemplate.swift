@@ -20,7 +20,8 @@ public protocol ArchitectureTemplate: Sendable {
 
 /// Every template `convert` knows, in the order detection tries them.
 public enum ArchitectureTemplates {
-    public static let all: [any ArchitectureTemplate] = [BigGANDeepTemplate(), BigGANPyTorchTemplate(), UperNetSwinTemplate()]
+    public static let all: [any ArchitectureTemplate] = [BigGANDeepTemplate(), BigGANPyTorchTemplate(), UperNetSwinTemplate(),
+                                                           MMSegUperNetSwinTemplate()]
 
     /// The template called `name`.
     static func named(_ name: String, file: String) throws -> any ArchitectureTemplate {

@@ -32,7 +32,7 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
 
     func recognises(_ names: Set<String>) -> Bool {
         names.contains("decode_head.psp_modules.0.1.conv.weight")
-            && SwinNames.prefixes.contains { names.contains($0 + "embeddings.patch_embeddings.projection.weight") }
+            && SwinNames.transformersPrefixes.contains { names.contains($0 + "embeddings.patch_embeddings.projection.weight") }
     }
 
     /// The auxiliary FCN head only feeds a training loss; `num_batches_tracked` counts steps;
@@ -42,7 +42,7 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
     func isTrainingOnly(_ name: String) -> Bool {
         name.hasPrefix("auxiliary_head.") || name.hasSuffix(".num_batches_tracked")
             || name.hasSuffix(".relative_position_index")
-            || SwinNames.prefixes.contains { name.hasPrefix($0 + "layernorm.") }
+            || SwinNames.transformersPrefixes.contains { name.hasPrefix($0 + "layernorm.") }
     }
 
     struct Settings: Decodable {
@@ -78,17 +78,62 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
         if let activation = settings.backbone?.hiddenActivation, activation != "gelu" {
             throw CheckpointError.badConfig(file: configFile, detail: "hidden_act '\(activation)': the template builds Swin's GELU MLP")
         }
-        var swin = try SwinBuilder(weights: weights, names: SwinNames(weights), configFile: configFile,
-                                   windowSize: settings.backbone?.windowSize,
-                                   epsilon: settings.backbone?.layerNormEpsilon ?? 1e-5)
-        if let features = settings.backbone?.outFeatures, features != swin.outputStages.map({ "stage\($0 + 1)" }) {
-            throw CheckpointError.badConfig(file: configFile, detail: "backbone out_features \(features) disagree with the "
+        return try UperNetSwin.build(&weights, names: SwinNames(weights, layout: .transformers), configFile: configFile,
+                                     windowSize: settings.backbone?.windowSize, epsilon: settings.backbone?.layerNormEpsilon ?? 1e-5,
+                                     poolScales: settings.poolScales ?? [1, 2, 3, 6], outFeatures: settings.backbone?.outFeatures)
+    }
+}
+
+/// mmsegmentation's Swin + UperNet (`EncoderDecoder` with `SwinTransformer` and `UPerHead`),
+/// its state dict as mmseg saves it under `state_dict` in a .pth, converted to safetensors
+/// (scripts/pth_to_safetensors.py). Names: `backbone.patch_embed.projection`,
+/// `backbone.stages.i.blocks.j.{norm1, attn.w_msa.{qkv, proj, relative_position_bias_table},
+/// norm2, ffn.layers.{0.0, 1}}`, `backbone.stages.i.downsample.{norm, reduction}` (nn.Unfold
+/// order), `backbone.norm{i}` on the output stages, `decode_head.*` with mmcv's ConvModule
+/// (`conv`, `bn`) and `conv_seg`. There is no config: every size comes from the shapes, and
+/// mmseg's defaults (LayerNorm ε 1e-5, GELU, pool scales 1, 2, 3, 6) apply. Like mmseg, the
+/// graph shifts the odd blocks' windows at every size; the logits are resized to the input
+/// as `EncoderDecoder` does. Input `pixel_values`, output `logits`.
+struct MMSegUperNetSwinTemplate: ArchitectureTemplate {
+    var name: String { "upernet-swin-mmseg" }
+    var summary: String {
+        "mmsegmentation SwinTransformer + UPerHead (a .pth's state_dict saved as safetensors; pixel_values → logits)"
+    }
+
+    func recognises(_ names: Set<String>) -> Bool {
+        names.contains("backbone.patch_embed.projection.weight") && names.contains("backbone.stages.0.blocks.0.attn.w_msa.qkv.weight")
+            && names.contains("decode_head.conv_seg.weight")
+    }
+
+    /// The auxiliary FCN head only feeds a training loss; `relative_position_index` is a
+    /// buffer mmseg stores, fixed by the window size.
+    func isTrainingOnly(_ name: String) -> Bool {
+        name.hasPrefix("auxiliary_head.") || name.hasSuffix(".num_batches_tracked") || name.hasSuffix(".relative_position_index")
+    }
+
+    func build(_ weights: inout CheckpointWeights, config: TemplateConfig, options: ImportOptions) throws -> Graph {
+        if options.truncation != nil {
+            throw CheckpointError.badOption(file: weights.checkpoint.source, option: "--truncation",
+                                            detail: "only BigGAN's templates take a truncation")
+        }
+        return try UperNetSwin.build(&weights, names: SwinNames(weights, layout: .mmseg), configFile: config.file ?? "config.json",
+                                     windowSize: nil, epsilon: 1e-5, poolScales: [1, 2, 3, 6], outFeatures: nil)
+    }
+}
+
+/// Swin + UperNet from either layout's names: pixel_values → logits at the input's size.
+enum UperNetSwin {
+    static func build(_ weights: inout CheckpointWeights, names: SwinNames, configFile: String, windowSize: Int?,
+                      epsilon: Float, poolScales: [Int], outFeatures: [String]?) throws -> Graph {
+        var swin = try SwinBuilder(weights: weights, names: names, configFile: configFile, windowSize: windowSize, epsilon: epsilon)
+        if let outFeatures, outFeatures != swin.outputStages.map({ "stage\($0 + 1)" }) {
+            throw CheckpointError.badConfig(file: configFile, detail: "backbone out_features \(outFeatures) disagree with the "
                                             + "checkpoint's hidden_states_norms (stages \(swin.outputStages.map { $0 + 1 }))")
         }
         let pixels = swin.graph.addInput("pixel_values", shape: [.fixed(1), .fixed(3), .symbol("height"), .symbol("width")])
         let features = try swin.backbone(pixels)
-        var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, inChannels: swin.outputStages.map { swin.channels[$0] },
-                                      poolScales: settings.poolScales ?? [1, 2, 3, 6])
+        var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, names: swin.names,
+                                      inChannels: swin.outputStages.map { swin.channels[$0] }, poolScales: poolScales)
         let classified = try head.build(features)
         // The logits are at 1/patch of the (padded) input: F.interpolate to the input's size.
         head.graph.addOutput(head.graph.upsampledBilinear(classified, factor: swin.patch, name: "logits"))
@@ -99,13 +144,21 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
     }
 }
 
-/// The two spellings of a Swin checkpoint's names: the hub's (transformers before 5.25,
-/// which `save_pretrained` still writes) and transformers ≥ 5.25's module names.
+/// Where a Swin + UperNet checkpoint keeps each tensor: the declarative name map of one
+/// publisher's layout.
 struct SwinNames {
-    /// Where the backbone's `embeddings` and `encoder` sit.
-    static let prefixes = ["backbone.", "backbone.swin."]
-    /// Per block: the hub's name, then the current module's.
-    static let block: [String: [String]] = [
+    enum Layout {
+        /// transformers: the hub's names (before 5.25, which `save_pretrained` still
+        /// writes) or 5.25's module names, read alike.
+        case transformers
+        /// mmsegmentation's `SwinTransformer` + `UPerHead` (an `EncoderDecoder` state dict).
+        case mmseg
+    }
+
+    /// Where transformers' backbone keeps `embeddings` and `encoder`.
+    static let transformersPrefixes = ["backbone.", "backbone.swin."]
+    /// Per block role, the layout's names (transformers: the hub's, then 5.25's).
+    static let transformersBlock: [String: [String]] = [
         "query": ["attention.self.query", "attention.q_proj"],
         "key": ["attention.self.key", "attention.k_proj"],
         "value": ["attention.self.value", "attention.v_proj"],
@@ -116,24 +169,60 @@ struct SwinNames {
         "norm1": ["layernorm_before"],
         "norm2": ["layernorm_after"],
     ]
+    /// mmseg's `SwinBlock`: `attn` is a `ShiftWindowMSA` around a `WindowMSA` (one q | k | v
+    /// linear), `ffn` mmcv's FFN (Sequential(Sequential(Linear, GELU, Dropout), Linear, Dropout)).
+    static let mmsegBlock: [String: [String]] = [
+        "qkv": ["attn.w_msa.qkv"],
+        "table": ["attn.w_msa.relative_position_bias_table"],
+        "output": ["attn.w_msa.proj"],
+        "fc1": ["ffn.layers.0.0"],
+        "fc2": ["ffn.layers.1"],
+        "norm1": ["norm1"],
+        "norm2": ["norm2"],
+    ]
 
+    let layout: Layout
+    /// transformers: where `embeddings` and `encoder` sit.
     let prefix: String
     private let names: Set<String>
 
-    init(_ weights: CheckpointWeights) {
+    init(_ weights: CheckpointWeights, layout: Layout) {
+        self.layout = layout
         names = Set(weights.checkpoint.tensorNames)
         let names = self.names
-        prefix = Self.prefixes.first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? Self.prefixes[0]
+        prefix = layout == .mmseg ? "backbone."
+            : Self.transformersPrefixes.first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? "backbone."
     }
 
+    /// The patch embedding's convolution and its norm.
+    var patchProjection: String { layout == .mmseg ? "backbone.patch_embed.projection" : prefix + "embeddings.patch_embeddings.projection" }
+    var patchNorm: String { layout == .mmseg ? "backbone.patch_embed.norm" : prefix + "embeddings.norm" }
+
+    /// Patch merging after stage `stage` (`.norm`, `.reduction`).
+    func merging(_ stage: Int) -> String {
+        layout == .mmseg ? "backbone.stages.\(stage).downsample" : "\(prefix)encoder.layers.\(stage).downsample"
+    }
+
+    /// The LayerNorm on stage `stage`'s output, which the head reads.
+    func stageNorm(_ stage: Int) -> String {
+        layout == .mmseg ? "backbone.norm\(stage)" : "backbone.hidden_states_norms.stage\(stage + 1)"
+    }
+
+    /// Whether q, k and v are one linear (`qkv`) rather than three.
+    var fusedProjection: Bool { layout == .mmseg }
+
     /// The checkpoint's name of `role` in block `block` of stage `stage` (`suffix` "weight",
-    /// "bias" or ""); the hub's spelling when the checkpoint has neither, for the message.
+    /// "bias" or ""); the first spelling when the checkpoint has none, for the message.
     func block(_ stage: Int, _ block: Int, _ role: String, _ suffix: String = "weight") -> String {
-        let spellings = (Self.block[role] ?? [role]).map {
-            "\(prefix)encoder.layers.\(stage).blocks.\(block).\($0)" + (suffix.isEmpty ? "" : "." + suffix)
-        }
+        let base = layout == .mmseg ? "backbone.stages.\(stage).blocks.\(block)." : "\(prefix)encoder.layers.\(stage).blocks.\(block)."
+        let roles = layout == .mmseg ? Self.mmsegBlock : Self.transformersBlock
+        let spellings = (roles[role] ?? [role]).map { base + $0 + (suffix.isEmpty ? "" : "." + suffix) }
         return spellings.first(where: names.contains) ?? spellings[0]
     }
+
+    /// UperNet's head: the BatchNorm child of a conv module, and the classifier.
+    var convModuleNorm: String { layout == .mmseg ? "bn" : "batch_norm" }
+    var classifier: String { layout == .mmseg ? "decode_head.conv_seg" : "decode_head.classifier" }
 }
 
 /// Swin's backbone on a token grid [1, h, w, C] (channels last, so `linear` and `layerNorm`
@@ -160,7 +249,7 @@ private struct SwinBuilder {
         self.configFile = configFile
         self.epsilon = epsilon
         let file = weights.checkpoint.source
-        let projection = names.prefix + "embeddings.patch_embeddings.projection.weight"
+        let projection = names.patchProjection + ".weight"
         let embedding = try weights.shape(of: projection)
         guard embedding.count == 4, embedding[1] == 3, embedding[2] == embedding[3] else {
             throw CheckpointError.shapeMismatch(file: file, tensor: projection, expected: [-1, 3, -1, -1], found: embedding,
@@ -198,9 +287,9 @@ private struct SwinBuilder {
         self.depths = depths
         self.heads = heads
         channels = depths.indices.map { embedding[0] << $0 }
-        outputStages = depths.indices.filter { weights.has("backbone.hidden_states_norms.stage\($0 + 1).weight") }
+        outputStages = depths.indices.filter { weights.has(names.stageNorm($0) + ".weight") }
         guard !outputStages.isEmpty else {
-            throw CheckpointError.missingTensor(file: file, tensor: "backbone.hidden_states_norms.stage\(depths.count).weight")
+            throw CheckpointError.missingTensor(file: file, tensor: names.stageNorm(depths.count - 1) + ".weight")
         }
     }
 
@@ -216,14 +305,14 @@ private struct SwinBuilder {
 
     /// The feature maps [1, C, h, w] of the output stages.
     mutating func backbone(_ pixels: String) throws -> [String] {
-        let projection = names.prefix + "embeddings.patch_embeddings.projection"
+        let projection = names.patchProjection
         let embed = channels[0]
         var patchify = ConvAttributes()
         patchify.window.strides = [patch, patch]
         let patches = graph.conv(pixels, weight: try constant(projection + ".weight", [embed, 3, patch, patch], "the patch embedding"),
                                  bias: try constant(projection + ".bias", [embed], "the patch embedding"), patchify, name: "patch_embed")
         var x = graph.emitValue(named: "tokens", .transpose(TransposeAttributes(perm: [0, 2, 3, 1])), inputs: [patches])
-        x = try layerNorm(x, names.prefix + "embeddings.norm", channels: embed)
+        x = try layerNorm(x, names.patchNorm, channels: embed)
         var features: [String] = []
         for stage in depths.indices {
             let mask = depths[stage] > 1 ? shiftMask(x, stage: stage) : nil
@@ -231,7 +320,7 @@ private struct SwinBuilder {
                 x = try swinBlock(x, stage: stage, block: block, mask: block % 2 == 1 ? mask : nil)
             }
             if outputStages.contains(stage) {
-                let norm = try layerNorm(x, "backbone.hidden_states_norms.stage\(stage + 1)", channels: channels[stage])
+                let norm = try layerNorm(x, names.stageNorm(stage), channels: channels[stage])
                 features.append(graph.emitValue(named: "stage\(stage + 1)", .transpose(TransposeAttributes(perm: [0, 3, 1, 2])),
                                                 inputs: [norm]))
             }
@@ -248,10 +337,12 @@ private struct SwinBuilder {
         func why(_ what: String) -> String { "\(what) of a \(width)-channel stage" }
         var x = try layerNorm(input, names.block(stage, block, "norm1", ""), channels: width)
         var qkvWeight: [Float] = [], qkvBias: [Float] = []
-        for role in ["query", "key", "value"] {
-            qkvWeight += try weights.floats(names.block(stage, block, role), shape: [width, width], why: why("a projection"))
+        // One linear to q | k | v (each heads × head width, as windowAttention reads them).
+        let (roles, rows) = names.fusedProjection ? (["qkv"], 3 * width) : (["query", "key", "value"], width)
+        for role in roles {
+            qkvWeight += try weights.floats(names.block(stage, block, role), shape: [rows, width], why: why("a projection"))
             let bias = names.block(stage, block, role, "bias")
-            qkvBias += weights.has(bias) ? try weights.floats(bias, shape: [width], why: why("a projection")) : Array(repeating: 0, count: width)
+            qkvBias += weights.has(bias) ? try weights.floats(bias, shape: [rows], why: why("a projection")) : Array(repeating: 0, count: rows)
         }
         let qkv = graph.linear(x, weight: graph.addConstant(name + ".qkv.weight", shape: [3 * width, width], floats: qkvWeight),
                                bias: graph.addConstant(name + ".qkv.bias", shape: [3 * width], floats: qkvBias), name: name + ".qkv")
@@ -331,17 +422,36 @@ private struct SwinBuilder {
 
     /// Patch merging: each 2 × 2 cell's tokens concatenated in transformers' order (rows
     /// 0, 1 of column 0, then of column 1), LN, then the reduction linear (no bias).
+    /// mmseg gathers the cell with nn.Unfold instead, channel-major (c·4 + row·2 + column):
+    /// its norm's and reduction's weights are permuted to this order, which changes nothing
+    /// else since both act on the whole 4C vector.
     mutating func patchMerging(_ x: String, stage: Int) throws -> String {
         let width = channels[stage]
-        let prefix = "\(names.prefix)encoder.layers.\(stage).downsample"
+        let prefix = names.merging(stage)
         // [1, h, w, C] → [h/2, 2, w/2, 2, C] → [h/2, w/2, dx, dy, C] → [1, h/2, w/2, 4C].
         let rows = graph.reshaped(x, [-1, 2, 0, 0])
         let cells = graph.reshaped(rows, [0, 0, -1, 2, width])
         let ordered = graph.emitValue(named: prefix + ".order", .transpose(TransposeAttributes(perm: [0, 2, 3, 1, 4])), inputs: [cells])
         let merged = graph.emitValue(named: prefix + ".merged", .unsqueeze(UnsqueezeAttributes(axes: [0])),
                                      inputs: [graph.reshaped(ordered, [0, 0, 4 * width])])
-        let normed = try layerNorm(merged, prefix + ".norm", channels: 4 * width)
-        return graph.linear(normed, weight: try constant(prefix + ".reduction.weight", [2 * width, 4 * width], "patch merging of \(width) channels"),
+        // source[p]: the stored element for position p = (column·2 + row)·C + c.
+        let source = (0..<4 * width).map { position -> Int in
+            let (cell, channel) = position.quotientAndRemainder(dividingBy: width)
+            let (column, row) = cell.quotientAndRemainder(dividingBy: 2)
+            return names.layout == .mmseg ? channel * 4 + row * 2 + column : position
+        }
+        let why = "patch merging of \(width) channels"
+        let scale = try weights.floats(prefix + ".norm.weight", shape: [4 * width], why: why)
+        let shift = try weights.floats(prefix + ".norm.bias", shape: [4 * width], why: why)
+        let reduction = try weights.floats(prefix + ".reduction.weight", shape: [2 * width, 4 * width], why: why)
+        var permuted = reduction
+        for output in 0..<2 * width {
+            for position in 0..<4 * width { permuted[output * 4 * width + position] = reduction[output * 4 * width + source[position]] }
+        }
+        let normed = graph.emitValue(named: prefix + ".norm", .layerNorm(LayerNormAttributes(axis: -1, epsilon: epsilon)),
+                                     inputs: [merged, graph.addConstant(prefix + ".norm.weight", shape: [4 * width], floats: source.map { scale[$0] }),
+                                              graph.addConstant(prefix + ".norm.bias", shape: [4 * width], floats: source.map { shift[$0] })])
+        return graph.linear(normed, weight: graph.addConstant(prefix + ".reduction.weight", shape: [2 * width, 4 * width], floats: permuted),
                             name: prefix + ".reduction")
     }
 }
@@ -351,14 +461,15 @@ private struct SwinBuilder {
 private struct UperNetHeadBuilder {
     var weights: CheckpointWeights
     var graph: GraphBuilder
+    let names: SwinNames
     let inChannels: [Int]
     let poolScales: [Int]
     var hidden = 0
 
     mutating func build(_ features: [String]) throws -> String {
-        let classifier = try weights.shape(of: "decode_head.classifier.weight")
+        let classifier = try weights.shape(of: names.classifier + ".weight")
         guard classifier.count == 4, classifier[2] == 1, classifier[3] == 1 else {
-            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: "decode_head.classifier.weight",
+            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: names.classifier + ".weight",
                                                 expected: [-1, -1, 1, 1], found: classifier, why: "a 1×1 classifier")
         }
         hidden = classifier[1]
@@ -386,14 +497,14 @@ private struct UperNetHeadBuilder {
         }
         let fused = graph.emitValue(named: "decode_head.fpn", .concat(ConcatAttributes(axis: 1)), inputs: outputs)
         let bottleneck = try convModule(fused, "decode_head.fpn_bottleneck", input: levels * hidden, kernel: 3)
-        let labels = try weights.shape(of: "decode_head.classifier.weight")[0]
+        let labels = try weights.shape(of: names.classifier + ".weight")[0]
         let why = "\(hidden) channels into the classifier"
         return graph.conv(bottleneck,
-                          weight: graph.addConstant("decode_head.classifier.weight", shape: [labels, hidden, 1, 1],
-                                                    floats: try weights.floats("decode_head.classifier.weight", shape: [labels, hidden, 1, 1], why: why)),
-                          bias: graph.addConstant("decode_head.classifier.bias", shape: [labels],
-                                                  floats: try weights.floats("decode_head.classifier.bias", shape: [labels], why: why)),
-                          name: "decode_head.classifier")
+                          weight: graph.addConstant(names.classifier + ".weight", shape: [labels, hidden, 1, 1],
+                                                    floats: try weights.floats(names.classifier + ".weight", shape: [labels, hidden, 1, 1], why: why)),
+                          bias: graph.addConstant(names.classifier + ".bias", shape: [labels],
+                                                  floats: try weights.floats(names.classifier + ".bias", shape: [labels], why: why)),
+                          name: names.classifier)
     }
 
     /// conv (no bias) → BatchNorm (evaluation: running statistics, ε 1e-5) → ReLU, as one
@@ -402,7 +513,7 @@ private struct UperNetHeadBuilder {
         let shape = [hidden, input, kernel, kernel]
         let why = "\(input) input channels, UperNet hidden_size \(hidden)"
         var weight = try weights.floats(prefix + ".conv.weight", shape: shape, why: why)
-        let norm = prefix + ".batch_norm"
+        let norm = prefix + "." + names.convModuleNorm
         let gamma = try weights.floats(norm + ".weight", shape: [hidden], why: why)
         let beta = try weights.floats(norm + ".bias", shape: [hidden], why: why)
         let mean = try weights.floats(norm + ".running_mean", shape: [hidden], why: why)
