@@ -30,6 +30,9 @@ bin="$(swift build --show-bin-path)"
 # dncnn's graph already adds its input back (output = image + correction), so no --residual.
 model="$work/dncnn.rgraph"
 "$bin/convert" Tests/Fixtures/models/dncnn/model.onnx -o "$model" --range 0,1
+# The BigGAN-deep checkpoint fixture, for restore_generate and restore_dgp.
+generator="$work/biggan-deep.rgraph"
+"$bin/convert" Tests/Fixtures/checkpoints/biggan-deep -o "$generator" --truncation 0.4
 
 if [[ "$mode" == "--tsan" ]]; then
     swift build -c debug -Xswiftc -sanitize=thread --product Restore --build-path .build-tsan
@@ -39,7 +42,7 @@ if [[ "$mode" == "--tsan" ]]; then
     "$(dirname "$(command -v swift)")/clang" -std=c11 -g -O1 -fsanitize=thread -I Sources/CRestore/include \
         Tests/CAPI/test_capi.c -L "$tsan_lib" -Wl,-rpath,"$tsan_lib" -lRestore \
         -L "$swift_lib" -Wl,-rpath,"$swift_lib" -ldispatch -lBlocksRuntime -lpthread -o "$work/test_capi_tsan"
-    (cd "$work" && TSAN_OPTIONS="halt_on_error=1" ./test_capi_tsan "$model")
+    (cd "$work" && TSAN_OPTIONS="halt_on_error=1" ./test_capi_tsan "$model" "$generator")
     exit 0
 fi
 make install PREFIX="$prefix"
@@ -48,7 +51,7 @@ export PKG_CONFIG_PATH="$prefix/lib/pkgconfig"
 
 "$cc" -std=c11 -Wall -Wextra -Werror -O1 -g Tests/CAPI/test_capi.c $(pkg-config --cflags --libs restore) -lpthread \
     -o "$work/test_capi"
-(cd "$work" && ./test_capi "$model")
+(cd "$work" && ./test_capi "$model" "$generator")
 [[ "$mode" == "--c-only" ]] && exit 0
 
 "$cc" -std=c11 -Wall -Wextra -Werror -O2 examples/c/restore_png.c $(pkg-config --cflags --libs restore libpng) \
@@ -62,6 +65,6 @@ PYTHON="$python" scripts/build-wheel.sh "$work/dist"
 wheel="$(ls "$work"/dist/restore-*.whl)"
 "$python" -m pip install -q --no-deps --target "$work/site" "$wheel"
 
-RESTORE_TEST_WHEEL="$wheel" RESTORE_TEST_MODEL="$model" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
+RESTORE_TEST_WHEEL="$wheel" RESTORE_TEST_MODEL="$model" RESTORE_TEST_GENERATOR="$generator" RESTORE_RRUN="$bin/rrun" RESTORE_CONVERT="$bin/convert" \
     RESTORE_C_EXAMPLE="$work/restore_png" PYTHONPATH="$work/site" \
     "$python" -m pytest -q -p no:cacheprovider python/tests

@@ -83,6 +83,11 @@ func status(of error: any Error) -> restore_status {
         case .shapeMismatch: return RESTORE_ERROR_SHAPE
         case .noTrainableWeights: return RESTORE_ERROR_ARGUMENT
         }
+    case let error as GeneratorError:
+        switch error {
+        case .notAGenerator: return RESTORE_ERROR_UNSUPPORTED
+        case .classOutOfRange, .truncationMismatch: return RESTORE_ERROR_ARGUMENT
+        }
     case let error as PixelImageError:
         switch error {
         case .tensorShape: return RESTORE_ERROR_SHAPE

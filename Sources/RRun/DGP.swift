@@ -61,6 +61,9 @@ extension RRun {
         @Option(name: .shortAndLong, help: "Output PNG.")
         var output: String
 
+        @Flag(name: .shortAndLong, help: "Print the median and fastest time of one iteration (forward, backward, Adam on z and G).")
+        var verbose = false
+
         mutating func validate() throws {
             guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
@@ -110,10 +113,13 @@ extension RRun {
                 print("choosing z among \(candidates) samples" + (classIndex == nil ? " (and the class with it)" : "") + "…")
                 let progress = ProgressBar(label: "iterations")
                 let start = Date()
+                let timer = IterationTimer()
                 let outcome: DeepGenerativePrior.Outcome
                 do {
                     defer { progress.finish() }
                     outcome = try prior.restore(fitted, task: priorTask, generator: generator) { iteration, total, _ in
+                        // The first interval also holds the z selection and planning.
+                        timer.tick()
                         progress.update(iteration, total)
                         return true
                     }
@@ -124,6 +130,7 @@ extension RRun {
                              schedule.rawValue, generator.size.width, generator.size.height, outcome.classIndex,
                              outcome.initialLoss, outcome.finalLoss, seconds))
                 print("stages: " + stages.joined(separator: "; "))
+                if verbose { print(timer.summary) }
                 let restored = fitting.restoreSize(outcome.image)
                 if let clean {
                     let before = try beforeImage(image.rgbTensor(), fitting: fitting)

@@ -83,24 +83,17 @@ extension RRun {
                 }
                 let progress = ProgressBar(label: "iterations")
                 let start = Date()
-                var iterationTimes: [Double] = []
-                var last = Date()
+                let timer = IterationTimer()
                 let restored: HostTensor
                 do {
                     defer { progress.finish() }
                     restored = try prior.restore(rgb, task: priorTask) { iteration, _ in
-                        iterationTimes.append(Date().timeIntervalSince(last))
-                        last = Date()
+                        timer.tick()
                         progress.update(iteration, iters)
                         return true
                     }
                 }
-                if verbose {
-                    // The first iteration also plans and builds the kernels.
-                    let steady = iterationTimes.count > 1 ? Array(iterationTimes.dropFirst()).sorted() : iterationTimes.sorted()
-                    print(String(format: "iteration: median %.1f ms, fastest %.1f ms (%d timed after the first)",
-                                 steady[steady.count / 2] * 1000, (steady.first ?? 0) * 1000, steady.count))
-                }
+                if verbose { print(timer.summary) }
                 let seconds = Date().timeIntervalSince(start)
                 let result = try image.withRGB(restored)
                 print(String(format: "%d iterations of DIP (%@) on %d×%d in %.1f s", iters, net.rawValue,

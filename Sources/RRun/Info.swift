@@ -213,3 +213,25 @@ final class ProgressBar {
         drawn = false
     }
 }
+
+/// Times the iterations of an optimisation (`rrun dip -v`, `rrun dgp -v`): `tick()` after
+/// each one; the summary leaves out the first, which also plans and builds the kernels.
+final class IterationTimer {
+    private var times: [Double] = []
+    private var last = Date()
+
+    /// Restarts the clock (after work that is not an iteration).
+    func reset() { last = Date() }
+
+    func tick() {
+        times.append(Date().timeIntervalSince(last))
+        last = Date()
+    }
+
+    var summary: String {
+        let steady = (times.count > 1 ? Array(times.dropFirst()) : times).sorted()
+        guard !steady.isEmpty else { return "iteration: none timed" }
+        return String(format: "iteration: median %.1f ms, fastest %.1f ms (%d timed after the first)",
+                      steady[steady.count / 2] * 1000, steady[0] * 1000, steady.count)
+    }
+}

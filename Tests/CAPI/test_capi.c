@@ -1,11 +1,13 @@
 /*
  * Tests of libRestore's C interface: every entry point with bad arguments (each must
  * return the right status with a message and never abort), corrupt models, tensor and
- * image mode, one model shared by sessions on four threads, and Deep Image Prior with a
- * progress callback that cancels.
+ * image mode, one model shared by sessions on four threads, Deep Image Prior with a
+ * progress callback that cancels, and BigGAN generation and Deep Generative Prior.
  *
- * Usage: test_capi MODEL.rgraph   (an image model with restore.scale 1, e.g. the
- * converted dncnn fixture; scripts/test-capi.sh makes it). Prints "N passed, N failed".
+ * Usage: test_capi MODEL.rgraph [GENERATOR.rgraph]   (an image model with restore.scale 1,
+ * e.g. the converted dncnn fixture, and a BigGAN generator, the biggan-deep checkpoint
+ * fixture converted at truncation 0.4; scripts/test-capi.sh makes both). Prints
+ * "N passed, N failed".
  */
 #define _POSIX_C_SOURCE 200809L
 #include <restore.h>
@@ -682,9 +684,119 @@ static void test_dip(void) {
     CHECK_OK(restore_dip(&options, pixels, W, H, 3, 8, W * 3, out, W * 3, NULL, NULL));
 }
 
+static int progress_calls;
+static float last_loss = -1;
+
+static int count_progress(void *user_data, int iteration, int total, float loss) {
+    (void)user_data;
+    progress_calls++;
+    if (iteration != progress_calls || total <= 0 || iteration > total) return 1;
+    last_loss = loss;
+    return 0;
+}
+
+static int cancel_at_two(void *user_data, int iteration, int total, float loss) {
+    (void)user_data, (void)total, (void)loss;
+    return iteration >= 2;
+}
+
+/* restore_generator_info, restore_generate and restore_dgp on the generator fixture; their
+   refusals on it and on a model that is not a generator. */
+static void test_generator(restore_model *generator, restore_model *not_a_generator) {
+    int width = 0, height = 0, classes = 0, latent = 0;
+    CHECK_OK(restore_generator_info(generator, &width, &height, &classes, &latent));
+    CHECK(width == 32 && height == 32 && classes == 10 && latent == 16);
+    CHECK_OK(restore_generator_info(generator, NULL, NULL, NULL, NULL));
+    CHECK_FAILS(restore_generator_info(not_a_generator, &width, NULL, NULL, NULL), RESTORE_ERROR_UNSUPPORTED);
+    CHECK_FAILS(restore_generator_info(NULL, &width, NULL, NULL, NULL), RESTORE_ERROR_ARGUMENT);
+
+    enum { side = 32, stride = 3 * side + 5 };
+    uint8_t *three = calloc(3 * side * stride, 1), *one = calloc(side * stride, 1);
+    /* The same seed gives the same z rows: the first of three images is the single one. */
+    CHECK_OK(restore_generate(generator, 3, 7, 0.0f, 3, 2, three, stride));
+    CHECK_OK(restore_generate(generator, 3, 7, 0.4f, 1, 2, one, stride));
+    int same = 1, varied = 0;
+    for (int y = 0; y < side; y++) {
+        same &= memcmp(three + y * stride, one + y * stride, 3 * side) == 0;
+        varied |= memcmp(three + y * stride, three + (side + y) * stride, 3 * side) != 0;
+    }
+    CHECK(same);
+    CHECK(varied);
+    CHECK_FAILS(restore_generate(generator, 10, 7, 0.0f, 1, 2, one, stride), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_generate(generator, 3, 7, 0.5f, 1, 2, one, stride), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_generate(generator, 3, 7, 0.0f, 0, 2, one, stride), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_generate(generator, 3, 7, 0.0f, 1, 2, one, 3 * side - 1), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_generate(generator, 3, 7, 0.0f, 1, 2, NULL, stride), RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_generate(not_a_generator, 0, 7, 0.0f, 1, 2, one, stride), RESTORE_ERROR_UNSUPPORTED);
+
+    /* Colorization of the gray of a generated image: progress after every iteration. */
+    uint8_t gray[side * side];
+    for (int y = 0; y < side; y++)
+        for (int x = 0; x < side; x++) {
+            const uint8_t *p = one + y * stride + 3 * x;
+            gray[y * side + x] = (uint8_t)(0.2989f * p[0] + 0.587f * p[1] + 0.114f * p[2] + 0.5f);
+        }
+    restore_dgp_options options;
+    restore_dgp_options_init(&options);
+    CHECK(options.iterations == 500 && options.class_index == -1 && options.discriminator == NULL);
+    options.class_index = 3;
+    options.iterations = 5;
+    options.candidates = 2;
+    uint8_t *restored = calloc(side * stride, 1);
+    progress_calls = 0;
+    CHECK_OK(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, count_progress, NULL));
+    CHECK(progress_calls == 5 && last_loss > 0);
+    int colourful = 0;
+    for (int i = 0; i < side * side; i++) colourful |= restored[(i / side) * stride + 3 * (i % side)] != restored[(i / side) * stride + 3 * (i % side) + 1];
+    CHECK(colourful);
+    CHECK_OK(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, NULL, NULL));
+
+    /* Cancelling returns RESTORE_CANCELLED and leaves the output untouched. */
+    memset(restored, 0xAB, side * stride);
+    CHECK_FAILS(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, cancel_at_two, NULL),
+                RESTORE_CANCELLED);
+    int untouched = 1;
+    for (int i = 0; i < side * stride; i++) untouched &= restored[i] == 0xAB;
+    CHECK(untouched);
+    CHECK(strcmp(restore_status_string(RESTORE_CANCELLED), "RESTORE_CANCELLED") == 0);
+
+    /* ×4 super-resolution of an 8×8 image gives 32×32; a 12×8 one is centre-cropped to 8×8. */
+    options.task = RESTORE_DGP_SR4;
+    options.iterations = 1;
+    options.candidates = 1;
+    uint8_t small[12 * 8 * 3];
+    fill_random(small, sizeof small, 5);
+    CHECK_OK(restore_dgp(generator, &options, small, 8, 8, 3, 8, 8 * 3, restored, stride, NULL, NULL));
+    CHECK_OK(restore_dgp(generator, &options, small, 12, 8, 3, 8, 12 * 3, restored, stride, NULL, NULL));
+
+    /* Refusals. */
+    options.task = RESTORE_DGP_INPAINT;
+    CHECK_FAILS(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    options.task = RESTORE_DGP_COLORIZE;
+    CHECK_FAILS(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, 3 * side - 1, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dgp(generator, NULL, gray, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dgp(generator, &options, NULL, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    CHECK_FAILS(restore_dgp(not_a_generator, &options, gray, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_UNSUPPORTED);
+    options.class_index = 10;
+    CHECK_FAILS(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    options.class_index = 3;
+    options.iterations = 0;
+    CHECK_FAILS(restore_dgp(generator, &options, gray, side, side, 1, 8, side, restored, stride, NULL, NULL),
+                RESTORE_ERROR_ARGUMENT);
+    free(three);
+    free(one);
+    free(restored);
+}
+
 int main(int argc, char **argv) {
-    if (argc != 2) {
-        fprintf(stderr, "usage: %s MODEL.rgraph\n", argv[0]);
+    if (argc != 2 && argc != 3) {
+        fprintf(stderr, "usage: %s MODEL.rgraph [GENERATOR.rgraph]\n", argv[0]);
         return 2;
     }
     const char *model_path = argv[1];
@@ -702,6 +814,12 @@ int main(int argc, char **argv) {
         test_threads(model);
         test_load_under_concurrency(model);
         test_shared_session_refused(model);
+        restore_model *generator = NULL;
+        if (argc == 3) {
+            CHECK_OK(restore_model_load(argv[2], &generator));
+            if (generator) test_generator(generator, model);
+            restore_model_free(generator);
+        }
         restore_model_free(model);
     }
     test_free_order(model_path);

@@ -105,6 +105,18 @@ class _DipOptions(ctypes.Structure):
                 ("mask", ctypes.POINTER(ctypes.c_uint8)), ("mask_stride", ctypes.c_int)]
 
 
+_DGP_TASKS = {"colorize": 0, "inpaint": 1, "sr4": 2}  # restore_dgp_task
+_DGP_SCHEDULES = {"dgp": 0, "all": 1}  # restore_dgp_schedule
+
+
+class _DgpOptions(ctypes.Structure):
+    """restore_dgp_options."""
+    _fields_ = [("task", ctypes.c_int), ("schedule", ctypes.c_int), ("class_index", ctypes.c_int),
+                ("iterations", ctypes.c_int), ("candidates", ctypes.c_int), ("seed", ctypes.c_uint64),
+                ("threads", ctypes.c_int), ("discriminator", ctypes.c_void_p),
+                ("mask", ctypes.POINTER(ctypes.c_uint8)), ("mask_stride", ctypes.c_int)]
+
+
 def _candidate_paths():
     here = pathlib.Path(__file__).resolve().parent
     repository = here.parent.parent
@@ -183,6 +195,13 @@ def _declare(lib):
         "restore_dip_options_init": (None, [ctypes.POINTER(_DipOptions)]),
         "restore_dip": (status, [ctypes.POINTER(_DipOptions), ctypes.c_void_p, ctypes.c_int, ctypes.c_int, ctypes.c_int,
                                  ctypes.c_int, ctypes.c_int, ctypes.c_void_p, ctypes.c_int, _PROGRESS_FN, ctypes.c_void_p]),
+        "restore_generator_info": (status, [c_model] + [ctypes.POINTER(ctypes.c_int)] * 4),
+        "restore_generate": (status, [c_model, ctypes.c_int, ctypes.c_uint32, ctypes.c_float, ctypes.c_int, ctypes.c_int,
+                                      u8p, ctypes.c_int]),
+        "restore_dgp_options_init": (None, [ctypes.POINTER(_DgpOptions)]),
+        "restore_dgp": (status, [c_model, ctypes.POINTER(_DgpOptions), ctypes.c_void_p, ctypes.c_int, ctypes.c_int,
+                                 ctypes.c_int, ctypes.c_int, ctypes.c_int, u8p, ctypes.c_int, _PROGRESS_FN,
+                                 ctypes.c_void_p]),
     }
     for name, (restype, argtypes) in signatures.items():
         function = getattr(lib, name)
@@ -372,6 +391,89 @@ class Model:
         (``max_memory`` bytes; None is a quarter of physical memory, at most 1 GiB), the overlap from the
         model's metadata or receptive field."""
         return self._thread_session().restore(image, tile, overlap, inputs, max_memory)
+
+    def generator_info(self):
+        """For a class-conditional generator (a converted BigGAN): (width, height, classes,
+        latent size). Raises UnsupportedError for another model."""
+        values = [ctypes.c_int() for _ in range(4)]
+        _check(_lib().restore_generator_info(self.handle, *(ctypes.byref(v) for v in values)))
+        return tuple(v.value for v in values)
+
+    def generate(self, class_index, seed=0, count=1, truncation=0.0, threads=2):
+        """``count`` images of ``class_index`` as ``rrun generate`` makes them (z as
+        pytorch-pretrained-biggan's truncated_noise_sample draws it for ``seed``); a
+        count×H×W×3 uint8 array. ``truncation`` 0 is the one the model was converted at."""
+        width, height, _, _ = self.generator_info()
+        count = _int_argument(count, "count")
+        if count < 1:
+            raise ArgumentError(f"count must be at least 1, got {count}", 5)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**32:
+            raise ArgumentError(f"seed must be an integer in 0 … 2³²−1, got {seed!r}", 5)
+        out = np.empty((count, height, width, 3), np.uint8)
+        _check(_lib().restore_generate(self.handle, _int_argument(class_index, "class_index"), int(seed),
+                                       float(truncation), count, _int_argument(threads, "threads"),
+                                       out.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), width * 3))
+        return out
+
+    def dgp(self, image, task="colorize", mask=None, class_index=None, iterations=500, schedule="dgp",
+            candidates=100, seed=0, threads=2, discriminator=None, progress=None):
+        """Deep Generative Prior with this generator, as ``rrun dgp``: restores ``image``
+        (H×W or H×W×C, C = 1…4, uint8 or uint16). ``task`` is "colorize", "inpaint" (``mask``:
+        an H×W array, nonzero where the pixel is known) or "sr4"; ``schedule`` "dgp"
+        (progressive) or "all"; ``discriminator`` a :class:`Model` of its features or None.
+        Returns side×side×3 uint8, side = min(H, W) (×4 for sr4).
+        ``progress(iteration, total, loss)`` is called after every iteration; returning
+        False cancels (:class:`CancelledError`), and an exception it raises cancels and is
+        raised again here."""
+        if task not in _DGP_TASKS:
+            raise ArgumentError(f"task must be one of {', '.join(_DGP_TASKS)}, got {task!r}", 5)
+        if schedule not in _DGP_SCHEDULES:
+            raise ArgumentError(f"schedule must be one of {', '.join(_DGP_SCHEDULES)}, got {schedule!r}", 5)
+        if not isinstance(image, np.ndarray) or image.dtype not in (np.uint8, np.uint16):
+            raise ArgumentError("the image must be a uint8 or uint16 numpy array (H×W or H×W×C, C = 1…4)", 5)
+        if image.ndim not in (2, 3) or (image.ndim == 3 and not 1 <= image.shape[2] <= 4):
+            raise ArgumentError(f"the image must be H×W or H×W×C with C = 1…4, got shape {image.shape}", 5)
+        pixels = np.ascontiguousarray(image)
+        height, width = (_int_argument(v, "image size") for v in pixels.shape[:2])
+        channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+        lib = _lib()
+        options = _DgpOptions()
+        lib.restore_dgp_options_init(ctypes.byref(options))
+        options.task, options.schedule = _DGP_TASKS[task], _DGP_SCHEDULES[schedule]
+        options.class_index = -1 if class_index is None else _int_argument(class_index, "class_index")
+        options.iterations = _int_argument(iterations, "iterations")
+        options.candidates = _int_argument(candidates, "candidates")
+        options.threads = _int_argument(threads, "threads")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= int(seed) < 2**64:
+            raise ArgumentError(f"seed must be an integer in 0 … 2⁶⁴−1, got {seed!r}", 5)
+        options.seed = int(seed)
+        if discriminator is not None:
+            options.discriminator = discriminator.handle
+        mask_bytes = None
+        if mask is not None:
+            mask_bytes = np.ascontiguousarray(np.asarray(mask) != 0, dtype=np.uint8)
+            if mask_bytes.shape != (height, width):
+                raise ArgumentError(f"the mask has shape {mask_bytes.shape}, the image is {height}×{width}", 5)
+            options.mask = mask_bytes.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8))
+            options.mask_stride = width
+        side = min(width, height) * (4 if task == "sr4" else 1)
+        result = np.empty((side, side, 3), np.uint8)
+        raised = []
+
+        def report(_user_data, iteration, total, loss):
+            try:
+                return 0 if progress(iteration, total, loss) is not False else 1
+            except BaseException as error:  # carried out of the C call and raised again below
+                raised.append(error)
+                return 1
+        callback = _PROGRESS_FN(report) if progress is not None else _PROGRESS_FN()
+        status = lib.restore_dgp(self.handle, ctypes.byref(options), pixels.ctypes.data, width, height, channels,
+                                 8 * pixels.itemsize, _int_argument(width * channels * pixels.itemsize, "row bytes"),
+                                 result.ctypes.data_as(ctypes.POINTER(ctypes.c_uint8)), side * 3, callback, None)
+        if raised:
+            raise raised[0]
+        _check(status)
+        return result
 
     def close(self):
         """Frees the model and the sessions ``run``/``restore`` made. Idempotent."""

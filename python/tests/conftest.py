@@ -51,3 +51,15 @@ def model_path(tmp_path_factory, request):
 @pytest.fixture(scope="session")
 def rrun():
     return _tool("rrun", "RESTORE_RRUN")
+
+
+@pytest.fixture(scope="session")
+def generator_path(tmp_path_factory, request):
+    """The biggan-deep checkpoint fixture converted at truncation 0.4 ($RESTORE_TEST_GENERATOR if set)."""
+    if os.environ.get("RESTORE_TEST_GENERATOR"):
+        return os.environ["RESTORE_TEST_GENERATOR"]
+    path = tmp_path_factory.mktemp("generator") / "biggan-deep.rgraph"
+    tool = request.getfixturevalue("convert")
+    subprocess.run([tool, str(REPOSITORY / "Tests" / "Fixtures" / "checkpoints" / "biggan-deep"), "-o", str(path),
+                    "--truncation", "0.4"], check=True)
+    return str(path)

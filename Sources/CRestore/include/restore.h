@@ -205,6 +205,72 @@ restore_status restore_dip(const restore_dip_options *options, const void *pixel
                            int channels, int bits, int stride, void *out, int out_stride,
                            restore_progress_fn progress, void *user_data);
 
+/* ---- generators: BigGAN generation and Deep Generative Prior ------------------------------ */
+
+/** A class-conditional generator's sizes: a model with inputs z [batch, latent_size] and
+    class_vector [batch, classes] and an image output [batch, 3, height, width] (a converted
+    BigGAN, docs/dgp.md). Any out pointer may be NULL. Fails with RESTORE_ERROR_UNSUPPORTED
+    for another model. */
+restore_status restore_generator_info(const restore_model *generator, int *width, int *height, int *classes,
+                                      int *latent_size);
+
+/** Generates `count` images of class `class_index`, as `rrun generate`: z is
+    truncation · truncnorm(−2, 2) drawn as pytorch-pretrained-biggan's
+    truncated_noise_sample(count, Z, truncation, seed) draws it, the class vector one-hot.
+    `truncation` 0 uses the one the model was converted at (else 1); another value than
+    the recorded one fails with RESTORE_ERROR_ARGUMENT. `out` receives the images one after
+    another, each `height` rows of RGB bytes `out_stride` bytes apart (≥ 3·width). */
+restore_status restore_generate(const restore_model *generator, int class_index, uint32_t seed, float truncation,
+                                int count, int threads, uint8_t *out, int out_stride);
+
+/** What degraded the image Deep Generative Prior restores. */
+typedef enum {
+    RESTORE_DGP_COLORIZE = 0, /* gray: compared through the luma 0.2989 R + 0.5870 G + 0.1140 B */
+    RESTORE_DGP_INPAINT,      /* missing pixels, given by restore_dgp_options.mask */
+    RESTORE_DGP_SR4           /* ×4 super-resolution: the output is 4× wider and taller */
+} restore_dgp_task;
+
+/** Which generator weights train when. */
+typedef enum {
+    RESTORE_DGP_SCHEDULE_PROGRESSIVE = 0, /* the paper's: block groups unfrozen shallow to deep */
+    RESTORE_DGP_SCHEDULE_ALL              /* every weight and z from the first iteration */
+} restore_dgp_schedule;
+
+/** Options of restore_dgp. Fill them with restore_dgp_options_init, then change fields. */
+typedef struct {
+    restore_dgp_task task;
+    restore_dgp_schedule schedule;
+    int class_index;       /* the class, or -1 to choose it with z (default -1) */
+    int iterations;        /* ≥ 1, over all five stages (default 500) */
+    int candidates;        /* ≥ 1 random samples z is chosen from (default 100) */
+    uint64_t seed;         /* the candidate samples (default 0) */
+    int threads;           /* ≥ 1 (default 2) */
+    /* A discriminator feature network (docs/dgp.md) adding the L1 distance of its
+       features, or NULL for the MSE alone. */
+    const restore_model *discriminator;
+    /* RESTORE_DGP_INPAINT only: width×height bytes, rows mask_stride bytes apart,
+       nonzero where the pixel is known, 0 where it is to be filled; NULL otherwise. */
+    const uint8_t *mask;
+    int mask_stride;
+} restore_dgp_options;
+
+/** Fills `options` with the defaults: colorization, progressive schedule, class chosen
+    with z, 500 iterations, 100 candidates, seed 0, 2 threads, no discriminator, no mask.
+    NULL is ignored. */
+void restore_dgp_options_init(restore_dgp_options *options);
+
+/** Deep Generative Prior (Pan et al., 2020), as `rrun dgp`: restores one image by
+    inverting the generator and fine-tuning it on the image. Pixels are laid out as for
+    restore_image (`channels` 1–4, `bits` 8 or 16, rows `stride` bytes apart). An image
+    of another size than the generator's (a quarter of it for SR4) is centre-cropped to
+    the square of its short side and resized to it. `out` receives an RGB image of
+    side × side bytes ×3, side = min(width, height) (×4 for SR4), rows `out_stride` bytes
+    apart (≥ 3·side). `progress` may be NULL; otherwise it is called after every
+    iteration and may cancel (see restore_progress_fn). */
+restore_status restore_dgp(const restore_model *generator, const restore_dgp_options *options, const void *pixels,
+                           int width, int height, int channels, int bits, int stride, uint8_t *out, int out_stride,
+                           restore_progress_fn progress, void *user_data);
+
 #ifdef __cplusplus
 }
 #endif
