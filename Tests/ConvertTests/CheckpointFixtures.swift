@@ -31,6 +31,16 @@ struct SafetensorsWriter {
         tensors.append(Tensor(name: name, dtype: .float32, shape: shape, bytes: floats.withUnsafeBytes { Array($0) }))
     }
 
+    /// Every F32 tensor stored as BF16 (rounded to nearest even, as torch's
+    /// `.to(torch.bfloat16)`), as a bfloat16 checkpoint is.
+    mutating func storeAsBFloat16() {
+        for index in tensors.indices where tensors[index].dtype == .float32 {
+            let floats = tensors[index].bytes.withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+            tensors[index].dtype = .bfloat16
+            tensors[index].bytes = floats.map { Conversion.bfloat16Bits($0) }.withUnsafeBytes { Array($0) }
+        }
+    }
+
     /// Every F32 tensor stored as F16 (rounded to nearest), as a half-precision checkpoint is.
     mutating func storeAsFloat16() {
         for index in tensors.indices where tensors[index].dtype == .float32 {

@@ -117,6 +117,24 @@ final class UperNetSwinTemplateTests: XCTestCase {
                                 Self.tolerance, label: "upernet-swin --head rgb --head-init first3 vs the 5-label logits' first 3")
     }
 
+    /// A bfloat16 checkpoint against PyTorch running the same rounded weights in f32: with
+    /// `--weights f32` the stored values are used as they are (fp32 tolerance); by default the
+    /// storage stays bf16, and the weights the template computes from several tensors (BatchNorm
+    /// folded into convolutions, q | k | v joined) are rounded to bf16 once more, each by up to
+    /// 2⁻⁹ ≈ 2e-3 relative: tolerance 5e-3 (measured 1.3e-3).
+    func testBFloat16CheckpointKeepsItsStorageAndComputesInFloat32() throws {
+        let path = try Self.fixture.edited(into: directory, tensors: { $0.storeAsBFloat16() })
+        let reference = try Self.fixture.reference("128x192/output_bf16-weights.npy")
+        let widened = try CheckpointCase.convert(path, weights: .f32)
+        XCTAssertFalse(widened.graph.orderedConstants.contains { $0.dtype == .bfloat16 })
+        GoldenCheck.assertClose(try run(widened.graph, size: Self.sizes[0]), reference, Self.tolerance,
+                                label: "upernet-swin bf16 checkpoint, --weights f32, vs PyTorch on the rounded weights")
+        let kept = try CheckpointCase.convert(path)
+        XCTAssertTrue(kept.graph.orderedConstants.contains { $0.dtype == .bfloat16 })
+        GoldenCheck.assertClose(try run(kept.graph, size: Self.sizes[0]), reference, GoldenCase.Tolerance(relative: 5e-3, absolute: nil),
+                                label: "upernet-swin bf16 checkpoint, bf16 storage, vs PyTorch on the rounded weights")
+    }
+
     func testMissingProjectionIsRefusedNamingTheTensor() throws {
         let name = "backbone.encoder.layers.1.blocks.1.attention.self.key.weight"
         let path = try Self.fixture.edited(into: directory, tensors: { $0.remove(name) })
