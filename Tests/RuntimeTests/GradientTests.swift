@@ -99,6 +99,22 @@ final class GradientTests: XCTestCase {
         cases["binary_max"] = (.binary(.max), [])
         cases["where_broadcast"] = (.where, [])
         cases["cast_float"] = (.cast(CastAttributes(to: .float32)), [])
+        func gridSample(_ mode: GridSampleAttributes.Mode, _ padding: GridSampleAttributes.PaddingMode, aligned: Bool) -> Op {
+            var attributes = GridSampleAttributes()
+            attributes.mode = mode
+            attributes.paddingMode = padding
+            attributes.alignCorners = aligned
+            return .gridSample(attributes)
+        }
+        cases["grid_sample_bilinear_zeros"] = (gridSample(.linear, .zeros, aligned: false), [])
+        cases["grid_sample_bilinear_border_aligned"] = (gridSample(.linear, .border, aligned: true), [])
+        cases["grid_sample_nearest"] = (gridSample(.nearest, .zeros, aligned: false), [])
+        // Input order: data, then the plan-time indices, then the updates (x1 of the fixture).
+        let scatterIndices = ConstantTensor(name: "indices", shape: [3, 2], ints: [1, 0, 3, 2, 1, 0])
+        cases["scatter_nd_write"] = (.scatterND(ScatterNDAttributes()), [scatterIndices])
+        var adding = ScatterNDAttributes()
+        adding.reduction = .add
+        cases["scatter_nd_add"] = (.scatterND(adding), [scatterIndices])
         cases["reduce_mean_axes"] = (.reduce(ReduceAttributes(function: .mean, axes: [1, 3], keepDims: true)), [])
         cases["reduce_sum_all"] = (.reduce(ReduceAttributes(function: .sum, axes: [], keepDims: true)), [])
         cases["reduce_max_axis"] = (.reduce(ReduceAttributes(function: .max, axes: [0], keepDims: false)), [])
@@ -140,6 +156,11 @@ final class GradientTests: XCTestCase {
         return cases
     }()
 
+    /// Node inputs of the cases whose plan-time input comes between data inputs.
+    static let inputOrder: [String: [String]] = [
+        "scatter_nd_write": ["x0", "indices", "x1"], "scatter_nd_add": ["x0", "indices", "x1"],
+    ]
+
     func testEveryRuleMatchesAutograd() throws {
         let folders = try FileManager.default.contentsOfDirectory(atPath: Self.fixtures.path).sorted()
         XCTAssertEqual(Set(folders), Set(Self.cases.keys), "fixture folders and test cases differ")
@@ -153,8 +174,8 @@ final class GradientTests: XCTestCase {
             }
             let upstream = try NumPyFile.read(path: folder.appendingPathComponent("upstream.npy").path).floats
             let expectedOutput = try NumPyFile.read(path: folder.appendingPathComponent("output.npy").path).floats
-            // Plan-time inputs follow the data inputs.
-            let inputNames = inputs.indices.map { "x\($0)" } + constants.map(\.name)
+            // Plan-time inputs follow the data inputs, unless the case says otherwise.
+            let inputNames = Self.inputOrder[name] ?? (inputs.indices.map { "x\($0)" } + constants.map(\.name))
             let graph = Graph(
                 inputs: inputs.enumerated().map { ValueInfo(name: "x\($0)", dtype: .float32, shape: $1.shape.map { .fixed($0) }) },
                 outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
@@ -205,15 +226,18 @@ final class GradientTests: XCTestCase {
     }
 
     /// A wrong gradient path is refused by name: an op without a rule between the wanted
-    /// input and the loss.
+    /// input and the loss (deformable attention has none yet).
     func testOpWithoutRuleIsNamed() throws {
-        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1), .fixed(1), .fixed(4), .fixed(4)]),
-                                   ValueInfo(name: "grid", dtype: .float32, shape: [.fixed(1), .fixed(2), .fixed(2), .fixed(2)])],
+        // value [1, 4 tokens of a 2×2 level, 2 channels], grid [1, 3 queries, 1 head, 1 level, 1 point, 2],
+        // weights [1, 3, 1, 1, 1].
+        let shapes = [[1, 4, 2], [1, 3, 1, 1, 1, 2], [1, 3, 1, 1, 1]]
+        let names = ["value", "grid", "weights"]
+        let graph = Graph(inputs: zip(names, shapes).map { ValueInfo(name: $0, dtype: .float32, shape: $1.map { .fixed($0) }) },
                           outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
-                          nodes: [Node(name: "sample", try Self.sampleOp(.gridSample), inputs: ["x", "grid"], outputs: ["y"])])
-        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: [[1, 1, 4, 4], [1, 2, 2, 2]],
-                                              parameters: [], wantedInputs: ["x"], threads: 1)) { error in
-            XCTAssertEqual(error as? GradientError, .noRule(node: "sample", op: .gridSample))
+                          nodes: [Node(name: "sample", try Self.sampleOp(.deformableAttention), inputs: names, outputs: ["y"])])
+        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: shapes, parameters: [],
+                                              wantedInputs: ["value"], threads: 1)) { error in
+            XCTAssertEqual(error as? GradientError, .noRule(node: "sample", op: .deformableAttention))
         }
     }
 

@@ -236,8 +236,8 @@ extension OpKind {
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
         case .matMul, .attention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .reduce, .concat, .split, .slice,
              .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .averagePool, .maxPool, .windowAttention, .where,
-             .cast: [.hasGradient]
-        case .deformableAttention, .gridSample, .scatterND, .shape,
+             .cast, .gridSample, .scatterND: [.hasGradient]
+        case .deformableAttention, .shape,
              .range, .constantOfShape: []
         }
     }

@@ -224,3 +224,80 @@ struct GridSampleKernel: Kernel {
         }
     }
 }
+
+extension GridSample: Differentiable {
+    /// Reads X (the grid's gradient is the slope of X between the corners) and the grid.
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let x = try ShapeRules.required(inputs, 0, node: name)
+        let grid = try ShapeRules.required(inputs, 1, node: name)
+        if wanted.count > 1 && wanted[1] && sampler.padding == .reflection && sampler.mode == .linear {
+            throw OpError.unsupported(node: name, "gradient of the grid with reflection padding")
+        }
+        return GridSampleBackward(sampler: try geometry(x.shape, grid.shape))
+    }
+}
+
+/// gridSample's backward rule, point by point:
+///   ∂X[corner] += weight · ∂Y (the forward's taps, padding resolved as it read them);
+///   ∂grid (bilinear): ∂Y times the slope of the interpolation along x and y — for x,
+///   (1 − dy)·(v₀₁ − v₀₀) + dy·(v₁₁ − v₁₀) summed over channels — times the pixel
+///   coordinate's derivative in the normalised one ((size − 1)/2 with alignCorners, else
+///   size/2), zero where padding moved the coordinate (clamped to the border). Nearest
+///   sampling is piecewise constant in the grid: no grid gradient, as in PyTorch.
+/// Points of one image add into the same X plane, so workers take whole images.
+struct GridSampleBackward: BackwardKernel {
+    let sampler: GridSampler
+
+    func run(_ io: BackwardIO) {
+        let g = sampler, options = g.options
+        let x = io.input(0), grid = io.input(1), dy = io.outputGradient
+        let dx = io.inputGradient(0)
+        let dGrid = options.mode == .linear ? io.inputGradient(1) : nil
+        let (h, w) = (g.inputHeight, g.inputWidth)
+        let plane = h * w
+        /// The pixel coordinate's derivative along an axis, 0 where padding moved it.
+        func slope(_ normalised: Float, coordinate: Float, size: Int) -> Float {
+            let extent = Float(size)
+            let raw = options.alignCorners ? (normalised + 1) / 2 * (extent - 1) : ((normalised + 1) * extent - 1) / 2
+            guard raw == coordinate else { return 0 }
+            return options.alignCorners ? (extent - 1) / 2 : extent / 2
+        }
+        io.pool.parallelFor(g.batch) { images in
+            for n in images {
+                for p in 0..<g.outputPixels {
+                    let point = (n * g.outputPixels + p) * 2
+                    if let dx {
+                        let (offsets, weights) = g.taps(column: grid[point], row: grid[point + 1])
+                        for c in 0..<g.channels {
+                            let upstream = dy[(n * g.channels + c) * g.outputPixels + p]
+                            let target = dx + (n * g.channels + c) * plane
+                            for t in 0..<4 where weights[t] != 0 { target[Int(offsets[t])] += weights[t] * upstream }
+                        }
+                    }
+                    guard let dGrid else { continue }
+                    let column = options.sourceCoordinate(grid[point], size: w)
+                    let row = options.sourceCoordinate(grid[point + 1], size: h)
+                    let (r0, q0) = (row.rounded(.down), column.rounded(.down))
+                    let (fy, fx) = (row - r0, column - q0)
+                    let (r, q) = (Int(r0), Int(q0))
+                    var (alongX, alongY): (Float, Float) = (0, 0)
+                    for c in 0..<g.channels {
+                        let source = x + (n * g.channels + c) * plane
+                        func pixel(_ row: Int, _ column: Int) -> Float {
+                            guard let a = options.resolve(row, size: h), let b = options.resolve(column, size: w) else { return 0 }
+                            return source[a * w + b]
+                        }
+                        let (v00, v01, v10, v11) = (pixel(r, q), pixel(r, q + 1), pixel(r + 1, q), pixel(r + 1, q + 1))
+                        let upstream = dy[(n * g.channels + c) * g.outputPixels + p]
+                        alongX += upstream * ((1 - fy) * (v01 - v00) + fy * (v11 - v10))
+                        alongY += upstream * ((1 - fx) * (v10 - v00) + fx * (v11 - v01))
+                    }
+                    dGrid[point] += alongX * slope(grid[point], coordinate: column, size: w)
+                    dGrid[point + 1] += alongY * slope(grid[point + 1], coordinate: row, size: h)
+                }
+            }
+        }
+    }
+}

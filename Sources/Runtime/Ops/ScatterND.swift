@@ -136,3 +136,60 @@ struct ScatterNDKernel: Kernel {
         }
     }
 }
+
+extension ScatterND: Differentiable {
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    /// Indices are plan-time values, so the rule knows where every update slice landed.
+    /// Writes and additions have gradients; a multiplying, max or min scatter is refused.
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        guard attributes.reduction == .none || attributes.reduction == .add else {
+            throw OpError.unsupported(node: name, "gradient of a scatter with reduction \(attributes.reduction.rawValue)")
+        }
+        let data = try ShapeRules.required(inputs, 0, node: name)
+        let updates = try ShapeRules.required(inputs, 2, node: name)
+        let layout = try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name),
+                                updatesShape: updates.shape)
+        // Which update slices reach the output: with plain writes, only the last slice
+        // written to an element (the order the kernel applies them in).
+        var reaches = [Bool](repeating: true, count: layout.offsets.count)
+        var overwritten = [Bool](repeating: false, count: data.count)
+        if attributes.reduction == .none {
+            for slice in layout.offsets.indices.reversed() {
+                let offset = layout.offsets[slice]
+                reaches[slice] = !overwritten[offset]
+                for element in 0..<layout.inner { overwritten[offset + element] = true }
+            }
+        }
+        return ScatterNDBackward(layout: layout, count: data.count, reaches: reaches,
+                                 overwritten: attributes.reduction == .none ? overwritten : nil)
+    }
+}
+
+/// ScatterND's backward rule: ∂L/∂data is ∂L/∂y except where an update overwrote the
+/// element; ∂L/∂updates gathers ∂L/∂y at each slice's place (zero for a slice a later one
+/// overwrote).
+struct ScatterNDBackward: BackwardKernel {
+    let layout: ScatterND.Layout
+    let count: Int
+    let reaches: [Bool]
+    /// Elements a plain write replaced; nil for an adding scatter.
+    let overwritten: [Bool]?
+
+    func run(_ io: BackwardIO) {
+        let gradient = io.outputGradient
+        if let target = io.inputGradient(0) {
+            if let overwritten {
+                for i in 0..<count where !overwritten[i] { target[i] += gradient[i] }
+            } else {
+                for i in 0..<count { target[i] += gradient[i] }
+            }
+        }
+        if let target = io.inputGradient(2) {
+            let inner = layout.inner
+            for (slice, offset) in layout.offsets.enumerated() where reaches[slice] {
+                for element in 0..<inner { target[slice * inner + element] += gradient[offset + element] }
+            }
+        }
+    }
+}
