@@ -108,6 +108,50 @@ enum LowerLayout {
         context.builder.emit(node.name, .pad(PadAttributes(mode: mode)), inputs: inputs, outputs: [try node.output()])
     }
 
+    /// CenterCropPad (18): each listed axis cropped to, or zero-padded to, its size in
+    /// `shape`, centred (the odd element goes at the end): a slice, then a pad. The sizes
+    /// must be a constant and the axes' input sizes fixed in the file.
+    static func centerCropPad(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        guard let sizes = try context.constantInts(node, 1, role: "shape") else { throw LoweringFailure.invalid("needs 'shape'") }
+        guard let dims = context.builder.shape(of: input) else { throw LoweringFailure.unsupported("an input of unknown shape") }
+        let rank = dims.count
+        let axes = try (node.ints("axes") ?? Array(0..<rank)).map { $0 < 0 ? $0 + rank : $0 }
+        guard axes.count == sizes.count, axes.allSatisfy({ (0..<rank).contains($0) }), Set(axes).count == axes.count else {
+            throw LoweringFailure.invalid("shape \(sizes) and axes \(axes) for rank \(rank)")
+        }
+        var (starts, ends, cropAxes) = ([Int](), [Int](), [Int]())
+        var pads = [Int](repeating: 0, count: 2 * rank)
+        for (axis, size) in zip(axes, sizes) {
+            guard let dim = dims[axis].fixedValue else {
+                throw LoweringFailure.unsupported("axis \(axis) of a size the file does not fix")
+            }
+            guard size >= 0 else { throw LoweringFailure.invalid("shape \(sizes) has a negative size") }
+            if size < dim {
+                let start = (dim - size) / 2
+                (starts, ends, cropAxes) = (starts + [start], ends + [start + size], cropAxes + [axis])
+            } else if size > dim {
+                pads[axis] = (size - dim) / 2
+                pads[rank + axis] = size - dim - pads[axis]
+            }
+        }
+        var value = input
+        if !cropAxes.isEmpty {
+            value = context.builder.emitValue(named: "\(node.name)/crop", .slice, inputs: [
+                value,
+                context.builder.addConstant("\(node.name)/starts", shape: [starts.count], ints: starts),
+                context.builder.addConstant("\(node.name)/ends", shape: [ends.count], ints: ends),
+                context.builder.addConstant("\(node.name)/axes", shape: [cropAxes.count], ints: cropAxes),
+            ])
+        }
+        if pads.contains(where: { $0 != 0 }) {
+            value = context.builder.emitValue(named: "\(node.name)/pad", .pad(PadAttributes(mode: .constant)), inputs: [
+                value, context.builder.addConstant("\(node.name)/pads", shape: [pads.count], ints: pads),
+            ])
+        }
+        context.builder.alias(try node.output(), to: value, node: node.name)
+    }
+
     static let depthToSpaceModes: [String: DepthToSpaceAttributes.Mode] = ["DCR": .depthColumnRow, "CRD": .columnRowDepth]
 
     static func depthToSpace(_ context: inout LoweringContext, _ node: ONNXNode) throws {

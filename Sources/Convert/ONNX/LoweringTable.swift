@@ -87,6 +87,7 @@ enum LoweringTable {
             "Expand": Lowering(LowerLayout.direct(.expand, inputCount: 2), versions: [8, 13]),
             "Tile": Lowering(LowerLayout.direct(.tile, inputCount: 2), versions: [6, 13]),
             "Range": Lowering(LowerLayout.direct(.range, inputCount: 3), versions: [11, 27]),
+            "CenterCropPad": Lowering(LowerLayout.centerCropPad, versions: [18]),
             "Resize": Lowering(LowerResize.resize, versions: [11, 13, 18, 19],
                                refused: [10: "its coordinate rules predate coordinate_transformation_mode; re-export with opset 11 or newer"]),
             "Upsample": Lowering(LowerResize.upsample, versions: [7, 9],
