@@ -24,7 +24,6 @@ enum LowerResize {
         if try node.string("coordinate_transformation_mode") == "tf_crop_and_resize" {
             throw LoweringFailure.unsupported("coordinate_transformation_mode tf_crop_and_resize")
         }
-        if try node.flag("antialias", default: false) { throw LoweringFailure.unsupported("antialias=1") }
         // ONNX's defaults are those of ResizeAttributes (nearest, half_pixel,
         // round_prefer_floor, A = -0.75, no exclusion).
         var attributes = ResizeAttributes()
@@ -34,6 +33,7 @@ enum LowerResize {
         attributes.nearestMode = try node.named("nearest_mode", nearestModes) ?? attributes.nearestMode
         attributes.cubicCoeffA = try node.float("cubic_coeff_a") ?? attributes.cubicCoeffA
         attributes.excludeOutside = try node.flag("exclude_outside", default: attributes.excludeOutside)
+        attributes.antialias = try node.flag("antialias", default: attributes.antialias)
 
         // An empty constant stands for an absent input (opset 11 requires scales even when sizes are given).
         func present(_ index: Int) -> String? {

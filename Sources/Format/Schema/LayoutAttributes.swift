@@ -149,6 +149,8 @@ public struct ResizeAttributes: OpAttributes {
     /// Cubic weights of samples outside the input are set to 0 and the rest renormalised.
     public var excludeOutside = false
     public var keepAspectRatioPolicy = KeepAspectRatioPolicy.stretch
+    /// Linear and cubic downsampling widen the filter by 1/scale (ONNX Resize 18's antialias).
+    public var antialias = false
 
     public init() {}
 
@@ -159,6 +161,7 @@ public struct ResizeAttributes: OpAttributes {
         AttributeField("cubicCoeffA", \.cubicCoeffA),
         AttributeField("excludeOutside", \.excludeOutside),
         AttributeField("keepAspectRatioPolicy", \.keepAspectRatioPolicy),
+        AttributeField("antialias", \.antialias),
     ]
 }
 

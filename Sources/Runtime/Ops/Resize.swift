@@ -102,20 +102,58 @@ public struct Resize: Operator {
         }
     }
 
-    /// Taps per output position: 1 (nearest), 2 (linear) or 4 (cubic).
-    var tapCount: Int {
+    /// Taps per output position of an axis resized by `scale`: 1 (nearest), 2 (linear) or
+    /// 4 (cubic); with antialias, downsampling stretches the filter by 1/scale, so linear
+    /// takes 2 − 2·(⌊−1/scale⌋ + 1) taps and cubic 2 − 2·(⌊−2/scale⌋ + 1).
+    func tapCount(scale: Float) -> Int {
+        let stretched = attributes.antialias && scale < 1
         switch attributes.mode {
-        case .nearest: 1
-        case .linear: 2
-        case .cubic: 4
+        case .nearest: return 1
+        case .linear: return stretched ? 2 - 2 * (Int((-1 / scale).rounded(.down)) + 1) : 2
+        case .cubic: return stretched ? 2 - 2 * (Int((-2 / scale).rounded(.down)) + 1) : 4
         }
     }
 
+    /// Keys' cubic convolution kernel at distance `d` ≥ 0 (0 from 2 on).
+    private func cubicWeight(_ d: Float) -> Float {
+        let a = attributes.cubicCoeffA
+        if d <= 1 { return ((a + 2) * d - (a + 3)) * d * d + 1 }
+        if d < 2 { return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a }
+        return 0
+    }
+
+    /// Antialiased taps (`tapCount(scale:)` of them) when downsampling, as ONNX defines
+    /// them: the filter evaluated at (i − r)·scale for the input positions ⌈x⌉ − 1 + i
+    /// around the source coordinate x = ⌈x⌉ − 1 + r (r in (0, 1]), normalised to sum 1;
+    /// positions outside the input read its edge, or weigh 0 with exclude_outside.
+    private func antialiasedTaps(_ source: Float, input: Int, scale: Float, count: Int,
+                                 indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
+        let base = source.rounded(.up) - 1
+        let ratio = source - base
+        let first = 1 - count / 2
+        var total: Float = 0
+        for tap in 0..<count {
+            let offset = first + tap
+            let index = Int(base) + offset
+            let distance = abs((Float(offset) - ratio) * scale)
+            var weight = attributes.mode == .linear ? max(0, 1 - distance) : cubicWeight(distance)
+            if attributes.excludeOutside && (index < 0 || index >= input) { weight = 0 }
+            indices[tap] = min(max(index, 0), input - 1)
+            weights[tap] = weight
+            total += weight
+        }
+        for tap in 0..<count { weights[tap] /= total }
+    }
+
     /// The input indices and weights output position `x` of an axis interpolates from,
-    /// written to `indices` and `weights` (`tapCount` each).
+    /// written to `indices` and `weights` (`tapCount(scale:)` each).
     func taps(_ x: Int, input: Int, output: Int, scale: Float,
               indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
         let source = sourceCoordinate(x, input: input, output: output, scale: scale)
+        if attributes.antialias && scale < 1 && attributes.mode != .nearest {
+            antialiasedTaps(source, input: input, scale: scale, count: tapCount(scale: scale), indices: indices, weights: weights)
+            return
+        }
         switch attributes.mode {
         case .nearest:
             let rounded: Float
@@ -157,14 +195,15 @@ public struct Resize: Operator {
         }
     }
 
-    /// Index and weight tables of one axis, `tapCount` entries per output position.
+    /// Index and weight tables of one axis, `tapCount(scale:)` entries per output position.
     func axisTable(input: Int, output: Int, scale: Float) -> (indices: [Int], weights: [Float]) {
+        let count = tapCount(scale: scale)
         var indices: [Int] = [], weights: [Float] = []
-        var tapIndices = [Int](repeating: 0, count: 4), tapWeights = [Float](repeating: 0, count: 4)
+        var tapIndices = [Int](repeating: 0, count: count), tapWeights = [Float](repeating: 0, count: count)
         for x in 0..<output {
             taps(x, input: input, output: output, scale: scale, indices: &tapIndices, weights: &tapWeights)
-            indices += tapIndices.prefix(tapCount)
-            weights += tapWeights.prefix(tapCount)
+            indices += tapIndices
+            weights += tapWeights
         }
         return (indices, weights)
     }
@@ -177,16 +216,17 @@ public struct Resize: Operator {
         let (inH, inW, outH, outW) = (xTensor.shape[rank - 2], xTensor.shape[rank - 1], shape[rank - 2], shape[rank - 1])
         let planes = shape[..<(rank - 2)].reduce(1, *)
         var y = [Float](repeating: 0, count: planes * outH * outW)
-        var rowIndices = [Int](repeating: 0, count: 4), columnIndices = rowIndices
-        var rowWeights = [Float](repeating: 0, count: 4), columnWeights = rowWeights
+        let (rowTaps, columnTaps) = (tapCount(scale: scales[0]), tapCount(scale: scales[1]))
+        var rowIndices = [Int](repeating: 0, count: rowTaps), columnIndices = [Int](repeating: 0, count: columnTaps)
+        var rowWeights = [Float](repeating: 0, count: rowTaps), columnWeights = [Float](repeating: 0, count: columnTaps)
         for oy in 0..<outH {
             taps(oy, input: inH, output: outH, scale: scales[0], indices: &rowIndices, weights: &rowWeights)
             for ox in 0..<outW {
                 taps(ox, input: inW, output: outW, scale: scales[1], indices: &columnIndices, weights: &columnWeights)
                 for plane in 0..<planes {
                     var sum: Float = 0
-                    for ty in 0..<tapCount {
-                        for tx in 0..<tapCount {
+                    for ty in 0..<rowTaps {
+                        for tx in 0..<columnTaps {
                             sum += rowWeights[ty] * columnWeights[tx]
                                 * x[(plane * inH + rowIndices[ty]) * inW + columnIndices[tx]]
                         }
@@ -206,7 +246,8 @@ public struct Resize: Operator {
         let rows = axisTable(input: inH, output: outH, scale: scales[0])
         let columns = axisTable(input: inW, output: outW, scale: scales[1])
         return ResizeKernel(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
-                            outputHeight: outH, outputWidth: outW, taps: tapCount,
+                            outputHeight: outH, outputWidth: outW,
+                            rowTaps: tapCount(scale: scales[0]), columnTaps: tapCount(scale: scales[1]),
                             rowIndices: rows.indices, rowWeights: rows.weights,
                             columnIndices: columns.indices, columnWeights: columns.weights)
     }
@@ -215,9 +256,10 @@ public struct Resize: Operator {
 /// Resizing from per-axis index and weight tables built when the kernel is made.
 ///
 /// Nearest is a plain gather per output row. Linear and cubic are separable: each input
-/// row a worker needs is interpolated horizontally once into a small ring of `taps` rows
-/// in scratch (row r in slot r mod taps: the rows one output row needs are consecutive,
-/// so they never share a slot), and each output row is a vectorised weighted sum of those.
+/// row a worker needs is interpolated horizontally once into a small ring of `rowTaps`
+/// rows in scratch (row r in slot r mod rowTaps: the rows one output row needs are
+/// consecutive, so they never share a slot), and each output row is a vectorised weighted
+/// sum of those. Antialiased downsampling only has more taps per axis.
 /// Against interpolating every output pixel from the input directly (taps² gathers per
 /// pixel) this took ×2 upsampling of 64×256² from ~90 to ~24 ms (linear) and from ~250 to
 /// ~64 ms (cubic) on the shared 2-core machine; onnxruntime took 48 and 1881 ms there.
@@ -225,16 +267,17 @@ public struct Resize: Operator {
 struct ResizeKernel: Kernel {
     let planes: Int
     let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
-    /// 1, 2 or 4 (`Resize.tapCount`).
-    let taps: Int
+    /// Taps per output row and per output column (`Resize.tapCount(scale:)`): 1 (nearest),
+    /// 2 (linear), 4 (cubic), or more when antialiased downsampling widens the filter.
+    let rowTaps: Int, columnTaps: Int
     let rowIndices: [Int], rowWeights: [Float]
     let columnIndices: [Int], columnWeights: [Float]
 
     private static let rowsPerItem = 32
 
-    private var slotBytes: Int { (taps * outputWidth * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    private var slotBytes: Int { (rowTaps * outputWidth * MemoryLayout<Float>.size + 63) / 64 * 64 }
 
-    var scratchBytes: Int { taps == 1 ? 0 : ScratchSlots.slotCount * slotBytes }
+    var scratchBytes: Int { rowTaps == 1 ? 0 : ScratchSlots.slotCount * slotBytes }
 
     func run(_ io: KernelIO) {
         let x = io.input(0), y = io.outputs[0]
@@ -242,7 +285,7 @@ struct ResizeKernel: Kernel {
         rowWeights.withUnsafeBufferPointer { rowWeights in
         columnIndices.withUnsafeBufferPointer { columnIndices in
         columnWeights.withUnsafeBufferPointer { columnWeights in
-            if taps == 1 {
+            if rowTaps == 1 {
                 io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
                     for item in range {
                         let plane = item / outputHeight, oy = item % outputHeight
@@ -259,21 +302,24 @@ struct ResizeKernel: Kernel {
                 let plane = item / blocks, block = item % blocks
                 let input = x + plane * inputHeight * inputWidth
                 let ring = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
-                var ringRows = SIMD4<Int>(repeating: -1)
-                for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
-                    let output = y + (plane * outputHeight + oy) * outputWidth
-                    output.update(repeating: 0, count: outputWidth)
-                    for ty in 0..<taps {
-                        let inputRow = rowIndices[oy * taps + ty]
-                        let ringSlot = inputRow % taps
-                        let interpolated = ring + ringSlot * outputWidth
-                        if ringRows[ringSlot] != inputRow {
-                            interpolate(input + inputRow * inputWidth, into: interpolated,
-                                        columnIndices: columnIndices, columnWeights: columnWeights)
-                            ringRows[ringSlot] = inputRow
+                // Which input row each ring slot holds (on the stack: run must not allocate).
+                withUnsafeTemporaryAllocation(of: Int.self, capacity: rowTaps) { ringRows in
+                    ringRows.initialize(repeating: -1)
+                    for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
+                        let output = y + (plane * outputHeight + oy) * outputWidth
+                        output.update(repeating: 0, count: outputWidth)
+                        for ty in 0..<rowTaps {
+                            let inputRow = rowIndices[oy * rowTaps + ty]
+                            let ringSlot = inputRow % rowTaps
+                            let interpolated = ring + ringSlot * outputWidth
+                            if ringRows[ringSlot] != inputRow {
+                                interpolate(input + inputRow * inputWidth, into: interpolated,
+                                            columnIndices: columnIndices, columnWeights: columnWeights)
+                                ringRows[ringSlot] = inputRow
+                            }
+                            let weight = rowWeights[oy * rowTaps + ty]
+                            for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
                         }
-                        let weight = rowWeights[oy * taps + ty]
-                        for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
                     }
                 }
             }
@@ -284,21 +330,28 @@ struct ResizeKernel: Kernel {
     }
 
     /// One input row interpolated horizontally to the output width. Fixed tap counts let
-    /// the compiler unroll the sums (a generic loop over `taps` was ~3× slower).
+    /// the compiler unroll the sums (a generic loop over the taps was ~3× slower); the
+    /// wider filters of antialiasing take the generic loop.
     @inline(__always)
     private func interpolate(_ row: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>,
                              columnIndices: UnsafeBufferPointer<Int>, columnWeights: UnsafeBufferPointer<Float>) {
-        if taps == 2 {
+        if columnTaps == 2 {
             for ox in 0..<outputWidth {
                 let t = ox &* 2
                 output[ox] = columnWeights[t] * row[columnIndices[t]] + columnWeights[t &+ 1] * row[columnIndices[t &+ 1]]
             }
-        } else {
+        } else if columnTaps == 4 {
             for ox in 0..<outputWidth {
                 let t = ox &* 4
                 let near = columnWeights[t &+ 1] * row[columnIndices[t &+ 1]] + columnWeights[t &+ 2] * row[columnIndices[t &+ 2]]
                 let far = columnWeights[t] * row[columnIndices[t]] + columnWeights[t &+ 3] * row[columnIndices[t &+ 3]]
                 output[ox] = near + far
+            }
+        } else {
+            for ox in 0..<outputWidth {
+                var sum: Float = 0
+                for t in (ox * columnTaps)..<((ox + 1) * columnTaps) { sum += columnWeights[t] * row[columnIndices[t]] }
+                output[ox] = sum
             }
         }
     }
@@ -316,7 +369,8 @@ extension Resize: Differentiable {
         let rows = axisTable(input: inH, output: outH, scale: scales[0])
         let columns = axisTable(input: inW, output: outW, scale: scales[1])
         return ResizeBackward(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
-                              outputHeight: outH, outputWidth: outW, taps: tapCount,
+                              outputHeight: outH, outputWidth: outW,
+                              rowTaps: tapCount(scale: scales[0]), columnTaps: tapCount(scale: scales[1]),
                               rowIndices: rows.indices, rowWeights: rows.weights,
                               columnIndices: columns.indices, columnWeights: columns.weights)
     }
@@ -328,7 +382,7 @@ extension Resize: Differentiable {
 struct ResizeBackward: BackwardKernel {
     let planes: Int
     let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
-    let taps: Int
+    let rowTaps: Int, columnTaps: Int
     let rowIndices: [Int], rowWeights: [Float]
     let columnIndices: [Int], columnWeights: [Float]
 
@@ -344,11 +398,11 @@ struct ResizeBackward: BackwardKernel {
                         let g = gradient + (plane * outputHeight + oy) * outputWidth
                         row.update(repeating: 0, count: inputWidth)
                         for ox in 0..<outputWidth {
-                            for t in 0..<taps { row[columnIndices[ox * taps + t]] += columnWeights[ox * taps + t] * g[ox] }
+                            for t in 0..<columnTaps { row[columnIndices[ox * columnTaps + t]] += columnWeights[ox * columnTaps + t] * g[ox] }
                         }
-                        for t in 0..<taps {
-                            let weight = rowWeights[oy * taps + t]
-                            let destination = input + rowIndices[oy * taps + t] * inputWidth
+                        for t in 0..<rowTaps {
+                            let weight = rowWeights[oy * rowTaps + t]
+                            let destination = input + rowIndices[oy * rowTaps + t] * inputWidth
                             for ix in 0..<inputWidth { destination[ix] += weight * row[ix] }
                         }
                     }

@@ -53,6 +53,29 @@ final class ResizeTests: XCTestCase {
         }
     }
 
+    /// Antialiased downsampling: 6 to 42 taps per axis (scales 0.7 to 0.1), several row
+    /// blocks, exclude_outside, and a mixed axis that upsamples (unchanged filter).
+    func testAntialiasedDownsampling() throws {
+        for mode in ["linear", "cubic"] {
+            for (shape, scale) in [([1, 2, 90, 37], [Float](arrayLiteral: 1, 1, 0.7, 0.1)), ([2, 1, 23, 8], [1, 1, 0.35, 2.5])] {
+                try KernelHarness.assertFastMatchesReference(node(["mode": .string(mode), "antialias": .int(1)]),
+                                                             [KernelHarness.random(shape, seed: 60), scales(scale)], planTime: [1])
+            }
+            try KernelHarness.assertFastMatchesReference(
+                node(["mode": .string(mode), "antialias": .int(1), "excludeOutside": .int(1)]),
+                [KernelHarness.random([1, 3, 19, 21], seed: 61), scales([1, 1, 0.45, 0.3])], planTime: [1])
+        }
+    }
+
+    /// A downsampling filter averages: a constant image stays that constant at the borders
+    /// too (edge samples repeat the border; the weights sum to 1).
+    func testAntialiasedConstantStaysConstant() throws {
+        let op = try OpKind.makeOperator(node(["mode": .string("cubic"), "antialias": .int(1)]))
+        let y = try op.reference([HostTensor(shape: [1, 1, 20, 30], floats: Array(repeating: 0.75, count: 600)), scales([1, 1, 0.3, 0.2])])[0]
+        XCTAssertEqual(y.shape, [1, 1, 6, 6])
+        for value in y.floats { XCTAssertEqual(value, 0.75, accuracy: 1e-6) }
+    }
+
     func testTfHalfPixelForNearestIndices() throws {
         // onnxruntime no longer runs this mode; check indices by hand: x_in = (x + 0.5) / 2,
         // rounded half down: 0.25→0, 0.75→1, 1.25→1, 1.75→2, 2.25→2, 2.75→3 (clamped to 2).
