@@ -73,6 +73,11 @@ case "$target" in
         "$convert" "$f" -o "$seeds/$name.f16.rgraph" --weights f16 --range=-1,1 --tile 64 --overlap 8 \
           >/dev/null 2>&1 || true
       done
+      # Weights stored packed for the kernels (format 1.2): the model fixtures with 3×3
+      # convolutions of 8 or more channels (esrgan, condnet) hold Winograd-domain values.
+      find Tests/Fixtures/models -type f -name '*.onnx' -size -1000k | while read -r f; do
+        "$convert" "$f" -o "$seeds/$(echo "$f" | tr / _).prepared.rgraph" --prepare native --tile 64 >/dev/null 2>&1 || true
+      done
     fi ;;
 esac
 # JSON tokens help mutations of the .rgraph header.

@@ -39,7 +39,7 @@ func status(of error: any Error) -> restore_status {
     case let error as RGraphError:
         switch error {
         case .cannotOpen, .cannotWrite: return RESTORE_ERROR_IO
-        case .unsupportedVersion, .unknownOp, .unknownQuantization, .unsupportedLayout: return RESTORE_ERROR_UNSUPPORTED
+        case .unsupportedVersion, .unknownOp, .unknownQuantization: return RESTORE_ERROR_UNSUPPORTED
         case .tooSmall, .badMagic, .fixedHeaderChecksumMismatch, .sectionOutOfRange, .misplacedSection,
              .overlappingSections, .checksumMismatch, .malformedHeader, .invalidAttributes, .unknownDType, .badShape,
              .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor, .invalidQuantization:

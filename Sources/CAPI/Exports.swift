@@ -43,7 +43,7 @@ public func restore_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutab
         guard let path else { throw CallFailure.argument("path is NULL") }
         guard let out else { throw CallFailure.argument("out is NULL") }
         let file = try RGraphReader.read(contentsOf: String(cString: path))
-        out.pointee = retainedModel(try Model(graph: file.graph))
+        out.pointee = retainedModel(try Model(file: file))
     }
 }
 
@@ -55,7 +55,7 @@ public func restore_model_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ 
         // size_t arrives as Int: a "size" above Int.max is a negative number here.
         guard size >= 0 else { throw CallFailure.argument("size \(UInt(bitPattern: size)) is not a plausible byte count") }
         let file = try RGraphReader.read(bytes: UnsafeRawBufferPointer(start: data, count: size), name: "<memory>")
-        out.pointee = retainedModel(try Model(graph: file.graph))
+        out.pointee = retainedModel(try Model(file: file))
     }
 }
 

@@ -29,6 +29,8 @@ public struct ConversionOptions: Sendable {
     public var importing = ImportOptions()
     /// Fusions to leave out (`convert --no-fusion`), for benchmarks and for bisecting a conversion.
     public var skippedFusions: Set<Simplifier.Fusion> = []
+    /// Weights to store already arranged for kernels (`convert --prepare`).
+    public var preparation = WeightPreparation.none
 
     public init() {}
 }
@@ -43,6 +45,9 @@ public enum Conversion {
         public var head: RGBHead.Outcome?
         /// What the importer noticed (template chosen, training-only tensors skipped), for `-v`.
         public var importNotes: [String] = []
+        /// Tensors and bytes of values stored arranged for kernels (`--prepare`), and the
+        /// input shapes they were planned at.
+        public var prepared: (count: Int, bytes: Int, shapes: [[Int]]) = (0, 0, [])
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
@@ -76,12 +81,21 @@ public enum Conversion {
             _ = try RestorationContract(contract, graph: graph)
         }
         let storedWeights = options.weights ?? imported.storedWeightType.flatMap { ConversionOptions.WeightType(rawValue: $0.rawValue) }
+        if let storedWeights, storedWeights != .f32, options.preparation != .none {
+            throw ConversionError.preparationOfHalfWeights(storedWeights)
+        }
         if let storedWeights { storeWeights(&graph, as: storedWeights) }
         // Infer shapes once at a sample size, so a model that cannot run fails here with the
         // node named (shape inference builds no kernels: weights stay untouched).
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
         _ = try ShapeInference(graph: graph).inferShapes(samples[0], multiple: multiple)
-        return Result(graph: graph, report: report, head: head, importNotes: imported.notes)
+        var result = Result(graph: graph, report: report, head: head, importNotes: imported.notes)
+        if options.preparation != .none {
+            let shapes = preparationShapes(graph, contract: contract)
+            let prepared = try prepareWeights(&result.graph, options.preparation, shapes: shapes)
+            result.prepared = (prepared.count, prepared.bytes, shapes[0])
+        }
+        return result
     }
 
     /// Re-stores large float32 constants (weights) as f16 or bf16; small ones (biases,
@@ -137,6 +151,10 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
     case headInitialisationWithoutHead
     /// A flag only checkpoint templates use, given for a model file of another format.
     case optionNeedsCheckpoint(flag: String, format: String)
+    /// `--prepare` given something other than none, portable or native.
+    case unknownPreparation(String)
+    /// `--prepare` with weights stored as f16 or bf16: the prepared values are f32.
+    case preparationOfHalfWeights(ConversionOptions.WeightType)
 
     public var description: String {
         switch self {
@@ -148,6 +166,10 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
             "--head-init and --head-queries choose how --head rgb builds its classifier; they need --head rgb"
         case .optionNeedsCheckpoint(let flag, let format):
             "\(flag) chooses how a safetensors checkpoint is built; a \(format) file carries its whole graph"
+        case .unknownPreparation(let text): "--prepare is none, portable or native, found '\(text)'"
+        case .preparationOfHalfWeights(let type):
+            "--prepare stores f32 values arranged for kernels, which would undo --weights \(type.rawValue): "
+                + "use one or the other"
         }
     }
 }

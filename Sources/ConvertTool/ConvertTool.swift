@@ -81,6 +81,12 @@ struct ConvertTool: ParsableCommand {
                                + "Default: a checkpoint's own f16/bf16, else f32."))
     var weights: String?
 
+    @Option(help: ArgumentHelp("Store weights already arranged for Restore's kernels, so rrun needs no preparation at load: "
+                               + "none, portable (Winograd-domain filters, for any CPU) or native (everything this CPU's kernels "
+                               + "use; GEMM panels on AVX-512). Prepared at the model's fixed size, else its --tile, else 512².",
+                               valueName: "none|portable|native"))
+    var prepare = "none"
+
     @Option(name: .customLong("no-fusion"),
             help: "Leave out a fusion the model would get (to benchmark it or bisect a conversion): deformable-attention.")
     var noFusion: [String] = []
@@ -139,10 +145,16 @@ struct ConvertTool: ParsableCommand {
                 }
                 options.skippedFusions.insert(fusion)
             }
+            options.preparation = try WeightPreparation(prepare)
             let result = try Conversion.convert(model, options: options)
             try RGraphWriter.write(result.graph, to: output)
             print("\(model) → \(output): \(result.report.nodesBefore) nodes imported, \(result.report.nodesAfter) after fusion, "
                   + "\(result.graph.constants.count) tensors")
+            if options.preparation != .none {
+                let shapes = result.prepared.shapes.map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ")
+                print("prepared for kernels (--prepare \(prepare), planned at \(shapes)): \(result.prepared.count) tensors, "
+                      + String(format: "%.1f MiB", Double(result.prepared.bytes) / 1048576))
+            }
             if let head = result.head { print(head) }
             if verbose {
                 result.importNotes.forEach { print($0) }

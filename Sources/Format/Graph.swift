@@ -116,22 +116,31 @@ public struct Graph: Sendable {
     public private(set) var constants: [String: ConstantTensor]
     public private(set) var constantOrder: [String]
     public var metadata: [String: String]
+    /// Constants' values already arranged for kernels (`convert --prepare`), in file order;
+    /// each names a constant of `constants` as its source.
+    public var packedConstants: [PackedConstant]
 
     public init(inputs: [ValueInfo] = [], outputs: [ValueInfo] = [], nodes: [Node] = [],
-                constants: [ConstantTensor] = [], metadata: [String: String] = [:]) {
+                constants: [ConstantTensor] = [], metadata: [String: String] = [:],
+                packedConstants: [PackedConstant] = []) {
         self.inputs = inputs
         self.outputs = outputs
         self.nodes = nodes
         self.constants = [:]
         self.constantOrder = []
         self.metadata = metadata
+        self.packedConstants = []
         for constant in constants { setConstant(constant) }
+        self.packedConstants = packedConstants
     }
 
-    /// Adds or replaces a constant tensor.
+    /// Adds or replaces a constant tensor; packed values made from a replaced one are
+    /// dropped, being stale.
     public mutating func setConstant(_ constant: ConstantTensor) {
         if constants.updateValue(constant, forKey: constant.name) == nil {
             constantOrder.append(constant.name)
+        } else if packedConstants.contains(where: { $0.source == constant.name }) {
+            packedConstants.removeAll { $0.source == constant.name }
         }
     }
 
@@ -149,6 +158,7 @@ public struct Graph: Sendable {
         }
         constantOrder.removeAll { !used.contains($0) }
         constants = constants.filter { used.contains($0.key) }
+        packedConstants.removeAll { !used.contains($0.source) }
     }
 
     /// Constants in file order.

@@ -40,6 +40,18 @@ extension Graph {
         }
         let quantized = constants.filter { $0.layout != .elements }.count
         if quantized > 0 { lines.append("  quantized (int8 with scales): \(quantized) tensor\(quantized == 1 ? "" : "s")") }
+        if !packedConstants.isEmpty {
+            let bytes = packedConstants.reduce(0) { $0 + $1.tensor.byteCount }
+            lines.append("packed for kernels (convert --prepare): \(packedConstants.count), \(Self.byteText(bytes))")
+            var perLayout: [String: (count: Int, bytes: Int)] = [:]
+            for values in packedConstants {
+                perLayout[values.layout.description, default: (0, 0)].count += 1
+                perLayout[values.layout.description, default: (0, 0)].bytes += values.tensor.byteCount
+            }
+            for (layout, entry) in perLayout.sorted(by: { $0.key < $1.key }) {
+                lines.append("  \(layout): \(entry.count), \(Self.byteText(entry.bytes))")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 
@@ -63,6 +75,8 @@ extension RGraphFile {
     public func describe() -> String {
         var header = "\(file): .rgraph \(version), \(fileSize) bytes"
         if let generator { header += ", written by \(generator)" }
-        return header + "\n" + graph.describe()
+        let foreign = foreignPackedConstants.isEmpty ? "" : "\npacked for kernels this Restore does not have (not read): "
+            + foreignPackedConstants.map(\.description).joined(separator: ", ")
+        return header + "\n" + graph.describe() + foreign
     }
 }

@@ -54,11 +54,13 @@ struct QuantizationRecord: Codable, Equatable {
     /// `int8-symmetric`: the scale tensor and the axis it scales (absent: one scale).
     var scales: String?
     var axis: Int?
-    /// `packed`: the arrangement, its parameters, the CPU level and the version.
+    /// `packed`: the arrangement, its parameters, the CPU level, the version and the
+    /// constant the values were made from (since 1.2).
     var kernel: String?
     var width: Int?
     var cpu: String?
     var version: Int?
+    var source: String?
 
     static let int8Symmetric = "int8-symmetric"
     static let packed = "packed"
@@ -66,7 +68,7 @@ struct QuantizationRecord: Codable, Equatable {
     static let gemmPanelsKernel = "gemm-panels"
 
     init(scheme: String, scales: String? = nil, axis: Int? = nil, kernel: String? = nil, width: Int? = nil,
-         cpu: String? = nil, version: Int? = nil) {
+         cpu: String? = nil, version: Int? = nil, source: String? = nil) {
         self.scheme = scheme
         self.scales = scales
         self.axis = axis
@@ -74,6 +76,7 @@ struct QuantizationRecord: Codable, Equatable {
         self.width = width
         self.cpu = cpu
         self.version = version
+        self.source = source
     }
 
     /// The record of `layout`; nil for plain elements, which have none.
@@ -95,8 +98,9 @@ struct QuantizationRecord: Codable, Equatable {
         }
     }
 
-    /// The layout this record describes, or why it describes none (an unknown scheme,
-    /// kernel or CPU level, or a missing parameter), naming `file` and `tensor`.
+    /// The layout this record of a graph constant describes (not `packed`: see
+    /// `packedLayout`), or why it describes none (an unknown scheme, a missing parameter),
+    /// naming `file` and `tensor`.
     func layout(file: String, tensor: String) throws(RGraphError) -> WeightLayout {
         func required<Value>(_ value: Value?, _ member: String) throws(RGraphError) -> Value {
             guard let value else {
@@ -109,26 +113,45 @@ struct QuantizationRecord: Codable, Equatable {
         case Self.int8Symmetric:
             return .int8Symmetric(Int8Scales(tensor: try required(scales, "scales"), axis: axis))
         case Self.packed:
-            let kernelName = try required(kernel, "kernel")
-            let cpuName = try required(cpu, "cpu")
-            let storedVersion = try required(version, "version")
-            guard let level = CPULevel(rawValue: cpuName) else {
-                throw .unknownQuantization(file: file, tensor: tensor, scheme: "packed for CPU level '\(cpuName)'")
-            }
-            let layout: PackedLayout
-            switch kernelName {
-            case Self.winogradKernel: layout = .winogradF4x3
-            case Self.gemmPanelsKernel: layout = .gemmPanels(width: try required(width, "width"), cpu: level)
-            default: throw .unknownQuantization(file: file, tensor: tensor, scheme: "packed kernel '\(kernelName)'")
-            }
-            guard storedVersion == layout.version, level == layout.cpu else {
-                throw .unknownQuantization(file: file, tensor: tensor,
-                                           scheme: "packed \(kernelName) version \(storedVersion) for \(cpuName)")
-            }
-            return .packed(layout)
+            preconditionFailure("packed records are read by packedLayout(file:tensor:), with their source")
         default:
             throw .unknownQuantization(file: file, tensor: tensor, scheme: scheme)
         }
+    }
+
+    /// For a `packed` record: its source constant and its layout, the layout nil when this
+    /// version has no kernel of that name, CPU level or version (the file was made for
+    /// another Restore or CPU: kernels prepare from the source instead); `madeFor` says what
+    /// the record names. A missing member or a width below 1 is refused, naming the tensor.
+    func packedLayout(file: String, tensor: String) throws(RGraphError)
+        -> (source: String, layout: PackedLayout?, madeFor: String) {
+        func required<Value>(_ value: Value?, _ member: String) throws(RGraphError) -> Value {
+            guard let value else {
+                throw .invalidQuantization(file: file, tensor: tensor,
+                                           detail: "scheme '\(scheme)' needs the member '\(member)'")
+            }
+            return value
+        }
+        let source = try required(self.source, "source")
+        let kernelName = try required(kernel, "kernel")
+        let cpuName = try required(cpu, "cpu")
+        let storedVersion = try required(version, "version")
+        var madeFor = "\(kernelName) version \(storedVersion) for \(cpuName)"
+        let layout: PackedLayout?
+        switch (kernelName, CPULevel(rawValue: cpuName)) {
+        case (Self.winogradKernel, let level?):
+            layout = level == PackedLayout.winogradF4x3.cpu ? .winogradF4x3 : nil
+        case (Self.gemmPanelsKernel, let level?):
+            let width = try required(width, "width")
+            guard width >= 1 else {
+                throw .invalidQuantization(file: file, tensor: tensor, detail: "gemm-panels width \(width) is below 1")
+            }
+            madeFor = "\(kernelName) width \(width) version \(storedVersion) for \(cpuName)"
+            layout = .gemmPanels(width: width, cpu: level)
+        default:
+            layout = nil
+        }
+        return (source, layout.flatMap { $0.version == storedVersion ? $0 : nil }, madeFor)
     }
 }
 

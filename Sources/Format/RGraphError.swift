@@ -36,10 +36,9 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
     case duplicateTensor(file: String, tensor: String)
     /// A `quantization` scheme (or packed kernel, CPU level, version) this reader does not know.
     case unknownQuantization(file: String, tensor: String, scheme: String)
-    /// A layout this version knows by name but does not read (packed weights).
-    case unsupportedLayout(file: String, tensor: String, WeightLayout)
     /// A `quantization` record that does not fit its tensor: a missing member, a dtype
-    /// other than i8, scales that are missing, not f32, of the wrong length or not finite.
+    /// other than i8, scales that are missing, not f32, of the wrong length or not finite;
+    /// packed values whose source is missing or not plain f32, or of the wrong length.
     case invalidQuantization(file: String, tensor: String, detail: String)
     /// Creating, writing, syncing or renaming the output failed (`reason` is the system's message).
     case cannotWrite(file: String, reason: String)
@@ -90,8 +89,6 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
         case .unknownQuantization(let file, let tensor, let scheme):
             "\(file): tensor '\(tensor)' uses a quantization this version of Restore does not know "
                 + "(\(scheme); written by a newer Restore?)"
-        case .unsupportedLayout(let file, let tensor, let layout):
-            "\(file): tensor '\(tensor)' is stored as \(layout), which this version of Restore does not support"
         case .invalidQuantization(let file, let tensor, let detail):
             "\(file): tensor '\(tensor)' has an invalid quantization: \(detail)"
         case .cannotWrite(let file, let reason):

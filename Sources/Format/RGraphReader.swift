@@ -13,6 +13,9 @@ public struct RGraphFile: Sendable {
     /// The path, or for a file read from memory the name given to the reader.
     public let file: String
     public let fileSize: Int
+    /// Packed values the file holds for kernels this version does not have (another kernel,
+    /// CPU level name or version): not read; kernels prepare from their sources instead.
+    public let foreignPackedConstants: [ForeignPackedConstant]
 }
 
 /// Reads `.rgraph` files (schemas/rgraph.md), validating every field before use.
@@ -46,6 +49,9 @@ public enum RGraphReader {
         return try decode(ByteStorage(copying: bytes), file: name)
     }
 
+    /// Bytes of the data section summed before their pages are released.
+    static let verifiedChunkBytes = 8 << 20
+
     /// Validates and decodes a whole file, in the order of schemas/rgraph.md §3 and §6.
     static func decode(_ storage: ByteStorage, file: String) throws(RGraphError) -> RGraphFile {
         let bytes = UnsafeRawBufferPointer(start: storage.base, count: storage.count)
@@ -53,11 +59,23 @@ public enum RGraphReader {
         let header = section(bytes, fixedHeader.headerOffset, fixedHeader.headerLength)
         let data = section(bytes, fixedHeader.dataOffset, fixedHeader.dataLength)
         try verify(header, .header, stored: fixedHeader.headerChecksum, file: file)
-        try verify(data, .data, stored: fixedHeader.dataChecksum, file: file)
-        // The checksum read every page of the weights; let them go until a kernel needs
-        // them, so that weights only ever read to prepare others (Winograd-transformed,
-        // packed) do not stay resident twice.
+        // The checksum reads every page of the weights; each chunk's pages are let go as
+        // soon as it is summed, until a kernel needs them, so that verifying a file never
+        // holds all of it resident (peak RSS) and weights only ever read to prepare others
+        // (Winograd-transformed, packed), or packed for another CPU, do not stay resident.
+        var checksum = RGraphChecksum()
+        var chunkStart = 0
+        while chunkStart < data.count {
+            let chunkEnd = min(data.count, chunkStart + Self.verifiedChunkBytes)
+            checksum.update(UnsafeRawBufferPointer(rebasing: data[chunkStart..<chunkEnd]))
+            storage.releasePages(offset: Int(fixedHeader.dataOffset) + chunkStart, count: chunkEnd - chunkStart)
+            chunkStart = chunkEnd
+        }
+        // The pages chunk edges split.
         storage.releasePages(offset: Int(fixedHeader.dataOffset), count: Int(fixedHeader.dataLength))
+        guard checksum.value == fixedHeader.dataChecksum else {
+            throw .checksumMismatch(file: file, section: .data, stored: fixedHeader.dataChecksum, computed: checksum.value)
+        }
 
         let document: RGraphDocument
         do {
@@ -72,15 +90,15 @@ public enum RGraphReader {
             throw .malformedHeader(file: file, detail: "format version \(document.format.major)."
                                    + "\(document.format.minor) differs from the fixed header's \(version)")
         }
+        let tensors = try constants(document.tensors, storage: storage,
+                                    dataOffset: Int(fixedHeader.dataOffset), dataLength: data.count, file: file)
         let graph = Graph(
             inputs: try document.inputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
             outputs: try document.outputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
             nodes: try document.nodes.map { (node) throws(RGraphError) in try self.node(node, file: file) },
-            constants: try constants(document.tensors, storage: storage,
-                                     dataOffset: Int(fixedHeader.dataOffset), dataLength: data.count, file: file),
-            metadata: document.metadata)
+            constants: tensors.constants, metadata: document.metadata, packedConstants: tensors.packed)
         return RGraphFile(graph: graph, version: version, generator: document.format.generator,
-                          file: file, fileSize: storage.count)
+                          file: file, fileSize: storage.count, foreignPackedConstants: tensors.foreign)
     }
 
     /// Checks magic, version, the header's own checksum and the section bounds.
@@ -173,14 +191,19 @@ public enum RGraphReader {
         }
     }
 
-    /// The tensor table as constants viewing `storage`, after checking each entry's dtype,
-    /// shape (no negative dims, no overflowing byte size), length, alignment, bounds and
-    /// layout (an int8 tensor's scales are checked once every tensor is known).
+    /// The tensor table as constants viewing `storage` and packed values made from them,
+    /// after checking each entry's dtype, shape (no negative dims, no overflowing byte size),
+    /// length, alignment, bounds and layout (an int8 tensor's scales and packed values'
+    /// sources are checked once every tensor is known). Packed values this version has no
+    /// kernel for are listed as foreign, not read.
     private static func constants(_ records: [RGraphDocument.TensorRecord], storage: ByteStorage,
-                                  dataOffset: Int, dataLength: Int,
-                                  file: String) throws(RGraphError) -> [ConstantTensor] {
+                                  dataOffset: Int, dataLength: Int, file: String) throws(RGraphError)
+        -> (constants: [ConstantTensor], packed: [PackedConstant], foreign: [ForeignPackedConstant]) {
         var names = Set<String>()
         var constants: [ConstantTensor] = []
+        var packed: [PackedConstant] = []
+        var foreign: [ForeignPackedConstant] = []
+        var foreignSources: [(name: String, source: String)] = []
         constants.reserveCapacity(records.count)
         for record in records {
             let name = record.name
@@ -208,15 +231,56 @@ public enum RGraphReader {
             guard record.offset % RGraphFixedHeader.alignment == 0 else {
                 throw .misalignedTensor(file: file, tensor: name, offset: record.offset)
             }
-            let layout = try record.quantization?.layout(file: file, tensor: name) ?? .elements
-            constants.append(ConstantTensor(name: name, dtype: dtype, shape: record.shape, storage: storage,
-                                            byteOffset: dataOffset + record.offset, layout: layout))
+            let tensor = ConstantTensor(name: name, dtype: dtype, shape: record.shape, storage: storage,
+                                        byteOffset: dataOffset + record.offset)
+            switch record.quantization {
+            case let quantization? where quantization.scheme == QuantizationRecord.packed:
+                let (source, layout, madeFor) = try quantization.packedLayout(file: file, tensor: name)
+                if let layout {
+                    packed.append(PackedConstant(source: source, layout: layout, tensor: tensor))
+                } else {
+                    foreign.append(ForeignPackedConstant(name: name, source: source, madeFor: madeFor))
+                    foreignSources.append((name, source))
+                }
+            case let quantization?:
+                var constant = tensor
+                constant.layout = try quantization.layout(file: file, tensor: name)
+                constants.append(constant)
+            case nil:
+                constants.append(tensor)
+            }
         }
         let byName = Dictionary(constants.map { ($0.name, $0) }, uniquingKeysWith: { first, _ in first })
         for constant in constants {
             try checkLayout(constant, among: byName, file: file)
         }
-        return constants
+        var arrangements = Set<String>()
+        for values in packed {
+            try checkPacked(values, among: byName, file: file)
+            guard arrangements.insert(PackedConstant.name(source: values.source, layout: values.layout)).inserted else {
+                throw .invalidQuantization(file: file, tensor: values.tensor.name,
+                                           detail: "'\(values.source)' already has packed values \(values.layout)")
+            }
+        }
+        // Foreign values are not read, but their source must still be a constant of the file.
+        for (name, source) in foreignSources where byName[source] == nil {
+            throw .invalidQuantization(file: file, tensor: name, detail: "its source constant '\(source)' does not exist")
+        }
+        return (constants, packed, foreign)
+    }
+
+    /// Checks packed values against their source (`PackedConstant.validate`); the writer
+    /// checks the same before writing.
+    static func checkPacked(_ values: PackedConstant, among constants: [String: ConstantTensor],
+                            file: String) throws(RGraphError) {
+        do {
+            try values.validate { constants[$0] }
+        } catch {
+            switch error {
+            case .invalid(let detail):
+                throw .invalidQuantization(file: file, tensor: values.tensor.name, detail: detail)
+            }
+        }
     }
 
     /// Checks that a constant's layout fits it and names scales that exist and fit
@@ -227,8 +291,6 @@ public enum RGraphReader {
             try constant.layout.validate(constant) { constants[$0] }
         } catch {
             switch error {
-            case .unsupported(let layout):
-                throw .unsupportedLayout(file: file, tensor: constant.name, layout)
             case .invalid(let detail):
                 throw .invalidQuantization(file: file, tensor: constant.name, detail: detail)
             }

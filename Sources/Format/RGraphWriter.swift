@@ -4,7 +4,7 @@ import Glibc
 #endif
 
 /// Writes a `Graph` as an `.rgraph` file (schemas/rgraph.md): version 1.0 when every
-/// constant is plain elements, `RGraphVersion.current` when some are quantized.
+/// constant is plain elements, 1.1 when some are int8, 1.2 when it holds packed values.
 public enum RGraphWriter {
     /// Writes `graph` to `path` through a temporary file in the same directory, renamed over
     /// `path` only once complete and synced: readers never see a half-written file, and on
@@ -79,12 +79,23 @@ struct RGraphLayout {
             tensors.append((constant, cursor))
             cursor = alignedUp(cursor + constant.byteCount)
         }
+        var sources: [String: String] = [:]
+        for values in graph.packedConstants {
+            guard graph.constants[values.tensor.name] == nil, sources[values.tensor.name] == nil else {
+                throw .duplicateTensor(file: file, tensor: values.tensor.name)
+            }
+            try RGraphReader.checkPacked(values, among: graph.constants, file: file)
+            sources[values.tensor.name] = values.source
+            tensors.append((values.tensor, cursor))
+            cursor = alignedUp(cursor + values.tensor.byteCount)
+        }
         self.tensors = tensors
         dataLength = cursor
 
         // The lowest version whose features the graph uses (§7): files without quantized
-        // weights stay readable by 1.0 readers.
-        version = tensors.allSatisfy { $0.constant.layout == .elements } ? .plainWeights : .current
+        // weights stay readable by 1.0 readers, files without packed values by 1.1 readers.
+        version = !sources.isEmpty ? .current
+            : tensors.allSatisfy { $0.constant.layout == .elements } ? .plainWeights : .quantizedWeights
         let document = RGraphDocument(
             format: .init(major: version.major, minor: version.minor, generator: "Restore"),
             metadata: graph.metadata,
@@ -96,10 +107,11 @@ struct RGraphLayout {
                                           attributes: node.attributes.mapValues(AttributeRecord.init))
             },
             tensors: tensors.map { constant, offset in
-                RGraphDocument.TensorRecord(name: constant.name, dtype: constant.dtype.rawValue,
-                                            shape: constant.shape, offset: offset,
-                                            length: constant.byteCount,
-                                            quantization: QuantizationRecord(constant.layout))
+                var quantization = QuantizationRecord(constant.layout)
+                quantization?.source = sources[constant.name]
+                return RGraphDocument.TensorRecord(name: constant.name, dtype: constant.dtype.rawValue,
+                                                   shape: constant.shape, offset: offset,
+                                                   length: constant.byteCount, quantization: quantization)
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

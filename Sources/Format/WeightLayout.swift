@@ -10,8 +10,9 @@ public enum WeightLayout: Hashable, Sendable, CustomStringConvertible {
     /// Signed 8-bit values `q` (dtype `i8`) with f32 scales stored as another constant:
     /// value = scale × q, symmetric (no zero point). Since version 1.1.
     case int8Symmetric(Int8Scales)
-    /// Values already arranged for one kernel (`PackedLayout`). Designed, not yet read:
-    /// the reader refuses such a tensor as not supported by this version.
+    /// Values already arranged for one kernel (`PackedLayout`): f32 floats of shape
+    /// [count], stored beside the plain constant they were made from (`PackedConstant`,
+    /// since version 1.2), never an input of a node.
     case packed(PackedLayout)
 
     public var description: String {
@@ -24,14 +25,15 @@ public enum WeightLayout: Hashable, Sendable, CustomStringConvertible {
 
     /// Checks that `constant`, stored in this layout, can be read: for int8, its dtype is i8
     /// and its scales are a constant found by `lookup`, plain f32, finite, one per index of
-    /// the named axis (or one for the whole tensor); packed layouts are not read yet.
+    /// the named axis (or one for the whole tensor). A packed layout is not a graph
+    /// constant's: packed values are `PackedConstant`s, checked against their source there.
     public func validate(_ constant: ConstantTensor,
                          scales lookup: (String) -> ConstantTensor?) throws(WeightLayoutError) {
         switch self {
         case .elements:
             return
         case .packed:
-            throw .unsupported(self)
+            throw .invalid("packed values are not a constant of the graph; they need a source constant")
         case .int8Symmetric(let quantization):
             _ = try quantization.checkedScales(for: constant, lookup: lookup)
         }
@@ -125,8 +127,9 @@ public struct Int8Scales: Hashable, Sendable, CustomStringConvertible {
 }
 
 /// Weights arranged for one kernel, as kernels prepare them once per model and as a file
-/// may one day store them. The arrangement, the CPU it needs and its version are the
-/// layout's identity: a kernel uses such bytes only if all three are what it expects.
+/// stores them (`PackedConstant`, `convert --prepare`). The arrangement, the CPU it needs
+/// and its version are the layout's identity: a kernel uses such bytes only if all three
+/// are what it expects.
 public enum PackedLayout: Hashable, Sendable, CustomStringConvertible {
     /// Winograd F(4×4, 3×3) transformed filters U = G·g·Gᵀ of a 3×3 convolution's weight
     /// [K, C, 3, 3]: 36 points × K × C floats, point-major. Portable code reads them.
@@ -157,26 +160,60 @@ public enum PackedLayout: Hashable, Sendable, CustomStringConvertible {
         case .gemmPanels(let width, let cpu): "gemm-panels width \(width) for \(cpu.rawValue) v\(version)"
         }
     }
+
+    /// Floats of this arrangement made from a plain constant of shape `source`, or nil when
+    /// the arrangement cannot be made from that shape: Winograd needs a 3×3 filter bank
+    /// [K, C, 3, 3] (36 × K × C floats), GEMM panels a matrix [N, K] (K × N rounded up to
+    /// whole panels of `width`) and a positive width. Nil too when the count overflows.
+    public func floatCount(source shape: [Int]) -> Int? {
+        switch self {
+        case .winogradF4x3:
+            guard shape.count == 4, shape[2] == 3, shape[3] == 3 else { return nil }
+            return Self.product([Self.winogradPoints, shape[0], shape[1]])
+        case .gemmPanels(let width, _):
+            guard shape.count == 2, width > 0 else { return nil }
+            let panels = shape[0] / width + (shape[0] % width == 0 ? 0 : 1)
+            return Self.product([panels, width, shape[1]])
+        }
+    }
+
+    /// Transform points of Winograd F(4×4, 3×3): one 6×6 tile.
+    static let winogradPoints = 36
+
+    private static func product(_ factors: [Int]) -> Int? {
+        var result = 1
+        for factor in factors {
+            guard factor >= 0 else { return nil }
+            let (next, overflow) = result.multipliedReportingOverflow(by: factor)
+            guard !overflow else { return nil }
+            result = next
+        }
+        return result
+    }
 }
 
-/// CPU feature levels that kernels, and weights packed for them, are written for.
-public enum CPULevel: String, Hashable, Sendable, CaseIterable {
-    /// Any CPU Restore runs on.
+/// CPU feature levels that kernels, and weights packed for them, are written for, in
+/// order: a CPU of one level runs the kernels of the levels below it.
+public enum CPULevel: String, Hashable, Sendable, CaseIterable, Comparable {
+    /// Any CPU Restore runs on (x86-64's baseline, SSE2).
     case portable
-    /// x86-64 with AVX-512F.
+    /// x86-64 with AVX2 and FMA.
+    case avx2
+    /// x86-64 with AVX-512F (and AVX2 and FMA).
     case avx512
+
+    public static func < (lhs: CPULevel, rhs: CPULevel) -> Bool {
+        allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
+    }
 }
 
 /// Why a constant cannot be read in its `WeightLayout`.
 public enum WeightLayoutError: Error, Equatable, CustomStringConvertible {
-    /// A layout this version knows by name but cannot read yet.
-    case unsupported(WeightLayout)
     /// The layout does not fit the constant or its scales.
     case invalid(String)
 
     public var description: String {
         switch self {
-        case .unsupported(let layout): "layout \(layout) is not supported by this version of Restore"
         case .invalid(let detail): detail
         }
     }
@@ -193,7 +230,7 @@ extension Graph {
             let scales = try quantization.checkedScales(for: constant) { constants[$0] }
             return quantization.dequantize(constant, scales: scales)
         case .packed:
-            throw .unsupported(constant.layout)
+            throw .invalid("packed values are read by kernels, not as the values of \(constant.name)")
         }
     }
 }

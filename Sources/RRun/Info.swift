@@ -20,9 +20,9 @@ extension RRun {
                 let file = try RGraphReader.read(contentsOf: model)
                 print(file.describe())
                 guard !shape.isEmpty else { return }
-                let session = Session(model: try Model(graph: file.graph), threads: 1)
+                let session = Session(model: try Model(file: file), threads: 1)
                 let plan = try session.plan(for: try parseShapes(shape))
-                print(PlanSummary(plan, preparedWeightBytes: session.model.preparedWeightBytes).description)
+                print(PlanSummary(plan, model: session.model).description)
             }
         }
     }
@@ -162,21 +162,39 @@ func peakResidentBytes() -> Int {
 /// Plan statistics for `--verbose` and `info --shape`.
 struct PlanSummary: CustomStringConvertible {
     let plan: Plan
-    /// Bytes of weights the model's kernels prepared (Winograd-transformed, packed).
-    let preparedWeightBytes: Int
-    init(_ plan: Plan, preparedWeightBytes: Int) {
+    /// Where the weights the model's kernels use (Winograd-transformed, packed) came from.
+    let usage: PreparedWeightUsage
+    /// Packed values of the file for kernels this Restore does not have.
+    let foreign: [ForeignPackedConstant]
+
+    init(_ plan: Plan, model: Model) {
         self.plan = plan
-        self.preparedWeightBytes = preparedWeightBytes
+        self.usage = model.preparedWeightUsage
+        self.foreign = model.foreignPackedConstants
     }
 
     var description: String {
         let mib = { (bytes: Int) in String(format: "%.2f MiB", Double(bytes) / 1048576) }
-        return """
+        var lines = ["""
             plan for \(plan.inputShapes.map { "\($0)" }.joined(separator: ", ")): \(plan.kernelCount) kernels, \
             \(plan.foldedNodes) nodes evaluated while planning, \(plan.viewNodes) views
               arena \(mib(plan.arenaBytes)) (all intermediates without sharing: \(mib(plan.intermediateBytes))), \
-            weights prepared by kernels for all plans \(mib(preparedWeightBytes))
-            """
+            weights prepared by kernels for all plans \(usage.preparedAtLoad) (\(mib(usage.preparedAtLoadBytes))), \
+            used in place from the file \(usage.usedFromFile) (\(mib(usage.usedFromFileBytes)))
+            """]
+        if usage.preparedAtLoad > 0 && (usage.unusedInFile > 0 || !foreign.isEmpty) {
+            lines.append("  the file's packed weights are not all for this CPU and Restore: \(usage.preparedAtLoad) "
+                         + "prepared at load instead (reconvert with convert --prepare native to skip that)")
+        }
+        if usage.unusedInFile > 0 {
+            lines.append("  \(usage.unusedInFile) packed in the file and not used (made for another CPU level, "
+                         + "or for kernels these sizes do not choose)")
+        }
+        if !foreign.isEmpty {
+            lines.append("  \(foreign.count) packed in the file for kernels this Restore does not have: "
+                         + foreign.prefix(3).map(\.description).joined(separator: ", ") + (foreign.count > 3 ? ", …" : ""))
+        }
+        return lines.joined(separator: "\n")
     }
 }
 

@@ -57,7 +57,7 @@ struct NotConvertedError: Error, CustomStringConvertible {
 /// Loads and checks a model file.
 func loadModel(_ path: String) throws -> Model {
     do {
-        return try Model(graph: try RGraphReader.read(contentsOf: path).graph)
+        return try Model(file: try RGraphReader.read(contentsOf: path))
     } catch RGraphError.badMagic {
         throw NotConvertedError(path: path)
     }

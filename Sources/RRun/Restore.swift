@@ -310,7 +310,7 @@ extension RRun {
 
         private func printPlans(_ session: Session) {
             for plan in session.cachedPlans {
-                print(PlanSummary(plan, preparedWeightBytes: session.model.preparedWeightBytes).description)
+                print(PlanSummary(plan, model: session.model).description)
             }
         }
     }

@@ -12,6 +12,10 @@ final class FuzzDictionaryTests: XCTestCase {
                                        "tensors", "name", "op", "attributes", "dtype", "shape", "offset", "length",
                                        "quantization", "type", "value"]
     private static let attributeTypes = ["int", "ints", "float", "floats", "string"]
+    /// Members and values of a tensor's `quantization` record: int8 scales and packed values.
+    private static let quantizationTokens = ["scheme", "scales", "axis", "kernel", "width", "cpu", "version", "source",
+                                             "int8-symmetric", "packed", "winograd-f4x3", "gemm-panels"]
+        + CPULevel.allCases.map(\.rawValue)
     private static let metadataKeys = ["restore.task", "restore.input", "restore.output", "restore.range", "restore.mean",
                                        "restore.std", "restore.residual", "restore.scale", "restore.multiple",
                                        "restore.tile", "restore.overlap", "restore.converted-from", Graph.importedNodesKey]
@@ -21,7 +25,7 @@ final class FuzzDictionaryTests: XCTestCase {
     private static let floatTexts = ["0.0", "-0.5", "1e-05", "inf", "-inf", "nan", "nan(0x7fc00001)"]
 
     static var expectedText: String {
-        let names = documentKeys + attributeTypes + metadataKeys + DType.allNames + floatTexts
+        let names = documentKeys + attributeTypes + quantizationTokens + metadataKeys + DType.allNames + floatTexts
             + OpKind.allCases.flatMap { [$0.rawValue] + $0.attributeKeys + $0.attributeValueNames }
         let quoted = Set(names).map { "\"\\\"" + $0 + "\\\"\"" }
         let lines = Set(quoted + literals.map { "\"" + $0 + "\"" }).sorted()

@@ -337,23 +337,122 @@ final class RGraphHostileInputTests: XCTestCase {
         }
     }
 
-    /// Packed layouts are designed (named, versioned, tagged with their CPU) but not read yet.
-    func testPackedWeightsAreRefusedAsNotSupportedByThisVersion() throws {
-        let packed = "\"quantization\":{\"cpu\":\"avx512\",\"kernel\":\"gemm-panels\",\"scheme\":\"packed\","
-            + "\"version\":1,\"width\":48}"
-        let parts = try quantizedFile().replacing(Self.quantizationRecord, with: packed)
-        expectRefusal(parts.assembled(minor: 1), "packed") {
-            $0 == .unsupportedLayout(file: $0.file, tensor: "q", .packed(.gemmPanels(width: 48, cpu: .avx512)))
-                && $0.description.contains("not support")
+    // MARK: Packed values (§4, since 1.2)
+
+    /// A 3×3 filter bank "k" [2, 3, 3, 3] with Winograd-domain values, a linear weight "m"
+    /// [5, 4] with GEMM panels of width 4, and an i32 "n" [2]. The values are arbitrary:
+    /// the format checks what they are made from and their size, not what they hold.
+    private func packedGraph(duplicating: Bool = false) -> Graph {
+        let k = ConstantTensor(name: "k", shape: [2, 3, 3, 3], floats: (0..<54).map(Float.init))
+        let m = ConstantTensor(name: "m", shape: [5, 4], floats: (0..<20).map(Float.init))
+        let n = ConstantTensor(name: "n", shape: [2], ints: [1, 2], dtype: .int32)
+        let winograd = PackedConstant(source: "k", layout: .winogradF4x3,
+                                      tensor: ConstantTensor(name: "k.u", shape: [216], floats: (0..<216).map(Float.init)))
+        let panels = PackedConstant(source: "m", layout: .gemmPanels(width: 4, cpu: .avx512),
+                                    tensor: ConstantTensor(name: "m.p", shape: [32], floats: (0..<32).map(Float.init)))
+        var again = winograd
+        again.tensor.name = "k.u2"
+        return Graph(constants: [k, m, n], packedConstants: [winograd, panels] + (duplicating ? [again] : []))
+    }
+
+    private func packedFile() throws -> RGraphParts {
+        try RGraphWriter.write(packedGraph(), to: directory + "/packed.rgraph")
+        return RGraphParts(try fileBytes(directory + "/packed.rgraph"))
+    }
+
+    private static let winogradRecord = "\"quantization\":{\"cpu\":\"portable\",\"kernel\":\"winograd-f4x3\",\"scheme\":\"packed\","
+        + "\"source\":\"k\",\"version\":1}"
+    private static let panelsRecord = "\"quantization\":{\"cpu\":\"avx512\",\"kernel\":\"gemm-panels\",\"scheme\":\"packed\","
+        + "\"source\":\"m\",\"version\":1,\"width\":4}"
+
+    func testPackedValuesAreReadInPlaceBesideTheirSource() throws {
+        let parts = try packedFile()
+        XCTAssertTrue(parts.json.contains(Self.winogradRecord) && parts.json.contains(Self.panelsRecord), parts.json)
+        let file = try RGraphReader.read(contentsOf: directory + "/packed.rgraph")
+        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 2))
+        XCTAssertEqual(file.graph.constantOrder, ["k", "m", "n"])
+        XCTAssertEqual(file.graph.packedConstants.map(\.source), ["k", "m"])
+        XCTAssertEqual(file.graph.packedConstants.map(\.layout), [.winogradF4x3, .gemmPanels(width: 4, cpu: .avx512)])
+        let panels = file.graph.packedConstants[1].tensor
+        XCTAssertEqual(Array(panels.float32Elements), (0..<32).map(Float.init))
+        XCTAssertEqual(panels.layout, .packed(.gemmPanels(width: 4, cpu: .avx512)))
+        XCTAssertTrue(panels.storage.isFileMapping, "packed values are viewed in the mapping, not copied")
+        XCTAssertTrue(file.foreignPackedConstants.isEmpty)
+        XCTAssertTrue(file.describe().contains("packed for kernels (convert --prepare): 2"), file.describe())
+    }
+
+    /// Values made for a kernel, CPU level or kernel version this Restore does not have are
+    /// listed, not read: kernels prepare from the source, which is always in the file.
+    func testPackedValuesForAnotherKernelOrVersionAreListedNotRead() throws {
+        let edits = [("newer-version", "\"version\":1}", "\"version\":7}", "winograd-f4x3 version 7 for portable"),
+                     ("other-cpu", "\"cpu\":\"portable\"", "\"cpu\":\"avx10\"", "winograd-f4x3 version 1 for avx10"),
+                     ("winograd-for-avx512", "\"cpu\":\"portable\"", "\"cpu\":\"avx512\"", "for avx512"),
+                     ("other-kernel", "\"kernel\":\"winograd-f4x3\"", "\"kernel\":\"winograd-f6x3\"", "winograd-f6x3")]
+        for (label, old, new, madeFor) in edits {
+            let record = Self.winogradRecord.replacing(old, with: new)
+            let bytes = try packedFile().replacing(Self.winogradRecord, with: record).assembled(minor: 2)
+            let file = try bytes.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: label) }
+            XCTAssertEqual(file.graph.packedConstants.map(\.source), ["m"], label)
+            XCTAssertEqual(file.foreignPackedConstants.map(\.name), ["k.u"], label)
+            XCTAssertTrue(file.foreignPackedConstants[0].madeFor.contains(madeFor), "\(label): \(file.foreignPackedConstants)")
+            XCTAssertTrue(file.describe().contains("not read"), label)
         }
-        let unknownKernel = try quantizedFile().replacing(Self.quantizationRecord, with: packed.replacing("gemm-panels", with: "tiles"))
-        expectRefusal(unknownKernel.assembled(minor: 1), "packed-unknown-kernel") {
-            $0 == .unknownQuantization(file: $0.file, tensor: "q", scheme: "packed kernel 'tiles'")
+    }
+
+    /// Hostile packed records: each is refused with `invalidQuantization`, naming the tensor
+    /// and what is wrong.
+    func testHostilePackedRecordsAreRefusedNamingTheTensor() throws {
+        let cases: [(label: String, old: String, new: String, tensor: String, mentioning: String)] = [
+            ("packed-without-source", ",\"source\":\"k\"", "", "k.u", "'source'"),
+            ("packed-without-version", ",\"source\":\"k\",\"version\":1", ",\"source\":\"k\"", "k.u", "'version'"),
+            ("packed-source-missing", "\"source\":\"k\"", "\"source\":\"absent\"", "k.u", "'absent' does not exist"),
+            ("packed-source-not-f32", "\"source\":\"k\"", "\"source\":\"n\"", "k.u", "not plain f32"),
+            ("packed-source-of-itself", "\"source\":\"k\"", "\"source\":\"k.u\"", "k.u", "'k.u' does not exist"),
+            ("packed-source-not-a-filter-bank", "\"name\":\"k\",\"offset\":0,\"shape\":[2,3,3,3]",
+             "\"name\":\"k\",\"offset\":0,\"shape\":[6,9]", "k.u", "cannot be made from"),
+            ("packed-wrong-count", "\"shape\":[216]", "\"shape\":[108,2]", "k.u", "shape [216]"),
+            ("packed-not-f32", "\"dtype\":\"f32\",\"length\":864,\"name\":\"k.u\"",
+             "\"dtype\":\"i32\",\"length\":864,\"name\":\"k.u\"", "k.u", "found i32"),
+            ("panels-width-zero", "\"width\":4", "\"width\":0", "m.p", "below 1"),
+            ("panels-other-width", "\"width\":4", "\"width\":3", "m.p", "shape [24]"),
+            ("panels-overflowing-width", "\"width\":4", "\"width\":4611686018427387904", "m.p", "cannot be made"),
+            ("panels-without-width", ",\"width\":4", "", "m.p", "'width'"),
+        ]
+        for (label, old, new, tensor, mentioning) in cases {
+            let parts = try packedFile().replacing(old, with: new)
+            expectRefusal(parts.assembled(minor: 2), label) { error in
+                guard case .invalidQuantization(_, let named, let detail) = error else { return false }
+                return named == tensor && detail.contains(mentioning)
+            }
         }
-        let newerVersion = try quantizedFile().replacing(Self.quantizationRecord, with: packed.replacing("\"version\":1", with: "\"version\":2"))
-        expectRefusal(newerVersion.assembled(minor: 1), "packed-newer-version") { error in
-            if case .unknownQuantization(_, "q", _) = error { return true } else { return false }
+        let foreignWithoutSource = try packedFile()
+            .replacing("\"version\":1}", with: "\"version\":9}").replacing("\"source\":\"k\"", with: "\"source\":\"gone\"")
+        expectRefusal(foreignWithoutSource.assembled(minor: 2), "foreign-packed-source-missing") { error in
+            guard case .invalidQuantization(_, "k.u", let detail) = error else { return false }
+            return detail.contains("'gone' does not exist")
         }
+        try RGraphWriter.write(packedGraph(duplicating: true), to: directory + "/duplicated.rgraph")
+        expectRefusal(try fileBytes(directory + "/duplicated.rgraph"), "packed-twice") { error in
+            guard case .invalidQuantization(_, "k.u2", let detail) = error else { return false }
+            return detail.contains("already has packed values")
+        }
+    }
+
+    func testWriterRefusesPackedValuesThatDoNotFitTheirSource() {
+        var graph = packedGraph()
+        graph.packedConstants[0].tensor = ConstantTensor(name: "k.u", shape: [215], floats: Array(repeating: 1, count: 215))
+        XCTAssertThrowsError(try RGraphWriter.write(graph, to: directory + "/unfit.rgraph")) { error in
+            guard case .invalidQuantization(_, "k.u", let detail)? = error as? RGraphError else { return XCTFail("\(error)") }
+            XCTAssertTrue(detail.contains("shape [216]"), detail)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/unfit.rgraph"))
+    }
+
+    /// Replacing a constant drops the packed values made from it, which would be stale.
+    func testReplacingASourceDropsItsPackedValues() {
+        var graph = packedGraph()
+        graph.setConstant(ConstantTensor(name: "m", shape: [5, 4], floats: Array(repeating: 0, count: 20)))
+        XCTAssertEqual(graph.packedConstants.map(\.source), ["k"])
     }
 
     /// Hostile int8 records: each is refused with `invalidQuantization`, naming the tensor
@@ -445,7 +544,7 @@ extension RGraphError {
              .malformedHeader(let file, _), .unknownOp(let file, _, _), .invalidAttributes(let file, _), .unknownDType(let file, _, _),
              .badShape(let file, _, _), .tensorLengthMismatch(let file, _, _, _), .misalignedTensor(let file, _, _),
              .tensorOutOfRange(let file, _, _, _, _), .duplicateTensor(let file, _),
-             .unknownQuantization(let file, _, _), .unsupportedLayout(let file, _, _),
+             .unknownQuantization(let file, _, _),
              .invalidQuantization(let file, _, _), .cannotWrite(let file, _):
             file
         }

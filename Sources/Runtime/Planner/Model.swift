@@ -14,19 +14,40 @@ public final class Model: Sendable {
     /// Weights kernels rearranged from constants, shared by every plan and session.
     let preparedWeights: PreparedWeightStore
 
+    /// Packed values the file held for kernels this version does not have, which kernels
+    /// prepare from their sources instead (`rrun -v` says so).
+    public let foreignPackedConstants: [ForeignPackedConstant]
+
     /// Parses every node; throws `ModelError.invalidNodes` listing every bad node at once.
-    public init(graph: Graph) throws {
+    /// The graph's packed values (`convert --prepare`) are used in place by the kernels they
+    /// were made for.
+    public init(graph: Graph, foreignPackedConstants: [ForeignPackedConstant] = []) throws {
         weights = try WeightStore(graph)
         parsedShapeInference = try ShapeInference(graph: weights.graph)
-        self.preparedWeights = PreparedWeightStore()
+        self.preparedWeights = PreparedWeightStore(packed: graph.packedConstants)
+        self.foreignPackedConstants = foreignPackedConstants
+    }
+
+    /// The model of a file read by `RGraphReader`.
+    public convenience init(file: RGraphFile) throws {
+        try self.init(graph: file.graph, foreignPackedConstants: file.foreignPackedConstants)
     }
 
     /// Lets the pages of an f32 constant mapped from the file leave resident memory (read
     /// back if used again); widened copies stay.
     func releaseConstantPages(_ name: String) { weights.releasePages(name) }
 
-    /// Bytes of the weights kernels prepared from constants so far (see `ConstantInputs`).
+    /// Bytes of the weights kernels prepared from constants so far (see `ConstantInputs`);
+    /// the file's packed values they used in place are not counted.
     public var preparedWeightBytes: Int { preparedWeights.bytes }
+
+    /// Where the weights kernels use came from so far: prepared at load, or the file's
+    /// packed values (`convert --prepare`) used in place.
+    public var preparedWeightUsage: PreparedWeightUsage { preparedWeights.usage }
+
+    /// Copies of the weights kernels prepared so far from the constants as loaded, as packed
+    /// constants (`convert --prepare` stores them; a model reading them prepares nothing).
+    public func preparedWeightsAsConstants() -> [PackedConstant] { preparedWeights.madeAsConstants() }
 
     /// Shape inference over the constants' current values (small ones, such as a
     /// resize's scales or a bias, are read as values while planning).

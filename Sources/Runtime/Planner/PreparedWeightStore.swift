@@ -2,8 +2,10 @@ import Format
 import Synchronization
 
 /// The weights kernels arranged from a model's constants (`ConstantInputs.prepared`), by
-/// constant, arrangement and generation of the constant's values. Made under a lock:
-/// sessions on several threads may plan at once.
+/// constant, arrangement and generation of the constant's values: made by the kernels on
+/// first request (prepared at load), or packed values the file holds (`PackedConstant`,
+/// `convert --prepare`), used in place from the mapping. Made under a lock: sessions on
+/// several threads may plan at once.
 final class PreparedWeightStore: Sendable {
     /// What one entry was made from.
     struct Key: Hashable {
@@ -12,13 +14,30 @@ final class PreparedWeightStore: Sendable {
         let generation: Int
     }
 
-    private struct Entry {
-        let floats: UnsafeMutablePointer<Float>
-        let count: Int
+    private enum Entry {
+        /// Floats a kernel made, owned by the store.
+        case made(UnsafeMutablePointer<Float>, count: Int)
+        /// Packed values of the file, viewed in place; `used` once a kernel took them.
+        case stored(PackedConstant, used: Bool)
+
+        var count: Int {
+            switch self {
+            case .made(_, let count): count
+            case .stored(let values, _): values.tensor.elementCount
+            }
+        }
+
+        var madeBytes: Int {
+            switch self {
+            case .made(_, let count): count * MemoryLayout<Float>.size
+            case .stored: 0
+            }
+        }
     }
 
     private let entries = Mutex<[Key: Entry]>([:])
-    /// Most bytes all prepared weights of one model may take. Past it kernels work from
+    /// Most bytes all weights prepared at load of one model may take (the file's packed
+    /// values, which the system can page out, do not count). Past it kernels work from
     /// the weights as stored (per-run transforms, OpenBLAS), so that a model whose
     /// derived weights would not fit in memory — a hostile file full of large 3×3 filters
     /// whose Winograd forms take 4× — runs slower instead of failing. Swin-T + UperNet
@@ -26,29 +45,46 @@ final class PreparedWeightStore: Sendable {
     let budgetBytes: Int
 
     /// Weights prepared by every store in this process, so tests can check that a code path
-    /// (conversion) prepares none.
+    /// (conversion, a prepared file) prepares none.
     static let preparedInProcess = Atomic<Int>(0)
 
-    init(budgetBytes: Int = 4 << 30) {
+    /// A store holding the file's packed values `packed` (generation 0 of their sources).
+    init(packed: [PackedConstant] = [], budgetBytes: Int = 4 << 30) {
         self.budgetBytes = budgetBytes
+        var stored: [Key: Entry] = [:]
+        for values in packed {
+            stored[Key(constant: values.source, form: values.layout, generation: 0)] = .stored(values, used: false)
+        }
+        entries.withLock { $0 = stored }
     }
 
-    /// The weights arranged as `form` from this generation of `weight`, made by `fill` on
-    /// first request; nil when they would exceed `budgetBytes`. Entries of older
-    /// generations of the constant are freed first.
+    /// The weights arranged as `form` from this generation of `weight`: the file's packed
+    /// values when it holds them with `count` floats, else made by `fill` on first request;
+    /// nil when they would exceed `budgetBytes`. Entries of older generations of the
+    /// constant are freed first.
     func prepared(from weight: ConstantWeight, as form: PackedLayout, count: Int,
                   fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
         entries.withLock { entries in
             let key = Key(constant: weight.name, form: form, generation: weight.generation)
-            if let entry = entries[key] { return PreparedWeights(pointer: UnsafePointer(entry.floats)) }
+            switch entries[key] {
+            case .made(let floats, _)?:
+                return PreparedWeights(pointer: UnsafePointer(floats))
+            case .stored(let values, _)? where values.tensor.elementCount == count:
+                entries[key] = .stored(values, used: true)
+                return PreparedWeights(pointer: values.tensor.float32Elements.baseAddress ?? UnsafePointer(weight.floats))
+            case .stored?, nil:
+                // Packed values of another count than this kernel's are not its arrangement.
+                entries.removeValue(forKey: key)
+            }
             Self.remove(from: &entries) { $0.constant == weight.name && $0.generation != weight.generation }
-            guard count <= (budgetBytes - Self.bytes(of: entries)) / MemoryLayout<Float>.size else { return nil }
+            let madeBytes = entries.values.reduce(0) { $0 + $1.madeBytes }
+            guard count <= (budgetBytes - madeBytes) / MemoryLayout<Float>.size else { return nil }
             // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
             let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
                 .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
             fill(weight.floats, floats)
             Self.preparedInProcess.add(1, ordering: .relaxed)
-            entries[key] = Entry(floats: floats, count: count)
+            entries[key] = .made(floats, count: count)
             return PreparedWeights(pointer: UnsafePointer(floats))
         }
     }
@@ -59,20 +95,72 @@ final class PreparedWeightStore: Sendable {
         entries.withLock { entries in Self.remove(from: &entries) { $0.constant == constant } }
     }
 
-    /// Bytes of all prepared weights, for `rrun info` and the benchmarks.
-    var bytes: Int { entries.withLock { Self.bytes(of: $0) } }
+    /// Bytes of the weights kernels prepared at load, for `rrun info` and the benchmarks.
+    var bytes: Int { entries.withLock { $0.values.reduce(0) { $0 + $1.madeBytes } } }
 
-    private static func bytes(of entries: [Key: Entry]) -> Int {
-        entries.values.reduce(0) { $0 + $1.count * MemoryLayout<Float>.size }
+    /// What kernels took so far: weights prepared at load and packed values used from the
+    /// file, each as a count and bytes; and the file's packed values no kernel took.
+    var usage: PreparedWeightUsage {
+        entries.withLock { entries in
+            var usage = PreparedWeightUsage()
+            for entry in entries.values {
+                switch entry {
+                case .made(_, let count):
+                    usage.preparedAtLoad += 1
+                    usage.preparedAtLoadBytes += count * MemoryLayout<Float>.size
+                case .stored(let values, let used):
+                    if used {
+                        usage.usedFromFile += 1
+                        usage.usedFromFileBytes += values.tensor.byteCount
+                    } else {
+                        usage.unusedInFile += 1
+                    }
+                }
+            }
+            return usage
+        }
+    }
+
+    /// Copies of the weights kernels prepared (not the file's packed values), as packed
+    /// constants of generation 0 of their sources, in a stable order: what `convert
+    /// --prepare` stores.
+    func madeAsConstants() -> [PackedConstant] {
+        entries.withLock { entries in
+            entries.compactMap { key, entry -> PackedConstant? in
+                guard key.generation == 0, case .made(let floats, let count) = entry else { return nil }
+                let name = PackedConstant.name(source: key.constant, layout: key.form)
+                return PackedConstant(source: key.constant, layout: key.form,
+                                      tensor: ConstantTensor(name: name, shape: [count],
+                                                             floats: Array(UnsafeBufferPointer(start: floats, count: count))))
+            }
+            .sorted { $0.tensor.name < $1.tensor.name }
+        }
     }
 
     private static func remove(from entries: inout [Key: Entry], where isStale: (Key) -> Bool) {
         for key in entries.keys where isStale(key) {
-            entries.removeValue(forKey: key)?.floats.deallocate()
+            if case .made(let floats, _)? = entries.removeValue(forKey: key) { floats.deallocate() }
         }
     }
 
-    deinit { entries.withLock { $0.values.forEach { $0.floats.deallocate() } } }
+    deinit {
+        entries.withLock { entries in
+            for case .made(let floats, _) in entries.values { floats.deallocate() }
+        }
+    }
+}
+
+/// Where the weights a model's kernels use came from (`Model.preparedWeightUsage`, `rrun -v`).
+public struct PreparedWeightUsage: Equatable, Sendable {
+    /// Weights kernels arranged from constants when they were planned.
+    public var preparedAtLoad = 0
+    public var preparedAtLoadBytes = 0
+    /// The file's packed values kernels used in place.
+    public var usedFromFile = 0
+    public var usedFromFileBytes = 0
+    /// The file's packed values no kernel asked for (made for another CPU level, or for
+    /// kernels the planned sizes did not choose).
+    public var unusedInFile = 0
 }
 
 /// Floats a kernel derived from a constant, owned by the model's `PreparedWeightStore`:

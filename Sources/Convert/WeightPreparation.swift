@@ -1,0 +1,72 @@
+import Format
+import Runtime
+
+/// Which weights `convert --prepare` stores already arranged for kernels (Winograd-domain
+/// filters, GEMM panels), so that `rrun` maps them instead of preparing them at every load.
+///
+/// The arranged values are made by planning the model with Restore's own kernels, exactly
+/// as `rrun` would at load, so a prepared file gives bit-identical outputs. Which kernels
+/// a plan chooses depends on the CPU (GEMM panels are for AVX-512's kernel) and on the input
+/// size (Winograd needs enough output tiles), so values are prepared for this machine's
+/// CPU and at `PreparationShapes`. A file whose values were made for another CPU or kernel
+/// version still runs: those kernels prepare from the plain weights, kept beside them.
+public enum WeightPreparation: Equatable, Sendable {
+    /// Nothing prepared: the smallest file, readable by Restore before version 1.2 of the format.
+    case none
+    /// Only arrangements every CPU's kernels read (Winograd-domain filters).
+    case portable
+    /// Everything this machine's kernels use.
+    case native
+
+    /// Parses `none`, `portable` or `native`.
+    public init(_ text: String) throws(ConversionError) {
+        switch text {
+        case "none": self = .none
+        case "portable": self = .portable
+        case "native": self = .native
+        default: throw .unknownPreparation(text)
+        }
+    }
+
+    /// Whether values in `layout` are kept.
+    func keeps(_ layout: PackedLayout) -> Bool {
+        switch self {
+        case .none: false
+        case .portable: layout.cpu == .portable
+        case .native: true
+        }
+    }
+}
+
+extension Conversion {
+    /// Adds to `graph` the values its kernels prepare when planned at `shapes` (one list of
+    /// input shapes per size) on this machine, those `preparation` keeps. Returns how many
+    /// tensors and bytes were added.
+    static func prepareWeights(_ graph: inout Graph, _ preparation: WeightPreparation,
+                               shapes: [[[Int]]]) throws -> (count: Int, bytes: Int) {
+        guard preparation != .none else { return (0, 0) }
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        for inputShapes in shapes { _ = try session.plan(for: inputShapes) }
+        let packed = session.model.preparedWeightsAsConstants().filter { preparation.keeps($0.layout) }
+        graph.packedConstants = packed
+        return (packed.count, packed.reduce(0) { $0 + $1.tensor.byteCount })
+    }
+
+    /// The input shapes `convert --prepare` plans at: fixed dimensions as they are; H and W
+    /// (the symbols of an image input) at the model's tile size, else `defaultSide`,
+    /// rounded up to `multiple`; batch 1.
+    static func preparationShapes(_ graph: Graph, contract: RestorationContract.Settings,
+                                  defaultSide: Int = 512) -> [[[Int]]] {
+        let step = max(1, contract.resolvedMultiple)
+        let side = ((contract.tile ?? 0) > 0 ? contract.tile ?? defaultSide : defaultSide)
+        let rounded = (side + step - 1) / step * step
+        return [graph.inputs.map { info in
+            info.shape.enumerated().map { axis, dim in
+                switch dim {
+                case .fixed(let size): size
+                case .symbol: axis == 0 ? 1 : rounded
+                }
+            }
+        }]
+    }
+}

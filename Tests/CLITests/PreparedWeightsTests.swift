@@ -1,0 +1,74 @@
+import Foundation
+import ImageFiles
+import Runtime
+import XCTest
+@testable import Format
+
+/// `convert --prepare`: a file holding weights already arranged for the kernels gives the
+/// same outputs bit for bit and prepares nothing at load; a file whose packed values were
+/// made for another kernel version still runs, preparing at load, and `-v` says which.
+final class PreparedWeightsTests: CommandLineTestCase {
+    /// The demo DnCNN (nine 3×3 convolutions of 64 channels, Winograd at this size).
+    private var demoDenoiser: String { Self.repository.appendingPathComponent("examples/models/denoiser.onnx").path }
+
+    private func input() throws -> String {
+        let values: [Float] = (0..<(3 * 40 * 44)).map { (index: Int) -> Float in Float((index * 7919) % 1000) / 1000 }
+        let path = path("x.npy")
+        try NumPyFile.write(HostTensor(shape: [1, 3, 40, 44], floats: values), path: path)
+        return path
+    }
+
+    private func runModel(_ model: String, _ input: String, _ output: String) throws -> (bits: [UInt32], stdout: String) {
+        let outcome = try run("rrun", [model, input, "-o", output, "-v", "--threads", "2"])
+        XCTAssertEqual(outcome.status, 0, outcome.stderr)
+        return (try NumPyFile.read(path: output).floats.map(\.bitPattern), outcome.stdout)
+    }
+
+    func testPreparedFileGivesBitIdenticalOutputsAndPreparesNothingAtLoad() throws {
+        let plain = path("plain.rgraph"), prepared = path("prepared.rgraph")
+        XCTAssertEqual(try run("convert", [demoDenoiser, "-o", plain]).status, 0)
+        let converted = try run("convert", [demoDenoiser, "-o", prepared, "--prepare", "native"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        XCTAssertTrue(converted.stdout.contains("prepared for kernels (--prepare native, planned at 1×3×512×512): 7 tensors"),
+                      converted.stdout)
+        let x = try input()
+        let reference = try runModel(plain, x, path("plain.npy"))
+        let fromFile = try runModel(prepared, x, path("prepared.npy"))
+        XCTAssertEqual(fromFile.bits, reference.bits, "a prepared file must give the same bits")
+        XCTAssertTrue(reference.stdout.contains("weights prepared by kernels for all plans 7"), reference.stdout)
+        XCTAssertTrue(fromFile.stdout.contains("weights prepared by kernels for all plans 0 (0.00 MiB), used in place from the file 7"),
+                      fromFile.stdout)
+
+        // Packed values of a kernel version this Restore does not have: read as foreign,
+        // prepared at load from the plain weights, same bits.
+        let foreign = path("foreign.rgraph")
+        try Data(try withPackedVersion(9, of: prepared)).write(to: URL(fileURLWithPath: foreign))
+        let fallback = try runModel(foreign, x, path("foreign.npy"))
+        XCTAssertEqual(fallback.bits, reference.bits)
+        XCTAssertTrue(fallback.stdout.contains("weights prepared by kernels for all plans 7"), fallback.stdout)
+        XCTAssertTrue(fallback.stdout.contains("prepared at load instead"), fallback.stdout)
+        XCTAssertTrue(fallback.stdout.contains("7 packed in the file for kernels this Restore does not have"), fallback.stdout)
+    }
+
+    func testPrepareRefusesUnknownChoicesAndHalfPrecisionWeights() throws {
+        assertFails(try run("convert", [demoDenoiser, "-o", path("a.rgraph"), "--prepare", "avx1024"]),
+                    mentioning: "--prepare is none, portable or native", noFileAt: path("a.rgraph"))
+        assertFails(try run("convert", [demoDenoiser, "-o", path("b.rgraph"), "--prepare", "native", "--weights", "f16"]),
+                    mentioning: "would undo --weights f16", noFileAt: path("b.rgraph"))
+    }
+
+    /// The file at `path` with every packed record's `"version":1` made `version` (one
+    /// digit, so the header keeps its length) and the checksums made valid again.
+    private func withPackedVersion(_ version: Int, of path: String) throws -> [UInt8] {
+        var bytes = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+        var header = bytes.withUnsafeBytes { RGraphFixedHeader(decoding: $0) }
+        let start = Int(header.headerOffset), end = start + Int(header.headerLength)
+        let json = String(decoding: bytes[start..<end], as: UTF8.self)
+        // A packed record's members are written sorted, so "version" ends it.
+        let edited = json.replacingOccurrences(of: "\"version\":1}", with: "\"version\":\(version)}")
+        XCTAssertNotEqual(edited, json, "no packed record found")
+        bytes.replaceSubrange(start..<end, with: Array(edited.utf8))
+        header.headerChecksum = bytes[start..<end].withUnsafeBytes { RGraphChecksum.of($0) }
+        return header.encoded() + bytes[RGraphFixedHeader.size...]
+    }
+}
