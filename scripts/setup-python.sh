@@ -24,9 +24,9 @@ index_args=()
 if [[ -n "$torch_index" ]]; then
     index_args=(--extra-index-url "$torch_index")
 fi
-packages=(onnx onnxruntime onnxscript safetensors scipy scikit-image pillow numpy pytest transformers pytorch-pretrained-biggan ray)
+packages=(onnx onnxruntime onnxscript safetensors scipy scikit-image pillow numpy pytest transformers pytorch-pretrained-biggan ray openvino)
 # Import names of the packages above, to check an existing environment.
-modules="torch onnx onnxruntime onnxscript safetensors scipy skimage PIL numpy pytest transformers pytorch_pretrained_biggan ray"
+modules="torch onnx onnxruntime onnxscript safetensors scipy skimage PIL numpy pytest transformers pytorch_pretrained_biggan ray openvino"
 
 python="$venv/bin/python"
 if [[ -x "$python" ]] && "$python" -c "
