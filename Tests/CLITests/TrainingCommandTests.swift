@@ -32,6 +32,47 @@ final class TrainingCommandTests: CommandLineTestCase {
         }
     }
 
+    /// `rrun grad` through whole networks against PyTorch autograd in float64
+    /// (scripts/fixtures/make_model_gradients.py): the Swin + UperNet fixture (fused window
+    /// attention, layer norm, GELU, patch merging, the pyramid head) and the BigGAN-deep
+    /// checkpoint fixture (conditional batch norm as broadcast mul/add, self-attention,
+    /// nearest upsampling, concat, slicing); ∂L/∂inputs and ∂L/∂some weights, L the MSE
+    /// of the first output against a random target.
+    func testGradMatchesAutogradOnSwinUperNetAndBigGANDeep() throws {
+        let cases: [(name: String, folder: String, inputs: [String], wrt: [String])] = [
+            ("swin-upernet", "models/swin/upernet-w7", ["64x64/input_0.npy"],
+             ["image", "model.backbone.swin.embeddings.patch_embeddings.projection.weight",
+              "model.decode_head.classifier.weight", "model.decode_head.classifier.bias"]),
+            ("biggan-deep", "checkpoints/biggan-deep", ["input_0.npy", "class_vector=input_1.npy"],
+             ["z", "class_vector", "model.generator.layers.0.conv_3.bias", "model.generator.conv_to_rgb.bias"]),
+        ]
+        for (name, folderName, inputs, wrt) in cases {
+            let folder = Self.fixtures.appendingPathComponent(folderName)
+            let model = path("\(name).rgraph")
+            let converted = try run("convert", [folder.appendingPathComponent("model.onnx").path, "-o", model])
+            XCTAssertEqual(converted.status, 0, converted.stderr)
+            let outputs = path("gradients-\(name)")
+            let inputPaths = inputs.map { input -> String in
+                let parts = input.split(separator: "=", maxSplits: 1).map(String.init)
+                let file = folder.appendingPathComponent(parts.last ?? input).path
+                return parts.count == 2 ? "\(parts[0])=\(file)" : file
+            }
+            let outcome = try run("rrun", ["grad", model] + inputPaths + [
+                "--target", folder.appendingPathComponent("gradients/target.npy").path, "--loss", "mse",
+                "--wrt", wrt.joined(separator: ","), "--outputs", outputs, "--threads", "2"])
+            XCTAssertEqual(outcome.status, 0, outcome.stderr)
+            for weight in wrt {
+                let actual = try NumPyFile.read(path: outputs + "/\(weight).npy")
+                let expected = try NumPyFile.read(path: folder.appendingPathComponent("gradients/\(weight).npy").path)
+                XCTAssertEqual(actual.shape, expected.shape, weight)
+                let error = maxAbsAndRelativeError(actual.floats, expected.floats)
+                print("rrun grad \(name) ∂/∂\(weight): max abs \(error.maxAbs), relative \(error.relative)")
+                // fp32 against float64 autograd through the whole network.
+                XCTAssertLessThanOrEqual(error.relative, 1e-4, "\(name) \(weight)")
+            }
+        }
+    }
+
     func testGradRefusesAnUnknownName() throws {
         let folder = Self.fixtures.appendingPathComponent("models/grad_net")
         let model = path("grad_net.rgraph")
