@@ -21,7 +21,7 @@ public protocol ArchitectureTemplate: Sendable {
 /// Every template `convert` knows, in the order detection tries them.
 public enum ArchitectureTemplates {
     public static let all: [any ArchitectureTemplate] = [BigGANDeepTemplate(), BigGANPyTorchTemplate(), UperNetSwinTemplate(),
-                                                           MMSegUperNetSwinTemplate()]
+                                                           MMSegUperNetSwinTemplate(), TimmSwinTemplate()]
 
     /// The template called `name`.
     static func named(_ name: String, file: String) throws -> any ArchitectureTemplate {

@@ -131,7 +131,7 @@ enum UperNetSwin {
                                             + "checkpoint's hidden_states_norms (stages \(swin.outputStages.map { $0 + 1 }))")
         }
         let pixels = swin.graph.addInput("pixel_values", shape: [.fixed(1), .fixed(3), .symbol("height"), .symbol("width")])
-        let features = try swin.backbone(pixels)
+        let features = try swin.backbone(pixels).features
         var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, names: swin.names,
                                       inChannels: swin.outputStages.map { swin.channels[$0] }, poolScales: poolScales)
         let classified = try head.build(features)
@@ -153,6 +153,8 @@ struct SwinNames {
         case transformers
         /// mmsegmentation's `SwinTransformer` + `UPerHead` (an `EncoderDecoder` state dict).
         case mmseg
+        /// timm's `SwinTransformer` classifier.
+        case timm
     }
 
     /// Where transformers' backbone keeps `embeddings` and `encoder`.
@@ -181,6 +183,18 @@ struct SwinNames {
         "norm2": ["norm2"],
     ]
 
+    /// timm's `SwinTransformerBlock` (since timm 0.9 a stage's patch merging is its first
+    /// module, `layers.i.downsample`; before, the last module of the stage before).
+    static let timmBlock: [String: [String]] = [
+        "qkv": ["attn.qkv"],
+        "table": ["attn.relative_position_bias_table"],
+        "output": ["attn.proj"],
+        "fc1": ["mlp.fc1"],
+        "fc2": ["mlp.fc2"],
+        "norm1": ["norm1"],
+        "norm2": ["norm2"],
+    ]
+
     let layout: Layout
     /// transformers: where `embeddings` and `encoder` sit.
     let prefix: String
@@ -190,32 +204,57 @@ struct SwinNames {
         self.layout = layout
         names = Set(weights.checkpoint.tensorNames)
         let names = self.names
-        prefix = layout == .mmseg ? "backbone."
+        prefix = layout != .transformers ? "backbone."
             : Self.transformersPrefixes.first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? "backbone."
     }
 
     /// The patch embedding's convolution and its norm.
-    var patchProjection: String { layout == .mmseg ? "backbone.patch_embed.projection" : prefix + "embeddings.patch_embeddings.projection" }
-    var patchNorm: String { layout == .mmseg ? "backbone.patch_embed.norm" : prefix + "embeddings.norm" }
+    var patchProjection: String {
+        switch layout {
+        case .transformers: prefix + "embeddings.patch_embeddings.projection"
+        case .mmseg: "backbone.patch_embed.projection"
+        case .timm: "patch_embed.proj"
+        }
+    }
+
+    var patchNorm: String {
+        switch layout {
+        case .transformers: prefix + "embeddings.norm"
+        case .mmseg: "backbone.patch_embed.norm"
+        case .timm: "patch_embed.norm"
+        }
+    }
 
     /// Patch merging after stage `stage` (`.norm`, `.reduction`).
     func merging(_ stage: Int) -> String {
-        layout == .mmseg ? "backbone.stages.\(stage).downsample" : "\(prefix)encoder.layers.\(stage).downsample"
+        switch layout {
+        case .transformers: "\(prefix)encoder.layers.\(stage).downsample"
+        case .mmseg: "backbone.stages.\(stage).downsample"
+        case .timm: names.contains("layers.0.downsample.reduction.weight") ? "layers.\(stage).downsample" : "layers.\(stage + 1).downsample"
+        }
     }
 
-    /// The LayerNorm on stage `stage`'s output, which the head reads.
+    /// The LayerNorm on stage `stage`'s output, which the head reads (timm's classifier reads
+    /// none: its `norm` follows the last stage).
     func stageNorm(_ stage: Int) -> String {
-        layout == .mmseg ? "backbone.norm\(stage)" : "backbone.hidden_states_norms.stage\(stage + 1)"
+        switch layout {
+        case .transformers: "backbone.hidden_states_norms.stage\(stage + 1)"
+        case .mmseg: "backbone.norm\(stage)"
+        case .timm: "layers.\(stage).norm"
+        }
     }
 
     /// Whether q, k and v are one linear (`qkv`) rather than three.
-    var fusedProjection: Bool { layout == .mmseg }
+    var fusedProjection: Bool { layout != .transformers }
 
     /// The checkpoint's name of `role` in block `block` of stage `stage` (`suffix` "weight",
     /// "bias" or ""); the first spelling when the checkpoint has none, for the message.
     func block(_ stage: Int, _ block: Int, _ role: String, _ suffix: String = "weight") -> String {
-        let base = layout == .mmseg ? "backbone.stages.\(stage).blocks.\(block)." : "\(prefix)encoder.layers.\(stage).blocks.\(block)."
-        let roles = layout == .mmseg ? Self.mmsegBlock : Self.transformersBlock
+        let (base, roles) = switch layout {
+        case .transformers: ("\(prefix)encoder.layers.\(stage).blocks.\(block).", Self.transformersBlock)
+        case .mmseg: ("backbone.stages.\(stage).blocks.\(block).", Self.mmsegBlock)
+        case .timm: ("layers.\(stage).blocks.\(block).", Self.timmBlock)
+        }
         let spellings = (roles[role] ?? [role]).map { base + $0 + (suffix.isEmpty ? "" : "." + suffix) }
         return spellings.first(where: names.contains) ?? spellings[0]
     }
@@ -227,7 +266,7 @@ struct SwinNames {
 
 /// Swin's backbone on a token grid [1, h, w, C] (channels last, so `linear` and `layerNorm`
 /// act per token and `windowAttention` reads its input as is).
-private struct SwinBuilder {
+struct SwinBuilder {
     var weights: CheckpointWeights
     let names: SwinNames
     let configFile: String
@@ -288,7 +327,7 @@ private struct SwinBuilder {
         self.heads = heads
         channels = depths.indices.map { embedding[0] << $0 }
         outputStages = depths.indices.filter { weights.has(names.stageNorm($0) + ".weight") }
-        guard !outputStages.isEmpty else {
+        guard !outputStages.isEmpty || names.layout == .timm else {
             throw CheckpointError.missingTensor(file: file, tensor: names.stageNorm(depths.count - 1) + ".weight")
         }
     }
@@ -303,8 +342,9 @@ private struct SwinBuilder {
         return graph.emitValue(named: prefix, .layerNorm(LayerNormAttributes(axis: -1, epsilon: epsilon)), inputs: [x, scale, bias])
     }
 
-    /// The feature maps [1, C, h, w] of the output stages.
-    mutating func backbone(_ pixels: String) throws -> [String] {
+    /// The feature maps [1, C, h, w] of the output stages, and the last stage's token grid
+    /// [1, h, w, C].
+    mutating func backbone(_ pixels: String) throws -> (features: [String], grid: String) {
         let projection = names.patchProjection
         let embed = channels[0]
         var patchify = ConvAttributes()
@@ -326,7 +366,7 @@ private struct SwinBuilder {
             }
             if stage + 1 < depths.count { x = try patchMerging(x, stage: stage) }
         }
-        return features
+        return (features, x)
     }
 
     /// LN → q | k | v → window attention (shifted by window/2 on odd blocks) → output
