@@ -6,8 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
-# The release build is tuned for the machine it runs on (AVX2/AVX-512 where present).
-build=(swift build -c release -Xswiftc -target-cpu -Xswiftc native)
+# A plain release build: the hot kernels pick their AVX2 or AVX-512 variant at run time.
+build=(swift build -c release)
 "${build[@]}" >/dev/null
 bin=$("${build[@]}" --show-bin-path)
 mkdir -p out

@@ -18,9 +18,9 @@
  */
 #include "ckernels.h"
 
+#include "gemm_blocked.h"
+
 #include <immintrin.h>
-#include <pthread.h>
-#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -29,49 +29,6 @@ enum {
     BLOCK_DEPTH = 256,    /* KC: 8×256 floats of A = 8 KB, in L1 */
     BLOCK_COLUMNS = 384,  /* NC: 256×384 floats of packed B = 384 KB, in the 1 MB L2 */
 };
-
-int restore_cpu_has_avx512(void) {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-}
-
-/* One packed-B buffer per thread, made on first use and freed when the thread ends. */
-static pthread_key_t packed_b_key;
-static pthread_once_t packed_b_once = PTHREAD_ONCE_INIT;
-
-static void make_packed_b_key(void) { pthread_key_create(&packed_b_key, free); }
-
-static float *packed_b_buffer(void) {
-    pthread_once(&packed_b_once, make_packed_b_key);
-    float *buffer = pthread_getspecific(packed_b_key);
-    if (buffer == NULL) {
-        buffer = aligned_alloc(64, sizeof(float) * BLOCK_DEPTH * BLOCK_COLUMNS);
-        if (buffer != NULL) pthread_setspecific(packed_b_key, buffer);
-    }
-    return buffer;
-}
-
-/*
- * Copies B [depth×columns] into panels [depth][48], zeros beyond `columns`. B is stored
- * row by row with stride ldb, or transposed (`transposed`: [columns×depth], stride ldb),
- * as attention's keys are.
- */
-static void pack_panels(ptrdiff_t depth, ptrdiff_t columns, const float *b, ptrdiff_t ldb, int transposed,
-                        float *packed) {
-    for (ptrdiff_t j0 = 0; j0 < columns; j0 += TILE_COLUMNS) {
-        ptrdiff_t width = columns - j0 < TILE_COLUMNS ? columns - j0 : TILE_COLUMNS;
-        float *panel = packed + j0 * depth;
-        for (ptrdiff_t p = 0; p < depth; p++) {
-            float *destination = panel + p * TILE_COLUMNS;
-            if (transposed) {
-                for (ptrdiff_t j = 0; j < width; j++) destination[j] = b[(j0 + j) * ldb + p];
-            } else {
-                memcpy(destination, b + p * ldb + j0, sizeof(float) * (size_t)width);
-            }
-            if (width < TILE_COLUMNS) memset(destination + width, 0, sizeof(float) * (size_t)(TILE_COLUMNS - width));
-        }
-    }
-}
 
 static inline __mmask16 column_mask(ptrdiff_t columns) {
     if (columns <= 0) return 0;
@@ -145,50 +102,16 @@ size_t restore_sgemm_avx512_packed_count(ptrdiff_t k, ptrdiff_t n) {
 }
 
 void restore_sgemm_avx512_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed) {
-    pack_panels(k, n, b, ldb, transposed, packed);
+    restore_gemm_pack_panels(k, n, b, ldb, transposed, TILE_COLUMNS, packed);
 }
 
-/*
- * The blocked product C = alpha · A · B (+ C when `accumulate`); B comes packed whole
- * (`prepacked`) or is packed here block by block from B or Bᵀ.
- */
+/* The blocked product (gemm_blocked.h) with this file's tiles, compiled for AVX-512. */
 __attribute__((target("avx512f")))
 static int multiply(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
                     const float *b, ptrdiff_t ldb, int transposed_b, const float *prepacked,
                     float alpha, int accumulate, float *c, ptrdiff_t ldc) {
-    if (m <= 0 || n <= 0) return 0;
-    if (k <= 0) {
-        if (!accumulate) {
-            for (ptrdiff_t i = 0; i < m; i++) memset(c + i * ldc, 0, sizeof(float) * (size_t)n);
-        }
-        return 0;
-    }
-    float *packed = NULL;
-    if (prepacked == NULL) {
-        packed = packed_b_buffer();
-        if (packed == NULL) return -1;
-    }
-    for (ptrdiff_t j0 = 0; j0 < n; j0 += BLOCK_COLUMNS) {
-        ptrdiff_t width = n - j0 < BLOCK_COLUMNS ? n - j0 : BLOCK_COLUMNS;
-        for (ptrdiff_t p0 = 0; p0 < k; p0 += BLOCK_DEPTH) {
-            ptrdiff_t depth = k - p0 < BLOCK_DEPTH ? k - p0 : BLOCK_DEPTH;
-            if (packed != NULL) {
-                const float *block = transposed_b ? b + j0 * ldb + p0 : b + p0 * ldb + j0;
-                pack_panels(depth, width, block, ldb, transposed_b, packed);
-            }
-            for (ptrdiff_t i0 = 0; i0 < m; i0 += TILE_ROWS) {
-                int rows = (int)(m - i0 < TILE_ROWS ? m - i0 : TILE_ROWS);
-                for (ptrdiff_t j = 0; j < width; j += TILE_COLUMNS) {
-                    /* A panel of `prepacked` holds all k rows; one of `packed` this block's. */
-                    const float *panel = packed != NULL ? packed + j * depth
-                                                        : prepacked + (j0 + j) * k + p0 * TILE_COLUMNS;
-                    tile(rows, width - j, depth, a + i0 * lda + p0, lda, panel, alpha,
-                         c + i0 * ldc + j0 + j, ldc, accumulate || p0 > 0);
-                }
-            }
-        }
-    }
-    return 0;
+    return restore_gemm_blocked(tile, TILE_ROWS, TILE_COLUMNS, BLOCK_DEPTH, BLOCK_COLUMNS, m, n, k, a, lda,
+                                b, ldb, transposed_b, prepacked, alpha, accumulate, c, ldc);
 }
 
 int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,

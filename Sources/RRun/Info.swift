@@ -46,7 +46,7 @@ extension RRun {
         @Option(help: "Threads for Restore's kernels.")
         var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-        @Flag(help: "Print one JSON line: median_ms, times_ms, peak_rss_bytes.")
+        @Flag(help: "Print one JSON line: median_ms, times_ms, peak_rss_bytes, cpu_path.")
         var json = false
 
         @Flag(help: "Time every kernel of the timed runs; print the time per op kind and the slowest nodes.")
@@ -100,8 +100,10 @@ extension RRun {
                 let rss = peakResidentBytes()
                 if json {
                     let list = times.map { String(format: "%.3f", $0) }.joined(separator: ", ")
-                    print("{\"median_ms\": \(String(format: "%.3f", median)), \"times_ms\": [\(list)], \"peak_rss_bytes\": \(rss)}")
+                    print("{\"median_ms\": \(String(format: "%.3f", median)), \"times_ms\": [\(list)], \"peak_rss_bytes\": \(rss), "
+                          + "\"cpu_path\": \"\(CPUFeatures.name(of: CPUFeatures.level))\"}")
                 } else {
+                    print(CPUFeatures.summary)
                     print(String(format: "median %.2f ms over %d runs, peak RSS %.1f MiB", median, times.count, Double(rss) / 1048576))
                 }
             }

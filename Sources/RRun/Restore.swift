@@ -81,7 +81,7 @@ extension RRun {
         @Option(help: "Folder mode: images restored at once, sharing --threads (default: chosen by image count).")
         var jobs: Int?
 
-        @Flag(name: .shortAndLong, help: "Print the tiles chosen and the plan: kernels, folded nodes, arena bytes.")
+        @Flag(name: .shortAndLong, help: "Print the tiles chosen, the CPU path (RESTORE_CPU=avx512|avx2|generic forces one) and the plan: kernels, folded nodes, arena bytes.")
         var verbose = false
 
         /// Most threads accepted: far above any CPU this runs on, low enough to catch a typo.
@@ -309,6 +309,7 @@ extension RRun {
         }
 
         private func printPlans(_ session: Session) {
+            print(CPUFeatures.summary)
             for plan in session.cachedPlans {
                 print(PlanSummary(plan, model: session.model).description)
             }

@@ -22,7 +22,7 @@ final class ConstantReplacementTests: XCTestCase {
         return (graph, node, KernelHarness.random([1, 16, 24, 24], seed: 3), weightShape)
     }
 
-    /// x [1, 64, 96] → linear (W [80, 96], bias [80]): GEMM with Wᵀ packed in panels on AVX-512.
+    /// x [1, 64, 96] → linear (W [80, 96], bias [80]): GEMM with Wᵀ packed in panels on the AVX2 and AVX-512 paths.
     private func linear() throws -> (graph: Graph, node: Node, input: HostTensor, weightShape: [Int]) {
         let node = try Node(name: "linear", op: .linear, inputs: ["x", "W", "B"], outputs: ["y"])
         let weightShape = [80, 96]
@@ -85,7 +85,7 @@ final class ConstantReplacementTests: XCTestCase {
     }
 
     func testLinearWithPackedPanelsFollowsReplacedWeights() throws {
-        try assertReplacedWeightIsFollowed(try linear(), prepares: CPUFeatures.avx512)
+        try assertReplacedWeightIsFollowed(try linear(), prepares: GEMM.packs())
     }
 
     /// A bias is small enough to be read as a value while planning: the plan made before

@@ -2,10 +2,10 @@ import TestSupport
 import XCTest
 @testable import Runtime
 
-/// GEMM's plain products (the AVX-512 kernel on CPUs that have it, OpenBLAS elsewhere)
-/// against a double-precision loop: edge tiles in every direction (8×16/32/48 tiles, blocks of
-/// 256 deep and 384 wide), leading dimensions wider than the matrices, and C outside the
-/// product left alone.
+/// GEMM's plain products on every path this CPU runs (AVX-512: 8×16/32/48 tiles, blocks
+/// of 256 deep and 384 wide; AVX2: 6×16 tiles, blocks of 256 × 256; generic: OpenBLAS)
+/// against a double-precision loop: edge tiles in every direction, leading dimensions wider
+/// than the matrices, and C outside the product left alone.
 ///
 /// Tolerance 1e-5 of the largest magnitude: float32 sums of up to 600 products of values
 /// in [-1, 1) round to ~1e-7 relative per step; measured ≤ 1e-6.
@@ -19,15 +19,27 @@ final class GEMMTests: XCTestCase {
         let a = xorshiftFloats(count: max(m * lda, 1), seed: seed)
         let b = xorshiftFloats(count: max((transposeB ? n : k) * ldb, 1), seed: seed + 1)
         let start = xorshiftFloats(count: max(m * ldc, 1), seed: seed + 2)
-        var c = beta == 0 ? [Float](repeating: .nan, count: max(m * ldc, 1)) : start
-        a.withUnsafeBufferPointer { a in
-            b.withUnsafeBufferPointer { b in
-                c.withUnsafeMutableBufferPointer { c in
-                    GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
-                                  transposeB: transposeB, c: c.baseAddress!, ldc: ldc, alpha: alpha, beta: beta)
+        for cpu in CPUFeatures.supportedLevels {
+            var c = beta == 0 ? [Float](repeating: .nan, count: max(m * ldc, 1)) : start
+            a.withUnsafeBufferPointer { a in
+                b.withUnsafeBufferPointer { b in
+                    c.withUnsafeMutableBufferPointer { c in
+                        GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: lda, b: b.baseAddress!, ldb: ldb,
+                                      transposeB: transposeB, c: c.baseAddress!, ldc: ldc, alpha: alpha, beta: beta, cpu: cpu)
+                    }
                 }
             }
+            compare(c, m: m, n: n, k: k, lda: lda, ldb: ldb, ldc: ldc, a: a, b: b, start: start, transposeB: transposeB,
+                    alpha: alpha, beta: beta, label: "GEMM (\(CPUFeatures.name(of: cpu))) \(m)×\(n)×\(k) (padding \(padding), "
+                        + "B\(transposeB ? "ᵀ" : ""), alpha \(alpha), beta \(beta))", file: file, line: line)
         }
+    }
+
+    /// C (row stride ldc) against the product in double precision; columns past n of each
+    /// row must be as they started (`start`, or NaN for beta 0).
+    private func compare(_ c: [Float], m: Int, n: Int, k: Int, lda: Int, ldb: Int, ldc: Int, a: [Float], b: [Float],
+                         start: [Float], transposeB: Bool, alpha: Float, beta: Float, label: String,
+                         file: StaticString, line: UInt) {
         var expected: [Float] = [], actual: [Float] = []
         for i in 0..<m {
             for j in 0..<n {
@@ -42,9 +54,35 @@ final class GEMMTests: XCTestCase {
             }
         }
         let (maxAbs, relative) = maxAbsAndRelativeError(actual, expected)
-        print("GEMM \(m)×\(n)×\(k) (padding \(padding), B\(transposeB ? "ᵀ" : ""), alpha \(alpha), beta \(beta)): "
-              + "max abs error \(maxAbs), relative \(relative)")
-        XCTAssertLessThanOrEqual(relative, 1e-5, file: file, line: line)
+        print("\(label): max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThanOrEqual(relative, 1e-5, label, file: file, line: line)
+    }
+
+    /// Linear layers' products: Wᵀ [k×n] packed once (from W stored [n×k]) in the panels of
+    /// each path that packs, then C = A · B without packing per call; edge panels and blocks.
+    func testPackedProductsOnEveryPathThatPacks() {
+        let sizes: [(Int, Int, Int)] = [(1, 1, 1), (7, 47, 3), (6, 16, 256), (13, 49, 257), (256, 768, 192), (5, 385, 9)]
+        for cpu in CPUFeatures.supportedLevels where GEMM.packs(cpu: cpu) {
+            for (index, (m, n, k)) in sizes.enumerated() {
+                let a = xorshiftFloats(count: m * k, seed: UInt64(300 + index))
+                let w = xorshiftFloats(count: n * k, seed: UInt64(400 + index))
+                // 64-byte aligned, as the model's prepared weights are (the kernels load panels aligned).
+                let count = GEMM.packedCount(k: k, n: n, cpu: cpu)
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+                defer { packed.deallocate() }
+                var c = [Float](repeating: .nan, count: m * n)
+                w.withUnsafeBufferPointer { w in
+                    GEMM.pack(k: k, n: n, b: w.baseAddress!, ldb: k, transposed: true, into: packed, cpu: cpu)
+                }
+                a.withUnsafeBufferPointer { a in
+                    c.withUnsafeMutableBufferPointer { c in
+                        GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: k, packedB: packed, c: c.baseAddress!, ldc: n, cpu: cpu)
+                    }
+                }
+                compare(c, m: m, n: n, k: k, lda: k, ldb: k, ldc: n, a: a, b: w, start: [], transposeB: true, alpha: 1, beta: 0,
+                        label: "packed GEMM (\(GEMM.packedLayout(cpu: cpu))) \(m)×\(n)×\(k)", file: #filePath, line: #line)
+            }
+        }
     }
 
     func testUsesTheAVX512KernelWhereTheCPUHasIt() throws {
@@ -52,7 +90,7 @@ final class GEMMTests: XCTestCase {
         guard flags.contains(" avx512f") else {
             throw XCTSkip("this CPU has no AVX-512F: GEMM runs on OpenBLAS alone")
         }
-        XCTAssertTrue(CPUFeatures.avx512)
+        XCTAssertTrue(CPUFeatures.supports(.avx512))
     }
 
     func testEdgeTilesInEveryDirection() {
@@ -78,14 +116,25 @@ final class GEMMTests: XCTestCase {
     }
 
     func testEmptyDepthWritesZeros() {
-        var c = [Float](repeating: .nan, count: 6)
-        let one: [Float] = [1]
-        one.withUnsafeBufferPointer { operand in
-            c.withUnsafeMutableBufferPointer { c in
-                GEMM.multiply(m: 2, n: 3, k: 0, a: operand.baseAddress!, lda: 1, b: operand.baseAddress!, ldb: 3,
-                              c: c.baseAddress!, ldc: 3)
+        for cpu in CPUFeatures.supportedLevels {
+            var c = [Float](repeating: .nan, count: 6)
+            let one: [Float] = [1]
+            one.withUnsafeBufferPointer { operand in
+                c.withUnsafeMutableBufferPointer { c in
+                    GEMM.multiply(m: 2, n: 3, k: 0, a: operand.baseAddress!, lda: 1, b: operand.baseAddress!, ldb: 3,
+                                  c: c.baseAddress!, ldc: 3, cpu: cpu)
+                }
             }
+            XCTAssertEqual(c, [0, 0, 0, 0, 0, 0], "\(cpu)")
         }
-        XCTAssertEqual(c, [0, 0, 0, 0, 0, 0])
+    }
+
+    /// The AVX2 path runs where the CPU has AVX2 and FMA.
+    func testUsesTheAVX2KernelWhereTheCPUHasIt() throws {
+        let flags = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        guard flags.contains(" avx2"), flags.contains(" fma") else {
+            throw XCTSkip("this CPU has no AVX2 and FMA: GEMM runs on OpenBLAS alone")
+        }
+        XCTAssertTrue(CPUFeatures.supports(.avx2))
     }
 }

@@ -14,8 +14,11 @@
  * take the visibility from these declarations. */
 #pragma GCC visibility push(hidden)
 
-/* Non-zero when this CPU runs the AVX-512 kernels (AVX512F). */
-int restore_cpu_has_avx512(void);
+/* The kernel variants this CPU runs: RESTORE_CPU_AVX512 when it has AVX512F (and AVX2
+ * and FMA), RESTORE_CPU_AVX2 when it has AVX2 and FMA, else RESTORE_CPU_GENERIC (the
+ * x86-64 baseline, SSE2). The values order the levels: each runs the ones below it. */
+enum { RESTORE_CPU_GENERIC = 0, RESTORE_CPU_AVX2 = 1, RESTORE_CPU_AVX512 = 2 };
+int restore_cpu_detected_level(void);
 
 /*
  * C[m×n] = alpha · A[m×k] · B[k×n] (+ C when `accumulate`), all row-major with leading
@@ -39,17 +42,58 @@ int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
 size_t restore_sgemm_avx512_packed_count(ptrdiff_t k, ptrdiff_t n);
 void restore_sgemm_avx512_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed);
 
-/* C[m×n] = A[m×k] · B, with B packed by restore_sgemm_avx512_pack. AVX-512 only, as above. */
+/* C[m×n] = A[m×k] · B, with B packed by restore_sgemm_avx512_pack, 64-byte aligned (the
+ * panels are loaded aligned). AVX-512 only, as above. */
 void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                  const float *a, ptrdiff_t lda,
                                  const float *packed_b,
                                  float *c, ptrdiff_t ldc);
+
+/*
+ * The same four functions for the AVX2 + FMA kernel (gemm_avx2.c): 6×16 tiles, B packed in
+ * panels of 16 columns (32-byte aligned for the packed product). Call only when the CPU has
+ * AVX2 and FMA.
+ */
+int restore_sgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
+                       const float *a, ptrdiff_t lda,
+                       const float *b, ptrdiff_t ldb, int transposed_b,
+                       int accumulate, float *c, ptrdiff_t ldc);
+size_t restore_sgemm_avx2_packed_count(ptrdiff_t k, ptrdiff_t n);
+void restore_sgemm_avx2_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed);
+void restore_sgemm_avx2_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
+                               const float *packed_b, float *c, ptrdiff_t ldc);
 
 /* values[i] = GELU(values[i]) = x/2 · (1 + erf(x/√2)), in place. AVX-512 only. */
 void restore_gelu_avx512(float *values, ptrdiff_t count);
 
 /* y = softmax(x) over `length` floats (y may be x): max-shifted, libmvec's expf. AVX-512 only. */
 void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length);
+
+/* The same two over AVX2 lanes (activation_avx2.c). AVX2 + FMA only. */
+void restore_gelu_avx2(float *values, ptrdiff_t count);
+void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length);
+
+/*
+ * Winograd F(4×4, 3×3) transforms (winograd.c; the block layout is WinogradConvolution.swift's),
+ * run with the variant of `level` (RESTORE_CPU_*; AVX-512 takes the AVX2 one).
+ *
+ * restore_winograd_input: V = Bᵀ d B of one input channel for the `length` tiles of one
+ * tile row whose first input pixel is (first_y, first_x) of the height×width `plane`
+ * (pixels outside read as zero). Point ξ of tile i goes to v[ξ · point_stride + i].
+ * `lane_tiles` is `length` or more, rounded up to a multiple of 8; `work` holds
+ * 6 · (4 · lane_tiles + 4) + 36 · lane_tiles floats.
+ *
+ * restore_winograd_output: Y = max(Aᵀ M A + bias, floor) of one output channel (floor −∞
+ * for none, 0 for ReLU; NaN stays NaN), M's point ξ of tile i at m[ξ · point_stride + i],
+ * written as `rows` (≤ 4) rows of `columns` (≤ 4 · length) pixels y_stride apart. Reads M up to the next multiple of 8 tiles (unused values; the floats
+ * must be readable); `work` holds 40 · lane_tiles floats.
+ */
+void restore_winograd_input(int level, const float *plane, ptrdiff_t height, ptrdiff_t width,
+                            ptrdiff_t first_y, ptrdiff_t first_x, ptrdiff_t length, ptrdiff_t lane_tiles,
+                            float *v, ptrdiff_t point_stride, float *work);
+void restore_winograd_output(int level, const float *m, ptrdiff_t point_stride, ptrdiff_t length,
+                             ptrdiff_t lane_tiles, float bias, float floor, float *y, ptrdiff_t y_stride, ptrdiff_t rows,
+                             ptrdiff_t columns, float *work);
 
 #pragma GCC visibility pop
 

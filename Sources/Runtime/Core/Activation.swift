@@ -4,14 +4,17 @@ import Format
 
 extension Activation {
     /// Applies the function in place to `count` floats: the fast kernels' form of
-    /// `apply(_:)`, with vector paths where the scalar loop is the bottleneck.
+    /// `apply(_:)`, with vector paths where the scalar loop is the bottleneck. `cpu` picks
+    /// the path (tests run every one the CPU supports).
     @inlinable
-    public func apply(_ values: UnsafeMutablePointer<Float>, count: Int) {
+    public func apply(_ values: UnsafeMutablePointer<Float>, count: Int, cpu: CPULevel = CPUFeatures.level) {
         switch function {
         case .identity: return
-        case .relu: for i in 0..<count where values[i] < 0 { values[i] = 0 }
-        // 16 lanes at a time with glibc's vector erff (≤ 4 ulp from the scalar one).
-        case .gelu where CPUFeatures.avx512: restore_gelu_avx512(values, count)
+        // Branch-free so that it vectorises; NaN stays NaN (max keeps its first argument then).
+        case .relu: for i in 0..<count { values[i] = Swift.max(values[i], 0) }
+        // 16 or 8 lanes at a time with glibc's vector erff (≤ 4 ulp from the scalar one).
+        case .gelu where cpu == .avx512: restore_gelu_avx512(values, count)
+        case .gelu where cpu == .avx2: restore_gelu_avx2(values, count)
         default: for i in 0..<count { values[i] = apply(values[i]) }
         }
     }

@@ -31,7 +31,9 @@
 // channels onnxruntime stays 1.7× ahead: each GEMM repacks a 512×512 weight matrix for only
 // 32 tile columns (more tiles per block help a little and cost scratch).
 
+import CKernels
 import Dispatch
+import Format
 
 /// The fast kernel of 3×3, stride-1, dilation-1, ungrouped convolutions: Winograd
 /// F(4×4, 3×3), which computes each 4×4 output tile from a 6×6 input tile with 36
@@ -124,6 +126,9 @@ struct WinogradConvolutionKernel: Kernel {
     let tileRows: Int, tileColumns: Int
     /// Tiles per work item, consecutive in raster order (a block may span tile rows).
     let tilesPerBlock: Int
+    /// The transforms' variant (Sources/CKernels/winograd.c): `CPUFeatures.level`, or any
+    /// level the CPU supports in tests.
+    let cpu: CPULevel
 
     /// True when Winograd handles this convolution and is expected to beat im2col.
     static func suits(_ layout: Layout) -> Bool {
@@ -137,7 +142,10 @@ struct WinogradConvolutionKernel: Kernel {
 
     /// `tilesPerBlock` overrides the block size (tests use small blocks to cross tile rows);
     /// with `constants` holding W, U is made once per model.
-    init(layout: Layout, epilogue: ConvolutionEpilogue, constants: ConstantInputs = .none, tilesPerBlock: Int? = nil) {
+    init(layout: Layout, epilogue: ConvolutionEpilogue, constants: ConstantInputs = .none, tilesPerBlock: Int? = nil,
+         cpu: CPULevel = CPUFeatures.level) {
+        precondition(CPUFeatures.supports(cpu), "this CPU cannot run the \(cpu) Winograd transforms")
+        self.cpu = cpu
         let g = layout.geometry
         precondition(g.kernelHeight == 3 && g.kernelWidth == 3 && g.strideY == 1 && g.strideX == 1
                      && g.dilationY == 1 && g.dilationX == 1 && layout.group == 1,
@@ -325,151 +333,49 @@ struct WinogradConvolutionKernel: Kernel {
     }
 
     /// V[ξ][c][offset + t] = (Bᵀ d B)[ξ] for the `length` tiles of one tile row starting at
-    /// `firstColumn` and the input channels c in `channels`; pixels outside the input read as zero.
+    /// `firstColumn` and the input channels c in `channels`; pixels outside the input read as
+    /// zero. The transform itself is C (Sources/CKernels/winograd.c), AVX2 where the CPU has it.
     private func transformInput(_ x: UnsafePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int, length: Int,
                                 channels: Range<Int>, into v: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
-        let width = paddedRowWidth, t = laneTiles
-        let rows = work, rowTransformed = work + Self.inputTile * width
         let firstY = tileRow * Self.outputTile - g.padTop
         let firstX = firstColumn * Self.outputTile - g.padLeft
-        // The part of a padded row that lies inside the input.
-        let lower = min(max(0, -firstX), width)
-        let upper = max(lower, min(width, g.inputWidth - firstX))
-        let groups = (length + Self.lanes - 1) / Self.lanes
         let pointStride = l.inChannels * tilesPerBlock
+        let level = CPUFeatures.cValue(of: cpu)
         for c in channels {
-            let plane = x + (n * l.inChannels + c) * g.inputPixels
-            for i in 0..<Self.inputTile {
-                let row = rows + i * width, iy = firstY + i
-                if iy < 0 || iy >= g.inputHeight {
-                    row.update(repeating: 0, count: width)
-                } else {
-                    row.update(repeating: 0, count: lower)
-                    (row + lower).update(from: plane + iy * g.inputWidth + firstX + lower, count: upper - lower)
-                    (row + upper).update(repeating: 0, count: width - upper)
-                }
-            }
-            // Along rows: d B for eight tiles at a time. Tile t of a group starts at pixel
-            // 4t, so pixels 0..<32 split by index mod 4 into d0...d3 and pixels 4..<36 give
-            // d4 and d5.
-            for i in 0..<Self.inputTile {
-                let source = UnsafeRawPointer(rows + i * width)
-                let destination = rowTransformed + i * Self.inputTile * t
-                for group in 0..<groups {
-                    let pixel = group * Self.outputTile * Self.lanes
-                    let first = source.loadUnaligned(fromByteOffset: pixel * 4, as: SIMD32<Float>.self)
-                    let next = source.loadUnaligned(fromByteOffset: (pixel + Self.outputTile) * 4, as: SIMD32<Float>.self)
-                    let firstEven = first.evenHalf, firstOdd = first.oddHalf
-                    let r = Self.inputTransform(firstEven.evenHalf, firstOdd.evenHalf, firstEven.oddHalf,
-                                                firstOdd.oddHalf, next.evenHalf.evenHalf, next.oddHalf.evenHalf)
-                    let tile = destination + group * Self.lanes
-                    r.0.store(to: tile); r.1.store(to: tile + t); r.2.store(to: tile + 2 * t)
-                    r.3.store(to: tile + 3 * t); r.4.store(to: tile + 4 * t); r.5.store(to: tile + 5 * t)
-                }
-            }
-            // Along columns: Bᵀ (d B), contiguous over the tiles, eight at a time while whole
-            // groups remain (V's rows end at `length`); row i of the result gives points 6i..<6i+6.
-            for j in 0..<Self.inputTile {
-                let column = rowTransformed + j * t
-                let destination = v + j * pointStride + c * tilesPerBlock
-                var tile = 0
-                while tile + Self.lanes <= length {
-                    Self.transformInputColumn(SIMD8<Float>.self, column + tile, step: Self.inputTile * t,
-                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
-                    tile += Self.lanes
-                }
-                for tile in tile..<length {
-                    Self.transformInputColumn(Float.self, column + tile, step: Self.inputTile * t,
-                                              into: destination + tile, pointStep: Self.inputTile * pointStride)
-                }
-            }
+            restore_winograd_input(level, x + (n * l.inChannels + c) * g.inputPixels, g.inputHeight, g.inputWidth,
+                                   firstY, firstX, length, laneTiles, v + c * tilesPerBlock, pointStride, work)
         }
     }
 
     /// Y = Aᵀ M A for the `length` tiles of one tile row and the output channels in
-    /// `channels`, written to the output (edge tiles clipped) and finished by the epilogue.
+    /// `channels`, written to the output (edge tiles clipped; C, as the input transform) and
+    /// finished by the epilogue (in the transform when it is bias and ReLU or nothing). The last row of M is read up to 7 floats past `length`, into
+    /// the work area that follows it in the slot.
     private func transformOutput(_ m: UnsafeMutablePointer<Float>, image n: Int, tileRow: Int, firstColumn: Int,
                                  length: Int, channels: Range<Int>, bias: UnsafePointer<Float>?, residual: UnsafePointer<Float>?,
                                  into y: UnsafeMutablePointer<Float>, work: UnsafeMutablePointer<Float>) {
         let l = layout, g = l.geometry
-        let t = laneTiles, rowStride = Self.outputTile * laneTiles
-        // partial[i][j][tile]: Aᵀ M, 4 × 6 values per tile; then 4 output rows of 4 pixels per tile.
-        let partial = work, rowBuffer = work + Self.outputTile * Self.inputTile * t
         let pointStride = l.outChannels * tilesPerBlock
         let firstY = tileRow * Self.outputTile, firstX = firstColumn * Self.outputTile
         let outputRows = min(Self.outputTile, g.outputHeight - firstY)
         let outputColumns = min(Self.outputTile * length, g.outputWidth - firstX)
-        let groups = (length + Self.lanes - 1) / Self.lanes
+        let level = CPUFeatures.cValue(of: cpu)
+        // Bias and ReLU go into the transform while the pixels are in registers.
+        let floor = residual == nil ? epilogue.floor : nil
         for k in channels {
-            let channel = m + k * tilesPerBlock
-            // Along columns: Aᵀ M over the six point rows, for each of the six point columns,
-            // eight tiles at a time. Lanes past `length` compute unused values; the last row
-            // of M reads up to 7 floats into the work area that follows it in the slot.
-            for j in 0..<Self.inputTile {
-                let column = channel + j * pointStride
-                let step = Self.inputTile * pointStride, partialStep = Self.inputTile * t
-                let destination = partial + j * t
-                for lane in stride(from: 0, to: length, by: Self.lanes) {
-                    let source = column + lane
-                    let s = Self.outputTransform(SIMD8<Float>.load(source), .load(source + step), .load(source + 2 * step),
-                                                 .load(source + 3 * step), .load(source + 4 * step), .load(source + 5 * step))
-                    s.0.store(to: destination + lane); s.1.store(to: destination + partialStep + lane)
-                    s.2.store(to: destination + 2 * partialStep + lane); s.3.store(to: destination + 3 * partialStep + lane)
-                }
-            }
-            // Along rows: (Aᵀ M) A for eight tiles at a time, interleaved into 32 pixels that
-            // go straight to the output while they fit in it, else to the row buffer. Rows
-            // below the image are not computed.
-            let pixelsPerGroup = Self.outputTile * Self.lanes
-            let directGroups = outputColumns / pixelsPerGroup
+            let first = ((n * l.outChannels + k) * g.outputHeight + firstY) * g.outputWidth + firstX
+            let channelBias = bias?[k] ?? 0
+            restore_winograd_output(level, m + k * tilesPerBlock, pointStride, length, laneTiles,
+                                    floor == nil ? 0 : channelBias, floor ?? -.infinity, y + first,
+                                    g.outputWidth, outputRows, outputColumns, work)
+            if floor != nil { continue }
             for i in 0..<outputRows {
-                let offset = ((n * l.outChannels + k) * g.outputHeight + firstY + i) * g.outputWidth + firstX
-                let outputRow = y + offset, bufferRow = rowBuffer + i * rowStride
-                for group in 0..<groups {
-                    let source = UnsafePointer(partial + i * Self.inputTile * t + group * Self.lanes)
-                    let o = Self.outputTransform(SIMD8<Float>.load(source), .load(source + t), .load(source + 2 * t),
-                                                 .load(source + 3 * t), .load(source + 4 * t), .load(source + 5 * t))
-                    var evenPixels = SIMD16<Float>(), oddPixels = SIMD16<Float>(), pixels = SIMD32<Float>()
-                    evenPixels.evenHalf = o.0; evenPixels.oddHalf = o.2
-                    oddPixels.evenHalf = o.1; oddPixels.oddHalf = o.3
-                    pixels.evenHalf = evenPixels; pixels.oddHalf = oddPixels
-                    let destination = (group < directGroups ? outputRow : bufferRow) + group * pixelsPerGroup
-                    UnsafeMutableRawPointer(destination).storeBytes(of: pixels, as: SIMD32<Float>.self)
-                }
-                let copied = directGroups * pixelsPerGroup
-                (outputRow + copied).update(from: bufferRow + copied, count: outputColumns - copied)
-                epilogue.apply(to: outputRow, count: outputColumns, bias: bias?[k] ?? 0,
+                let offset = first + i * g.outputWidth
+                epilogue.apply(to: y + offset, count: outputColumns, bias: channelBias,
                                residual: residual.map { $0 + offset })
             }
         }
-    }
-
-    /// Bᵀ d on one tile (Float) or eight adjacent tiles (SIMD8): reads the six rows
-    /// `step` apart, writes the six points `pointStep` apart.
-    @inline(__always)
-    private static func transformInputColumn<L: WinogradLanes>(_: L.Type, _ source: UnsafePointer<Float>, step: Int,
-                                                               into destination: UnsafeMutablePointer<Float>,
-                                                               pointStep destinationStep: Int) {
-        let r = inputTransform(L.load(source), L.load(source + step), L.load(source + 2 * step),
-                               L.load(source + 3 * step), L.load(source + 4 * step), L.load(source + 5 * step))
-        r.0.store(to: destination); r.1.store(to: destination + destinationStep)
-        r.2.store(to: destination + 2 * destinationStep); r.3.store(to: destination + 3 * destinationStep)
-        r.4.store(to: destination + 4 * destinationStep); r.5.store(to: destination + 5 * destinationStep)
-    }
-
-    /// Bᵀ d: one column (or row) of a 6-pixel input tile at the six points.
-    @inline(__always)
-    static func inputTransform<L: WinogradLanes>(_ d0: L, _ d1: L, _ d2: L, _ d3: L, _ d4: L, _ d5: L)
-        -> (L, L, L, L, L, L) {
-        let sum12 = d1 + d2, difference12 = d1 - d2, difference31 = d3 - d1
-        let d4MinusD2 = d4 - d2
-        return (4 * d0 - 5 * d2 + d4,
-                d3 + d4 - 4 * sum12,
-                d4 - d3 + 4 * difference12,
-                d4MinusD2 + 2 * difference31,
-                d4MinusD2 - 2 * difference31,
-                4 * d1 - 5 * d3 + d5)
     }
 
     /// G g: a 3-tap filter at the six points, divided by the Lagrange denominators.
@@ -481,43 +387,6 @@ struct WinogradConvolutionKernel: Kernel {
          (g0 + 2 * g1 + 4 * g2) / 24,
          (g0 - 2 * g1 + 4 * g2) / 24,
          g2)
-    }
-
-    /// Aᵀ m: four outputs from the products at the six points.
-    @inline(__always)
-    static func outputTransform<L: WinogradLanes>(_ m0: L, _ m1: L, _ m2: L, _ m3: L, _ m4: L, _ m5: L)
-        -> (L, L, L, L) {
-        let sum12 = m1 + m2, difference12 = m1 - m2
-        let sum34 = m3 + m4, difference34 = m3 - m4
-        return (m0 + sum12 + sum34,
-                difference12 + 2 * difference34,
-                sum12 + 4 * sum34,
-                difference12 + 8 * difference34 + m5)
-    }
-}
-
-/// A float or a SIMD vector of floats: the transforms run on single tiles along columns and
-/// on eight tiles at a time along rows.
-protocol WinogradLanes {
-    static func + (lhs: Self, rhs: Self) -> Self
-    static func - (lhs: Self, rhs: Self) -> Self
-    static func * (lhs: Float, rhs: Self) -> Self
-    /// The lanes starting at `pointer` (unaligned).
-    static func load(_ pointer: UnsafePointer<Float>) -> Self
-    func store(to pointer: UnsafeMutablePointer<Float>)
-}
-
-extension Float: WinogradLanes {
-    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> Float { pointer.pointee }
-    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) { pointer.pointee = self }
-}
-
-extension SIMD8<Float>: WinogradLanes {
-    @inline(__always) static func load(_ pointer: UnsafePointer<Float>) -> SIMD8<Float> {
-        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
-    }
-    @inline(__always) func store(to pointer: UnsafeMutablePointer<Float>) {
-        UnsafeMutableRawPointer(pointer).storeBytes(of: self, as: SIMD8<Float>.self)
     }
 }
 

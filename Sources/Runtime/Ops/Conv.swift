@@ -132,6 +132,16 @@ struct ConvolutionEpilogue: Sendable {
         }
     }
 
+    /// The epilogue without a residual as max(x + bias, floor), when its activation allows
+    /// (identity: floor −∞, ReLU: 0): kernels that hold outputs in registers apply it there.
+    var floor: Float? {
+        switch activation.function {
+        case .identity: return -.infinity
+        case .relu: return 0
+        default: return nil
+        }
+    }
+
     /// Finishes `count` outputs of one channel starting at `output`.
     @inline(__always)
     func apply(to output: UnsafeMutablePointer<Float>, count: Int, bias: Float,

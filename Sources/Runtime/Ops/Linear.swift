@@ -54,12 +54,12 @@ public struct Linear: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let (n, k) = (weight.shape[0], weight.shape[1])
-        // GEMM's AVX-512 kernel takes B = Wᵀ packed in 48-column panels; a constant W is
-        // packed once per model, unless padding its N columns to whole panels would more
-        // than double it (a hostile [1, 10⁸] weight would take 48×). Otherwise OpenBLAS
-        // reads W transposed in place.
+        // GEMM's AVX-512 and AVX2 kernels take B = Wᵀ packed in 48- or 16-column panels; a
+        // constant W is packed once per model, unless padding its N columns to whole panels
+        // would more than double it (a hostile [1, 10⁸] weight would take 48×). Otherwise
+        // GEMM reads W transposed in place (OpenBLAS on the generic path).
         let packedCount = GEMM.packedCount(k: k, n: n)
-        let packedWeight = CPUFeatures.avx512 && packedCount <= 2 * n * k
+        let packedWeight = GEMM.packs() && packedCount <= 2 * n * k
             ? constants.prepared(1, as: GEMM.packedLayout, count: packedCount) { w, packed in
                 GEMM.pack(k: k, n: n, b: w, ldb: k, transposed: true, into: packed)
             }
@@ -77,7 +77,7 @@ struct LinearKernel: Kernel {
     let rows: Int, n: Int, k: Int
     let hasBias: Bool
     let activation: Activation
-    /// Wᵀ packed for GEMM's AVX-512 kernel once per model from a constant W; nil to read
+    /// Wᵀ packed for GEMM's AVX-512 or AVX2 kernel once per model from a constant W; nil to read
     /// W [N, K] transposed.
     var packedWeight: PreparedWeights? = nil
     /// Rows of Y per block: about 256 KB of output, which stays in L2 until the bias

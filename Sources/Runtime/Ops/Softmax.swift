@@ -86,11 +86,17 @@ struct SoftmaxKernel: Kernel {
     // The row and strip functions stay out of line so both paths of `parallelFor` run
     // the same compiled loops (see `BinaryKernel.compute`).
     // `attention` normalises its score rows with it too; x and y may be the same row.
+    // `cpu` picks the path (tests run every one the CPU supports).
     @inline(never)
-    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int) {
-        // 16 lanes with glibc's vector expf: attention's rows of 49–64 keys spent most of
-        // their time in scalar expf (28% of a windowed-attention Swin's run).
-        if CPUFeatures.avx512 { return restore_softmax_row_avx512(x, y, length) }
+    static func softmaxRow(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, length: Int,
+                           cpu: CPULevel = CPUFeatures.level) {
+        // 16 or 8 lanes with glibc's vector expf: attention's rows of 49–64 keys spent most
+        // of their time in scalar expf (28% of a windowed-attention Swin's run).
+        switch cpu {
+        case .avx512: return restore_softmax_row_avx512(x, y, length)
+        case .avx2: return restore_softmax_row_avx2(x, y, length)
+        case .portable: break
+        }
         var maximum = -Float.infinity
         for k in 0..<length { maximum = Swift.max(maximum, x[k]) }
         var sum: Float = 0

@@ -37,7 +37,7 @@ final class LinearTests: XCTestCase {
         try KernelHarness.assertFastMatchesReference(node(.relu), inputs([700, 64], n: 96, seed: 8))
     }
 
-    /// A constant W is packed once per model for the AVX-512 GEMM.
+    /// A constant W is packed once per model for the AVX2 or AVX-512 GEMM.
     func testFastWithConstantWeightMatchesReference() throws {
         let cases: [([Int], Int)] = [([7], 1), ([65, 63], 7), ([2, 3, 33], 17), ([300, 96], 384), ([5, 13], 49)]
         for (index, (x, n)) in cases.enumerated() {

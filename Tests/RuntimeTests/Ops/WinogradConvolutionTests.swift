@@ -13,7 +13,8 @@ final class WinogradConvolutionTests: XCTestCase {
     private static let tolerance: Float = 1e-4
 
     /// Runs the Winograd kernel itself (also below the dispatch threshold) on random
-    /// X [N,C,H,W] and W [M,C,3,3] and compares it with the reference.
+    /// X [N,C,H,W] and W [M,C,3,3] and compares it with the reference, once per variant of
+    /// its transforms this CPU runs (generic and AVX2 here; AVX-512 CPUs run both too).
     private func check(x: [Int], outChannels: Int, pads: [Int] = [1, 1, 1, 1], activation: [String: Attribute] = [:],
                        bias: Bool = true, residual: Bool = false, residualBeforeActivation: Bool = false,
                        tilesPerBlock: Int? = nil, constantWeights: Bool = false,
@@ -34,22 +35,25 @@ final class WinogradConvolutionTests: XCTestCase {
         let layout = ConvolutionKernel.Layout(batch: x[0], inChannels: x[1], outChannels: outChannels, group: 1,
                                               geometry: geometry, hasBias: bias, hasResidual: residual)
         // A constant W is transformed once, as the planner has the model do.
-        let store = PreparedWeightStore()
-        let kernel = inputs[1]!.floats.withUnsafeBufferPointer { weights in
-            let constants = constantWeights
-                ? ConstantInputs(weights: [nil, ConstantWeight(name: "W", shape: weightShape, floats: weights.baseAddress!)], store: store) : .none
-            return WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, constants: constants, tilesPerBlock: tilesPerBlock)
-        }
-        XCTAssertEqual(kernel.transformedWeights != nil, constantWeights, file: file, line: line)
-        if let expectedSchedule { XCTAssertEqual(kernel.schedule, expectedSchedule, file: file, line: line) }
-        let actual = withExtendedLifetime(store) {
-            KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
-        }
         let expected = try op.reference(inputs)[0]
-        XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
-        let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
-        print("winograd X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block, \(kernel.schedule)\(constantWeights ? ", U made once" : ""): max abs error \(maxAbs), relative \(relative)")
-        XCTAssertLessThanOrEqual(relative, Self.tolerance, "Winograd differs from reference", file: file, line: line)
+        for cpu in CPUFeatures.supportedLevels {
+            let store = PreparedWeightStore()
+            let kernel = inputs[1]!.floats.withUnsafeBufferPointer { weights in
+                let constants = constantWeights
+                    ? ConstantInputs(weights: [nil, ConstantWeight(name: "W", shape: weightShape, floats: weights.baseAddress!)], store: store) : .none
+                return WinogradConvolutionKernel(layout: layout, epilogue: op.epilogue, constants: constants,
+                                                 tilesPerBlock: tilesPerBlock, cpu: cpu)
+            }
+            XCTAssertEqual(kernel.transformedWeights != nil, constantWeights, file: file, line: line)
+            if let expectedSchedule { XCTAssertEqual(kernel.schedule, expectedSchedule, file: file, line: line) }
+            let actual = withExtendedLifetime(store) {
+                KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: outputShape)])[0]
+            }
+            XCTAssertEqual(actual.shape, expected.shape, file: file, line: line)
+            let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+            print("winograd (\(CPUFeatures.name(of: cpu))) X \(x) → \(outChannels), pads \(pads), \(kernel.tilesPerBlock) tiles/block, \(kernel.schedule)\(constantWeights ? ", U made once" : ""): max abs error \(maxAbs), relative \(relative)")
+            XCTAssertLessThanOrEqual(relative, Self.tolerance, "Winograd (\(cpu)) differs from reference", file: file, line: line)
+        }
     }
 
     func testOddShapesAndChannels() throws {
@@ -139,6 +143,7 @@ final class WinogradConvolutionTests: XCTestCase {
         }
     }
 
+    /// Every epilogue with and without a residual (before and after the activation).
     func testActivationsAndResidual() throws {
         let activations: [[String: Attribute]] = [
             [:], ["activation": .string("relu")],
@@ -148,6 +153,8 @@ final class WinogradConvolutionTests: XCTestCase {
             ["activation": .string("gelu")], ["activation": .string("tanh")],
         ]
         for (index, activation) in activations.enumerated() {
+            // Without a residual, identity and ReLU run inside the output transform.
+            try check(x: [1, 16, 9, 11], outChannels: 16, activation: activation, seed: 40 + UInt64(index))
             for before in [false, true] {
                 try check(x: [1, 16, 9, 11], outChannels: 16, activation: activation, residual: true,
                           residualBeforeActivation: before, seed: 20 + UInt64(index))

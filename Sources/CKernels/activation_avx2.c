@@ -1,0 +1,74 @@
+/*
+ * GELU and softmax rows over AVX2 lanes with libmvec's AVX2 erff and expf (8 lanes per
+ * call; the same functions, and the same error bounds, as the AVX-512 file's 16-lane ones).
+ * AVX2 has no mask registers: a tail shorter than 8 goes through a small buffer padded
+ * with a neutral value (0 for GELU, −∞ for softmax, whose exp is 0).
+ */
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <string.h>
+
+/* libmvec's AVX2 erff (glibc ≥ 2.35) and expf (glibc ≥ 2.22), by vector ABI name. */
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
+
+__attribute__((target("avx2,fma")))
+static inline __m256 gelu8(__m256 x) {
+    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
+    __m256 erf = _ZGVdN8v_erff(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
+    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, erf));
+}
+
+__attribute__((target("avx2,fma")))
+void restore_gelu_avx2(float *values, ptrdiff_t count) {
+    ptrdiff_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(values + i, gelu8(_mm256_loadu_ps(values + i)));
+    if (i < count) {
+        float tail[8] = {0};
+        memcpy(tail, values + i, sizeof(float) * (size_t)(count - i));
+        _mm256_storeu_ps(tail, gelu8(_mm256_loadu_ps(tail)));
+        memcpy(values + i, tail, sizeof(float) * (size_t)(count - i));
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static inline float horizontal_max(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+__attribute__((target("avx2,fma")))
+static inline float horizontal_sum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+    return _mm_cvtss_f32(s);
+}
+
+__attribute__((target("avx2,fma")))
+void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length) {
+    if (length <= 0) return;
+    const ptrdiff_t whole = length / 8 * 8;
+    float tail[8];
+    for (int j = 0; j < 8; j++) tail[j] = -__builtin_inff();
+    memcpy(tail, x + whole, sizeof(float) * (size_t)(length - whole));
+    __m256 maximum = _mm256_loadu_ps(tail);
+    for (ptrdiff_t i = 0; i < whole; i += 8) maximum = _mm256_max_ps(maximum, _mm256_loadu_ps(x + i));
+    const __m256 shift = _mm256_set1_ps(horizontal_max(maximum));
+    __m256 sum = _mm256_setzero_ps();
+    for (ptrdiff_t i = 0; i < whole; i += 8) {
+        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift));
+        sum = _mm256_add_ps(sum, e);
+        _mm256_storeu_ps(y + i, e);
+    }
+    __m256 tail_exp = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(tail), shift));
+    sum = _mm256_add_ps(sum, tail_exp);
+    const float inverse = 1.0f / horizontal_sum(sum);
+    const __m256 scale = _mm256_set1_ps(inverse);
+    for (ptrdiff_t i = 0; i < whole; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), scale));
+    _mm256_storeu_ps(tail, _mm256_mul_ps(tail_exp, scale));
+    memcpy(y + whole, tail, sizeof(float) * (size_t)(length - whole));
+}
