@@ -428,4 +428,42 @@ final class FusionPassTests: XCTestCase {
         XCTAssertEqual(try AttentionFusion.run(&after, shapes: shapes(before)), 0)
         XCTAssertEqual(after.nodes, before.nodes)
     }
+
+    // MARK: Attention applied from the right (SAGAN, BigGAN)
+
+    /// y = G · softmax(Q · Kᵀ)ᵀ with Q [2, 7, 4], Kᵀ [2, 4, 5] (no transpose node: the keys
+    /// come channels first), G [2, 3, 5]; with `valuesFirst` false the transposed
+    /// probabilities are the left operand instead, of G [2, 7, 3].
+    private func transposedAttentionGraph(softmaxAxis: Int = -1, valuesFirst: Bool = true) -> Graph {
+        let nodes = [
+            Node(name: "scores", .matMul, inputs: ["q", "kT"], outputs: ["scores"]),
+            Node(name: "softmax", .softmax(SoftmaxAttributes(axis: softmaxAxis)), inputs: ["scores"], outputs: ["p"]),
+            Node(name: "pT", .transpose(TransposeAttributes(perm: [0, 2, 1])), inputs: ["p"], outputs: ["pT"]),
+            Node(name: "context", .matMul, inputs: valuesFirst ? ["g", "pT"] : ["pT", "g"], outputs: ["y"]),
+        ]
+        return graph(inputs: [("q", [2, 7, 4]), ("kT", [2, 4, 5]), ("g", valuesFirst ? [2, 3, 5] : [2, 7, 3])],
+                     nodes: nodes, constants: [])
+    }
+
+    func testAttentionAppliedFromTheRightFuses() throws {
+        let before = transposedAttentionGraph()
+        var unchanged = before
+        XCTAssertEqual(try AttentionFusion.run(&unchanged, shapes: shapes(before)), 0, "the transformers' pass leaves it")
+        var after = before
+        XCTAssertEqual(try TransposedAttentionFusion.run(&after, shapes: shapes(before)), 1)
+        XCTAssertEqual(after.nodes.map(\.op), [.transpose, .transpose, .attention, .transpose])
+        XCTAssertEqual(after.nodes[2].inputs, ["q", "softmax.key", "softmax.value"])
+        XCTAssertEqual(after.nodes[3].outputs, ["y"])
+        try assertSameResult(before, after)
+    }
+
+    func testAttentionFromTheRightNearMissesAreLeftAlone() throws {
+        // Softmax over the queries, or the transposed probabilities as the left operand
+        // (pᵀ [2, 5, 7] times G [2, 7, 3]: another product).
+        for before in [transposedAttentionGraph(softmaxAxis: 1), transposedAttentionGraph(valuesFirst: false)] {
+            var after = before
+            XCTAssertEqual(try TransposedAttentionFusion.run(&after, shapes: shapes(before)), 0)
+            XCTAssertEqual(after.nodes, before.nodes)
+        }
+    }
 }

@@ -52,6 +52,7 @@ public enum Simplifier {
         // The folded masks and biases are new values, whose shapes attention fusion checks.
         if maskFolds > 0 { sampled = sampledShapes(graph, samples) }
         report.passes.append(("attention fusion", try AttentionFusion.run(&graph, shapes: sampled)))
+        report.passes.append(("attention from the right (SAGAN) fusion", try TransposedAttentionFusion.run(&graph, shapes: sampled)))
         report.passes.append(("matMul + bias → linear", try LinearFusion.run(&graph, shapes: sampled)))
         report.passes.append(("Swin window attention fusion", try WindowAttentionFusion.run(&graph, shapes: sampled)))
         if !skipped.contains(.deformableAttention) {
