@@ -39,6 +39,11 @@ let package = Package(
             .product(name: "RestoreRuntime", package: "Restore"),
             .product(name: "RestoreImageFiles", package: "Restore"),
         ]),
+        .executableTarget(name: "FuzzWebP", dependencies: [
+            "FuzzSupport",
+            .product(name: "RestoreRuntime", package: "Restore"),
+            .product(name: "RestoreImageFiles", package: "Restore"),
+        ]),
         .executableTarget(name: "FuzzNPY", dependencies: [
             "FuzzSupport",
             .product(name: "RestoreImageFiles", package: "Restore"),
