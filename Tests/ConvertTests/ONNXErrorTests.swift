@@ -66,6 +66,21 @@ final class ONNXErrorTests: XCTestCase {
         }
     }
 
+    /// Values defined through each other by Identity nodes (lowered to aliases) once made
+    /// the importer follow an alias loop forever; now the loop is the cycle it names.
+    func testIdentityNodesReadingEachOtherAreACycleNotAHang() throws {
+        let fuzz = ImporterFixtures.directory.deletingLastPathComponent().appendingPathComponent("fuzz")
+        assertImportError("onnx_identity_cycle.onnx", contains: ["cycle"]) {
+            try ONNXImporter().importGraph(bytes: try Data(contentsOf: fuzz.appendingPathComponent("onnx_identity_cycle.onnx")),
+                                           fileName: "onnx_identity_cycle.onnx", directory: nil)
+        }
+        // The fuzzer's input (an alias loop among mutated nodes) ends with its real errors.
+        assertImportError("onnx_alias_loop.onnx", contains: ["unsupported"]) {
+            try ONNXImporter().importGraph(bytes: try Data(contentsOf: fuzz.appendingPathComponent("onnx_alias_loop.onnx")),
+                                           fileName: "onnx_alias_loop.onnx", directory: nil)
+        }
+    }
+
     func testUnsupportedOpsAreListedTogether() throws {
         let error = assertImportError("unsupported_ops.onnx") { try ImporterFixtures.load("unsupported_ops.onnx") }
         XCTAssertEqual(error?.description,

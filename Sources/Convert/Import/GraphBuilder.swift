@@ -141,7 +141,10 @@ public struct GraphBuilder: Sendable {
     /// Makes `output` another name of `input` (an identity). A graph output keeps its
     /// name through an identity node named `node`, because outputs are named by the model.
     public mutating func alias(_ output: String, to input: String, node: String) {
-        if graph.outputs.contains(where: { $0.name == output }) {
+        // A node whose output is (through aliases) its own input would make an alias loop,
+        // which `resolved` would follow forever (the ONNX fuzzer's find); as a node it is
+        // the cycle the topological order refuses, naming it.
+        if graph.outputs.contains(where: { $0.name == output }) || resolved(input) == output {
             emit(node, .unary(.identity), inputs: [input], outputs: [output])
         } else {
             aliases[output] = resolved(input)
