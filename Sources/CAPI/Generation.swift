@@ -124,14 +124,8 @@ public func restore_dgp(_ generator: OpaquePointer?, _ options: UnsafePointer<re
         let task: DeepGenerativePrior.Task
         switch options.task {
         case RESTORE_DGP_INPAINT:
-            guard let mask = options.mask else { throw CallFailure.argument("RESTORE_DGP_INPAINT needs options.mask") }
-            guard Int(options.mask_stride) >= input.width else {
-                throw CallFailure.argument("mask_stride \(options.mask_stride) is below the image width \(width)")
-            }
-            var known = [Float](repeating: 0, count: input.width * input.height)
-            for y in 0..<input.height {
-                for x in 0..<input.width where mask[y * Int(options.mask_stride) + x] != 0 { known[y * input.width + x] = 1 }
-            }
+            let known = try knownPixels(options.mask, stride: options.mask_stride, width: input.width,
+                                        height: input.height, task: "RESTORE_DGP_INPAINT")
             task = .inpaint(mask: fitting.fitMask(known))
         case RESTORE_DGP_SR4: task = .superResolve4
         default: task = .colorize

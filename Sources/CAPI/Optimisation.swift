@@ -47,15 +47,8 @@ public func restore_dip(_ options: UnsafePointer<restore_dip_options>?, _ pixels
         let task: DeepImagePrior.Task
         switch options.task {
         case RESTORE_DIP_INPAINT:
-            guard let mask = options.mask else { throw CallFailure.argument("RESTORE_DIP_INPAINT needs options.mask") }
-            guard Int(options.mask_stride) >= layout.width else {
-                throw CallFailure.argument("mask_stride \(options.mask_stride) is below the image width \(width)")
-            }
-            var known = [Float](repeating: 0, count: layout.width * layout.height)
-            for y in 0..<layout.height {
-                for x in 0..<layout.width where mask[y * Int(options.mask_stride) + x] != 0 { known[y * layout.width + x] = 1 }
-            }
-            task = .inpaint(mask: known)
+            task = .inpaint(mask: try knownPixels(options.mask, stride: options.mask_stride, width: layout.width,
+                                                  height: layout.height, task: "RESTORE_DIP_INPAINT"))
         case RESTORE_DIP_SR4: task = .superResolve4
         default: task = .denoise
         }
@@ -67,4 +60,16 @@ public func restore_dip(_ options: UnsafePointer<restore_dip_options>?, _ pixels
         }
         try layout.write(try image.withRGB(restored))
     }
+}
+
+/// The known pixels of an inpainting mask given through the C ABI (nonzero byte = known),
+/// as the 1/0 floats the priors' inpainting loss weighs by; DIP and DGP read it alike.
+func knownPixels(_ mask: UnsafePointer<UInt8>?, stride: Int32, width: Int, height: Int, task: String) throws -> [Float] {
+    guard let mask else { throw CallFailure.argument("\(task) needs options.mask") }
+    guard Int(stride) >= width else { throw CallFailure.argument("mask_stride \(stride) is below the image width \(width)") }
+    var known = [Float](repeating: 0, count: width * height)
+    for y in 0..<height {
+        for x in 0..<width where mask[y * Int(stride) + x] != 0 { known[y * width + x] = 1 }
+    }
+    return known
 }
