@@ -84,7 +84,10 @@ public enum Conversion {
         if let storedWeights, storedWeights != .f32, options.preparation != .none {
             throw ConversionError.preparationOfHalfWeights(storedWeights)
         }
-        if let storedWeights { storeWeights(&graph, as: storedWeights) }
+        // A type kept from the checkpoint re-stores only what it holds exactly: the tensors the
+        // template passed through (or rearranged); those it computed (BatchNorm folded into a
+        // conv, W/σ) stay f32, so nothing is rounded twice. An explicit --weights rounds all.
+        if let storedWeights { storeWeights(&graph, as: storedWeights, onlyExact: options.weights == nil) }
         // Infer shapes once at a sample size, so a model that cannot run fails here with the
         // node named (shape inference builds no kernels: weights stay untouched).
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
@@ -99,9 +102,11 @@ public enum Conversion {
     }
 
     /// Re-stores large float32 constants (weights) as f16 or bf16; small ones (biases,
-    /// scales) stay f32 since they cost nothing and matter most for accuracy. f32 widens
+    /// scales) stay f32 since they cost nothing and matter most for accuracy. With
+    /// `onlyExact`, a constant is re-stored only when every value survives the narrowing
+    /// (the checkpoint's own half-precision values), and stays f32 otherwise. f32 widens
     /// f16 and bf16 constants (a half-precision checkpoint's weights) instead.
-    private static func storeWeights(_ graph: inout Graph, as type: ConversionOptions.WeightType) {
+    private static func storeWeights(_ graph: inout Graph, as type: ConversionOptions.WeightType, onlyExact: Bool) {
         if type == .f32 {
             for constant in graph.orderedConstants where [.float16, .bfloat16].contains(constant.dtype) && constant.layout == .elements {
                 graph.setConstant(ConstantTensor(name: constant.name, shape: constant.shape, floats: constant.floatValues()))
@@ -109,12 +114,17 @@ public enum Conversion {
             return
         }
         for constant in graph.orderedConstants where constant.dtype == .float32 && constant.elementCount >= 1024 {
-            let bits: [UInt16] = constant.float32Elements.map { value in
+            let values = constant.float32Elements
+            let bits: [UInt16] = values.map { value in
                 switch type {
                 case .f16: Float16(value).bitPattern
                 case .bf16: bfloat16Bits(value)
                 case .f32: preconditionFailure("f32 weights are not converted")
                 }
+            }
+            if onlyExact {
+                let widened: (UInt16) -> Float = type == .f16 ? { Float(Float16(bitPattern: $0)) } : { Float(bitPattern: UInt32($0) << 16) }
+                guard zip(values, bits).allSatisfy({ widened($1) == $0 }) else { continue }
             }
             let storage = bits.withUnsafeBytes { ByteStorage(copying: $0) }
             graph.setConstant(ConstantTensor(name: constant.name, dtype: type == .f16 ? .float16 : .bfloat16,
