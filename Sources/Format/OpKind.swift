@@ -43,8 +43,8 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// inputs: value [B, S, heads·D] (any shape with that element order, e.g. [B, S, heads, D];
     /// S = Σ hₗ·wₗ, the levels' maps row-major one after another), grid [B, Q, heads, L, P, 2]
     /// (x, y of each query's points per head and level, −1…1 as gridSample's grid), weights
-    /// [B, Q, heads, L, P] (or [B, Q, heads, L·P]); attrs: heads, levelShapes, and
-    /// gridSample's mode, paddingMode, alignCorners. Y [B, Q, heads·D]: per query and head
+    /// [B, Q, heads, L, P] (or [B, Q, heads, L·P]), levelShapes? (plan-time i64 [L, 2], when
+    /// the attribute is empty); attrs: heads, levelShapes, and gridSample's mode, paddingMode, alignCorners. Y [B, Q, heads·D]: per query and head
     /// Σₗ,ₚ weight · (level l of the head's D channels sampled at the point) — multi-scale
     /// deformable attention (Deformable DETR) without the per-level maps, grids and samples.
     case deformableAttention

@@ -47,7 +47,8 @@ public struct DeformableAttentionAttributes: OpAttributes {
     /// Attention heads, ≥ 1; the value's channels are heads × head width. Required.
     public var heads = 1
     /// The levels' map sizes, h₀, w₀, h₁, w₁, …, each ≥ 1: the value holds the levels'
-    /// h·w tokens one level after another. Required.
+    /// h·w tokens one level after another. Empty when input 3 gives them instead (a graph
+    /// that takes any input size computes them from it); exactly one of the two is given.
     public var levelShapes: [Int] = []
     /// How each level is sampled (ONNX GridSample's options; the models use linear, zeros,
     /// alignCorners false).
@@ -67,7 +68,7 @@ public struct DeformableAttentionAttributes: OpAttributes {
 
     public static let fields: [AttributeField<Self>] = [
         .required("heads", \.heads),
-        .required("levelShapes", \.levelShapes),
+        AttributeField("levelShapes", \.levelShapes),
         AttributeField("mode", \.sampling.mode),
         AttributeField("paddingMode", \.sampling.paddingMode),
         AttributeField("alignCorners", \.sampling.alignCorners),
@@ -75,8 +76,8 @@ public struct DeformableAttentionAttributes: OpAttributes {
 
     public func validate(node: String) throws {
         try GraphError.check(heads >= 1, node: node, attribute: "heads", expected: "an int >= 1", found: String(heads))
-        try GraphError.check(!levelShapes.isEmpty && levelShapes.count % 2 == 0 && levelShapes.allSatisfy { $0 >= 1 },
-                             node: node, attribute: "levelShapes", expected: "height, width pairs of ints >= 1",
+        try GraphError.check(levelShapes.count % 2 == 0 && levelShapes.allSatisfy { $0 >= 1 },
+                             node: node, attribute: "levelShapes", expected: "height, width pairs of ints >= 1 (or none: input 3)",
                              found: "\(levelShapes)")
     }
 }

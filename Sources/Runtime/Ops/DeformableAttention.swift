@@ -29,12 +29,38 @@ public struct DeformableAttention: Operator {
         var channels: Int { heads * headWidth }
     }
 
-    func geometry(value: [Int], grid: [Int], weights: [Int]) throws -> Geometry {
+    /// The levels' sizes: the `levelShapes` attribute (fixed when the graph was exported at
+    /// one size), or input 3, a plan-time i64 [L, 2] of (h, w) rows that a graph built for
+    /// any input size computes from that size. Exactly one of the two is given.
+    func levels(_ sizes: HostTensor?) throws -> [(height: Int, width: Int)] {
+        switch (attributes.levelShapes.isEmpty, sizes) {
+        case (false, nil):
+            return attributes.levels
+        case (true, let sizes?):
+            let values = sizes.ints
+            guard sizes.shape.count == 2, sizes.shape[1] == 2, !values.isEmpty, values.allSatisfy({ $0 >= 1 }) else {
+                throw OpError.shape(node: name, "deformableAttention's input 3 must be the levels' sizes, i64 [L, 2] of "
+                    + "(h, w) ≥ 1, found \(sizes.shape) \(values)")
+            }
+            return stride(from: 0, to: values.count, by: 2).map { (Int(values[$0]), Int(values[$0 + 1])) }
+        case (false, _?):
+            throw OpError.shape(node: name, "deformableAttention takes the levels' sizes from the levelShapes attribute "
+                + "or from input 3, not both")
+        case (true, nil):
+            throw OpError.shape(node: name, "deformableAttention needs the levels' sizes: the levelShapes attribute or input 3")
+        }
+    }
+
+    /// The levels' sizes of a plan: input 3's plan-time value when the node has one.
+    func levels(_ inputs: [ValueFact?]) throws -> [(height: Int, width: Int)] {
+        try levels(inputs.count > 3 && inputs[3] != nil ? try ShapeRules.planTimeValue(inputs, 3, node: name) : nil)
+    }
+
+    func geometry(value: [Int], grid: [Int], weights: [Int], levels: [(height: Int, width: Int)]) throws -> Geometry {
         func fail(_ problem: String) -> OpError {
             OpError.shape(node: name, "deformableAttention needs value [B, S, heads·D], grid [B, Q, heads, L, P, 2] and "
                 + "weights [B, Q, heads, L, P]: \(problem) (value \(value), grid \(grid), weights \(weights))")
         }
-        let levels = attributes.levels
         let heads = attributes.heads
         guard value.count >= 3, grid.count >= 3, weights.count >= 3 else { throw fail("each needs rank 3 or more") }
         let tokens = levels.reduce(0) { $0 + $1.height * $1.width }
@@ -58,7 +84,7 @@ public struct DeformableAttention: Operator {
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
-        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2])
+        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2], levels: try levels(inputs))
         return [ValueFact(dtype: .float32, shape: [g.batch, g.queries, g.channels])]
     }
 
@@ -69,7 +95,8 @@ public struct DeformableAttention: Operator {
         guard inputs.count > 2, let valueTensor = inputs[0], let gridTensor = inputs[1], let weightTensor = inputs[2] else {
             throw GraphError.missingInput(node: name, index: inputs.prefix(3).firstIndex { $0 == nil } ?? inputs.count)
         }
-        let g = try geometry(value: valueTensor.shape, grid: gridTensor.shape, weights: weightTensor.shape)
+        let g = try geometry(value: valueTensor.shape, grid: gridTensor.shape, weights: weightTensor.shape,
+                             levels: try levels(inputs.count > 3 ? inputs[3] : nil))
         let value = valueTensor.floats, grid = gridTensor.floats, weights = weightTensor.floats
         let (heads, width, points, levelCount) = (g.heads, g.headWidth, g.points, g.levels.count)
         let sampler = GridSample(name: name, attributes: attributes.sampling)
@@ -119,7 +146,7 @@ public struct DeformableAttention: Operator {
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
-        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2])
+        let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2], levels: try levels(inputs))
         let samplers = g.levels.map {
             GridSampler(options: GridSampler.Options(mode: attributes.sampling.mode, padding: attributes.sampling.paddingMode,
                                                      alignCorners: attributes.sampling.alignCorners),

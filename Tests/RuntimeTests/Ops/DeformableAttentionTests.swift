@@ -75,4 +75,32 @@ final class DeformableAttentionTests: XCTestCase {
         }
         XCTAssertEqual(try op.outputs(for: [ValueFact(dtype: .float32, shape: [1, 6, 8]), grid, weights]).map(\.shape), [[1, 4, 8]])
     }
+
+    /// The levels' sizes as input 3 (plan-time i64 [L, 2]), as a graph built for any input
+    /// size computes them: the same output as the attribute, from the fast kernel and the
+    /// reference; neither or both given, or a malformed input 3, is refused naming the node.
+    func testLevelSizesFromInputThreeMatchTheAttribute() throws {
+        let levels = [7, 5, 3, 4, 1, 1]
+        let fixed = node(heads: 3, levels: levels)
+        let computed = Node(name: "msda_sizes", .deformableAttention(DeformableAttentionAttributes(heads: 3, levelShapes: [],
+                                                                                                    sampling: GridSampleAttributes())),
+                            inputs: ["value", "grid", "weights", "sizes"], outputs: ["Y"])
+        let sizes = HostTensor(shape: [3, 2], ints: levels.map { Int64($0) })
+        let given = inputs(batch: 2, levels: levels, heads: 3, width: 5, queries: 7, points: 3, seed: 40)
+        let expected = try OpKind.makeOperator(fixed).reference(given)[0]
+        let reference = try OpKind.makeOperator(computed).reference(given + [sizes])[0]
+        XCTAssertEqual(reference.floats, expected.floats)
+        try KernelHarness.assertFastMatchesReference(computed, given + [sizes], planTime: [3])
+        let facts = given.map { ValueFact(dtype: .float32, shape: $0!.shape) }
+        XCTAssertEqual(try OpKind.makeOperator(computed).outputs(for: facts + [ValueFact(sizes)]).map(\.shape), [[2, 7, 15]])
+        LayoutTesting.assertError(naming: "msda_sizes") { _ = try OpKind.makeOperator(computed).outputs(for: facts) }
+        LayoutTesting.assertError(naming: fixed.name) { _ = try OpKind.makeOperator(fixed).outputs(for: facts + [ValueFact(sizes)]) }
+        LayoutTesting.assertError(naming: "msda_sizes") {
+            _ = try OpKind.makeOperator(computed).outputs(for: facts + [ValueFact(HostTensor(shape: [6], ints: levels.map { Int64($0) }))])
+        }
+        // A size computed at run time, not while planning, cannot lay out the levels.
+        LayoutTesting.assertError(naming: "msda_sizes") {
+            _ = try OpKind.makeOperator(computed).outputs(for: facts + [ValueFact(dtype: .int64, shape: [3, 2])])
+        }
+    }
 }
