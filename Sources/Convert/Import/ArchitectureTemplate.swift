@@ -21,7 +21,8 @@ public protocol ArchitectureTemplate: Sendable {
 /// Every template `convert` knows, in the order detection tries them.
 public enum ArchitectureTemplates {
     public static let all: [any ArchitectureTemplate] = [BigGANDeepTemplate(), BigGANPyTorchTemplate(), UperNetSwinTemplate(),
-                                                           MMSegUperNetSwinTemplate(), TimmSwinTemplate()]
+                                                           MMSegUperNetSwinTemplate(), TimmSwinTemplate(),
+                                                           ViTAdapterUperNetTemplate()]
 
     /// The template called `name`.
     static func named(_ name: String, file: String) throws -> any ArchitectureTemplate {

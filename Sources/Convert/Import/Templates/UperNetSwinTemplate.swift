@@ -132,8 +132,9 @@ enum UperNetSwin {
         }
         let pixels = swin.graph.addInput("pixel_values", shape: [.fixed(1), .fixed(3), .symbol("height"), .symbol("width")])
         let features = try swin.backbone(pixels).features
-        var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, names: swin.names,
-                                      inChannels: swin.outputStages.map { swin.channels[$0] }, poolScales: poolScales)
+        var head = UperNetHeadBuilder(weights: swin.weights, graph: swin.graph, norm: swin.names.convModuleNorm,
+                                      classifier: swin.names.classifier, inChannels: swin.outputStages.map { swin.channels[$0] },
+                                      poolScales: poolScales)
         let classified = try head.build(features)
         // The logits are at 1/patch of the (padded) input: F.interpolate to the input's size.
         head.graph.addOutput(head.graph.upsampledBilinear(classified, factor: swin.patch, name: "logits"))
@@ -497,22 +498,25 @@ struct SwinBuilder {
 }
 
 /// UperNet's decode head (pyramid pooling on the last map, FPN over the others) as
-/// transformers' `UperNetHead` computes it, its conv + BatchNorm + ReLU modules folded.
-private struct UperNetHeadBuilder {
+/// transformers' `UperNetHead` and mmseg's `UPerHead` compute it, its conv + BatchNorm +
+/// ReLU modules folded. `norm` is a conv module's BatchNorm child ("batch_norm" in
+/// transformers, "bn" in mmseg), `classifier` the final 1×1 conv's name.
+struct UperNetHeadBuilder {
     var weights: CheckpointWeights
     var graph: GraphBuilder
-    let names: SwinNames
+    let norm: String
+    let classifier: String
     let inChannels: [Int]
     let poolScales: [Int]
     var hidden = 0
 
     mutating func build(_ features: [String]) throws -> String {
-        let classifier = try weights.shape(of: names.classifier + ".weight")
-        guard classifier.count == 4, classifier[2] == 1, classifier[3] == 1 else {
-            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: names.classifier + ".weight",
-                                                expected: [-1, -1, 1, 1], found: classifier, why: "a 1×1 classifier")
+        let classifierShape = try weights.shape(of: classifier + ".weight")
+        guard classifierShape.count == 4, classifierShape[2] == 1, classifierShape[3] == 1 else {
+            throw CheckpointError.shapeMismatch(file: weights.checkpoint.source, tensor: classifier + ".weight",
+                                                expected: [-1, -1, 1, 1], found: classifierShape, why: "a 1×1 classifier")
         }
-        hidden = classifier[1]
+        hidden = classifierShape[1]
         let levels = features.count
         var laterals = try (0..<levels - 1).map { try convModule(features[$0], "decode_head.lateral_convs.\($0)", input: inChannels[$0], kernel: 1) }
         // Pyramid pooling on the last map, then the bottleneck.
@@ -537,14 +541,14 @@ private struct UperNetHeadBuilder {
         }
         let fused = graph.emitValue(named: "decode_head.fpn", .concat(ConcatAttributes(axis: 1)), inputs: outputs)
         let bottleneck = try convModule(fused, "decode_head.fpn_bottleneck", input: levels * hidden, kernel: 3)
-        let labels = try weights.shape(of: names.classifier + ".weight")[0]
+        let labels = try weights.shape(of: classifier + ".weight")[0]
         let why = "\(hidden) channels into the classifier"
         return graph.conv(bottleneck,
-                          weight: graph.addConstant(names.classifier + ".weight", shape: [labels, hidden, 1, 1],
-                                                    floats: try weights.floats(names.classifier + ".weight", shape: [labels, hidden, 1, 1], why: why)),
-                          bias: graph.addConstant(names.classifier + ".bias", shape: [labels],
-                                                  floats: try weights.floats(names.classifier + ".bias", shape: [labels], why: why)),
-                          name: names.classifier)
+                          weight: graph.addConstant(classifier + ".weight", shape: [labels, hidden, 1, 1],
+                                                    floats: try weights.floats(classifier + ".weight", shape: [labels, hidden, 1, 1], why: why)),
+                          bias: graph.addConstant(classifier + ".bias", shape: [labels],
+                                                  floats: try weights.floats(classifier + ".bias", shape: [labels], why: why)),
+                          name: classifier)
     }
 
     /// conv (no bias) → BatchNorm (evaluation: running statistics, ε 1e-5) → ReLU, as one
@@ -553,7 +557,7 @@ private struct UperNetHeadBuilder {
         let shape = [hidden, input, kernel, kernel]
         let why = "\(input) input channels, UperNet hidden_size \(hidden)"
         var weight = try weights.floats(prefix + ".conv.weight", shape: shape, why: why)
-        let norm = prefix + "." + names.convModuleNorm
+        let norm = prefix + "." + self.norm
         let gamma = try weights.floats(norm + ".weight", shape: [hidden], why: why)
         let beta = try weights.floats(norm + ".bias", shape: [hidden], why: why)
         let mean = try weights.floats(norm + ".running_mean", shape: [hidden], why: why)
