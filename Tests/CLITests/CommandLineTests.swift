@@ -76,6 +76,7 @@ final class CommandLineTests: CommandLineTestCase {
         let listed = try run("convert", ["--list-archs"])
         XCTAssertEqual(listed.status, 0, listed.stderr)
         XCTAssertTrue(listed.stdout.contains("biggan-deep:"), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains("vit-adapter-upernet:"), listed.stdout)
 
         let folder = Self.fixtures.appendingPathComponent("checkpoints/biggan-deep")
         let model = path("g.rgraph")
@@ -100,6 +101,24 @@ final class CommandLineTests: CommandLineTestCase {
         assertFails(try run("convert", [corrupt, "-o", output]), mentioning: corrupt + "/model.safetensors", noFileAt: output)
         assertFails(try run("convert", [Self.fixtures.appendingPathComponent("models/dncnn/model.onnx").path, "-o", output,
                                         "--truncation", "0.5"]), mentioning: "--truncation", noFileAt: output)
+    }
+
+    /// The ViT-Adapter + UperNet checkpoint (3 classes) with `--head rgb`: `-v` names the
+    /// detected template and lists the skipped training-only tensors; rrun restores an image
+    /// of a size that is no multiple of 32 (padded, then cropped back).
+    func testViTAdapterCheckpointConvertsWithTheRGBHeadAndRunsAtAnySize() throws {
+        let folder = Self.fixtures.appendingPathComponent("checkpoints/vit-adapter")
+        let model = path("adapter.rgraph")
+        let converted = try run("convert", [folder.path, "-o", model, "--head", "rgb", "-v"])
+        XCTAssertEqual(converted.status, 0, converted.stderr)
+        XCTAssertTrue(converted.stdout.contains("architecture template vit-adapter-upernet (detected from names)"), converted.stdout)
+        XCTAssertTrue(converted.stdout.contains("skipped training-only tensor auxiliary_head.conv_seg.weight"), converted.stdout)
+        let input = try writePNG("in.png", width: 70, height: 45)
+        let output = path("out.png")
+        let restored = try run("rrun", [model, input, "-o", output])
+        XCTAssertEqual(restored.status, 0, restored.stderr)
+        let image = try PixelImage.readPNG(path: output)
+        XCTAssertEqual([image.width, image.height], [70, 45])
     }
 
     /// `convert --head rgb` on the 5-class segmenter: refused without `--head-init`; with
