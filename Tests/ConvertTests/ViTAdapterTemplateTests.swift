@@ -136,6 +136,25 @@ final class ViTAdapterTemplateTests: XCTestCase {
         }
     }
 
+    /// f16 and bf16 copies of the checkpoint: the kept storage re-stores only the checkpoint's
+    /// own values (exactly), and what the template computes (BatchNorm, layer scales and γ
+    /// folded, the level embedding in the projections' biases) stays f32, so the output is
+    /// that of the same rounded weights widened to f32 (`--weights f32`).
+    func testHalfPrecisionCheckpointsComputeAsTheirWidenedWeights() throws {
+        for (label, edit) in [("f16", { (writer: inout SafetensorsWriter) in writer.storeAsFloat16() }),
+                              ("bf16", { (writer: inout SafetensorsWriter) in writer.storeAsBFloat16() })] {
+            let path = try Self.fixture.edited(into: directory, tensors: edit)
+            let kept = try CheckpointCase.convert(path), widened = try CheckpointCase.convert(path, weights: .f32)
+            let half = kept.graph.orderedConstants.filter { $0.dtype == .float16 || $0.dtype == .bfloat16 }
+            XCTAssertTrue(half.contains { $0.name == "backbone.blocks.0.mlp.fc1.weight" }, "\(half.map(\.name))")
+            XCTAssertEqual(kept.graph.constants["backbone.spm.conv3.0.weight"]?.dtype, .float32, "BatchNorm folded: computed")
+            let input = Self.fixture.file("96x64/input_0.npy")
+            GoldenCheck.assertClose(try run(kept.graph, input: input)[0], try run(widened.graph, input: input)[0],
+                                    GoldenCase.Tolerance(relative: 1e-6, absolute: nil),
+                                    label: "vit-adapter-upernet \(label) checkpoint, \(label) kept vs --weights f32 (\(half.count) constants \(label))")
+        }
+    }
+
     /// ViT-Adapter-S + UperNet 512 at 256×320, generated on demand (`make_checkpoints.py
     /// --vit-adapter-full`, ~230 MB): every setting is the official default, no config.json.
     func testViTAdapterSmallMatchesPyTorch() throws {
