@@ -77,6 +77,7 @@ final class CommandLineTests: CommandLineTestCase {
         XCTAssertEqual(listed.status, 0, listed.stderr)
         XCTAssertTrue(listed.stdout.contains("biggan-deep:"), listed.stdout)
         XCTAssertTrue(listed.stdout.contains("vit-adapter-upernet:"), listed.stdout)
+        XCTAssertTrue(listed.stdout.contains("mask2former-swin:"), listed.stdout)
 
         let folder = Self.fixtures.appendingPathComponent("checkpoints/biggan-deep")
         let model = path("g.rgraph")

@@ -75,6 +75,9 @@ struct CheckpointCase {
             .appendingPathComponent("Fixtures/checkpoints/\(name)")
     }
 
+    /// A checkpoint case generated on demand into `folder`.
+    init(folder: URL) { self.folder = folder }
+
     func file(_ name: String) -> String { folder.appendingPathComponent(name).path }
 
     /// input_0.npy, input_1.npy: z and class_vector.

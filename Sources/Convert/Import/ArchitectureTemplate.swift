@@ -22,7 +22,7 @@ public protocol ArchitectureTemplate: Sendable {
 public enum ArchitectureTemplates {
     public static let all: [any ArchitectureTemplate] = [BigGANDeepTemplate(), BigGANPyTorchTemplate(), UperNetSwinTemplate(),
                                                            MMSegUperNetSwinTemplate(), TimmSwinTemplate(),
-                                                           ViTAdapterUperNetTemplate()]
+                                                           ViTAdapterUperNetTemplate(), Mask2FormerSwinTemplate()]
 
     /// The template called `name`.
     static func named(_ name: String, file: String) throws -> any ArchitectureTemplate {

@@ -32,7 +32,7 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
 
     func recognises(_ names: Set<String>) -> Bool {
         names.contains("decode_head.psp_modules.0.1.conv.weight")
-            && SwinNames.transformersPrefixes.contains { names.contains($0 + "embeddings.patch_embeddings.projection.weight") }
+            && SwinNames.transformersPrefixes(under: "backbone.").contains { names.contains($0 + "embeddings.patch_embeddings.projection.weight") }
     }
 
     /// The auxiliary FCN head only feeds a training loss; `num_batches_tracked` counts steps;
@@ -42,7 +42,7 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
     func isTrainingOnly(_ name: String) -> Bool {
         name.hasPrefix("auxiliary_head.") || name.hasSuffix(".num_batches_tracked")
             || name.hasSuffix(".relative_position_index")
-            || SwinNames.transformersPrefixes.contains { name.hasPrefix($0 + "layernorm.") }
+            || SwinNames.transformersPrefixes(under: "backbone.").contains { name.hasPrefix($0 + "layernorm.") }
     }
 
     struct Settings: Decodable {
@@ -158,8 +158,9 @@ struct SwinNames {
         case timm
     }
 
-    /// Where transformers' backbone keeps `embeddings` and `encoder`.
-    static let transformersPrefixes = ["backbone.", "backbone.swin."]
+    /// Where transformers' Swin backbone at module path `root` ("backbone." in UperNet)
+    /// keeps `embeddings` and `encoder`.
+    static func transformersPrefixes(under root: String) -> [String] { [root, root + "swin."] }
     /// Per block role, the layout's names (transformers: the hub's, then 5.25's).
     static let transformersBlock: [String: [String]] = [
         "query": ["attention.self.query", "attention.q_proj"],
@@ -197,16 +198,21 @@ struct SwinNames {
     ]
 
     let layout: Layout
-    /// transformers: where `embeddings` and `encoder` sit.
+    /// transformers: the backbone's module path (`hidden_states_norms` sit there).
+    let root: String
+    /// transformers: where `embeddings` and `encoder` sit (`root`, or `root` + "swin.").
     let prefix: String
     private let names: Set<String>
 
-    init(_ weights: CheckpointWeights, layout: Layout) {
+    /// The names of `layout`; for transformers, of the Swin backbone at module path `root`
+    /// (UperNet's "backbone.", Mask2Former's "model.pixel_level_module.encoder.").
+    init(_ weights: CheckpointWeights, layout: Layout, root: String = "backbone.") {
         self.layout = layout
+        self.root = root
         names = Set(weights.checkpoint.tensorNames)
         let names = self.names
         prefix = layout != .transformers ? "backbone."
-            : Self.transformersPrefixes.first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? "backbone."
+            : Self.transformersPrefixes(under: root).first { names.contains($0 + "embeddings.patch_embeddings.projection.weight") } ?? root
     }
 
     /// The patch embedding's convolution and its norm.
@@ -239,7 +245,7 @@ struct SwinNames {
     /// none: its `norm` follows the last stage).
     func stageNorm(_ stage: Int) -> String {
         switch layout {
-        case .transformers: "backbone.hidden_states_norms.stage\(stage + 1)"
+        case .transformers: "\(root)hidden_states_norms.stage\(stage + 1)"
         case .mmseg: "backbone.norm\(stage)"
         case .timm: "layers.\(stage).norm"
         }
