@@ -49,8 +49,7 @@ extension RRun {
         @Option(help: "Seed of the candidate samples.")
         var seed: UInt64 = 0
 
-        @Option(help: "Threads for Restore's kernels.")
-        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @OptionGroup var threads: KernelThreads
 
         @Option(help: "A clean reference image: prints PSNR and SSIM before and after against it.")
         var ref: String?
@@ -65,7 +64,6 @@ extension RRun {
         var verbose = false
 
         mutating func validate() throws {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
             guard candidates >= 1 else { throw ValidationError("--candidates must be at least 1") }
             guard lrScale > 0, lrScale.isFinite else { throw ValidationError("--lr-scale must be a positive number") }
@@ -93,9 +91,9 @@ extension RRun {
                 prior.learningRateScale = lrScale
                 prior.classIndex = classIndex
                 prior.seed = seed
-                prior.threads = threads
+                prior.threads = threads.count
                 if let disc {
-                    prior.features = try FeatureDistance(model: try loadModel(disc), imageSize: generator.size, threads: threads)
+                    prior.features = try FeatureDistance(model: try loadModel(disc), imageSize: generator.size, threads: threads.count)
                 }
                 let priorTask: DeepGenerativePrior.Task
                 switch task {

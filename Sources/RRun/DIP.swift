@@ -36,8 +36,7 @@ extension RRun {
         @Option(help: "Seed of the network's weights and of the input noise.")
         var seed: UInt64 = 0
 
-        @Option(help: "Threads for Restore's kernels.")
-        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @OptionGroup var threads: KernelThreads
 
         @Option(help: "A clean reference PNG: prints PSNR and SSIM of the input and of the output against it.")
         var ref: String?
@@ -49,7 +48,6 @@ extension RRun {
         var verbose = false
 
         mutating func validate() throws {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard iters >= 1 else { throw ValidationError("--iters must be at least 1") }
             guard lr > 0, lr.isFinite else { throw ValidationError("--lr must be a positive number") }
             guard tv >= 0, tv.isFinite else { throw ValidationError("--tv must be 0 or more") }
@@ -67,7 +65,7 @@ extension RRun {
                 prior.learningRate = lr
                 prior.totalVariation = tv
                 prior.seed = seed
-                prior.threads = threads
+                prior.threads = threads.count
                 let priorTask: DeepImagePrior.Task
                 switch task {
                 case .denoise: priorTask = .denoise

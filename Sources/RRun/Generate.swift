@@ -32,15 +32,13 @@ extension RRun {
         @Option(help: "Truncation in (0, 1]; default: the one the model was converted at, else 1.")
         var truncation: Float?
 
-        @Option(help: "Threads for Restore's kernels.")
-        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @OptionGroup var threads: KernelThreads
 
         @Option(name: .shortAndLong, help: "Output PNG.")
         var output: String
 
         mutating func validate() throws {
             guard count >= 1 else { throw ValidationError("--count must be at least 1, found \(count)") }
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             if let truncation, !(truncation > 0 && truncation <= 1) {
                 throw ValidationError("--truncation must be in (0, 1], found \(truncation)")
             }
@@ -64,7 +62,7 @@ extension RRun {
                 let latents = GeneratorSampling.truncatedNoise(count: count, dimension: generator.latentSize,
                                                                truncation: used, seed: seed)
                 let images = try generator.generate(latents: latents, classIndices: Array(repeating: classIndex, count: count),
-                                                    threads: threads)
+                                                    threads: threads.count)
                 let (height, width) = generator.size
                 let paths = count == 1 ? [output] : (0..<count).map { Self.numbered(output, $0) }
                 for (index, path) in paths.enumerated() {

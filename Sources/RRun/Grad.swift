@@ -33,11 +33,9 @@ extension RRun {
         @Option(help: "Directory for the gradients.")
         var outputs: String
 
-        @Option(help: "Threads for Restore's kernels.")
-        var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+        @OptionGroup var threads: KernelThreads
 
         mutating func validate() throws {
-            guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
             guard !inputs.isEmpty else { throw ValidationError("give the first input X.npy") }
             guard !names.isEmpty else { throw ValidationError("--wrt needs at least one name") }
         }
@@ -67,7 +65,7 @@ extension RRun {
                 let wantedInputs = names.filter { inputNames.contains($0) }
                 let parameters = names.filter { !inputNames.contains($0) }
                 let plan = try GradientPlan(model: model, inputShapes: ordered.map(\.shape), parameters: parameters,
-                                            wantedInputs: wantedInputs, threads: threads)
+                                            wantedInputs: wantedInputs, threads: threads.count)
                 let targetTensor = try NumPyFile.read(path: target)
                 guard targetTensor.shape == plan.outputShape else {
                     throw ValidationError("--target \(target) has shape \(targetTensor.shape), the output \(plan.outputShape)")

@@ -226,6 +226,13 @@ final class ProgressBar {
         if drawn { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
+    /// Clears the bar so that the next line on the terminal starts clean; it is drawn again
+    /// at the next update.
+    func clear() {
+        if drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        drawn = false
+    }
+
     /// Prints `line` on stderr on a line of its own; the bar is drawn again at the next update.
     func interrupt(with line: String) {
         let clear = drawn ? "\r\u{1B}[K" : ""

@@ -18,12 +18,13 @@ struct RRun: ParsableCommand {
             Inspect:     rrun info MODEL.rgraph
             Benchmark:   rrun bench MODEL.rgraph --shape 1,3,512,512
             Gradients:   rrun grad MODEL.rgraph X.npy --target T.npy --loss mse --wrt NAME --outputs DIR
+            Fine-tune:   rrun finetune MODEL.rgraph --pairs NOISY_DIR CLEAN_DIR [--epochs E] [--lr LR] -o TUNED.rgraph
             Prior:       rrun dip DEGRADED.png --task denoise|inpaint|sr4 -o OUT.png [--ref CLEAN.png]
             Generator:   rrun generate G.rgraph --class N [--seed S] [--count K] -o OUT.png
                          rrun dgp G.rgraph DEGRADED.png --task colorize|inpaint|sr4 -o OUT.png [--ref CLEAN.png]
             """,
         version: "\(RestoreVersion.string)",
-        subcommands: [Restore.self, Info.self, Bench.self, DIP.self, Grad.self, Generate.self, DGP.self],
+        subcommands: [Restore.self, Info.self, Bench.self, DIP.self, Grad.self, Finetune.self, Generate.self, DGP.self],
         defaultSubcommand: Restore.self)
 }
 

@@ -79,15 +79,15 @@ def load_training_images() -> list[np.ndarray]:
     return images
 
 
-def add_noise(clean: np.ndarray | torch.Tensor, generator) -> np.ndarray | torch.Tensor:
-    """Adds sigma=25/255 Gaussian noise, clips to 0..1 and quantises to 8 bits.
+def add_noise(clean: np.ndarray | torch.Tensor, generator, sigma: float = SIGMA) -> np.ndarray | torch.Tensor:
+    """Adds Gaussian noise (sigma=25/255 unless given), clips to 0..1 and quantises to 8 bits.
 
     Training sees the same degradation as the 8-bit noisy.png the demo ships.
     """
     if isinstance(clean, torch.Tensor):
-        noisy = clean + SIGMA * torch.randn(clean.shape, generator=generator)
+        noisy = clean + sigma * torch.randn(clean.shape, generator=generator)
         return torch.round(noisy.clamp(0, 1) * 255) / 255
-    noisy = clean + SIGMA * generator.standard_normal(clean.shape).astype(np.float32)
+    noisy = clean + sigma * generator.standard_normal(clean.shape).astype(np.float32)
     return (np.round(np.clip(noisy, 0, 1) * 255) / 255).astype(np.float32)
 
 

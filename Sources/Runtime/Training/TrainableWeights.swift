@@ -47,7 +47,7 @@ public final class TrainableWeights {
 
     /// The float constants that nodes read as weights (`OpKind.weightInputs`) whose names
     /// match one of `trainable` and none of `frozen`, copied. Throws when none match.
-    public init(model: Model, trainable: [NamePattern], frozen: [NamePattern] = []) throws {
+    public convenience init(model: Model, trainable: [NamePattern], frozen: [NamePattern] = []) throws {
         let graph = model.graph
         var weightNames = Set<String>()
         for node in graph.nodes {
@@ -63,6 +63,16 @@ public final class TrainableWeights {
         }
         guard !chosen.isEmpty else {
             throw TrainingError.noTrainableWeights(patterns: trainable.map(\.pattern), frozen: frozen.map(\.pattern))
+        }
+        try self.init(model: model, names: chosen)
+    }
+
+    /// Copies of the float constants `names`, in that order (a head's weights found by
+    /// structure, `RestorationHead`).
+    public init(model: Model, names chosen: [String]) throws {
+        let graph = model.graph
+        for name in chosen where graph.constants[name]?.dtype.isFloatingPoint != true {
+            throw GradientError.unknownParameter(name)
         }
         names = chosen
         shapes = chosen.map { graph.constants[$0]?.shape ?? [] }
