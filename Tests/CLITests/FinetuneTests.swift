@@ -188,6 +188,14 @@ final class FinetuneTests: CommandLineTestCase {
         let before = try Data(contentsOf: URL(fileURLWithPath: model))
         assertFails(try finetune(["--pairs", noisy, clean, "-o", model]), mentioning: "--force")
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: model)), before, "the input model was written")
+        // With --force the input model is replaced, once the tuned file is complete.
+        let forced = try finetune(["--pairs", noisy, clean, "--crop", "32", "--lr", "0.05", "-o", model, "--force"])
+        XCTAssertEqual(forced.status, 0, forced.stderr)
+        XCTAssertNotEqual(try Data(contentsOf: URL(fileURLWithPath: model)), before, "--force did not replace the model")
+        XCTAssertEqual(try RGraphReader.read(contentsOf: model).graph.metadata["finetune.from"], "full.rgraph")
+
+        assertFails(try finetune(["--pairs", noisy, clean, "--threads", "0", "-o", tuned]), mentioning: "--threads must be",
+                    noFileAt: tuned)
 
         let multipleModel = try convertedFixture("full", named: "multiple", extra: ["--multiple", "8"])
         let notMultiple = try run("rrun", ["finetune", multipleModel, "--pairs", noisy, clean, "--crop", "20", "-o", tuned])
