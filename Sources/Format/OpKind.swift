@@ -75,6 +75,13 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case averagePool
     /// inputs: X [N,C,H,W]; attrs as averagePool (countIncludePad unused).
     case maxPool
+    /// inputs: X [N,C,H,W], indices (plan-time, i64, shape of X: each element's flat position
+    ///        in Y, as maxPool's ONNX indices output gives it), outputShape (plan-time, i64 [4])?;
+    ///        attrs: kernelShape [2], strides, pads. Per ONNX MaxUnpool: Y is zero except
+    ///        Y[indices[i]] = X[i]; without outputShape Y is [N, C, (in−1)·stride + k − pads].
+    case maxUnpool
+    /// inputs: X [..., M, M]; Y [...] the determinant of each square matrix (ONNX Det).
+    case det
 
     // MARK: Layout and data movement
     /// inputs: X...; attrs: axis.
@@ -108,7 +115,7 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     case gridSample
     /// inputs: X [N,C,H,W]; attrs: blockSize, mode "DCR"|"CRD".
     case depthToSpace
-    /// inputs: X [N,C,H,W]; attrs: blockSize.
+    /// inputs: X [N,C,H,W]; attrs: blockSize, mode "DCR"|"CRD" (the inverse of depthToSpace's).
     case spaceToDepth
     /// inputs: X, shape (plan-time, i64); broadcasts X to the shape.
     case expand
@@ -121,6 +128,21 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// ScatterND: data with the slice at each index tuple replaced by (or, with a
     /// reduction, combined with) its update, applied in index order.
     case scatterND
+    /// inputs: data, indices (plan-time, i64, same rank as data); attrs: axis =0. Per ONNX
+    /// GatherElements: Y has the indices' shape, Y[i] = data[i with i[axis] = indices[i]].
+    case gatherElements
+    /// inputs: data, indices (plan-time, i64, same rank as data), updates (shape of indices);
+    /// attrs: axis =0, reduction as scatterND. Per ONNX ScatterElements (and Scatter): data
+    /// with data[i with i[axis] = indices[i]] replaced by (or combined with) updates[i],
+    /// applied in index order.
+    case scatterElements
+    /// inputs: data, indices (plan-time, i64, [..., k]); attrs: batchDims =0. Per ONNX
+    /// GatherND: one slice of data (its axes after batchDims + k) per index tuple.
+    case gatherND
+    /// inputs: X, sequenceLengths (plan-time, i64 [batch]); attrs: batchAxis =1, timeAxis =0.
+    /// Per ONNX ReverseSequence: per batch entry b the first sequenceLengths[b] steps along
+    /// timeAxis in reverse order, the rest as they are.
+    case reverseSequence
 
     // MARK: Shape arithmetic (evaluated at plan time)
     /// inputs: X; output: its shape as i64; attrs: start =0, end (absent = rank).

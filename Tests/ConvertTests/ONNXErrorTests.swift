@@ -129,15 +129,6 @@ final class ONNXErrorTests: XCTestCase {
         assertImportError("opset29.onnx", contains: ["opset 29", "7–28"]) { try ImporterFixtures.load("opset29.onnx") }
     }
 
-    /// Version 28 of SpaceToDepth added `mode`; CRD is refused, not run as DCR.
-    func testSpaceToDepthVersion28WithModeCRDIsRefused() throws {
-        let error = assertImportError("spacetodepth_crd_opset28.onnx", contains: ["SpaceToDepth (s2d_crd: mode CRD)"]) {
-            try ImporterFixtures.load("spacetodepth_crd_opset28.onnx")
-        }
-        guard case .unsupportedNodes(_, let nodes)? = error else { return XCTFail("not an unsupported-nodes error") }
-        XCTAssertEqual(nodes, [UnsupportedNode(opType: "SpaceToDepth", node: "s2d_crd", reason: "mode CRD")])
-    }
-
     /// A version a lowering lists as refused (Upsample 10, deprecated) is refused by name
     /// with the op's version, the model's opset and the versions Restore implements.
     func testRefusedOpVersionIsNamedWithBothVersions() {

@@ -66,11 +66,17 @@ final class OpSchemaTests: XCTestCase {
             return .resize(resize)
         case .gridSample: return .gridSample(GridSampleAttributes(mode: .nearest, paddingMode: .reflection, alignCorners: true))
         case .depthToSpace: return .depthToSpace(DepthToSpaceAttributes(blockSize: 2, mode: .columnRowDepth))
-        case .spaceToDepth: return .spaceToDepth(SpaceToDepthAttributes(blockSize: 3))
+        case .spaceToDepth: return .spaceToDepth(SpaceToDepthAttributes(blockSize: 3, mode: .columnRowDepth))
         case .expand: return .expand
         case .tile: return .tile
         case .gather: return .gather(GatherAttributes(axis: 1))
         case .scatterND: return .scatterND(ScatterNDAttributes(reduction: .mul))
+        case .gatherElements: return .gatherElements(GatherAttributes(axis: -1))
+        case .scatterElements: return .scatterElements(ScatterElementsAttributes(axis: 1, reduction: .max))
+        case .gatherND: return .gatherND(GatherNDAttributes(batchDims: 1))
+        case .reverseSequence: return .reverseSequence(ReverseSequenceAttributes(batchAxis: 0, timeAxis: 1))
+        case .maxUnpool: return .maxUnpool(MaxUnpoolAttributes(kernelShape: [3, 2], strides: [2, 1], pads: [1, 0, 0, 1]))
+        case .det: return .det
         case .shape: return .shape(ShapeAttributes(start: 1, end: -1))
         case .cast: return .cast(CastAttributes(to: .int64))
         case .range: return .range

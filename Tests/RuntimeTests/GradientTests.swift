@@ -115,6 +115,19 @@ final class GradientTests: XCTestCase {
         var adding = ScatterNDAttributes()
         adding.reduction = .add
         cases["scatter_nd_add"] = (.scatterND(adding), [scatterIndices])
+        cases["gather_elements"] = (.gatherElements(GatherAttributes(axis: 1)), [
+            ConstantTensor(name: "indices", shape: [2, 3, 2], ints: [0, 2, 4, 1, 2, 2, 1, 1, 3, 0, 4, 4]),
+        ])
+        cases["scatter_elements_add"] = (.scatterElements(ScatterElementsAttributes(axis: 0, reduction: .add)), [
+            ConstantTensor(name: "indices", shape: [3, 3], ints: [0, 3, 1, 2, 3, 0, 0, 1, 1]),
+        ])
+        cases["gather_nd"] = (.gatherND(GatherNDAttributes()), [ConstantTensor(name: "indices", shape: [3, 2], ints: [1, 2, 3, 0, 1, 2])])
+        cases["reverse_sequence"] = (.reverseSequence(ReverseSequenceAttributes()), [
+            ConstantTensor(name: "lengths", shape: [3], ints: [5, 1, 3]),
+        ])
+        cases["max_unpool"] = (.maxUnpool(MaxUnpoolAttributes(kernelShape: [2, 2], strides: [2, 2], pads: [0, 0, 0, 0])), [
+            ConstantTensor(name: "indices", shape: [1, 2, 2, 3], ints: [0, 9, 4, 18, 15, 22, 31, 26, 35, 37, 44, 41]),
+        ])
         cases["reduce_mean_axes"] = (.reduce(ReduceAttributes(function: .mean, axes: [1, 3], keepDims: true)), [])
         cases["reduce_sum_all"] = (.reduce(ReduceAttributes(function: .sum, axes: [], keepDims: true)), [])
         cases["reduce_max_axis"] = (.reduce(ReduceAttributes(function: .max, axes: [0], keepDims: false)), [])
@@ -159,6 +172,7 @@ final class GradientTests: XCTestCase {
     /// Node inputs of the cases whose plan-time input comes between data inputs.
     static let inputOrder: [String: [String]] = [
         "scatter_nd_write": ["x0", "indices", "x1"], "scatter_nd_add": ["x0", "indices", "x1"],
+        "scatter_elements_add": ["x0", "indices", "x1"],
     ]
 
     func testEveryRuleMatchesAutograd() throws {

@@ -12,9 +12,11 @@ import Foundation
 /// (a constant mask shorter than the keys is padded as ONNX says), and is_causal (key j
 /// attends query i iff j ≤ i without a cache). Refused: key/value caches (past_key,
 /// present_key, nonpad_kv_seqlen: decoding), softcap, the qk_matmul_output debug output,
-/// sliding windows, and masks that leave a query row with no key — ONNX defines such a
-/// row as zeros, Restore's softmax would give NaN — whenever that cannot be ruled out
-/// at import (a boolean mask the graph computes).
+/// sliding windows, and a mask the graph computes that could leave a query row with no
+/// key (a boolean one, or one combined with is_causal). ONNX and onnxruntime define such
+/// a row as zeros, where the softmax alone would give NaN; a constant mask's empty rows
+/// are known at import, so they get a zero bias (a finite softmax) and the rows of the
+/// result are multiplied by 0.
 enum LowerAttention {
     static func attention(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         let query = try node.requiredInput(0)
@@ -65,8 +67,8 @@ enum LowerAttention {
 
         let querySequence = queryShape?[threeD ? 1 : 2].fixedValue
         let keySequence = keyShape?[threeD ? 1 : 2].fixedValue
-        let bias = try attentionBias(&context, node, querySequence: querySequence, keySequence: keySequence,
-                                     queryHeads: queryHeads, group: group)
+        let (bias, keptRows) = try attentionBias(&context, node, querySequence: querySequence, keySequence: keySequence,
+                                                 queryHeads: queryHeads, group: group)
 
         if group > 1 {
             // Heads h·group … h·group + group − 1 share key/value head h: stack them along
@@ -79,6 +81,9 @@ enum LowerAttention {
         if group > 1 {
             let unstacked = context.builder.addConstant("\(node.name)/unstacked_shape", shape: [4], ints: [0, queryHeads, -1, 0])
             result = context.builder.emitValue(named: "\(node.name)/unstacked", .reshape(ReshapeAttributes()), inputs: [result, unstacked])
+        }
+        if let keptRows {
+            result = context.builder.binary(.mul, result, keptRows, name: "\(node.name)/empty_rows_zeroed")
         }
         if threeD {
             let merged = context.builder.emitValue(named: "\(node.name)/merge_heads",
@@ -97,13 +102,16 @@ enum LowerAttention {
     }
 
     /// The additive bias of the mask and the causal frontier, or nil when there is neither.
-    /// A constant mask (with the causal part) becomes one constant, checked for query rows
-    /// with no key; a computed float mask is passed as it is.
+    /// A constant mask (with the causal part) becomes one constant; when it leaves query
+    /// rows with no key, those rows' bias is 0 instead and `keptRows` is a constant
+    /// [B or 1, heads or 1, Sq, 1] of 1s with 0 at those rows, for the result. A computed
+    /// float mask is passed as it is.
     private static func attentionBias(_ context: inout LoweringContext, _ node: ONNXNode, querySequence: Int?,
-                                      keySequence: Int?, queryHeads: Int, group: Int) throws -> String? {
+                                      keySequence: Int?, queryHeads: Int,
+                                      group: Int) throws -> (bias: String?, keptRows: String?) {
         let causal = try node.flag("is_causal", default: false)
         let mask = node.input(3)
-        guard causal || mask != nil else { return nil }
+        guard causal || mask != nil else { return (nil, nil) }
         guard let querySequence, let keySequence else {
             throw LoweringFailure.unsupported("a mask or is_causal with sequence lengths not fixed in the model")
         }
@@ -116,7 +124,7 @@ enum LowerAttention {
                     throw LoweringFailure.unsupported("a mask the graph computes that is boolean, shorter than the keys, "
                                                       + "combined with is_causal or grouped heads (a row with no key would differ)")
                 }
-                return mask
+                return (mask, nil)
             }
             (biasShape, bias) = try constantMaskBias(tensor, querySequence: querySequence, keySequence: keySequence)
         }
@@ -127,10 +135,14 @@ enum LowerAttention {
                 for j in (i + 1)..<max(i + 1, keySequence) { bias[row * keySequence + j] = -.infinity }
             }
         }
-        for row in 0..<(bias.count / keySequence) where bias[(row * keySequence)..<((row + 1) * keySequence)].allSatisfy({ $0 == -.infinity }) {
-            throw LoweringFailure.unsupported("a mask that leaves query row \(row % querySequence) with no key "
-                                              + "(ONNX gives zeros there, Restore's softmax NaN)")
+        var kept = [Float](repeating: 1, count: bias.count / keySequence)
+        for row in kept.indices where bias[(row * keySequence)..<((row + 1) * keySequence)].allSatisfy({ $0 == -.infinity }) {
+            kept[row] = 0
+            bias.replaceSubrange((row * keySequence)..<((row + 1) * keySequence), with: repeatElement(0, count: keySequence))
         }
+        let keptRows = kept.contains(0)
+            ? context.builder.addConstant("\(node.name)/kept_rows", shape: Array(biasShape.dropLast()) + [1], floats: kept)
+            : nil
         if group > 1 {
             // The bias follows the query heads stacked per key/value head.
             let heads = biasShape[1]
@@ -148,7 +160,7 @@ enum LowerAttention {
                 biasShape = [biasShape[0], queryHeads / group, group * biasShape[2], keySequence]
             }
         }
-        return context.builder.addConstant("\(node.name)/bias", shape: biasShape, floats: bias)
+        return (context.builder.addConstant("\(node.name)/bias", shape: biasShape, floats: bias), keptRows)
     }
 
     /// A constant mask as a 4-D additive bias [B or 1, heads or 1, Sq, Sk]: booleans become

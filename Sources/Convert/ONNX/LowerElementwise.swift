@@ -246,14 +246,24 @@ extension LowerElementwise {
 
     /// Swish (24): X · sigmoid(alpha·X), alpha default 1 (SiLU, which the fusion passes recognise).
     static func swish(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        let input = try node.requiredInput(0)
-        let alpha = try node.float("alpha", default: 1)
+        let swished = swish(&context, try node.requiredInput(0), alpha: try node.float("alpha", default: 1), name: node.name)
+        context.builder.emit(node.name, .binary(.mul), inputs: swished, outputs: [try node.output()])
+    }
+
+    /// x·sigmoid(alpha·x), but for its last multiplication: the two factors.
+    private static func swish(_ context: inout LoweringContext, _ input: String, alpha: Float, name: String) -> [String] {
         var scaled = input
         if alpha != 1 {
-            let alphaName = context.builder.addConstant("\(node.name)/alpha", shape: [], floats: [alpha])
-            scaled = context.builder.binary(.mul, input, alphaName, name: "\(node.name)/scaled")
+            let alphaName = context.builder.addConstant("\(name)/alpha", shape: [], floats: [alpha])
+            scaled = context.builder.binary(.mul, input, alphaName, name: "\(name)/scaled")
         }
-        let gate = context.builder.unary(Activation(function: .sigmoid), scaled, name: "\(node.name)/sigmoid")
-        context.builder.emit(node.name, .binary(.mul), inputs: [input, gate], outputs: [try node.output()])
+        return [input, context.builder.unary(Activation(function: .sigmoid), scaled, name: "\(name)/sigmoid")]
+    }
+
+    /// SwiGLU (28): Swish_alpha(A)·B, A and B of the same shape.
+    static func swiGLU(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let factors = swish(&context, try node.requiredInput(0), alpha: try node.float("alpha", default: 1), name: node.name)
+        let gate = context.builder.binary(.mul, factors[0], factors[1], name: "\(node.name)/swish")
+        context.builder.emit(node.name, .binary(.mul), inputs: [gate, try node.requiredInput(1)], outputs: [try node.output()])
     }
 }

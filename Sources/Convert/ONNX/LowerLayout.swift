@@ -161,14 +161,12 @@ enum LowerLayout {
                              inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
-    /// SpaceToDepth: versions before 28 order the output channels as mode DCR does, which
-    /// is what Restore's `spaceToDepth` computes; version 28's `mode` may choose CRD.
+    /// SpaceToDepth: versions before 28 order the output channels as mode DCR does;
+    /// version 28's `mode` may choose CRD.
     static func spaceToDepth(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard let blockSize = try node.int("blocksize") else { throw LoweringFailure.invalid("attribute 'blocksize' is required") }
-        if node.version >= 28, try node.named("mode", default: .depthColumnRow, depthToSpaceModes) != .depthColumnRow {
-            throw LoweringFailure.unsupported("mode CRD")
-        }
-        context.builder.emit(node.name, .spaceToDepth(SpaceToDepthAttributes(blockSize: blockSize)),
+        let mode = node.version >= 28 ? try node.named("mode", default: .depthColumnRow, depthToSpaceModes) : .depthColumnRow
+        context.builder.emit(node.name, .spaceToDepth(SpaceToDepthAttributes(blockSize: blockSize, mode: mode)),
                              inputs: [try node.requiredInput(0)], outputs: [try node.output()])
     }
 
@@ -187,6 +185,93 @@ enum LowerLayout {
         let reduction = try node.named("reduction", default: .none, scatterReductions)
         context.builder.emit(node.name, .scatterND(ScatterNDAttributes(reduction: reduction)), inputs: inputs,
                              outputs: [try node.output()])
+    }
+
+    /// GatherElements (11, 13: the same semantics, 13 widens the types).
+    static func gatherElements(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        context.builder.emit(node.name, .gatherElements(GatherAttributes(axis: try node.int("axis", default: 0))),
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1)], outputs: [try node.output()])
+    }
+
+    /// ScatterElements, and Scatter (9, deprecated in 11 for it, the same op without
+    /// `reduction`): `reduction` add/mul from version 16, max/min from 18.
+    static func scatterElements(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let inputs = try (0..<3).map { try node.requiredInput($0) }
+        let reduction = node.opType == "ScatterElements" ? try node.named("reduction", default: .none, scatterReductions) : .none
+        let attributes = ScatterElementsAttributes(axis: try node.int("axis", default: 0), reduction: reduction)
+        context.builder.emit(node.name, .scatterElements(attributes), inputs: inputs, outputs: [try node.output()])
+    }
+
+    /// GatherND: `batch_dims` from version 12 (0 before).
+    static func gatherND(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let batchDims = try node.int("batch_dims", default: 0)
+        guard batchDims >= 0 else { throw LoweringFailure.invalid("batch_dims must be >= 0, found \(batchDims)") }
+        context.builder.emit(node.name, .gatherND(GatherNDAttributes(batchDims: batchDims)),
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1)], outputs: [try node.output()])
+    }
+
+    static func reverseSequence(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let attributes = ReverseSequenceAttributes(batchAxis: try node.int("batch_axis", default: 1),
+                                                   timeAxis: try node.int("time_axis", default: 0))
+        guard Set([attributes.batchAxis, attributes.timeAxis]) == [0, 1] else {
+            throw LoweringFailure.invalid("batch_axis and time_axis must be 0 and 1, found \(attributes.batchAxis) and \(attributes.timeAxis)")
+        }
+        context.builder.emit(node.name, .reverseSequence(attributes),
+                             inputs: [try node.requiredInput(0), try node.requiredInput(1)], outputs: [try node.output()])
+    }
+
+    /// OneHot: Y = where(unsqueeze(indices, axis) = class, on, off) against the constant
+    /// classes 0…depth−1 laid along `axis`. Float indices are truncated toward zero, as
+    /// ONNX says non-integer indices are cast; a negative index counts from the end, an
+    /// index outside −depth…depth−1 gives a row of off_value. (Version 9 leaves negative
+    /// indices out of range; onnxruntime counts them from the end there too, and so does
+    /// Restore.) `depth` and `values` must be constants; a non-negative `axis` needs the
+    /// indices' rank known at import (the classes' trailing unit axes).
+    static func oneHot(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let indices = try node.requiredInput(0)
+        guard let depthValues = try context.constantFloats(node, 1, role: "depth"), depthValues.count == 1,
+              let depth = Int(exactly: depthValues[0].rounded(.towardZero)), depth > 0 else {
+            throw LoweringFailure.invalid("input 'depth' must hold one positive number")
+        }
+        guard let values = try context.constantFloats(node, 2, role: "values"), values.count == 2,
+              let valuesType = context.elementType(of: try node.requiredInput(2)), valuesType.isFloatingPoint else {
+            throw LoweringFailure.unsupported("'values' must be a constant pair of floats (Restore computes in float32)")
+        }
+        let attribute = try node.int("axis", default: -1)
+        let trailing: Int
+        if attribute < 0 {
+            trailing = -attribute - 1
+        } else {
+            guard let rank = context.builder.rank(of: indices) else {
+                throw LoweringFailure.unsupported("a non-negative axis with indices of unknown rank")
+            }
+            guard attribute <= rank else { throw LoweringFailure.invalid("axis \(attribute) is out of range for rank \(rank + 1)") }
+            trailing = rank - attribute
+        }
+        let name = node.name
+        var index = indices
+        if context.elementType(of: indices)?.isFloatingPoint ?? true {
+            let zero = context.builder.addConstant("\(name)/zero", shape: [], floats: [0])
+            let negative = context.builder.binary(.less, index, zero, name: "\(name)/negative")
+            let up = context.builder.unary(Activation(function: .ceil), index, name: "\(name)/ceil")
+            let down = context.builder.unary(Activation(function: .floor), index, name: "\(name)/floor")
+            index = context.builder.emitValue(named: "\(name)/truncated", .where, inputs: [negative, up, down])
+        } else {
+            index = context.builder.emitValue(named: "\(name)/as_float", .cast(CastAttributes(to: .float32)), inputs: [index])
+        }
+        let origin = context.builder.addConstant("\(name)/origin", shape: [], floats: [0])
+        let fromEnd = context.builder.binary(.less, index, origin, name: "\(name)/from_end")
+        let depthConstant = context.builder.addConstant("\(name)/depth", shape: [], floats: [Float(depth)])
+        let wrapped = context.builder.binary(.add, index, depthConstant, name: "\(name)/wrapped")
+        index = context.builder.emitValue(named: "\(name)/counted", .where, inputs: [fromEnd, wrapped, index])
+        let axis = -trailing - 1
+        let unsqueezed = context.builder.emitValue(named: "\(name)/unsqueezed", .unsqueeze(UnsqueezeAttributes(axes: [axis])), inputs: [index])
+        let classes = context.builder.addConstant("\(name)/classes", shape: [depth] + Array(repeating: 1, count: trailing),
+                                                  floats: (0..<depth).map(Float.init))
+        let hit = context.builder.binary(.equal, unsqueezed, classes, name: "\(name)/hit")
+        let off = context.builder.addConstant("\(name)/off", shape: [], floats: [values[0]])
+        let on = context.builder.addConstant("\(name)/on", shape: [], floats: [values[1]])
+        context.builder.emit(name, .where, inputs: [hit, on, off], outputs: [try node.output()])
     }
 
     /// Ops whose inputs map one to one and that have no attributes (Expand, Tile, Range, MatMul …).

@@ -315,4 +315,22 @@ extension LowerNormalization {
         let shape = context.builder.emitValue(named: "\(node.name)/shape", .shape(ShapeAttributes()), inputs: [input])
         context.builder.emit(node.name, .reshape(ReshapeAttributes()), inputs: [result, shape], outputs: [output])
     }
+
+    /// MeanVarianceNormalization (9, 13): (X − E[X]) / (√Var[X] + 1e-9) over `axes`
+    /// (default [0, 2, 3]), ONNX's function with its fixed epsilon outside the root. The
+    /// variance is the mean of the centred squares rather than the function's
+    /// E[X²] − E[X]², which loses digits when the mean is large against the spread.
+    static func meanVarianceNormalization(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        let input = try node.requiredInput(0)
+        let name = node.name
+        let mean = ReduceAttributes(function: .mean, axes: try node.ints("axes") ?? [0, 2, 3], keepDims: true)
+        let average = context.builder.emitValue(named: "\(name)/mean", .reduce(mean), inputs: [input])
+        let centred = context.builder.binary(.sub, input, average, name: "\(name)/centred")
+        let squares = context.builder.binary(.mul, centred, centred, name: "\(name)/squares")
+        let variance = context.builder.emitValue(named: "\(name)/variance", .reduce(mean), inputs: [squares])
+        let deviation = context.builder.unary(Activation(function: .sqrt), variance, name: "\(name)/deviation")
+        let epsilon = context.builder.addConstant("\(name)/epsilon", shape: [], floats: [1e-9])
+        let divisor = context.builder.binary(.add, deviation, epsilon, name: "\(name)/divisor")
+        context.builder.emit(name, .binary(.div), inputs: [centred, divisor], outputs: [try node.output()])
+    }
 }

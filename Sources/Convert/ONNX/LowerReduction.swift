@@ -25,6 +25,19 @@ enum LowerReduction {
                              outputs: [try node.output()])
     }
 
+    /// MaxUnpool (2-D): the window attributes, the indices and the optional output shape
+    /// as they are (9, 11 and 22 differ only in the types they accept).
+    static func maxUnpool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        guard let kernel = try node.ints("kernel_shape") else {
+            throw LoweringFailure.invalid("attribute 'kernel_shape' is required")
+        }
+        guard kernel.count == 2 else { throw LoweringFailure.unsupported("\(kernel.count)-D unpooling; only 2-D is supported") }
+        let window = try LowerConvolution.slidingWindow(node)
+        let attributes = MaxUnpoolAttributes(kernelShape: kernel, strides: window.strides, pads: window.pads)
+        let inputs = [try node.requiredInput(0), try node.requiredInput(1)] + (node.input(2).map { [$0] } ?? [])
+        context.builder.emit(node.name, .maxUnpool(attributes), inputs: inputs, outputs: [try node.output()])
+    }
+
     private static func poolAttributes(_ node: ONNXNode) throws -> PoolAttributes {
         guard let kernel = try node.ints("kernel_shape") else {
             throw LoweringFailure.invalid("attribute 'kernel_shape' is required")

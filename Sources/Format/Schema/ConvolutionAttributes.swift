@@ -122,3 +122,36 @@ public struct PoolAttributes: OpAttributes {
         try window.validate(node: node)
     }
 }
+
+/// `maxUnpool`: the pooling window whose indices it inverts; it sets the output size when
+/// no outputShape input is given.
+public struct MaxUnpoolAttributes: OpAttributes {
+    /// [kH, kW], each ≥ 1. Required.
+    public var kernelShape = [1, 1]
+    /// [strideH, strideW], each ≥ 1.
+    public var strides = [1, 1]
+    /// [top, left, bottom, right], each ≥ 0.
+    public var pads = [0, 0, 0, 0]
+
+    public init() {}
+    public init(kernelShape: [Int], strides: [Int], pads: [Int]) {
+        self.kernelShape = kernelShape
+        self.strides = strides
+        self.pads = pads
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        .required("kernelShape", \.kernelShape),
+        AttributeField("strides", \.strides),
+        AttributeField("pads", \.pads),
+    ]
+
+    public func validate(node: String) throws {
+        try GraphError.check(kernelShape.count == 2 && kernelShape.allSatisfy { $0 >= 1 }, node: node,
+                             attribute: "kernelShape", expected: "2 values >= 1", found: "\(kernelShape)")
+        try GraphError.check(strides.count == 2 && strides.allSatisfy { $0 >= 1 }, node: node, attribute: "strides",
+                             expected: "2 values >= 1", found: "\(strides)")
+        try GraphError.check(pads.count == 4 && pads.allSatisfy { $0 >= 0 }, node: node, attribute: "pads",
+                             expected: "4 values >= 0 [top, left, bottom, right]", found: "\(pads)")
+    }
+}

@@ -228,15 +228,23 @@ public struct DepthToSpaceAttributes: OpAttributes {
     }
 }
 
-/// `spaceToDepth`: blockSize × blockSize pixels become blockSize² channels.
+/// `spaceToDepth`: blockSize × blockSize pixels become blockSize² channels, ordered as
+/// the depthToSpace of the same mode reads them.
 public struct SpaceToDepthAttributes: OpAttributes {
     /// ≥ 1. Required.
     public var blockSize = 1
+    public var mode = DepthToSpaceAttributes.Mode.depthColumnRow
 
     public init() {}
-    public init(blockSize: Int) { self.blockSize = blockSize }
+    public init(blockSize: Int, mode: DepthToSpaceAttributes.Mode = .depthColumnRow) {
+        self.blockSize = blockSize
+        self.mode = mode
+    }
 
-    public static let fields: [AttributeField<Self>] = [.required("blockSize", \.blockSize)]
+    public static let fields: [AttributeField<Self>] = [
+        .required("blockSize", \.blockSize),
+        AttributeField("mode", \.mode),
+    ]
 
     public func validate(node: String) throws {
         try GraphError.check(blockSize >= 1, node: node, attribute: "blockSize", expected: "an int >= 1", found: String(blockSize))
@@ -263,4 +271,60 @@ public struct ScatterNDAttributes: OpAttributes {
     public init(reduction: Reduction) { self.reduction = reduction }
 
     public static let fields: [AttributeField<Self>] = [AttributeField("reduction", \.reduction)]
+}
+
+/// `scatterElements`: the axis its indices address, and how an update combines with the
+/// element it lands on.
+public struct ScatterElementsAttributes: OpAttributes {
+    public var axis = 0
+    public var reduction = ScatterNDAttributes.Reduction.none
+
+    public init() {}
+    public init(axis: Int, reduction: ScatterNDAttributes.Reduction) {
+        self.axis = axis
+        self.reduction = reduction
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("axis", \.axis),
+        AttributeField("reduction", \.reduction),
+    ]
+}
+
+/// `gatherND`: how many leading axes data and indices share as batch axes.
+public struct GatherNDAttributes: OpAttributes {
+    /// ≥ 0.
+    public var batchDims = 0
+
+    public init() {}
+    public init(batchDims: Int) { self.batchDims = batchDims }
+
+    public static let fields: [AttributeField<Self>] = [AttributeField("batchDims", \.batchDims)]
+
+    public func validate(node: String) throws {
+        try GraphError.check(batchDims >= 0, node: node, attribute: "batchDims", expected: "an int >= 0", found: String(batchDims))
+    }
+}
+
+/// `reverseSequence`: which axis holds the batch and which the time steps (0 and 1, in
+/// either order, as ONNX allows).
+public struct ReverseSequenceAttributes: OpAttributes {
+    public var batchAxis = 1
+    public var timeAxis = 0
+
+    public init() {}
+    public init(batchAxis: Int, timeAxis: Int) {
+        self.batchAxis = batchAxis
+        self.timeAxis = timeAxis
+    }
+
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("batchAxis", \.batchAxis),
+        AttributeField("timeAxis", \.timeAxis),
+    ]
+
+    public func validate(node: String) throws {
+        try GraphError.check(Set([batchAxis, timeAxis]) == [0, 1], node: node, attribute: "batchAxis",
+                             expected: "batchAxis and timeAxis 0 and 1 in either order", found: "\(batchAxis), \(timeAxis)")
+    }
 }

@@ -25,6 +25,8 @@ public enum Op: Hashable, Sendable {
     case reduce(ReduceAttributes)
     case averagePool(PoolAttributes)
     case maxPool(PoolAttributes)
+    case maxUnpool(MaxUnpoolAttributes)
+    case det
     // Layout and data movement
     case concat(ConcatAttributes)
     case split(SplitAttributes)
@@ -43,6 +45,10 @@ public enum Op: Hashable, Sendable {
     case tile
     case gather(GatherAttributes)
     case scatterND(ScatterNDAttributes)
+    case gatherElements(GatherAttributes)
+    case scatterElements(ScatterElementsAttributes)
+    case gatherND(GatherNDAttributes)
+    case reverseSequence(ReverseSequenceAttributes)
     // Shape arithmetic
     case shape(ShapeAttributes)
     case cast(CastAttributes)
@@ -85,6 +91,12 @@ public enum Op: Hashable, Sendable {
         case .tile: .tile
         case .gather: .gather
         case .scatterND: .scatterND
+        case .gatherElements: .gatherElements
+        case .scatterElements: .scatterElements
+        case .gatherND: .gatherND
+        case .reverseSequence: .reverseSequence
+        case .maxUnpool: .maxUnpool
+        case .det: .det
         case .shape: .shape
         case .cast: .cast
         case .range: .range
@@ -130,6 +142,12 @@ public enum Op: Hashable, Sendable {
         case .tile: self = try .withoutAttributes(.tile, attributes, node: node)
         case .gather: self = .gather(try decode(GatherAttributes.self))
         case .scatterND: self = .scatterND(try decode(ScatterNDAttributes.self))
+        case .gatherElements: self = .gatherElements(try decode(GatherAttributes.self))
+        case .scatterElements: self = .scatterElements(try decode(ScatterElementsAttributes.self))
+        case .gatherND: self = .gatherND(try decode(GatherNDAttributes.self))
+        case .reverseSequence: self = .reverseSequence(try decode(ReverseSequenceAttributes.self))
+        case .maxUnpool: self = .maxUnpool(try decode(MaxUnpoolAttributes.self))
+        case .det: self = try .withoutAttributes(.det, attributes, node: node)
         case .shape: self = .shape(try decode(ShapeAttributes.self))
         case .cast: self = .cast(try decode(CastAttributes.self))
         case .range: self = try .withoutAttributes(.range, attributes, node: node)
@@ -166,12 +184,16 @@ public enum Op: Hashable, Sendable {
         case .gridSample(let a): a.encoded
         case .depthToSpace(let a): a.encoded
         case .spaceToDepth(let a): a.encoded
-        case .gather(let a): a.encoded
+        case .gather(let a), .gatherElements(let a): a.encoded
+        case .scatterElements(let a): a.encoded
+        case .gatherND(let a): a.encoded
+        case .reverseSequence(let a): a.encoded
+        case .maxUnpool(let a): a.encoded
         case .scatterND(let a): a.encoded
         case .shape(let a): a.encoded
         case .cast(let a): a.encoded
         case .constantOfShape(let a): a.encoded
-        case .matMul, .where, .slice, .expand, .tile, .range: [:]
+        case .matMul, .where, .slice, .expand, .tile, .range, .det: [:]
         }
     }
 
@@ -193,7 +215,8 @@ public enum Op: Hashable, Sendable {
             case .matMul, .attention, .windowAttention, .deformableAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
                  .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
-                 .cast, .range, .constantOfShape: nil
+                 .cast, .range, .constantOfShape, .gatherElements, .scatterElements, .gatherND, .reverseSequence,
+                 .maxUnpool, .det: nil
             }
         }
         set {
@@ -205,7 +228,8 @@ public enum Op: Hashable, Sendable {
             case .matMul, .attention, .windowAttention, .deformableAttention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .where,
                  .reduce, .averagePool, .maxPool, .concat, .split, .slice, .transpose, .reshape, .squeeze, .unsqueeze,
                  .flatten, .pad, .resize, .gridSample, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape,
-                 .cast, .range, .constantOfShape: break
+                 .cast, .range, .constantOfShape, .gatherElements, .scatterElements, .gatherND, .reverseSequence,
+                 .maxUnpool, .det: break
             }
         }
     }
@@ -236,8 +260,9 @@ extension OpKind {
         case .reshape, .squeeze, .unsqueeze, .flatten: [.isView, .hasGradient]
         case .matMul, .attention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .reduce, .concat, .split, .slice,
              .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .averagePool, .maxPool, .windowAttention, .where,
-             .cast, .gridSample, .scatterND: [.hasGradient]
-        case .deformableAttention, .shape,
+             .cast, .gridSample, .scatterND, .gatherElements, .scatterElements, .gatherND, .reverseSequence,
+             .maxUnpool: [.hasGradient]
+        case .deformableAttention, .det, .shape,
              .range, .constantOfShape: []
         }
     }
@@ -286,10 +311,15 @@ extension OpKind {
         case .spaceToDepth: SpaceToDepthAttributes.self
         case .gather: GatherAttributes.self
         case .scatterND: ScatterNDAttributes.self
+        case .gatherElements: GatherAttributes.self
+        case .scatterElements: ScatterElementsAttributes.self
+        case .gatherND: GatherNDAttributes.self
+        case .reverseSequence: ReverseSequenceAttributes.self
+        case .maxUnpool: MaxUnpoolAttributes.self
         case .shape: ShapeAttributes.self
         case .cast: CastAttributes.self
         case .constantOfShape: ConstantOfShapeAttributes.self
-        case .matMul, .where, .slice, .expand, .tile, .range: nil
+        case .matMul, .where, .slice, .expand, .tile, .range, .det: nil
         }
     }
 

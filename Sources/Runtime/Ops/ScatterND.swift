@@ -69,27 +69,34 @@ public struct ScatterND: Operator {
         try checkTypes(data.dtype, updates.dtype)
         let layout = try layout(dataShape: data.shape, indices: LayoutIndexing.required(inputs, 1, node: name),
                                 updatesShape: updates.shape)
+        return [try Self.scatter(updates, into: data, layout, reduction: attributes.reduction, node: name)]
+    }
+
+    /// Data with the update slices applied one after another in `layout`'s order (the
+    /// reference of scatterND and scatterElements).
+    static func scatter(_ updates: HostTensor, into data: HostTensor, _ layout: Layout, reduction: Reduction,
+                        node: String) throws -> HostTensor {
         var result = data
         switch (data.elements, updates.elements) {
         case (.float(var output), .float(let values)):
-            apply(&output, values, layout, add: +, multiply: *)
+            apply(&output, values, layout, reduction, add: +, multiply: *)
             result.elements = .float(output)
         case (.int(var output), .int(let values)):
             // Integer arithmetic wraps, as in `binary`, instead of trapping on hostile input.
-            apply(&output, values, layout, add: &+, multiply: &*)
+            apply(&output, values, layout, reduction, add: &+, multiply: &*)
             result.elements = .int(output)
         default:
-            throw OpError.shape(node: name, "updates of type \(updates.dtype) do not fit data of type \(data.dtype)")
+            throw OpError.shape(node: node, "updates of type \(updates.dtype) do not fit data of type \(data.dtype)")
         }
-        return [result]
+        return result
     }
 
-    private func apply<T: Comparable>(_ output: inout [T], _ updates: [T], _ layout: Layout,
-                                      add: (T, T) -> T, multiply: (T, T) -> T) {
+    private static func apply<T: Comparable>(_ output: inout [T], _ updates: [T], _ layout: Layout, _ reduction: Reduction,
+                                             add: (T, T) -> T, multiply: (T, T) -> T) {
         for (slice, offset) in layout.offsets.enumerated() {
             for element in 0..<layout.inner {
                 let (old, new) = (output[offset + element], updates[slice * layout.inner + element])
-                output[offset + element] = switch attributes.reduction {
+                output[offset + element] = switch reduction {
                 case .none: new
                 case .add: add(old, new)
                 case .mul: multiply(old, new)
@@ -141,28 +148,12 @@ extension ScatterND: Differentiable {
     func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
 
     /// Indices are plan-time values, so the rule knows where every update slice landed.
-    /// Writes and additions have gradients; a multiplying, max or min scatter is refused.
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
-        guard attributes.reduction == .none || attributes.reduction == .add else {
-            throw OpError.unsupported(node: name, "gradient of a scatter with reduction \(attributes.reduction.rawValue)")
-        }
         let data = try ShapeRules.required(inputs, 0, node: name)
         let updates = try ShapeRules.required(inputs, 2, node: name)
         let layout = try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name),
                                 updatesShape: updates.shape)
-        // Which update slices reach the output: with plain writes, only the last slice
-        // written to an element (the order the kernel applies them in).
-        var reaches = [Bool](repeating: true, count: layout.offsets.count)
-        var overwritten = [Bool](repeating: false, count: data.count)
-        if attributes.reduction == .none {
-            for slice in layout.offsets.indices.reversed() {
-                let offset = layout.offsets[slice]
-                reaches[slice] = !overwritten[offset]
-                for element in 0..<layout.inner { overwritten[offset + element] = true }
-            }
-        }
-        return ScatterNDBackward(layout: layout, count: data.count, reaches: reaches,
-                                 overwritten: attributes.reduction == .none ? overwritten : nil)
+        return try ScatterNDBackward(layout: layout, count: data.count, reduction: attributes.reduction, node: name)
     }
 }
 
@@ -175,6 +166,30 @@ struct ScatterNDBackward: BackwardKernel {
     let reaches: [Bool]
     /// Elements a plain write replaced; nil for an adding scatter.
     let overwritten: [Bool]?
+
+    /// The rule for updates placed by `layout` into data of `count` elements (scatterND's
+    /// slices, scatterElements' single elements). Writes and additions have gradients; a
+    /// multiplying, max or min scatter is refused.
+    init(layout: ScatterND.Layout, count: Int, reduction: ScatterND.Reduction, node: String) throws {
+        guard reduction == .none || reduction == .add else {
+            throw OpError.unsupported(node: node, "gradient of a scatter with reduction \(reduction.rawValue)")
+        }
+        // Which update slices reach the output: with plain writes, only the last slice
+        // written to an element (the order the kernel applies them in).
+        var reaches = [Bool](repeating: true, count: layout.offsets.count)
+        var overwritten = [Bool](repeating: false, count: count)
+        if reduction == .none {
+            for slice in layout.offsets.indices.reversed() {
+                let offset = layout.offsets[slice]
+                reaches[slice] = !overwritten[offset]
+                for element in 0..<layout.inner { overwritten[offset + element] = true }
+            }
+        }
+        self.layout = layout
+        self.count = count
+        self.reaches = reaches
+        self.overwritten = reduction == .none ? overwritten : nil
+    }
 
     func run(_ io: BackwardIO) {
         let gradient = io.outputGradient

@@ -1,7 +1,8 @@
 import Format
 
-/// `spaceToDepth`: the inverse of DCR depthToSpace, [N, C, H·b, W·b] → [N, C·b², H, W];
-/// output channel (i·b + j)·C + c holds pixel (i, j) of each block of channel c.
+/// `spaceToDepth`: the inverse of depthToSpace of the same mode, [N, C, H·b, W·b] →
+/// [N, C·b², H, W]; pixel (i, j) of each block of channel c goes to output channel
+/// (i·b + j)·C + c (DCR, ONNX's only order before SpaceToDepth 28) or c·b² + i·b + j (CRD).
 public struct SpaceToDepth: Operator {
     let name: String
     let attributes: SpaceToDepthAttributes
@@ -12,7 +13,7 @@ public struct SpaceToDepth: Operator {
             throw OpError.shape(node: name, "spaceToDepth needs X [N,C,H,W] with H and W multiples of \(block), found \(input)")
         }
         return BlockShuffle(batch: input[0], channels: input[1], height: input[2] / block,
-                            width: input[3] / block, block: block, columnRowDepth: false)
+                            width: input[3] / block, block: block, columnRowDepth: attributes.mode == .columnRowDepth)
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {

@@ -118,7 +118,8 @@ extension OpKind {
         case .matMul, .binary: [0, 1]
         case .concat, .attention, .windowAttention, .deformableAttention, .softmax, .unary, .where, .reduce, .averagePool, .maxPool, .split, .slice,
              .transpose, .reshape, .squeeze, .unsqueeze, .flatten, .pad, .resize, .gridSample, .depthToSpace,
-             .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape: []
+             .spaceToDepth, .expand, .tile, .gather, .scatterND, .shape, .cast, .range, .constantOfShape,
+             .gatherElements, .scatterElements, .gatherND, .reverseSequence, .maxUnpool, .det: []
         }
     }
 }
