@@ -243,17 +243,26 @@ public struct Resize: Operator {
         let (shape, scales) = try plan(inputs)
         let rank = shape.count
         let (inH, inW, outH, outW) = (x.shape[rank - 2], x.shape[rank - 1], shape[rank - 2], shape[rank - 1])
-        let rows = axisTable(input: inH, output: outH, scale: scales[0])
-        let columns = axisTable(input: inW, output: outW, scale: scales[1])
-        return ResizeKernel(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
-                            outputHeight: outH, outputWidth: outW,
-                            rowTaps: tapCount(scale: scales[0]), columnTaps: tapCount(scale: scales[1]),
-                            rowIndices: rows.indices, rowWeights: rows.weights,
-                            columnIndices: columns.indices, columnWeights: columns.weights)
+        let (rowTaps, columnTaps) = (tapCount(scale: scales[0]), tapCount(scale: scales[1]))
+        // The column table and the ring of interpolated rows live in scratch, which the plan's
+        // arena (and so the memory budget) counts; an 800-byte graph asking for a 2^28-wide
+        // output must be refused by that budget, not allocate gigabytes while planning.
+        let tableEntry = MemoryLayout<Int>.size + MemoryLayout<Float>.size
+        let columnTable = ShapeRules.checkedProduct([outW, columnTaps, tableEntry])
+        let slot = ShapeRules.checkedProduct([rowTaps, outW, MemoryLayout<Float>.size])
+        guard let columnTable, let slot, let ring = ShapeRules.checkedProduct([ScratchSlots.slotCount, slot + 63]),
+              case (let scratch, false) = (columnTable + 63).addingReportingOverflow(ring) else {
+            throw OpError.shape(node: name, "resizing \(x.shape) to \(shape) needs more working memory than can be addressed")
+        }
+        return ResizeKernel(resize: self, planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
+                            outputHeight: outH, outputWidth: outW, rowScale: scales[0], columnScale: scales[1],
+                            rowTaps: rowTaps, columnTaps: columnTaps,
+                            columnTableBytes: (columnTable + 63) / 64 * 64, slotBytes: (slot + 63) / 64 * 64,
+                            scratchBytes: rowTaps == 1 ? (columnTable + 63) / 64 * 64 : scratch)
     }
 }
 
-/// Resizing from per-axis index and weight tables built when the kernel is made.
+/// Resizing from per-axis index and weight taps (`Resize.taps`).
 ///
 /// Nearest is a plain gather per output row. Linear and cubic are separable: each input
 /// row a worker needs is interpolated horizontally once into a small ring of `rowTaps`
@@ -264,68 +273,96 @@ public struct Resize: Operator {
 /// pixel) this took ×2 upsampling of 64×256² from ~90 to ~24 ms (linear) and from ~250 to
 /// ~64 ms (cubic) on the shared 2-core machine; onnxruntime took 48 and 1881 ms there.
 /// Work items are blocks of output rows of one plane.
+///
+/// The column taps are a table written at the start of scratch on each run (output width ×
+/// taps entries, little next to the planes × height × width the kernel then writes); each
+/// output row's few taps are computed where they are used. Nothing is sized by the shapes
+/// when the kernel is made, so planning a huge resize allocates nothing.
 struct ResizeKernel: Kernel {
+    let resize: Resize
     let planes: Int
     let inputHeight: Int, inputWidth: Int, outputHeight: Int, outputWidth: Int
+    let rowScale: Float, columnScale: Float
     /// Taps per output row and per output column (`Resize.tapCount(scale:)`): 1 (nearest),
     /// 2 (linear), 4 (cubic), or more when antialiased downsampling widens the filter.
     let rowTaps: Int, columnTaps: Int
-    let rowIndices: [Int], rowWeights: [Float]
-    let columnIndices: [Int], columnWeights: [Float]
+    /// Bytes of the column table at the start of scratch (indices, then weights), and of
+    /// one ring slot after it; both 64-byte multiples.
+    let columnTableBytes: Int, slotBytes: Int
+    /// The column table, and the ring slots unless the rows take one tap (nearest).
+    let scratchBytes: Int
 
     private static let rowsPerItem = 32
 
-    private var slotBytes: Int { (rowTaps * outputWidth * MemoryLayout<Float>.size + 63) / 64 * 64 }
+    /// Output row `oy`'s input rows and weights.
+    private func tapsOfRow(_ oy: Int, _ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>) {
+        resize.taps(oy, input: inputHeight, output: outputHeight, scale: rowScale, indices: indices, weights: weights)
+    }
 
-    var scratchBytes: Int { rowTaps == 1 ? 0 : ScratchSlots.slotCount * slotBytes }
+    /// Every output column's `columnTaps` input columns and weights.
+    private func writeColumnTable(_ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>) {
+        for ox in 0..<outputWidth {
+            resize.taps(ox, input: inputWidth, output: outputWidth, scale: columnScale,
+                        indices: indices + ox * columnTaps, weights: weights + ox * columnTaps)
+        }
+    }
 
     func run(_ io: KernelIO) {
+        guard planes > 0, outputHeight > 0, outputWidth > 0 else { return }
         let x = io.input(0), y = io.outputs[0]
-        rowIndices.withUnsafeBufferPointer { rowIndices in
-        rowWeights.withUnsafeBufferPointer { rowWeights in
-        columnIndices.withUnsafeBufferPointer { columnIndices in
-        columnWeights.withUnsafeBufferPointer { columnWeights in
-            if rowTaps == 1 {
-                io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
-                    for item in range {
-                        let plane = item / outputHeight, oy = item % outputHeight
-                        let row = x + (plane * inputHeight + rowIndices[oy]) * inputWidth
-                        let output = y + item * outputWidth
-                        for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
-                    }
+        guard let scratch = io.scratch else { preconditionFailure("resize kernel ran without scratch") }
+        let entries = outputWidth * columnTaps
+        let columnIndices = scratch.assumingMemoryBound(to: Int.self)
+        let columnWeights = (scratch + entries * MemoryLayout<Int>.size).assumingMemoryBound(to: Float.self)
+        writeColumnTable(columnIndices, columnWeights)
+        if rowTaps == 1 {
+            // Nearest: a gather per output row (every weight is 1).
+            io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
+                var rowIndex = 0, rowWeight: Float = 0
+                for item in range {
+                    let plane = item / outputHeight, oy = item % outputHeight
+                    tapsOfRow(oy, &rowIndex, &rowWeight)
+                    let row = x + (plane * inputHeight + rowIndex) * inputWidth
+                    let output = y + item * outputWidth
+                    for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
                 }
-                return
             }
-            guard let scratch = io.scratch else { preconditionFailure("resize kernel ran without scratch") }
-            let blocks = (outputHeight + Self.rowsPerItem - 1) / Self.rowsPerItem
-            ScratchSlots.run(items: planes * blocks, pool: io.pool) { slot, item in
-                let plane = item / blocks, block = item % blocks
-                let input = x + plane * inputHeight * inputWidth
-                let ring = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
-                // Which input row each ring slot holds (on the stack: run must not allocate).
-                withUnsafeTemporaryAllocation(of: Int.self, capacity: rowTaps) { ringRows in
-                    ringRows.initialize(repeating: -1)
-                    for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
-                        let output = y + (plane * outputHeight + oy) * outputWidth
-                        output.update(repeating: 0, count: outputWidth)
-                        for ty in 0..<rowTaps {
-                            let inputRow = rowIndices[oy * rowTaps + ty]
-                            let ringSlot = inputRow % rowTaps
-                            let interpolated = ring + ringSlot * outputWidth
-                            if ringRows[ringSlot] != inputRow {
-                                interpolate(input + inputRow * inputWidth, into: interpolated,
-                                            columnIndices: columnIndices, columnWeights: columnWeights)
-                                ringRows[ringSlot] = inputRow
-                            }
-                            let weight = rowWeights[oy * rowTaps + ty]
-                            for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
+            return
+        }
+        let columns = (UnsafeBufferPointer(start: columnIndices, count: entries),
+                       UnsafeBufferPointer(start: columnWeights, count: entries))
+        let rings = scratch + columnTableBytes
+        let blocks = (outputHeight + Self.rowsPerItem - 1) / Self.rowsPerItem
+        ScratchSlots.run(items: planes * blocks, pool: io.pool) { slot, item in
+            let plane = item / blocks, block = item % blocks
+            let input = x + plane * inputHeight * inputWidth
+            let ring = (rings + slot * slotBytes).assumingMemoryBound(to: Float.self)
+            // Which input row each ring slot holds, and one output row's taps (on the
+            // stack: run must not allocate).
+            withUnsafeTemporaryAllocation(of: Int.self, capacity: 2 * rowTaps) { rowState in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: rowTaps) { rowWeights in
+                guard let rowState = rowState.baseAddress, let rowWeights = rowWeights.baseAddress else { return }
+                let ringRows = rowState, rowIndices = rowState + rowTaps
+                ringRows.initialize(repeating: -1, count: rowTaps)
+                for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
+                    tapsOfRow(oy, rowIndices, rowWeights)
+                    let output = y + (plane * outputHeight + oy) * outputWidth
+                    output.update(repeating: 0, count: outputWidth)
+                    for ty in 0..<rowTaps {
+                        let inputRow = rowIndices[ty]
+                        let ringSlot = inputRow % rowTaps
+                        let interpolated = ring + ringSlot * outputWidth
+                        if ringRows[ringSlot] != inputRow {
+                            interpolate(input + inputRow * inputWidth, into: interpolated,
+                                        columnIndices: columns.0, columnWeights: columns.1)
+                            ringRows[ringSlot] = inputRow
                         }
+                        let weight = rowWeights[ty]
+                        for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
                     }
                 }
             }
-        }
-        }
-        }
+            }
         }
     }
 

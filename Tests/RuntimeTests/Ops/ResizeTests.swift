@@ -102,4 +102,27 @@ final class ResizeTests: XCTestCase {
             XCTAssertEqual(error as? OpError, .notPlanTime(node: "resize", input: 1))
         }
     }
+
+    /// The plan fuzzer's find: a 768-byte graph resizing 1×2×9×8 to 1×2×4×(2^28 + 1). Making
+    /// the kernel used to build its column tables then (2^28 × 2 taps, 6 GiB), before any
+    /// memory budget was asked; they now live in the kernel's scratch, which the plan's arena
+    /// counts, so planning allocates nothing and a session's budget refuses the run.
+    func testAHugeResizeIsPlannedWithoutAllocatingAndRefusedByTheBudget() throws {
+        let width = (1 << 28) + 1
+        let graph = Graph(inputs: [ValueInfo(name: "X", dtype: .float32, shape: [.fixed(1), .fixed(2), .fixed(9), .fixed(8)])],
+                          outputs: [ValueInfo(name: "Y", dtype: .float32, shape: [])],
+                          nodes: [node(["mode": .string("linear"), "coordinateTransformationMode": .string("pytorch_half_pixel")],
+                                       sizes: true)],
+                          constants: [ConstantTensor(name: "sizes", shape: [4], ints: [1, 2, 4, Int64(width)])])
+        let session = Session(model: try Model(graph: graph), threads: 1)
+        let plan = try session.plan(for: [[1, 2, 9, 8]])
+        let kernel = try XCTUnwrap(plan.steps.first?.kernel as? ResizeKernel)
+        // The column table (an index and a weight for each of 2 taps per output column) is scratch.
+        XCTAssertGreaterThanOrEqual(kernel.scratchBytes, width * 2 * 12)
+        XCTAssertGreaterThan(plan.arenaBytes, 2 * 4 * width * 4 + width * 2 * 12)
+        session.memoryLimit = 1 << 30
+        XCTAssertThrowsError(try session.checkedPlan(for: [[1, 2, 9, 8]], besides: 0)) { error in
+            XCTAssertTrue(error is MemoryLimitError, "\(error)")
+        }
+    }
 }
