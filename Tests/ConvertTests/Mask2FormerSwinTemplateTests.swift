@@ -23,6 +23,12 @@ final class Mask2FormerSwinTemplateTests: XCTestCase {
     /// from 0 (the script prints the margins), 40 times the template's error in the mask
     /// logits (~1e-6), so the fp32 tolerance holds for both outputs.
     static let tolerance = GoldenCase.Tolerance(relative: 1e-4, absolute: nil)
+    /// Mask2Former-Swin-T's logits after 9 masked-attention layers: at that size some
+    /// thresholded logits sit within fp32 rounding of 0, so a query may attend a pixel more or
+    /// less than in PyTorch (the generator prints the margins). onnxruntime's own distance
+    /// from PyTorch on this model is 1.4e-2 relative (issue 11's note); the mask features
+    /// before any threshold are held to `tolerance`.
+    static let fullSizeLogitTolerance = GoldenCase.Tolerance(relative: 2e-2, absolute: nil)
     var directory = ""
 
     override func setUpWithError() throws {
@@ -95,6 +101,34 @@ final class Mask2FormerSwinTemplateTests: XCTestCase {
         try Self.assertMatchesPyTorch(result.graph, folder: folder, label: "mask2former-swin hidden 64")
     }
 
+    /// Mask2Former-Swin-T (embed 96, depths 2,2,6,2, hidden 256, 8 heads, 6 encoder and 9
+    /// masked-attention layers, 100 queries), generated on demand by `make_checkpoints.py
+    /// --mask2former-full DIR` ($RESTORE_MASK2FORMER_CHECKPOINT_FULL=DIR): the pixel decoder's
+    /// mask features (the last value before any threshold) are held to fp32's 1e-4 at 224×448
+    /// and 448×224; the logits come after 9 layers whose attention follows thresholded masks,
+    /// so they get `fullSizeLogitTolerance`.
+    func testMask2FormerSwinTMatchesPyTorch() throws {
+        let variable = "RESTORE_MASK2FORMER_CHECKPOINT_FULL"
+        guard let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty,
+              FileManager.default.fileExists(atPath: path + "/model.safetensors") else {
+            throw XCTSkip("Mask2Former-Swin-T is not generated: run `.venv/bin/python scripts/fixtures/make_checkpoints.py "
+                + "--mask2former-full DIR` (~190 MB) and set \(variable)=DIR")
+        }
+        let folder = CheckpointCase(folder: URL(fileURLWithPath: path))
+        var graph = try CheckpointCase.convert(path).graph
+        XCTAssertEqual(graph.metadata["restore.multiple"], "224")
+        graph.outputs.append(ValueInfo(name: "model.pixel_level_module.decoder.mask_projection", dtype: .float32, shape: []))
+        for size in ["224x448", "448x224"] {
+            let outputs = try Self.run(graph, input: folder.file("\(size)/input_0.npy"))
+            GoldenCheck.assertClose(outputs[2], try folder.reference("\(size)/mask_features.npy"), Self.tolerance,
+                                    label: "mask2former-swin-t \(size) mask features vs PyTorch 2.13 eager")
+            for (index, name) in Self.outputs.enumerated() {
+                GoldenCheck.assertClose(outputs[index], try folder.reference("\(size)/output_\(index).npy"), Self.fullSizeLogitTolerance,
+                                        label: "mask2former-swin-t \(size) \(name) vs PyTorch 2.13 eager")
+            }
+        }
+    }
+
     private func onDemandDirectory() throws -> URL {
         let variable = "RESTORE_MASK2FORMER_CHECKPOINT_ONNX"
         guard let path = ProcessInfo.processInfo.environment[variable], !path.isEmpty,
@@ -104,6 +138,32 @@ final class Mask2FormerSwinTemplateTests: XCTestCase {
                 + "and set \(variable)=DIR")
         }
         return URL(fileURLWithPath: path)
+    }
+
+    /// The layout early transformers releases saved (kept by some hub checkpoints): the
+    /// backbone under `encoder.model.`, its stage norms numbered; the same graph's output.
+    func testEarlyReleaseBackboneLayoutIsReadToo() throws {
+        let path = try Self.fixture.edited(into: directory, tensors: { writer in
+            let backbone = "model.pixel_level_module.encoder."
+            for index in writer.tensors.indices {
+                var name = writer.tensors[index].name
+                if name.hasPrefix(backbone + "embeddings.") || name.hasPrefix(backbone + "encoder.") {
+                    name = backbone + "model." + name.dropFirst(backbone.count)
+                } else if name.hasPrefix(backbone + "swin.") {
+                    name = backbone + "model." + name.dropFirst((backbone + "swin.").count)
+                }
+                for stage in 1...4 {
+                    name = name.replacingOccurrences(of: "hidden_states_norms.stage\(stage).", with: "hidden_states_norms.\(stage - 1).")
+                }
+                writer.tensors[index].name = name
+            }
+        })
+        let early = try CheckpointCase.convert(path)
+        XCTAssertTrue(early.importNotes.first?.contains("mask2former-swin (detected from names)") ?? false, "\(early.importNotes)")
+        XCTAssertTrue(early.importNotes.contains { $0.hasSuffix("model.pixel_level_module.encoder.model.layernorm.weight") }, "\(early.importNotes)")
+        let current = try CheckpointCase.convert(Self.fixture.folder.path)
+        let input = Self.fixture.file("\(Self.sizes[0])/input_0.npy")
+        XCTAssertEqual(try Self.run(early.graph, input: input).map(\.floats), try Self.run(current.graph, input: input).map(\.floats))
     }
 
     /// `--head rgb --head-init zero --residual`: the mask features through a zero 1×1 conv, so

@@ -8,7 +8,9 @@ import Format
 /// [1, queries, H/4, W/4], the last decoder layer's, as the publisher's forward returns them.
 ///
 /// Names: `model.pixel_level_module.encoder.*` is the Swin backbone (read by the Swin
-/// template's `SwinBuilder`, either name spelling); `model.pixel_level_module.decoder.*` the
+/// template's `SwinBuilder`, either block spelling, and also in the layout early transformers
+/// releases saved, which some hub checkpoints keep: the backbone under `encoder.model.`, the
+/// stage norms numbered `hidden_states_norms.0…`); `model.pixel_level_module.decoder.*` the
 /// pixel decoder (1×1 input projections + GroupNorm on the three coarsest maps, their level
 /// embeddings, the multi-scale deformable-attention encoder layers, the FPN's `adapter_k` /
 /// `layer_k` convolutions + GroupNorm on the finer maps, `mask_projection`);
@@ -387,9 +389,6 @@ struct Mask2FormerBuilder {
                                      graph.dimensions(maps[level], 0, 4)])
         }
         let fpnLevels = stages - levels
-        guard !weights.has(prefix + "adapter_\(fpnLevels + 1).0.weight") else {
-            throw CheckpointError.unexpectedTensors(file: weights.checkpoint.source, tensors: [prefix + "adapter_\(fpnLevels + 1).0.weight"])
-        }
         for stage in stride(from: fpnLevels - 1, through: 0, by: -1) {
             let lateral = try groupNorm(try conv(features[stage], prefix + "adapter_\(stage + 1).0", inputs: featureChannels[stage],
                                                  outputs: width, kernel: 1),
@@ -486,12 +485,14 @@ struct Mask2FormerBuilder {
         let flatFeatures = graph.reshaped(maskFeatures, [1, maskChannels, -1])
         let decoder = prefix + "decoder"
         var normed = try layerNorm(hidden, decoder + ".layernorm", channels: width)
+        // Each layer attends where the previous prediction's masks (resized to its level) allow.
         var prediction = try predictMasks(normed, maskFeatures: maskFeatures, flatFeatures: flatFeatures, maskChannels: maskChannels,
                                           target: levels[0], name: "transformer.prediction0")
         for layer in 0..<decoderLayers {
             let level = layer % Self.levelCount
+            guard let bias = prediction.bias else { break }
             hidden = try decoderLayer(hidden, queryPositions: queryPositions, source: sources[level], position: positions[level],
-                                      bias: prediction.bias!, layer: layer)
+                                      bias: bias, layer: layer)
             normed = try layerNorm(hidden, decoder + ".layernorm", channels: width)
             let last = layer == decoderLayers - 1
             prediction = try predictMasks(normed, maskFeatures: maskFeatures, flatFeatures: flatFeatures, maskChannels: maskChannels,

@@ -159,8 +159,10 @@ struct SwinNames {
     }
 
     /// Where transformers' Swin backbone at module path `root` ("backbone." in UperNet)
-    /// keeps `embeddings` and `encoder`.
-    static func transformersPrefixes(under root: String) -> [String] { [root, root + "swin."] }
+    /// keeps `embeddings` and `encoder`: at `root`, under `swin.` (5.25's modules), or under
+    /// `model.` (the layout early releases saved Mask2Former's backbone in, with the stage
+    /// norms numbered `hidden_states_norms.0…` instead of `stage1…`).
+    static func transformersPrefixes(under root: String) -> [String] { [root, root + "swin.", root + "model."] }
     /// Per block role, the layout's names (transformers: the hub's, then 5.25's).
     static let transformersBlock: [String: [String]] = [
         "query": ["attention.self.query", "attention.q_proj"],
@@ -245,7 +247,8 @@ struct SwinNames {
     /// none: its `norm` follows the last stage).
     func stageNorm(_ stage: Int) -> String {
         switch layout {
-        case .transformers: "\(root)hidden_states_norms.stage\(stage + 1)"
+        case .transformers: names.contains(root + "hidden_states_norms.0.weight")
+            ? "\(root)hidden_states_norms.\(stage)" : "\(root)hidden_states_norms.stage\(stage + 1)"
         case .mmseg: "backbone.norm\(stage)"
         case .timm: "layers.\(stage).norm"
         }
