@@ -9,25 +9,36 @@ public struct MaxUnpool: Operator {
     let name: String
     let attributes: MaxUnpoolAttributes
 
+    /// Y's shape, whose element count is known not to overflow: the shape input and the
+    /// attributes come from the file, and the plan fuzzer found a shape whose product trapped.
     func outputShape(_ inputs: [ValueFact?], x: [Int]) throws -> [Int] {
         guard x.count == 4 else { throw OpError.shape(node: name, "maxUnpool needs X [N,C,H,W], found \(x)") }
+        let shape: [Int]
         if inputs.count > 2, inputs[2] != nil {
-            let shape = try LayoutIndexing.integers(ShapeRules.planTimeValue(inputs, 2, node: name), input: 2, node: name)
+            shape = try LayoutIndexing.integers(ShapeRules.planTimeValue(inputs, 2, node: name), input: 2, node: name)
             guard shape.count == 4, shape[0] == x[0], shape[1] == x[1], shape.allSatisfy({ $0 >= 0 }) else {
                 throw OpError.shape(node: name, "output shape \(shape) does not fit X \(x)")
             }
-            return shape
+        } else {
+            let (k, s, p) = (attributes.kernelShape, attributes.strides, attributes.pads)
+            var spatial: [Int] = []
+            for axis in 0..<2 {
+                // (in − 1)·stride + k − padBegin − padEnd, refused rather than trapping on overflow.
+                let (scaled, o1) = (x[2 + axis] - 1).multipliedReportingOverflow(by: s[axis])
+                let (windowed, o2) = scaled.addingReportingOverflow(k[axis])
+                let (padding, o3) = p[axis].addingReportingOverflow(p[axis + 2])
+                let (size, o4) = windowed.subtractingReportingOverflow(padding)
+                guard !(o1 || o2 || o3 || o4), size >= 1 else {
+                    throw OpError.shape(node: name, "the window \(k), strides \(s) and pads \(p) leave no output for X \(x)")
+                }
+                spatial.append(size)
+            }
+            shape = Array(x[..<2]) + spatial
         }
-        let (k, s, p) = (attributes.kernelShape, attributes.strides, attributes.pads)
-        var spatial: [Int] = []
-        for axis in 0..<2 {
-            let padding = p[axis] + p[axis + 2]
-            spatial.append((x[2 + axis] - 1) * s[axis] + k[axis] - padding)
+        guard ShapeRules.checkedProduct(shape) != nil else {
+            throw OpError.shape(node: name, "output shape \(shape) has more elements than can be counted")
         }
-        guard spatial.allSatisfy({ $0 >= 1 }) else {
-            throw OpError.shape(node: name, "the window \(k), strides \(s) and pads \(p) leave no output for X \(x)")
-        }
-        return Array(x[..<2]) + spatial
+        return shape
     }
 
     /// Where each element of X goes in Y, checked against Y's size.

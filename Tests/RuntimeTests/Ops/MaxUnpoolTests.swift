@@ -38,4 +38,18 @@ final class MaxUnpoolTests: XCTestCase {
             _ = try op.outputs(for: [x, indices, ValueFact(HostTensor(shape: [4], ints: [1, 2, 5, 5]))])
         }
     }
+
+    /// The plan fuzzer's find: an output shape input whose element count overflows trapped
+    /// in the shape rule; it, and attributes whose output size overflows, are errors now.
+    func testOutputShapesThatOverflowAreErrors() throws {
+        let x = ValueFact(dtype: .float32, shape: [1, 1, 2, 2])
+        let indices = ValueFact(HostTensor(shape: [1, 1, 2, 2], ints: [0, 1, 2, 3]))
+        let op = try OpKind.makeOperator(node("huge_unpool", inputs: 3))
+        LayoutTesting.assertError(naming: "huge_unpool") {
+            _ = try op.outputs(for: [x, indices, ValueFact(HostTensor(shape: [4], ints: [1, 1, 1 << 40, 1 << 40]))])
+        }
+        let strided = try OpKind.makeOperator(LayoutTesting.node(.maxUnpool, "strided_unpool", inputs: 2,
+                                                                 ["kernelShape": .ints([2, 2]), "strides": .ints([Int.max, 2])]))
+        LayoutTesting.assertError(naming: "strided_unpool") { _ = try strided.outputs(for: [x, indices]) }
+    }
 }
