@@ -32,6 +32,12 @@ public struct Resize: Operator {
                 }
                 return size
             }
+            // An empty axis is refused: it is no image, and its scale (below 1 / input) would
+            // make the antialiased tap count 2 − 2·(⌊−1/scale⌋ + 1) too large for an Int (the
+            // plan fuzzer's find). A non-empty axis has scale ≥ 1 / input, so at most ~4·input taps.
+            guard sizes.allSatisfy({ $0 >= 1 }) else {
+                throw OpError.unsupported(node: name, "scales \(scales) give an empty output for \(shape)")
+            }
             return (leading + sizes, last)
         }
         guard let sizes, sizes.count == rank || sizes.count == 2 else {

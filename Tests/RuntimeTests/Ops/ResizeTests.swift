@@ -91,6 +91,16 @@ final class ResizeTests: XCTestCase {
         XCTAssertEqual(shape, [1, 3, 8, 4])
     }
 
+    /// The plan fuzzer's find: antialiased linear with a scale near 0 trapped converting its
+    /// tap count to Int; such a scale empties the axis, which is refused.
+    func testScalesThatEmptyAnAxisAreRefused() {
+        let op = try! OpKind.makeOperator(node(["mode": .string("linear"), "antialias": .int(1)]))
+        XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [1, 2, 7, 5]),
+                                                  ValueFact(scales([1, 1, 1e-30, 0.5]))])) { error in
+            XCTAssertTrue("\(error)".contains("give an empty output"), "\(error)")
+        }
+    }
+
     func testRejectsScalingBatchOrChannels() {
         XCTAssertThrowsError(try OpKind.makeOperator(node(["mode": .string("linear")]))
             .outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 5, 7]), ValueFact(scales([1, 2, 2, 2]))]))
