@@ -109,6 +109,13 @@ final class GradientTests: XCTestCase {
         cases["grid_sample_bilinear_zeros"] = (gridSample(.linear, .zeros, aligned: false), [])
         cases["grid_sample_bilinear_border_aligned"] = (gridSample(.linear, .border, aligned: true), [])
         cases["grid_sample_nearest"] = (gridSample(.nearest, .zeros, aligned: false), [])
+        cases["deformable_attention_zeros"] = (.deformableAttention(DeformableAttentionAttributes(
+            heads: 2, levelShapes: [4, 5, 2, 3], sampling: GridSampleAttributes())), [])
+        var borderAligned = GridSampleAttributes()
+        borderAligned.paddingMode = .border
+        borderAligned.alignCorners = true
+        cases["deformable_attention_border_aligned"] = (.deformableAttention(DeformableAttentionAttributes(
+            heads: 2, levelShapes: [3, 4, 2, 2, 1, 3], sampling: borderAligned)), [])
         // Input order: data, then the plan-time indices, then the updates (x1 of the fixture).
         let scatterIndices = ConstantTensor(name: "indices", shape: [3, 2], ints: [1, 0, 3, 2, 1, 0])
         cases["scatter_nd_write"] = (.scatterND(ScatterNDAttributes()), [scatterIndices])
@@ -240,19 +247,33 @@ final class GradientTests: XCTestCase {
     }
 
     /// A wrong gradient path is refused by name: an op without a rule between the wanted
-    /// input and the loss (deformable attention has none yet).
+    /// input and the loss (det has none yet).
     func testOpWithoutRuleIsNamed() throws {
-        // value [1, 4 tokens of a 2×2 level, 2 channels], grid [1, 3 queries, 1 head, 1 level, 1 point, 2],
-        // weights [1, 3, 1, 1, 1].
-        let shapes = [[1, 4, 2], [1, 3, 1, 1, 1, 2], [1, 3, 1, 1, 1]]
-        let names = ["value", "grid", "weights"]
-        let graph = Graph(inputs: zip(names, shapes).map { ValueInfo(name: $0, dtype: .float32, shape: $1.map { .fixed($0) }) },
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(2), .fixed(3), .fixed(3)])],
                           outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])],
-                          nodes: [Node(name: "sample", try Self.sampleOp(.deformableAttention), inputs: names, outputs: ["y"])])
-        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: shapes, parameters: [],
-                                              wantedInputs: ["value"], threads: 1)) { error in
-            XCTAssertEqual(error as? GradientError, .noRule(node: "sample", op: .deformableAttention))
+                          nodes: [Node(name: "determinant", try Self.sampleOp(.det), inputs: ["x"], outputs: ["y"])])
+        XCTAssertThrowsError(try GradientPlan(model: try Model(graph: graph), inputShapes: [[2, 3, 3]], parameters: [],
+                                              wantedInputs: ["x"], threads: 1)) { error in
+            XCTAssertEqual(error as? GradientError, .noRule(node: "determinant", op: .det))
         }
+    }
+
+    /// Deformable attention's grid gradient with reflection padding (whose slope the rule
+    /// does not follow through the mirroring, as gridSample's) is refused by node name; the
+    /// value's and weights' gradients are given.
+    func testDeformableAttentionReflectionGridGradientIsRefused() throws {
+        var sampling = GridSampleAttributes()
+        sampling.paddingMode = .reflection
+        let node = Node(name: "sampleMirrored", .deformableAttention(DeformableAttentionAttributes(
+            heads: 1, levelShapes: [2, 2], sampling: sampling)), inputs: ["value", "grid", "weights"], outputs: ["y"])
+        let rule = try XCTUnwrap(try OpKind.makeOperator(node) as? any Differentiable)
+        // value [1, 4 tokens of a 2×2 level, 2 channels], grid [1, 3 queries, 1 head, 1 level, 1 point, 2], weights [1, 3, 1, 1, 1].
+        let inputs = [[1, 4, 2], [1, 3, 1, 1, 1, 2], [1, 3, 1, 1, 1]].map { ValueFact(dtype: .float32, shape: $0) }
+        let outputs = [ValueFact(dtype: .float32, shape: [1, 3, 2])]
+        XCTAssertThrowsError(try rule.backward(inputs: inputs, outputs: outputs, wanted: [true, true, true])) { error in
+            XCTAssertTrue("\(error)".contains("sampleMirrored"), "\(error)")
+        }
+        XCTAssertNoThrow(try rule.backward(inputs: inputs, outputs: outputs, wanted: [true, false, true]))
     }
 
     /// Integers carry no gradient: a cast to or from them is refused by node name.

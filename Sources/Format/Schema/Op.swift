@@ -261,9 +261,8 @@ extension OpKind {
         case .matMul, .attention, .instanceNorm, .layerNorm, .softmax, .unary, .binary, .reduce, .concat, .split, .slice,
              .transpose, .pad, .resize, .depthToSpace, .spaceToDepth, .expand, .tile, .gather, .averagePool, .maxPool, .windowAttention, .where,
              .cast, .gridSample, .scatterND, .gatherElements, .scatterElements, .gatherND, .reverseSequence,
-             .maxUnpool: [.hasGradient]
-        case .deformableAttention, .det, .shape,
-             .range, .constantOfShape: []
+             .maxUnpool, .deformableAttention: [.hasGradient]
+        case .det, .shape, .range, .constantOfShape: []
         }
     }
 

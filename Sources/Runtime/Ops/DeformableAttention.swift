@@ -144,7 +144,8 @@ public struct DeformableAttention: Operator {
         return [HostTensor(shape: [g.batch, g.queries, g.channels], floats: y)]
     }
 
-    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+    /// The geometry of a plan and one sampler per level.
+    func samplers(_ inputs: [ValueFact?]) throws -> (geometry: Geometry, samplers: [GridSampler]) {
         let shapes = try (0..<3).map { try ShapeRules.required(inputs, $0, node: name).shape }
         let g = try geometry(value: shapes[0], grid: shapes[1], weights: shapes[2], levels: try levels(inputs))
         let samplers = g.levels.map {
@@ -153,6 +154,11 @@ public struct DeformableAttention: Operator {
                         batch: 1, channels: g.headWidth, inputHeight: $0.height, inputWidth: $0.width,
                         outputHeight: g.queries, outputWidth: g.points)
         }
+        return (g, samplers)
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let (g, samplers) = try samplers(inputs)
         return DeformableAttentionKernel(geometry: g, samplers: samplers)
     }
 }
@@ -187,6 +193,87 @@ struct DeformableAttentionKernel: Kernel {
                             guard scale != 0 else { continue }
                             let source = levelValue + Int(offsets[corner]) * tokenStride
                             for c in 0..<width { row[c] += scale * source[c] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+extension DeformableAttention: Differentiable {
+    /// Reads the value, the grid and the weights (the levels' sizes are plan-time).
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { SavedValues(inputs: [0, 1, 2]) }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        if wanted.count > 1 && wanted[1] && attributes.sampling.paddingMode == .reflection && attributes.sampling.mode == .linear {
+            throw OpError.unsupported(node: name, "gradient of the grid with reflection padding")
+        }
+        let (g, samplers) = try samplers(inputs)
+        return DeformableAttentionBackward(geometry: g, samplers: samplers)
+    }
+}
+
+/// deformableAttention's backward rule, per (batch, query, head), level and point with
+/// weight a and the forward's sample s_c = Σₜ cornerₜ·value[tokenₜ, c]:
+///   ∂value[tokenₜ, c] += a·cornerₜ·∂Y_c (padding resolved as the forward read it);
+///   ∂a += Σ_c ∂Y_c·s_c;
+///   ∂grid += a·Σ_c ∂Y_c·∂s_c/∂grid, with the slopes `GridSampler.gridSlopes` gives
+///   (bilinear; zero for nearest, as PyTorch's grid_sample, whose fused form this op is).
+/// Every query of one (batch, head) adds into that head's channels of the value's tokens,
+/// so workers take whole (batch, head) pairs; the grid's and weights' gradients are per
+/// query and point.
+struct DeformableAttentionBackward: BackwardKernel {
+    let geometry: DeformableAttention.Geometry
+    let samplers: [GridSampler]
+
+    func run(_ io: BackwardIO) {
+        let g = geometry
+        let value = io.input(0), grid = io.input(1), weights = io.input(2), dy = io.outputGradient
+        let dValue = io.inputGradient(0), dGrid = io.inputGradient(1), dWeights = io.inputGradient(2)
+        let (heads, width, points, levelCount) = (g.heads, g.headWidth, g.points, g.levels.count)
+        let tokenStride = g.channels
+        /// Σ_c upstream[c]·token[c] over the head's channels.
+        @inline(__always) func dot(_ upstream: UnsafePointer<Float>, _ token: UnsafePointer<Float>) -> Float {
+            var sum: Float = 0
+            for c in 0..<width { sum += upstream[c] * token[c] }
+            return sum
+        }
+        io.pool.parallelFor(g.batch * heads) { pairs in
+            for pair in pairs {
+                let (b, m) = pair.quotientAndRemainder(dividingBy: heads)
+                for q in 0..<g.queries {
+                    let item = (b * g.queries + q) * heads + m
+                    let upstream = dy + item * width
+                    for l in 0..<levelCount {
+                        let sampler = samplers[l]
+                        let levelOffset = (b * g.tokens + g.levelStarts[l]) * tokenStride + m * width
+                        let levelValue = value + levelOffset
+                        let first = (item * levelCount + l) * points
+                        for p in 0..<points {
+                            let weight = weights[first + p]
+                            let (gx, gy) = (grid[(first + p) * 2], grid[(first + p) * 2 + 1])
+                            if dValue != nil || dWeights != nil {
+                                let (offsets, corners) = sampler.taps(column: gx, row: gy)
+                                var sampled: Float = 0
+                                for t in 0..<4 where corners[t] != 0 {
+                                    let token = Int(offsets[t]) * tokenStride
+                                    if dWeights != nil { sampled += corners[t] * dot(upstream, levelValue + token) }
+                                    if let dValue {
+                                        let target = dValue + levelOffset + token, scale = weight * corners[t]
+                                        for c in 0..<width { target[c] += scale * upstream[c] }
+                                    }
+                                }
+                                dWeights?[first + p] += sampled
+                            }
+                            guard let dGrid else { continue }
+                            let (offsets, alongX, alongY) = sampler.gridSlopes(column: gx, row: gy)
+                            var slope = SIMD2<Float>.zero
+                            for t in 0..<4 where alongX[t] != 0 || alongY[t] != 0 {
+                                slope += SIMD2(alongX[t], alongY[t]) * dot(upstream, levelValue + Int(offsets[t]) * tokenStride)
+                            }
+                            dGrid[(first + p) * 2] += weight * slope.x
+                            dGrid[(first + p) * 2 + 1] += weight * slope.y
                         }
                     }
                 }

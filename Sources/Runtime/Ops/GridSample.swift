@@ -183,6 +183,49 @@ struct GridSampler: Sendable {
             return (offsets, weights)
         }
     }
+
+    /// The bilinear sample's derivatives with respect to the normalised grid point
+    /// (gx, gy), as weights on the four corners `taps` reads: ∂sample/∂gx = Σ alongX[t]·v[t],
+    /// ∂sample/∂gy = Σ alongY[t]·v[t]. With fx, fy the fractional parts of the pixel
+    /// coordinates, ∂/∂x = (1 − fy)·(v₀₁ − v₀₀) + fy·(v₁₁ − v₁₀) and ∂/∂y = (1 − fx)·(v₁₀ − v₀₀)
+    /// + fx·(v₁₁ − v₀₁), times the pixel coordinate's derivative in the normalised one
+    /// (`coordinateSlope`). A corner in zero padding reads 0 and has weight 0. Nearest
+    /// sampling is piecewise constant in the grid: all weights are 0, as in PyTorch.
+    @inline(__always)
+    func gridSlopes(column gx: Float, row gy: Float) -> (offsets: SIMD4<Int32>, alongX: SIMD4<Float>, alongY: SIMD4<Float>) {
+        guard options.mode == .linear else { return (.zero, .zero, .zero) }
+        let column = options.sourceCoordinate(gx, size: inputWidth)
+        let row = options.sourceCoordinate(gy, size: inputHeight)
+        let slopeX = options.coordinateSlope(gx, coordinate: column, size: inputWidth)
+        let slopeY = options.coordinateSlope(gy, coordinate: row, size: inputHeight)
+        let (r0, q0) = (row.rounded(.down), column.rounded(.down))
+        let (fy, fx) = (row - r0, column - q0)
+        let (r, q) = (Int(r0), Int(q0))
+        var offsets = SIMD4<Int32>.zero, alongX = SIMD4<Float>.zero, alongY = SIMD4<Float>.zero
+        @inline(__always) func corner(_ index: Int, _ r: Int, _ q: Int, _ x: Float, _ y: Float) {
+            guard let a = options.resolve(r, size: inputHeight), let b = options.resolve(q, size: inputWidth) else { return }
+            offsets[index] = Int32(a * inputWidth + b)
+            alongX[index] = x * slopeX
+            alongY[index] = y * slopeY
+        }
+        corner(0, r, q, -(1 - fy), -(1 - fx))
+        corner(1, r, q + 1, 1 - fy, -fx)
+        corner(2, r + 1, q, -fy, 1 - fx)
+        corner(3, r + 1, q + 1, fy, fx)
+        return (offsets, alongX, alongY)
+    }
+}
+
+extension GridSampler.Options {
+    /// d(pixel coordinate)/d(normalised g) along an axis of `size` pixels: (size − 1)/2 with
+    /// alignCorners, else size/2; 0 where padding moved the coordinate (clamped to the
+    /// border or reflected), since it is then constant or its slope is not followed.
+    func coordinateSlope(_ g: Float, coordinate: Float, size: Int) -> Float {
+        let extent = Float(size)
+        let raw = alignCorners ? (g + 1) / 2 * (extent - 1) : ((g + 1) * extent - 1) / 2
+        guard raw == coordinate else { return 0 }
+        return alignCorners ? (extent - 1) / 2 : extent / 2
+    }
 }
 
 /// Works out the taps of a block of output points once, then gathers every channel
@@ -241,29 +284,19 @@ extension GridSample: Differentiable {
 
 /// gridSample's backward rule, point by point:
 ///   ∂X[corner] += weight · ∂Y (the forward's taps, padding resolved as it read them);
-///   ∂grid (bilinear): ∂Y times the slope of the interpolation along x and y — for x,
-///   (1 − dy)·(v₀₁ − v₀₀) + dy·(v₁₁ − v₁₀) summed over channels — times the pixel
-///   coordinate's derivative in the normalised one ((size − 1)/2 with alignCorners, else
-///   size/2), zero where padding moved the coordinate (clamped to the border). Nearest
-///   sampling is piecewise constant in the grid: no grid gradient, as in PyTorch.
+///   ∂grid (bilinear): ∂Y times the sample's slope along x and y (`GridSampler.gridSlopes`,
+///   zero where padding moved the coordinate), summed over channels. Nearest sampling is
+///   piecewise constant in the grid: no grid gradient, as in PyTorch.
 /// Points of one image add into the same X plane, so workers take whole images.
 struct GridSampleBackward: BackwardKernel {
     let sampler: GridSampler
 
     func run(_ io: BackwardIO) {
-        let g = sampler, options = g.options
+        let g = sampler
         let x = io.input(0), grid = io.input(1), dy = io.outputGradient
         let dx = io.inputGradient(0)
-        let dGrid = options.mode == .linear ? io.inputGradient(1) : nil
-        let (h, w) = (g.inputHeight, g.inputWidth)
-        let plane = h * w
-        /// The pixel coordinate's derivative along an axis, 0 where padding moved it.
-        func slope(_ normalised: Float, coordinate: Float, size: Int) -> Float {
-            let extent = Float(size)
-            let raw = options.alignCorners ? (normalised + 1) / 2 * (extent - 1) : ((normalised + 1) * extent - 1) / 2
-            guard raw == coordinate else { return 0 }
-            return options.alignCorners ? (extent - 1) / 2 : extent / 2
-        }
+        let dGrid = g.options.mode == .linear ? io.inputGradient(1) : nil
+        let plane = g.inputHeight * g.inputWidth
         io.pool.parallelFor(g.batch) { images in
             for n in images {
                 for p in 0..<g.outputPixels {
@@ -277,25 +310,18 @@ struct GridSampleBackward: BackwardKernel {
                         }
                     }
                     guard let dGrid else { continue }
-                    let column = options.sourceCoordinate(grid[point], size: w)
-                    let row = options.sourceCoordinate(grid[point + 1], size: h)
-                    let (r0, q0) = (row.rounded(.down), column.rounded(.down))
-                    let (fy, fx) = (row - r0, column - q0)
-                    let (r, q) = (Int(r0), Int(q0))
+                    let (offsets, slopesX, slopesY) = g.gridSlopes(column: grid[point], row: grid[point + 1])
                     var (alongX, alongY): (Float, Float) = (0, 0)
                     for c in 0..<g.channels {
                         let source = x + (n * g.channels + c) * plane
-                        func pixel(_ row: Int, _ column: Int) -> Float {
-                            guard let a = options.resolve(row, size: h), let b = options.resolve(column, size: w) else { return 0 }
-                            return source[a * w + b]
-                        }
-                        let (v00, v01, v10, v11) = (pixel(r, q), pixel(r, q + 1), pixel(r + 1, q), pixel(r + 1, q + 1))
+                        let corners = SIMD4(source[Int(offsets[0])], source[Int(offsets[1])], source[Int(offsets[2])],
+                                            source[Int(offsets[3])])
                         let upstream = dy[(n * g.channels + c) * g.outputPixels + p]
-                        alongX += upstream * ((1 - fy) * (v01 - v00) + fy * (v11 - v10))
-                        alongY += upstream * ((1 - fx) * (v10 - v00) + fx * (v11 - v01))
+                        alongX += upstream * (slopesX * corners).sum()
+                        alongY += upstream * (slopesY * corners).sum()
                     }
-                    dGrid[point] += alongX * slope(grid[point], coordinate: column, size: w)
-                    dGrid[point + 1] += alongY * slope(grid[point + 1], coordinate: row, size: h)
+                    dGrid[point] += alongX
+                    dGrid[point + 1] += alongY
                 }
             }
         }
