@@ -12,6 +12,10 @@
 /* libmvec's AVX2 erff (glibc ≥ 2.35) and expf (glibc ≥ 2.22), by vector ABI name. */
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
+/* libmvec's AVX2 logf, cosf and sinf (glibc ≥ 2.22). */
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_logf(__m256);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_cosf(__m256);
+__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_sinf(__m256);
 
 __attribute__((target("avx2,fma")))
 static inline __m256 gelu8(__m256 x) {
@@ -71,4 +75,23 @@ void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length) {
     for (ptrdiff_t i = 0; i < whole; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_loadu_ps(y + i), scale));
     _mm256_storeu_ps(tail, _mm256_mul_ps(tail_exp, scale));
     memcpy(y + whole, tail, sizeof(float) * (size_t)(length - whole));
+}
+
+__attribute__((target("avx2,fma")))
+void restore_gaussian_pairs_avx2(float *values, const float *base, float scale, ptrdiff_t pairs) {
+    const __m256 minus_two = _mm256_set1_ps(-2.0f), two_pi = _mm256_set1_ps(2.0f * 3.14159265358979323846f);
+    const __m256 factor = _mm256_set1_ps(scale);
+    for (ptrdiff_t p = 0; p + 8 <= pairs; p += 8) {
+        float *at = values + 2 * p;
+        __m256 first = _mm256_loadu_ps(at), second = _mm256_loadu_ps(at + 8);
+        /* Per 128-bit lane: u = (u0 u1 u4 u5 | u2 u3 u6 u7), v likewise; unpacking the
+         * results interleaves them back in the order they were read. */
+        __m256 u = _mm256_shuffle_ps(first, second, _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 v = _mm256_shuffle_ps(first, second, _MM_SHUFFLE(3, 1, 3, 1));
+        __m256 radius = _mm256_mul_ps(factor, _mm256_sqrt_ps(_mm256_mul_ps(minus_two, _ZGVdN8v_logf(u))));
+        __m256 angle = _mm256_mul_ps(two_pi, v);
+        __m256 a = _mm256_mul_ps(radius, _ZGVdN8v_cosf(angle)), b = _mm256_mul_ps(radius, _ZGVdN8v_sinf(angle));
+        _mm256_storeu_ps(at, _mm256_add_ps(_mm256_loadu_ps(base + 2 * p), _mm256_unpacklo_ps(a, b)));
+        _mm256_storeu_ps(at + 8, _mm256_add_ps(_mm256_loadu_ps(base + 2 * p + 8), _mm256_unpackhi_ps(a, b)));
+    }
 }

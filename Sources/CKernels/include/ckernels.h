@@ -72,6 +72,11 @@ void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length);
 /* The same two over AVX2 lanes (activation_avx2.c). AVX2 + FMA only. */
 void restore_gelu_avx2(float *values, ptrdiff_t count);
 void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length);
+/* Box–Muller over `pairs` pairs: values holds the uniforms (u, v) interleaved, u in (0, 1];
+ * each pair becomes base + scale·√(−2 ln u)·(cos 2πv, sin 2πv) in place (base: the
+ * same layout). 8 pairs per step with libmvec's AVX2 logf, cosf, sinf; the pairs past the
+ * last multiple of 8 are left for the caller. */
+void restore_gaussian_pairs_avx2(float *values, const float *base, float scale, ptrdiff_t pairs);
 
 /*
  * Winograd F(4×4, 3×3) transforms (winograd.c; the block layout is WinogradConvolution.swift's),

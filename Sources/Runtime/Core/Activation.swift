@@ -12,6 +12,10 @@ extension Activation {
         case .identity: return
         // Branch-free so that it vectorises; NaN stays NaN (max keeps its first argument then).
         case .relu: for i in 0..<count { values[i] = Swift.max(values[i], 0) }
+        // A select per element, which vectorises (the generic path below switches per element).
+        case .leakyRelu:
+            let alpha = alpha
+            for i in 0..<count { values[i] = values[i] >= 0 ? values[i] : alpha * values[i] }
         // 16 or 8 lanes at a time with glibc's vector erff (≤ 4 ulp from the scalar one).
         case .gelu where cpu == .avx512: restore_gelu_avx512(values, count)
         case .gelu where cpu == .avx2: restore_gelu_avx2(values, count)
@@ -104,6 +108,35 @@ extension Activation {
         }
     }
 
+    /// Whether `addBackward` handles the function (reading outputs when `fromOutputs`):
+    /// those whose derivative is a select or a product on the saved values.
+    @inlinable
+    public func addsBackwardInOnePass(fromOutputs: Bool) -> Bool {
+        switch function {
+        case .identity, .relu, .leakyRelu: true
+        case .sigmoid: fromOutputs
+        default: false
+        }
+    }
+
+    /// target += ∂L/∂y · f′ in one vectorisable pass, for the functions
+    /// `addsBackwardInOnePass` accepts; `values` are the outputs when `valuesAreOutputs`,
+    /// else the inputs (leakyRelu's sign is the same in both when it is differentiable from
+    /// its output, alpha > 0).
+    @inlinable
+    public func addBackward(_ gradient: UnsafePointer<Float>, values: UnsafePointer<Float>, count: Int,
+                            valuesAreOutputs: Bool, into target: UnsafeMutablePointer<Float>) {
+        switch function {
+        case .identity: for i in 0..<count { target[i] += gradient[i] }
+        case .relu: for i in 0..<count { target[i] += values[i] > 0 ? gradient[i] : 0 }
+        case .leakyRelu:
+            let alpha = alpha
+            for i in 0..<count { target[i] += values[i] > 0 ? gradient[i] : alpha * gradient[i] }
+        case .sigmoid where valuesAreOutputs: for i in 0..<count { target[i] += gradient[i] * values[i] * (1 - values[i]) }
+        default: preconditionFailure("\(function) has no one-pass backward")
+        }
+    }
+
     /// Turns ∂L/∂y into ∂L/∂x in place for `count` elements, reading the function's
     /// output when `isDifferentiableFromOutput`, else its input.
     @inlinable
@@ -112,6 +145,11 @@ extension Activation {
         switch function {
         case .identity: return
         case .relu: for i in 0..<count where values[i] <= 0 { gradient[i] = 0 }
+        // leakyRelu's sign is the same before and after it when alpha > 0 (the only case
+        // differentiable from the output), so both read the same test.
+        case .leakyRelu:
+            let alpha = alpha
+            for i in 0..<count { gradient[i] *= values[i] > 0 ? 1 : alpha }
         default:
             if valuesAreOutputs {
                 for i in 0..<count { gradient[i] *= derivative(fromOutput: values[i]) }

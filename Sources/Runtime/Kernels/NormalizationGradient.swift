@@ -32,17 +32,11 @@ struct NormalizationGradient: Sendable {
         pool.parallelFor(rows) { range in
             for row in range {
                 let xs = x + row * size, gs = gradient + row * size
-                var sum = 0.0
-                for j in 0..<size { sum += Double(xs[j]) }
-                let mean = Float(sum / Double(size))
-                var squares = 0.0
-                for j in 0..<size { squares += Double((xs[j] - mean) * (xs[j] - mean)) }
+                let mean = Float(Self.sum(size) { xs.vector($0) } tail: { xs[$0] } / Double(size))
+                let squares = Self.sum(size) { let d = xs.vector($0) - mean; return d * d } tail: { (xs[$0] - mean) * (xs[$0] - mean) }
                 let r = Float(1 / (squares / Double(size) + Double(epsilon)).squareRoot())
-                var sumGY = 0.0, sumGYX = 0.0
-                for j in 0..<size {
-                    sumGY += Double(gs[j])
-                    sumGYX += Double(gs[j] * (xs[j] - mean) * r)
-                }
+                let sumGY = Self.sum(size) { gs.vector($0) } tail: { gs[$0] }
+                let sumGYX = Self.sum(size) { gs.vector($0) * (xs.vector($0) - mean) } tail: { gs[$0] * (xs[$0] - mean) } * Double(r)
                 let stats = statistics + Self.statisticsPerRow * row
                 (stats[0], stats[1], stats[2], stats[3]) = (mean, r, Float(sumGY), Float(sumGYX))
                 guard let target else { continue }
@@ -71,6 +65,32 @@ struct NormalizationGradient: Sendable {
         }
     }
 
+    /// Elements summed in float lanes before the block's sum joins the double total: the
+    /// instance-norm forward's blocking, so rounding does not grow with the row.
+    private static let block = 1024
+
+    /// Σ term over 0..<count: `vector(i)` gives the 16 terms from element i on (i a
+    /// multiple of 16), `tail(i)` one term past the last whole vector.
+    @inline(__always)
+    static func sum(_ count: Int, _ vector: (Int) -> SIMD16<Float>, tail: (Int) -> Float) -> Double {
+        let whole = count / 16 * 16
+        var total = 0.0
+        var start = 0
+        while start < whole {
+            let end = Swift.min(start + block, whole)
+            var lanes = SIMD16<Float>()
+            var i = start
+            while i < end {
+                lanes += vector(i)
+                i += 16
+            }
+            total += Double(lanes.sum())
+            start = end
+        }
+        for i in whole..<count { total += Double(tail(i)) }
+        return total
+    }
+
     /// Per position j of a row: Σ over rows of ∂L/∂y·x̂ into `scaleSums[j]` and of ∂L/∂y
     /// into `biasSums[j]`; workers own disjoint ranges of positions.
     func positionSums(x: UnsafePointer<Float>, gradient: UnsafePointer<Float>, statistics: UnsafePointer<Float>,
@@ -91,5 +111,13 @@ struct NormalizationGradient: Sendable {
                 }
             }
         }
+    }
+}
+
+extension UnsafePointer<Float> {
+    /// The 16 floats from `index` on, unaligned.
+    @inline(__always)
+    func vector(_ index: Int) -> SIMD16<Float> {
+        UnsafeRawPointer(self + index).loadUnaligned(as: SIMD16<Float>.self)
     }
 }

@@ -79,5 +79,43 @@ public struct Concatenation: Operator {
     }
 }
 
-/// Backward: ∂L/∂y scattered back along the element map (`ElementMapGradient`).
-extension Concatenation: MovesElements {}
+extension Concatenation: Differentiable {
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let facts = try inputs.indices.map { try ShapeRules.required(inputs, $0, node: name) }
+        let (axis, shape) = try layout(shapes: facts.map(\.shape), dtypes: facts.map(\.dtype))
+        let inner = shape[(axis + 1)...].reduce(1, *)
+        return ConcatenationBackward(blocks: shape[..<axis].reduce(1, *), outputChunk: shape[axis] * inner,
+                                     chunks: facts.map { $0.shape[axis] * inner })
+    }
+}
+
+/// ∂L/∂(input i) += its slab of ∂L/∂y: per block of the axes before the concatenation
+/// axis, input i's chunk starts after the chunks of the inputs before it.
+struct ConcatenationBackward: BackwardKernel {
+    let blocks: Int
+    let outputChunk: Int
+    let chunks: [Int]
+
+    func run(_ io: BackwardIO) {
+        let gradient = io.outputGradient
+        var offset = 0
+        for (index, chunk) in chunks.enumerated() {
+            defer { offset += chunk }
+            guard let target = io.inputGradient(index), chunk > 0 else { continue }
+            let (blocks, outputChunk, start) = (blocks, outputChunk, offset)
+            io.pool.parallelFor(blocks * chunk, minimumChunk: 1 << 14) { range in
+                // Element e of the input is block e / chunk, position e % chunk within it.
+                var e = range.lowerBound
+                while e < range.upperBound {
+                    let block = e / chunk, within = e % chunk
+                    let length = Swift.min(chunk - within, range.upperBound - e)
+                    let source = gradient + block * outputChunk + start + within, destination = target + e
+                    for i in 0..<length { destination[i] += source[i] }
+                    e += length
+                }
+            }
+        }
+    }
+}

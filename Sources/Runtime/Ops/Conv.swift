@@ -419,7 +419,9 @@ extension Convolution: Differentiable {
 ///   activation when act′ does not follow from y), ∂L/∂B += Σ G, ∂L/∂R += ∂L/∂y or G.
 ///   ∂L/∂W += G·Cᵀ with C = im2col(X), over bands of output pixels so that C stays a
 ///   few MB: workers take whole bands, each with its own columns and its own partial
-///   ∂W (small: M × C·kH·kW), summed at the end.
+///   ∂W (small: M × C·kH·kW), summed at the end. Each band's product is computed as
+///   ∂Wᵀ += C·Gᵀ: the GEMM packs its B operand, and Gᵀ (pixels × M) is 9× smaller than
+///   Cᵀ for a 3×3 kernel, while C is read in place (X itself for a pointwise conv).
 ///   ∂L/∂X: for stride 1 without groups, a forward convolution of G with W flipped and
 ///   its channel axes swapped, padded by k − 1 − pad (so Winograd and the tiled GEMM
 ///   kernels do the work), into scratch and added; otherwise per band ∂C = Wᵀ·G and
@@ -579,7 +581,8 @@ struct ConvolutionBackward: BackwardKernel {
         }
     }
 
-    /// ∂L/∂W += G·im2col(X)ᵀ, bands spread over workers with partial sums per worker.
+    /// ∂L/∂W += G·im2col(X)ᵀ, bands spread over workers with partial sums per worker,
+    /// each partial kept transposed (per group [C·kH·kW × M/group]) as the GEMM makes it.
     private func weightGradient(x: UnsafePointer<Float>, gz: UnsafePointer<Float>, into target: UnsafeMutablePointer<Float>,
                                 scratch: UnsafeMutableRawPointer, pool: ThreadPool) {
         let l = layout, g = l.geometry, rows = l.columnRows
@@ -587,6 +590,7 @@ struct ConvolutionBackward: BackwardKernel {
         let items = l.batch * l.group * bands
         let workers = Swift.min(pool.threads, ScratchSlots.slotCount, items)
         let columnBytes = Self.aligned(rows * bandPixels)
+        let pointwise = columns.strategy == .pointwise
         for slot in 0..<workers {
             (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
                 .update(repeating: 0, count: weightCount)
@@ -594,19 +598,30 @@ struct ConvolutionBackward: BackwardKernel {
         ScratchSlots.run(items: items, pool: pool) { slot, item in
             let band = item % bands, groupIndex = item / bands % l.group, n = item / bands / l.group
             let first = band * bandPixels, pixels = Swift.min(bandPixels, g.outputPixels - first)
-            let columns = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
             let partial = (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
             let groupInput = x + (n * l.inChannels + groupIndex * l.groupIn) * g.inputPixels
             let groupGradient = gz + (n * l.outChannels + groupIndex * l.groupOut) * g.outputPixels
-            self.columns.im2col(groupInput, firstPixel: first, pixels: pixels, into: columns)
-            GEMM.multiply(m: l.groupOut, n: rows, k: pixels, a: groupGradient + first, lda: g.outputPixels,
-                          b: columns, ldb: pixels, transposeB: true,
-                          c: partial + groupIndex * l.groupOut * rows, ldc: rows, beta: 1)
+            let bandColumns: UnsafePointer<Float>, columnStride: Int
+            if pointwise {
+                (bandColumns, columnStride) = (groupInput + first, g.inputPixels)
+            } else {
+                let buffer = (scratch + slot * slotBytes).assumingMemoryBound(to: Float.self)
+                self.columns.im2col(groupInput, firstPixel: first, pixels: pixels, into: buffer)
+                (bandColumns, columnStride) = (UnsafePointer(buffer), pixels)
+            }
+            GEMM.multiply(m: rows, n: l.groupOut, k: pixels, a: bandColumns, lda: columnStride,
+                          b: groupGradient + first, ldb: g.outputPixels, transposeB: true,
+                          c: partial + groupIndex * l.groupOut * rows, ldc: l.groupOut, beta: 1)
         }
+        // W[m, r] is row r, column m % (M/group) of group m / (M/group)'s transposed partial.
         pool.parallelFor(weightCount, minimumChunk: 1 << 12) { range in
             for slot in 0..<workers {
                 let partial = (scratch + slot * slotBytes + 2 * columnBytes).assumingMemoryBound(to: Float.self)
-                for i in range { target[i] += partial[i] }
+                for i in range {
+                    let m = i / rows, r = i % rows
+                    let groupIndex = m / l.groupOut, column = m % l.groupOut
+                    target[i] += partial[(groupIndex * rows + r) * l.groupOut + column]
+                }
             }
         }
     }

@@ -433,20 +433,27 @@ struct ResizeBackward: BackwardKernel {
         guard let target = io.inputGradient(0) else { return }
         let gradient = io.outputGradient
         io.pool.parallelFor(planes) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: inputWidth) { buffer in
-                guard let row = buffer.baseAddress else { return }
-                for plane in range {
-                    let input = target + plane * inputHeight * inputWidth
-                    for oy in 0..<outputHeight {
-                        let g = gradient + (plane * outputHeight + oy) * outputWidth
-                        row.update(repeating: 0, count: inputWidth)
-                        for ox in 0..<outputWidth {
-                            for t in 0..<columnTaps { row[columnIndices[ox * columnTaps + t]] += columnWeights[ox * columnTaps + t] * g[ox] }
-                        }
-                        for t in 0..<rowTaps {
-                            let weight = rowWeights[oy * rowTaps + t]
-                            let destination = input + rowIndices[oy * rowTaps + t] * inputWidth
-                            for ix in 0..<inputWidth { destination[ix] += weight * row[ix] }
+            // The tap tables as raw buffers: array bounds checks in the inner loop cost more than the sums.
+            columnIndices.withUnsafeBufferPointer { columnIndices in
+                columnWeights.withUnsafeBufferPointer { columnWeights in
+                    withUnsafeTemporaryAllocation(of: Float.self, capacity: inputWidth) { buffer in
+                        guard let row = buffer.baseAddress else { return }
+                        for plane in range {
+                            let input = target + plane * inputHeight * inputWidth
+                            for oy in 0..<outputHeight {
+                                let g = gradient + (plane * outputHeight + oy) * outputWidth
+                                row.update(repeating: 0, count: inputWidth)
+                                for ox in 0..<outputWidth {
+                                    for t in 0..<columnTaps {
+                                        row[columnIndices[ox &* columnTaps &+ t]] += columnWeights[ox &* columnTaps &+ t] * g[ox]
+                                    }
+                                }
+                                for t in 0..<rowTaps {
+                                    let weight = rowWeights[oy * rowTaps + t]
+                                    let destination = input + rowIndices[oy * rowTaps + t] * inputWidth
+                                    for ix in 0..<inputWidth { destination[ix] += weight * row[ix] }
+                                }
+                            }
                         }
                     }
                 }

@@ -88,7 +88,8 @@ extension ElementwiseUnary: Differentiable {
     }
 }
 
-/// ∂L/∂x = ∂L/∂y · f′, a block at a time through a small stack buffer.
+/// ∂L/∂x = ∂L/∂y · f′: in one pass where the activation has one (`addBackward`), else a
+/// block at a time through a small stack buffer.
 struct UnaryBackward: BackwardKernel {
     let activation: Activation
     let count: Int
@@ -98,6 +99,13 @@ struct UnaryBackward: BackwardKernel {
         let gradient = io.outputGradient
         let fromOutput = activation.isDifferentiableFromOutput
         let values = fromOutput ? io.output(0) : io.input(0)
+        if activation.addsBackwardInOnePass(fromOutputs: fromOutput) {
+            io.pool.parallelFor(count, minimumChunk: 1 << 14) { range in
+                activation.addBackward(gradient + range.lowerBound, values: values + range.lowerBound, count: range.count,
+                                       valuesAreOutputs: fromOutput, into: target + range.lowerBound)
+            }
+            return
+        }
         let blocks = (count + UnaryKernel.blockSize - 1) / UnaryKernel.blockSize
         io.pool.parallelFor(blocks, minimumChunk: 16) { range in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: UnaryKernel.blockSize) { buffer in

@@ -263,7 +263,17 @@ struct SeededGenerator: RandomNumberGenerator, Sendable {
 
     /// Two independent standard normal values (Box–Muller).
     mutating func nextGaussianPair() -> (Float, Float) {
-        let u = max(nextUnitFloat(), 1e-7), v = nextUnitFloat()
+        let (u, v) = nextGaussianUniforms()
+        return Self.gaussianPair(u, v)
+    }
+
+    /// The two uniforms `nextGaussianPair` transforms: drawing them is sequential and
+    /// cheap, the transform (a log, a sine and a cosine) can then run on any thread.
+    mutating func nextGaussianUniforms() -> (Float, Float) { (max(nextUnitFloat(), 1e-7), nextUnitFloat()) }
+
+    /// Box–Muller: two standard normal values from uniforms u in (0, 1), v in [0, 1).
+    @inline(__always)
+    static func gaussianPair(_ u: Float, _ v: Float) -> (Float, Float) {
         let radius = (-2 * Foundation.log(u)).squareRoot(), angle = 2 * Float.pi * v
         return (radius * Foundation.cos(angle), radius * Foundation.sin(angle))
     }
