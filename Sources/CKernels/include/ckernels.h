@@ -79,6 +79,15 @@ void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length);
 void restore_gaussian_pairs_avx2(float *values, const float *base, float scale, ptrdiff_t pairs);
 
 /*
+ * Layer normalisation of `rows` contiguous rows of `size` floats (layer_norm_avx2.c), y may
+ * be x: mean (when `centered`, else 0) and variance in double, y = (x − mean)/√(var + ε),
+ * times scale[j] and plus bias[j] when given (NULL: none; both cover the whole row).
+ * AVX2 + FMA only.
+ */
+void restore_layer_norm_rows_avx2(const float *x, float *y, ptrdiff_t rows, ptrdiff_t size, float epsilon,
+                                  int centered, const float *scale, const float *bias);
+
+/*
  * Winograd F(4×4, 3×3) transforms (winograd.c; the block layout is WinogradConvolution.swift's),
  * run with the variant of `level` (RESTORE_CPU_*; AVX-512 takes the AVX2 one).
  *

@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -55,6 +56,30 @@ final class AttentionTests: XCTestCase {
         // 600 keys: blocks of 54 rows, so 300 queries take six blocks of scores per head.
         try KernelHarness.assertFastMatchesReference(node("long", scale: 0.2, bias: false),
                                                      inputs(heads: 1, queries: 300, keys: 600, depth: 8, seed: 60))
+    }
+
+    /// Every CPU path the machine runs (AVX2 and AVX-512 pack each problem's K and V once
+    /// per worker, generic reads them in place) on 1–3 threads: problems of three blocks
+    /// (64 + 64 + 2 rows) split across workers mid-problem, with a per-head bias.
+    func testEveryCPUPathAndThreadCount() throws {
+        let attention = try XCTUnwrap(try OpKind.makeOperator(node("paths", scale: 0.3, bias: true)) as? ScaledDotProductAttention)
+        let inputs = inputs(heads: 3, queries: 130, keys: 97, depth: 32, seed: 70)
+            + [KernelHarness.random([3, 130, 97], seed: 73).mathMapped { $0 * 3 }]
+        let expected = try attention.reference(inputs)[0]
+        let g = try attention.geometry(query: inputs[0].shape, key: inputs[1].shape, value: inputs[2].shape,
+                                       bias: inputs[3].shape)
+        for cpu in CPUFeatures.supportedLevels {
+            for threads in 1...3 {
+                let kernel = AttentionKernel(geometry: g, scale: 0.3, bias: BiasLayout(shape: inputs[3].shape, scores: g.scoreShape),
+                                             cpu: cpu)
+                XCTAssertEqual(kernel.packsKeysAndValues, cpu >= .avx2)
+                let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: g.outputShape)],
+                                               threads: threads)[0]
+                let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+                print("attention (\(CPUFeatures.name(of: cpu)), \(threads) threads) \(g.outputShape): max abs error \(maxAbs), relative \(relative)")
+                XCTAssertLessThanOrEqual(relative, 1e-5, "attention (\(cpu), \(threads) threads) differs from reference")
+            }
+        }
     }
 
     func testBiasThatWouldEnlargeTheScoresIsRejected() throws {

@@ -65,6 +65,39 @@ final class LayerNormTests: XCTestCase {
         XCTAssertLessThan(relative, 1e-4)
     }
 
+    /// Every CPU path the machine runs (the C rows of AVX2 and AVX-512, the Swift loops),
+    /// centered or not, with and without scale and bias, rows with and without an 8-lane
+    /// tail, and a mean of 1000 (the float deviation x − mean is kept on every path).
+    func testEveryCPUPathMatchesTheReference() throws {
+        let cases: [(shape: [Int], centered: Bool, offset: Float, tolerance: Float)] = [
+            ([5, 7], true, 0, 1e-5), ([3, 192], true, 0, 1e-5), ([2, 65], false, 0.5, 1e-5), ([4, 1001], true, 1000, 1e-4),
+        ]
+        for (index, c) in cases.enumerated() {
+            let size = c.shape[1], seed = UInt64(100 + 10 * index)
+            let x = KernelHarness.random(c.shape, seed: seed).mathMapped { $0 + c.offset }
+            let scale = KernelHarness.random([size], seed: seed + 1).mathMapped { $0 + 1.5 }
+            let bias = KernelHarness.random([size], seed: seed + 2)
+            for (hasScale, hasBias) in [(true, true), (true, false), (false, true), (false, false)] {
+                let node = Node.mathTest(.layerNorm, "layerNorm_paths", inputs: 3,
+                                         absent: Set((hasScale ? [] : [1]) + (hasBias ? [] : [2])),
+                                         ["axis": .int(-1), "epsilon": .float(1e-5), "centered": .int(c.centered ? 1 : 0)])
+                let op = try OpKind.makeOperator(node)
+                let inputs = [x, hasScale ? scale : nil, hasBias ? bias : nil]
+                let expected = try op.reference(inputs)[0]
+                let facts = inputs.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } }
+                for cpu in CPUFeatures.supportedLevels {
+                    var kernel = try XCTUnwrap(try op.kernel(inputs: facts, outputs: [ValueFact(dtype: .float32, shape: c.shape)])
+                                               as? LayerNormalizationKernel)
+                    kernel.cpu = cpu
+                    let actual = KernelHarness.run(kernel, inputs, outputFacts: [ValueFact(dtype: .float32, shape: c.shape)])[0]
+                    let (maxAbs, relative) = maxAbsAndRelativeError(actual.floats, expected.floats)
+                    print("layerNorm (\(CPUFeatures.name(of: cpu))) \(c.shape) centered \(c.centered) scale \(hasScale) bias \(hasBias): max abs error \(maxAbs), relative \(relative)")
+                    XCTAssertLessThanOrEqual(relative, c.tolerance, "layerNorm (\(cpu)) differs from reference")
+                }
+            }
+        }
+    }
+
     func testScaleThatDoesNotBroadcastThrowsNamingTheNode() throws {
         let op = try OpKind.makeOperator(node(axis: -1, scale: true, bias: false))
         XCTAssertThrowsError(try op.outputs(for: [ValueFact(dtype: .float32, shape: [3, 8]), ValueFact(dtype: .float32, shape: [3, 8]), nil])) { error in
