@@ -70,10 +70,10 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// inputs: X, axes? (plan-time i64, instead of the attribute); attrs: function
     ///        "mean"|"sum"|"max"|"min"|"prod", axes (empty = all), keepDims =1.
     case reduce
-    /// inputs: X [N,C,H,W]; attrs: kernelShape [2], strides, pads, dilations, ceilMode =0,
-    ///        countIncludePad =0, autoPad.
+    /// inputs: X [N,C,…,H,W] (axes between C and H are more planes); attrs: kernelShape [2],
+    ///        strides, pads, dilations, ceilMode =0, countIncludePad =0, autoPad.
     case averagePool
-    /// inputs: X [N,C,H,W]; attrs as averagePool (countIncludePad unused).
+    /// inputs: X [N,C,…,H,W]; attrs as averagePool (countIncludePad unused).
     case maxPool
     /// inputs: X [N,C,H,W], indices (plan-time, i64, shape of X: each element's flat position
     ///        in Y, as maxPool's ONNX indices output gives it), outputShape (plan-time, i64 [4])?;

@@ -104,11 +104,11 @@ def main():
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--results", help="write one line per case: name, outcome, reason (tab-separated)")
     parser.add_argument("--min-pass", type=int, default=0)
-    parser.add_argument("--filter", default="", help="only cases whose name contains this")
+    parser.add_argument("--filter", default="", help="only cases whose name matches this regular expression")
     args = parser.parse_args()
 
     cases = sorted(os.path.join(args.cases, name) for name in os.listdir(args.cases)
-                   if args.filter in name and os.path.exists(os.path.join(args.cases, name, "case.json")))
+                   if re.search(args.filter, name) and os.path.exists(os.path.join(args.cases, name, "case.json")))
     with concurrent.futures.ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda case: run_case(case, args.bin), cases))
 

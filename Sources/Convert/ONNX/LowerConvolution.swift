@@ -170,18 +170,19 @@ enum LowerConvolution {
         "NOTSET": .notset, "": .notset, "SAME_UPPER": .sameUpper, "SAME_LOWER": .sameLower, "VALID": .valid,
     ]
 
-    /// strides, pads, dilations and auto_pad, shared by convolutions and pools; absent
-    /// ones take ONNX's defaults (stride and dilation 1, no padding).
-    static func slidingWindow(_ node: ONNXNode) throws -> SlidingWindow {
+    /// strides, pads, dilations and auto_pad over `spatialAxes` axes, shared by
+    /// convolutions and pools; absent ones take ONNX's defaults (stride and dilation 1, no
+    /// padding).
+    static func slidingWindow(_ node: ONNXNode, spatialAxes: Int = 2) throws -> SlidingWindow {
         var window = SlidingWindow()
         func values(_ key: String, count: Int) throws -> [Int]? {
             guard let values = try node.ints(key) else { return nil }
-            guard values.count == count else { throw LoweringFailure.unsupported("\(key) \(values) is not 2-D") }
+            guard values.count == count else { throw LoweringFailure.unsupported("\(key) \(values) is not \(spatialAxes)-D") }
             return values
         }
-        window.strides = try values("strides", count: 2) ?? [1, 1]
-        window.pads = try values("pads", count: 4) ?? [0, 0, 0, 0]
-        window.dilations = try values("dilations", count: 2) ?? [1, 1]
+        window.strides = try values("strides", count: spatialAxes) ?? Array(repeating: 1, count: spatialAxes)
+        window.pads = try values("pads", count: 2 * spatialAxes) ?? Array(repeating: 0, count: 2 * spatialAxes)
+        window.dilations = try values("dilations", count: spatialAxes) ?? Array(repeating: 1, count: spatialAxes)
         window.autoPad = try node.named("auto_pad", default: .notset, autoPadNames)
         return window
     }

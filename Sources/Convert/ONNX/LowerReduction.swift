@@ -13,16 +13,18 @@ enum LowerReduction {
     }
 
     static func averagePool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
-        var attributes = try poolAttributes(node)
-        attributes.countIncludePad = try node.flag("count_include_pad", default: false)
-        context.builder.emit(node.name, .averagePool(attributes), inputs: [try node.requiredInput(0)], outputs: [try node.output()])
+        let countIncludePad = try node.flag("count_include_pad", default: false)
+        try pool(&context, node, input: try node.requiredInput(0), output: try node.output()) { attributes in
+            var attributes = attributes
+            attributes.countIncludePad = countIncludePad
+            return .averagePool(attributes)
+        }
     }
 
     /// MaxPool's optional second output (flat indices) has no Restore equivalent.
     static func maxPool(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         try context.requireUnusedOutputs(node, from: 1, what: "indices")
-        context.builder.emit(node.name, .maxPool(try poolAttributes(node)), inputs: [try node.requiredInput(0)],
-                             outputs: [try node.output()])
+        try pool(&context, node, input: try node.requiredInput(0), output: try node.output()) { .maxPool($0) }
     }
 
     /// MaxUnpool (2-D): the window attributes, the indices and the optional output shape
@@ -38,16 +40,54 @@ enum LowerReduction {
         context.builder.emit(node.name, .maxUnpool(attributes), inputs: inputs, outputs: [try node.output()])
     }
 
-    private static func poolAttributes(_ node: ONNXNode) throws -> PoolAttributes {
+    /// Emits a pooling node as Restore's 2-D pools, writing `output` (a fresh value when
+    /// nil), and returns the value written.
+    ///
+    /// A 3-D pool over [N,C,D,H,W] is two 2-D pools: over (H, W), each depth slice a
+    /// plane, then over D, moved last by a transpose. That is exact because every 3-D
+    /// window is a box, the product of its windows along each axis, on all three counts:
+    /// the maximum of a box is the maximum over D of the maxima over (H, W); the number of
+    /// pixels (or, counting padding, of positions) a box averages is the product of the
+    /// per-axis counts, so its mean is the mean over D of the means over (H, W); and each
+    /// axis keeps its own output size, padding, auto_pad and ceil_mode rule.
+    @discardableResult
+    static func pool(_ context: inout LoweringContext, _ node: ONNXNode, input: String, output: String?,
+                     _ operation: (PoolAttributes) -> Op) throws -> String {
         guard let kernel = try node.ints("kernel_shape") else {
             throw LoweringFailure.invalid("attribute 'kernel_shape' is required")
         }
-        guard kernel.count == 2 else { throw LoweringFailure.unsupported("\(kernel.count)-D pooling; only 2-D is supported") }
-        var attributes = PoolAttributes()
-        attributes.kernelShape = kernel
-        attributes.window = try LowerConvolution.slidingWindow(node)
-        attributes.ceilMode = try node.flag("ceil_mode", default: false)
-        return attributes
+        guard kernel.count == 2 || kernel.count == 3 else {
+            throw LoweringFailure.unsupported("\(kernel.count)-D pooling; only 2-D and 3-D are supported")
+        }
+        let window = try LowerConvolution.slidingWindow(node, spatialAxes: kernel.count)
+        let ceilMode = try node.flag("ceil_mode", default: false)
+        /// The 2-D pool over two of the node's axes; nil is an added unit axis.
+        func planar(_ first: Int?, _ second: Int?) -> PoolAttributes {
+            var attributes = PoolAttributes()
+            let axes = [first, second]
+            attributes.kernelShape = axes.map { $0.map { kernel[$0] } ?? 1 }
+            attributes.window.strides = axes.map { $0.map { window.strides[$0] } ?? 1 }
+            attributes.window.dilations = axes.map { $0.map { window.dilations[$0] } ?? 1 }
+            attributes.window.pads = axes.map { $0.map { window.pads[$0] } ?? 0 }
+                + axes.map { $0.map { window.pads[kernel.count + $0] } ?? 0 }
+            attributes.window.autoPad = window.autoPad
+            attributes.ceilMode = ceilMode
+            return attributes
+        }
+        /// Emits one step, as the node's output when it is the last one.
+        func step(_ suffix: String, _ operation: Op, _ input: String, last: Bool) -> String {
+            guard last, let output else { return context.builder.emitValue(named: "\(node.name)/\(suffix)", operation, inputs: [input]) }
+            context.builder.emit(node.name, operation, inputs: [input], outputs: [output])
+            return output
+        }
+        if kernel.count == 2 { return step("pool", operation(planar(0, 1)), input, last: true) }
+        if let rank = context.builder.rank(of: input), rank != 5 {
+            throw LoweringFailure.invalid("a 3-D kernel_shape needs X [N,C,D,H,W], found rank \(rank)")
+        }
+        let heightWidth = step("height_width", operation(planar(1, 2)), input, last: false)
+        let depthLast = step("depth_last", .transpose(TransposeAttributes(perm: [0, 1, 3, 4, 2])), heightWidth, last: false)
+        let depth = step("depth", operation(planar(nil, 0)), depthLast, last: false)
+        return step("depth_back", .transpose(TransposeAttributes(perm: [0, 1, 4, 2, 3])), depth, last: true)
     }
 
     /// ReduceMean/Sum/Max/Min/Prod: axes are an attribute until the opset given by
@@ -151,10 +191,11 @@ extension LowerReduction {
         if try node.flag("ceil_mode", default: false) { throw LoweringFailure.unsupported("ceil_mode=1") }
         let p = Float(try node.int("p", default: 2))
         guard p >= 1 else { throw LoweringFailure.invalid("p must be at least 1") }
-        var attributes = try poolAttributes(node)
-        attributes.countIncludePad = true
+        guard let kernel = try node.ints("kernel_shape") else {
+            throw LoweringFailure.invalid("attribute 'kernel_shape' is required")
+        }
         let windowSize = context.builder.addConstant("\(node.name)/window_size", shape: [],
-                                                     floats: [Float(attributes.kernelShape.reduce(1, *))])
+                                                     floats: [Float(kernel.reduce(1, *))])
         let powered: String
         if p == 2 {
             powered = context.builder.binary(.mul, input, input, name: "\(node.name)/squared")
@@ -163,7 +204,11 @@ extension LowerReduction {
             let exponent = context.builder.addConstant("\(node.name)/p", shape: [], floats: [p])
             powered = context.builder.binary(.pow, magnitude, exponent, name: "\(node.name)/powered")
         }
-        let mean = context.builder.emitValue(named: "\(node.name)/mean", .averagePool(attributes), inputs: [powered])
+        let mean = try pool(&context, node, input: powered, output: nil) { attributes in
+            var attributes = attributes
+            attributes.countIncludePad = true
+            return .averagePool(attributes)
+        }
         let sum = context.builder.binary(.mul, mean, windowSize, name: "\(node.name)/sum")
         if p == 2 {
             context.builder.emit(node.name, .unary(Activation(function: .sqrt)), inputs: [sum], outputs: [try node.output()])

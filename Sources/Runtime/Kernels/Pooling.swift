@@ -2,15 +2,19 @@ import Format
 
 /// Pooling's shape rule and reference loop, shared by `averagePool` and `maxPool`.
 extension PoolAttributes {
-    /// The window over X [N,C,H,W] and the output shape [N,C,outH,outW].
-    func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int]) {
-        guard input.count == 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }
+    /// The window over the last two axes of X [N,C,…,H,W], the output shape
+    /// [N,C,…,outH,outW] and the number of planes (every axis before H). Axes between C and
+    /// H are more planes: a 3-D pool is imported as two such 2-D pools (LowerReduction).
+    func resolve(_ input: [Int], node: String) throws -> (geometry: WindowGeometry, shape: [Int], planes: Int) {
+        guard input.count >= 4 else { throw OpError.shape(node: node, "pooling needs X [N,C,H,W], found \(input)") }
+        let (height, width) = (input[input.count - 2], input[input.count - 1])
         let geometry = try WindowGeometry.forward(window, kernel: (kernelShape[0], kernelShape[1]),
-                                                  input: (input[2], input[3]), ceilMode: ceilMode, node: node)
-        return (geometry, [input[0], input[1], geometry.outputHeight, geometry.outputWidth])
+                                                  input: (height, width), ceilMode: ceilMode, node: node)
+        let planeAxes = input.dropLast(2)
+        return (geometry, planeAxes + [geometry.outputHeight, geometry.outputWidth], planeAxes.reduce(1, *))
     }
 
-    /// The output of a pool over X (input 0 of node `node`): float32 [N,C,outH,outW].
+    /// The output of a pool over X (input 0 of node `node`): float32 [N,C,…,outH,outW].
     func outputs(for inputs: [ValueFact?], node: String) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: node)
         return [ValueFact(dtype: .float32, shape: try resolve(x.shape, node: node).shape)]
@@ -21,10 +25,10 @@ extension PoolAttributes {
     func reference(_ inputs: [HostTensor?], node: String,
                    window: (_ g: WindowGeometry, _ x: [Float], _ planeStart: Int, _ oy: Int, _ ox: Int) -> Float) throws -> [HostTensor] {
         guard let xTensor = inputs.first ?? nil else { throw GraphError.missingInput(node: node, index: 0) }
-        let (g, shape) = try resolve(xTensor.shape, node: node)
+        let (g, shape, planes) = try resolve(xTensor.shape, node: node)
         let x = xTensor.floats
         var y = [Float](repeating: 0, count: shape.reduce(1, *))
-        for plane in 0..<(shape[0] * shape[1]) {
+        for plane in 0..<planes {
             for oy in 0..<g.outputHeight {
                 for ox in 0..<g.outputWidth {
                     y[(plane * g.outputHeight + oy) * g.outputWidth + ox] = window(g, x, plane * g.inputPixels, oy, ox)

@@ -43,12 +43,12 @@ public struct AveragePool: Operator {
     private func windows(_ inputs: [ValueFact?]) throws
         -> (WindowGeometry, Int, [Range<Int>], [Range<Int>], (row: [Float], column: [Float])) {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let g = try attributes.resolve(x.shape, node: name).geometry
+        let (g, _, planes) = try attributes.resolve(x.shape, node: name)
         let rowTaps = g.taps(vertical: true), columnTaps = g.taps(vertical: false)
         // The divisor of each output pixel factors into a row count times a column count.
         let rowCounts = attributes.countIncludePad ? g.taps(vertical: true, padBefore: g.padTop, padAfter: g.padBottom) : rowTaps
         let columnCounts = attributes.countIncludePad ? g.taps(vertical: false, padBefore: g.padLeft, padAfter: g.padRight) : columnTaps
-        return (g, x.shape[0] * x.shape[1], rowTaps, columnTaps,
+        return (g, planes, rowTaps, columnTaps,
                 (rowCounts.map { 1 / Float(max($0.count, 1)) }, columnCounts.map { 1 / Float(max($0.count, 1)) }))
     }
 }

@@ -22,8 +22,8 @@ public struct MaxPool: Operator {
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let g = try attributes.resolve(x.shape, node: name).geometry
-        return PoolingKernel(reduction: .maximum, geometry: g, planes: x.shape[0] * x.shape[1],
+        let (g, _, planes) = try attributes.resolve(x.shape, node: name)
+        return PoolingKernel(reduction: .maximum, geometry: g, planes: planes,
                              rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false), scales: nil)
     }
 }
@@ -34,8 +34,8 @@ extension MaxPool: Differentiable {
 
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
-        let g = try attributes.resolve(x.shape, node: name).geometry
-        return PoolingGradient(reduction: .maximum, geometry: g, planes: x.shape[0] * x.shape[1],
+        let (g, _, planes) = try attributes.resolve(x.shape, node: name)
+        return PoolingGradient(reduction: .maximum, geometry: g, planes: planes,
                                rowTaps: g.taps(vertical: true), columnTaps: g.taps(vertical: false), scales: nil)
     }
 }
