@@ -22,19 +22,23 @@ enum LowerConvolution {
         attributes.group = try node.int("group", default: 1)
         attributes.outputPadding = try node.ints("output_padding") ?? [0, 0]
         if let outputShape = try node.ints("output_shape") {
-            attributes.window.pads = try padsForOutputShape(Array(outputShape.suffix(2)), node: node, attributes: attributes,
-                                                            input: input, weight: weight, context: context)
+            (attributes.window.pads, attributes.outputPadding) = try padsForOutputShape(
+                Array(outputShape.suffix(2)), node: node, attributes: attributes, input: input, weight: weight, context: context)
             attributes.window.autoPad = .notset
         }
         context.builder.emit(node.name, .convTranspose(attributes), inputs: [input, weight] + optional(node.input(2)),
                              outputs: [try node.output()])
     }
 
-    /// Pads that make ConvTranspose produce `outputShape` (ONNX: the total padding is
-    /// split evenly, the odd pixel going to the end for SAME_UPPER, else to the begin).
-    /// It needs the input's spatial size, so only static input sizes are supported.
+    /// Pads and output padding that make ConvTranspose produce `outputShape` (ONNX: the
+    /// total padding is split evenly, the odd pixel going to the end for SAME_UPPER, else
+    /// to the begin). An output larger than the full result by less than a stride (a
+    /// negative total) grows at the end, as output_padding does: that is what ONNX's
+    /// reference and onnxruntime compute; onnxruntime refuses a stride or more, and so does
+    /// Restore. It needs the input's spatial size, so only static input sizes are supported.
     private static func padsForOutputShape(_ outputShape: [Int], node: ONNXNode, attributes: ConvTransposeAttributes,
-                                           input: String, weight: String, context: LoweringContext) throws -> [Int] {
+                                           input: String, weight: String,
+                                           context: LoweringContext) throws -> (pads: [Int], outputPadding: [Int]) {
         guard outputShape.count == 2,
               let inputShape = context.builder.shape(of: input), inputShape.count == 4,
               case .fixed(let height) = inputShape[2], case .fixed(let width) = inputShape[3] else {
@@ -54,16 +58,24 @@ enum LowerConvolution {
         let upper = attributes.window.autoPad == .sameUpper
         var begins: [Int] = []
         var ends: [Int] = []
+        var grown = outputPadding
         for (axis, inputSize) in [height, width].enumerated() {
             let total = strides[axis] * (inputSize - 1) + outputPadding[axis]
                 + (kernel[axis] - 1) * dilations[axis] + 1 - outputShape[axis]
             guard total >= 0 else {
-                throw LoweringFailure.unsupported("output_shape \(outputShape) would need negative padding")
+                grown[axis] -= total
+                guard grown[axis] < strides[axis] else {
+                    throw LoweringFailure.invalid("output_shape \(outputShape) is larger than the input, strides and kernel "
+                                                  + "can give (by a stride or more along axis \(axis + 2))")
+                }
+                begins.append(0)
+                ends.append(0)
+                continue
             }
             begins.append(upper ? total / 2 : total - total / 2)
             ends.append(upper ? total - total / 2 : total / 2)
         }
-        return begins + ends
+        return (begins + ends, grown)
     }
 
     /// Gemm: Y = alpha·A'·B' + beta·C. With a constant B it becomes `linear` with

@@ -102,6 +102,8 @@ enum LoweringTable {
             "Upsample": Lowering(LowerResize.upsample, versions: [7, 9],
                                  refused: [10: "Upsample is deprecated from opset 10; export Resize instead"]),
             "GridSample": Lowering(LowerResize.gridSample, versions: [16, 20, 22]),
+            "AffineGrid": Lowering(LowerAffineGrid.affineGrid, versions: [20]),
+            "Col2Im": Lowering(LowerCol2Im.col2Im, versions: [18]),
 
             "GlobalAveragePool": Lowering(LowerReduction.globalPool(.mean), versions: [1, 22]),
             "GlobalMaxPool": Lowering(LowerReduction.globalPool(.max), versions: [1, 22]),
