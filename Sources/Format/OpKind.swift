@@ -109,9 +109,10 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     ///        excludeOutside =0.
     case resize
     /// inputs: X [N,C,H_in,W_in], grid [N,H_out,W_out,2] (x, y per output pixel, −1…1 spanning
-    /// the input; data, not plan-time). Y [N,C,H_out,W_out] samples X at each grid point,
-    /// per ONNX GridSample (`GridSampleAttributes`: linear or nearest, zeros / border /
-    /// reflection padding, alignCorners). Deformable attention's sampling.
+    /// the input; data, not plan-time), or volumetric X [N,C,D_in,H_in,W_in] and grid
+    /// [N,D_out,H_out,W_out,3] (x, y, z). Y [N,C,(D_out,)H_out,W_out] samples X at each grid
+    /// point, per ONNX GridSample (`GridSampleAttributes`: linear, nearest or cubic (4-D),
+    /// zeros / border / reflection padding, alignCorners). Deformable attention's sampling.
     case gridSample
     /// inputs: X [N,C,H,W]; attrs: blockSize, mode "DCR"|"CRD".
     case depthToSpace

@@ -117,25 +117,28 @@ enum LowerResize {
 
     /// GridSample's interpolation names: opsets 16–19 say bilinear and bicubic, opset 20
     /// renamed them linear and cubic (the semantics did not change).
-    static let gridSampleModes16: [String: GridSampleAttributes.Mode] = ["bilinear": .linear, "nearest": .nearest]
-    static let gridSampleModes20: [String: GridSampleAttributes.Mode] = ["linear": .linear, "nearest": .nearest]
+    static let gridSampleModes16: [String: GridSampleAttributes.Mode] = ["bilinear": .linear, "nearest": .nearest, "bicubic": .cubic]
+    static let gridSampleModes20: [String: GridSampleAttributes.Mode] = ["linear": .linear, "nearest": .nearest, "cubic": .cubic]
 
     static let gridSamplePaddings: [String: GridSampleAttributes.PaddingMode] = [
         "zeros": .zeros, "border": .border, "reflection": .reflection,
     ]
 
-    /// GridSample (opset 16 on): [X, grid] as they are, for 4-D X. Bicubic sampling and
-    /// volumetric (5-D, opset 20) inputs are refused as unsupported.
+    /// GridSample (opset 16 on): [X, grid] as they are, for 4-D X and (opset 20 on)
+    /// volumetric 5-D X; cubic sampling of a volume is refused, as ONNX leaves it undefined.
     static func gridSample(_ context: inout LoweringContext, _ node: ONNXNode) throws {
         guard context.opset >= 16 else { throw LoweringFailure.invalid("GridSample exists from opset 16 on") }
         let input = try node.requiredInput(0)
-        let cubic = context.opset >= 20 ? "cubic" : "bicubic"
-        if try node.string("mode") == cubic { throw LoweringFailure.unsupported("mode \(cubic): bicubic sampling") }
-        if let rank = context.builder.rank(of: input), rank != 4 {
-            throw LoweringFailure.unsupported("X of rank \(rank); only 4-D (N, C, H, W) sampling")
-        }
         let modes = context.opset >= 20 ? gridSampleModes20 : gridSampleModes16
-        let attributes = GridSampleAttributes(mode: try node.named("mode", default: .linear, modes),
+        let mode = try node.named("mode", default: .linear, modes)
+        if let rank = context.builder.rank(of: input) {
+            guard rank == 4 || (rank == 5 && context.opset >= 20) else {
+                throw LoweringFailure.unsupported("X of rank \(rank); GridSample \(context.opset >= 20 ? "20" : "16") "
+                                                  + "samples \(context.opset >= 20 ? "4-D and 5-D" : "4-D") X")
+            }
+            if rank == 5 && mode == .cubic { throw LoweringFailure.invalid("cubic sampling of a 5-D X (ONNX defines it for 4-D)") }
+        }
+        let attributes = GridSampleAttributes(mode: mode,
                                               paddingMode: try node.named("padding_mode", default: .zeros, gridSamplePaddings),
                                               alignCorners: try node.flag("align_corners", default: false))
         context.builder.emit(node.name, .gridSample(attributes), inputs: [input, try node.requiredInput(1)],

@@ -79,5 +79,7 @@ public struct DeformableAttentionAttributes: OpAttributes {
         try GraphError.check(levelShapes.count % 2 == 0 && levelShapes.allSatisfy { $0 >= 1 },
                              node: node, attribute: "levelShapes", expected: "height, width pairs of ints >= 1 (or none: input 3)",
                              found: "\(levelShapes)")
+        try GraphError.check(sampling.mode != .cubic, node: node, attribute: "mode", expected: "linear or nearest",
+                             found: sampling.mode.rawValue)
     }
 }

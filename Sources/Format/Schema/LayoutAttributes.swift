@@ -167,9 +167,10 @@ public struct ResizeAttributes: OpAttributes {
 
 /// `gridSample`: how X is sampled at the grid's points (ONNX GridSample).
 public struct GridSampleAttributes: OpAttributes {
-    /// Interpolation: bilinear (ONNX 16's "bilinear", 20's "linear") or the nearest pixel,
-    /// rounding halves to even. Bicubic is not implemented.
-    public enum Mode: String, NamedAttributeValue { case linear, nearest }
+    /// Interpolation: (tri)linear (ONNX 16's "bilinear", 20's "linear"), the nearest
+    /// pixel, rounding halves to even, or bicubic (Keys' kernel with A = −0.75; 4-D only;
+    /// ONNX 16's "bicubic", 20's "cubic").
+    public enum Mode: String, NamedAttributeValue { case linear, nearest, cubic }
 
     /// What a sample outside the input reads.
     public enum PaddingMode: String, NamedAttributeValue {

@@ -2,11 +2,12 @@ import Foundation
 import Format
 
 /// `gridSample`: Y[n, c, i, j] = X[n, c] sampled at grid[n, i, j] = (x, y), per ONNX
-/// GridSample (opsets 16 and 20–22) for 4-D X: the normalised point is mapped to pixel
-/// coordinates, moved inside by the padding mode when it lies beyond the border, and then
-/// read with bilinear weights or from the nearest pixel, corners outside the input read
-/// as the padding mode says. The grid is data (deformable attention computes it), so the
-/// kernel works the taps out at run time.
+/// GridSample (opsets 16 and 20–22), for 4-D X and for volumetric 5-D X with grid points
+/// (x, y, z): the normalised point is mapped to pixel coordinates, moved inside by the
+/// padding mode when it lies beyond the border, and then read with (tri)linear weights,
+/// with Keys' cubic weights (A = −0.75, 4-D only) or from the nearest pixel, samples
+/// outside the input read as the padding mode says. The grid is data (deformable
+/// attention computes it), so the kernel works the taps out at run time.
 public struct GridSample: Operator {
     let name: String
     let sampler: GridSampler.Options
@@ -17,61 +18,86 @@ public struct GridSample: Operator {
                                       alignCorners: attributes.alignCorners)
     }
 
-    /// The shapes of X [N,C,H,W] and grid [N,H_out,W_out,2], checked against each other.
+    /// The shapes of X [N,C,(D,)H,W] and grid [N,(D_out,)H_out,W_out,2 or 3], checked
+    /// against each other.
     func geometry(_ x: [Int], _ grid: [Int]) throws -> GridSampler {
-        guard x.count == 4, grid.count == 4, grid[3] == 2, grid[0] == x[0] else {
-            throw OpError.shape(node: name, "gridSample needs X [N,C,H,W] and grid [N,H_out,W_out,2], found \(x) and \(grid)")
+        let spatial = x.count - 2
+        guard spatial == 2 || spatial == 3, grid.count == x.count, grid.last == spatial, grid[0] == x[0] else {
+            throw OpError.shape(node: name, "gridSample needs X [N,C,H,W] and grid [N,H_out,W_out,2], or X [N,C,D,H,W] "
+                                + "and grid [N,D_out,H_out,W_out,3], found \(x) and \(grid)")
         }
-        return GridSampler(options: sampler, batch: x[0], channels: x[1], inputHeight: x[2], inputWidth: x[3],
-                           outputHeight: grid[1], outputWidth: grid[2])
+        if spatial == 3 && sampler.mode == .cubic {
+            throw OpError.unsupported(node: name, "cubic sampling of a volume (ONNX defines it for 4-D X only)")
+        }
+        return GridSampler(options: sampler, batch: x[0], channels: x[1], inputHeight: x[x.count - 2], inputWidth: x[x.count - 1],
+                           outputHeight: grid[grid.count - 3], outputWidth: grid[grid.count - 2],
+                           inputDepth: spatial == 3 ? x[2] : 1, outputDepth: spatial == 3 ? grid[1] : 1, volumetric: spatial == 3)
     }
 
     public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let grid = try ShapeRules.required(inputs, 1, node: name)
-        let g = try geometry(x.shape, grid.shape)
-        return [ValueFact(dtype: .float32, shape: [g.batch, g.channels, g.outputHeight, g.outputWidth])]
+        return [ValueFact(dtype: .float32, shape: try geometry(x.shape, grid.shape).outputShape)]
     }
 
-    /// ONNX's definition step by step, one output element at a time.
+    /// ONNX's definition step by step, one output element at a time: along each axis the
+    /// samples and weights of the mode, X read at every combination of them.
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
         guard inputs.count > 1, let xTensor = inputs[0], let gridTensor = inputs[1] else {
             throw GraphError.missingInput(node: name, index: inputs.first == nil ? 0 : 1)
         }
         let g = try geometry(xTensor.shape, gridTensor.shape)
         let x = xTensor.floats, grid = gridTensor.floats
-        let (h, w) = (g.inputHeight, g.inputWidth)
         let options = g.options
-        var y = [Float](repeating: 0, count: g.batch * g.channels * g.outputPixels)
+        // Axes in X's order (D,) H, W; a grid point lists them in reverse (x, y, z).
+        let sizes = g.volumetric ? [g.inputDepth, g.inputHeight, g.inputWidth] : [g.inputHeight, g.inputWidth]
+        let planeSize = sizes.reduce(1, *)
+        /// The samples along an axis around pixel coordinate v, with their weights.
+        func samples(_ v: Float) -> [(index: Int, weight: Float)] {
+            let floor = v.rounded(.down)
+            let (first, t) = (Int(floor), v - floor)
+            switch options.mode {
+            case .nearest: return [(Int(v), 1)]
+            case .linear: return [(first, 1 - t), (first + 1, t)]
+            case .cubic:
+                let weights = CubicConvolution.coefficients(fraction: t, a: GridSampler.cubicA)
+                return (0..<4).map { (first - 1 + $0, weights[$0]) }
+            }
+        }
+        var y = [Float](repeating: 0, count: g.outputShape.reduce(1, *))
         for n in 0..<g.batch {
-            for c in 0..<g.channels {
-                let plane = (n * g.channels + c) * h * w
-                /// The pixel at integer (row, column), the padding mode deciding outside.
-                func pixel(_ row: Int, _ column: Int) -> Float {
-                    guard let r = options.resolve(row, size: h), let q = options.resolve(column, size: w) else { return 0 }
-                    return x[plane + r * w + q]
+            for p in 0..<g.outputPixels {
+                let point = (n * g.outputPixels + p) * sizes.count
+                let perAxis = sizes.indices.map { axis in
+                    samples(options.sourceCoordinate(grid[point + sizes.count - 1 - axis], size: sizes[axis]))
                 }
-                for p in 0..<g.outputPixels {
-                    let point = (n * g.outputPixels + p) * 2
-                    let column = options.sourceCoordinate(grid[point], size: w)
-                    let row = options.sourceCoordinate(grid[point + 1], size: h)
-                    let value: Float
-                    switch options.mode {
-                    case .nearest:
-                        value = pixel(Int(row), Int(column))
-                    case .linear:
-                        let (r0, q0) = (row.rounded(.down), column.rounded(.down))
-                        let (dy, dx) = (row - r0, column - q0)
-                        let (r, q) = (Int(r0), Int(q0))
-                        let top = (1 - dx) * pixel(r, q) + dx * pixel(r, q + 1)
-                        let bottom = (1 - dx) * pixel(r + 1, q) + dx * pixel(r + 1, q + 1)
-                        value = (1 - dy) * top + dy * bottom
+                for c in 0..<g.channels {
+                    let plane = (n * g.channels + c) * planeSize
+                    var value: Float = 0
+                    var choice = [Int](repeating: 0, count: sizes.count)
+                    combinations: while true {
+                        var weight: Float = 1
+                        var offset = 0
+                        var outside = false
+                        for axis in sizes.indices {
+                            let sample = perAxis[axis][choice[axis]]
+                            weight *= sample.weight
+                            guard let index = options.resolve(sample.index, size: sizes[axis]) else { outside = true; break }
+                            offset = offset * sizes[axis] + index
+                        }
+                        if !outside { value += weight * x[plane + offset] }
+                        for axis in sizes.indices.reversed() {
+                            choice[axis] += 1
+                            if choice[axis] < perAxis[axis].count { continue combinations }
+                            choice[axis] = 0
+                        }
+                        break
                     }
                     y[(n * g.channels + c) * g.outputPixels + p] = value
                 }
             }
         }
-        return [HostTensor(shape: [g.batch, g.channels, g.outputHeight, g.outputWidth], floats: y)]
+        return [HostTensor(shape: g.outputShape, floats: y)]
     }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
@@ -100,6 +126,11 @@ struct GridSampler: Sendable {
             // A grid holding NaN or ±infinity (a broken input) reads the padding — zero, or
             // the border — rather than trapping where the coordinate becomes an index.
             guard v.isFinite else { return padding == .zeros || v.isNaN ? -2 : min(max(v, 0), extent - 1) }
+            // Cubic sampling with border padding clamps each of the 4×4 samples, not the
+            // point, as onnxruntime and PyTorch do (ONNX's reference clamps the point first,
+            // which moves the weights too; docs/onnx-conformance.md). Beyond −3 or size + 2
+            // every sample is the edge pixel; the bound keeps huge values within Int's range.
+            if mode == .cubic && padding == .border { return min(max(v, -3), extent + 2) }
             let (low, high): (Float, Float) = alignCorners ? (0, extent - 1) : (-0.5, extent - 0.5)
             guard v < low || v > high else { return v }
             switch padding {
@@ -148,14 +179,42 @@ struct GridSampler: Sendable {
     var batch: Int, channels: Int
     var inputHeight: Int, inputWidth: Int
     var outputHeight: Int, outputWidth: Int
+    /// 1 unless `volumetric` (X [N,C,D,H,W], grid points (x, y, z)).
+    var inputDepth = 1, outputDepth = 1
+    var volumetric = false
 
-    var outputPixels: Int { outputHeight * outputWidth }
+    /// ONNX's (and PyTorch's) bicubic sampling: Keys' kernel with A = −0.75.
+    static let cubicA: Float = -0.75
 
-    /// The four corners an output point reads, as offsets in an input plane and weights;
-    /// a corner that reads zero padding has weight 0 (and offset 0). Nearest uses the
-    /// first corner only, with weight 1.
+    var outputPixels: Int { outputDepth * outputHeight * outputWidth }
+    var inputPixels: Int { inputDepth * inputHeight * inputWidth }
+    var outputShape: [Int] {
+        [batch, channels] + (volumetric ? [outputDepth] : []) + [outputHeight, outputWidth]
+    }
+    /// Values per grid point: x, y (and z).
+    var pointSize: Int { volumetric ? 3 : 2 }
+
+    /// A row of up to four samples: offsets in an input plane (or volume) and weights; a
+    /// sample that reads zero padding has weight 0 (and offset 0).
+    typealias TapRow = (offsets: SIMD4<Int32>, weights: SIMD4<Float>)
+
+    /// Tap rows per output point: one for 2-D linear (the four corners) and nearest (the
+    /// first lane), two for volumetric linear (the corners of the two depth planes), four
+    /// for cubic (the 4×4 samples, row by row).
+    var tapRows: Int {
+        switch options.mode {
+        case .nearest: 1
+        case .linear: volumetric ? 2 : 1
+        case .cubic: 4
+        }
+    }
+
+    /// The four corners a 2-D point reads, as offsets in an input plane and weights; a
+    /// corner that reads zero padding has weight 0 (and offset 0). Nearest uses the
+    /// first corner only, with weight 1. Linear and nearest modes only (deformable
+    /// attention's sampling and one depth plane of a volumetric one).
     @inline(__always)
-    func taps(column g: Float, row gy: Float) -> (offsets: SIMD4<Int32>, weights: SIMD4<Float>) {
+    func taps(column g: Float, row gy: Float) -> TapRow {
         let column = options.sourceCoordinate(g, size: inputWidth)
         let row = options.sourceCoordinate(gy, size: inputHeight)
         func offset(_ r: Int, _ q: Int) -> Int32? {
@@ -166,7 +225,7 @@ struct GridSampler: Sendable {
         case .nearest:
             guard let o = offset(Int(row), Int(column)) else { return (.zero, .zero) }
             return (SIMD4(o, 0, 0, 0), SIMD4(1, 0, 0, 0))
-        case .linear:
+        case .linear, .cubic:
             let (r0, q0) = (row.rounded(.down), column.rounded(.down))
             let (dy, dx) = (row - r0, column - q0)
             let (r, q) = (Int(r0), Int(q0))
@@ -182,6 +241,43 @@ struct GridSampler: Sendable {
             corner(3, r + 1, q + 1, dy * dx)
             return (offsets, weights)
         }
+    }
+
+    /// Writes the `tapRows` rows of the point whose coordinates start at `point` (x, y, z).
+    @inline(__always)
+    func taps(at point: UnsafePointer<Float>, into rows: UnsafeMutablePointer<TapRow>) {
+        if options.mode == .cubic {
+            let column = options.sourceCoordinate(point[0], size: inputWidth)
+            let row = options.sourceCoordinate(point[1], size: inputHeight)
+            let (r0, q0) = (row.rounded(.down), column.rounded(.down))
+            let rowWeights = CubicConvolution.coefficients(fraction: row - r0, a: Self.cubicA)
+            let columnWeights = CubicConvolution.coefficients(fraction: column - q0, a: Self.cubicA)
+            var columns = SIMD4<Int32>.zero, columnInside = SIMD4<Float>.zero
+            for j in 0..<4 {
+                guard let q = options.resolve(Int(q0) - 1 + j, size: inputWidth) else { continue }
+                columns[j] = Int32(q)
+                columnInside[j] = 1
+            }
+            for i in 0..<4 {
+                guard let r = options.resolve(Int(r0) - 1 + i, size: inputHeight) else { rows[i] = (.zero, .zero); continue }
+                rows[i] = (columns &+ Int32(r * inputWidth), columnWeights * columnInside * rowWeights[i])
+            }
+            return
+        }
+        guard volumetric else { rows[0] = taps(column: point[0], row: point[1]); return }
+        let plane = taps(column: point[0], row: point[1])
+        let depth = options.sourceCoordinate(point[2], size: inputDepth)
+        let planeSize = Int32(inputHeight * inputWidth)
+        /// The plane's taps moved to depth `z` and weighted by `weight` (zero outside).
+        func layer(_ z: Int, _ weight: Float) -> TapRow {
+            guard let z = options.resolve(z, size: inputDepth) else { return (.zero, .zero) }
+            return (plane.offsets &+ Int32(z) &* planeSize, plane.weights * weight)
+        }
+        if options.mode == .nearest { rows[0] = layer(Int(depth), 1); return }
+        let z0 = depth.rounded(.down)
+        let dz = depth - z0
+        rows[0] = layer(Int(z0), 1 - dz)
+        rows[1] = layer(Int(z0) + 1, dz)
     }
 
     /// The bilinear sample's derivatives with respect to the normalised grid point
@@ -233,37 +329,47 @@ extension GridSampler.Options {
 /// (deformable attention samples 32–256 channels at each point).
 struct GridSampleKernel: Kernel {
     let sampler: GridSampler
-    /// Output points per work item: taps of 256 points (4 KiB) stay in L1 while every
-    /// channel reads them.
+    /// Output points per work item: taps of 256 points (4 KiB per tap row) stay in L1
+    /// while every channel reads them.
     static let blockPoints = 256
 
-    var scratchBytes: Int { ScratchSlots.slotCount * Self.blockPoints * MemoryLayout<(SIMD4<Int32>, SIMD4<Float>)>.stride }
+    private var slotBytes: Int { Self.blockPoints * sampler.tapRows * MemoryLayout<GridSampler.TapRow>.stride }
+    var scratchBytes: Int { ScratchSlots.slotCount * slotBytes }
 
     func run(_ io: KernelIO) {
         let g = sampler
         guard g.batch * g.channels * g.outputPixels > 0, let scratch = io.scratch else { return }
         let x = io.input(0), grid = io.input(1), y = io.outputs[0]
-        let plane = g.inputHeight * g.inputWidth
+        let volume = g.inputPixels
+        let rows = g.tapRows
         let blocks = (g.outputPixels + Self.blockPoints - 1) / Self.blockPoints
+        let slotBytes = slotBytes
         ScratchSlots.run(items: g.batch * blocks, pool: io.pool) { slot, item in
             let n = item / blocks
             let first = (item % blocks) * Self.blockPoints
             let count = min(Self.blockPoints, g.outputPixels - first)
-            let taps = (scratch + slot * Self.blockPoints * MemoryLayout<(SIMD4<Int32>, SIMD4<Float>)>.stride)
-                .assumingMemoryBound(to: (SIMD4<Int32>, SIMD4<Float>).self)
+            let taps = (scratch + slot * slotBytes).assumingMemoryBound(to: GridSampler.TapRow.self)
             for p in 0..<count {
-                let point = (n * g.outputPixels + first + p) * 2
-                taps[p] = g.taps(column: grid[point], row: grid[point + 1])
+                g.taps(at: grid + (n * g.outputPixels + first + p) * g.pointSize, into: taps + p * rows)
             }
-            for c in 0..<g.channels {
-                let source = x + (n * g.channels + c) * plane
-                let destination = y + (n * g.channels + c) * g.outputPixels + first
-                for p in 0..<count {
-                    let (offsets, weights) = taps[p]
-                    destination[p] = weights[0] * source[Int(offsets[0])] + weights[1] * source[Int(offsets[1])]
-                        + weights[2] * source[Int(offsets[2])] + weights[3] * source[Int(offsets[3])]
+            /// Every channel from the taps; `rows` a constant 1 where inlined for the
+            /// common one-row case, so that loop has no inner loop.
+            @inline(__always) func gather(rows: Int) {
+                for c in 0..<g.channels {
+                    let source = x + (n * g.channels + c) * volume
+                    let destination = y + (n * g.channels + c) * g.outputPixels + first
+                    for p in 0..<count {
+                        var sum: Float = 0
+                        for r in 0..<rows {
+                            let (offsets, weights) = taps[p * rows + r]
+                            sum += weights[0] * source[Int(offsets[0])] + weights[1] * source[Int(offsets[1])]
+                                + weights[2] * source[Int(offsets[2])] + weights[3] * source[Int(offsets[3])]
+                        }
+                        destination[p] = sum
+                    }
                 }
             }
+            if rows == 1 { gather(rows: 1) } else { gather(rows: rows) }
         }
     }
 }
@@ -275,14 +381,19 @@ extension GridSample: Differentiable {
     func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
         let x = try ShapeRules.required(inputs, 0, node: name)
         let grid = try ShapeRules.required(inputs, 1, node: name)
+        let g = try geometry(x.shape, grid.shape)
+        if g.volumetric || g.options.mode == .cubic {
+            throw OpError.unsupported(node: name, "gradient of volumetric or cubic sampling (inference only)")
+        }
         if wanted.count > 1 && wanted[1] && sampler.padding == .reflection && sampler.mode == .linear {
             throw OpError.unsupported(node: name, "gradient of the grid with reflection padding")
         }
-        return GridSampleBackward(sampler: try geometry(x.shape, grid.shape))
+        return GridSampleBackward(sampler: g)
     }
 }
 
-/// gridSample's backward rule, point by point:
+/// gridSample's backward rule for 2-D linear and nearest sampling, point by point
+/// (volumetric and cubic sampling are inference only):
 ///   ∂X[corner] += weight · ∂Y (the forward's taps, padding resolved as it read them);
 ///   ∂grid (bilinear): ∂Y times the sample's slope along x and y (`GridSampler.gridSlopes`,
 ///   zero where padding moved the coordinate), summed over channels. Nearest sampling is

@@ -182,11 +182,7 @@ public struct Resize: Operator {
         case .cubic:
             let floor = source.rounded(.down)
             let t = source - floor
-            let a = attributes.cubicCoeffA
-            // Keys' cubic convolution kernel at distances 1+t, t, 1−t, 2−t.
-            func near(_ d: Float) -> Float { ((a + 2) * d - (a + 3)) * d * d + 1 }
-            func far(_ d: Float) -> Float { ((a * d - 5 * a) * d + 8 * a) * d - 4 * a }
-            let coefficients = [far(1 + t), near(t), near(1 - t), far(2 - t)]
+            let coefficients = CubicConvolution.coefficients(fraction: t, a: attributes.cubicCoeffA)
             var total: Float = 0
             for tap in 0..<4 {
                 let index = Int(floor) - 1 + tap

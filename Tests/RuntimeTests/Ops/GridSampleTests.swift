@@ -76,11 +76,71 @@ final class GridSampleTests: XCTestCase {
         }
     }
 
+    /// Volumetric X [N,C,D,H,W] with grid points (x, y, z), linear and nearest.
+    func testVolumetricFastMatchesReferenceOnOddShapes() throws {
+        let shapes: [(x: [Int], grid: [Int])] = [([1, 1, 1, 1, 1], [1, 2, 3, 5, 3]), ([2, 3, 4, 5, 6], [2, 3, 2, 7, 3]),
+                                                  ([1, 2, 5, 1, 3], [1, 1, 1, 300, 3])]
+        for mode in [GridSampleAttributes.Mode.linear, .nearest] {
+            for padding in GridSampleAttributes.PaddingMode.allCases {
+                for alignCorners in [false, true] {
+                    for (index, shape) in shapes.enumerated() {
+                        let seed = UInt64(100 + index * 10)
+                        try KernelHarness.assertFastMatchesReference(
+                            node(mode, padding, alignCorners: alignCorners),
+                            [KernelHarness.random(shape.x, seed: seed + 1), grid(shape.grid, seed: seed + 2)])
+                    }
+                }
+            }
+        }
+    }
+
+    /// Hand-worked values: trilinear sampling at the centre of a 2×2×2 volume is the mean
+    /// of its corners; the nearest sample rounds each axis; cubic convolution reproduces a
+    /// linear ramp exactly where all 4×4 taps lie inside (Keys' kernel sums to 1 and is
+    /// symmetric), and a constant image everywhere with border padding.
+    func testVolumetricAndCubicReferenceSampleWhereONNXSays() throws {
+        let cube = HostTensor(shape: [1, 1, 2, 2, 2], floats: [0, 1, 2, 3, 4, 5, 6, 7])
+        func sample(_ x: HostTensor, _ points: [[Float]], _ mode: GridSampleAttributes.Mode,
+                    _ padding: GridSampleAttributes.PaddingMode, alignCorners: Bool) throws -> [Float] {
+            let grid = HostTensor(shape: [1] + (x.shape.count == 5 ? [1, 1] : [1]) + [points.count, points[0].count],
+                                  floats: points.flatMap { $0 })
+            return try OpKind.makeOperator(node(mode, padding, alignCorners: alignCorners)).reference([x, grid])[0].floats
+        }
+        XCTAssertEqual(try sample(cube, [[0, 0, 0]], .linear, .zeros, alignCorners: true), [3.5])
+        // x = 1 is column 1, y = −1 row 0, z = 1 depth 1: element 4 + 1.
+        XCTAssertEqual(try sample(cube, [[1, -1, 1]], .nearest, .zeros, alignCorners: true), [5])
+        // Without alignCorners z = −1 is depth −0.5, halfway to the zero padding: half the
+        // mean of depth 0 (0, 1, 2, 3) read at the centre of its plane.
+        XCTAssertEqual(try sample(cube, [[0, 0, -1]], .linear, .zeros, alignCorners: false), [0.75])
+
+        let ramp = HostTensor(shape: [1, 1, 5, 8], floats: (0..<40).map { Float($0 % 8) })
+        // alignCorners: x ∈ [−1, 1] spans columns 0…7; x = −1 + 2·3.3/7 is column 3.3, read
+        // from columns 2…5 with Keys' weights at t = 0.3 (A = −0.75): −0.11025, 0.83125,
+        // 0.32625, −0.04725 (sum 1), so 2·w₀ + 3·w₁ + 4·w₂ + 5·w₃ = 3.342.
+        let column = try sample(ramp, [[-1 + 2 * 3.3 / 7, 0]], .cubic, .zeros, alignCorners: true)[0]
+        XCTAssertEqual(column, 3.342, accuracy: 1e-5)
+        let constant = HostTensor(shape: [1, 1, 3, 4], floats: Array(repeating: 2.5, count: 12))
+        for point: [Float] in [[-1, -1], [0.9, 0.95], [1.6, -1.8]] {
+            XCTAssertEqual(try sample(constant, [point], .cubic, .border, alignCorners: false)[0], 2.5, accuracy: 1e-5)
+        }
+        // Border padding clamps each sample, not the point (onnxruntime, PyTorch): column
+        // −0.7 reads columns −2…1 as 0, 0, 0, 1 of the ramp, so only the last weight (the
+        // kernel at distance 1.7) counts — ONNX's reference would clamp the point to 0.
+        let beforeEdge = try sample(ramp, [[-1 + 2 * -0.7 / 7, 0]], .cubic, .border, alignCorners: true)[0]
+        XCTAssertEqual(beforeEdge, -0.04725, accuracy: 1e-5)
+    }
+
     func testRefusesMismatchedShapes() {
         let op = try? OpKind.makeOperator(node(.linear, .zeros, alignCorners: false))
         XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 4, 4]),
                                                    ValueFact(dtype: .float32, shape: [1, 2, 2, 3])]))
         XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [2, 3, 4, 4]),
                                                    ValueFact(dtype: .float32, shape: [1, 2, 2, 2])]))
+        // A volume needs (x, y, z) points, and cubic sampling of a volume is not defined.
+        XCTAssertThrowsError(try op?.outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 4, 4, 4]),
+                                                   ValueFact(dtype: .float32, shape: [1, 2, 2, 2, 2])]))
+        let cubic = try? OpKind.makeOperator(node(.cubic, .zeros, alignCorners: false))
+        XCTAssertThrowsError(try cubic?.outputs(for: [ValueFact(dtype: .float32, shape: [1, 3, 4, 4, 4]),
+                                                      ValueFact(dtype: .float32, shape: [1, 2, 2, 2, 3])]))
     }
 }
