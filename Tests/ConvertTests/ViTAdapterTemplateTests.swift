@@ -171,5 +171,22 @@ final class ViTAdapterTemplateTests: XCTestCase {
         let output = try run(result.graph, input: folder.appendingPathComponent("256x320/input_0.npy").path)[0]
         GoldenCheck.assertClose(output, try NumPyFile.read(path: folder.appendingPathComponent("256x320/output_0.npy").path), Self.tolerance,
                                 label: "vit-adapter-upernet ViT-Adapter-S 256x320 safetensors vs PyTorch 2.13 eager")
+        // The same model's ONNX export at 256×256 (make_vit_adapter.py --full small, the same
+        // seed), when it is generated too: the 1/4 logits of both.
+        let exportRoot = ProcessInfo.processInfo.environment["RESTORE_VIT_ADAPTER_DIR"].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? FileManager.default.temporaryDirectory.appendingPathComponent("restore-vit-adapter")
+        let export = exportRoot.appendingPathComponent("small-256")
+        guard FileManager.default.fileExists(atPath: export.appendingPathComponent("case.json").path) else {
+            print("ViT-Adapter-S ONNX comparison skipped: \(export.path) is not generated (make_vit_adapter.py --full small)")
+            return
+        }
+        let golden = try GoldenCase(export, name: "restore-vit-adapter/small-256")
+        let run = try XCTUnwrap(golden.runs().first)
+        var graph = result.graph
+        let resize = try XCTUnwrap(graph.nodes.first { $0.outputs == ["logits"] })
+        graph.outputs.append(ValueInfo(name: resize.inputs[0], dtype: .float32, shape: []))
+        let quarter = try Session(model: try Model(graph: graph), threads: 2).run(run.inputs)[1]
+        let exported = try Session(model: try Model(graph: try GoldenCheck.convert(golden).simplified), threads: 2).run(run.inputs)[0]
+        GoldenCheck.assertClose(quarter, exported, Self.tolerance, label: "vit-adapter-upernet ViT-Adapter-S 256x256 safetensors vs ONNX import")
     }
 }
