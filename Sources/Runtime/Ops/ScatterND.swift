@@ -9,7 +9,7 @@ import Format
 /// applies in order). Data may be runtime floats (the fast kernel) or plan-time integers
 /// and masks (the reference kernel): PyTorch exports `mask[:, a:b, c:d] = value` on a
 /// tensor built from shapes — the shift masks of older Swin exports — this way.
-public struct ScatterND: Operator {
+public struct ScatterND: PlanTimeScatter {
     /// How an update combines with the element it lands on.
     public typealias Reduction = ScatterNDAttributes.Reduction
 
@@ -49,29 +49,6 @@ public struct ScatterND: Operator {
         return Layout(offsets: offsets, inner: inner)
     }
 
-    private func checkTypes(_ data: DType, _ updates: DType) throws {
-        guard data.isFloatingPoint == updates.isFloatingPoint else {
-            throw OpError.shape(node: name, "updates of type \(updates) do not fit data of type \(data)")
-        }
-    }
-
-    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
-        let data = try ShapeRules.required(inputs, 0, node: name)
-        let updates = try ShapeRules.required(inputs, 2, node: name)
-        try checkTypes(data.dtype, updates.dtype)
-        _ = try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name), updatesShape: updates.shape)
-        return [ValueFact(dtype: data.dtype, shape: data.shape)]
-    }
-
-    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
-        let data = try LayoutIndexing.required(inputs, 0, node: name)
-        let updates = try LayoutIndexing.required(inputs, 2, node: name)
-        try checkTypes(data.dtype, updates.dtype)
-        let layout = try layout(dataShape: data.shape, indices: LayoutIndexing.required(inputs, 1, node: name),
-                                updatesShape: updates.shape)
-        return [try Self.scatter(updates, into: data, layout, reduction: attributes.reduction, node: name)]
-    }
-
     /// Data with the update slices applied one after another in `layout`'s order (the
     /// reference of scatterND and scatterElements).
     static func scatter(_ updates: HostTensor, into data: HostTensor, _ layout: Layout, reduction: Reduction,
@@ -106,15 +83,6 @@ public struct ScatterND: Operator {
             }
         }
     }
-
-    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
-        let data = try ShapeRules.required(inputs, 0, node: name)
-        let updates = try ShapeRules.required(inputs, 2, node: name)
-        return ScatterNDKernel(
-            layout: try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name),
-                               updatesShape: updates.shape),
-            reduction: attributes.reduction, count: data.count)
-    }
 }
 
 /// Copies the data in parallel, then applies the update slices one after another: with
@@ -144,17 +112,62 @@ struct ScatterNDKernel: Kernel {
     }
 }
 
-extension ScatterND: Differentiable {
-    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+/// A scatter whose update places are plan-time values (scatterND's slices,
+/// scatterElements' single elements): the shape rule, reference, kernel and backward
+/// rule are the same for both once `layout` has placed the updates.
+protocol PlanTimeScatter: Differentiable {
+    var name: String { get }
+    var reduction: ScatterND.Reduction { get }
+    func layout(dataShape: [Int], indices: HostTensor, updatesShape: [Int]) throws -> ScatterND.Layout
+}
 
-    /// Indices are plan-time values, so the rule knows where every update slice landed.
-    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+extension PlanTimeScatter {
+    private func checkTypes(_ data: DType, _ updates: DType) throws {
+        guard data.isFloatingPoint == updates.isFloatingPoint else {
+            throw OpError.shape(node: name, "updates of type \(updates) do not fit data of type \(data)")
+        }
+    }
+
+    /// The layout for these input facts (indices must be a plan-time value).
+    private func plannedLayout(_ inputs: [ValueFact?]) throws -> (layout: ScatterND.Layout, data: ValueFact) {
         let data = try ShapeRules.required(inputs, 0, node: name)
         let updates = try ShapeRules.required(inputs, 2, node: name)
+        try checkTypes(data.dtype, updates.dtype)
         let layout = try layout(dataShape: data.shape, indices: ShapeRules.planTimeValue(inputs, 1, node: name),
                                 updatesShape: updates.shape)
-        return try ScatterNDBackward(layout: layout, count: data.count, reduction: attributes.reduction, node: name)
+        return (layout, data)
     }
+
+    public func outputs(for inputs: [ValueFact?]) throws -> [ValueFact] {
+        let data = try plannedLayout(inputs).data
+        return [ValueFact(dtype: data.dtype, shape: data.shape)]
+    }
+
+    public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
+        let data = try LayoutIndexing.required(inputs, 0, node: name)
+        let updates = try LayoutIndexing.required(inputs, 2, node: name)
+        try checkTypes(data.dtype, updates.dtype)
+        let layout = try layout(dataShape: data.shape, indices: LayoutIndexing.required(inputs, 1, node: name),
+                                updatesShape: updates.shape)
+        return [try ScatterND.scatter(updates, into: data, layout, reduction: reduction, node: name)]
+    }
+
+    public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
+        let (layout, data) = try plannedLayout(inputs)
+        return ScatterNDKernel(layout: layout, reduction: reduction, count: data.count)
+    }
+
+    func saved(inputs: [ValueFact?], outputs: [ValueFact]) -> SavedValues { .nothing }
+
+    /// Indices are plan-time values, so the rule knows where every update landed.
+    func backward(inputs: [ValueFact?], outputs: [ValueFact], wanted: [Bool]) throws -> any BackwardKernel {
+        let (layout, data) = try plannedLayout(inputs)
+        return try ScatterNDBackward(layout: layout, count: data.count, reduction: reduction, node: name)
+    }
+}
+
+extension ScatterND {
+    var reduction: Reduction { attributes.reduction }
 }
 
 /// ScatterND's backward rule: ∂L/∂data is ∂L/∂y except where an update overwrote the
