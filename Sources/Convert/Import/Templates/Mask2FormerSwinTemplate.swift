@@ -78,12 +78,7 @@ struct Mask2FormerSwinTemplate: ArchitectureTemplate {
         }
         let settings = try config.decode(Settings.self)
         let configFile = config.file ?? "config.json"
-        if settings.backbone?.absoluteEmbeddings == true {
-            throw CheckpointError.badConfig(file: configFile, detail: "use_absolute_embeddings true is not supported (the hub's Swin backbones have none)")
-        }
-        if let activation = settings.backbone?.hiddenActivation, activation != "gelu" {
-            throw CheckpointError.badConfig(file: configFile, detail: "hidden_act '\(activation)': the template builds Swin's GELU MLP")
-        }
+        try settings.backbone?.checkSupported(configFile: configFile)
         if settings.preNorm == true {
             throw CheckpointError.badConfig(file: configFile, detail: "pre_norm true: the template builds the decoder layers' post-norm form (the hub's)")
         }

@@ -56,6 +56,16 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
                 case windowSize = "window_size", layerNormEpsilon = "layer_norm_eps", hiddenActivation = "hidden_act"
                 case outFeatures = "out_features", absoluteEmbeddings = "use_absolute_embeddings"
             }
+
+            /// Refuses the transformers Swin options the Swin builder does not build.
+            func checkSupported(configFile: String) throws {
+                if absoluteEmbeddings == true {
+                    throw CheckpointError.badConfig(file: configFile, detail: "use_absolute_embeddings true is not supported (the hub's Swin backbones have none)")
+                }
+                if let hiddenActivation, hiddenActivation != "gelu" {
+                    throw CheckpointError.badConfig(file: configFile, detail: "hidden_act '\(hiddenActivation)': the template builds Swin's GELU MLP")
+                }
+            }
         }
 
         var backbone: Backbone?
@@ -72,12 +82,7 @@ struct UperNetSwinTemplate: ArchitectureTemplate {
         }
         let settings = try config.decode(Settings.self)
         let configFile = config.file ?? "config.json"
-        if settings.backbone?.absoluteEmbeddings == true {
-            throw CheckpointError.badConfig(file: configFile, detail: "use_absolute_embeddings true is not supported (the hub's Swin backbones have none)")
-        }
-        if let activation = settings.backbone?.hiddenActivation, activation != "gelu" {
-            throw CheckpointError.badConfig(file: configFile, detail: "hidden_act '\(activation)': the template builds Swin's GELU MLP")
-        }
+        try settings.backbone?.checkSupported(configFile: configFile)
         return try UperNetSwin.build(&weights, names: SwinNames(weights, layout: .transformers), configFile: configFile,
                                      windowSize: settings.backbone?.windowSize, epsilon: settings.backbone?.layerNormEpsilon ?? 1e-5,
                                      poolScales: settings.poolScales ?? [1, 2, 3, 6], outFeatures: settings.backbone?.outFeatures)
