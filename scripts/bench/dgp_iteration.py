@@ -24,10 +24,7 @@ Usage: python scripts/bench/dgp_iteration.py [--rrun .build/release/rrun] [--con
        [--iters 5] [--rounds 3] [--threads 2] [--channel-width 128]
 """
 import argparse
-import json
 import os
-import platform
-import re
 import statistics
 import subprocess
 import sys
@@ -42,6 +39,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "fixtures"))
 from make_checkpoints import converge_spectral_norms  # noqa: E402
+from iteration_rounds import alternate_rounds, print_summary, rrun_iteration_ms  # noqa: E402
 
 LUMA = torch.tensor([0.2989, 0.5870, 0.1140]).view(1, 3, 1, 1)
 
@@ -84,14 +82,9 @@ def torch_iterations(model, config, target, iters, threads):
 
 
 def restore_iterations(rrun, model, image, iters, threads):
-    output = subprocess.run([rrun, "dgp", model, image, "--task", "colorize", "--class", "0", "--candidates", "1",
-                             "--schedule", "all", "--iters", str(iters + 1), "--threads", str(threads), "-v",
-                             "-o", os.path.join(os.path.dirname(image), "out.png")],
-                            check=True, capture_output=True, text=True).stdout
-    match = re.search(r"iteration: median ([0-9.]+) ms", output)
-    if not match:
-        raise SystemExit(f"no iteration time in rrun's output:\n{output}")
-    return float(match.group(1))
+    return rrun_iteration_ms([rrun, "dgp", model, image, "--task", "colorize", "--class", "0", "--candidates", "1",
+                              "--schedule", "all", "--iters", str(iters + 1), "--threads", str(threads), "-v",
+                              "-o", os.path.join(os.path.dirname(image), "out.png")])
 
 
 def main():
@@ -118,28 +111,12 @@ def main():
         Image.fromarray(np.stack([pixels] * 3, -1)).save(image)
         target = torch.from_numpy(pixels.astype(np.float32) / 255 * 2 - 1).view(1, 1, size, size)
         parameters = sum(p.numel() for p in model.parameters())
-        restore, pytorch, loads = [], [], []
-        for round_index in range(args.rounds):
-            engines = [("restore", lambda: restore_iterations(args.rrun, converted, image, args.iters, args.threads)),
-                       ("pytorch", lambda: torch_iterations(model, config, target, args.iters, args.threads))]
-            if round_index % 2:
-                engines.reverse()
-            for name, measure in engines:
-                (restore if name == "restore" else pytorch).append(measure())
-            loads.append(os.getloadavg()[0])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    r, p = statistics.median(restore), statistics.median(pytorch)
-    print(f"DGP iteration (G forward, backward to z and all {parameters / 1e6:.1f} M weights, Adam) at {size}x{size}, "
-          f"BigGAN-deep channel width {args.channel_width}, {args.threads} threads, {args.rounds} rounds of {args.iters} iterations")
-    print(f"  Restore  median {r:.0f} ms  (rounds: {', '.join(f'{t:.0f}' for t in restore)})")
-    print(f"  PyTorch  median {p:.0f} ms  (rounds: {', '.join(f'{t:.0f}' for t in pytorch)}; torch {torch.__version__})")
-    print(f"  ratio Restore/PyTorch {r / p:.2f}   load average (1 min) per round: {', '.join(f'{l:.1f}' for l in loads)}")
-    print(f"  commit {commit}   {cpu}")
-    if args.json:
-        print(json.dumps({"restore_ms": r, "pytorch_ms": p, "ratio": r / p, "commit": commit, "cpu": cpu,
-                          "load": loads}))
+        restore, pytorch, loads = alternate_rounds(
+            args.rounds, lambda: restore_iterations(args.rrun, converted, image, args.iters, args.threads),
+            lambda: torch_iterations(model, config, target, args.iters, args.threads))
+    print_summary(f"DGP iteration (G forward, backward to z and all {parameters / 1e6:.1f} M weights, Adam) at {size}x{size}, "
+                  f"BigGAN-deep channel width {args.channel_width}, {args.threads} threads, {args.rounds} rounds of {args.iters} iterations",
+                  restore, pytorch, loads, torch.__version__, args.json, digits=0)
 
 
 if __name__ == "__main__":

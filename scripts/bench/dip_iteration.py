@@ -20,12 +20,8 @@ Usage: python scripts/bench/dip_iteration.py [--rrun .build/release/rrun] [--siz
        [--iters 20] [--rounds 3] [--threads 2]
 """
 import argparse
-import json
 import os
-import platform
-import re
 import statistics
-import subprocess
 import tempfile
 import time
 
@@ -33,6 +29,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from iteration_rounds import alternate_rounds, print_summary, rrun_iteration_ms
 
 
 class Block(nn.Sequential):
@@ -88,14 +86,9 @@ def torch_iterations(size, iters, threads):
     return statistics.median(times) * 1000
 
 
-def restore_iterations(rrun, image, size, iters, threads):
-    output = subprocess.run([rrun, "dip", image, "--iters", str(iters + 1), "--threads", str(threads), "-v",
-                             "-o", os.path.join(os.path.dirname(image), "out.png")],
-                            check=True, capture_output=True, text=True).stdout
-    match = re.search(r"iteration: median ([0-9.]+) ms", output)
-    if not match:
-        raise SystemExit(f"no iteration time in rrun's output:\n{output}")
-    return float(match.group(1))
+def restore_iterations(rrun, image, iters, threads):
+    return rrun_iteration_ms([rrun, "dip", image, "--iters", str(iters + 1), "--threads", str(threads), "-v",
+                              "-o", os.path.join(os.path.dirname(image), "out.png")])
 
 
 def main():
@@ -112,25 +105,11 @@ def main():
         image = os.path.join(folder, "noisy.png")
         pixels = np.random.default_rng(3).integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
         Image.fromarray(pixels).save(image)
-        restore, pytorch = [], []
-        for round_index in range(args.rounds):
-            engines = [("restore", lambda: restore_iterations(args.rrun, image, args.size, args.iters, args.threads)),
-                       ("pytorch", lambda: torch_iterations(args.size, args.iters, args.threads))]
-            if round_index % 2:
-                engines.reverse()
-            for name, measure in engines:
-                (restore if name == "restore" else pytorch).append(measure())
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
-               platform.processor())
-    r, p = statistics.median(restore), statistics.median(pytorch)
-    print(f"DIP iteration (forward, backward, Adam) at {args.size}x{args.size}, {args.threads} threads, "
-          f"{args.rounds} rounds of {args.iters} iterations")
-    print(f"  Restore  median {r:.1f} ms  (rounds: {', '.join(f'{t:.1f}' for t in restore)})")
-    print(f"  PyTorch  median {p:.1f} ms  (rounds: {', '.join(f'{t:.1f}' for t in pytorch)}; torch {torch.__version__})")
-    print(f"  ratio Restore/PyTorch {r / p:.2f}   commit {commit}   {cpu}")
-    if args.json:
-        print(json.dumps({"restore_ms": r, "pytorch_ms": p, "ratio": r / p, "commit": commit, "cpu": cpu}))
+        restore, pytorch, loads = alternate_rounds(
+            args.rounds, lambda: restore_iterations(args.rrun, image, args.iters, args.threads),
+            lambda: torch_iterations(args.size, args.iters, args.threads))
+    print_summary(f"DIP iteration (forward, backward, Adam) at {args.size}x{args.size}, {args.threads} threads, "
+                  f"{args.rounds} rounds of {args.iters} iterations", restore, pytorch, loads, torch.__version__, args.json)
 
 
 if __name__ == "__main__":
