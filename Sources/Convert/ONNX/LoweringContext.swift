@@ -20,16 +20,29 @@ struct LoweringContext {
     var builder: GraphBuilder
     /// Values read by some node or graph output, to tell whether an optional output matters.
     private let consumedValues: Set<String>
+    /// Nodes a rule hands back for the importer to lower next, in order, in its place
+    /// (the taken branch of an If).
+    var inlinedNodes: [ONNXNode] = []
 
     init(opset: Int, graph: Graph, knownShapes: [String: [Dim]], onnxNodes: [ONNXNode]) {
         self.opset = opset
         var consumed = Set(graph.outputs.map(\.name))
         var reserved: Set<String> = []
-        for node in onnxNodes {
-            consumed.formUnion(node.inputs)
-            reserved.formUnion(node.outputs)
-            reserved.insert(node.name)
+        // Subgraphs' nodes may be inlined (If), so their names count too, and a value a
+        // subgraph reads or returns is consumed.
+        func visit(_ nodes: [ONNXNode]) {
+            for node in nodes {
+                consumed.formUnion(node.inputs)
+                reserved.formUnion(node.outputs)
+                reserved.insert(node.name)
+                for case .graph(let subgraph) in node.attributes.values {
+                    consumed.formUnion(subgraph.outputs)
+                    reserved.formUnion(subgraph.initializers.map(\.name))
+                    visit(subgraph.nodes)
+                }
+            }
         }
+        visit(onnxNodes)
         self.consumedValues = consumed
         self.builder = GraphBuilder(graph: graph, knownShapes: knownShapes, reservedNames: reserved)
     }

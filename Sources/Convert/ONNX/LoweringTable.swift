@@ -130,6 +130,7 @@ enum LoweringTable {
             "Constant": Lowering(LowerShapeArithmetic.constant, versions: [1, 9, 11, 12, 13, 19, 21, 23, 24, 25]),
             "Identity": Lowering(LowerShapeArithmetic.identity, versions: [1, 13, 14, 16, 19, 21, 23, 24, 25]),
             "Dropout": Lowering(LowerShapeArithmetic.dropout, versions: [7, 10, 12, 13, 22]),
+            "If": Lowering(LowerIf.inlineTakenBranch, versions: [1, 11, 13, 16, 19, 21, 23, 24, 25]),
         ]
         for (opType, entry) in LowerElementwise.plainUnary {
             rules[opType] = Lowering(LowerElementwise.unary(entry.function), versions: entry.versions)

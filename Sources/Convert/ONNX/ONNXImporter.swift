@@ -14,14 +14,14 @@ public struct ONNXImporter: Importer {
     /// is refused as a whole.
     public static let supportedOpsets = 7...28
 
-    /// ONNX control flow, which Restore's graphs do not have.
-    static let controlFlowOps: Set<String> = ["If", "Loop", "Scan"]
+    /// ONNX loops, which Restore's graphs do not have (an If whose condition is known when
+    /// converting is inlined, `LowerIf`).
+    static let controlFlowOps: Set<String> = ["Loop", "Scan"]
 
-    /// Why control flow is refused and how to export without it: PyTorch's classic exporter
-    /// writes it for Python-level decisions it cannot resolve at trace time.
-    static let controlFlowAdvice = "control flow is not supported; PyTorch's exporter writes If for squeeze() of an "
-        + "axis whose size is symbolic (index it with [..., 0] instead), and If/Loop for torch.jit.script-ed code "
-        + "(trace it instead); see docs/exporting.md"
+    /// Why loops are refused and how to export without them: PyTorch's classic exporter
+    /// writes them for Python-level loops in torch.jit.script-ed code.
+    static let controlFlowAdvice = "loops are not supported (Restore's graphs are static dataflow); PyTorch's exporter "
+        + "writes Loop for torch.jit.script-ed code (trace it instead); see docs/exporting.md"
 
     public init() {}
 
@@ -85,7 +85,10 @@ private struct ModelLowering {
             knownShapes: knownShapes, onnxNodes: model.nodes)
 
         var unsupported: [UnsupportedNode] = []
-        for node in model.nodes {
+        // A stack of the nodes still to lower, next last: a rule that inlines a subgraph
+        // (If) puts its nodes on top, so they are lowered in its place.
+        var pending = Array(model.nodes.reversed())
+        while let node = pending.popLast() {
             guard node.domain.isEmpty, let lowering = LoweringTable.rules[node.opType] else {
                 let reason = node.domain.isEmpty && ONNXImporter.controlFlowOps.contains(node.opType) ? ONNXImporter.controlFlowAdvice : ""
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
@@ -101,6 +104,8 @@ private struct ModelLowering {
             do {
                 try lowering.rule(&context, node)
                 try context.builder.checkAttributes(ofNodesFrom: firstEmitted)
+                pending += context.inlinedNodes.reversed()
+                context.inlinedNodes = []
             } catch LoweringFailure.unsupported(let reason) {
                 unsupported.append(UnsupportedNode(opType: node.qualifiedOpType, node: node.name, reason: reason))
             } catch LoweringFailure.invalid(let reason) {

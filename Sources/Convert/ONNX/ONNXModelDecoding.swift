@@ -10,7 +10,9 @@ enum ONNXAttribute {
     case floats([Float])
     case strings([String])
     case tensor(ConstantTensor)
-    /// A kind Restore never reads (graph, sparse tensor, type proto …), by its ONNX name.
+    /// A subgraph (If's branches), decoded like the main graph.
+    case graph(ONNXSubgraph)
+    /// A kind Restore never reads (graphs, sparse tensor, type proto …), by its ONNX name.
     case other(String)
 }
 
@@ -29,6 +31,15 @@ struct ONNXNode {
 
     /// The op type as listed in errors: prefixed with the domain when that is not the default one.
     var qualifiedOpType: String { domain.isEmpty ? opType : "\(domain).\(opType)" }
+}
+
+/// A graph held by an attribute (If's then_branch and else_branch): its nodes, its own
+/// initializers, and the names of its outputs. It has no inputs: it reads values of the
+/// scopes around it by name, which ONNX keeps distinct from every name inside.
+struct ONNXSubgraph {
+    var nodes: [ONNXNode]
+    var initializers: [ConstantTensor]
+    var outputs: [String]
 }
 
 /// A graph input, output or value_info entry: element type (nil when absent or not
@@ -93,15 +104,27 @@ struct ONNXModelDecoder {
             opset: opset,
             producer: producer,
             metadata: metadata,
-            nodes: try uniquelyNamed(cArray(graph.node, graph.n_node).enumerated().compactMap { index, node in
-                try node.map { try decodeNode($0.pointee, index: index) }
-            }),
-            initializers: try cArray(graph.initializer, graph.n_initializer).compactMap { tensor in
-                try tensor.map { try tensors.decode($0.pointee, fallbackName: "") }
-            },
+            nodes: try decodeNodes(graph, depth: 0),
+            initializers: try decodeInitializers(graph),
             inputs: cArray(graph.input, graph.n_input).compactMap { $0.map { decodeValueInfo($0.pointee) } },
             outputs: cArray(graph.output, graph.n_output).compactMap { $0.map { decodeValueInfo($0.pointee) } },
             valueInfo: cArray(graph.value_info, graph.n_value_info).compactMap { $0.map { decodeValueInfo($0.pointee) } })
+    }
+
+    /// Subgraphs nested deeper than this are refused: decoding recurses once per level, and
+    /// no exporter nests If more than a few levels.
+    static let maximumSubgraphDepth = 32
+
+    private func decodeNodes(_ graph: Onnx__GraphProto, depth: Int) throws -> [ONNXNode] {
+        uniquelyNamed(try cArray(graph.node, graph.n_node).enumerated().compactMap { index, node in
+            try node.map { try decodeNode($0.pointee, index: index, depth: depth) }
+        })
+    }
+
+    private func decodeInitializers(_ graph: Onnx__GraphProto) throws -> [ConstantTensor] {
+        try cArray(graph.initializer, graph.n_initializer).compactMap { tensor in
+            try tensor.map { try tensors.decode($0.pointee, fallbackName: "") }
+        }
     }
 
     /// Nodes with distinct names (errors and rewrite passes name nodes): a repeated name
@@ -119,7 +142,7 @@ struct ONNXModelDecoder {
         }
     }
 
-    private func decodeNode(_ node: Onnx__NodeProto, index: Int) throws -> ONNXNode {
+    private func decodeNode(_ node: Onnx__NodeProto, index: Int, depth: Int) throws -> ONNXNode {
         let opType = string(node.op_type)
         var name = string(node.name)
         if name.isEmpty { name = "\(opType.isEmpty ? "node" : opType)_\(index)" }
@@ -128,7 +151,7 @@ struct ONNXModelDecoder {
         var attributes: [String: ONNXAttribute] = [:]
         for attribute in cArray(node.attribute, node.n_attribute) {
             guard let attribute = attribute?.pointee else { continue }
-            attributes[string(attribute.name)] = try decodeAttribute(attribute, node: name)
+            attributes[string(attribute.name)] = try decodeAttribute(attribute, node: name, depth: depth)
         }
         return ONNXNode(name: name, opType: opType, domain: domain,
                         inputs: cArray(node.input, node.n_input).map(string),
@@ -136,7 +159,7 @@ struct ONNXModelDecoder {
                         attributes: attributes)
     }
 
-    private func decodeAttribute(_ attribute: Onnx__AttributeProto, node: String) throws -> ONNXAttribute {
+    private func decodeAttribute(_ attribute: Onnx__AttributeProto, node: String, depth: Int) throws -> ONNXAttribute {
         switch attribute.has_type != 0 ? attribute.type : inferredType(attribute) {
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT: return .int(Int(attribute.i))
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT: return .float(attribute.f)
@@ -150,6 +173,15 @@ struct ONNXModelDecoder {
         case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR:
             guard let tensor = attribute.t?.pointee else { return .other("TENSOR without a value") }
             return .tensor(try tensors.decode(tensor, fallbackName: "\(node).\(string(attribute.name))"))
+        case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH:
+            guard let graph = attribute.g?.pointee else { return .other("GRAPH without a value") }
+            guard depth < Self.maximumSubgraphDepth else {
+                throw ONNXImportError.badGraph(file: tensors.fileName, reason: "node '\(node)' nests subgraphs more than "
+                                               + "\(Self.maximumSubgraphDepth) levels deep")
+            }
+            return .graph(ONNXSubgraph(nodes: try decodeNodes(graph, depth: depth + 1),
+                                       initializers: try decodeInitializers(graph),
+                                       outputs: cArray(graph.output, graph.n_output).compactMap { $0.map { string($0.pointee.name) } }))
         default:
             return .other(attributeTypeName(attribute.type))
         }
@@ -161,6 +193,7 @@ struct ONNXModelDecoder {
         if attribute.n_floats > 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS }
         if attribute.n_strings > 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS }
         if attribute.t != nil { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__TENSOR }
+        if attribute.g != nil { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__GRAPH }
         if attribute.has_s != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRING }
         if attribute.has_f != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOAT }
         if attribute.has_i != 0 { return ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INT }

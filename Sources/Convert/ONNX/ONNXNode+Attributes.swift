@@ -100,6 +100,14 @@ extension ONNXNode {
         }
     }
 
+    func graph(_ key: String) throws -> ONNXSubgraph? {
+        switch attributes[key] {
+        case nil: return nil
+        case .graph(let value)?: return value
+        case let other?: throw wrongType(key, expected: "a graph", found: other)
+        }
+    }
+
     private func wrongType(_ key: String, expected: String, found: ONNXAttribute) -> LoweringFailure {
         let kind = switch found {
         case .int: "an int"
@@ -109,6 +117,7 @@ extension ONNXNode {
         case .floats: "a list of floats"
         case .strings: "a list of strings"
         case .tensor: "a tensor"
+        case .graph: "a graph"
         case .other(let name): name
         }
         return .invalid("attribute '\(key)' should be \(expected), found \(kind)")
