@@ -106,7 +106,8 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// inputs: X, scales? (plan-time f32), sizes? (plan-time i64), one of them present.
     /// attrs: mode "nearest"|"linear"|"cubic", coordinateTransformationMode (ONNX names,
     ///        default "half_pixel"), nearestMode ="round_prefer_floor", cubicCoeffA =-0.75,
-    ///        excludeOutside =0.
+    ///        excludeOutside =0, keepAspectRatioPolicy, antialias; with tf_crop_and_resize
+    ///        regionOfInterest [startH, startW, endH, endW] and extrapolationValue =0.
     case resize
     /// inputs: X [N,C,H_in,W_in], grid [N,H_out,W_out,2] (x, y per output pixel, −1…1 spanning
     /// the input; data, not plan-time), or volumetric X [N,C,D_in,H_in,W_in] and grid

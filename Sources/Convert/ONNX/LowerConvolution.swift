@@ -1,9 +1,11 @@
 import Format
 
-/// Conv, ConvTranspose, Gemm and MatMul. Convolutions are 2-D only (Restore's conv
-/// takes NCHW); activations stay identity here, fusion passes set them later.
+/// Conv, ConvTranspose, Gemm and MatMul. Restore's convolutions take NCHW: 1-D ones run
+/// as 2-D (`LowerOneDimensional`), 3-D ones as 2-D per depth slice
+/// (`LowerVolumetricConvolution`); activations stay identity here, fusion passes set them later.
 enum LowerConvolution {
     static func conv(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        if try LowerVolumetricConvolution.isVolumetric(context, node) { return try LowerVolumetricConvolution.conv(&context, node) }
         let weight = try node.requiredInput(1)
         try requireTwoSpatialDims(node, weight: weight, context: context)
         var attributes = ConvAttributes()
@@ -14,6 +16,9 @@ enum LowerConvolution {
     }
 
     static func convTranspose(_ context: inout LoweringContext, _ node: ONNXNode) throws {
+        if try LowerVolumetricConvolution.isVolumetric(context, node) {
+            return try LowerVolumetricConvolution.convTranspose(&context, node)
+        }
         let input = try node.requiredInput(0)
         let weight = try node.requiredInput(1)
         try requireTwoSpatialDims(node, weight: weight, context: context)
@@ -199,11 +204,12 @@ enum LowerConvolution {
         return window
     }
 
-    /// Refuses 1-D and 3-D convolutions, judged from kernel_shape or the weight's rank.
+    /// Refuses convolutions of other than 2 spatial axes (1-D and 3-D are lowered before),
+    /// judged from kernel_shape or the weight's rank.
     private static func requireTwoSpatialDims(_ node: ONNXNode, weight: String, context: LoweringContext) throws {
         let spatialDims = try node.ints("kernel_shape")?.count ?? context.builder.rank(of: weight).map { $0 - 2 }
         if let spatialDims, spatialDims != 2 {
-            throw LoweringFailure.unsupported("\(spatialDims)-D convolution; only 2-D is supported")
+            throw LoweringFailure.unsupported("\(spatialDims)-D convolution; only 1-D, 2-D and 3-D are supported")
         }
     }
 }

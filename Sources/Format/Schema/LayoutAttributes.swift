@@ -123,6 +123,10 @@ public struct ResizeAttributes: OpAttributes {
         case alignCorners = "align_corners"
         case asymmetric
         case tfHalfPixelForNearest = "tf_half_pixel_for_nearest"
+        /// Samples `regionOfInterest` of the input: x_original = start·(in − 1) + x·(end −
+        /// start)·(in − 1)/(out − 1) (the region's centre when out = 1); a sample outside
+        /// [0, in − 1] gives `extrapolationValue`.
+        case tfCropAndResize = "tf_crop_and_resize"
     }
 
     /// How `nearest` rounds a fractional input coordinate.
@@ -151,8 +155,22 @@ public struct ResizeAttributes: OpAttributes {
     public var keepAspectRatioPolicy = KeepAspectRatioPolicy.stretch
     /// Linear and cubic downsampling widen the filter by 1/scale (ONNX Resize 18's antialias).
     public var antialias = false
+    /// tf_crop_and_resize's region of the last two axes, as fractions of the input:
+    /// [start H, start W, end H, end W] (empty for the other modes).
+    public var regionOfInterest: [Float] = []
+    /// tf_crop_and_resize's output where a sample falls outside the input.
+    public var extrapolationValue: Float = 0
 
     public init() {}
+
+    public func validate(node: String) throws {
+        let cropping = coordinateTransformationMode == .tfCropAndResize
+        try GraphError.check(regionOfInterest.count == (cropping ? 4 : 0) && regionOfInterest.allSatisfy(\.isFinite),
+                             node: node, attribute: "regionOfInterest",
+                             expected: cropping ? "4 finite values [start H, start W, end H, end W]"
+                                 : "none (only tf_crop_and_resize reads a region)",
+                             found: "\(regionOfInterest)")
+    }
 
     public static let fields: [AttributeField<Self>] = [
         AttributeField("mode", \.mode),
@@ -162,6 +180,8 @@ public struct ResizeAttributes: OpAttributes {
         AttributeField("excludeOutside", \.excludeOutside),
         AttributeField("keepAspectRatioPolicy", \.keepAspectRatioPolicy),
         AttributeField("antialias", \.antialias),
+        AttributeField("regionOfInterest", \.regionOfInterest),
+        AttributeField("extrapolationValue", \.extrapolationValue),
     ]
 }
 

@@ -4,7 +4,8 @@ import Format
 /// `resize`: nearest, linear or cubic interpolation of the last two axes (H, W), per ONNX
 /// Resize. Inputs: X, scales? (plan-time f32), sizes? (plan-time i64), exactly one given;
 /// scales and sizes may list every axis (the leading ones must keep their size) or only
-/// the last two. With scales the output size is floor(in · scale).
+/// the last two. With scales the output size is floor(in · scale) — with tf_crop_and_resize
+/// too, as onnxruntime computes it (ONNX's text scales the region's length instead).
 public struct Resize: Operator {
     let name: String
     let attributes: ResizeAttributes
@@ -92,8 +93,8 @@ public struct Resize: Operator {
         [ValueFact(dtype: .float32, shape: try plan(inputs).shape)]
     }
 
-    /// The input coordinate that output position `x` of an axis samples.
-    func sourceCoordinate(_ x: Int, input: Int, output: Int, scale: Float) -> Float {
+    /// The input coordinate that output position `x` of an axis (0: H, 1: W) samples.
+    func sourceCoordinate(_ x: Int, axis: Int, input: Int, output: Int, scale: Float) -> Float {
         let x = Float(x)
         switch attributes.coordinateTransformationMode {
         case .halfPixel: return (x + 0.5) / scale - 0.5
@@ -105,6 +106,12 @@ public struct Resize: Operator {
         case .alignCorners: return output == 1 ? 0 : x * Float(input - 1) / Float(output - 1)
         case .asymmetric: return x / scale
         case .tfHalfPixelForNearest: return (x + 0.5) / scale
+        case .tfCropAndResize:
+            // In onnxruntime's order of fp32 operations, so that a sample on the input's
+            // edge stays inside it the same way.
+            let (start, end) = (attributes.regionOfInterest[axis], attributes.regionOfInterest[2 + axis])
+            let length = Float(input - 1)
+            return output > 1 ? start * length + x * (end - start) * length / Float(output - 1) : 0.5 * (start + end) * length
         }
     }
 
@@ -151,14 +158,23 @@ public struct Resize: Operator {
         for tap in 0..<count { weights[tap] /= total }
     }
 
-    /// The input indices and weights output position `x` of an axis interpolates from,
-    /// written to `indices` and `weights` (`tapCount(scale:)` each).
-    func taps(_ x: Int, input: Int, output: Int, scale: Float,
-              indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) {
-        let source = sourceCoordinate(x, input: input, output: output, scale: scale)
+    /// The input indices and weights output position `x` of an axis (0: H, 1: W)
+    /// interpolates from, written to `indices` and `weights` (`tapCount(scale:)` each).
+    /// Returns whether the position samples outside the input (tf_crop_and_resize), where
+    /// the output is `extrapolationValue`; its taps are then index 0 with weight 0.
+    @discardableResult
+    func taps(_ x: Int, axis: Int, input: Int, output: Int, scale: Float,
+              indices: UnsafeMutablePointer<Int>, weights: UnsafeMutablePointer<Float>) -> Bool {
+        let source = sourceCoordinate(x, axis: axis, input: input, output: output, scale: scale)
+        if attributes.coordinateTransformationMode == .tfCropAndResize && !(0...Float(input - 1)).contains(source) {
+            let count = tapCount(scale: scale)
+            indices.update(repeating: 0, count: count)
+            weights.update(repeating: 0, count: count)
+            return true
+        }
         if attributes.antialias && scale < 1 && attributes.mode != .nearest {
             antialiasedTaps(source, input: input, scale: scale, count: tapCount(scale: scale), indices: indices, weights: weights)
-            return
+            return false
         }
         switch attributes.mode {
         case .nearest:
@@ -195,15 +211,17 @@ public struct Resize: Operator {
                 for tap in 0..<4 { weights[tap] /= total }
             }
         }
+        return false
     }
 
-    /// Index and weight tables of one axis, `tapCount(scale:)` entries per output position.
-    func axisTable(input: Int, output: Int, scale: Float) -> (indices: [Int], weights: [Float]) {
+    /// Index and weight tables of one axis, `tapCount(scale:)` entries per output position
+    /// (all weights 0 where it extrapolates: the output does not depend on X there).
+    func axisTable(axis: Int, input: Int, output: Int, scale: Float) -> (indices: [Int], weights: [Float]) {
         let count = tapCount(scale: scale)
         var indices: [Int] = [], weights: [Float] = []
         var tapIndices = [Int](repeating: 0, count: count), tapWeights = [Float](repeating: 0, count: count)
         for x in 0..<output {
-            taps(x, input: input, output: output, scale: scale, indices: &tapIndices, weights: &tapWeights)
+            taps(x, axis: axis, input: input, output: output, scale: scale, indices: &tapIndices, weights: &tapWeights)
             indices += tapIndices
             weights += tapWeights
         }
@@ -222,10 +240,15 @@ public struct Resize: Operator {
         var rowIndices = [Int](repeating: 0, count: rowTaps), columnIndices = [Int](repeating: 0, count: columnTaps)
         var rowWeights = [Float](repeating: 0, count: rowTaps), columnWeights = [Float](repeating: 0, count: columnTaps)
         for oy in 0..<outH {
-            taps(oy, input: inH, output: outH, scale: scales[0], indices: &rowIndices, weights: &rowWeights)
+            let rowOutside = taps(oy, axis: 0, input: inH, output: outH, scale: scales[0], indices: &rowIndices, weights: &rowWeights)
             for ox in 0..<outW {
-                taps(ox, input: inW, output: outW, scale: scales[1], indices: &columnIndices, weights: &columnWeights)
+                let columnOutside = taps(ox, axis: 1, input: inW, output: outW, scale: scales[1],
+                                         indices: &columnIndices, weights: &columnWeights)
                 for plane in 0..<planes {
+                    if rowOutside || columnOutside {
+                        y[(plane * outH + oy) * outW + ox] = attributes.extrapolationValue
+                        continue
+                    }
                     var sum: Float = 0
                     for ty in 0..<rowTaps {
                         for tx in 0..<columnTaps {
@@ -249,8 +272,10 @@ public struct Resize: Operator {
         // The column table and the ring of interpolated rows live in scratch, which the plan's
         // arena (and so the memory budget) counts; an 800-byte graph asking for a 2^28-wide
         // output must be refused by that budget, not allocate gigabytes while planning.
+        // With tf_crop_and_resize a byte per column after the taps says whether it extrapolates.
+        let extrapolates = attributes.coordinateTransformationMode == .tfCropAndResize
         let tableEntry = MemoryLayout<Int>.size + MemoryLayout<Float>.size
-        let columnTable = ShapeRules.checkedProduct([outW, columnTaps, tableEntry])
+        let columnTable = ShapeRules.checkedProduct([outW, columnTaps * tableEntry + (extrapolates ? 1 : 0)])
         let slot = ShapeRules.checkedProduct([rowTaps, outW, MemoryLayout<Float>.size])
         guard let columnTable, let slot, let ring = ShapeRules.checkedProduct([ScratchSlots.slotCount, slot + 63]),
               case (let scratch, false) = (columnTable + 63).addingReportingOverflow(ring) else {
@@ -258,7 +283,7 @@ public struct Resize: Operator {
         }
         return ResizeKernel(resize: self, planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
                             outputHeight: outH, outputWidth: outW, rowScale: scales[0], columnScale: scales[1],
-                            rowTaps: rowTaps, columnTaps: columnTaps,
+                            rowTaps: rowTaps, columnTaps: columnTaps, extrapolates: extrapolates,
                             columnTableBytes: (columnTable + 63) / 64 * 64, slotBytes: (slot + 63) / 64 * 64,
                             scratchBytes: rowTaps == 1 ? (columnTable + 63) / 64 * 64 : scratch)
     }
@@ -288,7 +313,11 @@ struct ResizeKernel: Kernel {
     /// Taps per output row and per output column (`Resize.tapCount(scale:)`): 1 (nearest),
     /// 2 (linear), 4 (cubic), or more when antialiased downsampling widens the filter.
     let rowTaps: Int, columnTaps: Int
-    /// Bytes of the column table at the start of scratch (indices, then weights), and of
+    /// Whether positions may sample outside the input (tf_crop_and_resize) and so take
+    /// the extrapolation value.
+    let extrapolates: Bool
+    /// Bytes of the column table at the start of scratch (indices, weights, then with
+    /// `extrapolates` one flag byte per column saying it samples outside), and of
     /// one ring slot after it; both 64-byte multiples.
     let columnTableBytes: Int, slotBytes: Int
     /// The column table, and the ring slots unless the rows take one tap (nearest).
@@ -296,17 +325,28 @@ struct ResizeKernel: Kernel {
 
     private static let rowsPerItem = 32
 
-    /// Output row `oy`'s input rows and weights.
-    private func tapsOfRow(_ oy: Int, _ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>) {
-        resize.taps(oy, input: inputHeight, output: outputHeight, scale: rowScale, indices: indices, weights: weights)
+    /// Output row `oy`'s input rows and weights; whether the row extrapolates.
+    private func tapsOfRow(_ oy: Int, _ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>) -> Bool {
+        resize.taps(oy, axis: 0, input: inputHeight, output: outputHeight, scale: rowScale, indices: indices, weights: weights)
     }
 
-    /// Every output column's `columnTaps` input columns and weights.
-    private func writeColumnTable(_ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>) {
+    /// Every output column's `columnTaps` input columns and weights, and with
+    /// `extrapolates` whether each samples outside the input.
+    private func writeColumnTable(_ indices: UnsafeMutablePointer<Int>, _ weights: UnsafeMutablePointer<Float>,
+                                  _ outside: UnsafeMutablePointer<UInt8>) {
         for ox in 0..<outputWidth {
-            resize.taps(ox, input: inputWidth, output: outputWidth, scale: columnScale,
-                        indices: indices + ox * columnTaps, weights: weights + ox * columnTaps)
+            let extrapolated = resize.taps(ox, axis: 1, input: inputWidth, output: outputWidth, scale: columnScale,
+                                           indices: indices + ox * columnTaps, weights: weights + ox * columnTaps)
+            if extrapolates { outside[ox] = extrapolated ? 1 : 0 }
         }
+    }
+
+    /// An output row that samples inside the input along H: its columns that extrapolate
+    /// take the extrapolation value.
+    @inline(__always)
+    private func extrapolateColumns(_ output: UnsafeMutablePointer<Float>, _ outside: UnsafeMutablePointer<UInt8>) {
+        guard extrapolates else { return }
+        for ox in 0..<outputWidth where outside[ox] != 0 { output[ox] = resize.attributes.extrapolationValue }
     }
 
     func run(_ io: KernelIO) {
@@ -316,17 +356,24 @@ struct ResizeKernel: Kernel {
         let entries = outputWidth * columnTaps
         let columnIndices = scratch.assumingMemoryBound(to: Int.self)
         let columnWeights = (scratch + entries * MemoryLayout<Int>.size).assumingMemoryBound(to: Float.self)
-        writeColumnTable(columnIndices, columnWeights)
+        let columnOutside = (scratch + entries * (MemoryLayout<Int>.size + MemoryLayout<Float>.size))
+            .assumingMemoryBound(to: UInt8.self)
+        writeColumnTable(columnIndices, columnWeights, columnOutside)
+        let extrapolation = resize.attributes.extrapolationValue
         if rowTaps == 1 {
             // Nearest: a gather per output row (every weight is 1).
             io.pool.parallelFor(planes * outputHeight, minimumChunk: 16) { range in
                 var rowIndex = 0, rowWeight: Float = 0
                 for item in range {
                     let plane = item / outputHeight, oy = item % outputHeight
-                    tapsOfRow(oy, &rowIndex, &rowWeight)
-                    let row = x + (plane * inputHeight + rowIndex) * inputWidth
                     let output = y + item * outputWidth
+                    if tapsOfRow(oy, &rowIndex, &rowWeight) {
+                        output.update(repeating: extrapolation, count: outputWidth)
+                        continue
+                    }
+                    let row = x + (plane * inputHeight + rowIndex) * inputWidth
                     for ox in 0..<outputWidth { output[ox] = row[columnIndices[ox]] }
+                    extrapolateColumns(output, columnOutside)
                 }
             }
             return
@@ -347,8 +394,11 @@ struct ResizeKernel: Kernel {
                 let ringRows = rowState, rowIndices = rowState + rowTaps
                 ringRows.initialize(repeating: -1, count: rowTaps)
                 for oy in (block * Self.rowsPerItem)..<min((block + 1) * Self.rowsPerItem, outputHeight) {
-                    tapsOfRow(oy, rowIndices, rowWeights)
                     let output = y + (plane * outputHeight + oy) * outputWidth
+                    if tapsOfRow(oy, rowIndices, rowWeights) {
+                        output.update(repeating: extrapolation, count: outputWidth)
+                        continue
+                    }
                     output.update(repeating: 0, count: outputWidth)
                     for ty in 0..<rowTaps {
                         let inputRow = rowIndices[ty]
@@ -362,6 +412,7 @@ struct ResizeKernel: Kernel {
                         let weight = rowWeights[ty]
                         for ox in 0..<outputWidth { output[ox] += weight * interpolated[ox] }
                     }
+                    extrapolateColumns(output, columnOutside)
                 }
             }
             }
@@ -405,8 +456,8 @@ extension Resize: Differentiable {
         let (shape, scales) = try plan(inputs)
         let rank = shape.count
         let (inH, inW, outH, outW) = (x.shape[rank - 2], x.shape[rank - 1], shape[rank - 2], shape[rank - 1])
-        let rows = axisTable(input: inH, output: outH, scale: scales[0])
-        let columns = axisTable(input: inW, output: outW, scale: scales[1])
+        let rows = axisTable(axis: 0, input: inH, output: outH, scale: scales[0])
+        let columns = axisTable(axis: 1, input: inW, output: outW, scale: scales[1])
         return ResizeBackward(planes: shape[..<(rank - 2)].reduce(1, *), inputHeight: inH, inputWidth: inW,
                               outputHeight: outH, outputWidth: outW,
                               rowTaps: tapCount(scale: scales[0]), columnTaps: tapCount(scale: scales[1]),
