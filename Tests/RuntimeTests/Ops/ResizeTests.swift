@@ -31,6 +31,33 @@ final class ResizeTests: XCTestCase {
         }
     }
 
+    /// tf_crop_and_resize: rows and columns past the input's edges take the extrapolation
+    /// value in the fast kernel's nearest gather and row ring as in the reference, on odd
+    /// sizes and with more than one 32-row block per plane.
+    func testCropAndResizeExtrapolatesLikeTheReference() throws {
+        var seed: UInt64 = 60
+        for mode in ["nearest", "linear", "cubic"] {
+            let attributes: [String: Attribute] = [
+                "mode": .string(mode), "coordinateTransformationMode": .string("tf_crop_and_resize"),
+                "regionOfInterest": .floats([-0.2, 0.3, 1.3, 0.7]), "extrapolationValue": .float(-1.5),
+            ]
+            seed += 1
+            try KernelHarness.assertFastMatchesReference(node(attributes, sizes: true),
+                                                         [KernelHarness.random([1, 2, 7, 63], seed: seed), nil,
+                                                          HostTensor(shape: [2], ints: [41, 65])], planTime: [2])
+            try KernelHarness.assertFastMatchesReference(node(attributes), [KernelHarness.random([2, 1, 9, 5], seed: seed),
+                                                                            scales([1, 1, 1, 2])], planTime: [1])
+        }
+        // One output row samples the region's centre, (start + end)/2 · (in − 1).
+        let centre: [String: Attribute] = [
+            "mode": .string("nearest"), "coordinateTransformationMode": .string("tf_crop_and_resize"),
+            "regionOfInterest": .floats([0.25, 0, 0.75, 1]),
+        ]
+        let x = HostTensor(shape: [1, 1, 5, 2], floats: (0..<10).map(Float.init))
+        let y = try OpKind.makeOperator(node(centre, sizes: true)).reference([x, nil, HostTensor(shape: [2], ints: [1, 2])])[0]
+        XCTAssertEqual(y.floats, [4, 5])
+    }
+
     func testNearestModesAndCubicOptions() throws {
         for nearest in ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"] {
             try KernelHarness.assertFastMatchesReference(
