@@ -148,7 +148,10 @@ private struct ModelLowering {
             }
             dtype = type
         } else if isInput {
-            throw ONNXImportError.badValueInfo(file: fileName, value: info.name, reason: "has no tensor type")
+            // Any other type is a sequence, map or optional (ONNX's TypeProto), which
+            // Restore's tensor graphs do not have.
+            throw ONNXImportError.badValueInfo(file: fileName, value: info.name, reason: "has no tensor type (a sequence, "
+                                               + "map or optional value, which Restore does not run)")
         } else {
             dtype = .float32
         }
