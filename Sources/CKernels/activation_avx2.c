@@ -1,16 +1,17 @@
 /*
- * GELU and softmax rows over AVX2 lanes with libmvec's AVX2 erff and expf (8 lanes per
- * call; the same functions, and the same error bounds, as the AVX-512 file's 16-lane ones).
+ * GELU and softmax rows over AVX2 lanes: GELU as activation_vector.h computes it (shared
+ * with the GEMM epilogue), softmax with libmvec's AVX2 expf (8 lanes per call; the same
+ * function, and the same error bound, as the AVX-512 file's 16-lane one).
  * AVX2 has no mask registers: a tail shorter than 8 goes through a small buffer padded
  * with a neutral value (0 for GELU, −∞ for softmax, whose exp is 0).
  */
 #include "ckernels.h"
+#include "activation_vector.h"
 
 #include <immintrin.h>
 #include <string.h>
 
-/* libmvec's AVX2 erff (glibc ≥ 2.35) and expf (glibc ≥ 2.22), by vector ABI name. */
-__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_erff(__m256);
+/* libmvec's AVX2 expf (glibc ≥ 2.22), by vector ABI name. */
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 /* libmvec's AVX2 logf, cosf and sinf (glibc ≥ 2.22). */
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_logf(__m256);
@@ -18,20 +19,13 @@ __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_cosf(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_sinf(__m256);
 
 __attribute__((target("avx2,fma")))
-static inline __m256 gelu8(__m256 x) {
-    const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
-    __m256 erf = _ZGVdN8v_erff(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
-    return _mm256_mul_ps(_mm256_mul_ps(half, x), _mm256_add_ps(one, erf));
-}
-
-__attribute__((target("avx2,fma")))
 void restore_gelu_avx2(float *values, ptrdiff_t count) {
     ptrdiff_t i = 0;
-    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(values + i, gelu8(_mm256_loadu_ps(values + i)));
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(values + i, restore_gelu8(_mm256_loadu_ps(values + i)));
     if (i < count) {
         float tail[8] = {0};
         memcpy(tail, values + i, sizeof(float) * (size_t)(count - i));
-        _mm256_storeu_ps(tail, gelu8(_mm256_loadu_ps(tail)));
+        _mm256_storeu_ps(tail, restore_gelu8(_mm256_loadu_ps(tail)));
         memcpy(values + i, tail, sizeof(float) * (size_t)(count - i));
     }
 }

@@ -1,3 +1,4 @@
+import Format
 import TestSupport
 import XCTest
 @testable import Runtime
@@ -81,6 +82,49 @@ final class GEMMTests: XCTestCase {
                 }
                 compare(c, m: m, n: n, k: k, lda: k, ldb: k, ldc: n, a: a, b: w, start: [], transposeB: true, alpha: 1, beta: 0,
                         label: "packed GEMM (\(GEMM.packedLayout(cpu: cpu))) \(m)×\(n)×\(k)", file: #filePath, line: #line)
+            }
+        }
+    }
+
+    /// The packed product's epilogue (bias, then identity, ReLU or GELU, in registers) gives
+    /// the very floats of the product followed by the separate bias and activation passes
+    /// it replaces in `linear`, on every path that packs: edge tiles in both directions,
+    /// two blocks of depth (the epilogue only after the last), and NaN through ReLU.
+    func testPackedEpilogueEqualsTheSeparatePasses() {
+        let sizes: [(Int, Int, Int)] = [(1, 1, 1), (7, 47, 3), (13, 49, 300), (9, 97, 64), (256, 192, 192)]
+        for cpu in CPUFeatures.supportedLevels where GEMM.packs(cpu: cpu) {
+            for (index, (m, n, k)) in sizes.enumerated() {
+                var a = xorshiftFloats(count: m * k, seed: UInt64(500 + index)).map { 3 * $0 }
+                a[0] = .nan
+                let w = xorshiftFloats(count: n * k, seed: UInt64(600 + index))
+                let bias = xorshiftFloats(count: n, seed: UInt64(700 + index))
+                let count = GEMM.packedCount(k: k, n: n, cpu: cpu)
+                let packed = UnsafeMutableRawPointer.allocate(byteCount: count * 4, alignment: 64).bindMemory(to: Float.self, capacity: count)
+                defer { packed.deallocate() }
+                w.withUnsafeBufferPointer { GEMM.pack(k: k, n: n, b: $0.baseAddress!, ldb: k, transposed: true, into: packed, cpu: cpu) }
+                for function: UnaryFunction in [.identity, .relu, .gelu] {
+                    let activation = Activation(function: function)
+                    var fused = [Float](repeating: .nan, count: m * n), separate = fused
+                    a.withUnsafeBufferPointer { a in
+                        bias.withUnsafeBufferPointer { bias in
+                            GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: k, packedB: packed, bias: bias.baseAddress!,
+                                          activation: activation, c: &fused, ldc: n, cpu: cpu)
+                            GEMM.multiply(m: m, n: n, k: k, a: a.baseAddress!, lda: k, packedB: packed, c: &separate, ldc: n, cpu: cpu)
+                        }
+                    }
+                    separate.withUnsafeMutableBufferPointer { values in
+                        for row in 0..<m {
+                            let start = values.baseAddress! + row * n
+                            for j in 0..<n { start[j] += bias[j] }
+                            activation.apply(start, count: n, cpu: cpu)
+                        }
+                    }
+                    let label = "packed GEMM with epilogue \(function) (\(GEMM.packedLayout(cpu: cpu))) \(m)×\(n)×\(k)"
+                    let differing = zip(fused, separate).filter { $0.bitPattern != $1.bitPattern && !($0.isNaN && $1.isNaN) }.count
+                    print("\(label): \(differing) of \(m * n) floats differ from the separate passes")
+                    XCTAssertEqual(differing, 0, label)
+                    XCTAssertTrue(fused[0].isNaN, "\(label): NaN in the first row of A must reach C")
+                }
             }
         }
     }

@@ -42,11 +42,18 @@ int restore_sgemm_avx512(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
 size_t restore_sgemm_avx512_packed_count(ptrdiff_t k, ptrdiff_t n);
 void restore_sgemm_avx512_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed);
 
-/* C[m×n] = A[m×k] · B, with B packed by restore_sgemm_avx512_pack, 64-byte aligned (the
- * panels are loaded aligned). AVX-512 only, as above. */
+/* What a packed product does to each finished tile of C, in registers, before storing it:
+ * add bias[j] to column j when `bias` is not NULL, then apply the activation —
+ * max(x, 0) (NaN stays NaN) or GELU as restore_gelu_* computes it, so a fused linear layer
+ * rounds exactly as the product followed by the separate passes did. */
+enum { RESTORE_EPILOGUE_IDENTITY = 0, RESTORE_EPILOGUE_RELU = 1, RESTORE_EPILOGUE_GELU = 2 };
+
+/* C[m×n] = act(A[m×k] · B + bias), with B packed by restore_sgemm_avx512_pack, 64-byte
+ * aligned (the panels are loaded aligned); `bias` (n floats or NULL) and `activation`
+ * (RESTORE_EPILOGUE_*) as above. AVX-512 only, as above. */
 void restore_sgemm_avx512_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k,
                                  const float *a, ptrdiff_t lda,
-                                 const float *packed_b,
+                                 const float *packed_b, const float *bias, int activation,
                                  float *c, ptrdiff_t ldc);
 
 /*
@@ -61,7 +68,7 @@ int restore_sgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, float alpha,
 size_t restore_sgemm_avx2_packed_count(ptrdiff_t k, ptrdiff_t n);
 void restore_sgemm_avx2_pack(ptrdiff_t k, ptrdiff_t n, const float *b, ptrdiff_t ldb, int transposed, float *packed);
 void restore_sgemm_avx2_packed(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const float *a, ptrdiff_t lda,
-                               const float *packed_b, float *c, ptrdiff_t ldc);
+                               const float *packed_b, const float *bias, int activation, float *c, ptrdiff_t ldc);
 
 /* values[i] = GELU(values[i]) = x/2 · (1 + erf(x/√2)), in place. AVX-512 only. */
 void restore_gelu_avx512(float *values, ptrdiff_t count);

@@ -76,16 +76,36 @@ public enum GEMM {
         }
     }
 
-    /// C[m×n] = A[m×k] · B with B packed by `pack` for the same `cpu`: no packing per call,
-    /// for constant weights multiplied by few rows at a time. Only where `packs(cpu:)`.
+    /// The packed product's epilogue code (ckernels.h) for `activation`, or nil when the
+    /// kernels do not compute it in registers: the identity, ReLU and exact GELU, the
+    /// activations of linear layers in the transformers Restore runs.
+    public static func epilogue(for activation: Activation) -> Int32? {
+        switch activation.function {
+        case .identity: Int32(RESTORE_EPILOGUE_IDENTITY)
+        case .relu: Int32(RESTORE_EPILOGUE_RELU)
+        case .gelu: Int32(RESTORE_EPILOGUE_GELU)
+        default: nil
+        }
+    }
+
+    /// C[m×n] = act(A[m×k] · B + bias) with B packed by `pack` for the same `cpu`: no
+    /// packing per call, for constant weights multiplied by few rows at a time; the bias
+    /// (n floats) and the activation are applied to each tile in registers before it is
+    /// stored, rounding as the separate passes would. Only where `packs(cpu:)`, with k > 0
+    /// when there is a bias or an activation, and an activation `epilogue(for:)` accepts.
     public static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                packedB: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
-                                cpu: CPULevel = CPUFeatures.level) {
+                                packedB: UnsafePointer<Float>, bias: UnsafePointer<Float>? = nil,
+                                activation: Activation = .identity,
+                                c: UnsafeMutablePointer<Float>, ldc: Int, cpu: CPULevel = CPUFeatures.level) {
         precondition(packs(cpu: cpu), "packed products need the AVX2 or AVX-512 kernel")
+        guard let epilogue = epilogue(for: activation) else {
+            preconditionFailure("the packed product's epilogue does not compute \(activation.function)")
+        }
+        precondition(k > 0 || (bias == nil && activation.function == .identity), "an epilogue needs k > 0")
         if cpu == .avx512 {
-            restore_sgemm_avx512_packed(m, n, k, a, lda, packedB, c, ldc)
+            restore_sgemm_avx512_packed(m, n, k, a, lda, packedB, bias, epilogue, c, ldc)
         } else {
-            restore_sgemm_avx2_packed(m, n, k, a, lda, packedB, c, ldc)
+            restore_sgemm_avx2_packed(m, n, k, a, lda, packedB, bias, epilogue, c, ldc)
         }
     }
 

@@ -71,8 +71,10 @@ public struct Linear: Operator {
 }
 
 /// The float kernel of `linear`: all leading axes are one tall GEMM of `rows` rows,
-/// split across threads; each thread works in blocks of rows and adds the bias and
-/// applies the activation to a block right after GEMM wrote it, while it is in cache.
+/// split across threads. With packed weights and an activation the packed product
+/// computes (identity, ReLU, GELU), the bias and activation are its epilogue, applied to
+/// each tile in registers; otherwise each thread works in blocks of rows and adds the bias
+/// and applies the activation to a block right after GEMM wrote it, while it is in cache.
 struct LinearKernel: Kernel {
     let rows: Int, n: Int, k: Int
     let hasBias: Bool
@@ -102,23 +104,27 @@ struct LinearKernel: Kernel {
     @inline(never)
     private func compute(_ rows: Range<Int>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
                          _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
+        let fusesEpilogue = k > 0 && packedWeight != nil && GEMM.epilogue(for: activation) != nil
         var start = rows.lowerBound
         while start < rows.upperBound {
             let count = Swift.min(rowsPerBlock, rows.upperBound - start)
             let block = y + start * n
             if k > 0, let packedWeight {
-                GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
-                              packedB: packedWeight.pointer, c: block, ldc: Swift.max(n, 1))
+                GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k, packedB: packedWeight.pointer,
+                              bias: fusesEpilogue ? bias : nil, activation: fusesEpilogue ? activation : .identity,
+                              c: block, ldc: Swift.max(n, 1))
             } else if k > 0 {
                 GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
                               b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
             } else {
                 block.update(repeating: 0, count: count * n)
             }
-            for row in 0..<count {
-                let values = block + row * n
-                if let bias { for j in 0..<n { values[j] += bias[j] } }
-                activation.apply(values, count: n)
+            if !fusesEpilogue {
+                for row in 0..<count {
+                    let values = block + row * n
+                    if let bias { for j in 0..<n { values[j] += bias[j] } }
+                    activation.apply(values, count: n)
+                }
             }
             start += count
         }

@@ -47,6 +47,19 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// With a constant W, the bias and the activations the packed product computes
+    /// (identity, ReLU, GELU) are its epilogue; K = 300 takes two blocks of depth (the
+    /// epilogue only after the last), N = 49 and 17 edge panels of every width.
+    func testFusedEpilogueMatchesReference() throws {
+        let cases: [([Int], Int)] = [([13, 300], 49), ([2, 9, 40], 17), ([256, 192], 96)]
+        for (index, (x, n)) in cases.enumerated() {
+            let values = inputs(x, n: n, seed: UInt64(index + 70))
+            for activation: UnaryFunction in [.identity, .relu, .gelu] {
+                try KernelHarness.assertFastMatchesReference(node(activation), values, constants: [1])
+            }
+        }
+    }
+
     /// A weight of one output column would take 48 floats per float packed: it is read
     /// in place instead, with the same result.
     func testNarrowConstantWeightIsNotPacked() throws {
