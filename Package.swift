@@ -47,7 +47,8 @@ let package = Package(
         // libmvec is glibc's vector math library (vector erff for GELU).
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
 
-        .target(name: "Format"),
+        // Format takes only the carry-less-multiply checksum from CKernels (crc64_clmul.c).
+        .target(name: "Format", dependencies: ["CKernels"]),
         .target(name: "Runtime", dependencies: ["Format", "COpenBLAS", "CKernels"]),
         // PNG and NPY files, PSNR and SSIM: for RRun, the tests and the fuzz targets.
         .target(name: "ImageFiles", dependencies: ["Format", "Runtime", "CImageIO", "CWebP"]),

@@ -205,6 +205,21 @@ public enum CPULevel: String, Hashable, Sendable, CaseIterable, Comparable {
     public static func < (lhs: CPULevel, rhs: CPULevel) -> Bool {
         allCases.firstIndex(of: lhs)! < allCases.firstIndex(of: rhs)!
     }
+
+    /// The environment variable that forces a lower level than the CPU's (to measure or
+    /// test the AVX2 path on an AVX-512 machine): the runtime's kernels
+    /// (`CPUFeatures.level`) and the file checksum (`RGraphChecksum`) both follow it.
+    public static let environmentVariable = "RESTORE_CPU"
+
+    /// The level `RESTORE_CPU` names (generic, portable, avx2, avx512), nil for any other text.
+    public init?(named text: String) {
+        switch text.lowercased() {
+        case "generic", "portable": self = .portable
+        case "avx2": self = .avx2
+        case "avx512": self = .avx512
+        default: return nil
+        }
+    }
 }
 
 /// Why a constant cannot be read in its `WeightLayout`.

@@ -1,6 +1,7 @@
 import Foundation
 import TestSupport
 import XCTest
+import CKernels
 @testable import Format
 
 /// What the writer stores, the reader gives back bit for bit, in place and aligned.
@@ -42,6 +43,46 @@ final class RGraphRoundTripTests: XCTestCase {
             bytes[split...].withUnsafeBytes { checksum.update($0) }
             XCTAssertEqual(checksum.value, bitwise(bytes), "length \(length)")
         }
+    }
+
+    /// The carry-less-multiply checksums this CPU runs (128- and 512-bit) against the
+    /// tables: random lengths around and far past their strides (128 and 256 bytes, folding
+    /// from 2 strides on), every start alignment in a 64-byte line, random initial
+    /// registers (a checksum continued over several `update` calls), and the check value.
+    func testFoldedChecksumsMatchTablesOnRandomLengthsAndAlignments() {
+        let folded = RGraphChecksum.supportedVariants.filter { $0 != RGraphChecksum.Variant(RESTORE_CRC64_TABLE) }
+        guard !folded.isEmpty else {
+            print("no carry-less multiply on this CPU: only the tables run")
+            return
+        }
+        var generator = SplitMix64(seed: 64)
+        let buffer = (0..<300_000).map { _ in UInt8.random(in: 0 ... .max, using: &generator) }
+        let lengths = [0, 1, 15, 16, 255, 256, 257, 511, 512, 513, 767, 1024, 4096 + 13, 299_000]
+            + (0..<200).map { _ in Int.random(in: 0 ... 5000, using: &generator) }
+            + (0..<20).map { _ in Int.random(in: 0 ... 299_000, using: &generator) }
+        buffer.withUnsafeBytes { bytes in
+            for length in lengths {
+                let start = Int.random(in: 0 ..< 64, using: &generator)
+                let prefix = Int.random(in: 0 ... min(length, 40), using: &generator)
+                let slice = UnsafeRawBufferPointer(rebasing: bytes[start ..< start + length])
+                var reference = RGraphChecksum(variant: RGraphChecksum.Variant(RESTORE_CRC64_TABLE))
+                reference.update(UnsafeRawBufferPointer(rebasing: slice[..<prefix]))
+                reference.update(UnsafeRawBufferPointer(rebasing: slice[prefix...]))
+                for variant in folded {
+                    var checksum = RGraphChecksum(variant: variant)
+                    checksum.update(UnsafeRawBufferPointer(rebasing: slice[..<prefix]))
+                    checksum.update(UnsafeRawBufferPointer(rebasing: slice[prefix...]))
+                    XCTAssertEqual(checksum.value, reference.value,
+                                   "variant \(variant), length \(length), start \(start), split at \(prefix)")
+                }
+            }
+        }
+        for variant in folded {
+            var check = RGraphChecksum(variant: variant)
+            Array("123456789".utf8).withUnsafeBytes { check.update($0) }
+            XCTAssertEqual(check.value, 0x995D_C9BB_DF19_39FA, "variant \(variant)")
+        }
+        print("folded checksum variants \(folded) match the tables on \(lengths.count) lengths")
     }
 
     func testRoundTripKeepsEveryPartOfTheGraph() throws {

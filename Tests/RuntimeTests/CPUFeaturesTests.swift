@@ -5,11 +5,11 @@ import XCTest
 /// The run-time choice of kernel variants: the names RESTORE_CPU takes and the levels tests run.
 final class CPUFeaturesTests: XCTestCase {
     func testRestoreCPUNamesTheLevels() {
-        XCTAssertEqual(CPUFeatures.level(named: "generic"), .portable)
-        XCTAssertEqual(CPUFeatures.level(named: "portable"), .portable)
-        XCTAssertEqual(CPUFeatures.level(named: "AVX2"), .avx2)
-        XCTAssertEqual(CPUFeatures.level(named: "avx512"), .avx512)
-        XCTAssertNil(CPUFeatures.level(named: "sse4"))
+        XCTAssertEqual(CPULevel(named: "generic"), .portable)
+        XCTAssertEqual(CPULevel(named: "portable"), .portable)
+        XCTAssertEqual(CPULevel(named: "AVX2"), .avx2)
+        XCTAssertEqual(CPULevel(named: "avx512"), .avx512)
+        XCTAssertNil(CPULevel(named: "sse4"))
         XCTAssertEqual(CPULevel.allCases.map(CPUFeatures.name(of:)), ["generic", "avx2", "avx512"])
     }
 

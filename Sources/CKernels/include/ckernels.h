@@ -7,6 +7,7 @@
 #define RESTORE_CKERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Internal to the libraries and programs that link them: hidden, so a shared library
  * built from Runtime (libRestore) does not export them beside the functions of restore.h,
@@ -19,6 +20,19 @@
  * x86-64 baseline, SSE2). The values order the levels: each runs the ones below it. */
 enum { RESTORE_CPU_GENERIC = 0, RESTORE_CPU_AVX2 = 1, RESTORE_CPU_AVX512 = 2 };
 int restore_cpu_detected_level(void);
+
+/*
+ * CRC-64/XZ by carry-less multiplication (crc64_clmul.c). restore_crc64_clmul_level says
+ * which variant this CPU runs: RESTORE_CRC64_CLMUL512 (AVX-512F and VPCLMULQDQ), _CLMUL128
+ * (PCLMULQDQ and SSE4.1) or _TABLE (neither). restore_crc64_clmul continues the reflected
+ * CRC register `crc` (not the final, inverted value) over `count` bytes with `variant`
+ * (at most the CPU's) and returns the new register; `table` is the 256-entry byte table of
+ * the reflected polynomial (table[b] = CRC of byte b with register 0), which finishes the
+ * bytes past the last whole stride. Any alignment and count.
+ */
+enum { RESTORE_CRC64_TABLE = 0, RESTORE_CRC64_CLMUL128 = 1, RESTORE_CRC64_CLMUL512 = 2 };
+int restore_crc64_clmul_level(void);
+uint64_t restore_crc64_clmul(uint64_t crc, const void *bytes, size_t count, int variant, const uint64_t *table);
 
 /*
  * C[m×n] = alpha · A[m×k] · B[k×n] (+ C when `accumulate`), all row-major with leading

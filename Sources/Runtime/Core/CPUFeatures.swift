@@ -10,7 +10,7 @@ import Format
 /// or test the AVX2 path on an AVX-512 machine); a level the CPU lacks is not taken.
 public enum CPUFeatures {
     /// The environment variable that forces a path.
-    public static let environmentVariable = "RESTORE_CPU"
+    public static let environmentVariable = CPULevel.environmentVariable
 
     /// The best level this CPU runs.
     public static let detected = level(fromC: restore_cpu_detected_level())
@@ -36,15 +36,6 @@ public enum CPUFeatures {
     /// `generic` for the portable level, else the level's name: the spelling `RESTORE_CPU` takes.
     public static func name(of level: CPULevel) -> String { level == .portable ? "generic" : level.rawValue }
 
-    /// The level `RESTORE_CPU` names (generic, portable, avx2, avx512), nil for any other text.
-    public static func level(named text: String) -> CPULevel? {
-        switch text.lowercased() {
-        case "generic", "portable": .portable
-        case "avx2": .avx2
-        case "avx512": .avx512
-        default: nil
-        }
-    }
 
     /// The level as the C kernels number it (RESTORE_CPU_GENERIC, _AVX2, _AVX512).
     public static func cValue(of level: CPULevel) -> Int32 {
@@ -68,7 +59,7 @@ public enum CPUFeatures {
         guard let text = ProcessInfo.processInfo.environment[environmentVariable], !text.isEmpty else {
             return (detected, "detected \(detectedName)")
         }
-        guard let asked = level(named: text) else {
+        guard let asked = CPULevel(named: text) else {
             return (detected, "detected \(detectedName); \(environmentVariable)=\(text) is not generic, avx2 or avx512, ignored")
         }
         guard supports(asked) else {
