@@ -81,7 +81,8 @@ public enum Conversion {
             _ = try RestorationContract(contract, graph: graph)
         }
         let storedWeights = options.weights ?? imported.storedWeightType.flatMap { ConversionOptions.WeightType(rawValue: $0.rawValue) }
-        if let storedWeights, storedWeights != .f32, options.preparation != .none {
+        let preparation = options.preparation.resolved(storing: storedWeights)
+        if let storedWeights, storedWeights != .f32, preparation != .none {
             throw ConversionError.preparationOfHalfWeights(storedWeights)
         }
         // A type kept from the checkpoint re-stores only what it holds exactly: the tensors the
@@ -93,9 +94,9 @@ public enum Conversion {
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
         _ = try ShapeInference(graph: graph).inferShapes(samples[0], multiple: multiple)
         var result = Result(graph: graph, report: report, head: head, importNotes: imported.notes)
-        if options.preparation != .none {
+        if preparation != .none {
             let shapes = preparationShapes(graph, contract: contract)
-            let prepared = try prepareWeights(&result.graph, options.preparation, shapes: shapes)
+            let prepared = try prepareWeights(&result.graph, preparation, shapes: shapes)
             result.prepared = (prepared.count, prepared.bytes, shapes[0])
         }
         return result
@@ -176,7 +177,7 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
             "--head-init and --head-queries choose how --head rgb builds its classifier; they need --head rgb"
         case .optionNeedsCheckpoint(let flag, let format):
             "\(flag) chooses how a safetensors checkpoint is built; a \(format) file carries its whole graph"
-        case .unknownPreparation(let text): "--prepare is none, portable or native, found '\(text)'"
+        case .unknownPreparation(let text): "--prepare is auto, none, portable or native, found '\(text)'"
         case .preparationOfHalfWeights(let type):
             "--prepare stores f32 values arranged for kernels, which would undo --weights \(type.rawValue): "
                 + "use one or the other"

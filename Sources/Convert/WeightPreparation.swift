@@ -17,10 +17,16 @@ public enum WeightPreparation: Equatable, Sendable {
     case portable
     /// Everything this machine's kernels use.
     case native
+    /// `native` when the weights are stored as f32, else `none` (prepared values are f32,
+    /// which would undo f16, bf16 or int8 storage): `convert`'s default. Preparing at load
+    /// was most of the CPU time of loading and planning a large model (Swin-T + UperNet:
+    /// 0.65 s of 0.65 s plain, BENCHMARKS.md), so files are made ready unless asked not to.
+    case automatic
 
-    /// Parses `none`, `portable` or `native`.
+    /// Parses `auto`, `none`, `portable` or `native`.
     public init(_ text: String) throws(ConversionError) {
         switch text {
+        case "auto": self = .automatic
         case "none": self = .none
         case "portable": self = .portable
         case "native": self = .native
@@ -28,12 +34,18 @@ public enum WeightPreparation: Equatable, Sendable {
         }
     }
 
+    /// What is prepared when the weights are stored as `weights` (nil: as imported, f32).
+    func resolved(storing weights: ConversionOptions.WeightType?) -> WeightPreparation {
+        guard self == .automatic else { return self }
+        return weights == nil || weights == .f32 ? .native : .none
+    }
+
     /// Whether values in `layout` are kept.
     func keeps(_ layout: PackedLayout) -> Bool {
         switch self {
         case .none: false
         case .portable: layout.cpu == .portable
-        case .native: true
+        case .native, .automatic: true
         }
     }
 }

@@ -82,10 +82,12 @@ struct ConvertTool: ParsableCommand {
     var weights: String?
 
     @Option(help: ArgumentHelp("Store weights already arranged for Restore's kernels, so rrun needs no preparation at load: "
-                               + "none, portable (Winograd-domain filters, for any CPU) or native (everything this CPU's kernels "
-                               + "use; GEMM panels on AVX-512). Prepared at the model's fixed size, else its --tile, else 512².",
-                               valueName: "none|portable|native"))
-    var prepare = "none"
+                               + "auto (default: native when weights are stored as f32, else none), none (smallest file, "
+                               + "readable before format 1.2), portable (Winograd-domain filters, for any CPU) or native "
+                               + "(everything this CPU's kernels use: also GEMM panels for its AVX2 or AVX-512 kernel). "
+                               + "Prepared at the model's fixed size, else its --tile, else 512².",
+                               valueName: "auto|none|portable|native"))
+    var prepare = "auto"
 
     @Option(name: .customLong("no-fusion"),
             help: "Leave out a fusion the model would get (to benchmark it or bisect a conversion): deformable-attention.")
@@ -150,9 +152,10 @@ struct ConvertTool: ParsableCommand {
             try RGraphWriter.write(result.graph, to: output)
             print("\(model) → \(output): \(result.report.nodesBefore) nodes imported, \(result.report.nodesAfter) after fusion, "
                   + "\(result.graph.constants.count) tensors")
-            if options.preparation != .none {
+            if !result.prepared.shapes.isEmpty {
                 let shapes = result.prepared.shapes.map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ")
-                print("prepared for kernels (--prepare \(prepare), planned at \(shapes)): \(result.prepared.count) tensors, "
+                let choice = options.preparation == .automatic ? "auto: native" : prepare
+                print("prepared for kernels (--prepare \(choice), planned at \(shapes)): \(result.prepared.count) tensors, "
                       + String(format: "%.1f MiB", Double(result.prepared.bytes) / 1048576))
             }
             if let head = result.head { print(head) }

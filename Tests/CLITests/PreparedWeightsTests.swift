@@ -26,7 +26,7 @@ final class PreparedWeightsTests: CommandLineTestCase {
 
     func testPreparedFileGivesBitIdenticalOutputsAndPreparesNothingAtLoad() throws {
         let plain = path("plain.rgraph"), prepared = path("prepared.rgraph")
-        XCTAssertEqual(try run("convert", [demoDenoiser, "-o", plain]).status, 0)
+        XCTAssertEqual(try run("convert", [demoDenoiser, "-o", plain, "--prepare", "none"]).status, 0)
         let converted = try run("convert", [demoDenoiser, "-o", prepared, "--prepare", "native"])
         XCTAssertEqual(converted.status, 0, converted.stderr)
         XCTAssertTrue(converted.stdout.contains("prepared for kernels (--prepare native, planned at 1×3×512×512): 7 tensors"),
@@ -50,9 +50,26 @@ final class PreparedWeightsTests: CommandLineTestCase {
         XCTAssertTrue(fallback.stdout.contains("7 packed in the file for kernels this Restore does not have"), fallback.stdout)
     }
 
+    /// Without `--prepare`, f32 weights are stored prepared for this CPU's kernels (what
+    /// loading a large model spent its time on) and f16 ones are left as they are, since the
+    /// prepared values are f32.
+    func testConvertPreparesF32WeightsByDefault() throws {
+        let byDefault = try run("convert", [demoDenoiser, "-o", path("default.rgraph")])
+        XCTAssertEqual(byDefault.status, 0, byDefault.stderr)
+        XCTAssertTrue(byDefault.stdout.contains("prepared for kernels (--prepare auto: native, planned at 1×3×512×512): 7 tensors"),
+                      byDefault.stdout)
+        let loaded = try runModel(path("default.rgraph"), try input(), path("default.npy"))
+        XCTAssertTrue(loaded.stdout.contains("weights prepared by kernels for all plans 0 (0.00 MiB), used in place from the file 7"),
+                      loaded.stdout)
+        let half = try run("convert", [demoDenoiser, "-o", path("half.rgraph"), "--weights", "f16"])
+        XCTAssertEqual(half.status, 0, half.stderr)
+        XCTAssertFalse(half.stdout.contains("prepared for kernels"), half.stdout)
+        XCTAssertEqual(try RGraphReader.read(contentsOf: path("half.rgraph")).graph.packedConstants.count, 0)
+    }
+
     func testPrepareRefusesUnknownChoicesAndHalfPrecisionWeights() throws {
         assertFails(try run("convert", [demoDenoiser, "-o", path("a.rgraph"), "--prepare", "avx1024"]),
-                    mentioning: "--prepare is none, portable or native", noFileAt: path("a.rgraph"))
+                    mentioning: "--prepare is auto, none, portable or native", noFileAt: path("a.rgraph"))
         assertFails(try run("convert", [demoDenoiser, "-o", path("b.rgraph"), "--prepare", "native", "--weights", "f16"]),
                     mentioning: "would undo --weights f16", noFileAt: path("b.rgraph"))
     }
