@@ -64,6 +64,20 @@ struct RGraphChecksum {
     /// A checksum computed with `variant`, one `supportedVariants` holds.
     init(variant: Variant = Self.fastestVariant) { self.variant = variant }
 
+    /// A checksum of bytes that follow others, to be `append`ed to theirs: summed on
+    /// another thread, its register starts at 0 rather than all ones.
+    static func ofFollowingPart(variant: Variant = Self.fastestVariant) -> RGraphChecksum {
+        var checksum = RGraphChecksum(variant: variant)
+        checksum.state = 0
+        return checksum
+    }
+
+    /// Continues this checksum by `part`, begun with `ofFollowingPart` over the `count`
+    /// bytes that come next (`restore_crc64_combine`).
+    mutating func append(_ part: RGraphChecksum, count: Int) {
+        state = restore_crc64_combine(state, part.state, count)
+    }
+
     /// The checksum of `bytes` in one call.
     static func of(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
         var checksum = RGraphChecksum()

@@ -1,3 +1,4 @@
+import Dispatch
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -52,6 +53,49 @@ public enum RGraphReader {
     /// Bytes of the data section summed before their pages are released.
     static let verifiedChunkBytes = 8 << 20
 
+    /// Least bytes of the data section per thread that sums part of it.
+    static let checksumPartBytes = 32 << 20
+
+    /// The CRC-64 of the data section, on one thread per core for a large file (a part
+    /// each, combined in order), as most of the CPU time left in loading a prepared model
+    /// was this checksum and the page faults of reading the file.
+    ///
+    /// The checksum reads every page of the weights; each chunk's pages are let go as soon
+    /// as it is summed, until a kernel needs them, so that verifying a file never holds all
+    /// of it resident (peak RSS) and weights only ever read to prepare others
+    /// (Winograd-transformed, packed), or packed for another CPU, do not stay resident.
+    /// `threads`, `partBytes` and `chunkBytes` are parameters for the tests.
+    static func dataChecksum(_ data: UnsafeRawBufferPointer, storage: ByteStorage, dataOffset: Int,
+                             threads: Int = ProcessInfo.processInfo.activeProcessorCount,
+                             partBytes: Int = checksumPartBytes, chunkBytes: Int = verifiedChunkBytes) -> UInt64 {
+        let parts = max(1, min(threads, data.count / partBytes))
+        // Part p covers whole chunks, so that only the section's two ends split a page.
+        let chunks = (data.count + chunkBytes - 1) / chunkBytes
+        func bounds(_ part: Int) -> Range<Int> {
+            min(data.count, chunks * part / parts * chunkBytes) ..< min(data.count, chunks * (part + 1) / parts * chunkBytes)
+        }
+        var checksums = [RGraphChecksum](repeating: RGraphChecksum(), count: parts)
+        checksums.withUnsafeMutableBufferPointer { results in
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                var checksum = part == 0 ? RGraphChecksum() : RGraphChecksum.ofFollowingPart()
+                let range = bounds(part)
+                var chunkStart = range.lowerBound
+                while chunkStart < range.upperBound {
+                    let chunkEnd = min(range.upperBound, chunkStart + chunkBytes)
+                    checksum.update(UnsafeRawBufferPointer(rebasing: data[chunkStart..<chunkEnd]))
+                    storage.releasePages(offset: dataOffset + chunkStart, count: chunkEnd - chunkStart)
+                    chunkStart = chunkEnd
+                }
+                results[part] = checksum
+            }
+        }
+        // The pages chunk edges split.
+        storage.releasePages(offset: dataOffset, count: data.count)
+        var checksum = checksums[0]
+        for part in 1..<parts { checksum.append(checksums[part], count: bounds(part).count) }
+        return checksum.value
+    }
+
     /// Validates and decodes a whole file, in the order of schemas/rgraph.md §3 and §6.
     static func decode(_ storage: ByteStorage, file: String) throws(RGraphError) -> RGraphFile {
         let bytes = UnsafeRawBufferPointer(start: storage.base, count: storage.count)
@@ -59,22 +103,9 @@ public enum RGraphReader {
         let header = section(bytes, fixedHeader.headerOffset, fixedHeader.headerLength)
         let data = section(bytes, fixedHeader.dataOffset, fixedHeader.dataLength)
         try verify(header, .header, stored: fixedHeader.headerChecksum, file: file)
-        // The checksum reads every page of the weights; each chunk's pages are let go as
-        // soon as it is summed, until a kernel needs them, so that verifying a file never
-        // holds all of it resident (peak RSS) and weights only ever read to prepare others
-        // (Winograd-transformed, packed), or packed for another CPU, do not stay resident.
-        var checksum = RGraphChecksum()
-        var chunkStart = 0
-        while chunkStart < data.count {
-            let chunkEnd = min(data.count, chunkStart + Self.verifiedChunkBytes)
-            checksum.update(UnsafeRawBufferPointer(rebasing: data[chunkStart..<chunkEnd]))
-            storage.releasePages(offset: Int(fixedHeader.dataOffset) + chunkStart, count: chunkEnd - chunkStart)
-            chunkStart = chunkEnd
-        }
-        // The pages chunk edges split.
-        storage.releasePages(offset: Int(fixedHeader.dataOffset), count: Int(fixedHeader.dataLength))
-        guard checksum.value == fixedHeader.dataChecksum else {
-            throw .checksumMismatch(file: file, section: .data, stored: fixedHeader.dataChecksum, computed: checksum.value)
+        let computed = dataChecksum(data, storage: storage, dataOffset: Int(fixedHeader.dataOffset))
+        guard computed == fixedHeader.dataChecksum else {
+            throw .checksumMismatch(file: file, section: .data, stored: fixedHeader.dataChecksum, computed: computed)
         }
 
         let document: RGraphDocument

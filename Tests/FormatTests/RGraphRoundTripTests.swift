@@ -85,6 +85,34 @@ final class RGraphRoundTripTests: XCTestCase {
         print("folded checksum variants \(folded) match the tables on \(lengths.count) lengths")
     }
 
+    /// A checksum continued by one of the bytes that follow, summed apart from register 0
+    /// (`append`), equals the checksum of both in one pass, wherever the split falls; the
+    /// reader's data checksum on 1 to 5 threads equals the one-pass checksum.
+    func testChecksumsOfPartsCombineToTheWhole() {
+        var generator = SplitMix64(seed: 11)
+        let bytes = (0..<70_000).map { _ in UInt8.random(in: 0 ... .max, using: &generator) }
+        bytes.withUnsafeBytes { all in
+            for _ in 0..<40 {
+                let length = Int.random(in: 0 ... all.count, using: &generator)
+                let split = Int.random(in: 0 ... length, using: &generator)
+                var first = RGraphChecksum()
+                first.update(UnsafeRawBufferPointer(rebasing: all[..<split]))
+                var second = RGraphChecksum.ofFollowingPart()
+                second.update(UnsafeRawBufferPointer(rebasing: all[split..<length]))
+                first.append(second, count: length - split)
+                XCTAssertEqual(first.value, RGraphChecksum.of(UnsafeRawBufferPointer(rebasing: all[..<length])),
+                               "length \(length), split at \(split)")
+            }
+            let storage = ByteStorage(copying: all)
+            let data = UnsafeRawBufferPointer(start: storage.base, count: storage.count)
+            for threads in 1...5 {
+                XCTAssertEqual(RGraphReader.dataChecksum(data, storage: storage, dataOffset: 0, threads: threads,
+                                                         partBytes: 4096, chunkBytes: 3000),
+                               RGraphChecksum.of(all), "\(threads) threads")
+            }
+        }
+    }
+
     func testRoundTripKeepsEveryPartOfTheGraph() throws {
         let graph = sampleGraph()
         let file = try roundTrip(graph)

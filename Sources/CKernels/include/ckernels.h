@@ -33,6 +33,10 @@ int restore_cpu_detected_level(void);
 enum { RESTORE_CRC64_TABLE = 0, RESTORE_CRC64_CLMUL128 = 1, RESTORE_CRC64_CLMUL512 = 2 };
 int restore_crc64_clmul_level(void);
 uint64_t restore_crc64_clmul(uint64_t crc, const void *bytes, size_t count, int variant, const uint64_t *table);
+/* The register of A followed by B from the register `first` of A, the register
+ * `second_from_zero` of B alone started from 0 (not ~0), and B's length: what lets parts of
+ * a file be summed on several threads. */
+uint64_t restore_crc64_combine(uint64_t first, uint64_t second_from_zero, size_t second_count);
 
 /*
  * C[m×n] = alpha · A[m×k] · B[k×n] (+ C when `accumulate`), all row-major with leading
