@@ -96,8 +96,18 @@ public enum Conversion {
         var result = Result(graph: graph, report: report, head: head, importNotes: imported.notes)
         if preparation != .none {
             let shapes = preparationShapes(graph, contract: contract)
-            let prepared = try prepareWeights(&result.graph, preparation, shapes: shapes)
-            result.prepared = (prepared.count, prepared.bytes, shapes[0])
+            let shapeText = shapes[0].map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ")
+            if options.preparation == .automatic {
+                let outcome = prepareWeightsIfPlannable(&result.graph, preparation, shapes: shapes)
+                if let failure = outcome.failure {
+                    result.importNotes.append("weights not prepared (--prepare auto): planning at \(shapeText) failed: \(failure)")
+                } else {
+                    result.prepared = (outcome.count, outcome.bytes, shapes[0])
+                }
+            } else {
+                let prepared = try prepareWeights(&result.graph, preparation, shapes: shapes)
+                result.prepared = (prepared.count, prepared.bytes, shapes[0])
+            }
         }
         return result
     }

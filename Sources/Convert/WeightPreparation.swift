@@ -64,6 +64,19 @@ extension Conversion {
         return (packed.count, packed.reduce(0) { $0 + $1.tensor.byteCount })
     }
 
+    /// `prepareWeights` as `convert --prepare auto` runs it: when the model cannot be
+    /// planned at `shapes` (a shape only its real inputs decide), the graph stays unprepared
+    /// and the reason comes back instead of an error, as before preparing was the default.
+    static func prepareWeightsIfPlannable(_ graph: inout Graph, _ preparation: WeightPreparation,
+                                          shapes: [[[Int]]]) -> (count: Int, bytes: Int, failure: String?) {
+        do {
+            let prepared = try prepareWeights(&graph, preparation, shapes: shapes)
+            return (prepared.count, prepared.bytes, nil)
+        } catch {
+            return (0, 0, "\(error)")
+        }
+    }
+
     /// The input shapes `convert --prepare` plans at: fixed dimensions as they are; H and W
     /// (the symbols of an image input) at the model's tile size, else `defaultSide`,
     /// rounded up to `multiple`; batch 1.
