@@ -6,7 +6,9 @@ import Runtime
 /// (docs/design.md §4) and the stored weight type.
 public struct ConversionOptions: Sendable {
     public enum WeightType: String, Sendable, CaseIterable {
-        case f32, f16, bf16
+        /// int8 with per-output-channel scales, for the weights int8 kernels read
+        /// (`Int8Quantization`); the others stay f32.
+        case f32, f16, bf16, int8
     }
 
     /// Heads `convert --head` attaches (docs/design.md §4).
@@ -48,6 +50,8 @@ public enum Conversion {
         /// Tensors and bytes of values stored arranged for kernels (`--prepare`), and the
         /// input shapes they were planned at.
         public var prepared: (count: Int, bytes: Int, shapes: [[Int]]) = (0, 0, [])
+        /// What `--weights int8` quantized and kept f32 (for `-v`).
+        public var int8: String?
     }
 
     public static func convert(_ path: String, options: ConversionOptions) throws -> Result {
@@ -88,12 +92,17 @@ public enum Conversion {
         // A type kept from the checkpoint re-stores only what it holds exactly: the tensors the
         // template passed through (or rearranged); those it computed (BatchNorm folded into a
         // conv, W/σ) stay f32, so nothing is rounded twice. An explicit --weights rounds all.
-        if let storedWeights { storeWeights(&graph, as: storedWeights, onlyExact: options.weights == nil) }
+        var int8: String?
+        if storedWeights == .int8 {
+            int8 = Int8Quantization.quantize(&graph).description
+        } else if let storedWeights {
+            storeWeights(&graph, as: storedWeights, onlyExact: options.weights == nil)
+        }
         // Infer shapes once at a sample size, so a model that cannot run fails here with the
         // node named (shape inference builds no kernels: weights stay untouched).
         let samples = Simplifier.sampleShapes(graph, multiple: multiple)
         _ = try ShapeInference(graph: graph).inferShapes(samples[0], multiple: multiple)
-        var result = Result(graph: graph, report: report, head: head, importNotes: imported.notes)
+        var result = Result(graph: graph, report: report, head: head, importNotes: imported.notes, int8: int8)
         if preparation != .none {
             let shapes = preparationShapes(graph, contract: contract)
             let shapeText = shapes[0].map { $0.map(String.init).joined(separator: "×") }.joined(separator: ", ")
@@ -130,7 +139,7 @@ public enum Conversion {
                 switch type {
                 case .f16: Float16(value).bitPattern
                 case .bf16: bfloat16Bits(value)
-                case .f32: preconditionFailure("f32 weights are not converted")
+                case .f32, .int8: preconditionFailure("\(type) weights are not stored here")
                 }
             }
             if onlyExact {
@@ -174,7 +183,8 @@ public enum ConversionError: Error, CustomStringConvertible, Equatable {
     case optionNeedsCheckpoint(flag: String, format: String)
     /// `--prepare` given something other than none, portable or native.
     case unknownPreparation(String)
-    /// `--prepare` with weights stored as f16 or bf16: the prepared values are f32.
+    /// `--prepare` with weights stored as f16, bf16 or int8: the prepared values are f32
+    /// (int8 kernels pack their weights at load, a byte shuffle).
     case preparationOfHalfWeights(ConversionOptions.WeightType)
 
     public var description: String {

@@ -77,7 +77,8 @@ struct ConvertTool: ParsableCommand {
     @Option(help: "Task stored in the model: denoise, deblur, inpaint, colorize, super-resolve, generate or restore.")
     var task: String?
 
-    @Option(help: ArgumentHelp("How weights are stored: f32, f16 or bf16 (computation stays f32). "
+    @Option(help: ArgumentHelp("How weights are stored: f32, f16 or bf16 (computation stays f32), or int8 (linear and "
+                               + "convolution weights per output channel, computed by int8 kernels; -v lists those kept f32). "
                                + "Default: a checkpoint's own f16/bf16, else f32."))
     var weights: String?
 
@@ -137,7 +138,7 @@ struct ConvertTool: ParsableCommand {
             options.contract.overlap = overlap
             if let weights {
                 guard let weightType = ConversionOptions.WeightType(rawValue: weights) else {
-                    throw ValidationError("--weights is f32, f16 or bf16, found '\(weights)'")
+                    throw ValidationError("--weights is f32, f16, bf16 or int8, found '\(weights)'")
                 }
                 options.weights = weightType
             }
@@ -160,6 +161,7 @@ struct ConvertTool: ParsableCommand {
             }
             if let head = result.head { print(head) }
             if verbose {
+                result.int8.map { print($0) }
                 result.importNotes.forEach { print($0) }
                 let weightInputs = result.graph.weightInputNames
                 if !weightInputs.isEmpty {

@@ -86,7 +86,7 @@ public struct Int8Scales: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// The scales of `constant` found by `lookup`, after checking that they fit it.
-    func checkedScales(for constant: ConstantTensor,
+    public func checkedScales(for constant: ConstantTensor,
                        lookup: (String) -> ConstantTensor?) throws(WeightLayoutError) -> ConstantTensor {
         guard constant.dtype == .int8 else {
             throw .invalid("int8 quantization needs dtype i8, the tensor is \(constant.dtype.rawValue)")

@@ -134,6 +134,30 @@ void restore_winograd_output(int level, const float *m, ptrdiff_t point_stride, 
                              ptrdiff_t lane_tiles, float bias, float floor, float *y, ptrdiff_t y_stride, ptrdiff_t rows,
                              ptrdiff_t columns, float *work);
 
+/*
+ * int8 GEMM (gemm_int8.c, which states the arithmetic and its error bound): weights packed
+ * once as int8 panels, activations quantised per row when the kernel runs.
+ *
+ * restore_qgemm_packed_bytes: bytes of B [k×n] packed by restore_qgemm_pack.
+ * restore_qgemm_pack: packs the int8 matrix w stored as [n×k] (a linear weight W, a
+ * convolution's filters [M, C·kH·kW]: B = wᵀ) into `packed`, 64-byte aligned.
+ * restore_quantize_rows: row i of A is x[i·ldx + p·column_stride] for p < k; writes its
+ * int8 values to q + i·ldq (k rounded up to a multiple of 4, zeros past k) and its scale.
+ * restore_qgemm: C[m×n] = dequantised A_q · B with A_q rows from restore_quantize_rows
+ * (lda ≥ k rounded up to 4) and b_scales the n per-column scales; picks the kernel of
+ * `level` (RESTORE_CPU_*; AVX-512 needs VNNI too, else takes AVX2). Every level gives
+ * the same floats. k must not exceed RESTORE_QGEMM_MAX_DEPTH.
+ */
+enum { RESTORE_QGEMM_MAX_DEPTH = 65536 };
+size_t restore_qgemm_packed_bytes(ptrdiff_t k, ptrdiff_t n);
+void restore_qgemm_pack(ptrdiff_t k, ptrdiff_t n, const signed char *w, void *packed);
+void restore_quantize_rows(ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx, ptrdiff_t column_stride,
+                           signed char *q, ptrdiff_t ldq, float *scales);
+void restore_qgemm(int level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const signed char *a, ptrdiff_t lda,
+                   const float *a_scales, const void *packed_b, const float *b_scales, float *c, ptrdiff_t ldc);
+/* Non-zero when the CPU has AVX-512F, BW and VNNI (restore_qgemm's fastest path). */
+int restore_cpu_has_avx512_vnni(void);
+
 #pragma GCC visibility pop
 
 #endif

@@ -41,10 +41,14 @@ extension Operator {
 public protocol Kernel: Sendable {
     var scratchBytes: Int { get }
     func run(_ io: KernelIO)
+    /// Whether `run` reads input `index` (else the planner passes nil): false for a weight
+    /// the kernel computes from in another form, so that an int8 weight needs no f32 copy.
+    func reads(input index: Int) -> Bool
 }
 
 extension Kernel {
     public var scratchBytes: Int { 0 }
+    public func reads(input index: Int) -> Bool { true }
 }
 
 /// The buffers one kernel invocation reads and writes. Absent optional inputs are nil.

@@ -217,10 +217,13 @@ struct WinogradConvolutionKernel: Kernel {
         (floats * MemoryLayout<Float>.size + 63) / 64 * 64
     }
 
+    /// W is read only when its transform could not be prepared once per model.
+    func reads(input index: Int) -> Bool { index != 1 || transformedWeights == nil }
+
     func run(_ io: KernelIO) {
         let l = layout
         guard let scratch = io.scratch else { preconditionFailure("Winograd conv kernel ran without scratch") }
-        let x = io.input(0), w = io.input(1)
+        let x = io.input(0)
         let bias = l.hasBias ? io.inputs[2] : nil
         let residual = l.hasResidual ? io.inputs[3] : nil
         let y = io.outputs[0]
@@ -228,7 +231,7 @@ struct WinogradConvolutionKernel: Kernel {
         if let transformedWeights {
             u = transformedWeights.pointer
         } else {
-            let perRun = scratch.assumingMemoryBound(to: Float.self)
+            let perRun = scratch.assumingMemoryBound(to: Float.self), w = io.input(1)
             io.pool.parallelFor(l.outChannels) { channels in
                 for k in channels { Self.transformWeights(w, outChannel: k, into: perRun, layout: l) }
             }

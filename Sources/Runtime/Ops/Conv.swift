@@ -78,10 +78,15 @@ public struct Convolution: GroupedConvolution {
                                               hasBias: inputs.count > 2 && inputs[2] != nil,
                                               hasResidual: inputs.count > 3 && inputs[3] != nil)
         // 3×3 stride-1 convolutions with enough channels: Winograd, see WinogradConvolution.swift.
+        // An int8 weight (convert --weights int8) of a 3×3 convolution still runs Winograd,
+        // in f32 from filters transformed from the int8 values: F(4×4, 3×3) does 4× fewer
+        // multiplications than the direct sum, which is what int8 products gain per
+        // instruction with VNNI and more than they gain on AVX2 (docs/int8.md).
         if WinogradConvolutionKernel.suits(layout) {
             return WinogradConvolutionKernel(layout: layout, epilogue: epilogue, constants: constants)
         }
-        return ConvolutionKernel(layout: layout, epilogue: epilogue)
+        return ConvolutionKernel(layout: layout, epilogue: epilogue,
+                                 int8Weight: layout.group == 1 ? constants.int8Weights(1) : nil)
     }
 }
 
@@ -206,6 +211,10 @@ struct ConvolutionKernel: Kernel {
     let channelsPerItem: Int
     /// Per kernel column kx, the output columns whose tap lies inside the input row.
     let tapRanges: [Range<Int>]
+    /// An int8 W packed for `Int8GEMM` (pointwise and im2col strategies, one group): each
+    /// tile's columns are quantised per output pixel, multiplied into a [pixels × M] tile
+    /// and written back channel by channel; W's f32 input is not read.
+    let int8Weight: Int8Weights?
 
     /// Target size of one worker's im2col tile. Measured on the 2-core AVX-512 EPYC (1 MB
     /// L2 per core, OpenBLAS Haswell kernels) with 64→64 channels 3×3 at 256², 32→32 at
@@ -223,7 +232,7 @@ struct ConvolutionKernel: Kernel {
     /// would otherwise get 16-pixel tiles that read the 52 MB weight matrix once each.
     static let minimumIm2colTilePixels = 192
 
-    init(layout: Layout, epilogue: ConvolutionEpilogue) {
+    init(layout: Layout, epilogue: ConvolutionEpilogue, int8Weight: Int8Weights? = nil) {
         self.layout = layout
         self.epilogue = epilogue
         let g = layout.geometry
@@ -231,6 +240,7 @@ struct ConvolutionKernel: Kernel {
             WindowGeometry.validRange(count: g.outputWidth, stride: g.strideX,
                                       offset: kx * g.dilationX - g.padLeft, limit: g.inputWidth)
         }
+        var tilePixels: Int
         if g.kernelPixels == 1 && g.strideY == 1 && g.strideX == 1
             && g.padTop == 0 && g.padLeft == 0 && g.padBottom == 0 && g.padRight == 0 {
             strategy = .pointwise
@@ -244,6 +254,17 @@ struct ConvolutionKernel: Kernel {
             let fit = Self.tileBytes / (MemoryLayout<Float>.size * layout.columnRows)
             tilePixels = min(g.outputPixels, max(Self.minimumIm2colTilePixels, fit / 16 * 16))
         }
+        self.int8Weight = strategy == .depthwise || layout.group != 1 ? nil : int8Weight
+        if self.int8Weight != nil {
+            // Whole tiles of all output channels (one GEMM each), enough to keep every worker busy.
+            let share = (g.outputPixels * layout.batch + ScratchSlots.slotCount - 1) / ScratchSlots.slotCount
+            let fit = Self.tileBytes / (MemoryLayout<Float>.size * max(layout.outChannels, layout.columnRows, 1))
+            tilePixels = min(tilePixels, max(16, min(fit, (share / max(layout.batch, 1) + 15) / 16 * 16)))
+            self.tilePixels = tilePixels
+            channelsPerItem = layout.groupOut
+            return
+        }
+        self.tilePixels = tilePixels
         let tiles = (g.outputPixels + tilePixels - 1) / tilePixels
         let items = layout.batch * layout.group * tiles
         // One item per worker at least; each item of a split tile repeats its im2col.
@@ -258,20 +279,38 @@ struct ConvolutionKernel: Kernel {
     }
 
     var scratchBytes: Int {
-        strategy == .im2col ? ScratchSlots.slotCount * slotBytes : 0
+        strategy == .im2col || int8Weight != nil ? ScratchSlots.slotCount * slotBytes : 0
     }
 
-    private var slotBytes: Int {
-        // Rounded to 64 bytes so every slot starts aligned.
-        (layout.columnRows * tilePixels * MemoryLayout<Float>.size + 63) / 64 * 64
+    /// One worker's scratch: the im2col tile, then for int8 the quantised rows, their
+    /// scales and the [pixels × M] product, each rounded to 64 bytes so every part starts aligned.
+    private var slotBytes: Int { columnBytes + (int8Weight == nil ? 0 : int8Bytes.quantised + int8Bytes.scales + int8Bytes.product) }
+
+    private var columnBytes: Int {
+        strategy == .im2col ? Self.aligned(layout.columnRows * tilePixels * MemoryLayout<Float>.size) : 0
     }
+
+    private var int8Bytes: (quantised: Int, scales: Int, product: Int) {
+        (Self.aligned(tilePixels * Int8GEMM.rowBytes(k: layout.columnRows)),
+         Self.aligned(tilePixels * MemoryLayout<Float>.size),
+         Self.aligned(tilePixels * layout.outChannels * MemoryLayout<Float>.size))
+    }
+
+    private static func aligned(_ bytes: Int) -> Int { (bytes + 63) / 64 * 64 }
+
+    func reads(input index: Int) -> Bool { index != 1 || int8Weight == nil }
 
     func run(_ io: KernelIO) {
         let l = layout, g = l.geometry
-        let x = io.input(0), w = io.input(1)
+        let x = io.input(0)
         let bias = l.hasBias ? io.inputs[2] : nil
         let residual = l.hasResidual ? io.inputs[3] : nil
         let y = io.outputs[0]
+        if let int8Weight {
+            runInt8(io, int8Weight, bias: bias, residual: residual)
+            return
+        }
+        let w = io.input(1)
         switch strategy {
         case .depthwise:
             io.pool.parallelFor(l.batch * l.outChannels) { planes in
@@ -311,6 +350,47 @@ struct ConvolutionKernel: Kernel {
                     epilogue.apply(to: y + offset, count: pixels, bias: bias?[channel] ?? 0,
                                    residual: residual.map { $0 + offset })
                 }
+            }
+        }
+    }
+
+    /// The int8 path: per tile of output pixels, its columns (X in place for pointwise,
+    /// else im2col) quantised per pixel, one int8 GEMM [pixels × K]·[K × M], then each
+    /// channel's row gathered into Y and finished by the epilogue.
+    private func runInt8(_ io: KernelIO, _ weight: Int8Weights, bias: UnsafePointer<Float>?,
+                         residual: UnsafePointer<Float>?) {
+        let l = layout, g = l.geometry, x = io.input(0), y = io.outputs[0]
+        guard let scratch = io.scratch else { preconditionFailure("int8 conv kernel ran without scratch") }
+        let tiles = (g.outputPixels + tilePixels - 1) / tilePixels
+        let parts = int8Bytes
+        ScratchSlots.run(items: l.batch * tiles, pool: io.pool) { slot, item in
+            let tile = item % tiles, n = item / tiles
+            let firstPixel = tile * tilePixels
+            let pixels = min(tilePixels, g.outputPixels - firstPixel)
+            let input = x + n * l.inChannels * g.inputPixels
+            let slotStart = scratch + slot * slotBytes
+            let columns: UnsafePointer<Float>, columnStride: Int
+            if strategy == .pointwise {
+                columns = input + firstPixel
+                columnStride = g.inputPixels
+            } else {
+                let tileBuffer = slotStart.assumingMemoryBound(to: Float.self)
+                im2col(input, firstPixel: firstPixel, pixels: pixels, into: tileBuffer)
+                columns = UnsafePointer(tileBuffer)
+                columnStride = pixels
+            }
+            let q = (slotStart + columnBytes).assumingMemoryBound(to: Int8.self)
+            let scales = (slotStart + columnBytes + parts.quantised).assumingMemoryBound(to: Float.self)
+            let product = (slotStart + columnBytes + parts.quantised + parts.scales).assumingMemoryBound(to: Float.self)
+            Int8GEMM.quantizeRows(m: pixels, k: l.columnRows, x: columns, ldx: 1, columnStride: columnStride,
+                                  into: q, scales: scales)
+            Int8GEMM.multiply(m: pixels, n: l.outChannels, k: l.columnRows, a: q, aScales: scales,
+                              packedB: weight.packed, bScales: weight.scales, c: product, ldc: l.outChannels)
+            for channel in 0..<l.outChannels {
+                let offset = (n * l.outChannels + channel) * g.outputPixels + firstPixel
+                let row = y + offset
+                for pixel in 0..<pixels { row[pixel] = product[pixel * l.outChannels + channel] }
+                epilogue.apply(to: row, count: pixels, bias: bias?[channel] ?? 0, residual: residual.map { $0 + offset })
             }
         }
     }

@@ -54,6 +54,12 @@ public struct Linear: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
         let weight = try ShapeRules.required(inputs, 1, node: name)
         let (n, k) = (weight.shape[0], weight.shape[1])
+        let hasBias = inputs.count > 2 && inputs[2] != nil
+        // An int8 weight (convert --weights int8) runs the int8 GEMM on every CPU path.
+        if let int8Weight = constants.int8Weights(1) {
+            return LinearKernel(rows: outputs[0].count / Swift.max(n, 1), n: n, k: k, hasBias: hasBias,
+                                activation: attributes.activation, int8Weight: int8Weight)
+        }
         // GEMM's AVX-512 and AVX2 kernels take B = Wᵀ packed in 48- or 16-column panels; a
         // constant W is packed once per model, unless padding its N columns to whole panels
         // would more than double it (a hostile [1, 10⁸] weight would take 48×). Otherwise
@@ -65,8 +71,7 @@ public struct Linear: Operator {
             }
             : nil
         return LinearKernel(rows: outputs[0].count / Swift.max(n, 1), n: n, k: k,
-                            hasBias: inputs.count > 2 && inputs[2] != nil, activation: attributes.activation,
-                            packedWeight: packedWeight)
+                            hasBias: hasBias, activation: attributes.activation, packedWeight: packedWeight)
     }
 }
 
@@ -82,6 +87,9 @@ struct LinearKernel: Kernel {
     /// Wᵀ packed for GEMM's AVX-512 or AVX2 kernel once per model from a constant W; nil to read
     /// W [N, K] transposed.
     var packedWeight: PreparedWeights? = nil
+    /// An int8 W packed for `Int8GEMM`: X is quantised per row (per token) into scratch,
+    /// block by block, and W's f32 input is not read.
+    var int8Weight: Int8Weights? = nil
     /// Rows of Y per block: about 256 KB of output, which stays in L2 until the bias
     /// and activation pass, yet at least 256 rows: OpenBLAS runs short blocks well below
     /// its speed (ViT-S/16's 197 tokens cut into 42-row blocks for its 1536-wide MLP took
@@ -90,12 +98,48 @@ struct LinearKernel: Kernel {
     /// Products smaller than this many multiply-adds run on one thread.
     static let minimumParallelWork = 1 << 18
 
+    /// Rows per int8 block: `rowsPerBlock`, or fewer so that every worker gets a block.
+    private var int8BlockRows: Int {
+        Swift.max(8, Swift.min(rowsPerBlock, (rows + ScratchSlots.slotCount - 1) / ScratchSlots.slotCount))
+    }
+
+    /// One block's quantised rows and their scales, 64-byte aligned.
+    private var int8SlotBytes: Int { (int8BlockRows * (Int8GEMM.rowBytes(k: k) + 4) + 63) / 64 * 64 }
+
+    var scratchBytes: Int { int8Weight == nil ? 0 : ScratchSlots.slotCount * int8SlotBytes }
+
+    func reads(input index: Int) -> Bool { index != 1 || int8Weight == nil }
+
     func run(_ io: KernelIO) {
-        let (x, weight, y) = (io.input(0), io.input(1), io.outputs[0])
         let bias = hasBias ? io.input(2) : nil
+        if let int8Weight {
+            runInt8(io, int8Weight, bias)
+            return
+        }
+        let (x, weight, y) = (io.input(0), io.input(1), io.outputs[0])
         let minimumRows = Swift.max(1, Self.minimumParallelWork / Swift.max(n * k, 1))
         io.pool.parallelFor(rows, minimumChunk: minimumRows) { range in
             compute(range, x, weight, bias, y)
+        }
+    }
+
+    private func runInt8(_ io: KernelIO, _ weight: Int8Weights, _ bias: UnsafePointer<Float>?) {
+        let (x, y) = (io.input(0), io.outputs[0])
+        guard let scratch = io.scratch else { preconditionFailure("int8 linear kernel ran without scratch") }
+        let blockRows = int8BlockRows, rowBytes = Int8GEMM.rowBytes(k: k)
+        ScratchSlots.run(items: (rows + blockRows - 1) / blockRows, pool: io.pool) { slot, block in
+            let start = block * blockRows, count = Swift.min(blockRows, rows - start)
+            let q = (scratch + slot * int8SlotBytes).assumingMemoryBound(to: Int8.self)
+            let scales = (scratch + slot * int8SlotBytes + blockRows * rowBytes).assumingMemoryBound(to: Float.self)
+            Int8GEMM.quantizeRows(m: count, k: k, x: x + start * k, ldx: k, into: q, scales: scales)
+            let out = y + start * n
+            Int8GEMM.multiply(m: count, n: n, k: k, a: q, aScales: scales, packedB: weight.packed,
+                              bScales: weight.scales, c: out, ldc: n)
+            for row in 0..<count {
+                let values = out + row * n
+                if let bias { for j in 0..<n { values[j] += bias[j] } }
+                activation.apply(values, count: n)
+            }
         }
     }
 

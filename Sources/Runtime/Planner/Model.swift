@@ -4,7 +4,8 @@ import Format
 /// sessions on many threads; only its constants' values change, through `replaceConstant`.
 public final class Model: Sendable {
     /// The graph as kernels see it: float constants as plain f32 (f16, bf16 and int8 widened
-    /// when the model loaded), with the values of the latest `replaceConstant`.
+    /// when the model loaded) except the int8 weights int8 kernels read (read their values
+    /// with `Graph.floatValues(of:)`), with the values of the latest `replaceConstant`.
     public var graph: Graph { weights.graph }
     /// The parsed operators, which infer shapes before the planner builds kernels; the
     /// constants it holds are those the model loaded with (see `shapeInference`).
@@ -53,8 +54,9 @@ public final class Model: Sendable {
     /// resize's scales or a bias, are read as values while planning).
     var shapeInference: ShapeInference { parsedShapeInference.reading(constantsOf: weights.graph) }
 
-    /// The f32 elements of a float constant; valid until the constant is replaced.
-    func floatConstant(_ name: String) -> UnsafePointer<Float> { weights.weight(name).floats }
+    /// The f32 elements of a float constant (an int8 weight's dequantized on first request);
+    /// valid until the constant is replaced.
+    func floatConstant(_ name: String) -> UnsafePointer<Float> { weights.floats(of: name) }
 
     /// Replaces the values of float constant `name` (a trained weight) with `values`, in its
     /// shape's row-major order, and frees the weights kernels prepared from the old values.

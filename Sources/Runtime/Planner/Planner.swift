@@ -113,7 +113,7 @@ enum Planner {
             switch source {
             case .buffer(let id): return .arena(offset: buffers[id].offset)
             case .constant(let name):
-                // Model keeps every float constant as f32 (dequantized once on load).
+                // f32 in place or as widened on load; an int8 weight only if the kernel reads it.
                 return .constant(model.floatConstant(name))
             case .known(let value):
                 let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(value.count, 1))
@@ -124,7 +124,9 @@ enum Planner {
         }
         let planSteps = steps.map { step in
             Plan.Step(node: step.node, kernel: step.kernel,
-                      inputs: step.inputs.map { $0.map(location) },
+                      inputs: step.inputs.enumerated().map { index, source in
+                          step.kernel.reads(input: index) ? source.map(location) : nil
+                      },
                       outputs: step.outputs.map { buffers[$0].offset },
                       scratch: step.scratch.map { buffers[$0].offset })
         }

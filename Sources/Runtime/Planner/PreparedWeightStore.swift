@@ -10,8 +10,16 @@ final class PreparedWeightStore: Sendable {
     /// What one entry was made from.
     struct Key: Hashable {
         let constant: String
-        let form: PackedLayout
+        let form: PreparedForm
         let generation: Int
+    }
+
+    /// What an entry is: an arrangement a file may store (`PackedLayout`), or int8 GEMM
+    /// panels (`Int8GEMM.pack`), which are made at load only: packing them is a byte shuffle,
+    /// cheap next to reading the weights (schemas/rgraph.md: `--prepare` keeps f32 weights).
+    enum PreparedForm: Hashable {
+        case packed(PackedLayout)
+        case int8Panels
     }
 
     private enum Entry {
@@ -53,7 +61,7 @@ final class PreparedWeightStore: Sendable {
         self.budgetBytes = budgetBytes
         var stored: [Key: Entry] = [:]
         for values in packed {
-            stored[Key(constant: values.source, form: values.layout, generation: 0)] = .stored(values, used: false)
+            stored[Key(constant: values.source, form: .packed(values.layout), generation: 0)] = .stored(values, used: false)
         }
         entries.withLock { $0 = stored }
     }
@@ -62,8 +70,8 @@ final class PreparedWeightStore: Sendable {
     /// values when it holds them with `count` floats, else made by `fill` on first request;
     /// nil when they would exceed `budgetBytes`. Entries of older generations of the
     /// constant are freed first.
-    func prepared(from weight: ConstantWeight, as form: PackedLayout, count: Int,
-                  fill: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
+    func prepared(from weight: ConstantWeight, as form: PreparedForm, count: Int,
+                  fill: (UnsafeMutablePointer<Float>) -> Void) -> PreparedWeights? {
         entries.withLock { entries in
             let key = Key(constant: weight.name, form: form, generation: weight.generation)
             switch entries[key] {
@@ -71,7 +79,9 @@ final class PreparedWeightStore: Sendable {
                 return PreparedWeights(pointer: UnsafePointer(floats))
             case .stored(let values, _)? where values.tensor.elementCount == count:
                 entries[key] = .stored(values, used: true)
-                return PreparedWeights(pointer: values.tensor.float32Elements.baseAddress ?? UnsafePointer(weight.floats))
+                // An empty arrangement has no elements to point at; any pointer does.
+                return PreparedWeights(pointer: values.tensor.float32Elements.baseAddress
+                                       ?? weight.elements.assumingMemoryBound(to: Float.self))
             case .stored?, nil:
                 // Packed values of another count than this kernel's are not its arrangement.
                 entries.removeValue(forKey: key)
@@ -82,7 +92,7 @@ final class PreparedWeightStore: Sendable {
             // 64-byte aligned, as the arena: SIMD kernels load prepared panels with aligned loads.
             let floats = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.size, alignment: 64)
                 .initializeMemory(as: Float.self, repeating: 0, count: max(count, 1))
-            fill(weight.floats, floats)
+            fill(floats)
             Self.preparedInProcess.add(1, ordering: .relaxed)
             entries[key] = .made(floats, count: count)
             return PreparedWeights(pointer: UnsafePointer(floats))
@@ -127,9 +137,10 @@ final class PreparedWeightStore: Sendable {
     func madeAsConstants() -> [PackedConstant] {
         entries.withLock { entries in
             entries.compactMap { key, entry -> PackedConstant? in
-                guard key.generation == 0, case .made(let floats, let count) = entry else { return nil }
-                let name = PackedConstant.name(source: key.constant, layout: key.form)
-                return PackedConstant(source: key.constant, layout: key.form,
+                guard key.generation == 0, case .made(let floats, let count) = entry,
+                      case .packed(let layout) = key.form else { return nil }
+                let name = PackedConstant.name(source: key.constant, layout: layout)
+                return PackedConstant(source: key.constant, layout: layout,
                                       tensor: ConstantTensor(name: name, shape: [count],
                                                              floats: Array(UnsafeBufferPointer(start: floats, count: count))))
             }

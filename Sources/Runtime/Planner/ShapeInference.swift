@@ -12,7 +12,7 @@ public struct ShapeInference: Sendable {
 
     /// Float constants up to this many elements are read as values (a resize's scales, a
     /// pad value); larger ones (weights) are only read if a node is entirely constant.
-    static let smallConstantLimit = 4096
+    public static let smallConstantLimit = 4096
     /// No value may take more bytes than this. It is far above what a restoration model
     /// needs for a tile (1×64×4096×4096 f32 is 4 GiB), so a bigger value comes from a
     /// hostile or broken graph; refusing it before any kernel is built keeps the kernels'

@@ -1,0 +1,252 @@
+/*
+ * int8 GEMM for weights stored as int8 (convert --weights int8): C[m×n] = dequantised
+ * (A_q[m×k] · B_q[k×n]), A the activations quantised per row when the kernel runs, B the
+ * weights (a linear weight's Wᵀ, a convolution's filters as columns) packed once per model.
+ *
+ * Arithmetic (the same integers on every path, so the paths agree bit for bit):
+ *   a row i of A:  s_i = max_k |a_ik| / 127,  q_ik = round_half_even(a_ik · (127 / max_k |a_ik|)),
+ *                  clamped to [−127, 127] (0 for an all-zero row; a row holding a NaN or an
+ *                  infinity gets s_i = NaN, so its outputs are NaN as in f32);
+ *   a column j of B: t_j its per-output-channel scale, w_kj int8 in [−127, 127];
+ *   acc_ij = Σ_k q_ik · w_kj, exact in int32 (|acc| ≤ 255 · 127 · k < 2³¹ for the VNNI
+ *            path's biased operand while k ≤ RESTORE_QGEMM_MAX_DEPTH);
+ *   c_ij = (float)acc_ij · (s_i · t_j), two roundings of binary32 (the conversion is exact
+ *            while |acc| < 2²⁴), so the paths' results are identical.
+ * Against the f32 product the error is at most k · max|a_i| · max|w_j| · (1/127 + 1/4·127²)
+ * in the worst case (half a step of each operand per term); random-sign errors add up to
+ * about √k times one term's, which is what the end-to-end tests see.
+ *
+ * B is packed into panels of 16 columns: per quad of k (k rounded up to a multiple of 4,
+ * zeros past k), 16 columns × 4 bytes, column-major within the quad — the operand layout
+ * of AVX-512 VNNI's vpdpbusd, which the AVX2 and portable paths read the same way — and
+ * after all panels one int32 per (padded) column: Σ_k w_kj.
+ *
+ * AVX-512 VNNI: vpdpbusd multiplies unsigned by signed bytes, so A's bytes are biased to
+ * q + 128 (a xor with 0x80) and 128 · Σ_k w_kj is subtracted at the end. 8 rows × 32
+ * columns: 16 zmm accumulators, per quad 2 loads of B and 8 broadcasts of A.
+ * AVX2: no vpdpbusd, and vpmaddubsw would saturate its int16 pair sums (2 · 255 · 127 >
+ * 32767), so both operands are sign-extended to int16 and multiplied with vpmaddwd (exact:
+ * |pair sum| ≤ 2 · 127²), 4 rows × 16 columns. Portable: plain loops.
+ */
+#include "ckernels.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+_Static_assert(sizeof(signed char) == sizeof(int8_t), "int8_t is signed char");
+#include <string.h>
+
+enum { PANEL = 16 };
+
+static ptrdiff_t padded_depth(ptrdiff_t k) { return (k + 3) / 4 * 4; }
+static ptrdiff_t panel_count(ptrdiff_t n) { return (n + PANEL - 1) / PANEL; }
+
+size_t restore_qgemm_packed_bytes(ptrdiff_t k, ptrdiff_t n) {
+    return (size_t)panel_count(n) * PANEL * ((size_t)padded_depth(k) + sizeof(int32_t));
+}
+
+void restore_qgemm_pack(ptrdiff_t k, ptrdiff_t n, const int8_t *w, void *packed) {
+    ptrdiff_t depth = padded_depth(k), panels = panel_count(n);
+    int8_t *out = packed;
+    int32_t *sums = (int32_t *)(out + panels * PANEL * depth);
+    for (ptrdiff_t p = 0; p < panels; p++) {
+        int8_t *panel = out + p * PANEL * depth;
+        for (ptrdiff_t j = 0; j < PANEL; j++) {
+            ptrdiff_t column = p * PANEL + j;
+            int32_t sum = 0;
+            for (ptrdiff_t q = 0; q < depth; q++) {
+                int8_t value = column < n && q < k ? w[column * k + q] : 0;
+                panel[(q / 4) * PANEL * 4 + j * 4 + q % 4] = value;
+                sum += value;
+            }
+            sums[column] = sum;
+        }
+    }
+}
+
+void restore_quantize_rows(ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx, ptrdiff_t column_stride,
+                           int8_t *q, ptrdiff_t ldq, float *scales) {
+    ptrdiff_t depth = padded_depth(k);
+    for (ptrdiff_t i = 0; i < m; i++) {
+        const float *row = x + i * ldx;
+        int8_t *out = q + i * ldq;
+        float largest = 0;
+        for (ptrdiff_t p = 0; p < k; p++) largest = fmaxf(largest, fabsf(row[p * column_stride]));
+        // fmaxf drops NaN: look for one separately so that it propagates.
+        int finite = isfinite(largest);
+        for (ptrdiff_t p = 0; finite && p < k; p++) finite = !isnan(row[p * column_stride]);
+        if (!finite || largest == 0) {
+            memset(out, 0, (size_t)depth);
+            scales[i] = finite ? 0.0f : NAN;
+            continue;
+        }
+        float inverse = 127.0f / largest;
+        for (ptrdiff_t p = 0; p < k; p++) {
+            float value = nearbyintf(row[p * column_stride] * inverse);
+            out[p] = (int8_t)fminf(127.0f, fmaxf(-127.0f, value));
+        }
+        for (ptrdiff_t p = k; p < depth; p++) out[p] = 0;
+        scales[i] = largest / 127.0f;
+    }
+}
+
+/* The portable path: the definition the others must match. */
+static void qgemm_portable(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, ptrdiff_t lda,
+                           const float *a_scales, const int8_t *packed, const float *b_scales, float *c, ptrdiff_t ldc) {
+    ptrdiff_t depth = padded_depth(k);
+    for (ptrdiff_t i = 0; i < m; i++) {
+        for (ptrdiff_t j = 0; j < n; j++) {
+            const int8_t *panel = packed + (j / PANEL) * PANEL * depth;
+            int32_t acc = 0;
+            for (ptrdiff_t q = 0; q < depth; q++) {
+                acc += (int32_t)a[i * lda + q] * panel[(q / 4) * PANEL * 4 + (j % PANEL) * 4 + q % 4];
+            }
+            c[i * ldc + j] = (float)acc * (a_scales[i] * b_scales[j]);
+        }
+    }
+}
+
+/* Rows of A per block: 8 × 32-column tiles sweep the block's rows against one pair of
+ * panels, which stays in L1 while the block (up to 256 rows × k bytes) stays in L2. */
+enum { BLOCK_ROWS = 256 };
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static inline __attribute__((always_inline)) void tile_vnni(int rows, ptrdiff_t depth, const int8_t *a, ptrdiff_t lda,
+                                                            const int8_t *panel0, const int8_t *panel1, __m512i acc[8][2]) {
+    const __m512i bias = _mm512_set1_epi32((int)0x80808080u);
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    for (ptrdiff_t q = 0; q < depth; q += 4) {
+        __m512i b0 = _mm512_load_si512(panel0 + q * PANEL);
+        __m512i b1 = _mm512_load_si512(panel1 + q * PANEL);
+        for (int i = 0; i < rows; i++) {
+            int32_t quad;
+            memcpy(&quad, a + i * lda + q, sizeof quad);
+            __m512i value = _mm512_xor_si512(_mm512_set1_epi32(quad), bias);
+            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], value, b0);
+            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], value, b1);
+        }
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void store_vnni(int rows, ptrdiff_t columns, __m512i acc[8][2], const int32_t *sums, const float *a_scales,
+                       const float *b_scales, float *c, ptrdiff_t ldc) {
+    for (int half = 0; half < 2; half++) {
+        ptrdiff_t left = columns - half * PANEL;
+        if (left <= 0) break;
+        __mmask16 mask = left >= PANEL ? 0xFFFF : (__mmask16)((1u << left) - 1);
+        __m512i correction = _mm512_slli_epi32(_mm512_loadu_si512(sums + half * PANEL), 7);
+        __m512 t = _mm512_maskz_loadu_ps(mask, b_scales + half * PANEL);
+        for (int i = 0; i < rows; i++) {
+            __m512 value = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[i][half], correction));
+            __m512 scale = _mm512_mul_ps(_mm512_set1_ps(a_scales[i]), t);
+            _mm512_mask_storeu_ps(c + i * ldc + half * PANEL, mask, _mm512_mul_ps(value, scale));
+        }
+    }
+}
+
+#define VNNI_ROWS(r) case r: tile_vnni(r, depth, a + i * lda, lda, panel0, panel1, acc); break;
+
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void qgemm_vnni(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, ptrdiff_t lda,
+                       const float *a_scales, const int8_t *packed, const float *b_scales, float *c, ptrdiff_t ldc) {
+    ptrdiff_t depth = padded_depth(k), panels = panel_count(n);
+    const int32_t *sums = (const int32_t *)(packed + panels * PANEL * depth);
+    __m512i acc[8][2];
+    for (ptrdiff_t first = 0; first < m; first += BLOCK_ROWS) {
+        ptrdiff_t last = first + BLOCK_ROWS < m ? first + BLOCK_ROWS : m;
+        for (ptrdiff_t p = 0; p < panels; p += 2) {
+            const int8_t *panel0 = packed + p * PANEL * depth;
+            // An odd last panel pairs with itself; its second half is not stored.
+            const int8_t *panel1 = p + 1 < panels ? panel0 + PANEL * depth : panel0;
+            ptrdiff_t columns = n - p * PANEL < 2 * PANEL ? n - p * PANEL : 2 * PANEL;
+            for (ptrdiff_t i = first; i < last; i += 8) {
+                int rows = last - i < 8 ? (int)(last - i) : 8;
+                switch (rows) {
+                    VNNI_ROWS(1) VNNI_ROWS(2) VNNI_ROWS(3) VNNI_ROWS(4)
+                    VNNI_ROWS(5) VNNI_ROWS(6) VNNI_ROWS(7) VNNI_ROWS(8)
+                }
+                store_vnni(rows, columns, acc, sums + p * PANEL, a_scales + i, b_scales + p * PANEL,
+                           c + i * ldc + p * PANEL, ldc);
+            }
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static inline __attribute__((always_inline)) void tile_avx2(int rows, ptrdiff_t depth, const int8_t *a, ptrdiff_t lda,
+                                                            const int8_t *panel, __m256i acc[4][4]) {
+    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_si256();
+    for (ptrdiff_t q = 0; q < depth; q += 4) {
+        const int8_t *quad = panel + q * PANEL;
+        // Each ymm: 4 columns × 4 k as int16.
+        __m256i b[4];
+        for (int part = 0; part < 4; part++) b[part] = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(quad + part * 16)));
+        for (int i = 0; i < rows; i++) {
+            int32_t bytes;
+            memcpy(&bytes, a + i * lda + q, sizeof bytes);
+            // The 4 values of the quad as int16, in every 64-bit lane.
+            __m256i value = _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(bytes)));
+            for (int part = 0; part < 4; part++) acc[i][part] = _mm256_add_epi32(acc[i][part], _mm256_madd_epi16(b[part], value));
+        }
+    }
+}
+
+__attribute__((target("avx2,fma")))
+static void store_avx2(int rows, ptrdiff_t columns, __m256i acc[4][4], const float *a_scales, const float *b_scales,
+                       float *c, ptrdiff_t ldc) {
+    float t[PANEL];
+    for (ptrdiff_t j = 0; j < PANEL; j++) t[j] = j < columns ? b_scales[j] : 0;
+    for (int i = 0; i < rows; i++) {
+        // Lanes hold column j's two pair sums side by side: add neighbours.
+        __m256i sums01 = _mm256_hadd_epi32(acc[i][0], acc[i][1]);  // columns 0 1 4 5 | 2 3 6 7 per 128-bit half
+        __m256i sums23 = _mm256_hadd_epi32(acc[i][2], acc[i][3]);
+        // hadd works per 128-bit half: acc[0] holds columns 0–1 (low) and 2–3 (high).
+        __m256i lo = _mm256_permute4x64_epi64(sums01, 0xD8);      // columns 0 1 2 3 4 5 6 7
+        __m256i hi = _mm256_permute4x64_epi64(sums23, 0xD8);      // columns 8 … 15
+        float out[PANEL];
+        __m256 scale = _mm256_set1_ps(a_scales[i]);
+        _mm256_storeu_ps(out, _mm256_mul_ps(_mm256_cvtepi32_ps(lo), _mm256_mul_ps(scale, _mm256_loadu_ps(t))));
+        _mm256_storeu_ps(out + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(hi), _mm256_mul_ps(scale, _mm256_loadu_ps(t + 8))));
+        memcpy(c + i * ldc, out, (size_t)(columns < PANEL ? columns : PANEL) * sizeof(float));
+    }
+}
+
+#define AVX2_ROWS(r) case r: tile_avx2(r, depth, a + i * lda, lda, panel, acc); break;
+
+__attribute__((target("avx2,fma")))
+static void qgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, ptrdiff_t lda,
+                       const float *a_scales, const int8_t *packed, const float *b_scales, float *c, ptrdiff_t ldc) {
+    ptrdiff_t depth = padded_depth(k), panels = panel_count(n);
+    __m256i acc[4][4];
+    for (ptrdiff_t first = 0; first < m; first += BLOCK_ROWS) {
+        ptrdiff_t last = first + BLOCK_ROWS < m ? first + BLOCK_ROWS : m;
+        for (ptrdiff_t p = 0; p < panels; p++) {
+            const int8_t *panel = packed + p * PANEL * depth;
+            ptrdiff_t columns = n - p * PANEL < PANEL ? n - p * PANEL : PANEL;
+            for (ptrdiff_t i = first; i < last; i += 4) {
+                int rows = last - i < 4 ? (int)(last - i) : 4;
+                switch (rows) { AVX2_ROWS(1) AVX2_ROWS(2) AVX2_ROWS(3) AVX2_ROWS(4) }
+                store_avx2(rows, columns, acc, a_scales + i, b_scales + p * PANEL, c + i * ldc + p * PANEL, ldc);
+            }
+        }
+    }
+}
+
+int restore_cpu_has_avx512_vnni(void) {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vnni");
+}
+
+void restore_qgemm(int level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, ptrdiff_t lda,
+                   const float *a_scales, const void *packed_b, const float *b_scales, float *c, ptrdiff_t ldc) {
+    if (level >= RESTORE_CPU_AVX512 && restore_cpu_has_avx512_vnni()) {
+        qgemm_vnni(m, n, k, a, lda, a_scales, packed_b, b_scales, c, ldc);
+    } else if (level >= RESTORE_CPU_AVX2) {
+        qgemm_avx2(m, n, k, a, lda, a_scales, packed_b, b_scales, c, ldc);
+    } else {
+        qgemm_portable(m, n, k, a, lda, a_scales, packed_b, b_scales, c, ldc);
+    }
+}
