@@ -65,30 +65,105 @@ void restore_qgemm_pack(ptrdiff_t k, ptrdiff_t n, const int8_t *w, void *packed)
     }
 }
 
-void restore_quantize_rows(ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx, ptrdiff_t column_stride,
+/* Round half to even for |v| < 2²²: adding and subtracting 1.5 · 2²³ leaves the nearest
+ * integer, as the SIMD paths' round instructions do, with no libm call per value. */
+static inline float round_even(float v) { return (v + 12582912.0f) - 12582912.0f; }
+
+static inline int8_t quantize_one(float v, float inverse) {
+    float r = round_even(v * inverse);
+    return (int8_t)(r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r);
+}
+
+/* The row's scale from its largest magnitude and whether it holds a NaN or an infinity;
+ * writes the inverse to use (0 for a zero or non-finite row, whose values become 0). */
+static inline float row_scale(float largest, int finite, float *inverse) {
+    if (!finite || !(largest < INFINITY)) { *inverse = 0; return NAN; }
+    if (largest == 0) { *inverse = 0; return 0; }
+    *inverse = 127.0f / largest;
+    return largest / 127.0f;
+}
+
+__attribute__((target("avx2,fma")))
+static void quantize_row_avx2(ptrdiff_t k, const float *row, int8_t *out, float *scale) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 largest = _mm256_setzero_ps(), unordered = _mm256_setzero_ps();
+    ptrdiff_t p = 0;
+    for (; p + 8 <= k; p += 8) {
+        __m256 v = _mm256_loadu_ps(row + p);
+        largest = _mm256_max_ps(largest, _mm256_andnot_ps(sign, v));
+        unordered = _mm256_or_ps(unordered, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    }
+    float lanes[8];
+    _mm256_storeu_ps(lanes, largest);
+    float top = 0;
+    int finite = _mm256_movemask_ps(unordered) == 0;
+    for (int i = 0; i < 8; i++) top = lanes[i] > top ? lanes[i] : top;
+    for (ptrdiff_t t = p; t < k; t++) {
+        float a = fabsf(row[t]);
+        finite &= !isnan(row[t]);
+        top = a > top ? a : top;
+    }
+    float inverse;
+    *scale = row_scale(top, finite, &inverse);
+    const __m256 factor = _mm256_set1_ps(inverse), high = _mm256_set1_ps(127.0f), low = _mm256_set1_ps(-127.0f);
+    for (p = 0; p + 8 <= k; p += 8) {
+        __m256 r = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(row + p), factor), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i i = _mm256_cvtps_epi32(_mm256_min_ps(high, _mm256_max_ps(low, r)));
+        __m128i words = _mm_packs_epi32(_mm256_castsi256_si128(i), _mm256_extracti128_si256(i, 1));
+        _mm_storel_epi64((__m128i *)(out + p), _mm_packs_epi16(words, words));
+    }
+    for (; p < k; p++) out[p] = quantize_one(row[p], inverse);
+}
+
+void restore_quantize_rows(int level, ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx,
                            int8_t *q, ptrdiff_t ldq, float *scales) {
     ptrdiff_t depth = padded_depth(k);
     for (ptrdiff_t i = 0; i < m; i++) {
         const float *row = x + i * ldx;
         int8_t *out = q + i * ldq;
-        float largest = 0;
-        for (ptrdiff_t p = 0; p < k; p++) largest = fmaxf(largest, fabsf(row[p * column_stride]));
-        // fmaxf drops NaN: look for one separately so that it propagates.
-        int finite = isfinite(largest);
-        for (ptrdiff_t p = 0; finite && p < k; p++) finite = !isnan(row[p * column_stride]);
-        if (!finite || largest == 0) {
-            memset(out, 0, (size_t)depth);
-            scales[i] = finite ? 0.0f : NAN;
-            continue;
-        }
-        float inverse = 127.0f / largest;
-        for (ptrdiff_t p = 0; p < k; p++) {
-            float value = nearbyintf(row[p * column_stride] * inverse);
-            out[p] = (int8_t)fminf(127.0f, fmaxf(-127.0f, value));
+        if (level >= RESTORE_CPU_AVX2) {
+            quantize_row_avx2(k, row, out, scales + i);
+        } else {
+            float largest = 0;
+            int finite = 1;
+            for (ptrdiff_t p = 0; p < k; p++) {
+                float a = fabsf(row[p]);
+                finite &= !isnan(row[p]);
+                largest = a > largest ? a : largest;
+            }
+            float inverse;
+            scales[i] = row_scale(largest, finite, &inverse);
+            for (ptrdiff_t p = 0; p < k; p++) out[p] = quantize_one(row[p], inverse);
         }
         for (ptrdiff_t p = k; p < depth; p++) out[p] = 0;
-        scales[i] = largest / 127.0f;
     }
+}
+
+void restore_quantize_columns(ptrdiff_t k, ptrdiff_t n, const float *x, ptrdiff_t ldx,
+                              int8_t *q, ptrdiff_t ldq, float *scales, float *work) {
+    /* work: 2n floats, each column's largest magnitude and then its inverse scale; rows of
+     * x are read in order, so the loops run along contiguous pixels (and vectorise). */
+    float *largest = work, *unordered = work + n;
+    for (ptrdiff_t j = 0; j < n; j++) largest[j] = unordered[j] = 0;
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const float *row = x + p * ldx;
+        for (ptrdiff_t j = 0; j < n; j++) {
+            float a = fabsf(row[j]);
+            largest[j] = a > largest[j] ? a : largest[j];
+            unordered[j] += row[j] != row[j] ? 1.0f : 0.0f;
+        }
+    }
+    for (ptrdiff_t j = 0; j < n; j++) {
+        float inverse;
+        scales[j] = row_scale(largest[j], unordered[j] == 0, &inverse);
+        largest[j] = inverse;
+    }
+    for (ptrdiff_t p = 0; p < k; p++) {
+        const float *row = x + p * ldx;
+        for (ptrdiff_t j = 0; j < n; j++) q[j * ldq + p] = quantize_one(row[j], largest[j]);
+    }
+    ptrdiff_t depth = padded_depth(k);
+    for (ptrdiff_t j = 0; j < n; j++) for (ptrdiff_t p = k; p < depth; p++) q[j * ldq + p] = 0;
 }
 
 /* The portable path: the definition the others must match. */

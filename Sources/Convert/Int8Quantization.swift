@@ -105,9 +105,14 @@ enum Int8Quantization {
         return norm > 0 ? Float((difference / norm).squareRoot()) : 0
     }
 
-    /// The weighted layers (linear, conv, convTranspose) nearest the graph's inputs — no
-    /// other weighted layer between an input and them — and nearest its outputs.
+    /// The weighted layers (linear, conv, convTranspose) nearest the image input — no other
+    /// weighted layer between it and them — and nearest the image output: those named by
+    /// `restore.input` and `restore.output`, else the first input and output (a model's
+    /// other outputs, such as a backbone's feature maps, would otherwise make every block
+    /// whose result joins the residual stream a "last" layer).
     static func imageLayers(_ graph: Graph) -> (first: Set<String>, last: Set<String>) {
+        let input = graph.metadata["restore.input"] ?? graph.inputs.first?.name
+        let output = graph.metadata["restore.output"] ?? graph.outputs.first?.name
         func weighted(_ node: Node) -> Bool {
             switch node.op {
             case .linear, .conv, .convTranspose: true
@@ -116,7 +121,7 @@ enum Int8Quantization {
         }
         // Values computed from an input through a weighted layer.
         var afterWeights = Set<String>()
-        var reached = Set(graph.inputs.map(\.name))
+        var reached = Set([input].compactMap { $0 })
         var first = Set<String>()
         for node in graph.nodes {
             let fromInput = node.inputs.contains(where: reached.contains)
@@ -126,7 +131,7 @@ enum Int8Quantization {
             if weighted(node) || pastWeights { afterWeights.formUnion(node.outputs) }
         }
         // Values that reach an output through no weighted layer.
-        var beforeOutput = Set(graph.outputs.map(\.name))
+        var beforeOutput = Set([output].compactMap { $0 })
         var last = Set<String>()
         for node in graph.nodes.reversed() where node.outputs.contains(where: beforeOutput.contains) {
             if weighted(node) { last.insert(node.name) } else { beforeOutput.formUnion(node.inputs) }

@@ -32,8 +32,21 @@ final class Int8GEMMTests: XCTestCase {
         w.withUnsafeBufferPointer { Int8GEMM.pack(k: k, n: n, w: $0.baseAddress!, into: packed) }
         var q = [Int8](repeating: 99, count: m * rowBytes), scales = [Float](repeating: .nan, count: m)
         x.withUnsafeBufferPointer { x in
-            Int8GEMM.quantizeRows(m: m, k: k, x: x.baseAddress!, ldx: k, into: &q, scales: &scales)
+            Int8GEMM.quantizeRows(m: m, k: k, x: x.baseAddress!, ldx: k, into: &q, scales: &scales, cpu: .portable)
         }
+        // Every variant of the row quantiser, and the column quantiser on Xᵀ, give the same bytes.
+        for cpu in CPUFeatures.supportedLevels {
+            var other = [Int8](repeating: 99, count: m * rowBytes), otherScales = [Float](repeating: .nan, count: m)
+            Int8GEMM.quantizeRows(m: m, k: k, x: x, ldx: k, into: &other, scales: &otherScales, cpu: cpu)
+            XCTAssertEqual(other, q, "rows quantised on \(CPUFeatures.name(of: cpu))", file: file, line: line)
+            XCTAssertEqual(otherScales, scales, file: file, line: line)
+        }
+        let transposed = (0..<(k * m)).map { x[($0 % m) * k + $0 / m] }
+        var columns = [Int8](repeating: 99, count: m * rowBytes), columnScales = [Float](repeating: .nan, count: m)
+        var work = [Float](repeating: 0, count: 2 * m)
+        Int8GEMM.quantizeColumns(k: k, n: m, x: transposed, ldx: m, into: &columns, scales: &columnScales, work: &work)
+        XCTAssertEqual(columns, q, "columns quantised", file: file, line: line)
+        XCTAssertEqual(columnScales, scales, file: file, line: line)
         var expected = [Float](repeating: 0, count: m * n)
         for i in 0..<m {
             let (rowQ, rowScale) = referenceQuantize(Array(x[(i * k)..<((i + 1) * k)]))

@@ -141,8 +141,11 @@ void restore_winograd_output(int level, const float *m, ptrdiff_t point_stride, 
  * restore_qgemm_packed_bytes: bytes of B [k×n] packed by restore_qgemm_pack.
  * restore_qgemm_pack: packs the int8 matrix w stored as [n×k] (a linear weight W, a
  * convolution's filters [M, C·kH·kW]: B = wᵀ) into `packed`, 64-byte aligned.
- * restore_quantize_rows: row i of A is x[i·ldx + p·column_stride] for p < k; writes its
- * int8 values to q + i·ldq (k rounded up to a multiple of 4, zeros past k) and its scale.
+ * restore_quantize_rows: quantises the m rows of k values of x (row stride ldx) into
+ * q + i·ldq (k rounded up to a multiple of 4, zeros past k) and their scales, with the
+ * variant of `level` (all give the same bytes).
+ * restore_quantize_columns: the same for the n columns of the k×n matrix x (row stride
+ * ldx): column j becomes row j of q; `work` holds 2n floats.
  * restore_qgemm: C[m×n] = dequantised A_q · B with A_q rows from restore_quantize_rows
  * (lda ≥ k rounded up to 4) and b_scales the n per-column scales; picks the kernel of
  * `level` (RESTORE_CPU_*; AVX-512 needs VNNI too, else takes AVX2). Every level gives
@@ -151,8 +154,10 @@ void restore_winograd_output(int level, const float *m, ptrdiff_t point_stride, 
 enum { RESTORE_QGEMM_MAX_DEPTH = 65536 };
 size_t restore_qgemm_packed_bytes(ptrdiff_t k, ptrdiff_t n);
 void restore_qgemm_pack(ptrdiff_t k, ptrdiff_t n, const signed char *w, void *packed);
-void restore_quantize_rows(ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx, ptrdiff_t column_stride,
+void restore_quantize_rows(int level, ptrdiff_t m, ptrdiff_t k, const float *x, ptrdiff_t ldx,
                            signed char *q, ptrdiff_t ldq, float *scales);
+void restore_quantize_columns(ptrdiff_t k, ptrdiff_t n, const float *x, ptrdiff_t ldx,
+                              signed char *q, ptrdiff_t ldq, float *scales, float *work);
 void restore_qgemm(int level, ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const signed char *a, ptrdiff_t lda,
                    const float *a_scales, const void *packed_b, const float *b_scales, float *c, ptrdiff_t ldc);
 /* Non-zero when the CPU has AVX-512F, BW and VNNI (restore_qgemm's fastest path). */

@@ -22,11 +22,20 @@ public enum Int8GEMM {
         restore_qgemm_pack(k, n, w, packed)
     }
 
-    /// Quantises `m` rows of `k` values (row i, value p at x[i·ldx + p·columnStride]) into
-    /// `q` (rows `rowBytes(k:)` apart) and their scales.
-    public static func quantizeRows(m: Int, k: Int, x: UnsafePointer<Float>, ldx: Int, columnStride: Int = 1,
-                                    into q: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>) {
-        restore_quantize_rows(m, k, x, ldx, columnStride, q, rowBytes(k: k), scales)
+    /// Quantises `m` rows of `k` values (row stride `ldx`) into `q` (rows `rowBytes(k:)`
+    /// apart) and their scales; `cpu` picks the variant (all give the same bytes).
+    public static func quantizeRows(m: Int, k: Int, x: UnsafePointer<Float>, ldx: Int,
+                                    into q: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+                                    cpu: CPULevel = CPUFeatures.level) {
+        restore_quantize_rows(CPUFeatures.cValue(of: cpu), m, k, x, ldx, q, rowBytes(k: k), scales)
+    }
+
+    /// Quantises the `n` columns of the k×n matrix `x` (row stride `ldx`; an im2col tile,
+    /// a pixel per column) as rows of `q`, the same way; `work` holds 2n floats.
+    public static func quantizeColumns(k: Int, n: Int, x: UnsafePointer<Float>, ldx: Int,
+                                       into q: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+                                       work: UnsafeMutablePointer<Float>) {
+        restore_quantize_columns(k, n, x, ldx, q, rowBytes(k: k), scales, work)
     }
 
     /// C[m×n] = dequantised A_q[m×k] · B, A_q from `quantizeRows`, B from `pack` with its

@@ -283,7 +283,7 @@ struct ConvolutionKernel: Kernel {
     }
 
     /// One worker's scratch: the im2col tile, then for int8 the quantised rows, their
-    /// scales and the [pixels × M] product, each rounded to 64 bytes so every part starts aligned.
+    /// scales (and 2 floats per pixel of work), and the [pixels × M] product, each rounded to 64 bytes so every part starts aligned.
     private var slotBytes: Int { columnBytes + (int8Weight == nil ? 0 : int8Bytes.quantised + int8Bytes.scales + int8Bytes.product) }
 
     private var columnBytes: Int {
@@ -292,7 +292,7 @@ struct ConvolutionKernel: Kernel {
 
     private var int8Bytes: (quantised: Int, scales: Int, product: Int) {
         (Self.aligned(tilePixels * Int8GEMM.rowBytes(k: layout.columnRows)),
-         Self.aligned(tilePixels * MemoryLayout<Float>.size),
+         Self.aligned(3 * tilePixels * MemoryLayout<Float>.size),
          Self.aligned(tilePixels * layout.outChannels * MemoryLayout<Float>.size))
     }
 
@@ -382,8 +382,8 @@ struct ConvolutionKernel: Kernel {
             let q = (slotStart + columnBytes).assumingMemoryBound(to: Int8.self)
             let scales = (slotStart + columnBytes + parts.quantised).assumingMemoryBound(to: Float.self)
             let product = (slotStart + columnBytes + parts.quantised + parts.scales).assumingMemoryBound(to: Float.self)
-            Int8GEMM.quantizeRows(m: pixels, k: l.columnRows, x: columns, ldx: 1, columnStride: columnStride,
-                                  into: q, scales: scales)
+            Int8GEMM.quantizeColumns(k: l.columnRows, n: pixels, x: columns, ldx: columnStride,
+                                     into: q, scales: scales, work: scales + tilePixels)
             Int8GEMM.multiply(m: pixels, n: l.outChannels, k: l.columnRows, a: q, aScales: scales,
                               packedB: weight.packed, bScales: weight.scales, c: product, ldc: l.outChannels)
             for channel in 0..<l.outChannels {
