@@ -72,7 +72,7 @@ extension RRun {
                 }
                 let weights = try parameters.map { name -> [Float] in
                     guard let constant = graph.constants[name] else { throw GradientError.unknownParameter(name) }
-                    return constant.floatValues()
+                    return try graph.floatValues(of: constant)
                 }
                 let targetValues = targetTensor.floats
                 let value = withPointers(weights) { pointers in

@@ -76,7 +76,8 @@ public final class TrainableWeights {
         }
         names = chosen
         shapes = chosen.map { graph.constants[$0]?.shape ?? [] }
-        let values = chosen.map { graph.constants[$0]?.floatValues() ?? [] }
+        // Through the layout: an int8 weight the model keeps for its int8 kernels is scaled here.
+        let values = try chosen.map { name in try graph.constants[name].map { try graph.floatValues(of: $0) } ?? [] }
         allocations = values.map { values in
             let pointer = UnsafeMutablePointer<Float>.allocate(capacity: max(values.count, 1))
             pointer.initialize(from: values, count: values.count)
