@@ -136,7 +136,8 @@ final class ConstantReplacementTests: XCTestCase {
         print("int8 linear before replacement: relative error \(relative)")
         XCTAssertLessThan(relative, 1e-2)
         // Training starts from the weight's values, not its raw int8 bytes.
-        XCTAssertEqual(Array(try TrainableWeights(model: model, names: ["W"]).buffers[0]), dequantized)
+        let trainable = try TrainableWeights(model: model, names: ["W"])
+        withExtendedLifetime(trainable) { XCTAssertEqual(Array(trainable.buffers[0]), dequantized) }
         try model.replaceConstant("W", with: dequantized)
         assertClose(try session.run([setup.input])[0].floats, expected, "int8 linear replaced by f32 values")
     }
