@@ -23,6 +23,8 @@ enum Planner {
     private enum Source {
         case buffer(Int)
         case constant(String)
+        /// A constant's elements from this one on: the kept rows of a cut weight.
+        case constantRows(String, offset: Int)
         case known(HostTensor)
     }
 
@@ -45,10 +47,30 @@ enum Planner {
             return graph.constants[name] != nil ? .constant(name) : nil
         }
 
+        let cuts = OutputChannelCut.find(in: graph, inferred: inferred, operators: inference.operators) { name in
+            if case .buffer? = source(name) { return false }
+            return source(name) != nil
+        }
+        let cutOfProducer = Dictionary(uniqueKeysWithValues: cuts.map { ($0.producer, $0) })
+        let cutOfSlice = Dictionary(uniqueKeysWithValues: cuts.map { ($0.slice, $0) })
+        var valueShapes = inferred.valueShapes
+
         var steps: [(node: Int, kernel: any Kernel, inputs: [Source?], outputs: [Int], scratch: Int?)] = []
         var views = 0
         for (index, node) in graph.nodes.enumerated() {
-            let facts = inferred.nodes[index]
+            if let cut = cutOfSlice[index] {
+                // The producer computed only the kept channels: they are the slice.
+                bufferOf[node.outputs[0]] = bufferOf[graph.nodes[cut.producer].outputs[0]]
+                views += 1
+                continue
+            }
+            var facts = inferred.nodes[index]
+            let cut = cutOfProducer[index]
+            if let cut {
+                facts = InferredShapes.Node(inputs: cut.inputs(facts.inputs), outputs: cut.outputs(facts.outputs),
+                                            evaluation: facts.evaluation)
+                valueShapes[node.outputs[0]] = facts.outputs[0].shape
+            }
             switch facts.evaluation {
             case .known:
                 continue
@@ -59,13 +81,31 @@ enum Planner {
             case .kernel:
                 break
             }
-            let inputSources = node.inputs.map { $0.isEmpty ? nil : source($0) }
+            var inputSources = node.inputs.map { $0.isEmpty ? nil : source($0) }
+            if let cut {
+                for slot in [1, 2] where slot < inputSources.count {
+                    switch inputSources[slot] {
+                    case .constant(let name)?:
+                        inputSources[slot] = .constantRows(name, offset: cut.rowOffset(model.weights.weight(name).shape))
+                    case .known(let value)?: inputSources[slot] = .known(cut.rows(value))
+                    case .constantRows?, .buffer?, nil: break
+                    }
+                }
+            }
             let constants = ConstantInputs(
-                weights: inputSources.map { source in
-                    guard case .constant(let name)? = source else { return nil }
-                    return model.weights.weight(name)
+                weights: inputSources.enumerated().map { slot, source in
+                    switch source {
+                    case .constant(let name)?: return model.weights.weight(name)
+                    case .constantRows(let name, let offset)?:
+                        // Kernels prepare nothing from a cut weight (store nil below): the
+                        // prepared store is keyed by whole constants, and `convert --prepare`
+                        // stores what it holds under the constant's name.
+                        return ConstantWeight(name: name, shape: facts.inputs[slot]?.shape ?? [],
+                                              floats: model.floatConstant(name) + offset)
+                    case .buffer?, .known?, nil: return nil
+                    }
                 },
-                store: model.preparedWeights,
+                store: cut == nil ? model.preparedWeights : nil,
                 sourceRead: model.releaseConstantPages)
             let kernel: any Kernel
             do {
@@ -115,6 +155,8 @@ enum Planner {
             case .constant(let name):
                 // f32 in place or as widened on load; an int8 weight only if the kernel reads it.
                 return .constant(model.floatConstant(name))
+            case .constantRows(let name, let offset):
+                return .constant(model.floatConstant(name) + offset)
             case .known(let value):
                 let storage = UnsafeMutablePointer<Float>.allocate(capacity: max(value.count, 1))
                 storage.initialize(from: value.floats, count: value.count)
@@ -137,7 +179,7 @@ enum Planner {
         return Plan(steps: planSteps, inputOffsets: inputOffsets.map { buffers[$0].offset },
                     outputSources: outputs, inputShapes: inputShapes, arenaBytes: arenaBytes,
                     intermediateBytes: buffers.reduce(0) { $0 + align($1.bytes) },
-                    foldedNodes: inferred.foldedNodes, viewNodes: views, valueShapes: inferred.valueShapes,
+                    foldedNodes: inferred.foldedNodes, viewNodes: views, valueShapes: valueShapes,
                     knownValues: inferred.knownValues, knownStorage: knownStorage)
     }
 
