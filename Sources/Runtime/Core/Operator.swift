@@ -26,10 +26,16 @@ public protocol Operator: Sendable {
     /// True when output 0 is input 0's elements under another shape (reshape, squeeze,
     /// unsqueeze, flatten): the planner aliases the buffer and runs no kernel.
     var isView: Bool { get }
+
+    /// Whether output 0 is input 0's elements under another shape at these inputs: `isView`,
+    /// or true at some shapes only (a transpose that moves only axes of size 1).
+    func isView(at inputs: [ValueFact?]) -> Bool
 }
 
 extension Operator {
     public var isView: Bool { false }
+
+    public func isView(at inputs: [ValueFact?]) -> Bool { isView }
 
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact], constants: ConstantInputs) throws -> any Kernel {
         try kernel(inputs: inputs, outputs: outputs)

@@ -6,7 +6,8 @@ import Format
 /// The fast kernel is a `StridedCopy`, whose axis merging gives the fast paths: an
 /// identity permutation becomes one contiguous copy, a permutation that keeps the last
 /// axis becomes row copies, and NCHW↔NHWC (after merging, a batch of 2-D transposes)
-/// runs tiled over the two axes that are contiguous on either side.
+/// runs tiled over the two axes that are contiguous on either side. A permutation that
+/// moves only axes of size 1 copies nothing: it is a view (`isView(at:)`).
 public struct Transpose: Operator {
     let name: String
     let attributes: TransposeAttributes
@@ -28,6 +29,15 @@ public struct Transpose: Operator {
         let input = try ShapeRules.required(inputs, 0, node: name)
         let axes = try permutation(rank: input.rank)
         return [ValueFact(dtype: input.dtype, shape: axes.map { input.shape[$0] })]
+    }
+
+    /// A permutation that keeps the axes longer than 1 in their order leaves every element
+    /// where it was (nn.MultiheadAttention's [1, L, E] ↔ [L, 1, E] with one image): the
+    /// output is the input under another shape, and the planner aliases it.
+    public func isView(at inputs: [ValueFact?]) -> Bool {
+        guard let input = inputs.first ?? nil, let axes = try? permutation(rank: input.rank) else { return false }
+        let moved = axes.filter { input.shape[$0] != 1 }
+        return zip(moved, moved.dropFirst()).allSatisfy { $0 < $1 }
     }
 
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {

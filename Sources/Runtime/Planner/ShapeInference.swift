@@ -106,7 +106,7 @@ public struct ShapeInference: Sendable {
                         outputFacts[slot] = ValueFact(value)
                     }
                     evaluation = .known
-                } else if op.isView, let viewed = node.inputs.first, runtime.contains(viewed) {
+                } else if op.isView(at: inputFacts), let viewed = node.inputs.first, runtime.contains(viewed) {
                     runtime.insert(node.outputs[0])
                     facts[node.outputs[0]] = outputFacts[0]
                     nodes.append(.init(inputs: inputFacts, outputs: outputFacts, evaluation: .view))

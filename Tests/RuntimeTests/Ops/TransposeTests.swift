@@ -59,4 +59,29 @@ final class TransposeTests: XCTestCase {
             LayoutTesting.assertError(naming: "bad_perm") { _ = try op.outputs(for: [fact]) }
         }
     }
+    /// A transpose that keeps the order of the axes longer than 1 (nn.MultiheadAttention's
+    /// [1, L, E] ↔ [L, 1, E] with one image) leaves the elements in place: the plan makes
+    /// it a view of its input, no kernel; any other permutation still copies.
+    func testTransposeMovingOnlySizeOneAxesIsAView() throws {
+        let cases: [(shape: [Int], perm: [Int], view: Bool)] = [
+            ([1, 256, 8], [1, 0, 2], true), ([256, 1, 8], [1, 0, 2], true), ([3, 1, 1, 5], [0, 2, 3, 1], true),
+            ([1, 4, 1, 6], [2, 1, 0, 3], true), ([2, 256, 8], [1, 0, 2], false), ([1, 3, 256, 8], [0, 1, 3, 2], false),
+            ([3, 1, 5], [], false),
+        ]
+        for (shape, perm, view) in cases {
+            let node = try Node(name: "transpose", op: .transpose, inputs: ["x"], outputs: ["y"],
+                                attributes: ["perm": .ints(perm)])
+            let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: shape.map { .fixed($0) })],
+                              outputs: [ValueInfo(name: "y", dtype: .float32, shape: [])], nodes: [node])
+            let session = Session(model: try Model(graph: graph), threads: 1)
+            let input = KernelHarness.random(shape, seed: 9)
+            let plan = try session.plan(for: [shape])
+            XCTAssertEqual(plan.kernelCount, view ? 0 : 1, "\(shape) perm \(perm)")
+            XCTAssertEqual(plan.viewNodes, view ? 1 : 0, "\(shape) perm \(perm)")
+            let expected = try OpKind.makeOperator(node).reference([input])[0]
+            let output = try session.run([input])[0]
+            XCTAssertEqual(output.shape, expected.shape)
+            XCTAssertEqual(output.floats, expected.floats, "\(shape) perm \(perm)")
+        }
+    }
 }
