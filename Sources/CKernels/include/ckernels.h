@@ -165,4 +165,7 @@ int restore_cpu_has_avx512_vnni(void);
 
 #pragma GCC visibility pop
 
+/* SwiftPM takes this header as the module's umbrella: the others are reached through it. */
+#include "thread_pool.h"
+
 #endif
