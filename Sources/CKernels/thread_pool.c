@@ -6,6 +6,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
  * apart, so they find the workers awake; a process that stops calling burns at most this
  * much CPU per worker. */
 #define SPIN_NANOSECONDS 50000
+#define YIELD_AFTER_NANOSECONDS 5000
 
 struct restore_pool {
     int threads;
@@ -74,17 +76,21 @@ static uint64_t now_nanoseconds(void) {
     return (uint64_t)time.tv_sec * 1000000000u + (uint64_t)time.tv_nsec;
 }
 
-/* Spins until *word differs from `value` or SPIN_NANOSECONDS pass; returns whether it did. */
+/* Spins until *word differs from `value` or SPIN_NANOSECONDS pass; returns whether it did.
+ * Past the first YIELD_AFTER_NANOSECONDS it also yields the core between checks: on a
+ * machine with more runnable threads than cores, the thread it waits for may be the one
+ * waiting for that core. */
 static int spin_while_equal(_Atomic uint32_t *word, uint32_t value) {
-    uint64_t deadline = 0;
+    uint64_t start = 0;
     for (unsigned round = 0;; round++) {
         for (int i = 0; i < 16; i++) {
             if (atomic_load_explicit(word, memory_order_acquire) != value) return 1;
             cpu_relax();
         }
         uint64_t now = now_nanoseconds();
-        if (round == 0) deadline = now + SPIN_NANOSECONDS;
-        else if (now >= deadline) return 0;
+        if (round == 0) start = now;
+        else if (now - start >= SPIN_NANOSECONDS) return 0;
+        else if (now - start >= YIELD_AFTER_NANOSECONDS) sched_yield();
     }
 }
 
