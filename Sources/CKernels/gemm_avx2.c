@@ -44,37 +44,27 @@ __attribute__((target("avx2,fma"), always_inline))
 static inline void store_tile(const int activation, __m256 acc[TILE_ROWS][2], int rows, ptrdiff_t columns,
                               float alpha, float *c, ptrdiff_t ldc, int accumulate, const float *bias) {
     const __m256 scale = _mm256_set1_ps(alpha);
-    if (columns >= TILE_COLUMNS) {
-        __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
-        if (bias != NULL) bias0 = _mm256_loadu_ps(bias), bias1 = _mm256_loadu_ps(bias + 8);
-        for (int i = 0; i < rows; i++) {
-            float *row = c + i * ldc;
-            __m256 r0 = alpha == 1.0f ? acc[i][0] : _mm256_mul_ps(acc[i][0], scale);
-            __m256 r1 = alpha == 1.0f ? acc[i][1] : _mm256_mul_ps(acc[i][1], scale);
-            if (accumulate) {
-                r0 = _mm256_add_ps(r0, _mm256_loadu_ps(row));
-                r1 = _mm256_add_ps(r1, _mm256_loadu_ps(row + 8));
-            }
-            _mm256_storeu_ps(row, finish(r0, bias, bias0, activation));
-            _mm256_storeu_ps(row + 8, finish(r1, bias, bias1, activation));
-        }
-        return;
-    }
+    const int full = columns >= TILE_COLUMNS;
     float edge[TILE_COLUMNS], edge_bias[TILE_COLUMNS] = {0};
-    if (bias != NULL) memcpy(edge_bias, bias, sizeof(float) * (size_t)columns);
-    const __m256 bias0 = _mm256_loadu_ps(edge_bias), bias1 = _mm256_loadu_ps(edge_bias + 8);
+    if (!full && bias != NULL) memcpy(edge_bias, bias, sizeof(float) * (size_t)columns);
+    const float *tile_bias = full ? bias : edge_bias;
+    __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
+    if (bias != NULL) bias0 = _mm256_loadu_ps(tile_bias), bias1 = _mm256_loadu_ps(tile_bias + 8);
     for (int i = 0; i < rows; i++) {
         float *row = c + i * ldc;
-        for (ptrdiff_t j = 0; j < TILE_COLUMNS; j++) edge[j] = accumulate && j < columns ? row[j] : 0;
+        float *target = full ? row : edge;
+        if (!full) {
+            for (ptrdiff_t j = 0; j < TILE_COLUMNS; j++) edge[j] = accumulate && j < columns ? row[j] : 0;
+        }
         __m256 r0 = alpha == 1.0f ? acc[i][0] : _mm256_mul_ps(acc[i][0], scale);
         __m256 r1 = alpha == 1.0f ? acc[i][1] : _mm256_mul_ps(acc[i][1], scale);
         if (accumulate) {
-            r0 = _mm256_add_ps(r0, _mm256_loadu_ps(edge));
-            r1 = _mm256_add_ps(r1, _mm256_loadu_ps(edge + 8));
+            r0 = _mm256_add_ps(r0, _mm256_loadu_ps(target));
+            r1 = _mm256_add_ps(r1, _mm256_loadu_ps(target + 8));
         }
-        _mm256_storeu_ps(edge, finish(r0, bias, bias0, activation));
-        _mm256_storeu_ps(edge + 8, finish(r1, bias, bias1, activation));
-        memcpy(row, edge, sizeof(float) * (size_t)columns);
+        _mm256_storeu_ps(target, finish(r0, bias, bias0, activation));
+        _mm256_storeu_ps(target + 8, finish(r1, bias, bias1, activation));
+        if (!full) memcpy(row, edge, sizeof(float) * (size_t)columns);
     }
 }
 

@@ -1,3 +1,4 @@
+import Format
 import TestSupport
 import XCTest
 @testable import Runtime
@@ -19,6 +20,21 @@ final class Int8GEMMTests: XCTestCase {
     private func weights(n: Int, k: Int, seed: UInt64) -> (q: [Int8], scales: [Float]) {
         let values = xorshiftFloats(count: n * k, seed: seed)
         return (values.map { Int8(($0 * 127).rounded()) }, xorshiftFloats(count: n, seed: seed + 1).map { abs($0) / 50 + 1e-3 })
+    }
+
+    /// X [m, k] quantised by rows and multiplied by the packed int8 W [n, k] on every path this
+    /// CPU runs: each path and its product C [m, n].
+    private func productsOnEveryPath(m: Int, n: Int, k: Int, x: [Float], w: [Int8], wScales: [Float]) -> [(CPULevel, [Float])] {
+        let packed = UnsafeMutableRawPointer.allocate(byteCount: Int8GEMM.packedBytes(k: k, n: n), alignment: 64)
+        defer { packed.deallocate() }
+        w.withUnsafeBufferPointer { Int8GEMM.pack(k: k, n: n, w: $0.baseAddress!, into: packed) }
+        var q = [Int8](repeating: 0, count: m * Int8GEMM.rowBytes(k: k)), scales = [Float](repeating: 0, count: m)
+        Int8GEMM.quantizeRows(m: m, k: k, x: x, ldx: k, into: &q, scales: &scales)
+        return CPUFeatures.supportedLevels.map { cpu in
+            var c = [Float](repeating: 0, count: m * n)
+            Int8GEMM.multiply(m: m, n: n, k: k, a: q, aScales: scales, packedB: packed, bScales: wScales, c: &c, ldc: n, cpu: cpu)
+            return (cpu, c)
+        }
     }
 
     private func check(m: Int, n: Int, k: Int, seed: UInt64, file: StaticString = #filePath, line: UInt = #line) {
@@ -88,15 +104,7 @@ final class Int8GEMMTests: XCTestCase {
         let (m, n, k) = (9, 40, 1000)
         let x = (0..<(m * k)).map { Float($0 % 3 == 0 ? -1 : 1) }
         let w = [Int8]((0..<(n * k)).map { $0 % 7 == 0 ? -127 : 127 })
-        let wScales = [Float](repeating: 1, count: n)
-        let packed = UnsafeMutableRawPointer.allocate(byteCount: Int8GEMM.packedBytes(k: k, n: n), alignment: 64)
-        defer { packed.deallocate() }
-        w.withUnsafeBufferPointer { Int8GEMM.pack(k: k, n: n, w: $0.baseAddress!, into: packed) }
-        var q = [Int8](repeating: 0, count: m * Int8GEMM.rowBytes(k: k)), scales = [Float](repeating: 0, count: m)
-        Int8GEMM.quantizeRows(m: m, k: k, x: x, ldx: k, into: &q, scales: &scales)
-        for cpu in CPUFeatures.supportedLevels {
-            var c = [Float](repeating: 0, count: m * n)
-            Int8GEMM.multiply(m: m, n: n, k: k, a: q, aScales: scales, packedB: packed, bScales: wScales, c: &c, ldc: n, cpu: cpu)
+        for (cpu, c) in productsOnEveryPath(m: m, n: n, k: k, x: x, w: w, wScales: [Float](repeating: 1, count: n)) {
             for i in 0..<m {
                 for j in 0..<n {
                     var sum = 0
@@ -113,14 +121,7 @@ final class Int8GEMMTests: XCTestCase {
         x[2] = .nan
         x[k + 4] = .infinity
         let (w, wScales) = weights(n: n, k: k, seed: 4)
-        let packed = UnsafeMutableRawPointer.allocate(byteCount: Int8GEMM.packedBytes(k: k, n: n), alignment: 64)
-        defer { packed.deallocate() }
-        w.withUnsafeBufferPointer { Int8GEMM.pack(k: k, n: n, w: $0.baseAddress!, into: packed) }
-        var q = [Int8](repeating: 0, count: m * Int8GEMM.rowBytes(k: k)), scales = [Float](repeating: 0, count: m)
-        Int8GEMM.quantizeRows(m: m, k: k, x: x, ldx: k, into: &q, scales: &scales)
-        for cpu in CPUFeatures.supportedLevels {
-            var c = [Float](repeating: 0, count: m * n)
-            Int8GEMM.multiply(m: m, n: n, k: k, a: q, aScales: scales, packedB: packed, bScales: wScales, c: &c, ldc: n, cpu: cpu)
+        for (cpu, c) in productsOnEveryPath(m: m, n: n, k: k, x: x, w: w, wScales: wScales) {
             XCTAssertTrue(c[0..<(2 * n)].allSatisfy(\.isNaN), "\(CPUFeatures.name(of: cpu))")
             XCTAssertTrue(c[(2 * n)...].allSatisfy(\.isFinite), "\(CPUFeatures.name(of: cpu))")
         }
