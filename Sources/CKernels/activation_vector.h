@@ -32,54 +32,39 @@
 #define RESTORE_ERF_Q5 7.269782297655383e-05f
 #define RESTORE_ERF_Q6 2.608932478811426e-07f
 
-__attribute__((target("avx512f"), always_inline))
-static inline __m512 restore_erf16(__m512 x) {
-    x = _mm512_max_ps(_mm512_set1_ps(-RESTORE_ERF_LIMIT), _mm512_min_ps(_mm512_set1_ps(RESTORE_ERF_LIMIT), x));
-    const __m512 t = _mm512_mul_ps(x, x);
-    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(RESTORE_ERF_P5), t, _mm512_set1_ps(RESTORE_ERF_P4));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(RESTORE_ERF_P3));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(RESTORE_ERF_P2));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(RESTORE_ERF_P1));
-    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(RESTORE_ERF_P0));
-    __m512 q = _mm512_fmadd_ps(_mm512_set1_ps(RESTORE_ERF_Q6), t, _mm512_set1_ps(RESTORE_ERF_Q5));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(RESTORE_ERF_Q4));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(RESTORE_ERF_Q3));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(RESTORE_ERF_Q2));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(RESTORE_ERF_Q1));
-    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(1.0f));
-    const __m512 erf = _mm512_div_ps(_mm512_mul_ps(x, p), q);
-    return _mm512_max_ps(_mm512_set1_ps(-1.0f), _mm512_min_ps(_mm512_set1_ps(1.0f), erf));
-}
+/*
+ * One definition of erf and GELU for a vector of LANES floats, instantiated below for each
+ * width (W is the intrinsics' width prefix, 512 or 256): the two widths run the same
+ * operations in the same order and so give the same floats.
+ */
+#define RESTORE_DEFINE_GELU(LANES, W, TARGET)                                                   \
+    __attribute__((target(TARGET), always_inline))                                              \
+    static inline __m##W restore_erf##LANES(__m##W x) {                                          \
+        x = _mm##W##_max_ps(_mm##W##_set1_ps(-RESTORE_ERF_LIMIT),                               \
+                            _mm##W##_min_ps(_mm##W##_set1_ps(RESTORE_ERF_LIMIT), x));            \
+        const __m##W t = _mm##W##_mul_ps(x, x);                                                  \
+        __m##W p = _mm##W##_fmadd_ps(_mm##W##_set1_ps(RESTORE_ERF_P5), t, _mm##W##_set1_ps(RESTORE_ERF_P4)); \
+        p = _mm##W##_fmadd_ps(p, t, _mm##W##_set1_ps(RESTORE_ERF_P3));                          \
+        p = _mm##W##_fmadd_ps(p, t, _mm##W##_set1_ps(RESTORE_ERF_P2));                          \
+        p = _mm##W##_fmadd_ps(p, t, _mm##W##_set1_ps(RESTORE_ERF_P1));                          \
+        p = _mm##W##_fmadd_ps(p, t, _mm##W##_set1_ps(RESTORE_ERF_P0));                          \
+        __m##W q = _mm##W##_fmadd_ps(_mm##W##_set1_ps(RESTORE_ERF_Q6), t, _mm##W##_set1_ps(RESTORE_ERF_Q5)); \
+        q = _mm##W##_fmadd_ps(q, t, _mm##W##_set1_ps(RESTORE_ERF_Q4));                          \
+        q = _mm##W##_fmadd_ps(q, t, _mm##W##_set1_ps(RESTORE_ERF_Q3));                          \
+        q = _mm##W##_fmadd_ps(q, t, _mm##W##_set1_ps(RESTORE_ERF_Q2));                          \
+        q = _mm##W##_fmadd_ps(q, t, _mm##W##_set1_ps(RESTORE_ERF_Q1));                          \
+        q = _mm##W##_fmadd_ps(q, t, _mm##W##_set1_ps(1.0f));                                    \
+        const __m##W erf = _mm##W##_div_ps(_mm##W##_mul_ps(x, p), q);                            \
+        return _mm##W##_max_ps(_mm##W##_set1_ps(-1.0f), _mm##W##_min_ps(_mm##W##_set1_ps(1.0f), erf)); \
+    }                                                                                           \
+    __attribute__((target(TARGET), always_inline))                                              \
+    static inline __m##W restore_gelu##LANES(__m##W x) {                                         \
+        __m##W erf = restore_erf##LANES(_mm##W##_mul_ps(x, _mm##W##_set1_ps(0.70710678118654752f))); \
+        return _mm##W##_mul_ps(_mm##W##_mul_ps(_mm##W##_set1_ps(0.5f), x),                       \
+                               _mm##W##_add_ps(_mm##W##_set1_ps(1.0f), erf));                    \
+    }
 
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256 restore_erf8(__m256 x) {
-    x = _mm256_max_ps(_mm256_set1_ps(-RESTORE_ERF_LIMIT), _mm256_min_ps(_mm256_set1_ps(RESTORE_ERF_LIMIT), x));
-    const __m256 t = _mm256_mul_ps(x, x);
-    __m256 p = _mm256_fmadd_ps(_mm256_set1_ps(RESTORE_ERF_P5), t, _mm256_set1_ps(RESTORE_ERF_P4));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(RESTORE_ERF_P3));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(RESTORE_ERF_P2));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(RESTORE_ERF_P1));
-    p = _mm256_fmadd_ps(p, t, _mm256_set1_ps(RESTORE_ERF_P0));
-    __m256 q = _mm256_fmadd_ps(_mm256_set1_ps(RESTORE_ERF_Q6), t, _mm256_set1_ps(RESTORE_ERF_Q5));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(RESTORE_ERF_Q4));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(RESTORE_ERF_Q3));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(RESTORE_ERF_Q2));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(RESTORE_ERF_Q1));
-    q = _mm256_fmadd_ps(q, t, _mm256_set1_ps(1.0f));
-    const __m256 erf = _mm256_div_ps(_mm256_mul_ps(x, p), q);
-    return _mm256_max_ps(_mm256_set1_ps(-1.0f), _mm256_min_ps(_mm256_set1_ps(1.0f), erf));
-}
-
-__attribute__((target("avx512f"), always_inline))
-static inline __m512 restore_gelu16(__m512 x) {
-    __m512 erf = restore_erf16(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752f)));
-    return _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), x), _mm512_add_ps(_mm512_set1_ps(1.0f), erf));
-}
-
-__attribute__((target("avx2,fma"), always_inline))
-static inline __m256 restore_gelu8(__m256 x) {
-    __m256 erf = restore_erf8(_mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752f)));
-    return _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), x), _mm256_add_ps(_mm256_set1_ps(1.0f), erf));
-}
+RESTORE_DEFINE_GELU(16, 512, "avx512f")
+RESTORE_DEFINE_GELU(8, 256, "avx2,fma")
 
 #endif
