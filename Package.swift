@@ -46,6 +46,9 @@ let package = Package(
         // SIMD kernels picked at run time by CPU feature (AVX-512 GEMM, GELU).
         // libmvec is glibc's vector math library (vector erff for GELU).
         .target(name: "CKernels", linkerSettings: [.linkedLibrary("mvec")]),
+        // Linked into rrun and convert only: stops OpenBLAS's spinning server threads before main,
+        // as Restore runs OpenBLAS on one thread beside its own pool (openblas_threads.c).
+        .target(name: "CExecutableStart"),
 
         // Format takes only the carry-less-multiply checksum from CKernels (crc64_clmul.c).
         .target(name: "Format", dependencies: ["CKernels"]),
@@ -55,10 +58,10 @@ let package = Package(
         .target(name: "Convert", dependencies: ["Format", "Runtime", "CONNX", "CProtobufC"]),
         .target(name: "CAPI", dependencies: ["Runtime", "CRestore"]),
         .executableTarget(name: "ConvertTool", dependencies: [
-            "Convert", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Convert", "CExecutableStart", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "RRun", dependencies: [
-            "Runtime", "ImageFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "Runtime", "CExecutableStart", "ImageFiles", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
         // Seeded random data and error measures shared by the test targets.
