@@ -150,7 +150,9 @@ extension RRun {
 
         func run() throws {
             try reportingErrors {
+                let loadStart = Date()
                 let model = try loadModel(self.model)
+                if verbose { print(String(format: "loaded %@ in %.1f ms", self.model, Date().timeIntervalSince(loadStart) * 1000)) }
                 if FolderRestoration.isFolder(inputs[0]) {
                     try restoreFolder(model, extraInputs: try namedInputs(inputs.dropFirst(), of: model))
                 } else if imageMode {
@@ -293,8 +295,17 @@ extension RRun {
             guard let first = session.model.graph.inputs.first else { throw ValidationError("the model has no inputs") }
             var feeds = extraInputs
             feeds[first.name] = try readTensor(inputs[0], for: first.name, of: session.model)
+            let planStart = Date()
+            _ = try session.plan(for: session.model.graph.inputs.map { feeds[$0.name]?.shape ?? [] })
+            let runStart = Date()
             let results = try session.run(feeds)
-            if verbose { printPlans(session) }
+            if verbose {
+                printPlans(session)
+                print(String(format: "planned in %.1f ms, ran in %.1f ms", runStart.timeIntervalSince(planStart) * 1000,
+                             Date().timeIntervalSince(runStart) * 1000))
+            }
+            let writeStart = Date()
+            defer { if verbose { print(String(format: "wrote in %.1f ms", Date().timeIntervalSince(writeStart) * 1000)) } }
             if let output, let firstOutput = session.model.graph.outputs.first, let tensor = results[firstOutput.name] {
                 try NumPyFile.write(tensor, path: output)
             }
