@@ -41,7 +41,7 @@ func status(of error: any Error) -> restore_status {
         case .cannotOpen, .cannotWrite: return RESTORE_ERROR_IO
         case .unsupportedVersion, .unknownOp, .unknownQuantization: return RESTORE_ERROR_UNSUPPORTED
         case .tooSmall, .badMagic, .fixedHeaderChecksumMismatch, .sectionOutOfRange, .misplacedSection,
-             .overlappingSections, .checksumMismatch, .malformedHeader, .invalidAttributes, .unknownDType, .badShape,
+             .overlappingSections, .checksumMismatch, .tensorChecksumMismatch, .malformedHeader, .invalidAttributes, .unknownDType, .badShape,
              .tensorLengthMismatch, .misalignedTensor, .tensorOutOfRange, .duplicateTensor, .invalidQuantization:
             return RESTORE_ERROR_FORMAT
         }

@@ -42,8 +42,7 @@ public func restore_model_load(_ path: UnsafePointer<CChar>?, _ out: UnsafeMutab
     reporting("restore_model_load") {
         guard let path else { throw CallFailure.argument("path is NULL") }
         guard let out else { throw CallFailure.argument("out is NULL") }
-        let file = try RGraphReader.read(contentsOf: String(cString: path))
-        out.pointee = retainedModel(try Model(file: file))
+        out.pointee = retainedModel(try verifiedModel(try RGraphReader.read(contentsOf: String(cString: path))))
     }
 }
 
@@ -55,8 +54,16 @@ public func restore_model_load_memory(_ data: UnsafeRawPointer?, _ size: Int, _ 
         // size_t arrives as Int: a "size" above Int.max is a negative number here.
         guard size >= 0 else { throw CallFailure.argument("size \(UInt(bitPattern: size)) is not a plausible byte count") }
         let file = try RGraphReader.read(bytes: UnsafeRawBufferPointer(start: data, count: size), name: "<memory>")
-        out.pointee = retainedModel(try Model(file: file))
+        out.pointee = retainedModel(try verifiedModel(file))
     }
+}
+
+/// The model of `file` with every tensor verified: a corrupt file fails to load through the
+/// C ABI (RESTORE_ERROR_FORMAT), as it always has, rather than at its first run as in rrun.
+private func verifiedModel(_ file: RGraphFile) throws -> Model {
+    let model = try Model(file: file)
+    try model.verifyAllConstants()
+    return model
 }
 
 /// A +1 reference to a new model handle, as C receives it.

@@ -11,7 +11,7 @@ import Runtime
 /// CPU and at `PreparationShapes`. A file whose values were made for another CPU or kernel
 /// version still runs: those kernels prepare from the plain weights, kept beside them.
 public enum WeightPreparation: Equatable, Sendable {
-    /// Nothing prepared: the smallest file, readable by Restore before version 1.2 of the format.
+    /// Nothing prepared: the smallest file, readable by Restore before format 1.2.
     case none
     /// Only arrangements every CPU's kernels read (Winograd-domain filters).
     case portable

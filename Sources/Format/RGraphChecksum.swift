@@ -85,6 +85,20 @@ struct RGraphChecksum {
         return checksum.value
     }
 
+    /// `value` as a tensor record's `crc64`: 16 lowercase hex digits.
+    static func hexDigits(_ value: UInt64) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
+
+    /// A `crc64` member's value, nil unless exactly 16 hex digits.
+    static func value(hexDigits text: String) -> UInt64? {
+        guard text.utf8.count == 16, text.utf8.allSatisfy({ $0 < 0x80 && Character(Unicode.Scalar($0)).isHexDigit }) else {
+            return nil
+        }
+        return UInt64(text, radix: 16)
+    }
+
     /// The checksum of everything passed to `update` so far.
     var value: UInt64 { ~state }
 

@@ -36,6 +36,8 @@ struct RGraphDocument: Codable {
         var length: Int
         /// How the bytes encode the values when they are not plain elements (§4, since 1.1).
         var quantization: QuantizationRecord?
+        /// The CRC-64 of the tensor's bytes, 16 lowercase hex digits (§4, since 1.3).
+        var crc64: String?
     }
 
     var format: FormatInfo

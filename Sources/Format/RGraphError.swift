@@ -21,6 +21,9 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
     case misplacedSection(file: String, section: RGraphSection, offset: UInt64)
     case overlappingSections(file: String)
     case checksumMismatch(file: String, section: RGraphSection, stored: UInt64, computed: UInt64)
+    /// A tensor's bytes do not match the CRC-64 its record holds (1.3 files, verified when
+    /// the tensor is first read: `TensorChecksums`).
+    case tensorChecksumMismatch(file: String, tensor: String, stored: UInt64, computed: UInt64)
     /// The JSON header section is not well-formed or not typed as the format requires.
     case malformedHeader(file: String, detail: String)
     case unknownOp(file: String, node: String, op: String)
@@ -67,6 +70,8 @@ public enum RGraphError: Error, CustomStringConvertible, Equatable {
             "\(file): header and data sections overlap"
         case .checksumMismatch(let file, let section, let stored, let computed):
             "\(file): \(section.rawValue) is corrupt (checksum \(hex(stored)) stored, \(hex(computed)) computed)"
+        case .tensorChecksumMismatch(let file, let tensor, let stored, let computed):
+            "\(file): tensor '\(tensor)' is corrupt (checksum \(hex(stored)) stored, \(hex(computed)) computed)"
         case .malformedHeader(let file, let detail):
             "\(file): malformed header section: \(detail)"
         case .unknownOp(let file, let node, let op):

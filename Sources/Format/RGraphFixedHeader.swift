@@ -8,13 +8,8 @@ public struct RGraphVersion: Hashable, Sendable, CustomStringConvertible {
         self.minor = minor
     }
 
-    /// The newest version this code writes, and the major version it reads.
-    public static let current = RGraphVersion(major: 1, minor: 2)
-    /// The version of files whose constants are all plain elements (no `quantization`),
-    /// which 1.0 readers read too.
-    public static let plainWeights = RGraphVersion(major: 1, minor: 0)
-    /// The version of files with int8 weights but no packed values, which 1.1 readers read.
-    public static let quantizedWeights = RGraphVersion(major: 1, minor: 1)
+    /// The version this code writes, and the major version it reads.
+    public static let current = RGraphVersion(major: 1, minor: 3)
 
     public var description: String { "\(major).\(minor)" }
 }

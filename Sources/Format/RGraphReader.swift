@@ -17,6 +17,10 @@ public struct RGraphFile: Sendable {
     /// Packed values the file holds for kernels this version does not have (another kernel,
     /// CPU level name or version): not read; kernels prepare from their sources instead.
     public let foreignPackedConstants: [ForeignPackedConstant]
+    /// The tensors whose checksums are still to be verified, by whoever reads them first
+    /// (`Model` and the planner); nil when the data section was verified whole on reading
+    /// (a file before 1.3).
+    public let checksums: TensorChecksums?
 }
 
 /// Reads `.rgraph` files (schemas/rgraph.md), validating every field before use.
@@ -103,10 +107,6 @@ public enum RGraphReader {
         let header = section(bytes, fixedHeader.headerOffset, fixedHeader.headerLength)
         let data = section(bytes, fixedHeader.dataOffset, fixedHeader.dataLength)
         try verify(header, .header, stored: fixedHeader.headerChecksum, file: file)
-        let computed = dataChecksum(data, storage: storage, dataOffset: Int(fixedHeader.dataOffset))
-        guard computed == fixedHeader.dataChecksum else {
-            throw .checksumMismatch(file: file, section: .data, stored: fixedHeader.dataChecksum, computed: computed)
-        }
 
         let document: RGraphDocument
         do {
@@ -123,13 +123,45 @@ public enum RGraphReader {
         }
         let tensors = try constants(document.tensors, storage: storage,
                                     dataOffset: Int(fixedHeader.dataOffset), dataLength: data.count, file: file)
+        // Tensors are verified when first read if each records its checksum (1.3); otherwise
+        // the data section is verified whole, now.
+        let checksums = try tensorChecksums(document.tensors, of: tensors.constants + tensors.packed.map(\.tensor),
+                                            file: file)
+        if checksums == nil {
+            let computed = dataChecksum(data, storage: storage, dataOffset: Int(fixedHeader.dataOffset))
+            guard computed == fixedHeader.dataChecksum else {
+                throw .checksumMismatch(file: file, section: .data, stored: fixedHeader.dataChecksum, computed: computed)
+            }
+        }
         let graph = Graph(
             inputs: try document.inputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
             outputs: try document.outputs.map { (value) throws(RGraphError) in try valueInfo(value, file: file) },
             nodes: try document.nodes.map { (node) throws(RGraphError) in try self.node(node, file: file) },
             constants: tensors.constants, metadata: document.metadata, packedConstants: tensors.packed)
         return RGraphFile(graph: graph, version: version, generator: document.format.generator,
-                          file: file, fileSize: storage.count, foreignPackedConstants: tensors.foreign)
+                          file: file, fileSize: storage.count, foreignPackedConstants: tensors.foreign,
+                          checksums: checksums)
+    }
+
+    /// Each tensor's recorded CRC-64, to verify when it is read; nil unless every record has
+    /// one (files before 1.3 have none). A `crc64` that is not 16 hex digits is refused.
+    private static func tensorChecksums(_ records: [RGraphDocument.TensorRecord], of tensors: [ConstantTensor],
+                                        file: String) throws(RGraphError) -> TensorChecksums? {
+        guard records.allSatisfy({ $0.crc64 != nil }) else { return nil }
+        var stored: [String: UInt64] = [:]
+        for record in records {
+            guard let text = record.crc64, let value = RGraphChecksum.value(hexDigits: text) else {
+                throw .malformedHeader(file: file, detail: "tensor '\(record.name)': crc64 must be 16 hex digits, "
+                                       + "found '\(record.crc64 ?? "")'")
+            }
+            stored[record.name] = value
+        }
+        var pending: [String: TensorChecksums.Entry] = [:]
+        for tensor in tensors {
+            guard let value = stored[tensor.name] else { continue }
+            pending[tensor.name] = TensorChecksums.Entry(tensor: tensor, stored: value)
+        }
+        return TensorChecksums(file: file, pending: pending)
     }
 
     /// Checks magic, version, the header's own checksum and the section bounds.

@@ -3,8 +3,8 @@ import Foundation
 import Glibc
 #endif
 
-/// Writes a `Graph` as an `.rgraph` file (schemas/rgraph.md): version 1.0 when every
-/// constant is plain elements, 1.1 when some are int8, 1.2 when it holds packed values.
+/// Writes a `Graph` as an `.rgraph` file (schemas/rgraph.md), version 1.3: each tensor
+/// records its own CRC-64 beside the data section's.
 public enum RGraphWriter {
     /// Writes `graph` to `path` through a temporary file in the same directory, renamed over
     /// `path` only once complete and synced: readers never see a half-written file, and on
@@ -92,10 +92,9 @@ struct RGraphLayout {
         self.tensors = tensors
         dataLength = cursor
 
-        // The lowest version whose features the graph uses (§7): files without quantized
-        // weights stay readable by 1.0 readers, files without packed values by 1.1 readers.
-        version = !sources.isEmpty ? .current
-            : tensors.allSatisfy { $0.constant.layout == .elements } ? .plainWeights : .quantizedWeights
+        // Every file is 1.3, for the tensors' crc64 (§7); older readers ignore that member, so
+        // they read a 1.3 file as they read a 1.0, 1.1 or 1.2 one with the same tensors.
+        version = .current
         let document = RGraphDocument(
             format: .init(major: version.major, minor: version.minor, generator: "Restore"),
             metadata: graph.metadata,
@@ -111,7 +110,8 @@ struct RGraphLayout {
                 quantization?.source = sources[constant.name]
                 return RGraphDocument.TensorRecord(name: constant.name, dtype: constant.dtype.rawValue,
                                                    shape: constant.shape, offset: offset,
-                                                   length: constant.byteCount, quantization: quantization)
+                                                   length: constant.byteCount, quantization: quantization,
+                                                   crc64: RGraphChecksum.hexDigits(RGraphChecksum.of(constant.bytes)))
             })
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]

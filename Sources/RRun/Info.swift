@@ -19,6 +19,12 @@ extension RRun {
             try reportingErrors {
                 let file = try RGraphReader.read(contentsOf: model)
                 print(file.describe())
+                // A run verifies only the tensors it reads; inspecting a file verifies them all.
+                if let checksums = file.checksums {
+                    let count = checksums.unverified.count
+                    try checksums.verify(checksums.unverified)
+                    print("checksums: all \(count) tensors match their CRC-64")
+                }
                 guard !shape.isEmpty else { return }
                 let session = Session(model: try Model(file: file), threads: 1)
                 let plan = try session.plan(for: try parseShapes(shape))

@@ -168,11 +168,15 @@ final class CommandLineTests: CommandLineTestCase {
         let image = try writePNG("in.png", width: 8, height: 8)
         let output = path("out.png")
 
+        // A byte of a weight the run reads (the file's packed values when it holds them).
+        let graph = try RGraphReader.read(contentsOf: model).graph
+        let weight = try XCTUnwrap(graph.packedConstants.first?.tensor ?? graph.orderedConstants.max { $0.byteCount < $1.byteCount })
         var bytes = try Data(contentsOf: URL(fileURLWithPath: model))
-        bytes[bytes.count - 3] ^= 0xFF
+        bytes[weight.byteOffset + 3] ^= 0xFF
         let corrupt = path("corrupt.rgraph")
         try bytes.write(to: URL(fileURLWithPath: corrupt))
-        assertFails(try run("rrun", [corrupt, image, "-o", output]), mentioning: "corrupt.rgraph", noFileAt: output)
+        assertFails(try run("rrun", [corrupt, image, "-o", output]),
+                    mentioning: "corrupt.rgraph: tensor '\(weight.name)' is corrupt", noFileAt: output)
 
         let truncatedModel = path("truncated.rgraph")
         try bytes.prefix(100).write(to: URL(fileURLWithPath: truncatedModel))

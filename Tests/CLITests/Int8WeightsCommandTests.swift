@@ -16,7 +16,7 @@ final class Int8WeightsCommandTests: CommandLineTestCase {
                       converted.stdout)
         let info = try run("rrun", ["info", model])
         XCTAssertEqual(info.status, 0, info.stderr)
-        XCTAssertTrue(info.stdout.contains(".rgraph 1.1"), info.stdout)
+        XCTAssertTrue(info.stdout.contains(".rgraph 1.3"), info.stdout)
         XCTAssertTrue(info.stdout.contains("i8: 6 tensors"), info.stdout)
         XCTAssertTrue(info.stdout.contains("quantized (int8 with scales): 6 tensors"), info.stdout)
         let restored = try run("rrun", [model, Self.repository.appendingPathComponent("examples/images/noisy.png").path,

@@ -67,6 +67,39 @@ final class PreparedWeightsTests: CommandLineTestCase {
         XCTAssertEqual(try RGraphReader.read(contentsOf: path("half.rgraph")).graph.packedConstants.count, 0)
     }
 
+    /// A run verifies the checksums of the tensors it reads, before writing anything: the
+    /// packed values it uses, not the weights they were made from (each weight is stored
+    /// twice, and reading both is what loading spent its time on). `rrun info` verifies all.
+    func testRunVerifiesWhatItReadsAndInfoVerifiesEveryTensor() throws {
+        let prepared = path("prepared.rgraph")
+        XCTAssertEqual(try run("convert", [demoDenoiser, "-o", prepared, "--prepare", "native"]).status, 0)
+        let graph = try RGraphReader.read(contentsOf: prepared).graph
+        let packed = try XCTUnwrap(graph.packedConstants.first)
+        let source = try XCTUnwrap(graph.constants[packed.source])
+        let clean = Array(try Data(contentsOf: URL(fileURLWithPath: prepared)))
+        func corrupted(_ tensor: ConstantTensor, _ name: String) throws -> String {
+            var bytes = clean
+            bytes[tensor.byteOffset + tensor.byteCount / 2] ^= 0x40
+            try Data(bytes).write(to: URL(fileURLWithPath: path(name)))
+            return path(name)
+        }
+        let x = try input()
+        let reference = try runModel(prepared, x, path("clean.npy"))
+
+        let unread = try corrupted(source, "unread-source.rgraph")
+        XCTAssertEqual(try runModel(unread, x, path("unread.npy")).bits, reference.bits)
+        assertFails(try run("rrun", ["info", unread]),
+                    mentioning: "unread-source.rgraph: tensor '\(source.name)' is corrupt", noFileAt: path("none"))
+
+        let used = try corrupted(packed.tensor, "used-packed.rgraph")
+        assertFails(try run("rrun", [used, x, "-o", path("used.npy")]),
+                    mentioning: "used-packed.rgraph: tensor '\(packed.tensor.name)' is corrupt", noFileAt: path("used.npy"))
+        let info = try run("rrun", ["info", prepared])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertTrue(info.stdout.contains("checksums: all \(graph.constantOrder.count + graph.packedConstants.count) tensors match"),
+                      info.stdout)
+    }
+
     func testPrepareRefusesUnknownChoicesAndHalfPrecisionWeights() throws {
         assertFails(try run("convert", [demoDenoiser, "-o", path("a.rgraph"), "--prepare", "avx1024"]),
                     mentioning: "--prepare is auto, none, portable or native", noFileAt: path("a.rgraph"))

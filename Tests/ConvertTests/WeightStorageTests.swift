@@ -75,7 +75,7 @@ final class Int8WeightStorageTests: XCTestCase {
         defer { try? FileManager.default.removeItem(atPath: path) }
         try RGraphWriter.write(result.graph, to: path)
         let file = try RGraphReader.read(contentsOf: path)
-        XCTAssertEqual(file.version, RGraphVersion.quantizedWeights)
+        XCTAssertEqual(file.version, RGraphVersion.current)
         let graph = file.graph
         let (first, last) = Int8Quantization.imageLayers(graph)
         let convs = graph.nodes.filter { $0.op == .conv }

@@ -103,13 +103,13 @@ final class RGraphHostileInputTests: XCTestCase {
     /// A newer minor version may add members anywhere; this reader ignores them.
     func testNewerMinorVersionWithUnknownMembersIsAccepted() throws {
         let parts = RGraphParts(smallFile)
-            .replacing("\"minor\":0", with: "\"minor\":3")
+            .replacing("\"minor\":3", with: "\"minor\":4")
             .replacing("{\"format\"", with: "{\"extensions\":{\"a\":[1,{\"b\":null}]},\"format\"")
             .replacing("\"name\":\"w\"", with: "\"name\":\"w\",\"hint\":\"mmap\",\"quantization\":null")
-        let path = directory + "/minor3.rgraph"
-        try writeBytes(parts.assembled(minor: 3), to: path)
+        let path = directory + "/minor4.rgraph"
+        try writeBytes(parts.assembled(minor: 4), to: path)
         let file = try RGraphReader.read(contentsOf: path)
-        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 3))
+        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 4))
         XCTAssertEqual(file.graph.constants["w"]?.floatValues(), [1, 2, 3, 4, 5, 6])
     }
 
@@ -162,11 +162,68 @@ final class RGraphHostileInputTests: XCTestCase {
         }
     }
 
-    func testFlippedDataByteIsRefused() {
+    /// A 1.3 file records each tensor's CRC-64: reading it sums no data, and a flipped byte
+    /// is found when its tensor is verified (by whoever reads it first), naming the tensor;
+    /// the other tensors still verify.
+    func testFlippedTensorByteIsFoundWhenItsTensorIsVerified() throws {
+        let clean = try RGraphReader.read(contentsOf: directory + "/valid.rgraph")
+        let checksums = try XCTUnwrap(clean.checksums)
+        XCTAssertEqual(checksums.unverified, Set(clean.graph.constantOrder))
+        let target = try XCTUnwrap(clean.graph.orderedConstants.max { $0.byteCount < $1.byteCount })
         var bytes = validFile
-        bytes[Int(validHeader.dataOffset) + 3] ^= 0x01
-        expectRefusal(bytes, "data-checksum") { error in
+        bytes[target.byteOffset + target.byteCount / 2] ^= 0x01
+        let path = directory + "/flipped.rgraph"
+        try writeBytes(bytes, to: path)
+        let files = [try RGraphReader.read(contentsOf: path),
+                     try bytes.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: "memory:flipped") }]
+        for file in files {
+            let checksums = try XCTUnwrap(file.checksums)
+            let others = file.graph.constantOrder.filter { $0 != target.name }
+            try checksums.verify(others)
+            XCTAssertEqual(checksums.unverified, [target.name])
+            for attempt in 1...2 {
+                XCTAssertThrowsError(try checksums.verify([target.name]), "attempt \(attempt)") { error in
+                    guard case .tensorChecksumMismatch(file.file, target.name, _, _)? = error as? RGraphError else {
+                        return XCTFail("unexpected error \(error)")
+                    }
+                    XCTAssertTrue("\(error)".contains("\(file.file): tensor '\(target.name)' is corrupt"), "\(error)")
+                }
+                // A corrupt tensor stays unverified: every later use fails too.
+                XCTAssertEqual(checksums.unverified, [target.name])
+            }
+        }
+    }
+
+    /// Files without `crc64` members (written before 1.3) have their data section verified
+    /// whole on reading, as before.
+    func testFileWithoutTensorChecksumsIsVerifiedWholeOnReading() throws {
+        var parts = RGraphParts(validFile)
+        parts.json = parts.json.replacingOccurrences(of: #""crc64":"[0-9a-f]{16}","#, with: "", options: .regularExpression)
+            .replacingOccurrences(of: "\"minor\":3", with: "\"minor\":2")
+        XCTAssertFalse(parts.json.contains("crc64"))
+        let old = parts.assembled(minor: 2)
+        let file = try old.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: "old") }
+        XCTAssertNil(file.checksums)
+        assertSameGraph(file.graph, sampleGraph())
+        var flipped = old
+        flipped[old.count - parts.data.count + 3] ^= 0x01
+        expectRefusal(flipped, "data-checksum") { error in
             if case .checksumMismatch(_, .data, _, _) = error { return true } else { return false }
+        }
+    }
+
+    func testMalformedTensorChecksumIsRefused() {
+        let parts = RGraphParts(smallFile)
+        guard let range = parts.json.range(of: #""crc64":"[0-9a-f]{16}""#, options: .regularExpression) else {
+            return XCTFail("no crc64 in \(parts.json)")
+        }
+        for bad in ["\"crc64\":\"0123456789abcdeg\"", "\"crc64\":\"123\"", "\"crc64\":\"+123456789abcdef\""] {
+            var edited = parts
+            edited.json.replaceSubrange(range, with: bad)
+            expectRefusal(edited.assembled(), "crc64-\(bad.count)") { error in
+                guard case .malformedHeader(_, let detail) = error else { return false }
+                return detail.contains("crc64 must be 16 hex digits")
+            }
         }
     }
 
@@ -204,8 +261,8 @@ final class RGraphHostileInputTests: XCTestCase {
                         "missing-member", mentioning: "missing member 'outputs'")
         expectMalformed(parts.replacing("\"shape\":[1,3,\"H\",\"W\"]", with: "\"shape\":[1,3.5,\"H\",\"W\"]"),
                         "fractional-dim", mentioning: "inputs[0].shape[1]")
-        expectMalformed(parts.replacing("\"minor\":0", with: "\"minor\":1"),
-                        "version-disagrees", mentioning: "differs from the fixed header's 1.0")
+        expectMalformed(parts.replacing("\"minor\":3", with: "\"minor\":1"),
+                        "version-disagrees", mentioning: "differs from the fixed header's 1.3")
     }
 
     /// Attributes are checked against the op's schema when the file is read, so a file
@@ -238,13 +295,13 @@ final class RGraphHostileInputTests: XCTestCase {
     }
 
     func testUnknownDTypeIsRefusedNamingTheTensorOrValue() {
-        let small = RGraphParts(smallFile).replacing("{\"dtype\":\"f32\",\"length\":24",
-                                                     with: "{\"dtype\":\"f64\",\"length\":24")
+        let small = RGraphParts(smallFile).replacing("\"dtype\":\"f32\",\"length\":24",
+                                                     with: "\"dtype\":\"f64\",\"length\":24")
         expectRefusal(small.assembled(), "unknown-dtype-tensor") {
             $0 == .unknownDType(file: $0.file, owner: "w", dtype: "f64")
         }
-        let sample = RGraphParts(validFile).replacing("{\"dtype\":\"i64\",\"name\":\"ids\"",
-                                                      with: "{\"dtype\":\"c64\",\"name\":\"ids\"")
+        let sample = RGraphParts(validFile).replacing("\"dtype\":\"i64\",\"name\":\"ids\"",
+                                                      with: "\"dtype\":\"c64\",\"name\":\"ids\"")
         expectRefusal(sample.assembled(), "unknown-dtype-output") {
             $0 == .unknownDType(file: $0.file, owner: "ids", dtype: "c64")
         }
@@ -369,7 +426,7 @@ final class RGraphHostileInputTests: XCTestCase {
         let parts = try packedFile()
         XCTAssertTrue(parts.json.contains(Self.winogradRecord) && parts.json.contains(Self.panelsRecord), parts.json)
         let file = try RGraphReader.read(contentsOf: directory + "/packed.rgraph")
-        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 2))
+        XCTAssertEqual(file.version, RGraphVersion.current)
         XCTAssertEqual(file.graph.constantOrder, ["k", "m", "n"])
         XCTAssertEqual(file.graph.packedConstants.map(\.source), ["k", "m"])
         XCTAssertEqual(file.graph.packedConstants.map(\.layout), [.winogradF4x3, .gemmPanels(width: 4, cpu: .avx512)])
@@ -390,7 +447,7 @@ final class RGraphHostileInputTests: XCTestCase {
                      ("other-kernel", "\"kernel\":\"winograd-f4x3\"", "\"kernel\":\"winograd-f6x3\"", "winograd-f6x3")]
         for (label, old, new, madeFor) in edits {
             let record = Self.winogradRecord.replacing(old, with: new)
-            let bytes = try packedFile().replacing(Self.winogradRecord, with: record).assembled(minor: 2)
+            let bytes = try packedFile().replacing(Self.winogradRecord, with: record).assembled()
             let file = try bytes.withUnsafeBytes { try RGraphReader.read(bytes: $0, name: label) }
             XCTAssertEqual(file.graph.packedConstants.map(\.source), ["m"], label)
             XCTAssertEqual(file.foreignPackedConstants.map(\.name), ["k.u"], label)
@@ -420,14 +477,14 @@ final class RGraphHostileInputTests: XCTestCase {
         ]
         for (label, old, new, tensor, mentioning) in cases {
             let parts = try packedFile().replacing(old, with: new)
-            expectRefusal(parts.assembled(minor: 2), label) { error in
+            expectRefusal(parts.assembled(), label) { error in
                 guard case .invalidQuantization(_, let named, let detail) = error else { return false }
                 return named == tensor && detail.contains(mentioning)
             }
         }
         let foreignWithoutSource = try packedFile()
             .replacing("\"version\":1}", with: "\"version\":9}").replacing("\"source\":\"k\"", with: "\"source\":\"gone\"")
-        expectRefusal(foreignWithoutSource.assembled(minor: 2), "foreign-packed-source-missing") { error in
+        expectRefusal(foreignWithoutSource.assembled(), "foreign-packed-source-missing") { error in
             guard case .invalidQuantization(_, "k.u", let detail) = error else { return false }
             return detail.contains("'gone' does not exist")
         }
@@ -472,7 +529,7 @@ final class RGraphHostileInputTests: XCTestCase {
         ]
         for (label, old, new, mentioning) in cases {
             let parts = try quantizedFile().replacing(old, with: new)
-            expectRefusal(parts.assembled(minor: 1), label) { error in
+            expectRefusal(parts.assembled(), label) { error in
                 guard case .invalidQuantization(_, let tensor, let detail) = error else { return false }
                 return ["q", "q.scales"].contains(tensor) && detail.contains(mentioning)
             }
@@ -483,7 +540,7 @@ final class RGraphHostileInputTests: XCTestCase {
         var parts = try quantizedFile()
         // The scales follow "w" (24 bytes, padded to 64) and "q" (6 bytes, padded to 64).
         withUnsafeBytes(of: Float.nan) { nan in parts.data.replaceSubrange(128..<132, with: nan) }
-        expectRefusal(parts.assembled(minor: 1), "nan-scale") { error in
+        expectRefusal(parts.assembled(), "nan-scale") { error in
             guard case .invalidQuantization(_, "q", let detail) = error else { return false }
             return detail.contains("nan")
         }
@@ -541,7 +598,7 @@ extension RGraphError {
         case .cannotOpen(let file, _), .tooSmall(let file, _), .badMagic(let file), .unsupportedVersion(let file, _, _),
              .fixedHeaderChecksumMismatch(let file, _, _), .sectionOutOfRange(let file, _, _, _, _),
              .misplacedSection(let file, _, _), .overlappingSections(let file), .checksumMismatch(let file, _, _, _),
-             .malformedHeader(let file, _), .unknownOp(let file, _, _), .invalidAttributes(let file, _), .unknownDType(let file, _, _),
+             .tensorChecksumMismatch(let file, _, _, _), .malformedHeader(let file, _), .unknownOp(let file, _, _), .invalidAttributes(let file, _), .unknownDType(let file, _, _),
              .badShape(let file, _, _), .tensorLengthMismatch(let file, _, _, _), .misalignedTensor(let file, _, _),
              .tensorOutOfRange(let file, _, _, _, _), .duplicateTensor(let file, _),
              .unknownQuantization(let file, _, _),

@@ -118,8 +118,10 @@ struct RGraphParts {
         data = Array(bytes[dataStart ..< dataStart + Int(fixedHeader.dataLength)])
     }
 
-    /// A file laid out as the writer would, from `json` and `data`, with the given version.
-    func assembled(major: UInt16 = 1, minor: UInt16 = 0) -> [UInt8] {
+    /// A file laid out as the writer would, from `json` and `data`, with the given version
+    /// (by default the original file's).
+    func assembled(major: UInt16? = nil, minor: UInt16? = nil) -> [UInt8] {
+        let major = major ?? fixedHeader.major, minor = minor ?? fixedHeader.minor
         let jsonBytes = Array(json.utf8)
         let dataOffset = alignedUp(RGraphFixedHeader.size + jsonBytes.count)
         let header = RGraphFixedHeader(

@@ -27,7 +27,7 @@ final class WeightLayoutTests: XCTestCase {
         let path = directory + "/int8.rgraph"
         try RGraphWriter.write(graph, to: path)
         let file = try RGraphReader.read(contentsOf: path)
-        XCTAssertEqual(file.version, RGraphVersion(major: 1, minor: 1))
+        XCTAssertEqual(file.version, RGraphVersion.current)
         assertSameGraph(file.graph, graph)
         let read = try XCTUnwrap(file.graph.constants["conv.weight"])
         XCTAssertEqual(read.layout, .int8Symmetric(Int8Scales(tensor: "conv.weight.scales", axis: 0)))
@@ -51,12 +51,6 @@ final class WeightLayoutTests: XCTestCase {
         XCTAssertEqual(try graph.floatValues(of: weights), [127, -64, 0, 1])
     }
 
-    /// Files without quantized weights stay version 1.0, readable by 1.0 readers.
-    func testGraphWithPlainWeightsIsWrittenAsVersion10() throws {
-        let path = directory + "/plain.rgraph"
-        try RGraphWriter.write(Graph(constants: [ConstantTensor(name: "w", shape: [2], floats: [1, 2])]), to: path)
-        XCTAssertEqual(try RGraphReader.read(contentsOf: path).version, RGraphVersion(major: 1, minor: 0))
-    }
 
     func testWriterRefusesInt8WeightsWhoseScalesDoNotFit() throws {
         let (weights, scales) = Int8Scales.quantize(name: "w", shape: [2, 3], values: randomValues(6, seed: 3), axis: 0,

@@ -7,17 +7,17 @@ public struct ConstantInputs {
     /// Per input: the constant as the kernel may read it, nil for other inputs.
     public let weights: [ConstantWeight?]
     let store: PreparedWeightStore?
-    /// Called with a constant's name once weights were prepared from it: its bytes in the
-    /// mapped file may leave resident memory until something reads them again.
-    let sourceRead: (String) -> Void
+    /// Where the planner learns which constants kernels prepared weights from and which
+    /// packed values of the file they used in place instead.
+    let reads: ConstantReads?
 
     /// No constant inputs (kernels made outside a planner, as in tests).
     public static let none = ConstantInputs(weights: [], store: nil)
 
-    init(weights: [ConstantWeight?], store: PreparedWeightStore?, sourceRead: @escaping (String) -> Void = { _ in }) {
+    init(weights: [ConstantWeight?], store: PreparedWeightStore?, reads: ConstantReads? = nil) {
         self.weights = weights
         self.store = store
-        self.sourceRead = sourceRead
+        self.reads = reads
     }
 
     /// Input `index` if it is a constant.
@@ -38,7 +38,11 @@ public struct ConstantInputs {
               let prepared = store.prepared(from: weight, as: .packed(form), count: count, fill: { arranged in
                   weight.withFloats { fill($0, arranged) }
               }) else { return nil }
-        sourceRead(weight.name)
+        if let fileTensor = prepared.fileTensor {
+            reads?.packedInPlace[weight.name] = fileTensor
+        } else {
+            reads?.preparedFrom.insert(weight.name)
+        }
         return prepared
     }
 
@@ -55,9 +59,20 @@ public struct ConstantInputs {
         guard let packed = store.prepared(from: weight, as: .int8Panels, count: floats, fill: { panels in
             Int8GEMM.pack(k: k, n: n, w: weight.elements.assumingMemoryBound(to: Int8.self), into: panels)
         }) else { return nil }
-        sourceRead(weight.name)
+        reads?.preparedFrom.insert(weight.name)
         return Int8Weights(packed: UnsafeRawPointer(packed.pointer), scales: scales, n: n, k: k)
     }
+}
+
+/// What the kernels of one plan took from the model's constants while they were made, so
+/// that the planner verifies what they read (`Model.verifyConstants`) and lets go of the
+/// pages of weights read only to prepare others.
+final class ConstantReads {
+    /// Constants kernels prepared weights from (for this plan or an earlier one).
+    var preparedFrom: Set<String> = []
+    /// Constants whose packed values from the file kernels used in place instead of
+    /// reading them, with the name of those values' tensor.
+    var packedInPlace: [String: String] = [:]
 }
 
 /// A constant input as a kernel sees it: which constant and which generation of its values,

@@ -83,6 +83,8 @@ public final class GradientPlan {
         self.inputShapes = inputShapes
         pool = ThreadPool(threads: threads)
         let original = model.graph
+        // Both passes read weights outside `Planner`'s account of reads.
+        try model.verifyConstants(original.constantOrder)
         guard let lossOutput = original.outputs.first else { throw GradientError.noOutput }
         for name in wantedInputs where !original.inputs.contains(where: { $0.name == name }) {
             throw GradientError.unknownInput(name)

@@ -19,10 +19,19 @@ public final class Model: Sendable {
     /// prepare from their sources instead (`rrun -v` says so).
     public let foreignPackedConstants: [ForeignPackedConstant]
 
+    /// The file's tensors not verified yet: the large f32 weights and packed values, which
+    /// the planner verifies when a plan first reads them (`verifyConstants`).
+    let checksums: TensorChecksums?
+
     /// Parses every node; throws `ModelError.invalidNodes` listing every bad node at once.
     /// The graph's packed values (`convert --prepare`) are used in place by the kernels they
-    /// were made for.
-    public init(graph: Graph, foreignPackedConstants: [ForeignPackedConstant] = []) throws {
+    /// were made for. `checksums` are the file's, for the tensors not verified yet: those
+    /// read while loading (every constant but large f32 weights and packed values: values
+    /// shape inference reads, tensors widened or dequantized here) are verified first.
+    public init(graph: Graph, foreignPackedConstants: [ForeignPackedConstant] = [],
+                checksums: TensorChecksums? = nil) throws {
+        try checksums?.verify(graph.orderedConstants.filter { !Self.verifiedWhenPlanned($0) }.map(\.name))
+        self.checksums = checksums
         weights = try WeightStore(graph)
         parsedShapeInference = try ShapeInference(graph: weights.graph)
         self.preparedWeights = PreparedWeightStore(packed: graph.packedConstants)
@@ -31,7 +40,28 @@ public final class Model: Sendable {
 
     /// The model of a file read by `RGraphReader`.
     public convenience init(file: RGraphFile) throws {
-        try self.init(graph: file.graph, foreignPackedConstants: file.foreignPackedConstants)
+        try self.init(graph: file.graph, foreignPackedConstants: file.foreignPackedConstants, checksums: file.checksums)
+    }
+
+    /// Whether loading leaves `constant` unread, for the planner to verify: an f32 weight in
+    /// place, larger than the constants shape inference reads as values.
+    private static func verifiedWhenPlanned(_ constant: ConstantTensor) -> Bool {
+        constant.dtype == .float32 && constant.layout == .elements
+            && constant.elementCount > ShapeInference.smallConstantLimit
+    }
+
+    /// Verifies the file's checksums of the tensors among `names` not verified yet (a
+    /// plan's reads, a trainer's weights), releasing the pages of those in `releasing`
+    /// (read only to prepare others) once summed.
+    public func verifyConstants(_ names: some Sequence<String>, releasing: Set<String> = []) throws(RGraphError) {
+        try checksums?.verify(names, releasing: releasing)
+    }
+
+    /// Verifies every tensor of the file not verified yet (`rrun info`, training, which
+    /// reads weights outside plans).
+    public func verifyAllConstants() throws(RGraphError) {
+        guard let checksums else { return }
+        try checksums.verify(checksums.unverified)
     }
 
     /// Lets the pages of an f32 constant mapped from the file leave resident memory (read

@@ -57,6 +57,9 @@ enum Planner {
 
         var steps: [(node: Int, kernel: any Kernel, inputs: [Source?], outputs: [Int], scratch: Int?)] = []
         var views = 0
+        let reads = ConstantReads()
+        // Constants kernels read when running, and those they may have read while made.
+        var readWhenRunning = Set<String>(), readWhenMade = Set<String>()
         for (index, node) in graph.nodes.enumerated() {
             if let cut = cutOfSlice[index] {
                 // The producer computed only the kept channels: they are the slice.
@@ -106,7 +109,7 @@ enum Planner {
                     }
                 },
                 store: cut == nil ? model.preparedWeights : nil,
-                sourceRead: model.releaseConstantPages)
+                reads: reads)
             let kernel: any Kernel
             do {
                 kernel = try inference.operators[index].kernel(inputs: facts.inputs, outputs: facts.outputs,
@@ -116,6 +119,18 @@ enum Planner {
                 throw ModelError.node(problem)
             }
             kernelsBuilt.add(1, ordering: .relaxed)
+            for (slot, source) in inputSources.enumerated() {
+                let name: String
+                switch source {
+                case .constant(let constant)?, .constantRows(let constant, _)?: name = constant
+                case .buffer?, .known?, nil: continue
+                }
+                if kernel.reads(input: slot) {
+                    readWhenRunning.insert(name)
+                } else if reads.packedInPlace[name] == nil {
+                    readWhenMade.insert(name)
+                }
+            }
             let stepIndex = steps.count
             for source in inputSources {
                 if case .buffer(let id)? = source { buffers[id].last = stepIndex }
@@ -146,6 +161,14 @@ enum Planner {
             if case .buffer(let id) = source { buffers[id].last = steps.count }
             outputSources.append((output.name, source, fact))
         }
+
+        // Before anything runs: the file's checksums of what the kernels read (one pass over
+        // each tensor, the first time a plan reads it). Weights read only to prepare others
+        // leave resident memory (read back if used again).
+        let preparedOnly = readWhenMade.subtracting(readWhenRunning)
+        try model.verifyConstants(readWhenRunning.union(readWhenMade).union(reads.packedInPlace.values),
+                                  releasing: preparedOnly)
+        preparedOnly.forEach(model.releaseConstantPages)
 
         let arenaBytes = assignOffsets(&buffers)
         var knownStorage: [UnsafeMutableBufferPointer<Float>] = []

@@ -81,7 +81,8 @@ final class PreparedWeightStore: Sendable {
                 entries[key] = .stored(values, used: true)
                 // An empty arrangement has no elements to point at; any pointer does.
                 return PreparedWeights(pointer: values.tensor.float32Elements.baseAddress
-                                       ?? weight.elements.assumingMemoryBound(to: Float.self))
+                                       ?? weight.elements.assumingMemoryBound(to: Float.self),
+                                       fileTensor: values.tensor.name)
             case .stored?, nil:
                 // Packed values of another count than this kernel's are not its arrangement.
                 entries.removeValue(forKey: key)
@@ -178,4 +179,11 @@ public struct PreparedWeightUsage: Equatable, Sendable {
 /// 64-byte aligned, valid while the model lives and the constant is not replaced.
 public struct PreparedWeights: @unchecked Sendable {
     public let pointer: UnsafePointer<Float>
+    /// The packed tensor of the file viewed in place, nil for weights a kernel made.
+    let fileTensor: String?
+
+    init(pointer: UnsafePointer<Float>, fileTensor: String? = nil) {
+        self.pointer = pointer
+        self.fileTensor = fileTensor
+    }
 }

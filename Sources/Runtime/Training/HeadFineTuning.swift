@@ -37,6 +37,8 @@ public final class HeadFineTuning {
     public init(model: Model, contract: RestorationContract, cropHeight: Int, cropWidth: Int, learningRate: Float,
                 schedule: LearningRateSchedule = .constant, seed: UInt64 = 0, threads: Int) throws {
         cropShape = [1, 3, cropHeight, cropWidth]
+        // The backbone and head become models of their own, without the file's checksums.
+        try model.verifyAllConstants()
         head = try RestorationHead(graph: model.graph, contract: contract, inputShape: cropShape)
         pixelSpace = PixelSpace(contract: contract)
         let backboneModel = try Model(graph: head.backbone)

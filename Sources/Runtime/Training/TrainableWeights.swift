@@ -74,6 +74,7 @@ public final class TrainableWeights {
         for name in chosen where graph.constants[name]?.dtype.isFloatingPoint != true {
             throw GradientError.unknownParameter(name)
         }
+        try model.verifyConstants(chosen)
         names = chosen
         shapes = chosen.map { graph.constants[$0]?.shape ?? [] }
         // Through the layout: an int8 weight the model keeps for its int8 kernels is scaled here.
