@@ -32,7 +32,13 @@ public enum FileBytes {
     /// The same for bytes in any buffer (a C library's output, written without a copy).
     static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String,
                                 failure: (_ detail: String) -> any Error) throws {
-        try reporting(failure) { try writeAtomically(bytes, to: path) }
+        try reporting(failure) { try writeAtomically([bytes], to: path) }
+    }
+
+    /// The same for the concatenation of `parts` (a header and a body kept apart).
+    static func writeAtomically(_ parts: [UnsafeRawBufferPointer], to path: String,
+                                failure: (_ detail: String) -> any Error) throws {
+        try reporting(failure) { try writeAtomically(parts, to: path) }
     }
 
     private static func reporting<T>(_ failure: (_ detail: String) -> any Error, _ body: () throws -> T) throws -> T {
@@ -65,20 +71,23 @@ public enum FileBytes {
         return bytes
     }
 
-    /// Writes `bytes` to `path` through a temporary file in the same directory, renamed
-    /// over `path` only when complete; on any failure the temporary file is removed.
-    private static func writeAtomically(_ bytes: UnsafeRawBufferPointer, to path: String) throws {
+    /// Writes `parts` one after the other to `path` through a temporary file in the same
+    /// directory, renamed over `path` only when complete; on any failure the temporary file
+    /// is removed.
+    private static func writeAtomically(_ parts: [UnsafeRawBufferPointer], to path: String) throws {
         let temporary = try createTemporarySibling(of: path)
         var completed = false
         defer { if !completed { unlink(temporary.path) } }
         do {
             defer { close(temporary.descriptor) }
-            var written = 0
-            while written < bytes.count {
-                let put = write(temporary.descriptor, bytes.baseAddress.map { $0 + written }, bytes.count - written)
-                if put < 0 && errno == EINTR { continue }
-                guard put > 0 else { throw Failure(detail: "write failed: \(errnoText())") }
-                written += put
+            for bytes in parts {
+                var written = 0
+                while written < bytes.count {
+                    let put = write(temporary.descriptor, bytes.baseAddress.map { $0 + written }, bytes.count - written)
+                    if put < 0 && errno == EINTR { continue }
+                    guard put > 0 else { throw Failure(detail: "write failed: \(errnoText())") }
+                    written += put
+                }
             }
             guard fsync(temporary.descriptor) == 0 else { throw Failure(detail: "fsync failed: \(errnoText())") }
         }

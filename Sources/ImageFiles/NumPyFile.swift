@@ -114,11 +114,20 @@ public enum NumPyFile {
 
     /// Encodes `tensor` as float32 `.npy` bytes (integer tensors are converted to float).
     public static func encode(_ tensor: HostTensor) -> [UInt8] {
+        var bytes = header(shape: tensor.shape)
+        let littleEndianBits = tensor.floats.map { $0.bitPattern.littleEndian }
+        littleEndianBits.withUnsafeBytes { bytes += $0 }
+        return bytes
+    }
+
+    /// The magic, version and header dictionary of a float32 `.npy` file of `shape`, padded
+    /// so that the data starts at a multiple of 64 bytes.
+    private static func header(shape: [Int]) -> [UInt8] {
         let shapeText: String
-        switch tensor.shape.count {
+        switch shape.count {
         case 0: shapeText = "()"
-        case 1: shapeText = "(\(tensor.shape[0]),)"
-        default: shapeText = "(" + tensor.shape.map(String.init).joined(separator: ", ") + ")"
+        case 1: shapeText = "(\(shape[0]),)"
+        default: shapeText = "(" + shape.map(String.init).joined(separator: ", ") + ")"
         }
         var header = Array("{'descr': '<f4', 'fortran_order': False, 'shape': \(shapeText), }".utf8)
         let version: UInt8 = header.count + 1 + 10 <= 65535 ? 1 : 2
@@ -127,17 +136,22 @@ public enum NumPyFile {
         header += [UInt8](repeating: 0x20, count: padding) + [0x0A]
         var bytes = magic + [version, 0]
         for index in 0..<(version == 1 ? 2 : 4) { bytes.append(UInt8(truncatingIfNeeded: header.count >> (8 * index))) }
-        bytes += header
-        let littleEndianBits = tensor.floats.map { $0.bitPattern.littleEndian }
-        bytes.reserveCapacity(bytes.count + 4 * littleEndianBits.count)
-        littleEndianBits.withUnsafeBytes { bytes += $0 }
-        return bytes
+        return bytes + header
     }
 
     /// Writes `tensor` as a float32 `.npy` file at `path`, through a temporary file
-    /// renamed into place only when complete.
+    /// renamed into place only when complete. On a little-endian CPU the floats are written
+    /// from the tensor as they are (a model's outputs are megabytes: two copies of them
+    /// were most of the time tensor mode spent writing).
     public static func write(_ tensor: HostTensor, path: String) throws {
-        try FileBytes.writeAtomically(encode(tensor), to: path) { NumPyFileError.fileSystem(file: path, detail: $0) }
+        let failure = { (detail: String) in NumPyFileError.fileSystem(file: path, detail: detail) }
+        guard 1.littleEndian == 1, case .float(let values) = tensor.elements else {
+            return try FileBytes.writeAtomically(encode(tensor), to: path, failure: failure)
+        }
+        let header = header(shape: tensor.shape)
+        try header.withUnsafeBytes { head in
+            try values.withUnsafeBytes { body in try FileBytes.writeAtomically([head, body], to: path, failure: failure) }
+        }
     }
 
     /// The element types read: floats widened or narrowed to Float, integers and bools
