@@ -70,34 +70,39 @@ final class PreparedWeightsTests: CommandLineTestCase {
     /// A run verifies the checksums of the tensors it reads, before writing anything: the
     /// packed values it uses, not the weights they were made from (each weight is stored
     /// twice, and reading both is what loading spent its time on). `rrun info` verifies all.
+    /// The DnCNN's packed values are Winograd filters, the Swin's GEMM panels of its linears.
     func testRunVerifiesWhatItReadsAndInfoVerifiesEveryTensor() throws {
-        let prepared = path("prepared.rgraph")
-        XCTAssertEqual(try run("convert", [demoDenoiser, "-o", prepared, "--prepare", "native"]).status, 0)
-        let graph = try RGraphReader.read(contentsOf: prepared).graph
-        let packed = try XCTUnwrap(graph.packedConstants.first)
-        let source = try XCTUnwrap(graph.constants[packed.source])
-        let clean = Array(try Data(contentsOf: URL(fileURLWithPath: prepared)))
-        func corrupted(_ tensor: ConstantTensor, _ name: String) throws -> String {
-            var bytes = clean
-            bytes[tensor.byteOffset + tensor.byteCount / 2] ^= 0x40
-            try Data(bytes).write(to: URL(fileURLWithPath: path(name)))
-            return path(name)
+        let swin = Self.repository.appendingPathComponent("examples/models/swin_denoiser.onnx").path
+        for (label, onnx, layout) in [("dncnn", demoDenoiser, "winograd"), ("swin", swin, "gemm-panels")] {
+            let prepared = path("\(label).rgraph")
+            XCTAssertEqual(try run("convert", [onnx, "-o", prepared, "--prepare", "native"]).status, 0)
+            let graph = try RGraphReader.read(contentsOf: prepared).graph
+            let packed = try XCTUnwrap(graph.packedConstants.first { "\($0.layout)".hasPrefix(layout) }, label)
+            let source = try XCTUnwrap(graph.constants[packed.source])
+            let clean = Array(try Data(contentsOf: URL(fileURLWithPath: prepared)))
+            func corrupted(_ tensor: ConstantTensor, _ name: String) throws -> String {
+                var bytes = clean
+                bytes[tensor.byteOffset + tensor.byteCount / 2] ^= 0x40
+                try Data(bytes).write(to: URL(fileURLWithPath: path(name)))
+                return path(name)
+            }
+            let x = try input()
+            let reference = try runModel(prepared, x, path("\(label)-clean.npy"))
+
+            let unread = try corrupted(source, "\(label)-unread-source.rgraph")
+            XCTAssertEqual(try runModel(unread, x, path("\(label)-unread.npy")).bits, reference.bits, label)
+            assertFails(try run("rrun", ["info", unread]),
+                        mentioning: "\(label)-unread-source.rgraph: tensor '\(source.name)' is corrupt")
+
+            let used = try corrupted(packed.tensor, "\(label)-used-packed.rgraph")
+            assertFails(try run("rrun", [used, x, "-o", path("\(label)-used.npy")]),
+                        mentioning: "\(label)-used-packed.rgraph: tensor '\(packed.tensor.name)' is corrupt",
+                        noFileAt: path("\(label)-used.npy"))
+            let info = try run("rrun", ["info", prepared])
+            XCTAssertEqual(info.status, 0, info.stderr)
+            let count = graph.constantOrder.count + graph.packedConstants.count
+            XCTAssertTrue(info.stdout.contains("checksums: all \(count) tensors match"), info.stdout)
         }
-        let x = try input()
-        let reference = try runModel(prepared, x, path("clean.npy"))
-
-        let unread = try corrupted(source, "unread-source.rgraph")
-        XCTAssertEqual(try runModel(unread, x, path("unread.npy")).bits, reference.bits)
-        assertFails(try run("rrun", ["info", unread]),
-                    mentioning: "unread-source.rgraph: tensor '\(source.name)' is corrupt", noFileAt: path("none"))
-
-        let used = try corrupted(packed.tensor, "used-packed.rgraph")
-        assertFails(try run("rrun", [used, x, "-o", path("used.npy")]),
-                    mentioning: "used-packed.rgraph: tensor '\(packed.tensor.name)' is corrupt", noFileAt: path("used.npy"))
-        let info = try run("rrun", ["info", prepared])
-        XCTAssertEqual(info.status, 0, info.stderr)
-        XCTAssertTrue(info.stdout.contains("checksums: all \(graph.constantOrder.count + graph.packedConstants.count) tensors match"),
-                      info.stdout)
     }
 
     func testPrepareRefusesUnknownChoicesAndHalfPrecisionWeights() throws {

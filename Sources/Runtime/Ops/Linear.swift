@@ -108,7 +108,9 @@ struct LinearKernel: Kernel {
 
     var scratchBytes: Int { int8Weight == nil ? 0 : ScratchSlots.slotCount * int8SlotBytes }
 
-    func reads(input index: Int) -> Bool { index != 1 || int8Weight == nil }
+    /// W is not read when it was packed (or quantised) once per model: its bytes in the file
+    /// are then never touched, nor verified (`Planner`).
+    func reads(input index: Int) -> Bool { index != 1 || (int8Weight == nil && packedWeight == nil) }
 
     func run(_ io: KernelIO) {
         let bias = hasBias ? io.input(2) : nil
@@ -116,7 +118,7 @@ struct LinearKernel: Kernel {
             runInt8(io, int8Weight, bias)
             return
         }
-        let (x, weight, y) = (io.input(0), io.input(1), io.outputs[0])
+        let (x, weight, y) = (io.input(0), io.inputs[1], io.outputs[0])
         let minimumRows = Swift.max(1, Self.minimumParallelWork / Swift.max(n * k, 1))
         io.pool.parallelFor(rows, minimumChunk: minimumRows) { range in
             compute(range, x, weight, bias, y)
@@ -146,7 +148,7 @@ struct LinearKernel: Kernel {
     /// One thread's rows, block by block. Out of line so both paths of `parallelFor`
     /// run the same compiled loops (see `BinaryKernel.compute`).
     @inline(never)
-    private func compute(_ rows: Range<Int>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>,
+    private func compute(_ rows: Range<Int>, _ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>?,
                          _ bias: UnsafePointer<Float>?, _ y: UnsafeMutablePointer<Float>) {
         let fusesEpilogue = k > 0 && packedWeight != nil && GEMM.epilogue(for: activation) != nil
         var start = rows.lowerBound
@@ -158,6 +160,7 @@ struct LinearKernel: Kernel {
                               bias: fusesEpilogue ? bias : nil, activation: fusesEpilogue ? activation : .identity,
                               c: block, ldc: Swift.max(n, 1))
             } else if k > 0 {
+                guard let weight else { preconditionFailure("linear kernel ran without W or its packed form") }
                 GEMM.multiply(m: count, n: n, k: k, a: x + start * k, lda: k,
                               b: weight, ldb: k, transposeB: true, c: block, ldc: Swift.max(n, 1))
             } else {
