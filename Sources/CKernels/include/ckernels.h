@@ -113,6 +113,14 @@ void restore_layer_norm_rows_avx2(const float *x, float *y, ptrdiff_t rows, ptrd
                                   int centered, const float *scale, const float *bias);
 
 /*
+ * row[c] = Σₜ scales[t] · base[offsets[t] + c] for c < width, summed in tap order with a
+ * separate multiply and add (weighted_rows.c: deformable attention's gather), with the
+ * variant of `level` (RESTORE_CPU_*); every level gives the same floats.
+ */
+void restore_weighted_row_sum(int level, float *row, ptrdiff_t width, const float *base, const ptrdiff_t *offsets,
+                              const float *scales, ptrdiff_t taps);
+
+/*
  * Winograd F(4×4, 3×3) transforms (winograd.c; the block layout is WinogradConvolution.swift's),
  * run with the variant of `level` (RESTORE_CPU_*; AVX-512 takes the AVX2 one).
  *

@@ -1,4 +1,5 @@
 import Format
+import TestSupport
 import XCTest
 @testable import Runtime
 
@@ -47,6 +48,30 @@ final class DeformableAttentionTests: XCTestCase {
                     }
                 }
             }
+        }
+    }
+
+    /// The taps are summed by `restore_weighted_row_sum` in blocks of 64, 32 and 16 channels
+    /// and a scalar tail: every CPU path gives the same floats, within float rounding of the
+    /// reference (which samples each level with gridSample's reference and sums in another
+    /// order, hence 1e-5 relative rather than equality).
+    func testEveryCPUPathGivesTheSameFloats() throws {
+        let levels = [6, 5, 3, 2]
+        for width in [1, 5, 16, 17, 32, 48, 63, 64, 79, 130] {
+            let x = inputs(batch: 2, levels: levels, heads: 2, width: width, queries: 9, points: 3, seed: UInt64(width))
+            let op = try XCTUnwrap(try OpKind.makeOperator(node(heads: 2, levels: levels)) as? DeformableAttention)
+            let (geometry, samplers) = try op.samplers(x.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } })
+            let expected = try op.reference(x)[0]
+            var results: Set<[UInt32]> = []
+            for cpu in CPUFeatures.supportedLevels {
+                let kernel = DeformableAttentionKernel(geometry: geometry, samplers: samplers, cpu: cpu)
+                let y = KernelHarness.run(kernel, x, outputFacts: [ValueFact(dtype: .float32, shape: expected.shape)])[0]
+                let (maxAbs, relative) = maxAbsAndRelativeError(y.floats, expected.floats)
+                print("deformableAttention width \(width) (\(CPUFeatures.name(of: cpu))): max abs error \(maxAbs), relative \(relative)")
+                XCTAssertLessThanOrEqual(relative, 1e-5, "width \(width), \(cpu)")
+                results.insert(y.floats.map(\.bitPattern))
+            }
+            XCTAssertEqual(results.count, 1, "width \(width): the CPU paths differ")
         }
     }
 
