@@ -20,19 +20,41 @@ public final class TensorChecksums: Sendable {
         let stored: UInt64
     }
 
+    /// Verification started by `verifyInBackground`, which `verify` waits for.
+    private let background = DispatchGroup()
+
     init(file: String, pending: [String: Entry]) {
         self.file = file
         self.pending = Mutex(pending)
     }
 
     /// Tensors not verified yet.
-    public var unverified: Set<String> { pending.withLock { Set($0.keys) } }
+    public var unverified: Set<String> {
+        background.wait()
+        return pending.withLock { Set($0.keys) }
+    }
+
+    /// Starts verifying `names` on one background thread: the tensors a plan will most
+    /// likely read, named as the model loads, so that summing them overlaps reading the
+    /// input and planning instead of following them. `verify` waits for it before anything
+    /// else, so no tensor is used unverified; one that does not match is left unverified
+    /// here, for `verify` to report.
+    public func verifyInBackground(_ names: some Sequence<String>) {
+        let entries = pending.withLock { pending in names.compactMap { pending[$0] } }
+        guard !entries.isEmpty else { return }
+        DispatchQueue.global().async(group: background) { [self] in
+            for entry in entries where RGraphChecksum.of(entry.tensor.bytes) == entry.stored {
+                pending.withLock { $0[entry.tensor.name] = nil }
+            }
+        }
+    }
 
     /// Verifies the tensors among `names` not verified yet (other names are ignored), the
     /// largest first, on one thread per core. Pages of those in `releasing` leave resident
     /// memory once summed (tensors read only to prepare others). A tensor whose bytes do not
     /// match stays unverified, so that every later attempt to use it fails too.
     public func verify(_ names: some Sequence<String>, releasing: Set<String> = []) throws(RGraphError) {
+        background.wait()
         let entries = pending.withLock { pending in names.compactMap { pending[$0] } }
             .sorted { $0.tensor.byteCount > $1.tensor.byteCount }
         guard !entries.isEmpty else { return }

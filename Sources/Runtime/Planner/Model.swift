@@ -36,6 +36,19 @@ public final class Model: Sendable {
         parsedShapeInference = try ShapeInference(graph: weights.graph)
         self.preparedWeights = PreparedWeightStore(packed: graph.packedConstants)
         self.foreignPackedConstants = foreignPackedConstants
+        checksums?.verifyInBackground(Self.likelyPlanReads(graph))
+    }
+
+    /// What plans will most likely read of the tensors verified when planned: the packed
+    /// values this CPU's kernels take (Winograd filters, GEMM panels of its path) and the
+    /// large f32 weights without such values. A wrong guess costs a sum on an idle core.
+    private static func likelyPlanReads(_ graph: Graph) -> [String] {
+        let usable = graph.packedConstants.filter { values in
+            values.layout == .winogradF4x3 || (GEMM.packs() && values.layout == GEMM.packedLayout)
+        }
+        let packedSources = Set(usable.map(\.source))
+        return usable.map(\.tensor.name)
+            + graph.orderedConstants.filter { verifiedWhenPlanned($0) && !packedSources.contains($0.name) }.map(\.name)
     }
 
     /// The model of a file read by `RGraphReader`.
