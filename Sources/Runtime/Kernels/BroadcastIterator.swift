@@ -123,3 +123,64 @@ extension ShapeRules {
         }
     }
 }
+
+/// A broadcast layout read block by block: the trailing dimensions whose product fits in a
+/// block, with each input's offset at every element of a block listed once.
+///
+/// Layouts whose innermost run is short — the sampling offsets [B, Q, heads, L, P, 2] of
+/// deformable attention divided by a per-level [L, 1, 2] normaliser and added to reference
+/// points [B, Q, 1, L, 1, 2], with runs of 2 — cost a call and an odometer step per run,
+/// five times the arithmetic; in blocks they are one flat loop per block.
+struct BroadcastBlocks: Sendable {
+    /// Output elements per block.
+    let size: Int
+    /// Per input, its offset from the block's first element at each element of the block.
+    let offsets: [[Int]]
+    /// The dimensions outside the block, and each input's strides along them.
+    let outerShape: [Int]
+    let outerStrides: [[Int]]
+    /// Blocks in all.
+    let count: Int
+
+    /// Innermost runs shorter than this are read in blocks.
+    static let shortRun = 16
+
+    /// `layout` in blocks of at most `maximumSize` elements, or nil when its runs are long
+    /// enough already or no two dimensions fit in a block.
+    init?(_ layout: BroadcastLayout, maximumSize: Int = 4096) {
+        let shape = layout.shape
+        guard let inner = shape.last, inner < Self.shortRun else { return nil }
+        var first = shape.count, size = 1
+        while first > 0 && size * shape[first - 1] <= maximumSize {
+            first -= 1
+            size *= shape[first]
+        }
+        guard shape.count - first >= 2, size > 0 else { return nil }
+        self.size = size
+        offsets = layout.strides.map { strides in
+            (0..<size).map { element in
+                var (rest, offset) = (element, 0)
+                for axis in (first..<shape.count).reversed() {
+                    offset += rest % shape[axis] * strides[axis]
+                    rest /= shape[axis]
+                }
+                return offset
+            }
+        }
+        outerShape = Array(shape[..<first])
+        outerStrides = layout.strides.map { Array($0[..<first]) }
+        count = outerShape.reduce(1, *)
+    }
+
+    /// Input `input`'s offset at the first element of block `block`.
+    @inline(__always)
+    func start(of block: Int, input: Int) -> Int {
+        var (rest, offset) = (block, 0)
+        for axis in outerShape.indices.reversed() {
+            offset += rest % outerShape[axis] * outerStrides[input][axis]
+            rest /= outerShape[axis]
+        }
+        return offset
+    }
+}
+

@@ -120,31 +120,35 @@ public struct ElementwiseBinary: Operator {
     public func kernel(inputs: [ValueFact?], outputs: [ValueFact]) throws -> any Kernel {
         let a = try ShapeRules.required(inputs, 0, node: name)
         let b = try ShapeRules.required(inputs, 1, node: name)
+        let layout = BroadcastLayout(output: outputs[0].shape, inputs: [a.shape, b.shape])
         return BinaryKernel(function: function, integerInputs: !a.dtype.isFloatingPoint && !b.dtype.isFloatingPoint,
-                            layout: BroadcastLayout(output: outputs[0].shape, inputs: [a.shape, b.shape]))
+                            layout: layout, blocks: BroadcastBlocks(layout))
     }
 }
 
 /// The float kernel of `binary`: the broadcast layout's runs, with the innermost loop
 /// specialised for both inputs contiguous, either one constant along the run (scalar,
-/// per-channel and column broadcasting), or general strides.
+/// per-channel and column broadcasting), or general strides; or, when the runs are short,
+/// its blocks (`BroadcastBlocks`).
 struct BinaryKernel: Kernel {
     let function: BinaryFunction
     /// Integer tensors computed at run time arrive as floats; div and mod then keep
     /// their integer meaning (exact while the values fit in 24 bits).
     let integerInputs: Bool
     let layout: BroadcastLayout
+    var blocks: BroadcastBlocks? = nil
     /// Below 32K elements a second thread costs more than it saves.
     static let minimumChunk = 1 << 15
 
     func run(_ io: KernelIO) {
         let (a, b, output) = (io.input(0), io.input(1), io.outputs[0])
-        io.pool.parallelFor(layout.count, minimumChunk: Self.minimumChunk) { range in
+        let (items, itemSize) = blocks.map { ($0.count, $0.size) } ?? (layout.count, 1)
+        io.pool.parallelFor(items, minimumChunk: Swift.max(1, Self.minimumChunk / itemSize)) { range in
             compute(range, a, b, output)
         }
     }
 
-    /// One thread's share. Kept out of line so that the single-thread and multi-thread
+    /// One thread's share of the output elements, or of the blocks. Kept out of line so that the single-thread and multi-thread
     /// paths of `parallelFor` run the same compiled loops (inlined into the caller, the
     /// broadcast loops compiled 10× slower on one thread).
     @inline(never)
@@ -179,6 +183,19 @@ struct BinaryKernel: Kernel {
     @inline(__always)
     private func runs(_ range: Range<Int>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
                       _ output: UnsafeMutablePointer<Float>, _ operation: (Float, Float) -> Float) {
+        if let blocks {
+            let size = blocks.size
+            blocks.offsets[0].withUnsafeBufferPointer { offsetsA in
+                blocks.offsets[1].withUnsafeBufferPointer { offsetsB in
+                    for block in range {
+                        let (x, y) = (a + blocks.start(of: block, input: 0), b + blocks.start(of: block, input: 1))
+                        let z = output + block * size
+                        for i in 0..<size { z[i] = operation(x[offsetsA[i]], y[offsetsB[i]]) }
+                    }
+                }
+            }
+            return
+        }
         let (strideA, strideB) = (layout.innerStride(0), layout.innerStride(1))
         layout.forEachRun(in: range) { outputOffset, offsets, length in
             let (x, y, z) = (a + offsets[0], b + offsets[1], output + outputOffset)

@@ -18,6 +18,10 @@ final class BinaryTests: XCTestCase {
         ("rank 1", [65], [65]),
         ("rank 5", [2, 3, 1, 5, 7], [3, 4, 1, 7]),
         ("single elements", [1], [1, 1]),
+        // Runs of 2, read in blocks (`BroadcastBlocks`): deformable attention's sampling
+        // offsets over a per-level normaliser, and over reference points per query.
+        ("short runs, per level", [1, 5, 2, 3, 4, 2], [1, 1, 1, 3, 1, 2]),
+        ("short runs, per query and level", [1, 5, 2, 3, 4, 2], [1, 5, 1, 3, 1, 2]),
     ]
 
     private func node(_ function: BinaryFunction) -> Node {
@@ -50,9 +54,24 @@ final class BinaryTests: XCTestCase {
 
     func testFastSplitsLargeTensorsAcrossThreadsInEveryLayout() throws {
         for (a, b) in [([2, 16, 65, 63], [2, 16, 65, 63]), ([2, 16, 65, 63], [16, 1, 1]), ([2, 16, 65, 63], []),
-                       ([64, 1, 63], [1, 65, 1]), ([65, 1], [1, 1001])] {
-            try KernelHarness.assertFastMatchesReference(node(.mul), inputs(.mul, a, b, seed: 5))
+                       ([64, 1, 63], [1, 65, 1]), ([65, 1], [1, 1001]),
+                       ([2, 700, 8, 3, 4, 2], [1, 1, 1, 3, 1, 2]), ([2, 700, 8, 3, 4, 2], [2, 700, 1, 3, 1, 2]),
+                       ([3, 70, 70, 3], [70, 1, 3])] {
+            try KernelHarness.assertFastMatchesReference(node(.div), inputs(.div, a, b, seed: 5))
         }
+    }
+
+    /// Short innermost runs are read in blocks of whole trailing dimensions, at most 4096
+    /// elements; long runs are not.
+    func testShortRunsAreReadInBlocks() throws {
+        func blocks(_ a: [Int], _ b: [Int]) throws -> BroadcastBlocks? {
+            BroadcastBlocks(BroadcastLayout(output: try ShapeRules.broadcast(a, b, node: "blocks"), inputs: [a, b]))
+        }
+        // Merged to [11200, 3, 4, 2]: the block is the last three, 24 elements.
+        XCTAssertEqual(try blocks([2, 700, 8, 3, 4, 2], [1, 1, 1, 3, 1, 2])?.size, 3 * 4 * 2)
+        XCTAssertEqual(try blocks([3, 70, 70, 3], [70, 1, 3])?.size, 70 * 3)
+        XCTAssertNil(try blocks([2, 16, 65, 63], [16, 1, 1]))
+        XCTAssertNil(try blocks([2, 3], [2, 3]))
     }
 
     func testIntegerDivisionTruncatesTowardZero() throws {
