@@ -1,7 +1,7 @@
 /*
- * GELU and softmax rows over AVX2 lanes: GELU as activation_vector.h computes it (shared
- * with the GEMM epilogue), softmax with libmvec's AVX2 expf (8 lanes per call; the same
- * function, and the same error bound, as the AVX-512 file's 16-lane one).
+ * GELU and softmax rows over AVX2 lanes, with GELU and exp as activation_vector.h computes
+ * them (GELU is shared with the GEMM epilogue; exp with the AVX-512 softmax, so both paths
+ * give the same floats).
  * AVX2 has no mask registers: a tail shorter than 8 goes through a small buffer padded
  * with a neutral value (0 for GELU, −∞ for softmax, whose exp is 0).
  */
@@ -11,8 +11,6 @@
 #include <immintrin.h>
 #include <string.h>
 
-/* libmvec's AVX2 expf (glibc ≥ 2.22), by vector ABI name. */
-__attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_expf(__m256);
 /* libmvec's AVX2 logf, cosf and sinf (glibc ≥ 2.22). */
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_logf(__m256);
 __attribute__((target("avx2,fma"))) __m256 _ZGVdN8v_cosf(__m256);
@@ -58,11 +56,11 @@ void restore_softmax_row_avx2(const float *x, float *y, ptrdiff_t length) {
     const __m256 shift = _mm256_set1_ps(horizontal_max(maximum));
     __m256 sum = _mm256_setzero_ps();
     for (ptrdiff_t i = 0; i < whole; i += 8) {
-        __m256 e = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift));
+        __m256 e = restore_exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), shift));
         sum = _mm256_add_ps(sum, e);
         _mm256_storeu_ps(y + i, e);
     }
-    __m256 tail_exp = _ZGVdN8v_expf(_mm256_sub_ps(_mm256_loadu_ps(tail), shift));
+    __m256 tail_exp = restore_exp8(_mm256_sub_ps(_mm256_loadu_ps(tail), shift));
     sum = _mm256_add_ps(sum, tail_exp);
     const float inverse = 1.0f / horizontal_sum(sum);
     const __m256 scale = _mm256_set1_ps(inverse);

@@ -1,15 +1,12 @@
 /*
- * GELU and softmax rows over AVX-512 lanes: GELU as activation_vector.h computes it
- * (shared with the GEMM epilogue), softmax with glibc's vector expf (libmvec), 16 lanes
- * per call instead of one.
+ * GELU and softmax rows over AVX-512 lanes, with GELU and exp as activation_vector.h
+ * computes them (GELU is shared with the GEMM epilogue; exp with the AVX2 softmax, so both
+ * paths give the same floats).
  */
 #include "ckernels.h"
 #include "activation_vector.h"
 
 #include <immintrin.h>
-
-/* libmvec's AVX-512 expf (glibc ≥ 2.22), by vector ABI name. */
-__attribute__((target("avx512f"))) __m512 _ZGVeN16v_expf(__m512);
 
 __attribute__((target("avx512f")))
 static inline __mmask16 tail_mask(ptrdiff_t left) {
@@ -35,7 +32,7 @@ void restore_softmax_row_avx512(const float *x, float *y, ptrdiff_t length) {
     __m512 sum = _mm512_setzero_ps();
     for (ptrdiff_t i = 0; i < length; i += 16) {
         __mmask16 mask = tail_mask(length - i);
-        __m512 e = _ZGVeN16v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), shift));
+        __m512 e = restore_exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mask, x + i), shift));
         sum = _mm512_mask_add_ps(sum, mask, sum, e);
         _mm512_mask_storeu_ps(y + i, mask, e);
     }

@@ -131,8 +131,13 @@ struct BiasLayout {
 /// panels once and multiplies every block of that problem's rows it takes against them:
 /// the unpacked products repacked both for each block of 64 rows, which cost a third of the
 /// Q·Kᵀ product's time on ViT shapes (64×197×64: 56 → 74 GFLOP/s packed once, one AVX2
-/// thread). The scale is then applied to the scores after the product, as the unpacked
-/// kernel's alpha does (the same rounding).
+/// thread). The scale then multiplies the packed K once per problem (Lk·D products, not
+/// Lq·Lk: the separate pass over every block of scores was 0.5 % of the ViT restorer's
+/// time), and not at all when it is 1 (SAGAN/BigGAN attention). Scaling by a power of two
+/// is exact (transformers' ViT: 1/8), so the scores are the floats the unpacked kernel's
+/// alpha gives; another scale (nn.MultiheadAttention's export: √(1/8)² = 0.12499999)
+/// rounds s·k once per element, at most ½ ulp of each term of the dot product, within the
+/// product's own rounding bound.
 struct AttentionKernel: Kernel {
     let geometry: ScaledDotProductAttention.Geometry
     let scale: Float
@@ -194,14 +199,17 @@ struct AttentionKernel: Kernel {
         }
     }
 
-    /// Packs problem `b`'s K as Bᵀ [depth × keys] and V [keys × valueDepth] into GEMM
-    /// panels: K first, then V after `packedKeyFloats`.
+    /// Packs problem `b`'s K as Bᵀ [depth × keys], times the scale, and V [keys ×
+    /// valueDepth] into GEMM panels: K first, then V after `packedKeyFloats`.
     @inline(never)
     private func pack(batch b: Int, io: KernelIO, into packed: UnsafeMutablePointer<Float>) {
         let g = geometry
         if g.depth > 0 {
             GEMM.pack(k: g.depth, n: g.keys, b: io.input(1) + b * g.keys * g.depth, ldb: g.depth, transposed: true,
                       into: packed, cpu: cpu)
+            if scale != 1 {
+                for index in 0..<GEMM.packedCount(k: g.depth, n: g.keys, cpu: cpu) { packed[index] *= scale }
+            }
         }
         GEMM.pack(k: g.keys, n: g.valueDepth, b: io.input(2) + b * g.keys * g.valueDepth, ldb: g.valueDepth,
                   transposed: false, into: packed + packedKeyFloats, cpu: cpu)
@@ -229,9 +237,6 @@ struct AttentionKernel: Kernel {
         }
         for (r, i) in rows.enumerated() {
             let row = scores + r * g.keys
-            if packed != nil {
-                for j in 0..<g.keys { row[j] *= scale }
-            }
             if let bias, let values = io.inputs[3] {
                 let source = values + bias.offset(batch: b, row: i, column: 0)
                 for j in 0..<g.keys { row[j] += source[j * bias.columnStride] }
