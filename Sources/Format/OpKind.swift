@@ -28,7 +28,10 @@ public enum OpKind: String, Sendable, CaseIterable, Codable {
     /// inputs: A, B; NumPy matmul semantics (batched, broadcasting, 1-D promotion).
     case matMul
     /// inputs: Q [..., Lq, D], K [..., Lk, D], V [..., Lk, Dv] (same leading dims),
-    ///        bias (broadcast to [..., Lq, Lk] without enlarging it)?; attrs: scale =1.
+    ///        bias (broadcast to [..., Lq, Lk] without enlarging it)?; attrs: scale =1,
+    ///        headsInterleaved =false (then Q [..., Lq, H, D], K [..., Lk, H, D],
+    ///        V [..., Lk, H, Dv], Y [..., Lq, H, Dv]: the last leading axis, the heads,
+    ///        stored inside each token; the bias still indexes [..., H, Lq, Lk]).
     /// Y [..., Lq, Dv] = softmax(scale·Q·Kᵀ + bias, last axis) · V.
     case attention
     /// inputs: QKV [B, H, W, 3·C] (per token q | k | v, each heads × C/heads; H, W multiples

@@ -466,4 +466,56 @@ final class FusionPassTests: XCTestCase {
             XCTAssertEqual(after.nodes, before.nodes)
         }
     }
+
+    // MARK: Attention reading interleaved heads
+
+    /// Q, K, V [2, 5, 3, 4] (batch, tokens, heads, head dim) split into heads by
+    /// transposes [0, 2, 1, 3], attention, the heads merged back by `mergePerm` and a
+    /// reshape to [2, 5, 12]; with `unitReshape` each split is also viewed as [2, 3, 5, 1, 4]
+    /// → [2, 3, 5, 4] as nn.MultiheadAttention's export adds and drops unit axes.
+    private func headSplitGraph(mergePerm: [Int] = [0, 2, 1, 3], unitReshape: Bool = false, bias: Bool = false) -> Graph {
+        var nodes: [Node] = []
+        var constants = [ConstantTensor(name: "merged", shape: [3], ints: [2, 5, 12])]
+        for name in ["q", "k", "v"] {
+            nodes.append(Node(name: "\(name).split", .transpose(TransposeAttributes(perm: [0, 2, 1, 3])),
+                              inputs: [name], outputs: ["\(name).heads"]))
+            if unitReshape {
+                constants.append(ConstantTensor(name: "\(name).shape", shape: [4], ints: [2, 3, 5, 4]))
+                nodes.append(Node(name: "\(name).view", .reshape(ReshapeAttributes()), inputs: ["\(name).heads", "\(name).shape"],
+                                  outputs: ["\(name).viewed"]))
+            }
+        }
+        let operands = ["q", "k", "v"].map { unitReshape ? "\($0).viewed" : "\($0).heads" }
+        nodes += [
+            Node(name: "attention", .attention(AttentionAttributes(scale: 0.5)), inputs: operands + (bias ? ["bias"] : []),
+                 outputs: ["attended"]),
+            Node(name: "merge", .transpose(TransposeAttributes(perm: mergePerm)), inputs: ["attended"], outputs: ["merged.heads"]),
+            Node(name: "reshape", .reshape(ReshapeAttributes()), inputs: ["merged.heads", "merged"], outputs: ["y"]),
+        ]
+        return graph(inputs: [("q", [2, 5, 3, 4]), ("k", [2, 5, 3, 4]), ("v", [2, 5, 3, 4])] + (bias ? [("bias", [5, 5])] : []),
+                     nodes: nodes, constants: constants)
+    }
+
+    func testAttentionReadsInterleavedHeadsInsteadOfTransposes() throws {
+        for unitReshape in [false, true] {
+            let before = headSplitGraph(unitReshape: unitReshape)
+            var after = before
+            XCTAssertEqual(try AttentionHeadLayoutFusion.run(&after, shapes: shapes(before)), 1)
+            XCTAssertEqual(after.nodes.map(\.op), [.attention, .reshape])
+            XCTAssertEqual(after.nodes[0].inputs, ["q", "k", "v"])
+            XCTAssertEqual(after.nodes[0].operation, .attention(AttentionAttributes(scale: 0.5, headsInterleaved: true)))
+            XCTAssertEqual(after.nodes[1].inputs[0], "attended")
+            try assertSameResult(before, after)
+        }
+    }
+
+    func testHeadMergeInAnotherOrderOrABiasKeepsTheTransposes() throws {
+        // Merging [0, 1, 2, 3] (no merge) or [2, 1, 0, 3] (batch after tokens) is another element
+        // order; a bias would have to follow the layout.
+        for before in [headSplitGraph(mergePerm: [0, 1, 2, 3]), headSplitGraph(mergePerm: [2, 1, 0, 3]), headSplitGraph(bias: true)] {
+            var after = before
+            XCTAssertEqual(try AttentionHeadLayoutFusion.run(&after, shapes: shapes(before)), 0)
+            XCTAssertEqual(after.nodes, before.nodes)
+        }
+    }
 }

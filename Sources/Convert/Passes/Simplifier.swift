@@ -58,6 +58,9 @@ public enum Simplifier {
         if !skipped.contains(.deformableAttention) {
             report.passes.append(("deformable attention fusion", try DeformableAttentionFusion.run(&graph, shapes: sampled)))
         }
+        // Attention fusion names new values (the keys' transposes), whose shapes this pass checks.
+        report.passes.append(("attention reading interleaved heads",
+                              try AttentionHeadLayoutFusion.run(&graph, shapes: sampledShapes(graph, samples))))
         report.passes.append(("per-channel affine (BatchNorm) folding", try ChannelAffineFolding.run(&graph)))
         var activations = try ActivationFusion.run(&graph)
         do {

@@ -1,11 +1,22 @@
 /// `attention`: Y = softmax(scale·Q·Kᵀ + bias)·V.
 public struct AttentionAttributes: OpAttributes {
     public var scale: Float = 1
+    /// Whether Q, K, V and Y hold their heads side by side in each token, [..., L, H, D] as
+    /// the linear layers that make them write them, instead of [..., H, L, D]: the kernel
+    /// then reads and writes each head with a row stride of H·D, and the transposes that
+    /// split and merge the heads are not run.
+    public var headsInterleaved = false
 
     public init() {}
-    public init(scale: Float) { self.scale = scale }
+    public init(scale: Float, headsInterleaved: Bool = false) {
+        self.scale = scale
+        self.headsInterleaved = headsInterleaved
+    }
 
-    public static let fields: [AttributeField<Self>] = [AttributeField("scale", \.scale)]
+    public static let fields: [AttributeField<Self>] = [
+        AttributeField("scale", \.scale),
+        AttributeField("headsInterleaved", \.headsInterleaved),
+    ]
 }
 
 /// `windowAttention`: Swin's shifted-window attention (see `OpKind.windowAttention`).

@@ -14,30 +14,50 @@ public struct ScaledDotProductAttention: Operator {
         /// Product of the leading dims: independent (batch, head) problems.
         var batch: Int
         var queries: Int, keys: Int, depth: Int, valueDepth: Int
+        /// Problems stored side by side in each token row: the heads when they are
+        /// interleaved, else 1 (each problem's rows contiguous).
+        var heads = 1
         var scoreShape: [Int]
         var outputShape: [Int]
+
+        /// Offset of the first row of problem `b` in an operand of `rows` rows of `width`
+        /// floats per problem: (outer · rows · heads + head) · width.
+        func start(_ b: Int, rows: Int, width: Int) -> Int {
+            let (outer, head) = b.quotientAndRemainder(dividingBy: heads)
+            return (outer * rows * heads + head) * width
+        }
     }
 
     func geometry(query: [Int], key: [Int], value: [Int], bias: [Int]?) throws -> Geometry {
+        // With interleaved heads the head axis sits after the token axis: move it back in
+        // front for the checks, so both layouts share them.
+        let interleaved = attributes.headsInterleaved
+        func logical(_ shape: [Int]) -> [Int] {
+            interleaved && shape.count >= 3 ? shape.dropLast(3) + [shape[shape.count - 2], shape[shape.count - 3], shape[shape.count - 1]] : shape
+        }
+        let (q, k, v) = (logical(query), logical(key), logical(value))
         let rank = query.count
-        guard rank >= 2, key.count == rank, value.count == rank else {
-            throw OpError.shape(node: name, "Q \(query), K \(key) and V \(value) should have one rank ≥ 2")
+        guard rank >= (interleaved ? 3 : 2), key.count == rank, value.count == rank else {
+            throw OpError.shape(node: name, "Q \(query), K \(key) and V \(value) should have one rank ≥ \(interleaved ? 3 : 2)")
         }
-        let leading = Array(query.dropLast(2))
-        guard Array(key.dropLast(2)) == leading, Array(value.dropLast(2)) == leading,
-              key[rank - 1] == query[rank - 1], value[rank - 2] == key[rank - 2] else {
-            throw OpError.shape(node: name, "Q \(query), K \(key) and V \(value) should be [..., Lq, D], [..., Lk, D], [..., Lk, Dv]")
+        let leading = Array(q.dropLast(2))
+        guard Array(k.dropLast(2)) == leading, Array(v.dropLast(2)) == leading,
+              k[rank - 1] == q[rank - 1], v[rank - 2] == k[rank - 2] else {
+            throw OpError.shape(node: name, interleaved
+                ? "Q \(query), K \(key) and V \(value) should be [..., Lq, H, D], [..., Lk, H, D], [..., Lk, H, Dv]"
+                : "Q \(query), K \(key) and V \(value) should be [..., Lq, D], [..., Lk, D], [..., Lk, Dv]")
         }
-        guard key[rank - 2] > 0 else { throw OpError.shape(node: name, "attention over no keys (K \(key))") }
-        let scoreShape = leading + [query[rank - 2], key[rank - 2]]
+        guard k[rank - 2] > 0 else { throw OpError.shape(node: name, "attention over no keys (K \(key))") }
+        let scoreShape = leading + [q[rank - 2], k[rank - 2]]
         if let bias {
             guard bias.count <= rank, try ShapeRules.broadcast(bias, scoreShape, node: name) == scoreShape else {
                 throw OpError.shape(node: name, "bias \(bias) does not broadcast to the scores \(scoreShape)")
             }
         }
-        return Geometry(batch: leading.reduce(1, *), queries: query[rank - 2], keys: key[rank - 2],
-                        depth: query[rank - 1], valueDepth: value[rank - 1],
-                        scoreShape: scoreShape, outputShape: leading + [query[rank - 2], value[rank - 1]])
+        let output = leading + [q[rank - 2], v[rank - 1]]
+        return Geometry(batch: leading.reduce(1, *), queries: q[rank - 2], keys: k[rank - 2],
+                        depth: q[rank - 1], valueDepth: v[rank - 1], heads: interleaved ? leading[leading.count - 1] : 1,
+                        scoreShape: scoreShape, outputShape: interleaved ? logical(output) : output)
     }
 
     private func input<T>(_ inputs: [T?], _ index: Int) -> T? {
@@ -70,7 +90,8 @@ public struct ScaledDotProductAttention: Operator {
                 var scores = (0..<g.keys).map { j -> Double in
                     var dot = 0.0
                     for p in 0..<g.depth {
-                        dot += Double(q[(b * g.queries + i) * g.depth + p]) * Double(k[(b * g.keys + j) * g.depth + p])
+                        dot += Double(q[g.start(b, rows: g.queries, width: g.depth) + i * g.heads * g.depth + p])
+                            * Double(k[g.start(b, rows: g.keys, width: g.depth) + j * g.heads * g.depth + p])
                     }
                     let shift = layout.map { Double(biasValues?[$0.offset(batch: b, row: i, column: j)] ?? 0) } ?? 0
                     return Double(attributes.scale) * dot + shift
@@ -78,10 +99,11 @@ public struct ScaledDotProductAttention: Operator {
                 let maximum = scores.max() ?? 0
                 scores = scores.map { Foundation.exp($0 - maximum) }
                 let sum = scores.reduce(0, +)
+                let valueStart = g.start(b, rows: g.keys, width: g.valueDepth)
                 for c in 0..<g.valueDepth {
                     var total = 0.0
-                    for j in 0..<g.keys { total += scores[j] * Double(v[(b * g.keys + j) * g.valueDepth + c]) }
-                    result[(b * g.queries + i) * g.valueDepth + c] = Float(total / sum)
+                    for j in 0..<g.keys { total += scores[j] * Double(v[valueStart + j * g.heads * g.valueDepth + c]) }
+                    result[g.start(b, rows: g.queries, width: g.valueDepth) + i * g.heads * g.valueDepth + c] = Float(total / sum)
                 }
             }
         }
@@ -205,14 +227,14 @@ struct AttentionKernel: Kernel {
     private func pack(batch b: Int, io: KernelIO, into packed: UnsafeMutablePointer<Float>) {
         let g = geometry
         if g.depth > 0 {
-            GEMM.pack(k: g.depth, n: g.keys, b: io.input(1) + b * g.keys * g.depth, ldb: g.depth, transposed: true,
-                      into: packed, cpu: cpu)
+            GEMM.pack(k: g.depth, n: g.keys, b: io.input(1) + g.start(b, rows: g.keys, width: g.depth),
+                      ldb: g.heads * g.depth, transposed: true, into: packed, cpu: cpu)
             if scale != 1 {
                 for index in 0..<GEMM.packedCount(k: g.depth, n: g.keys, cpu: cpu) { packed[index] *= scale }
             }
         }
-        GEMM.pack(k: g.keys, n: g.valueDepth, b: io.input(2) + b * g.keys * g.valueDepth, ldb: g.valueDepth,
-                  transposed: false, into: packed + packedKeyFloats, cpu: cpu)
+        GEMM.pack(k: g.keys, n: g.valueDepth, b: io.input(2) + g.start(b, rows: g.keys, width: g.valueDepth),
+                  ldb: g.heads * g.valueDepth, transposed: false, into: packed + packedKeyFloats, cpu: cpu)
     }
 
     /// One block of query rows of one (batch, head) problem, against K and V packed by
@@ -222,18 +244,19 @@ struct AttentionKernel: Kernel {
     private func compute(batch b: Int, rows: Range<Int>, io: KernelIO, scores: UnsafeMutablePointer<Float>,
                          packed: UnsafeMutablePointer<Float>?) {
         let g = geometry
-        let query = io.input(0) + (b * g.queries + rows.lowerBound) * g.depth
-        let key = io.input(1) + b * g.keys * g.depth
-        let value = io.input(2) + b * g.keys * g.valueDepth
-        let output = io.outputs[0] + (b * g.queries + rows.lowerBound) * g.valueDepth
+        let (queryStride, valueStride) = (g.heads * g.depth, g.heads * g.valueDepth)
+        let query = io.input(0) + g.start(b, rows: g.queries, width: g.depth) + rows.lowerBound * queryStride
+        let key = io.input(1) + g.start(b, rows: g.keys, width: g.depth)
+        let value = io.input(2) + g.start(b, rows: g.keys, width: g.valueDepth)
+        let output = io.outputs[0] + g.start(b, rows: g.queries, width: g.valueDepth) + rows.lowerBound * valueStride
         if g.depth == 0 {
             scores.update(repeating: 0, count: rows.count * g.keys)
         } else if let packed {
-            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: g.depth,
+            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: queryStride,
                           packedB: packed, c: scores, ldc: g.keys, cpu: cpu)
         } else {
-            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: g.depth,
-                          b: key, ldb: g.depth, transposeB: true, c: scores, ldc: g.keys, alpha: scale, cpu: cpu)
+            GEMM.multiply(m: rows.count, n: g.keys, k: g.depth, a: query, lda: queryStride,
+                          b: key, ldb: queryStride, transposeB: true, c: scores, ldc: g.keys, alpha: scale, cpu: cpu)
         }
         for (r, i) in rows.enumerated() {
             let row = scores + r * g.keys
@@ -245,10 +268,10 @@ struct AttentionKernel: Kernel {
         }
         if let packed {
             GEMM.multiply(m: rows.count, n: g.valueDepth, k: g.keys, a: scores, lda: g.keys,
-                          packedB: packed + packedKeyFloats, c: output, ldc: g.valueDepth, cpu: cpu)
+                          packedB: packed + packedKeyFloats, c: output, ldc: valueStride, cpu: cpu)
         } else {
             GEMM.multiply(m: rows.count, n: g.valueDepth, k: g.keys, a: scores, lda: g.keys,
-                          b: value, ldb: g.valueDepth, c: output, ldc: g.valueDepth, cpu: cpu)
+                          b: value, ldb: valueStride, c: output, ldc: valueStride, cpu: cpu)
         }
     }
 }
@@ -308,24 +331,28 @@ struct AttentionBackward: BackwardKernel {
         let (lq, lk, d, dvDepth) = (g.queries, g.keys, g.depth, g.valueDepth)
         ScratchSlots.run(items: g.batch, pool: pool) { slot, b in
             let p = (scratch + slot * problemBytes).assumingMemoryBound(to: Float.self)
-            Self.problem(q: q + b * lq * d, k: k + b * lk * d, v: v + b * lk * dvDepth, dy: dy + b * lq * dvDepth,
-                         queries: lq, keys: lk, depth: d, valueDepth: dvDepth, scale: scale,
+            let (qStart, kStart) = (g.start(b, rows: lq, width: d), g.start(b, rows: lk, width: d))
+            let (vStart, yStart) = (g.start(b, rows: lk, width: dvDepth), g.start(b, rows: lq, width: dvDepth))
+            Self.problem(q: q + qStart, k: k + kStart, v: v + vStart, dy: dy + yStart,
+                         queries: lq, keys: lk, depth: d, valueDepth: dvDepth, heads: g.heads, scale: scale,
                          bias: bias.map { ($0, b) }, biasValues: biasValues, dBias: dBias, scratch: p,
-                         dq: dq.map { $0 + b * lq * d }, dk: dk.map { $0 + b * lk * d }, dv: dv.map { $0 + b * lk * dvDepth })
+                         dq: dq.map { $0 + qStart }, dk: dk.map { $0 + kStart }, dv: dv.map { $0 + vStart })
         }
     }
 
-    /// One (batch, head) problem on contiguous row-major Q [lq, d], K [lk, d], V and ∂Y
-    /// [·, valueDepth]; gradients are added into ∂Q, ∂K, ∂V (same layouts) and, at the
-    /// bias elements of batch index `bias.batch`, into ∂bias. `scratch` holds 2·lq·lk floats.
+    /// One (batch, head) problem on row-major Q [lq, d], K [lk, d], V and ∂Y [·, valueDepth],
+    /// whose rows are `heads` problems apart (1: contiguous; more for interleaved heads);
+    /// gradients are added into ∂Q, ∂K, ∂V (same layouts) and, at the bias elements of
+    /// batch index `bias.batch`, into ∂bias. `scratch` holds 2·lq·lk floats (contiguous).
     /// Shared with `windowAttention`, whose windows are such problems once gathered.
     static func problem(q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-                        queries lq: Int, keys lk: Int, depth d: Int, valueDepth dvDepth: Int, scale: Float,
+                        queries lq: Int, keys lk: Int, depth d: Int, valueDepth dvDepth: Int, heads: Int = 1, scale: Float,
                         bias: (layout: BiasLayout, batch: Int)?, biasValues: UnsafePointer<Float>?,
                         dBias: UnsafeMutablePointer<Float>?, scratch p: UnsafeMutablePointer<Float>,
                         dq: UnsafeMutablePointer<Float>?, dk: UnsafeMutablePointer<Float>?, dv: UnsafeMutablePointer<Float>?) {
         let dp = p + lq * lk
-        GEMM.multiply(m: lq, n: lk, k: d, a: q, lda: d, b: k, ldb: d, transposeB: true, c: p, ldc: lk, alpha: scale)
+        let (ld, ldv) = (heads * d, heads * dvDepth)
+        GEMM.multiply(m: lq, n: lk, k: d, a: q, lda: ld, b: k, ldb: ld, transposeB: true, c: p, ldc: lk, alpha: scale)
         for i in 0..<lq {
             let row = p + i * lk
             if let bias, let biasValues {
@@ -341,11 +368,11 @@ struct AttentionBackward: BackwardKernel {
             for j in 0..<lk { row[j] /= sum }
         }
         if let dv {
-            GEMM.multiply(m: lk, n: dvDepth, k: lq, a: p, lda: lk, transposeA: true, b: dy, ldb: dvDepth,
-                          c: dv, ldc: dvDepth, beta: 1)
+            GEMM.multiply(m: lk, n: dvDepth, k: lq, a: p, lda: lk, transposeA: true, b: dy, ldb: ldv,
+                          c: dv, ldc: ldv, beta: 1)
         }
         guard dq != nil || dk != nil || dBias != nil else { return }
-        GEMM.multiply(m: lq, n: lk, k: dvDepth, a: dy, lda: dvDepth, b: v, ldb: dvDepth, transposeB: true, c: dp, ldc: lk)
+        GEMM.multiply(m: lq, n: lk, k: dvDepth, a: dy, lda: ldv, b: v, ldb: ldv, transposeB: true, c: dp, ldc: lk)
         for i in 0..<lq {
             let (row, gradient) = (p + i * lk, dp + i * lk)
             var dot: Float = 0
@@ -356,10 +383,10 @@ struct AttentionBackward: BackwardKernel {
             }
         }
         if let dq {
-            GEMM.multiply(m: lq, n: d, k: lk, a: dp, lda: lk, b: k, ldb: d, c: dq, ldc: d, alpha: scale, beta: 1)
+            GEMM.multiply(m: lq, n: d, k: lk, a: dp, lda: lk, b: k, ldb: ld, c: dq, ldc: ld, alpha: scale, beta: 1)
         }
         if let dk {
-            GEMM.multiply(m: lk, n: d, k: lq, a: dp, lda: lk, transposeA: true, b: q, ldb: d, c: dk, ldc: d,
+            GEMM.multiply(m: lk, n: d, k: lq, a: dp, lda: lk, transposeA: true, b: q, ldb: ld, c: dk, ldc: ld,
                           alpha: scale, beta: 1)
         }
     }
