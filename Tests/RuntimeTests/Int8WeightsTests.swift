@@ -67,7 +67,8 @@ final class Int8WeightsTests: XCTestCase {
     }
 
     /// A 1×1 convolution (X read in place) and a 3×3 stride-2 one (im2col, not Winograd),
-    /// each with more than `ShapeInference.smallConstantLimit` weights (smaller ones load as f32).
+    /// each with more than `WeightStore.largestDequantizedInt8Weight` weights (smaller ones
+    /// load as f32).
     func testConvolutionsWithInt8WeightsStayWithinTheActivationRoundingBound() throws {
         for (kernel, stride, channels) in [(1, 1, 120), (3, 2, 13)] {
             let (outChannels, height, width) = (40, 19, 23)
@@ -94,6 +95,36 @@ final class Int8WeightsTests: XCTestCase {
                 return scale / 2 * w[(j * perChannel)..<((j + 1) * perChannel)].reduce(0) { $0 + abs($1) }
             }, label: "int8 conv \(kernel)×\(kernel) stride \(stride), \(channels)→\(outChannels)")
         }
+    }
+
+    /// Plan-time code reads an int8 constant as the values it stands for, scale × q: a small
+    /// one as shape inference reads every small constant, a large one when a node whose
+    /// inputs are all constant is evaluated before running (as `convert` checks a converted
+    /// graph). Both used to take the plain-elements path, which stops on int8 bytes: the
+    /// reason weights of ≤ 4096 values had to stay f32.
+    func testPlanTimeValuesOfInt8ConstantsAreTheirDequantizedValues() throws {
+        let (rows, k, n) = (2, 64, 80)  // "large": 5120 values, more than ShapeInference.smallConstantLimit
+        let graph = Graph(inputs: [ValueInfo(name: "x", dtype: .float32, shape: [.fixed(1)])],
+                          outputs: [ValueInfo(name: "t", dtype: .float32, shape: [.fixed(3), .fixed(4)]),
+                                    ValueInfo(name: "y", dtype: .float32, shape: [.fixed(rows), .fixed(n)])],
+                          nodes: [Node(name: "transpose", .transpose(TransposeAttributes(perm: [1, 0])), inputs: ["small"], outputs: ["t"]),
+                                  Node(name: "fc", .linear(LinearAttributes()), inputs: ["c", "large"], outputs: ["y"])],
+                          constants: [constant("small", [4, 3], seed: 10), constant("large", [n, k], seed: 11),
+                                      constant("c", [rows, k], seed: 12)])
+        let int8 = try quantized(quantized(graph, "small").int8, "large").int8
+        let small = try int8.floatValues(of: XCTUnwrap(int8.constants["small"]))
+        let large = try int8.floatValues(of: XCTUnwrap(int8.constants["large"]))
+        XCTAssertEqual(try int8.constantValue("small")?.floats, small)
+
+        let known = try ShapeInference(graph: int8).infer([[1]]).knownValues
+        XCTAssertEqual(known["t"]?.floats, (0..<12).map { small[($0 % 4) * 3 + $0 / 4] })
+        let c = xorshiftFloats(count: rows * k, seed: 12)
+        let expected = (0..<(rows * n)).map { index in
+            (0..<k).reduce(Float(0)) { $0 + c[(index / n) * k + $1] * large[(index % n) * k + $1] }
+        }
+        let (maxAbs, relative) = maxAbsAndRelativeError(try XCTUnwrap(known["y"]).floats, expected)
+        print("plan-time linear of an int8 weight vs a plain loop: max abs error \(maxAbs), relative \(relative)")
+        XCTAssertLessThan(relative, 1e-5, "summation order only")
     }
 
     /// An int8 weight read by an op without an int8 kernel (here a matMul) is dequantized once

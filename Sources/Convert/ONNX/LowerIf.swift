@@ -56,18 +56,19 @@ enum LowerIf {
         var graph = builder.graph
         graph.outputs = [ValueInfo(name: value, dtype: .bool, shape: [])]
         _ = graph.removeDeadNodes()
-        var known: HostTensor? = graph.constants[value].map(HostTensor.init)
-        if known == nil {
-            do {
+        var known: HostTensor?
+        do {
+            known = try graph.constantValue(value)
+            if known == nil {
                 _ = try ConstantFolding.run(&graph)
-                known = graph.constants[value].map(HostTensor.init)
+                known = try graph.constantValue(value)
                 let fixedShapes = graph.inputs.map { $0.shape.compactMap(\.fixedValue) }
                 if known == nil, zip(graph.inputs, fixedShapes).allSatisfy({ $0.shape.count == $1.count }) {
                     known = try ShapeInference(graph: graph).infer(fixedShapes).knownValues[value]
                 }
-            } catch {
-                throw LoweringFailure.unsupported("its condition could not be evaluated when converting (\(error))")
             }
+        } catch {
+            throw LoweringFailure.unsupported("its condition could not be evaluated when converting (\(error))")
         }
         guard let known else {
             throw LoweringFailure.unsupported("its condition depends on the input's data or symbolic size, which control "

@@ -15,7 +15,7 @@ enum ConstantFolding {
                 known.forEach { graph.setConstant($0) }
             } else if node.inputs.allSatisfy({ $0.isEmpty || graph.constants[$0] != nil }) {
                 let op = try OpKind.makeOperator(node)
-                let values = try op.reference(node.inputs.map { $0.isEmpty ? nil : graph.constants[$0].map(HostTensor.init) })
+                let values = try op.reference(node.inputs.map { $0.isEmpty ? nil : try graph.constantValue($0) })
                 for (name, value) in zip(node.outputs, values) where !name.isEmpty {
                     graph.setConstant(value.asConstant(named: name))
                 }

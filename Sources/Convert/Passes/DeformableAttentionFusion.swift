@@ -158,7 +158,7 @@ enum DeformableAttentionFusion {
                 for name in node.inputs {
                     if name.isEmpty {
                         arguments.append(nil)
-                    } else if let known = values[name] ?? view.graph.constants[name].map(HostTensor.init)
+                    } else if let known = values[name] ?? (try? view.graph.constantValue(name))
                                 ?? (sample < shapes.knownValues.count ? shapes.knownValues[sample][name] : nil) {
                         arguments.append(known)
                     } else {

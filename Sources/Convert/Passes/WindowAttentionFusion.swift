@@ -356,7 +356,7 @@ enum WindowAttentionFusion {
             for name in node.inputs {
                 if name.isEmpty {
                     inputs.append(nil)
-                } else if let value = values[name] ?? view.graph.constants[name].map(HostTensor.init)
+                } else if let value = values[name] ?? (try? view.graph.constantValue(name))
                             ?? shapes.knownValues[sample][name] {
                     inputs.append(value)
                 } else {

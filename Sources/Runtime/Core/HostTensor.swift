@@ -28,10 +28,17 @@ public struct HostTensor: Sendable, Equatable, CustomStringConvertible {
         self.elements = .int(ints)
     }
 
-    /// Reads a constant, widening stored float types to f32.
-    public init(_ constant: ConstantTensor) {
+    /// Reads constant `constant` of `graph` as the values it stands for: f16 and bf16
+    /// widened to f32, int8 multiplied by its scales (another constant of `graph`, hence the
+    /// graph), integers as they are. Throws, naming the constant, when its layout does not
+    /// fit it (missing or bad scales, a packed layout).
+    public init(_ constant: ConstantTensor, of graph: Graph) throws(ModelError) {
         if constant.dtype.isFloatingPoint {
-            self.init(shape: constant.shape, floats: constant.floatValues())
+            do throws(WeightLayoutError) {
+                self.init(shape: constant.shape, floats: try graph.floatValues(of: constant))
+            } catch {
+                throw .invalidConstant(name: constant.name, detail: error.description)
+            }
         } else {
             self.init(shape: constant.shape, ints: constant.intValues(), dtype: constant.dtype)
         }
@@ -101,4 +108,13 @@ public struct ValueFact: Sendable, Equatable {
 
     public var count: Int { shape.reduce(1, *) }
     public var rank: Int { shape.count }
+}
+
+extension Graph {
+    /// The values constant `name` stands for, as plan-time code reads them
+    /// (`HostTensor(_:of:)`: int8 with its scales); nil when `name` is not a constant.
+    public func constantValue(_ name: String) throws(ModelError) -> HostTensor? {
+        guard let constant = constants[name] else { return nil }
+        return try HostTensor(constant, of: self)
+    }
 }

@@ -77,7 +77,7 @@ public struct ShapeInference: Sendable {
                                                limit: Self.maximumValueBytes)
             }
             let small = !constant.dtype.isFloatingPoint || constant.elementCount <= Self.smallConstantLimit
-            let value = small ? HostTensor(constant) : nil
+            let value = small ? try HostTensor(constant, of: graph) : nil
             facts[constant.name] = ValueFact(dtype: value?.dtype ?? .float32, shape: constant.shape, value: value)
         }
 
@@ -100,7 +100,7 @@ public struct ShapeInference: Sendable {
                     evaluation = .known
                 } else if node.inputs.allSatisfy({ !runtime.contains($0) }) {
                     let values = try op.reference(node.inputs.map { name in
-                        name.isEmpty ? nil : facts[name]?.value ?? graph.constants[name].map(HostTensor.init)
+                        try name.isEmpty ? nil : facts[name]?.value ?? graph.constantValue(name)
                     })
                     for (slot, value) in values.enumerated() where slot < outputFacts.count {
                         outputFacts[slot] = ValueFact(value)

@@ -27,9 +27,16 @@ final class WeightStore: Sendable {
 
     private let state: Mutex<State>
 
+    /// int8 weights of at most this many values are dequantized when the model loads and
+    /// computed in f32, like any int8 constant no int8 kernel reads: they belong to narrow
+    /// layers (the demo Swin's 24- and 48-channel linears, UperNet's 1×1 lateral convs),
+    /// where quantizing each row of activations costs about what the int8 product saves
+    /// (docs/int8.md), and their f32 copies are small.
+    static let largestDequantizedInt8Weight = 4096
+
     /// Widens and dequantizes `graph`'s float constants, except the int8 weights the int8
-    /// kernels read (`Graph.int8KernelWeights`, larger than the constants shape inference
-    /// reads as values); throws when a constant's layout does not fit it (a graph built in
+    /// kernels read (`Graph.int8KernelWeights` of more than `largestDequantizedInt8Weight`
+    /// values); throws when a constant's layout does not fit it (a graph built in
     /// memory with bad int8 scales, a packed layout).
     init(_ graph: Graph) throws(ModelError) {
         var working = graph
@@ -39,7 +46,7 @@ final class WeightStore: Sendable {
             guard constant.dtype != .float32 || constant.layout != .elements else { continue }
             do throws(WeightLayoutError) {
                 if case .int8Symmetric(let quantization) = constant.layout, int8Readers[constant.name] != nil,
-                   constant.elementCount > ShapeInference.smallConstantLimit, let channels = constant.shape.first {
+                   constant.elementCount > Self.largestDequantizedInt8Weight, let channels = constant.shape.first {
                     let scales = try quantization.checkedScales(for: constant) { graph.constants[$0] }.float32Elements
                     let perChannel = UnsafeMutableBufferPointer<Float>.allocate(capacity: Swift.max(channels, 1))
                     for channel in 0..<channels { perChannel[channel] = scales[quantization.axis == nil ? 0 : channel] }
