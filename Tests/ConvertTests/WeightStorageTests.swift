@@ -144,9 +144,9 @@ final class Int8WeightStorageTests: XCTestCase {
         let size = { (path: String) in try XCTUnwrap(FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) }
         let ratio = Double(try size(path)) / Double(try size(fullPath))
         print("int8 demo Swin file: \(try size(path)) bytes vs \(try size(fullPath)) f32 (\(ratio)×)\n\(result.int8 ?? "")")
-        // Measured 0.3749 (978 688 bytes with restore.task; 0.54× before small weights and the
-        // bias tables were int8); the bound leaves room for the header to grow a little.
-        XCTAssertLessThanOrEqual(ratio, 0.376)
+        // Measured 0.3790 (995 392 of 2 626 432 bytes, format 1.3; 0.54× before small weights
+        // and the bias tables were int8); the bound leaves room for the header to grow a little.
+        XCTAssertLessThanOrEqual(ratio, 0.38)
 
         let file = try RGraphReader.read(contentsOf: path)
         let graph = file.graph
@@ -171,7 +171,7 @@ final class Int8WeightStorageTests: XCTestCase {
 
         // Every weight rounds by under 1% of its norm and the bias tables move the softmax
         // logits by at most 1/254 of their range (≤ 0.0017 here). On a random image (not a
-        // photo) the correction must stay within half an 8-bit level RMS; measured RMS_MEASURED.
+        // photo) the correction must stay within half an 8-bit level RMS; measured 1.2e-3 (0.3 level).
         let input = HostTensor(shape: [1, 3, 64, 64], floats: xorshiftFloats(count: 3 * 64 * 64, seed: 7).map { $0 / 2 + 0.5 })
         let output = try Session(model: try Model(file: file), threads: 2).run([input])[0]
         let expected = try Session(model: try Model(graph: full), threads: 2).run([input])[0]
