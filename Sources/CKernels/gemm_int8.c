@@ -26,7 +26,7 @@
  * columns: 16 zmm accumulators, per quad 2 loads of B and 8 broadcasts of A.
  * AVX2: no vpdpbusd, and vpmaddubsw would saturate its int16 pair sums (2 · 255 · 127 >
  * 32767), so both operands are sign-extended to int16 and multiplied with vpmaddwd (exact:
- * |pair sum| ≤ 2 · 127²), 4 rows × 16 columns. Portable: plain loops.
+ * |pair sum| ≤ 2 · 127²), 4 rows × 8 columns at a time. Portable: plain loops.
  */
 #include "ckernels.h"
 
@@ -249,22 +249,32 @@ static void qgemm_vnni(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, p
     }
 }
 
+/* One half of a panel, 8 columns, for up to 4 rows: 8 accumulators, 2 of B, A's value and
+ * a product take 12 of AVX2's 16 ymm registers. A whole panel at once (16 accumulators)
+ * spilled accumulators to the stack and shuffled registers in the inner loop. */
 __attribute__((target("avx2,fma")))
 static inline __attribute__((always_inline)) void tile_avx2(int rows, ptrdiff_t depth, const int8_t *a, ptrdiff_t lda,
-                                                            const int8_t *panel, __m256i acc[4][4]) {
-    for (int i = 0; i < rows; i++) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_si256();
+                                                            const int8_t *panel, int half, __m256i acc[4][4]) {
+    __m256i sum[4][2];
+    for (int i = 0; i < rows; i++) sum[i][0] = sum[i][1] = _mm256_setzero_si256();
     for (ptrdiff_t q = 0; q < depth; q += 4) {
-        const int8_t *quad = panel + q * PANEL;
+        const int8_t *quad = panel + q * PANEL + half * 32;
         // Each ymm: 4 columns × 4 k as int16.
-        __m256i b[4];
-        for (int part = 0; part < 4; part++) b[part] = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(quad + part * 16)));
+        __m256i b0 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)quad));
+        __m256i b1 = _mm256_cvtepi8_epi16(_mm_load_si128((const __m128i *)(quad + 16)));
         for (int i = 0; i < rows; i++) {
             int32_t bytes;
             memcpy(&bytes, a + i * lda + q, sizeof bytes);
-            // The 4 values of the quad as int16, in every 64-bit lane.
-            __m256i value = _mm256_broadcastq_epi64(_mm_cvtepi8_epi16(_mm_cvtsi32_si128(bytes)));
-            for (int part = 0; part < 4; part++) acc[i][part] = _mm256_add_epi32(acc[i][part], _mm256_madd_epi16(b[part], value));
+            // The 4 values of the quad as int16, in every 64-bit lane: the 4 bytes broadcast
+            // (one load) and the low 16 widened.
+            __m256i value = _mm256_cvtepi8_epi16(_mm_set1_epi32(bytes));
+            sum[i][0] = _mm256_add_epi32(sum[i][0], _mm256_madd_epi16(b0, value));
+            sum[i][1] = _mm256_add_epi32(sum[i][1], _mm256_madd_epi16(b1, value));
         }
+    }
+    for (int i = 0; i < rows; i++) {
+        acc[i][2 * half] = sum[i][0];
+        acc[i][2 * half + 1] = sum[i][1];
     }
 }
 
@@ -288,7 +298,8 @@ static void store_avx2(int rows, ptrdiff_t columns, __m256i acc[4][4], const flo
     }
 }
 
-#define AVX2_ROWS(r) case r: tile_avx2(r, depth, a + i * lda, lda, panel, acc); break;
+#define AVX2_ROWS(r) case r: tile_avx2(r, depth, a + i * lda, lda, panel, 0, acc); \
+                             tile_avx2(r, depth, a + i * lda, lda, panel, 1, acc); break;
 
 __attribute__((target("avx2,fma")))
 static void qgemm_avx2(ptrdiff_t m, ptrdiff_t n, ptrdiff_t k, const int8_t *a, ptrdiff_t lda,
