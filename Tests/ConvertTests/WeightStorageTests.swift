@@ -112,13 +112,7 @@ final class Int8WeightStorageTests: XCTestCase {
         // mean square (PSNR): the RMS difference must stay within two 8-bit levels; measured
         // 4.1e-3 (about one level) on this uniform-noise input, far from the photos the model
         // denoises, where it costs 0.07 dB (BENCHMARKS.md).
-        let input = HostTensor(shape: [1, 3, 37, 45], floats: xorshiftFloats(count: 3 * 37 * 45, seed: 5).map { $0 / 2 + 0.5 })
-        let output = try Session(model: try Model(file: file), threads: 2).run([input])[0]
-        let expected = try Session(model: try Model(graph: full), threads: 2).run([input])[0]
-        let (maxAbs, relative) = maxAbsAndRelativeError(output.floats, expected.floats)
-        let rms = (zip(output.floats, expected.floats).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
-                   / Double(max(expected.count, 1))).squareRoot()
-        print("int8 demo DnCNN vs f32: max abs error \(maxAbs), relative \(relative), RMS \(rms)")
+        let rms = try rmsDifference(file, from: full, height: 37, width: 45, seed: 5, label: "int8 demo DnCNN")
         XCTAssertLessThan(rms, 2.0 / 255)
     }
 
@@ -172,14 +166,23 @@ final class Int8WeightStorageTests: XCTestCase {
         // Every weight rounds by under 1% of its norm and the bias tables move the softmax
         // logits by at most 1/254 of their range (≤ 0.0017 here). On a random image (not a
         // photo) the correction must stay within half an 8-bit level RMS; measured 1.2e-3 (0.3 level).
-        let input = HostTensor(shape: [1, 3, 64, 64], floats: xorshiftFloats(count: 3 * 64 * 64, seed: 7).map { $0 / 2 + 0.5 })
+        let rms = try rmsDifference(file, from: full, height: 64, width: 64, seed: 7, label: "int8 demo Swin")
+        XCTAssertLessThan(rms, 0.5 / 255)
+    }
+
+    /// The RMS difference between the int8 `file`'s output and the f32 graph `full`'s on a
+    /// random image in 0…1 (max abs and relative error printed beside it).
+    private func rmsDifference(_ file: RGraphFile, from full: Graph, height: Int, width: Int, seed: UInt64,
+                               label: String) throws -> Double {
+        let count = 3 * height * width
+        let input = HostTensor(shape: [1, 3, height, width], floats: xorshiftFloats(count: count, seed: seed).map { $0 / 2 + 0.5 })
         let output = try Session(model: try Model(file: file), threads: 2).run([input])[0]
         let expected = try Session(model: try Model(graph: full), threads: 2).run([input])[0]
         let (maxAbs, relative) = maxAbsAndRelativeError(output.floats, expected.floats)
         let rms = (zip(output.floats, expected.floats).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) }
                    / Double(max(expected.count, 1))).squareRoot()
-        print("int8 demo Swin vs f32: max abs error \(maxAbs), relative \(relative), RMS \(rms)")
-        XCTAssertLessThan(rms, 0.5 / 255)
+        print("\(label) vs f32: max abs error \(maxAbs), relative \(relative), RMS \(rms)")
+        return rms
     }
 
     func testPreparingWeightsForKernelsIsRefusedWithInt8() throws {
