@@ -60,6 +60,27 @@ final class LinearTests: XCTestCase {
         }
     }
 
+    /// With a packed W and fewer rows than columns, threads split the columns in whole
+    /// panels: ViT-S/16's shapes, and N = 200 whose last panel is partial on both paths
+    /// (48 and 16 columns wide).
+    func testThreadsSplitColumnsWhenRowsAreFewerThanColumns() throws {
+        let cases: [([Int], Int, UnaryFunction)] = [([1, 197, 384], 1536, .gelu), ([197, 384], 384, .identity),
+                                                    ([40, 300], 200, .relu)]
+        for (index, (x, n, activation)) in cases.enumerated() {
+            let values = inputs(x, n: n, seed: UInt64(index + 90))
+            try KernelHarness.assertFastMatchesReference(node(activation), values, constants: [1])
+            try KernelHarness.assertFastMatchesReference(node(activation, bias: false), [values[0], values[1], nil],
+                                                         constants: [1])
+            let kernel = LinearKernel(rows: x.dropLast().reduce(1, *), n: n, k: x.last!, hasBias: true,
+                                      activation: Activation(function: activation))
+            XCTAssertEqual(kernel.columnSplitPanelWidth(threads: 2) != nil, GEMM.packs(), "\(x) · [\(n)]")
+            XCTAssertNil(kernel.columnSplitPanelWidth(threads: 1))
+        }
+        // More rows than columns: the rows are split.
+        XCTAssertNil(LinearKernel(rows: 700, n: 96, k: 64, hasBias: true, activation: .identity)
+            .columnSplitPanelWidth(threads: 2))
+    }
+
     /// A weight of one output column would take 48 floats per float packed: it is read
     /// in place instead, with the same result.
     func testNarrowConstantWeightIsNotPacked() throws {
