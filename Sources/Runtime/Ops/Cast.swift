@@ -36,6 +36,22 @@ public struct Cast: Operator {
         return [ValueFact(dtype: try target(like: like), shape: input.shape)]
     }
 
+    /// The runtime carries every dtype as floats (`CastKernel`), so a cast whose kernel
+    /// would copy the floats unchanged is a view the planner aliases: any cast to f32, a
+    /// cast to bool of bools, and a cast to an integer type of bools or integers (already
+    /// whole numbers; i64 to i32 is not, for out-of-range values). Mask2Former's attention masks pass through 32 such casts per image.
+    public func isView(at inputs: [ValueFact?]) -> Bool {
+        guard let input = inputs.first ?? nil,
+              let target = try? target(like: inputs.count > 1 ? inputs[1]?.dtype : nil) else { return false }
+        switch target {
+        case .float32: return true
+        case .bool: return input.dtype == .bool
+        case .int64: return input.dtype == .bool || input.dtype == .int64 || input.dtype == .int32
+        case .int32: return input.dtype == .bool || input.dtype == .int32
+        case .float16, .bfloat16, .int8: return false
+        }
+    }
+
     public func reference(_ inputs: [HostTensor?]) throws -> [HostTensor] {
         let input = try LayoutIndexing.required(inputs, 0, node: name)
         let target = try self.target(like: inputs.count > 1 ? inputs[1]?.dtype : nil)
