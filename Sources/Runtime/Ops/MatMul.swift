@@ -85,8 +85,12 @@ private extension Array where Element == Int {
     var elementsAreIota: Bool { enumerated().allSatisfy { $0.offset == $0.element } }
 }
 
-/// The float kernel of `matMul`: one GEMM per batch matrix, with each matrix's rows cut
-/// into blocks when there are fewer matrices than threads, so every thread has work.
+/// The float kernel of `matMul`: one GEMM per batch matrix, with each matrix cut into
+/// blocks when there are fewer matrices than threads, so every thread has work: blocks of
+/// rows, or of columns when there are fewer rows than columns. B is packed per call, and
+/// each block packs the part of B it reads: cut by rows, every block packs all of B (for
+/// Mask2Former's mask products, 100 queries × a 256×4480 B, as much work as the product);
+/// cut by columns, each packs its own columns.
 struct MatrixMultiplyKernel: Kernel {
     let m: Int, k: Int, n: Int
     /// Element offsets of each batch's A and B matrix.
@@ -100,9 +104,14 @@ struct MatrixMultiplyKernel: Kernel {
         let (a, b, c) = (io.input(0), io.input(1), io.outputs[0])
         let batches = aOffsets.count
         let work = batches * m * n * k
-        let rowBlocks = work < Self.minimumParallelWork || batches >= io.pool.threads
-            ? 1 : Swift.min(m, (io.pool.threads + batches - 1) / batches)
-        let tasks = batches * rowBlocks
+        let blocks = work < Self.minimumParallelWork || batches >= io.pool.threads
+            ? 1 : (io.pool.threads + batches - 1) / batches
+        // Column blocks are whole multiples of 48, the widest kernel panel, so that no
+        // block but the last packs zero-padded columns.
+        let columnUnits = (n + Self.columnUnit - 1) / Self.columnUnit
+        let splitsColumns = blocks > 1 && m < n && columnUnits >= blocks
+        let blocksPerMatrix = Swift.min(blocks, splitsColumns ? columnUnits : m)
+        let tasks = batches * blocksPerMatrix
         guard k > 0 else {
             // An empty sum: GEMM is not asked to define it.
             c.update(repeating: 0, count: batches * m * n)
@@ -110,16 +119,25 @@ struct MatrixMultiplyKernel: Kernel {
         }
         io.pool.parallelFor(tasks, minimumChunk: work < Self.minimumParallelWork ? tasks : 1) { range in
             for task in range {
-                let (batch, block) = task.quotientAndRemainder(dividingBy: rowBlocks)
-                let rows = (m * block / rowBlocks)..<(m * (block + 1) / rowBlocks)
-                guard !rows.isEmpty else { continue }
-                GEMM.multiply(m: rows.count, n: n, k: k,
+                let (batch, block) = task.quotientAndRemainder(dividingBy: blocksPerMatrix)
+                var rows = 0..<m, columns = 0..<n
+                if splitsColumns {
+                    columns = Swift.min(n, columnUnits * block / blocksPerMatrix * Self.columnUnit)
+                        ..< Swift.min(n, columnUnits * (block + 1) / blocksPerMatrix * Self.columnUnit)
+                } else {
+                    rows = (m * block / blocksPerMatrix)..<(m * (block + 1) / blocksPerMatrix)
+                }
+                guard !rows.isEmpty, !columns.isEmpty else { continue }
+                GEMM.multiply(m: rows.count, n: columns.count, k: k,
                               a: a + aOffsets[batch] + rows.lowerBound * k, lda: k,
-                              b: b + bOffsets[batch], ldb: Swift.max(n, 1),
-                              c: c + (batch * m + rows.lowerBound) * n, ldc: Swift.max(n, 1))
+                              b: b + bOffsets[batch] + columns.lowerBound, ldb: Swift.max(n, 1),
+                              c: c + (batch * m + rows.lowerBound) * n + columns.lowerBound, ldc: Swift.max(n, 1))
             }
         }
     }
+
+    /// Columns of B a column block holds a multiple of.
+    static let columnUnit = 48
 }
 
 extension MatrixMultiply: Differentiable {

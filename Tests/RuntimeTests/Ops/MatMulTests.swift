@@ -24,7 +24,9 @@ final class MatMulTests: XCTestCase {
     func testFastSplitsLargeProductsAcrossThreads() throws {
         for (a, b) in [([3, 65, 130], [130, 63]),      // shared B, rows split
                        ([1, 300, 65], [1, 65, 70]),    // one matrix, rows split
-                       ([2, 3, 100, 65], [3, 65, 63])] { // many matrices
+                       ([2, 3, 100, 65], [3, 65, 63]),  // many matrices
+                       ([1, 100, 256], [1, 256, 4480]), // fewer rows than columns: columns split in 48s
+                       ([1, 20, 300], [300, 100])] {    // the last column block partial
             try KernelHarness.assertFastMatchesReference(node, [KernelHarness.random(a, seed: 1), KernelHarness.random(b, seed: 2)])
         }
     }
