@@ -15,7 +15,7 @@ waits for, to compare with the peers' warm inference alone.
 
 Usage:
   .venv/bin/python scripts/bench/bench.py MODEL.onnx --rgraph MODEL.rgraph [--shape 1,3,512,512 ...]
-        [--rounds 5] [--runs 10] [--warmup 2] [--threads 2] [--rrun PATH] [--peers onnxruntime,openvino]
+        [--rounds 5] [--runs 10] [--warmup 2] [--threads 2] [--rrun PATH] [--peers onnxruntime,openvino[,openvino-avx2]]
         [--whole-command [--whole-runs 3]] [--peers-only] [--json]
 """
 
@@ -58,8 +58,14 @@ class EngineResult:
 
 
 # The peers and their workers; the name is what the table and the ratios say.
-PEER_WORKERS = {"onnxruntime": "ort_worker.py", "openvino": "openvino_worker.py"}
-PEER_NAMES = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO"}
+# `openvino-avx2` is OpenVINO with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA, which its
+# CPU plugin honours: oneDNN's verbose log then says `isa:Intel AVX2`): the same-ISA peer
+# for rows of Restore's AVX2 path measured on an AVX-512 machine (RESTORE_CPU=avx2).
+# onnxruntime has no such switch; its rows use the best kernels of the machine.
+PEER_WORKERS = {"onnxruntime": "ort_worker.py", "openvino": "openvino_worker.py",
+                "openvino-avx2": "openvino_worker.py"}
+PEER_NAMES = {"onnxruntime": "onnxruntime", "openvino": "OpenVINO", "openvino-avx2": "OpenVINO AVX2"}
+PEER_ENVIRONMENT = {"openvino-avx2": ["ONEDNN_MAX_CPU_ISA=AVX2"]}
 WHOLE_COMMAND = "Restore whole command"
 
 
@@ -155,7 +161,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rrun", help="path of the rrun executable")
     parser.add_argument("--peers", default="onnxruntime,openvino",
-                        help="comma-separated peers to measure beside Restore: onnxruntime, openvino (default both)")
+                        help="comma-separated peers to measure beside Restore: onnxruntime, openvino (default both), "
+                             "openvino-avx2 (OpenVINO capped at AVX2 kernels)")
     parser.add_argument("--peers-only", "--ort-only", action="store_true",
                         help="measure the peers alone (no Restore build needed)")
     parser.add_argument("--whole-command", action="store_true",
@@ -174,7 +181,9 @@ def main() -> None:
     shape_flags = [flag for shape in shapes for flag in ("--shape", ",".join(map(str, shape)))]
     timing_flags = ["--runs", str(args.runs), "--warmup", str(args.warmup), "--threads", str(args.threads), "--json"]
     engines: dict[str, list[str]] = {
-        PEER_NAMES[peer]: [sys.executable, str(SCRIPTS / PEER_WORKERS[peer]), args.model, *shape_flags, *timing_flags]
+        # `env` execs the worker in its own process, so wait4 still reads the worker's peak RSS.
+        PEER_NAMES[peer]: ["env", *PEER_ENVIRONMENT.get(peer, []), sys.executable, str(SCRIPTS / PEER_WORKERS[peer]),
+                           args.model, *shape_flags, *timing_flags]
         for peer in peers
     }
     if not args.peers_only:
