@@ -121,6 +121,21 @@ void restore_weighted_row_sum(int level, float *row, ptrdiff_t width, const floa
                               const float *scales, ptrdiff_t taps);
 
 /*
+ * One (batch, query, head) row of multi-scale deformable attention with bilinear sampling
+ * and zero padding (weighted_rows.c): for each of `levels` levels (level_shapes holds its
+ * height, width and first token, 3 values per level) and `points` points, the grid point
+ * (x, y) in −1 … 1 (`grid`: levels·points pairs) and its weight (`weights`), the four
+ * corners' value tokens (`base` + token · token_stride, `width` channels each) weighted by
+ * point weight × bilinear weight, summed into `row` as restore_weighted_row_sum sums them.
+ * `offsets` and `scales` are scratch of levels·points·4 each. Every level gives the same
+ * floats as GridSampler's taps summed by restore_weighted_row_sum.
+ */
+void restore_deformable_bilinear_row(int level, float *row, ptrdiff_t width, const float *base, ptrdiff_t token_stride,
+                                     ptrdiff_t levels, ptrdiff_t points, const ptrdiff_t *level_shapes,
+                                     int align_corners, const float *grid, const float *weights, ptrdiff_t *offsets,
+                                     float *scales);
+
+/*
  * Winograd F(4×4, 3×3) transforms (winograd.c; the block layout is WinogradConvolution.swift's),
  * run with the variant of `level` (RESTORE_CPU_*; AVX-512 takes the AVX2 one).
  *

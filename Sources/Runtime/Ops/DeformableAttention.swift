@@ -169,11 +169,21 @@ public struct DeformableAttention: Operator {
 /// read in place: a token's head channels are contiguous). The taps are listed first, then
 /// summed by `restore_weighted_row_sum` with the row in registers (the Swift loop before
 /// it added each tap into the row in memory: Mask2Former's six layers took 97 ms of one
-/// thread, now 54–60 ms, on a loaded machine, session 8).
+/// thread, now 54–60 ms, on a loaded machine, session 8). Bilinear sampling with zero
+/// padding, the models' own, lists its taps in C as well (`restore_deformable_bilinear_row`,
+/// the same floats); other modes and paddings take GridSampler's taps.
 struct DeformableAttentionKernel: Kernel {
     let geometry: DeformableAttention.Geometry
     let samplers: [GridSampler]
     var cpu = CPUFeatures.level
+    /// Whether bilinear sampling with zero padding lists its taps in C; false takes
+    /// GridSampler's taps in every mode (tests compare the two).
+    var listsBilinearTapsInC = true
+
+    /// Each level's height, width and first token, for `restore_deformable_bilinear_row`.
+    private var levelShapes: [Int] {
+        zip(geometry.levels, geometry.levelStarts).flatMap { [$0.height, $0.width, $1] }
+    }
 
     func run(_ io: KernelIO) {
         let g = geometry
@@ -181,6 +191,9 @@ struct DeformableAttentionKernel: Kernel {
         let (heads, width, points, levelCount) = (g.heads, g.headWidth, g.points, g.levels.count)
         let tokenStride = g.channels, level = CPUFeatures.cValue(of: cpu)
         let tapCapacity = levelCount * points * 4
+        let options = samplers.first?.options
+        let bilinearZeros = listsBilinearTapsInC && options.map { $0.mode == .linear && $0.padding == .zeros } ?? false
+        let levelShapes = self.levelShapes
         io.pool.parallelFor(g.batch * g.queries * heads, minimumChunk: 16) { items in
             withUnsafeTemporaryAllocation(of: Int.self, capacity: tapCapacity) { offsets in
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: tapCapacity) { scales in
@@ -189,6 +202,14 @@ struct DeformableAttentionKernel: Kernel {
                         let b = bq / g.queries
                         // Offsets from the head's channels of the batch's first token.
                         let head = value + b * g.tokens * tokenStride + m * width
+                        if bilinearZeros {
+                            let samples = item * levelCount * points
+                            restore_deformable_bilinear_row(level, y + item * width, width, head, tokenStride,
+                                                            levelCount, points, levelShapes,
+                                                            options?.alignCorners == true ? 1 : 0, grid + samples * 2,
+                                                            weights + samples, offsets.baseAddress, scales.baseAddress)
+                            continue
+                        }
                         var taps = 0
                         for l in 0..<levelCount {
                             let sampler = samplers[l]

@@ -75,6 +75,38 @@ final class DeformableAttentionTests: XCTestCase {
         }
     }
 
+    /// Bilinear sampling with zero padding lists its taps in C: the same floats as
+    /// GridSampler's taps, on every CPU path and both corner alignments, with grid points
+    /// far outside the maps, on their edges, NaN and ±infinity (zero padding: no taps).
+    func testBilinearTapsListedInCGiveGridSamplersFloats() throws {
+        let levels = [7, 5, 3, 4, 1, 1]
+        for alignCorners in [false, true] {
+            var x = inputs(batch: 2, levels: levels, heads: 3, width: 33, queries: 11, points: 4, seed: 70)
+            var grid = x[1]!.floats
+            for (index, special) in [Float.nan, .infinity, -.infinity, 1, -1, 40, -40].enumerated() {
+                grid[index * 13 % grid.count] = special
+            }
+            x[1] = HostTensor(shape: x[1]!.shape, floats: grid)
+            let sampling = GridSampleAttributes(mode: .linear, paddingMode: .zeros, alignCorners: alignCorners)
+            let op = try XCTUnwrap(try OpKind.makeOperator(node(heads: 3, levels: levels, sampling)) as? DeformableAttention)
+            let (geometry, samplers) = try op.samplers(x.map { $0.map { ValueFact(dtype: .float32, shape: $0.shape) } })
+            let expected = try op.reference(x)[0]
+            for cpu in CPUFeatures.supportedLevels {
+                var kernel = DeformableAttentionKernel(geometry: geometry, samplers: samplers, cpu: cpu)
+                let facts = [ValueFact(dtype: .float32, shape: expected.shape)]
+                let inC = KernelHarness.run(kernel, x, outputFacts: facts)[0]
+                kernel.listsBilinearTapsInC = false
+                let inSwift = KernelHarness.run(kernel, x, outputFacts: facts)[0]
+                XCTAssertEqual(inC.floats.map(\.bitPattern), inSwift.floats.map(\.bitPattern),
+                               "align corners \(alignCorners), \(CPUFeatures.name(of: cpu))")
+                let (maxAbs, relative) = maxAbsAndRelativeError(inC.floats, expected.floats)
+                print("deformableAttention taps in C (\(CPUFeatures.name(of: cpu)), align corners \(alignCorners)): "
+                      + "max abs error \(maxAbs), relative \(relative)")
+                XCTAssertLessThanOrEqual(relative, 1e-5)
+            }
+        }
+    }
+
     /// Two levels (2×2 and 1×1), one head of two channels, one query with one point per
     /// level. Level 0's point is the map's centre, the mean of its four pixels; level 1's
     /// is its one pixel's centre. Weighted 0.25 and 0.75.
