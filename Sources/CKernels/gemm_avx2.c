@@ -50,7 +50,11 @@ static inline void store_tile(const int activation, __m256 acc[TILE_ROWS][2], in
     const float *tile_bias = full ? bias : edge_bias;
     __m256 bias0 = _mm256_setzero_ps(), bias1 = _mm256_setzero_ps();
     if (bias != NULL) bias0 = _mm256_loadu_ps(tile_bias), bias1 = _mm256_loadu_ps(tile_bias + 8);
-    for (int i = 0; i < rows; i++) {
+    /* Unrolled with a constant i, as gemm_avx512.c does, so that the accumulators stay in
+     * registers: a loop to `rows` indexes them, and the compiler kept all twelve in memory. */
+#pragma clang loop unroll(full)
+    for (int i = 0; i < TILE_ROWS; i++) {
+        if (i >= rows) continue;
         float *row = c + i * ldc;
         float *target = full ? row : edge;
         if (!full) {
