@@ -9,9 +9,9 @@
   LayerNorm and a linear back to 8×8×3 pixels per token; 11 MB.
 - biggan-deep: pytorch-pretrained-biggan's `BigGAN` at 128×128 with channel width 64
   (the biggan-deep-128 layout at half width: attention over 64×64 = 4096 positions
-  against 1024 pooled ones), truncation 0.4, spectral norms converged and batch-norm
-  variances in [0.5, 1.5) so that the image is finite; inputs z [1, 128] and
-  class_vector [1, 1000]; 100 MB.
+  against 1024 pooled ones, gamma 0.7), truncation 0.4, spectral norms converged,
+  batch-norm statistics and the final batch norm's scale and shift set so that the image
+  is finite and not saturated; inputs z [1, 128] and class_vector [1, 1000]; 100 MB.
 
 Random weights (fixed seed), exported with opset 17 by the TorchScript exporter. Generated
 on demand rather than committed.
@@ -107,16 +107,32 @@ def main() -> None:
         from make_checkpoints import converge_spectral_norms
 
         model = BigGAN(BigGANConfig(output_dim=128, channel_width=64)).eval()
-        # As a trained model has them (the initial ones give NaN images): spectral norms at
-        # their weights' leading singular vectors, batch-norm variances away from zero.
-        converge_spectral_norms(model)
+        # As a trained model has them: spectral norms at their weights' leading singular
+        # vectors, batch-norm statistics near what the activations have (means N(0, 0.3²),
+        # variances in [0.5, 1.5)), a non-zero attention gamma (BigGAN initialises it to 0,
+        # which keeps attention out of the image) and the final batch norm's scale and
+        # shift set: BigGAN leaves them uninitialised (torch.Tensor(n)), which made this
+        # model's image depend on leftover memory and overflow (values like 4e19).
+        generator = torch.Generator().manual_seed(SEED)
         with torch.no_grad():
             for name, tensor in model.state_dict().items():
-                if name.endswith("running_vars"):
-                    tensor.copy_(torch.rand(tensor.shape) + 0.5)
+                if name.endswith("running_means"):
+                    tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3)
+                elif name.endswith("running_vars"):
+                    tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
+                elif name.endswith("gamma"):
+                    tensor.fill_(0.7)
+                elif name in ("generator.bn.weight", "generator.bn.bias"):
+                    offset = 1.0 if name.endswith("weight") else 0.0
+                    tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5 + offset)
+        converge_spectral_norms(model)
         z = torch.randn(1, 128) * 0.4
         classes = torch.softmax(torch.randn(1, 1000), dim=1)
         exported = export_onnx(BigGANAtTruncation(model, 0.4), (z, classes), output, ["z", "class_vector"], ["image"], [])
+        with torch.no_grad():
+            image = model(torch.randn(1, 128) * 0.5, classes, 0.4)
+        print(f"image on z ~ N(0, 0.5²): mean {image.mean():.4f} std {image.std():.4f}, "
+              f"|image| > 0.99: {(image.abs() > 0.99).float().mean():.3f}, finite: {bool(image.isfinite().all())}")
     print(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB)")
     print(f"ops: {format_histogram(op_histogram(exported))}")
 
