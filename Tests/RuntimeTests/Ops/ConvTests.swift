@@ -44,6 +44,40 @@ final class ConvTests: XCTestCase {
         try check(x: [1, 64, 33, 35], w: [5, 64, 3, 3], ["pads": .ints([1, 1, 1, 1])], residual: true, seed: 40)
     }
 
+    /// On the AVX2 and AVX-512 paths the im2col tile is written in the GEMM kernel's panels:
+    /// bit for bit the plain rows packed by `GEMM.pack` (zeros past the last pixel), for
+    /// tiles that start and end inside output rows, with padding, strides and dilations.
+    func testIm2colPanelsAreThePackedRows() throws {
+        guard GEMM.packs(), case .gemmPanels(let width, _) = GEMM.packedLayout else {
+            throw XCTSkip("the generic path gives OpenBLAS plain rows, which it packs itself")
+        }
+        let cases: [(x: [Int], w: [Int], attributes: [String: Attribute])] = [
+            ([1, 3, 13, 11], [4, 3, 3, 3], ["pads": .ints([1, 1, 1, 1])]),
+            ([1, 2, 20, 23], [4, 2, 4, 2], ["strides": .ints([2, 3]), "pads": .ints([0, 2, 1, 0])]),
+            ([1, 2, 17, 19], [3, 2, 3, 3], ["dilations": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])]),
+        ]
+        for (x, w, attributes) in cases {
+            let geometry = try XCTUnwrap(OpKind.makeOperator(conv(attributes)) as? Convolution).geometry(input: x, weight: w)
+            let kernel = ConvolutionKernel(layout: .init(batch: 1, inChannels: x[1], outChannels: w[0], group: 1,
+                                                         geometry: geometry, hasBias: true, hasResidual: false),
+                                           epilogue: ConvolutionEpilogue(activation: .identity, residualBeforeActivation: false))
+            XCTAssertEqual(kernel.panelWidth, width)
+            let input = KernelHarness.random(x, seed: 50).floats
+            let depth = kernel.layout.columnRows, all = geometry.outputPixels
+            for (first, pixels) in [(0, all), (5, 37), (all - 21, 21)] {
+                let count = GEMM.packedCount(k: depth, n: pixels)
+                var rows = [Float](repeating: .nan, count: depth * pixels)
+                var panels = [Float](repeating: .nan, count: count), packed = [Float](repeating: .nan, count: count)
+                input.withUnsafeBufferPointer { x in
+                    kernel.im2col(x.baseAddress!, firstPixel: first, pixels: pixels, panelWidth: pixels, into: &rows)
+                    kernel.im2col(x.baseAddress!, firstPixel: first, pixels: pixels, panelWidth: width, into: &panels)
+                }
+                GEMM.pack(k: depth, n: pixels, b: rows, ldb: pixels, transposed: false, into: &packed)
+                XCTAssertEqual(panels.map(\.bitPattern), packed.map(\.bitPattern), "X \(x), W \(w), pixels \(first)..<\(first + pixels)")
+            }
+        }
+    }
+
     func testStridesDilationsAndAsymmetricPads() throws {
         try check(x: [1, 3, 63, 65], w: [4, 3, 3, 3], ["strides": .ints([2, 2]), "pads": .ints([1, 1, 1, 1])], seed: 5)
         try check(x: [1, 3, 33, 31], w: [4, 3, 3, 3], ["dilations": .ints([2, 2]), "pads": .ints([2, 2, 2, 2])], seed: 6)
