@@ -276,6 +276,10 @@ struct ConvolutionKernel: Kernel {
             channelsPerItem = layout.groupOut
             return
         }
+        if strategy != .depthwise && layout.batch * layout.group == 1 {
+            tilePixels = Self.evenTilePixels(tilePixels, pixels: g.outputPixels, workers: ScratchSlots.slotCount,
+                                             pointwise: strategy == .pointwise)
+        }
         self.tilePixels = tilePixels
         let tiles = (g.outputPixels + tilePixels - 1) / tilePixels
         let items = layout.batch * layout.group * tiles
@@ -289,6 +293,26 @@ struct ConvolutionKernel: Kernel {
             channelsPerItem = layout.groupOut
         }
     }
+
+    /// Pixels per tile evened out so that an image's tiles come in a multiple of `workers`
+    /// and have the same size, in multiples of 16 pixels. Before, BigGAN-deep's 3×3 convolutions at 16×16 ran as
+    /// tiles of 192 + 64 or 224 + 32 pixels: on two threads one worker did three quarters
+    /// or more of the work. A single tile is split by pixels only when pointwise with at
+    /// least `minimumPointwiseWorkerPixels` per worker: its workers otherwise split the
+    /// output channels, and each packed all of X for its share of rows (BigGAN's 64×64
+    /// attention projections, 128 → 16 channels: 8 rows each, a 6-row and a 2-row tile of
+    /// the AVX2 kernel). An im2col tile stays whole: its workers split the output
+    /// channels, so that each reads half of W (UperNet's PPM bottleneck: 52 MB).
+    static func evenTilePixels(_ tilePixels: Int, pixels: Int, workers: Int, pointwise: Bool) -> Int {
+        let tiles = (pixels + tilePixels - 1) / tilePixels
+        guard workers > 1,
+              tiles > 1 || (pointwise && pixels >= workers * minimumPointwiseWorkerPixels) else { return tilePixels }
+        let evened = (tiles + workers - 1) / workers * workers
+        return min(tilePixels, ((pixels + evened - 1) / evened + 15) / 16 * 16)
+    }
+
+    /// Fewest pixels per worker for which a single pointwise tile is split by pixels.
+    static let minimumPointwiseWorkerPixels = 256
 
     var scratchBytes: Int {
         strategy == .im2col || int8Weight != nil ? ScratchSlots.slotCount * slotBytes : 0

@@ -44,6 +44,20 @@ final class ConvTests: XCTestCase {
         try check(x: [1, 64, 33, 35], w: [5, 64, 3, 3], ["pads": .ints([1, 1, 1, 1])], residual: true, seed: 40)
     }
 
+    /// An image's pixel tiles come in a multiple of the workers, so that no worker waits for
+    /// another's larger share; a single im2col tile stays whole (its workers split the
+    /// output channels), a single pointwise tile is split by pixels when large enough.
+    func testTilesComeInMultiplesOfTheWorkers() {
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(192, pixels: 256, workers: 2, pointwise: false), 128)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(224, pixels: 256, workers: 2, pointwise: false), 128)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(448, pixels: 33 * 35, workers: 2, pointwise: false), 304)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(448, pixels: 896, workers: 2, pointwise: false), 448)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(64, pixels: 64, workers: 2, pointwise: false), 64)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(4096, pixels: 4096, workers: 2, pointwise: true), 2048)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(256, pixels: 256, workers: 2, pointwise: true), 256)
+        XCTAssertEqual(ConvolutionKernel.evenTilePixels(192, pixels: 256, workers: 1, pointwise: false), 192)
+    }
+
     /// On the AVX2 and AVX-512 paths the im2col tile is written in the GEMM kernel's panels:
     /// bit for bit the plain rows packed by `GEMM.pack` (zeros past the last pixel), for
     /// tiles that start and end inside output rows, with padding, strides and dilations.
@@ -101,6 +115,7 @@ final class ConvTests: XCTestCase {
 
     func testPointwise() throws {
         try check(x: [2, 16, 63, 65], w: [7, 16, 1, 1], seed: 14)
+        try check(x: [1, 16, 37, 41], w: [13, 16, 1, 1], seed: 16)  // one tile, split by pixels
         try check(x: [1, 8, 65, 65], w: [8, 4, 1, 1], ["group": .int(2)], residual: true, seed: 15)
     }
 
