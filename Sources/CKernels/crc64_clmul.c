@@ -54,6 +54,10 @@ enum {
     /* 16-byte accumulators of the 128-bit kernel: 8 keep the multiplier (latency ~4-7
      * cycles, one per cycle) busy with 16 multiplies per stride. */
     LANES_128 = 8,
+    /* 32-byte accumulators of the 256-bit kernel, each two 16-byte blocks: 8, as for the
+     * 128-bit kernel, keep its multiplies' latency covered with the same stride in bytes as
+     * the 512-bit kernel's (12 of 16 ymm registers in the loop). */
+    LANES_256 = 8,
     /* 64-byte accumulators of the 512-bit kernel, each four 16-byte blocks. */
     LANES_512 = 4,
 };
@@ -79,6 +83,34 @@ static uint64_t crc64_clmul128(uint64_t crc, const uint8_t *bytes, size_t count,
     }
     uint8_t folded[LANES_128 * 16];
     for (int lane = 0; lane < LANES_128; lane++) _mm_storeu_si128((__m128i *)(folded + 16 * lane), lanes[lane]);
+    crc = crc64_bytes(0, folded, sizeof folded, table);
+    return crc64_bytes(crc, bytes + offset, count - offset, table);
+}
+
+/* VEX-encoded VPCLMULQDQ on 256-bit registers: what CPUs with AVX2 and VPCLMULQDQ but no
+ * AVX-512 run (AMD Zen 3; Intel Alder Lake and later client cores), and the AVX2 path's
+ * kernel on every CPU that has VPCLMULQDQ. */
+__attribute__((target("avx2,vpclmulqdq")))
+static uint64_t crc64_clmul256(uint64_t crc, const uint8_t *bytes, size_t count, const uint64_t *table) {
+    const size_t stride = LANES_256 * 32;
+    if (count < 2 * stride) return crc64_clmul128(crc, bytes, count, table);
+    const unsigned distance = stride * 8;
+    const __m128i pair = _mm_set_epi64x((long long)reflected_power(distance - 1), (long long)reflected_power(distance + 63));
+    const __m256i constants = _mm256_broadcastsi128_si256(pair);
+    __m256i lanes[LANES_256];
+    for (int lane = 0; lane < LANES_256; lane++) lanes[lane] = _mm256_loadu_si256((const __m256i *)(bytes + 32 * lane));
+    lanes[0] = _mm256_xor_si256(lanes[0], _mm256_set_epi64x(0, 0, 0, (long long)crc));
+    size_t offset = stride;
+    for (; offset + stride <= count; offset += stride) {
+        for (int lane = 0; lane < LANES_256; lane++) {
+            __m256i next = _mm256_loadu_si256((const __m256i *)(bytes + offset + 32 * lane));
+            __m256i high = _mm256_clmulepi64_epi128(lanes[lane], constants, 0x00);
+            __m256i low = _mm256_clmulepi64_epi128(lanes[lane], constants, 0x11);
+            lanes[lane] = _mm256_xor_si256(_mm256_xor_si256(high, low), next);
+        }
+    }
+    uint8_t folded[LANES_256 * 32];
+    for (int lane = 0; lane < LANES_256; lane++) _mm256_storeu_si256((__m256i *)(folded + 32 * lane), lanes[lane]);
     crc = crc64_bytes(0, folded, sizeof folded, table);
     return crc64_bytes(crc, bytes + offset, count - offset, table);
 }
@@ -111,13 +143,17 @@ static uint64_t crc64_clmul512(uint64_t crc, const uint8_t *bytes, size_t count,
 int restore_crc64_clmul_level(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("pclmul") || !__builtin_cpu_supports("sse4.1")) return RESTORE_CRC64_TABLE;
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("vpclmulqdq")) return RESTORE_CRC64_CLMUL512;
+    if (__builtin_cpu_supports("vpclmulqdq")) {
+        if (__builtin_cpu_supports("avx512f")) return RESTORE_CRC64_CLMUL512;
+        if (__builtin_cpu_supports("avx2")) return RESTORE_CRC64_CLMUL256;
+    }
     return RESTORE_CRC64_CLMUL128;
 }
 
 uint64_t restore_crc64_clmul(uint64_t crc, const void *bytes, size_t count, int variant, const uint64_t *table) {
     switch (variant) {
     case RESTORE_CRC64_CLMUL512: return crc64_clmul512(crc, bytes, count, table);
+    case RESTORE_CRC64_CLMUL256: return crc64_clmul256(crc, bytes, count, table);
     case RESTORE_CRC64_CLMUL128: return crc64_clmul128(crc, bytes, count, table);
     default: return crc64_bytes(crc, bytes, count, table);
     }

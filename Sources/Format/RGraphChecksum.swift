@@ -7,34 +7,41 @@ import Foundation
 /// value of "123456789" is 0x995DC9BBDF1939FA.
 ///
 /// Where the CPU multiplies without carries (PCLMULQDQ, every x86-64 with AVX2, or
-/// VPCLMULQDQ with AVX-512) it is computed by folding (Sources/CKernels/crc64_clmul.c):
-/// on the 2-core Zen 4 of session 7, CPU time, data in memory, 13 GB/s with 128-bit
-/// and 26–28 GB/s with 512-bit multiplies, against 2 GB/s for the tables below — the CRC
-/// of a 240 MB model falls from ~0.12 s to under 20 ms, which is what made it the largest
-/// part of loading one. Elsewhere, and as the reference the folding is tested against,
-/// slicing-by-8: eight 256-entry tables let one step fold 8 input bytes with 8
+/// VPCLMULQDQ) it is computed by folding (Sources/CKernels/crc64_clmul.c): on the 2-core
+/// Zen 4 of session 7, CPU time, data in memory, 13 GB/s with 128-bit and 26–28 GB/s with
+/// 512-bit multiplies, against 2 GB/s for the tables below — the CRC of a 240 MB model
+/// falls from ~0.12 s to under 20 ms, which is what made it the largest part of loading
+/// one. CPUs with VPCLMULQDQ but no AVX-512 (AMD Zen 3, Intel Alder Lake and later client
+/// cores) fold 256 bits at a time. Elsewhere, and as the reference the folding is tested
+/// against, slicing-by-8: eight 256-entry tables let one step fold 8 input bytes with 8
 /// independent lookups instead of 64 dependent shifts (2.1 GB/s on one core).
-/// `RESTORE_CPU=avx2` keeps the 128-bit multiplies and `RESTORE_CPU=generic` the tables,
-/// as for the kernels.
+/// `RESTORE_CPU=avx2` keeps at most the 256-bit multiplies — 128-bit ones on AVX2 CPUs
+/// without VPCLMULQDQ (Intel up to Comet Lake, AMD up to Zen 2), as `restore_crc64_clmul_level`
+/// finds — and `RESTORE_CPU=generic` the tables, as for the kernels.
 struct RGraphChecksum {
-    /// How the checksum is computed: `RESTORE_CRC64_TABLE`, `_CLMUL128` or `_CLMUL512`.
+    /// How the checksum is computed: `RESTORE_CRC64_TABLE`, `_CLMUL128`, `_CLMUL256` or `_CLMUL512`.
     typealias Variant = Int32
 
     /// The fastest variant this CPU runs, at most the level `RESTORE_CPU` names.
     static let fastestVariant: Variant = {
-        let detected = Variant(restore_crc64_clmul_level())
-        guard let text = ProcessInfo.processInfo.environment[CPULevel.environmentVariable],
-              let asked = CPULevel(named: text) else { return detected }
-        switch asked {
-        case .portable: return Variant(RESTORE_CRC64_TABLE)
-        case .avx2: return min(detected, Variant(RESTORE_CRC64_CLMUL128))
-        case .avx512: return detected
-        }
+        let asked = ProcessInfo.processInfo.environment[CPULevel.environmentVariable].flatMap(CPULevel.init(named:))
+        return variant(detected: Variant(restore_crc64_clmul_level()), cappedAt: asked)
     }()
+
+    /// The variant a CPU whose fastest is `detected` runs when `RESTORE_CPU` names `level`
+    /// (nil: not set): the AVX2 path keeps VPCLMULQDQ on 256-bit registers, which AVX2 CPUs
+    /// may have, and leaves the 512-bit ones to AVX-512.
+    static func variant(detected: Variant, cappedAt level: CPULevel?) -> Variant {
+        switch level {
+        case nil, .avx512?: detected
+        case .avx2?: min(detected, Variant(RESTORE_CRC64_CLMUL256))
+        case .portable?: Variant(RESTORE_CRC64_TABLE)
+        }
+    }
 
     /// The variants this CPU runs, the tables first: what tests compare.
     static var supportedVariants: [Variant] {
-        [RESTORE_CRC64_TABLE, RESTORE_CRC64_CLMUL128, RESTORE_CRC64_CLMUL512].map(Variant.init)
+        [RESTORE_CRC64_TABLE, RESTORE_CRC64_CLMUL128, RESTORE_CRC64_CLMUL256, RESTORE_CRC64_CLMUL512].map(Variant.init)
             .filter { $0 <= Variant(restore_crc64_clmul_level()) }
     }
 

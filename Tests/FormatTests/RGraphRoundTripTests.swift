@@ -45,9 +45,9 @@ final class RGraphRoundTripTests: XCTestCase {
         }
     }
 
-    /// The carry-less-multiply checksums this CPU runs (128- and 512-bit) against the
-    /// tables: random lengths around and far past their strides (128 and 256 bytes, folding
-    /// from 2 strides on), every start alignment in a 64-byte line, random initial
+    /// The carry-less-multiply checksums this CPU runs (128-, 256- and 512-bit) against the
+    /// tables: random lengths around and far past their strides (128, 256 and 256 bytes,
+    /// folding from 2 strides on), every start alignment in a 64-byte line, random initial
     /// registers (a checksum continued over several `update` calls), and the check value.
     func testFoldedChecksumsMatchTablesOnRandomLengthsAndAlignments() {
         let folded = RGraphChecksum.supportedVariants.filter { $0 != RGraphChecksum.Variant(RESTORE_CRC64_TABLE) }
@@ -83,6 +83,24 @@ final class RGraphRoundTripTests: XCTestCase {
             XCTAssertEqual(check.value, 0x995D_C9BB_DF19_39FA, "variant \(variant)")
         }
         print("folded checksum variants \(folded) match the tables on \(lengths.count) lengths")
+    }
+
+    /// `RESTORE_CPU=avx2` keeps VPCLMULQDQ on 256-bit registers, which AVX2 CPUs may have
+    /// (Zen 3, Alder Lake), and never the 512-bit kernel, which needs AVX-512; AVX2 CPUs
+    /// without VPCLMULQDQ keep their 128-bit multiplies; `generic` sums with the tables.
+    func testCPULevelCapsTheChecksumVariant() {
+        typealias Variant = RGraphChecksum.Variant
+        let (table, clmul128, clmul256, clmul512) = (Variant(RESTORE_CRC64_TABLE), Variant(RESTORE_CRC64_CLMUL128),
+                                                     Variant(RESTORE_CRC64_CLMUL256), Variant(RESTORE_CRC64_CLMUL512))
+        for detected in [table, clmul128, clmul256, clmul512] {
+            XCTAssertEqual(RGraphChecksum.variant(detected: detected, cappedAt: nil), detected)
+            XCTAssertEqual(RGraphChecksum.variant(detected: detected, cappedAt: .avx512), detected)
+            XCTAssertEqual(RGraphChecksum.variant(detected: detected, cappedAt: .portable), table)
+        }
+        XCTAssertEqual(RGraphChecksum.variant(detected: clmul512, cappedAt: .avx2), clmul256)
+        XCTAssertEqual(RGraphChecksum.variant(detected: clmul256, cappedAt: .avx2), clmul256)
+        XCTAssertEqual(RGraphChecksum.variant(detected: clmul128, cappedAt: .avx2), clmul128)
+        XCTAssertEqual(RGraphChecksum.variant(detected: table, cappedAt: .avx2), table)
     }
 
     /// A checksum continued by one of the bytes that follow, summed apart from register 0

@@ -23,14 +23,15 @@ int restore_cpu_detected_level(void);
 
 /*
  * CRC-64/XZ by carry-less multiplication (crc64_clmul.c). restore_crc64_clmul_level says
- * which variant this CPU runs: RESTORE_CRC64_CLMUL512 (AVX-512F and VPCLMULQDQ), _CLMUL128
- * (PCLMULQDQ and SSE4.1) or _TABLE (neither). restore_crc64_clmul continues the reflected
+ * which variant this CPU runs: RESTORE_CRC64_CLMUL512 (AVX-512F and VPCLMULQDQ), _CLMUL256
+ * (AVX2 and VPCLMULQDQ without AVX-512F), _CLMUL128 (PCLMULQDQ and SSE4.1) or _TABLE
+ * (neither); the values order them, each CPU running those below its own. restore_crc64_clmul continues the reflected
  * CRC register `crc` (not the final, inverted value) over `count` bytes with `variant`
  * (at most the CPU's) and returns the new register; `table` is the 256-entry byte table of
  * the reflected polynomial (table[b] = CRC of byte b with register 0), which finishes the
  * bytes past the last whole stride. Any alignment and count.
  */
-enum { RESTORE_CRC64_TABLE = 0, RESTORE_CRC64_CLMUL128 = 1, RESTORE_CRC64_CLMUL512 = 2 };
+enum { RESTORE_CRC64_TABLE = 0, RESTORE_CRC64_CLMUL128 = 1, RESTORE_CRC64_CLMUL256 = 2, RESTORE_CRC64_CLMUL512 = 3 };
 int restore_crc64_clmul_level(void);
 uint64_t restore_crc64_clmul(uint64_t crc, const void *bytes, size_t count, int variant, const uint64_t *table);
 /* The register of A followed by B from the register `first` of A, the register
