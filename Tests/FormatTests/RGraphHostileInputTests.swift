@@ -199,6 +199,57 @@ final class RGraphHostileInputTests: XCTestCase {
         }
     }
 
+    /// `verify` called while background workers sum the same tensors (what the planner does
+    /// when it arrives before they end) sums what they have not claimed and waits for the
+    /// rest: every tensor is verified once either way, and a corrupt one is named — the first
+    /// in file order, whoever summed it — and stays unverified, on 1 and 3 workers.
+    /// `verifyAll` does the same for every tensor.
+    func testVerifyingWhileBackgroundWorkersSumSharesTheWorkAndNamesTheFirstCorruptTensor() throws {
+        var generator = SplitMix64(seed: 15)
+        let sample = sampleGraph()
+        let sizes = (0..<24).map { _ in Int.random(in: 1 ... 40_000, using: &generator) }
+        let weights = sizes.enumerated().map { index, count in
+            randomConstant("weight.\(index)", .float32, [count], using: &generator)
+        }
+        let graph = Graph(inputs: sample.inputs, outputs: sample.outputs, nodes: sample.nodes,
+                          constants: sample.orderedConstants + weights, metadata: sample.metadata)
+        let path = directory + "/many.rgraph"
+        try RGraphWriter.write(graph, to: path)
+        let clean = try RGraphReader.read(contentsOf: path)
+        let byOffset = clean.graph.orderedConstants.filter { $0.name.hasPrefix("weight.") }.sorted { $0.byteOffset < $1.byteOffset }
+        let corrupt = [byOffset[7], byOffset[20]]
+        var bytes = try fileBytes(path)
+        for tensor in corrupt { bytes[tensor.byteOffset + tensor.byteCount - 1] ^= 0x80 }
+        let flippedPath = directory + "/many-flipped.rgraph"
+        try writeBytes(bytes, to: flippedPath)
+        let names = clean.graph.constantOrder
+        for workers in [1, 3] {
+            for attempt in 0..<3 {
+                let context = "\(workers) workers, attempt \(attempt)"
+                let good = try XCTUnwrap(try RGraphReader.read(contentsOf: path).checksums)
+                good.verifyInBackground(names.shuffled(using: &generator), workers: workers)
+                if attempt == 0 { try good.verifyAll() } else { try good.verify(names) }
+                XCTAssertEqual(good.unverified, [], context)
+
+                let file = try RGraphReader.read(contentsOf: flippedPath)
+                let checksums = try XCTUnwrap(file.checksums)
+                checksums.verifyInBackground(names.shuffled(using: &generator), workers: workers)
+                XCTAssertThrowsError(try checksums.verify(names), context) { error in
+                    guard case .tensorChecksumMismatch(flippedPath, corrupt[0].name, _, _)? = error as? RGraphError else {
+                        return XCTFail("\(context): unexpected error \(error)")
+                    }
+                }
+                XCTAssertEqual(checksums.unverified, Set(corrupt.map(\.name)), context)
+                try checksums.verify(names.filter { name in !corrupt.contains { $0.name == name } })
+                XCTAssertThrowsError(try checksums.verify([corrupt[1].name]), context) { error in
+                    guard case .tensorChecksumMismatch(_, corrupt[1].name, _, _)? = error as? RGraphError else {
+                        return XCTFail("\(context): unexpected error \(error)")
+                    }
+                }
+            }
+        }
+    }
+
     /// Files without `crc64` members (written before 1.3) have their data section verified
     /// whole on reading, as before.
     func testFileWithoutTensorChecksumsIsVerifiedWholeOnReading() throws {

@@ -30,13 +30,15 @@ public final class Model: Sendable {
     /// shape inference reads, tensors widened or dequantized here) are verified first.
     public init(graph: Graph, foreignPackedConstants: [ForeignPackedConstant] = [],
                 checksums: TensorChecksums? = nil) throws {
+        // Background workers start on what plans will read first, so that the rest of
+        // loading overlaps them too; what loading reads is a disjoint set.
+        checksums?.verifyInBackground(Self.likelyPlanReads(graph))
         try checksums?.verify(graph.orderedConstants.filter { !Self.verifiedWhenPlanned($0) }.map(\.name))
         self.checksums = checksums
         weights = try WeightStore(graph)
         parsedShapeInference = try ShapeInference(graph: weights.graph)
         self.preparedWeights = PreparedWeightStore(packed: graph.packedConstants)
         self.foreignPackedConstants = foreignPackedConstants
-        checksums?.verifyInBackground(Self.likelyPlanReads(graph))
     }
 
     /// What plans will most likely read of the tensors verified when planned: the packed
@@ -73,8 +75,7 @@ public final class Model: Sendable {
     /// Verifies every tensor of the file not verified yet (`rrun info`, training, which
     /// reads weights outside plans).
     public func verifyAllConstants() throws(RGraphError) {
-        guard let checksums else { return }
-        try checksums.verify(checksums.unverified)
+        try checksums?.verifyAll()
     }
 
     /// Lets the pages of an f32 constant mapped from the file leave resident memory (read
