@@ -13,6 +13,8 @@ import Synchronization
 /// by whichever thread claims it first: background workers (`verifyInBackground`) and the
 /// thread that needs the tensor (`verify`) share the work, so that one that arrives while
 /// the background is still summing sums the rest with it instead of waiting.
+///
+/// Sendable by hand: the only mutable state, `states`, is guarded by `condition`.
 public final class TensorChecksums: @unchecked Sendable {
     /// The path, for errors.
     public let file: String
@@ -73,14 +75,12 @@ public final class TensorChecksums: @unchecked Sendable {
         }
     }
 
-    /// Sums entry `index` if no thread has claimed it, and records the result; whether it
-    /// did.
-    @discardableResult
-    private func sumIfUnclaimed(_ index: Int, releasingPages: Bool = false) -> Bool {
+    /// Sums entry `index` if no thread has claimed it, and records the result.
+    private func sumIfUnclaimed(_ index: Int, releasingPages: Bool = false) {
         condition.lock()
         guard case .unclaimed = states[index] else {
             condition.unlock()
-            return false
+            return
         }
         states[index] = .summing
         condition.unlock()
@@ -93,7 +93,6 @@ public final class TensorChecksums: @unchecked Sendable {
         states[index] = computed == entry.stored ? .verified : .corrupt(computed: computed)
         condition.broadcast()
         condition.unlock()
-        return true
     }
 
     /// Verifies every tensor not verified yet, as `verify` does (with background workers,
