@@ -23,7 +23,7 @@ __attribute__((target("avx2,fma"))) static void *chains256(void *result) {
     __m256 acc[CHAINS], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
     for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps((float)i);
     for (long s = 0; s < STEPS; s++) {
-#pragma clang loop unroll(full)
+#pragma GCC unroll 12
         for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
     }
     float sum = 0;
@@ -36,7 +36,7 @@ __attribute__((target("avx512f"))) static void *chains512(void *result) {
     __m512 acc[CHAINS], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
     for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
     for (long s = 0; s < STEPS; s++) {
-#pragma clang loop unroll(full)
+#pragma GCC unroll 12
         for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
     }
     float sum = 0;
