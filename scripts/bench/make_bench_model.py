@@ -104,28 +104,10 @@ def main() -> None:
     else:
         from pytorch_pretrained_biggan import BigGAN, BigGANConfig
 
-        from make_checkpoints import converge_spectral_norms
+        from make_checkpoints import set_biggan_statistics_as_trained
 
         model = BigGAN(BigGANConfig(output_dim=128, channel_width=64)).eval()
-        # As a trained model has them: spectral norms at their weights' leading singular
-        # vectors, batch-norm statistics near what the activations have (means N(0, 0.3²),
-        # variances in [0.5, 1.5)), a non-zero attention gamma (BigGAN initialises it to 0,
-        # which keeps attention out of the image) and the final batch norm's scale and
-        # shift set: BigGAN leaves them uninitialised (torch.Tensor(n)), which made this
-        # model's image depend on leftover memory and overflow (values like 4e19).
-        generator = torch.Generator().manual_seed(SEED)
-        with torch.no_grad():
-            for name, tensor in model.state_dict().items():
-                if name.endswith("running_means"):
-                    tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.3)
-                elif name.endswith("running_vars"):
-                    tensor.copy_(torch.rand(tensor.shape, generator=generator) + 0.5)
-                elif name.endswith("gamma"):
-                    tensor.fill_(0.7)
-                elif name in ("generator.bn.weight", "generator.bn.bias"):
-                    offset = 1.0 if name.endswith("weight") else 0.0
-                    tensor.copy_(torch.randn(tensor.shape, generator=generator) * 0.5 + offset)
-        converge_spectral_norms(model)
+        set_biggan_statistics_as_trained(model, torch.Generator().manual_seed(SEED))
         z = torch.randn(1, 128) * 0.4
         classes = torch.softmax(torch.randn(1, 1000), dim=1)
         exported = export_onnx(BigGANAtTruncation(model, 0.4), (z, classes), output, ["z", "class_vector"], ["image"], [])
