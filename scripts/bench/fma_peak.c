@@ -19,31 +19,23 @@ static double seconds(void) {
     return now.tv_sec + now.tv_nsec * 1e-9;
 }
 
-__attribute__((target("avx2,fma"))) static void *chains256(void *result) {
-    __m256 acc[CHAINS], a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_set1_ps((float)i);
-    for (long s = 0; s < STEPS; s++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+/* A thread body: CHAINS independent chains of STEPS fused multiply-adds on `type` registers,
+ * their sum stored through `result` so that the compiler keeps the work. */
+#define FMA_CHAINS(name, target_features, type, set1, fmadd, first_lane)                  \
+    __attribute__((target(target_features))) static void *name(void *result) {            \
+        type acc[CHAINS], a = set1(0.999999f), b = set1(1e-7f);                          \
+        for (int i = 0; i < CHAINS; i++) acc[i] = set1((float)i);                         \
+        for (long s = 0; s < STEPS; s++) {                                                \
+            _Pragma("GCC unroll 12") for (int i = 0; i < CHAINS; i++) acc[i] = fmadd(acc[i], a, b); \
+        }                                                                                 \
+        float sum = 0;                                                                    \
+        for (int i = 0; i < CHAINS; i++) sum += first_lane(acc[i]);                       \
+        *(float *)result = sum;                                                           \
+        return NULL;                                                                      \
     }
-    float sum = 0;
-    for (int i = 0; i < CHAINS; i++) sum += acc[i][0];
-    *(float *)result = sum;
-    return NULL;
-}
 
-__attribute__((target("avx512f"))) static void *chains512(void *result) {
-    __m512 acc[CHAINS], a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_set1_ps((float)i);
-    for (long s = 0; s < STEPS; s++) {
-#pragma GCC unroll 12
-        for (int i = 0; i < CHAINS; i++) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
-    }
-    float sum = 0;
-    for (int i = 0; i < CHAINS; i++) sum += acc[i][0];
-    *(float *)result = sum;
-    return NULL;
-}
+FMA_CHAINS(chains256, "avx2,fma", __m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_cvtss_f32)
+FMA_CHAINS(chains512, "avx512f", __m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_cvtss_f32)
 
 /* GFLOP/s of `threads` threads each running `body`, `lanes` floats per FMA. */
 static double rate(void *(*body)(void *), int lanes, int threads) {
