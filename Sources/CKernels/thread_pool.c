@@ -125,8 +125,13 @@ static void *worker_main(void *argument) {
             while (atomic_load(&pool->generation) == seen) futex_wait(&pool->generation, seen);
             atomic_fetch_sub(&pool->sleeping_workers, 1);
         }
-        if (atomic_load(&pool->stopping)) return NULL;
+        /* The generation before `stopping`: restore_pool_destroy sets `stopping` and then
+         * bumps the generation, so a worker that sees the bump sees `stopping` too. In the
+         * other order a worker could check `stopping` just before destroy, adopt destroy's
+         * generation as the one it has seen, and sleep on it for ever (the pool test of 1000
+         * short-lived pools hung so in a CI run). */
         seen = atomic_load(&pool->generation);
+        if (atomic_load(&pool->stopping)) return NULL;
         run_chunks(pool, seen);
     }
 }
